@@ -1,0 +1,2 @@
+//! The `ticketlab` command.
+fn main() {}

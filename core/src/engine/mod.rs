@@ -1,0 +1,1 @@
+//! Planner, content-addressed store and executor.

@@ -1,0 +1,26 @@
+//! ticketlab-core: the engine behind ticketlab.
+//!
+//! - [`tensor`]: the tensor backend on luminal 0.2.0 compiled graphs: graph building with
+//!   run-time shapes, a reverse-mode autograd pass (double backward included), CPU kernels as
+//!   luminal compiler passes, optimizers with PyTorch semantics, masks and training sessions.
+//! - [`data`]: datasets as the engine sees them.
+//! - [`plugin`]: plugin kinds, parameter schemas, the static registry and dynamic loading.
+//! - [`ir`]: the checked, expanded experiment: a DAG of typed stages.
+//! - [`artifact`]: what flows between stages (models, masks, runs, analyses).
+//! - [`metrics`]: evaluation records and grokking metrics (t_mem, t_gen, tau_grok).
+//! - [`engine`]: planner, content-addressed store and executor.
+//! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
+
+pub mod artifact;
+pub mod data;
+pub mod engine;
+pub mod error;
+pub mod ir;
+pub mod metrics;
+pub mod plugin;
+pub mod seed;
+pub mod tensor;
+
+pub use error::{Error, Result};
+#[doc(hidden)]
+pub use inventory;

@@ -1,0 +1,1 @@
+//! The plugin registry: built-ins collected from inventory plus loaded dynamic plugins.

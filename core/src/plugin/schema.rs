@@ -1,0 +1,170 @@
+//! Parameter schemas: what each plugin accepts, checked before anything runs.
+
+use serde_json::Value;
+
+/// The type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamType {
+    /// An integer.
+    Int,
+    /// A number (integers are accepted).
+    Float,
+    /// `true` or `false`.
+    Bool,
+    /// Any string.
+    Str,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
+    /// A list of integers.
+    IntList,
+    /// A list of numbers.
+    FloatList,
+    /// A list of strings.
+    StrList,
+}
+
+impl ParamType {
+    /// The name shown in docs and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            ParamType::Int => "integer".into(),
+            ParamType::Float => "number".into(),
+            ParamType::Bool => "boolean".into(),
+            ParamType::Str => "string".into(),
+            ParamType::Choice(c) => format!("one of {}", c.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+            ParamType::IntList => "list of integers".into(),
+            ParamType::FloatList => "list of numbers".into(),
+            ParamType::StrList => "list of strings".into(),
+        }
+    }
+}
+
+/// One parameter of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    /// Name as written in experiment files.
+    pub name: &'static str,
+    /// Type.
+    pub ty: ParamType,
+    /// Default as a JSON literal (`"0.6"`, `"\"global\""`); `None` = required.
+    pub default: Option<&'static str>,
+    /// Inclusive lower bound for numbers (and list elements).
+    pub min: Option<f64>,
+    /// Upper bound for numbers (and list elements).
+    pub max: Option<f64>,
+    /// Whether `max` itself is excluded (e.g. pruning rate in [0, 1)).
+    pub max_exclusive: bool,
+    /// One-line documentation.
+    pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// A required parameter with no range; refine with the builder methods.
+    pub const fn new(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
+        Self { name, ty, default: None, min: None, max: None, max_exclusive: false, doc }
+    }
+
+    /// Sets the default (a JSON literal).
+    pub const fn default(mut self, json: &'static str) -> Self {
+        self.default = Some(json);
+        self
+    }
+
+    /// Inclusive range.
+    pub const fn range(mut self, min: f64, max: f64) -> Self {
+        self.min = Some(min);
+        self.max = Some(max);
+        self
+    }
+
+    /// Half-open range `[min, max)`.
+    pub const fn range_exclusive(mut self, min: f64, max: f64) -> Self {
+        self.min = Some(min);
+        self.max = Some(max);
+        self.max_exclusive = true;
+        self
+    }
+
+    /// Lower bound only.
+    pub const fn min(mut self, min: f64) -> Self {
+        self.min = Some(min);
+        self
+    }
+
+    /// The default parsed as JSON.
+    pub fn default_value(&self) -> Option<Value> {
+        self.default.map(|d| serde_json::from_str(d).expect("plugin default must be valid JSON"))
+    }
+
+    /// Checks a value against type and range; the error says what would be valid.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        let expect = || format!("expected {}, found {}", self.ty.describe(), describe_value(value));
+        match self.ty {
+            ParamType::Int => {
+                let v = value.as_i64().ok_or_else(expect)?;
+                self.check_range(v as f64)
+            }
+            ParamType::Float => {
+                let v = value.as_f64().ok_or_else(expect)?;
+                self.check_range(v)
+            }
+            ParamType::Bool => value.as_bool().map(|_| ()).ok_or_else(expect),
+            ParamType::Str => value.as_str().map(|_| ()).ok_or_else(expect),
+            ParamType::Choice(choices) => {
+                let s = value.as_str().ok_or_else(expect)?;
+                if choices.contains(&s) {
+                    Ok(())
+                } else {
+                    Err(format!("`{s}` is not {}", self.ty.describe()))
+                }
+            }
+            ParamType::IntList | ParamType::FloatList | ParamType::StrList => {
+                let items = value.as_array().ok_or_else(expect)?;
+                for (i, item) in items.iter().enumerate() {
+                    let ok = match self.ty {
+                        ParamType::IntList => item.as_i64().map(|v| v as f64),
+                        ParamType::FloatList => item.as_f64(),
+                        _ => item.as_str().map(|_| 0.0),
+                    };
+                    let v = ok.ok_or_else(|| format!("element {i}: {}", expect()))?;
+                    if self.ty != ParamType::StrList {
+                        self.check_range(v).map_err(|e| format!("element {i}: {e}"))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn check_range(&self, v: f64) -> Result<(), String> {
+        let below = self.min.is_some_and(|m| v < m);
+        let above = self.max.is_some_and(|m| if self.max_exclusive { v >= m } else { v > m });
+        if !v.is_finite() || below || above {
+            Err(format!("{v} is out of range: expected {}", self.describe_range()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The range in interval notation, e.g. `[0, 1)`, or `any`.
+    pub fn describe_range(&self) -> String {
+        match (self.min, self.max) {
+            (None, None) => "any value".into(),
+            (Some(a), None) => format!("a value >= {a}"),
+            (None, Some(b)) => format!("a value {} {b}", if self.max_exclusive { "<" } else { "<=" }),
+            (Some(a), Some(b)) => format!("a value in [{a}, {b}{}", if self.max_exclusive { ")" } else { "]" }),
+        }
+    }
+}
+
+/// A short description of a JSON value's type, for errors.
+pub fn describe_value(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) => format!("number `{n}`"),
+        Value::String(s) => format!("string `{s}`"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+    }
+}

@@ -1,0 +1,1 @@
+//! ticketlab experiment files.

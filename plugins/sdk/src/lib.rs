@@ -1,0 +1,1 @@
+//! The ticketlab plugin SDK.

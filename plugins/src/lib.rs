@@ -1,0 +1,1 @@
+//! ticketlab's built-in plugins.

@@ -1,1 +1,219 @@
 //! The plugin registry: built-ins collected from inventory plus loaded dynamic plugins.
+//!
+//! Built once per process, sorted by (kind, name); a second plugin with the same kind and name
+//! is refused with an error naming both origins.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{
+    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, ParamSpec, PluginCtor, PluginDescriptor,
+    PluginKind, PrunerPlugin, ReportPlugin, TrainerPlugin,
+};
+use crate::{Error, Result};
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled into ticketlab.
+    BuiltIn,
+    /// Loaded from a shared library.
+    Dynamic {
+        /// The library's path as loaded.
+        path: PathBuf,
+        /// SHA-256 of the library file (enters cache keys).
+        sha256: String,
+    },
+}
+
+impl Origin {
+    /// `built-in` or `dynamic`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Origin::BuiltIn => "built-in",
+            Origin::Dynamic { .. } => "dynamic",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Origin::BuiltIn => "built into ticketlab".into(),
+            Origin::Dynamic { path, .. } => format!("loaded from {}", path.display()),
+        }
+    }
+}
+
+/// A plugin instance of any kind.
+#[derive(Clone)]
+pub enum PluginInstance {
+    /// A dataset plugin.
+    Dataset(Arc<dyn DatasetPlugin>),
+    /// An architecture plugin.
+    Architecture(Arc<dyn ArchitecturePlugin>),
+    /// A trainer plugin.
+    Trainer(Arc<dyn TrainerPlugin>),
+    /// A pruner plugin.
+    Pruner(Arc<dyn PrunerPlugin>),
+    /// An analysis plugin.
+    Analysis(Arc<dyn AnalysisPlugin>),
+    /// A report plugin.
+    Report(Arc<dyn ReportPlugin>),
+}
+
+impl PluginInstance {
+    fn from_ctor(ctor: PluginCtor) -> Self {
+        match ctor {
+            PluginCtor::Dataset(f) => PluginInstance::Dataset(Arc::from(f())),
+            PluginCtor::Architecture(f) => PluginInstance::Architecture(Arc::from(f())),
+            PluginCtor::Trainer(f) => PluginInstance::Trainer(Arc::from(f())),
+            PluginCtor::Pruner(f) => PluginInstance::Pruner(Arc::from(f())),
+            PluginCtor::Analysis(f) => PluginInstance::Analysis(Arc::from(f())),
+            PluginCtor::Report(f) => PluginInstance::Report(Arc::from(f())),
+        }
+    }
+}
+
+/// One registered plugin.
+#[derive(Clone)]
+pub struct PluginEntry {
+    /// Kind.
+    pub kind: PluginKind,
+    /// Name, unique per kind.
+    pub name: String,
+    /// Version (enters cache keys).
+    pub version: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Parameter schema.
+    pub params: Vec<ParamSpec>,
+    /// Built-in or dynamic.
+    pub origin: Origin,
+    /// The instance.
+    pub instance: PluginInstance,
+}
+
+impl PluginEntry {
+    /// `kind/name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    /// The string hashed into cache keys: name, version and, for dynamic plugins, the
+    /// library's content hash.
+    pub fn fingerprint(&self) -> String {
+        match &self.origin {
+            Origin::BuiltIn => format!("{}/{}@{}", self.kind, self.name, self.version),
+            Origin::Dynamic { sha256, .. } => format!("{}/{}@{}#{}", self.kind, self.name, self.version, sha256),
+        }
+    }
+
+    /// The parameter spec called `name`.
+    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// All plugins known to this process.
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: BTreeMap<(PluginKind, String), PluginEntry>,
+}
+
+impl Registry {
+    /// The built-in plugins (every `register_plugin!` linked into the binary).
+    pub fn builtin() -> Result<Self> {
+        let mut r = Registry::default();
+        let mut descriptors: Vec<&PluginDescriptor> = inventory::iter::<PluginDescriptor>.into_iter().collect();
+        descriptors.sort_by_key(|d| (d.make.kind(), d.name));
+        for d in descriptors {
+            r.insert(PluginEntry {
+                kind: d.make.kind(),
+                name: d.name.to_string(),
+                version: d.version.to_string(),
+                summary: d.summary.to_string(),
+                params: d.params.to_vec(),
+                origin: Origin::BuiltIn,
+                instance: PluginInstance::from_ctor(d.make),
+            })?;
+        }
+        Ok(r)
+    }
+
+    /// Adds a plugin; refuses a second plugin with the same kind and name.
+    pub fn insert(&mut self, entry: PluginEntry) -> Result<()> {
+        let key = (entry.kind, entry.name.clone());
+        if let Some(existing) = self.entries.get(&key) {
+            return Err(Error::plugin(
+                entry.id(),
+                format!(
+                    "registered twice: {} and {}; rename one of them",
+                    existing.origin.describe(),
+                    entry.origin.describe()
+                ),
+            ));
+        }
+        self.entries.insert(key, entry);
+        Ok(())
+    }
+
+    /// The plugin of `kind` called `name`.
+    pub fn get(&self, kind: PluginKind, name: &str) -> Option<&PluginEntry> {
+        self.entries.get(&(kind, name.to_string()))
+    }
+
+    /// Like [`Registry::get`], with an error that lists what exists and suggests the closest.
+    pub fn require(&self, kind: PluginKind, name: &str) -> Result<&PluginEntry> {
+        self.get(kind, name).ok_or_else(|| {
+            let names = self.names(kind);
+            let hint = crate::plugin::registry::closest(name, &names)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            Error::plugin(
+                format!("{kind}/{name}"),
+                format!("unknown {kind} `{name}`; {hint}known: {}", names.join(", ")),
+            )
+        })
+    }
+
+    /// Names of every plugin of `kind`, sorted.
+    pub fn names(&self, kind: PluginKind) -> Vec<&str> {
+        self.entries.values().filter(|e| e.kind == kind).map(|e| e.name.as_str()).collect()
+    }
+
+    /// Every entry, sorted by kind then name.
+    pub fn entries(&self) -> impl Iterator<Item = &PluginEntry> {
+        self.entries.values()
+    }
+}
+
+/// The candidate closest to `name` by Jaro-Winkler similarity, if any is close enough.
+pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(name, c), *c))
+        .filter(|(score, _)| *score >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+macro_rules! typed_getter {
+    ($fn:ident, $variant:ident, $trait:ident) => {
+        impl Registry {
+            #[doc = concat!("The ", stringify!($variant), " plugin called `name`.")]
+            pub fn $fn(&self, name: &str) -> Result<Arc<dyn $trait>> {
+                match &self.require(PluginKind::$variant, name)?.instance {
+                    PluginInstance::$variant(p) => Ok(p.clone()),
+                    _ => unreachable!("registry entries are keyed by their instance's kind"),
+                }
+            }
+        }
+    };
+}
+
+typed_getter!(dataset, Dataset, DatasetPlugin);
+typed_getter!(architecture, Architecture, ArchitecturePlugin);
+typed_getter!(trainer, Trainer, TrainerPlugin);
+typed_getter!(pruner, Pruner, PrunerPlugin);
+typed_getter!(analysis, Analysis, AnalysisPlugin);
+typed_getter!(report, Report, ReportPlugin);

@@ -110,3 +110,6 @@ mod rand_distr_free {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,7 +44,8 @@ pub fn backward(g: &mut GraphBuilder, output: Var, wrt: &[Var]) -> Result<Vec<Va
         }
         let Some(grad) = grads.get(&node).copied() else { continue };
         let inputs = data_inputs(g, node);
-        let local = local_gradients(g, node, grad, &inputs)?;
+        let needed: Vec<bool> = inputs.iter().map(|(src, _)| relevant.contains(src)).collect();
+        let local = local_gradients(g, node, grad, &inputs, &needed)?;
         for ((src, view), lg) in inputs.into_iter().zip(local) {
             let Some(lg) = lg else { continue };
             if !relevant.contains(&src) {
@@ -104,8 +105,8 @@ fn data_inputs(g: &GraphBuilder, node: NodeIndex) -> Vec<(NodeIndex, ShapeTracke
 }
 
 /// The gradient with respect to each input edge (in the edge's logical space), or `None`
-/// where the op has no gradient.
-fn local_gradients(g: &mut GraphBuilder, node: NodeIndex, grad: Var, inputs: &[(NodeIndex, ShapeTracker)]) -> Result<Vec<Option<Var>>> {
+/// where the op has no gradient or the input needs none (`needed`).
+fn local_gradients(g: &mut GraphBuilder, node: NodeIndex, grad: Var, inputs: &[(NodeIndex, ShapeTracker)], needed: &[bool]) -> Result<Vec<Option<Var>>> {
     let operator = g.cx.graph.node_weight(node).expect("node exists");
     let any = operator.as_any();
     let input = |i: usize| Var { node: inputs[i].0, view: inputs[i].1 };
@@ -114,8 +115,11 @@ fn local_gradients(g: &mut GraphBuilder, node: NodeIndex, grad: Var, inputs: &[(
     if any.is::<op::Add>() {
         Ok(vec![Some(grad), Some(grad)])
     } else if any.is::<op::Mul>() {
+        // Only build the products that lead to a requested gradient.
         let (a, b) = (input(0), input(1));
-        Ok(vec![Some(g.mul(grad, b)?), Some(g.mul(grad, a)?)])
+        let da = if needed[0] { Some(g.mul(grad, b)?) } else { None };
+        let db = if needed[1] { Some(g.mul(grad, a)?) } else { None };
+        Ok(vec![da, db])
     } else if let Some(op::SumReduce(axis)) = any.downcast_ref::<op::SumReduce>() {
         let axis = *axis;
         let n = view_dims(&inputs[0].1)[axis];

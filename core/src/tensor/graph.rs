@@ -125,6 +125,30 @@ impl GraphBuilder {
         self.var(id)
     }
 
+    /// A constant tensor (e.g. an attention mask), stored in the graph.
+    pub fn tensor_constant(&mut self, name: &str, value: &crate::tensor::HostTensor) -> Var {
+        let v = self.input(name, &value.shape);
+        self.cx.set_tensor(v.node, 0, luminal::tensor::Tensor::new(value.data.clone()));
+        self.cx.no_delete.insert(v.node);
+        v
+    }
+
+    /// Multiplies `x` `[.., K]` by a 2-D matrix `w` `[K, N]`, flattening the leading axes so
+    /// the product is a single sgemm.
+    pub fn linear(&mut self, x: Var, w: Var) -> Result<Var> {
+        let sx = x.shape();
+        let lead: Vec<usize> = sx[..sx.len() - 1].to_vec();
+        let rows: usize = lead.iter().product();
+        let flat = if sx.len() == 2 { x } else { self.reshape(x, &[rows, sx[sx.len() - 1]])? };
+        let y = self.matmul(flat, w)?;
+        if sx.len() == 2 {
+            return Ok(y);
+        }
+        let mut out = lead;
+        out.push(y.shape()[1]);
+        self.reshape(y, &out)
+    }
+
     /// A scalar constant broadcast to `shape`.
     pub fn constant(&mut self, value: f32, shape: &[usize]) -> Var {
         let dyn_map = &self.cx.dyn_map as *const _;

@@ -4,6 +4,7 @@
 //! interpreter; its 2-D matmul pattern never fires) and wrong for some ops, so it is never
 //! used. [`compile`] runs our passes instead:
 //!
+//! - [`RemoveDeadNodes`]: drops branches nobody reads (luminal runs every node).
 //! - [`ContractionPass`]: every `Mul -> SumReduce` contraction (forward and backward layouts,
 //!   any batch axes, transposes as strides) becomes one strided `matrixmultiply::sgemm` call per
 //!   batch entry.
@@ -22,10 +23,74 @@ use luminal::tensor::Tensor;
 use luminal::prelude::petgraph::Direction;
 use luminal::prelude::petgraph::visit::EdgeRef;
 
-/// Runs every kernel pass on `graph`, keeping `remap`'s node ids valid.
+/// Where compiled graphs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Our CPU kernels.
+    Cpu,
+    /// luminal_cuda's compiler (feature `cuda`): inputs and outputs stay host buffers; its
+    /// copy pass moves them to and from the device.
+    Cuda,
+}
+
+impl Backend {
+    /// `TICKETLAB_BACKEND=cuda` selects CUDA (with the `cuda` feature); the default is CPU.
+    pub fn from_env() -> Self {
+        match std::env::var("TICKETLAB_BACKEND").as_deref() {
+            Ok("cuda") if cfg!(feature = "cuda") => Backend::Cuda,
+            _ => Backend::Cpu,
+        }
+    }
+
+    /// The name recorded in manifests and cache keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+/// Runs every kernel pass of the selected [`Backend`] on `graph`, keeping `remap`'s node ids
+/// valid.
 pub fn compile(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
     let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
-    graph.compile((ContractionPass, StridedPass), &mut ids);
+    match Backend::from_env() {
+        Backend::Cpu => graph.compile((RemoveDeadNodes, ContractionPass, StridedPass), &mut ids),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => graph.compile((RemoveDeadNodes, luminal_cuda::CudaCompiler::<f32>::default()), &mut ids),
+        #[cfg(not(feature = "cuda"))]
+        Backend::Cuda => unreachable!("Backend::from_env selects CUDA only with the `cuda` feature"),
+    }
+}
+
+/// Removes nodes whose output nobody reads: luminal executes every node in the graph, kept or
+/// not, so an unused branch would cost a full computation per step.
+#[derive(Debug, Default)]
+pub struct RemoveDeadNodes;
+
+impl Compiler for RemoveDeadNodes {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let held: std::collections::HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
+        loop {
+            let dead: Vec<NodeIndex> = graph
+                .graph
+                .node_indices()
+                .filter(|&n| {
+                    graph.graph.edges_directed(n, Direction::Outgoing).next().is_none()
+                        && !graph.no_delete.contains(&n)
+                        && !graph.to_retrieve.contains(&n)
+                        && !held.contains(&n)
+                })
+                .collect();
+            if dead.is_empty() {
+                break;
+            }
+            for n in dead {
+                graph.graph.remove_node(n);
+            }
+        }
+    }
 }
 
 // ---- views as strided accesses ---------------------------------------------------------
@@ -415,12 +480,15 @@ impl Operator for Sgemm {
         let stride = |v: &[Axis], ax: Option<usize>| ax.map_or(0, |i| v[i].stride);
         let (m, n, k) = (size(plan.m), size(plan.n), shape[self.axis]);
         let batches: usize = plan.batch.iter().map(|&i| shape[i]).product();
+        // Slices that start past 0 (within bounds) shift each operand's first element.
+        let start = |v: &[Axis]| -> isize { v.iter().map(|x| x.offset * x.stride).sum() };
+        let (start_a, start_b) = (start(&va), start(&vb));
         let mut idx = vec![0usize; plan.batch.len()];
         for _ in 0..batches {
             let offset = |strides: &dyn Fn(usize) -> isize| -> isize {
                 plan.batch.iter().zip(&idx).map(|(&ax, &j)| strides(ax) * j as isize).sum()
             };
-            let (oa, ob, oc) = (offset(&|i| va[i].stride), offset(&|i| vb[i].stride), offset(&|i| out_strides[i]));
+            let (oa, ob, oc) = (start_a + offset(&|i| va[i].stride), start_b + offset(&|i| vb[i].stride), offset(&|i| out_strides[i]));
             // SAFETY: every index sgemm touches, base + (i < m) * rs + (j < k) * cs, lies
             // inside the buffers: the strides come from views whose extents were checked
             // against these buffers when luminal built them, and no axis is padded or sliced.

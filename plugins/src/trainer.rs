@@ -1,0 +1,220 @@
+//! The `standard` trainer: AdamW or SGD, full batch or minibatches, an evaluation schedule,
+//! checkpoints, and resumable state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use ticketlab_core::artifact::{DensityReport, RunArtifact};
+use ticketlab_core::data::Dataset;
+use ticketlab_core::metrics::{EvalRecord, Norms, RunSummary};
+use ticketlab_core::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
+use ticketlab_core::tensor::{LossKind, NamedTensors, OptimizerConfig, OptimizerKind, TrainingSession};
+use ticketlab_core::{Error, Result, register_plugin, seed};
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("steps", ParamType::Int, "optimizer steps (full batch: steps = epochs)").default("30000").min(0.0),
+    ParamSpec::new("optimizer", ParamType::Choice(&["adamw", "sgd"]), "AdamW (decoupled weight decay) or SGD with momentum, with PyTorch semantics").default("\"adamw\""),
+    ParamSpec::new("lr", ParamType::Float, "learning rate").default("0.001").min(0.0),
+    ParamSpec::new("weight_decay", ParamType::Float, "weight decay (AdamW: decoupled; SGD: added to the gradient)").default("1.0").min(0.0),
+    ParamSpec::new("beta1", ParamType::Float, "AdamW beta1").default("0.9").range_exclusive(0.0, 1.0),
+    ParamSpec::new("beta2", ParamType::Float, "AdamW beta2").default("0.98").range_exclusive(0.0, 1.0),
+    ParamSpec::new("eps", ParamType::Float, "AdamW epsilon").default("1e-8").min(0.0),
+    ParamSpec::new("momentum", ParamType::Float, "SGD momentum").default("0.0").range_exclusive(0.0, 1.0),
+    ParamSpec::new("batch_size", ParamType::Int, "examples per step; 0 = the whole training split (full batch)").default("0").min(0.0),
+    ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
+    ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (0 = only log-spaced points and the end)").default("100").min(0.0),
+    ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").min(0.0),
+    ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
+    ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0),
+    ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
+    ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never)").default("1000").min(0.0),
+];
+
+/// The standard trainer.
+#[derive(Default)]
+struct Standard;
+
+/// Parsed trainer parameters.
+struct Recipe {
+    steps: u64,
+    optimizer: OptimizerConfig,
+    batch_size: usize,
+    loss: LossKind,
+    eval_steps: BTreeSet<u64>,
+    checkpoint_steps: BTreeSet<u64>,
+    threshold: f64,
+    resume_every: u64,
+}
+
+impl Recipe {
+    fn from_params(p: &Params, train_len: usize) -> Result<Self> {
+        let steps = p.usize("steps")? as u64;
+        let kind = if p.str("optimizer")? == "sgd" { OptimizerKind::Sgd } else { OptimizerKind::AdamW };
+        let optimizer = OptimizerConfig {
+            kind,
+            lr: p.f64("lr")?,
+            weight_decay: p.f64("weight_decay")?,
+            beta1: if kind == OptimizerKind::Sgd { p.f64("momentum")? } else { p.f64("beta1")? },
+            beta2: p.f64("beta2")?,
+            eps: p.f64("eps")?,
+        };
+        let batch_size = match p.usize("batch_size")? {
+            0 => train_len,
+            b if b > train_len => {
+                return Err(Error::param("batch_size", format!("{b} is larger than the training split ({train_len} examples)")));
+            }
+            b => b,
+        };
+        let loss = if p.str("loss")? == "mse" { LossKind::Mse } else { LossKind::CrossEntropy };
+        let mut eval_steps: BTreeSet<u64> = [0, steps].into();
+        let every = p.usize("eval_every")? as u64;
+        if every > 0 {
+            eval_steps.extend((0..=steps).step_by(every as usize));
+        }
+        let points = p.usize("eval_log_points")?;
+        if points > 0 && steps > 1 {
+            let top = (steps as f64).ln();
+            eval_steps.extend((0..points).map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64));
+        }
+        let mut checkpoint_steps: BTreeSet<u64> = [0, steps].into();
+        let every = p.usize("checkpoint_every")? as u64;
+        if every > 0 {
+            checkpoint_steps.extend((0..=steps).step_by(every as usize));
+        }
+        checkpoint_steps.extend(p.usize_list("checkpoint_steps")?.into_iter().map(|s| s as u64).filter(|&s| s <= steps));
+        // Every checkpoint is also evaluated, so analyses can pair masks with accuracy.
+        eval_steps.extend(checkpoint_steps.iter().copied());
+        Ok(Self {
+            steps,
+            optimizer,
+            batch_size,
+            loss,
+            eval_steps,
+            checkpoint_steps,
+            threshold: p.f64("threshold")?,
+            resume_every: p.usize("resume_every")? as u64,
+        })
+    }
+}
+
+/// Per-parameter and global norms of `params`.
+pub fn norms(params: &NamedTensors) -> (Norms, BTreeMap<String, Norms>) {
+    let layers: BTreeMap<String, Norms> = params.iter().map(|(k, t)| (k.clone(), Norms { l1: t.l1(), l2: t.l2() })).collect();
+    let l1 = layers.values().map(|n| n.l1).sum();
+    let l2 = layers.values().map(|n| n.l2 * n.l2).sum::<f64>().sqrt();
+    (Norms { l1, l2 }, layers)
+}
+
+fn evaluate(session: &mut TrainingSession<'_>, data: &Dataset, step: u64) -> Result<EvalRecord> {
+    let train = session.evaluate(&data.train)?;
+    let test = session.evaluate(&data.test)?;
+    if !train.loss.is_finite() {
+        return Err(Error::Diverged { step, message: format!("train loss is {}; lower the learning rate or check the data", train.loss) });
+    }
+    let (global, layers) = norms(&session.params()?);
+    Ok(EvalRecord { step, train_loss: train.loss, train_acc: train.accuracy, test_loss: test.loss, test_acc: test.accuracy, norms: global, layers })
+}
+
+/// The examples of minibatch number `step`: a fresh seeded shuffle per step, so a resumed
+/// run draws exactly the batches an uninterrupted one would.
+fn minibatch(seed_value: u64, step: u64, n: usize, size: usize) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed::splitmix64(seed_value ^ seed::splitmix64(step)));
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rng);
+    idx.truncate(size);
+    idx
+}
+
+impl TrainerPlugin for Standard {
+    fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact> {
+        let data = job.data;
+        let recipe = Recipe::from_params(params, data.train.len())?;
+        let init = job.init;
+        let mask = init.mask.clone();
+        let mut session = TrainingSession::new(job.arch, init.params.clone(), mask.clone(), recipe.loss, recipe.optimizer, recipe.batch_size, &data.train)?;
+        let (mut records, mut checkpoints, start) = match job.resume {
+            Some(state) => {
+                session.restore(&state.params, &state.optimizer, state.step)?;
+                (state.records, state.checkpoints, state.step)
+            }
+            None => (Vec::new(), BTreeMap::new(), 0),
+        };
+        let full_batch = recipe.batch_size == data.train.len();
+        if full_batch {
+            session.set_batch(&data.train)?;
+        }
+        let seed_value = job.ctx.seed;
+        for step in start..=recipe.steps {
+            if recipe.eval_steps.contains(&step) && records.last().is_none_or(|r: &EvalRecord| r.step < step) {
+                let record = evaluate(&mut session, data, step)?;
+                job.observer.on_eval(&record, recipe.steps);
+                records.push(record);
+            }
+            if recipe.checkpoint_steps.contains(&step) {
+                checkpoints.insert(step, session.params()?);
+            }
+            if step > start && recipe.resume_every > 0 && step % recipe.resume_every == 0 && step < recipe.steps {
+                job.observer.on_checkpoint(&TrainState {
+                    step,
+                    params: session.params()?,
+                    optimizer: session.optimizer_state(),
+                    records: records.clone(),
+                    checkpoints: checkpoints.clone(),
+                    rng_counter: step,
+                })?;
+            }
+            if step == recipe.steps {
+                break;
+            }
+            if !full_batch {
+                let idx = minibatch(seed_value, step, data.train.len(), recipe.batch_size);
+                session.set_batch(&data.train.select(&idx))?;
+            }
+            session.step()?;
+        }
+        let final_params = session.params()?;
+        let density = mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
+        let summary = RunSummary::from_records(&records, recipe.threshold, density)
+            .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
+        Ok(RunArtifact { init: init.clone(), final_params, checkpoints, records, summary })
+    }
+}
+
+register_plugin!(Trainer, "standard", "1.0.0", "AdamW/SGD with PyTorch semantics, full batch or minibatch, evaluation schedule and checkpoints", PARAMS, Standard);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_schedule_includes_ends_checkpoints_and_log_points() {
+        let p = Params::new()
+            .with("steps", 1000)
+            .with("optimizer", "adamw")
+            .with("lr", 1e-3)
+            .with("weight_decay", 1.0)
+            .with("beta1", 0.9)
+            .with("beta2", 0.98)
+            .with("eps", 1e-8)
+            .with("momentum", 0.0)
+            .with("batch_size", 0)
+            .with("loss", "cross_entropy")
+            .with("eval_every", 400)
+            .with("eval_log_points", 4)
+            .with("checkpoint_every", 0)
+            .with("checkpoint_steps", vec![250])
+            .with("threshold", 0.95)
+            .with("resume_every", 0);
+        let r = Recipe::from_params(&p, 10).unwrap();
+        assert_eq!(r.eval_steps.iter().copied().collect::<Vec<_>>(), vec![0, 1, 10, 100, 250, 400, 800, 1000]);
+        assert_eq!(r.checkpoint_steps.iter().copied().collect::<Vec<_>>(), vec![0, 250, 1000]);
+        assert_eq!(r.batch_size, 10);
+    }
+
+    #[test]
+    fn minibatches_are_seeded_per_step() {
+        assert_eq!(minibatch(7, 3, 50, 10), minibatch(7, 3, 50, 10));
+        assert_ne!(minibatch(7, 3, 50, 10), minibatch(7, 4, 50, 10));
+    }
+}

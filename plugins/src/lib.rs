@@ -1,1 +1,5 @@
 //! ticketlab's built-in plugins.
+
+pub mod models;
+pub mod trainer;
+pub mod bench;

@@ -569,3 +569,24 @@ fn kernel_passes_agree_with_uncompiled_luminal_on_argmax_gather_arange() {
     assert_eq!(results(true), reference);
 }
 
+
+#[test]
+fn shape_mismatch_is_an_error_naming_layer_and_shapes() {
+    let mut g = GraphBuilder::new();
+    g.set_layer("inproj");
+    let a = g.input("a", &[4, 3]);
+    let b = g.input("b", &[5, 2]);
+    let err = g.matmul(a, b).unwrap_err().to_string();
+    assert!(err.contains("inproj") && err.contains("[4, 3]") && err.contains("[5, 2]"), "{err}");
+    let err = g.add(a, b).unwrap_err().to_string();
+    assert!(err.contains("[4, 3]") && err.contains("[5, 2]"), "{err}");
+}
+
+#[test]
+fn wrong_parameter_shapes_are_refused_before_running() {
+    let mut params = init_params(&Tiny, 1);
+    params.insert("w1".into(), HostTensor::zeros(vec![2, 2]));
+    let split = tiny_split(4, 2);
+    let err = gradients(&Tiny, &params, None, &split, Objective::SumOutputs).unwrap_err().to_string();
+    assert!(err.contains("w1") && err.contains("[2, 2]") && err.contains("[3, 4]"), "{err}");
+}

@@ -1,0 +1,5 @@
+//! Built-in tasks (dataset plugins).
+
+mod modular;
+
+pub use modular::{Operation, modular_dataset};

@@ -18,6 +18,8 @@ pub mod error;
 pub mod ir;
 pub mod metrics;
 pub mod plugin;
+pub mod pruning;
+pub mod rewind;
 pub mod seed;
 pub mod tensor;
 

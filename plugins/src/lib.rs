@@ -4,3 +4,4 @@ pub mod models;
 pub mod trainer;
 pub mod bench;
 pub mod tasks;
+pub mod pruners;

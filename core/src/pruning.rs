@@ -120,8 +120,9 @@ fn check_scores(pruner: &str, mask: &MaskSet, scores: &NamedTensors) -> Result<(
     Ok(())
 }
 
-/// Keeps the `keep` best alive weights over all layers.
-fn select_global(mask: &MaskSet, scores: &NamedTensors, keep: usize) -> MaskSet {
+/// Keeps the `keep` best alive weights over all layers (exact k, deterministic ties); also used
+/// by analyses that need the magnitude mask of a checkpoint.
+pub fn select_global(mask: &MaskSet, scores: &NamedTensors, keep: usize) -> MaskSet {
     let names: Vec<&String> = mask.keys().collect();
     let mut alive: Vec<(f32, usize, usize)> = Vec::new();
     for (li, name) in names.iter().enumerate() {

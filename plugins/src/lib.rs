@@ -5,3 +5,4 @@ pub mod trainer;
 pub mod bench;
 pub mod tasks;
 pub mod pruners;
+pub mod analyses;

@@ -1,0 +1,44 @@
+//! Weight norms over training, per layer and in total.
+//!
+//! JSON: `{"runs": {ARM: {"steps": [..], "l1": [..], "l2": [..], "layers": {LAYER: {"l1": [..],
+//! "l2": [..]}}}}}`, from every evaluation of each input run.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use ticketlab_core::artifact::AnalysisArtifact;
+use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, Params};
+use ticketlab_core::{Result, register_plugin};
+
+/// The `weight_norms` analysis.
+#[derive(Default)]
+struct WeightNorms;
+
+impl AnalysisPlugin for WeightNorms {
+    fn analyze(&self, _: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
+        let mut runs = serde_json::Map::new();
+        for (arm, run) in &inputs.runs {
+            let mut layers: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+            for r in &run.records {
+                for (name, n) in &r.layers {
+                    let e = layers.entry(name).or_default();
+                    e.0.push(n.l1);
+                    e.1.push(n.l2);
+                }
+            }
+            let layers: serde_json::Map<String, serde_json::Value> = layers.into_iter().map(|(k, (l1, l2))| (k.to_string(), json!({"l1": l1, "l2": l2}))).collect();
+            runs.insert(
+                arm.to_string(),
+                json!({
+                    "steps": run.records.iter().map(|r| r.step).collect::<Vec<_>>(),
+                    "l1": run.records.iter().map(|r| r.norms.l1).collect::<Vec<_>>(),
+                    "l2": run.records.iter().map(|r| r.norms.l2).collect::<Vec<_>>(),
+                    "layers": layers,
+                }),
+            );
+        }
+        Ok(AnalysisArtifact { analysis: "weight_norms".into(), value: json!({"runs": runs}) })
+    }
+}
+
+register_plugin!(Analysis, "weight_norms", "1.0.0", "Global and per-layer L1/L2 weight norms over training", &[], WeightNorms);

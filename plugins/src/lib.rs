@@ -6,3 +6,4 @@ pub mod bench;
 pub mod tasks;
 pub mod pruners;
 pub mod analyses;
+pub mod report;

@@ -1,0 +1,54 @@
+//! The `compare` report: the headline table of the input runs against a baseline.
+//!
+//! JSON: `{"baseline": ARM, "threshold": P, "arms": [{"arm", "t_mem", "t_gen", "tau_grok",
+//! "final_train_acc", "final_test_acc", "density", "l1", "l2", "speedup_t_gen",
+//! "speedup_tau_grok"}, ..]}`; speed-ups are baseline / arm (> 1 = the arm generalises sooner),
+//! null when either never reached the threshold.
+
+use serde_json::json;
+use ticketlab_core::artifact::AnalysisArtifact;
+use ticketlab_core::plugin::{AnalysisInputs, ParamSpec, ParamType, Params, ReportPlugin};
+use ticketlab_core::{Error, Result, register_plugin};
+
+const PARAMS: &[ParamSpec] = &[ParamSpec::new("baseline", ParamType::Str, "the arm (stage name) speed-ups are measured against; empty = the first input run").default("\"\"")];
+
+/// The `compare` report.
+#[derive(Default)]
+struct Compare;
+
+impl ReportPlugin for Compare {
+    fn report(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
+        let wanted = params.str("baseline")?;
+        let (base_name, base) = match wanted {
+            "" => inputs.runs.first().copied().ok_or_else(|| Error::param("runs", "compare needs at least one run"))?,
+            name => inputs.runs.iter().find(|(n, _)| *n == name).copied().ok_or_else(|| {
+                let names: Vec<&str> = inputs.runs.iter().map(|(n, _)| *n).collect();
+                Error::param("baseline", format!("`{name}` is not one of the input runs: {}", names.join(", ")))
+            })?,
+        };
+        let ratio = |b: Option<f64>, a: Option<f64>| b.zip(a).filter(|(_, a)| *a > 0.0).map(|(b, a)| b / a);
+        let arms: Vec<serde_json::Value> = inputs
+            .runs
+            .iter()
+            .map(|(name, run)| {
+                let s = &run.summary;
+                json!({
+                    "arm": name,
+                    "t_mem": s.t_mem,
+                    "t_gen": s.t_gen,
+                    "tau_grok": s.tau_grok,
+                    "final_train_acc": s.final_train_acc,
+                    "final_test_acc": s.final_test_acc,
+                    "density": s.density,
+                    "l1": s.l1,
+                    "l2": s.l2,
+                    "speedup_t_gen": ratio(base.summary.t_gen.map(|v| v as f64), s.t_gen.map(|v| v as f64)),
+                    "speedup_tau_grok": ratio(base.summary.tau_grok, s.tau_grok),
+                })
+            })
+            .collect();
+        Ok(AnalysisArtifact { analysis: "compare".into(), value: json!({"baseline": base_name, "threshold": base.summary.threshold, "arms": arms}) })
+    }
+}
+
+register_plugin!(Report, "compare", "1.0.0", "Headline table of runs: t_mem, t_gen, tau_grok and speed-ups against a baseline", PARAMS, Compare);

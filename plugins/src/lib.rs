@@ -1,9 +1,51 @@
-//! ticketlab's built-in plugins.
+//! ticketlab's built-in plugins: tasks, architectures, the standard trainer, pruners,
+//! analyses and the compare report, each registered with
+//! [`ticketlab_core::register_plugin!`]. A binary must link this crate for them to exist:
+//! `use ticketlab_plugins as _;` (inventory only sees crates that are linked).
 
-pub mod models;
-pub mod trainer;
-pub mod bench;
-pub mod tasks;
-pub mod pruners;
 pub mod analyses;
+pub mod bench;
+pub mod models;
+pub mod pruners;
 pub mod report;
+pub mod tasks;
+pub mod trainer;
+
+/// Every built-in plugin as `(kind, name)`, sorted: what [`ticketlab_core::plugin::registry::Registry::builtin`]
+/// must contain when this crate is linked.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("analysis", "fourier_entropy"),
+    ("analysis", "graph_metrics"),
+    ("analysis", "jaccard"),
+    ("analysis", "weight_norms"),
+    ("architecture", "mlp"),
+    ("architecture", "mlp_modular"),
+    ("architecture", "mnist_mlp"),
+    ("architecture", "transformer_modular"),
+    ("dataset", "mnist"),
+    ("dataset", "modular"),
+    ("dataset", "polynomial"),
+    ("dataset", "sparse_parity"),
+    ("pruner", "grasp"),
+    ("pruner", "magnitude"),
+    ("pruner", "random"),
+    ("pruner", "shuffle"),
+    ("pruner", "snip"),
+    ("pruner", "synflow"),
+    ("report", "compare"),
+    ("trainer", "standard"),
+];
+
+#[cfg(test)]
+mod tests {
+    use ticketlab_core::plugin::registry::Registry;
+
+    #[test]
+    fn every_builtin_is_registered_once() {
+        let registry = Registry::builtin().expect("no duplicate registrations");
+        let mut found: Vec<(String, String)> = registry.entries().map(|e| (e.kind.to_string(), e.name.clone())).collect();
+        found.sort();
+        let expected: Vec<(String, String)> = super::BUILTIN.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
+        assert_eq!(found, expected);
+    }
+}

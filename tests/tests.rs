@@ -1,1 +1,5 @@
 //! Integration tests.
+
+mod cache;
+mod cli;
+mod plugins_dynamic;

@@ -1,49 +1,79 @@
-//! The `ticketlab` command (bootstrap): trains the paper's MLP on (a+b) mod 67 for a short
-//! while and prints a progress line per evaluation.
+//! The `ticketlab` command: check, plan and run experiment files, convert between their two
+//! forms, list plugins, pin results as snapshots, and regenerate reports.
+//!
+//! Exit codes: 0 success; 1 a run or a check failed; 2 a usage or input error (bad arguments, a
+//! file that does not exist or does not parse). A closed output pipe (`ticketlab plugins list |
+//! head`) ends quietly with 0.
 
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{Params, PluginKind, StageContext};
-use ticketlab_core::tensor::{LossKind, OptimizerConfig, TrainingSession, init_params};
+// The built-in plugins register themselves with inventory; referencing the crate makes sure
+// the linker keeps them.
 use ticketlab_plugins as _;
 
-fn with_defaults(registry: &Registry, kind: PluginKind, name: &str, mut p: Params) -> ticketlab_core::Result<Params> {
-    for spec in &registry.require(kind, name)?.params {
-        if p.get(spec.name).is_none() {
-            if let Some(v) = spec.default_value() {
-                p.0.insert(spec.name.to_string(), v);
-            }
-        }
-    }
-    Ok(p)
+mod commands;
+mod failure;
+mod load;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use failure::Failure;
+
+/// Lottery-ticket and grokking experiments from experiment files.
+#[derive(Debug, Parser)]
+#[command(name = "ticketlab", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn run(steps: u64) -> ticketlab_core::Result<()> {
-    let registry = Registry::builtin()?;
-    let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
-    let dp = with_defaults(&registry, PluginKind::Dataset, "modular", Params::new())?;
-    let data = registry.dataset("modular")?.build(&dp, &ctx)?;
-    let ap = with_defaults(&registry, PluginKind::Architecture, "mlp_modular", Params::new())?;
-    let arch = registry.architecture("mlp_modular")?.build(&ap, &data.info)?;
-    let n = data.train.len();
-    let mut session = TrainingSession::new(arch.as_ref(), init_params(arch.as_ref(), 0), None, LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), n, &data.train)?;
-    session.set_batch(&data.train)?;
-    eprintln!("{}: the paper's MLP, AdamW lr 1e-3 wd 1.0, {steps} steps", data.description);
-    for step in 0..=steps {
-        if step % 100 == 0 {
-            let (tr, te) = (session.evaluate(&data.train)?, session.evaluate(&data.test)?);
-            eprintln!("step {step:>6}  train acc {:.3}  test acc {:.3}  train loss {:.4}", tr.accuracy.unwrap_or(f64::NAN), te.accuracy.unwrap_or(f64::NAN), tr.loss);
-        }
-        if step < steps {
-            session.step()?;
-        }
-    }
-    Ok(())
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check an experiment file without running anything.
+    Check(commands::check::Args),
+    /// Show the stages an experiment would run, with their cache keys and status.
+    Plan(commands::plan::Args),
+    /// Run an experiment (the built-in quickstart when no FILE is given).
+    Run(commands::run::Args),
+    /// Convert an experiment file between YAML and the .tlx language.
+    Fmt(commands::fmt::Args),
+    /// List and describe plugins.
+    #[command(subcommand)]
+    Plugins(commands::plugins::Command),
+    /// Run an experiment deterministically and print its snapshot as YAML.
+    Snapshot(commands::snapshot::Args),
+    /// Regenerate the report of one run directory, or compare several.
+    Report(commands::report::Args),
+    /// Time training steps of the tensor engine.
+    Bench(commands::bench::Args),
 }
 
-fn main() {
-    let steps = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    if let Err(e) = run(steps) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
+fn main() -> ExitCode {
+    failure::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|payload| Err(Failure::from_panic(payload)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.exit(),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Check(a) => commands::check::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Run(a) => commands::run::run(a),
+        Command::Fmt(a) => commands::fmt::run(a),
+        Command::Plugins(c) => commands::plugins::run(c),
+        Command::Snapshot(a) => commands::snapshot::run(a),
+        Command::Report(a) => commands::report::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     }
 }

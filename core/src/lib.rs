@@ -9,7 +9,10 @@
 //! - [`artifact`]: what flows between stages (models, masks, runs, analyses).
 //! - [`metrics`]: evaluation records and grokking metrics (t_mem, t_gen, tau_grok).
 //! - [`engine`]: planner, content-addressed store and executor.
+//! - [`output`]: the run directory: resolved experiment, manifest, metrics, summaries, figures,
+//!   reports, and progress display.
 //! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
+//! - [`testing`]: snapshot testing of whole pipelines (rounded, redacted, stable values).
 
 pub mod artifact;
 pub mod data;
@@ -17,11 +20,13 @@ pub mod engine;
 pub mod error;
 pub mod ir;
 pub mod metrics;
+pub mod output;
 pub mod plugin;
 pub mod pruning;
 pub mod rewind;
 pub mod seed;
 pub mod tensor;
+pub mod testing;
 
 pub use error::{Error, Result};
 #[doc(hidden)]

@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     .venv/bin/pip install --quiet torch
 fi
 cargo build --release --quiet --bin ticketlab
-ours=$(MATMUL_NUM_THREADS="$threads" ./target/release/ticketlab bench --steps 50 --warmup 10)
+ours=$(./target/release/ticketlab bench --steps 50 --warmup 10 --threads "$threads" --json)
 peer=$(BENCH_THREADS="$threads" .venv/bin/python tests/bench/torch_mlp_step.py 50 10)
 python3 - "$ours" "$peer" <<'PY'
 import json, sys

@@ -4,6 +4,8 @@
 //! dynamic plugins are cdylibs loaded through the C ABI of `ticketlab-plugin-sdk`
 //! (see [`dynamic`]). Both end up in one [`registry::Registry`].
 
+pub mod describe;
+pub mod dynamic;
 pub mod params;
 pub mod registry;
 pub mod schema;

@@ -1,12 +1,20 @@
 //! Jaccard distance between masks at successive checkpoints (PAPER-SPEC section 6.1).
 //!
-//! For each input run and each pair of successive checkpoints `(t, t')`, the global magnitude
-//! mask at `rate` is computed from both checkpoints and, per layer,
-//! `JD = 1 - |m ∧ m'| / |m ∨ m'|` is reported together with the change of test accuracy over
-//! the same interval (from the run's evaluations at those steps).
+//! For each input run, the global magnitude mask at `rate` (the paper's k = 0.6) is computed
+//! from every checkpoint (ranking only the weights alive in the run's own mask, with the core's
+//! exact-k and tie rules, [`ticketlab_core::pruning::select_global`]). For each pair of
+//! successive checkpoints `(t, t')`, per layer and over all layers,
+//! `JD = 1 − |m_t ∧ m_t'| / |m_t ∨ m_t'|` (0 when both are empty), together with the change of
+//! test accuracy over the same interval, read from the run's last evaluation at or before each
+//! step (`null` when there is none, or for regression tasks). The paper's `δt` of 2k steps is
+//! the trainer's `checkpoint_every: 2000`.
 //!
-//! JSON: `{"rate": r, "runs": {ARM: {"intervals": [[t, t'], ..], "layers": {LAYER: [jd, ..]},
-//! "delta_test_acc": [.., null where not evaluated]}}}`.
+//! JSON value:
+//! ```text
+//! {"rate": r,
+//!  "runs": {ARM: {"intervals": [[t, t'], ..], "layers": {LAYER: [jd, ..]}, "all": [jd, ..],
+//!                 "delta_test_acc": [Δ, ..]}}}
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -15,11 +23,12 @@ use ticketlab_core::artifact::{AnalysisArtifact, RunArtifact};
 use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
 use ticketlab_core::pruning::select_global;
 use ticketlab_core::tensor::{HostTensor, MaskSet, NamedTensors};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_core::{Error, Result, register_plugin};
 
-const PARAMS: &[ParamSpec] = &[ParamSpec::new("rate", ParamType::Float, "pruning rate of the magnitude masks compared").default("0.6").range_exclusive(0.0, 1.0)];
+const PARAMS: &[ParamSpec] =
+    &[ParamSpec::new("rate", ParamType::Float, "pruning rate (fraction removed) of the global magnitude masks compared").default("0.6").range_exclusive(0.0, 1.0)];
 
-/// `1 - |a ∧ b| / |a ∨ b|` (0 when both are empty).
+/// `1 − |a ∧ b| / |a ∨ b|` of two 0/1 vectors (0 when both are empty).
 pub fn jaccard_distance(a: &[f32], b: &[f32]) -> f64 {
     let (mut both, mut either) = (0usize, 0usize);
     for (x, y) in a.iter().zip(b) {
@@ -30,16 +39,47 @@ pub fn jaccard_distance(a: &[f32], b: &[f32]) -> f64 {
     if either == 0 { 0.0 } else { 1.0 - both as f64 / either as f64 }
 }
 
-/// The global magnitude mask of `weights` over `prunable` at `rate`.
-fn magnitude_mask(weights: &NamedTensors, prunable: &[String], rate: f64) -> MaskSet {
-    let alive: MaskSet = prunable.iter().filter_map(|n| weights.get(n).map(|t| (n.clone(), HostTensor::full(t.shape.clone(), 1.0)))).collect();
+/// The global magnitude mask of `weights` at `rate` over the prunable layers of a run: the
+/// alive weights of `run_mask` (all weights of the prunable layers when dense) are ranked by
+/// `|w|` and exactly `round((1 − rate) · total)` are kept.
+pub fn magnitude_mask(weights: &NamedTensors, prunable: &[String], run_mask: Option<&MaskSet>, rate: f64) -> Result<MaskSet> {
+    let mut alive = MaskSet::new();
+    for name in prunable {
+        let w = weights.get(name).ok_or_else(|| Error::param(name, "is prunable but missing from a checkpoint"))?;
+        let m = run_mask.and_then(|m| m.get(name)).cloned().unwrap_or_else(|| HostTensor::full(w.shape.clone(), 1.0));
+        alive.insert(name.clone(), m);
+    }
     let scores: NamedTensors = alive.keys().map(|n| (n.clone(), HostTensor::new(weights[n].shape.clone(), weights[n].data.iter().map(|v| v.abs()).collect()))).collect();
     let total: usize = alive.values().map(HostTensor::len).sum();
-    select_global(&alive, &scores, ((1.0 - rate) * total as f64).round() as usize)
+    Ok(select_global(&alive, &scores, ((1.0 - rate) * total as f64).round() as usize))
 }
 
+/// Test accuracy of the last evaluation at or before `step`.
 fn test_acc_at(run: &RunArtifact, step: u64) -> Option<f64> {
-    run.records.iter().find(|r| r.step == step).and_then(|r| r.test_acc)
+    run.records.iter().rev().find(|r| r.step <= step).and_then(|r| r.test_acc)
+}
+
+/// Per-layer and overall Jaccard distances of masks at successive checkpoints of one run.
+fn run_series(run: &RunArtifact, rate: f64) -> Result<serde_json::Value> {
+    let mut masks = Vec::new();
+    for (step, w) in &run.checkpoints {
+        masks.push((*step, magnitude_mask(w, &run.init.prunable, run.init.mask.as_ref(), rate)?));
+    }
+    let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let (mut intervals, mut all, mut delta) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in masks.windows(2) {
+        let ((t0, m0), (t1, m1)) = (&pair[0], &pair[1]);
+        intervals.push([*t0, *t1]);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (name, x) in m0 {
+            layers.entry(name.clone()).or_default().push(jaccard_distance(&x.data, &m1[name].data));
+            a.extend_from_slice(&x.data);
+            b.extend_from_slice(&m1[name].data);
+        }
+        all.push(jaccard_distance(&a, &b));
+        delta.push(test_acc_at(run, *t1).zip(test_acc_at(run, *t0)).map(|(after, before)| after - before));
+    }
+    Ok(json!({"intervals": intervals, "layers": layers, "all": all, "delta_test_acc": delta}))
 }
 
 /// The `jaccard` analysis.
@@ -49,20 +89,15 @@ struct Jaccard;
 impl AnalysisPlugin for Jaccard {
     fn analyze(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
         let rate = params.f64("rate")?;
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::param("rate", format!("{rate} is out of range: the pruning rate must be in [0, 1)")));
+        }
+        if inputs.runs.is_empty() {
+            return Err(Error::param("runs", "jaccard needs at least one run with checkpoints"));
+        }
         let mut runs = serde_json::Map::new();
         for (arm, run) in &inputs.runs {
-            let masks: Vec<(u64, MaskSet)> = run.checkpoints.iter().map(|(s, w)| (*s, magnitude_mask(w, &run.init.prunable, rate))).collect();
-            let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            let (mut intervals, mut delta) = (Vec::new(), Vec::new());
-            for pair in masks.windows(2) {
-                let ((t0, m0), (t1, m1)) = (&pair[0], &pair[1]);
-                intervals.push([*t0, *t1]);
-                for (name, a) in m0 {
-                    layers.entry(name.clone()).or_default().push(jaccard_distance(&a.data, &m1[name].data));
-                }
-                delta.push(test_acc_at(run, *t1).zip(test_acc_at(run, *t0)).map(|(b, a)| b - a));
-            }
-            runs.insert(arm.to_string(), json!({"intervals": intervals, "layers": layers, "delta_test_acc": delta}));
+            runs.insert(arm.to_string(), run_series(run, rate)?);
         }
         Ok(AnalysisArtifact { analysis: "jaccard".into(), value: json!({"rate": rate, "runs": runs}) })
     }
@@ -79,5 +114,26 @@ mod tests {
         assert_eq!(jaccard_distance(&[1.0, 0.0, 1.0], &[1.0, 0.0, 1.0]), 0.0);
         assert_eq!(jaccard_distance(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
         assert!((jaccard_distance(&[1.0, 1.0, 0.0], &[1.0, 0.0, 1.0]) - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(jaccard_distance(&[0.0, 0.0], &[0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn magnitude_masks_rank_only_alive_weights() {
+        let w: NamedTensors = [
+            ("a".to_string(), HostTensor::new(vec![4], vec![0.1, -5.0, 0.3, 0.2])),
+            ("b".to_string(), HostTensor::new(vec![2], vec![9.0, -0.4])),
+            ("bias".to_string(), HostTensor::new(vec![1], vec![100.0])),
+        ]
+        .into();
+        let prunable = vec!["a".to_string(), "b".to_string()];
+        // 6 prunable weights at rate 0.5: the 3 largest |w| (9, 5, 0.4).
+        let m = magnitude_mask(&w, &prunable, None, 0.5).unwrap();
+        assert_eq!(m["a"].data, vec![0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(m["b"].data, vec![1.0, 1.0]);
+        assert!(!m.contains_key("bias"));
+        // With `a[1]` pruned in the run, 0.3 takes its place.
+        let run_mask: MaskSet = [("a".to_string(), HostTensor::new(vec![4], vec![1.0, 0.0, 1.0, 1.0]))].into();
+        let m = magnitude_mask(&w, &prunable, Some(&run_mask), 0.5).unwrap();
+        assert_eq!(m["a"].data, vec![0.0, 0.0, 1.0, 0.0]);
     }
 }

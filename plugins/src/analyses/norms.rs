@@ -1,14 +1,21 @@
-//! Weight norms over training, per layer and in total.
+//! Weight norms over training, per layer and in total (the paper's figure 6 tracks ‖θ‖₁ and
+//! ‖θ‖₂ of the base model, the ticket and the norm-controlled dense models).
 //!
-//! JSON: `{"runs": {ARM: {"steps": [..], "l1": [..], "l2": [..], "layers": {LAYER: {"l1": [..],
-//! "l2": [..]}}}}}`, from every evaluation of each input run.
+//! The norms come from the run's evaluations (every evaluated step, checkpoints included),
+//! where the trainer measures the masked weights of every parameter.
+//!
+//! JSON value:
+//! ```text
+//! {"runs": {ARM: {"steps": [t, ..], "l1": [..], "l2": [..],
+//!                 "layers": {LAYER: {"l1": [..], "l2": [..]}}}}}
+//! ```
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 use ticketlab_core::artifact::AnalysisArtifact;
 use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, Params};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_core::{Error, Result, register_plugin};
 
 /// The `weight_norms` analysis.
 #[derive(Default)]
@@ -16,6 +23,9 @@ struct WeightNorms;
 
 impl AnalysisPlugin for WeightNorms {
     fn analyze(&self, _: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
+        if inputs.runs.is_empty() {
+            return Err(Error::param("runs", "weight_norms needs at least one run"));
+        }
         let mut runs = serde_json::Map::new();
         for (arm, run) in &inputs.runs {
             let mut layers: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();

@@ -89,6 +89,12 @@ pub fn modular_dataset(op: Operation, p: usize, all_pairs: bool, train_fraction:
     if p < 2 {
         return Err(Error::param("p", format!("the modulus must be at least 2, got {p}")));
     }
+    // One-hot inputs take 2p floats per pair; refuse sizes that cannot be meant (p = 1000 is
+    // already a 4 GB dataset with all pairs).
+    let n_pairs = if all_pairs { p.saturating_mul(p) } else { p.saturating_mul(p + 1) / 2 };
+    if p > 1000 || n_pairs.saturating_mul(2 * p) > 1 << 30 {
+        return Err(Error::param("p", format!("p = {p} gives {n_pairs} one-hot pairs of width 2p, more than this task is built for (at most 2^30 input values)")));
+    }
     let mut pairs: Vec<(usize, usize)> = (0..p)
         .flat_map(|a| (if all_pairs { 0 } else { a }..p).map(move |b| (a, b)))
         .collect();
@@ -138,6 +144,60 @@ register_plugin!(Dataset, "modular", "1.0.0", "Modular arithmetic op(a, b) mod p
 mod tests {
     use super::*;
 
+    /// The operations written out again, in exact integer arithmetic with no intermediate `mod`.
+    fn reference(op: &str, a: i128, b: i128) -> i128 {
+        match op {
+            "add" => a + b,
+            "subtract" => a - b,
+            "multiply" => a * b,
+            "x2y2" => a * a + b * b,
+            "x2xyy2" => a * a + a * b + b * b,
+            "x2xyy2x" => a * a + a * b + b * b + a,
+            "x3xy" => a * a * a + a * b,
+            "x3xy2y" => a * a + a * b * b + b,
+            "x22xyy2" => (a + b) * (a + b),
+            "x22xyy2y" => (a + b) * (a + b) + 2 * b,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn every_operation_matches_exact_arithmetic() {
+        for p in [2u64, 7, 67, 97] {
+            for (name, op) in OPS {
+                for a in 0..p {
+                    for b in 0..p {
+                        let want = reference(name, i128::from(a), i128::from(b)).rem_euclid(i128::from(p));
+                        assert_eq!(i128::from(op.apply(a, b, p)), want, "{name}({a}, {b}) mod {p}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn splits_are_seeded_disjoint_and_cover_every_pair() {
+        let d = modular_dataset(Operation::Add, 11, false, 0.4, 5).unwrap();
+        assert_eq!(d, modular_dataset(Operation::Add, 11, false, 0.4, 5).unwrap());
+        assert_ne!(d.train, modular_dataset(Operation::Add, 11, false, 0.4, 6).unwrap().train);
+        let pairs = |s: &Split| -> Vec<(usize, usize)> {
+            (0..s.len())
+                .map(|r| {
+                    let row = &s.x.data[r * 22..(r + 1) * 22];
+                    assert_eq!(row.iter().sum::<f32>(), 2.0, "exactly one token each");
+                    (row[..11].iter().position(|v| *v == 1.0).unwrap(), row[11..].iter().position(|v| *v == 1.0).unwrap())
+                })
+                .collect()
+        };
+        let mut all: Vec<(usize, usize)> = pairs(&d.train).into_iter().chain(pairs(&d.test)).collect();
+        assert!(all.iter().all(|(a, b)| a <= b), "symmetric pairs have a <= b");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 66);
+        assert_eq!(d.train.len(), 26); // int(0.4 * 66)
+        assert_eq!(modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().train.len() + modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().test.len(), 4489);
+    }
+
     #[test]
     fn symmetric_split_matches_the_reference_code_sizes() {
         let d = modular_dataset(Operation::Add, 67, false, 0.4, 0).unwrap();
@@ -161,8 +221,25 @@ mod tests {
     }
 
     #[test]
-    fn modulus_below_two_is_refused() {
+    fn bad_moduli_and_fractions_are_refused() {
         let err = modular_dataset(Operation::Add, 1, false, 0.4, 0).unwrap_err().to_string();
         assert!(err.contains("at least 2"), "{err}");
+        let err = modular_dataset(Operation::Add, 100_000, false, 0.4, 0).unwrap_err().to_string();
+        assert!(err.contains("p = 100000"), "{err}");
+        let err = modular_dataset(Operation::Add, 2, false, 0.2, 0).unwrap_err().to_string();
+        assert!(err.contains("empty split"), "{err}");
+        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
+        let p = Params::new().with("op", "add").with("p", -3).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", -1);
+        assert!(Modular.build(&p, &ctx).unwrap_err().to_string().contains("at least 2"));
+    }
+
+    #[test]
+    fn the_split_seed_defaults_to_the_stage_seed() {
+        let params = |s: i64| Params::new().with("op", "multiply").with("p", 13).with("pairs", "all").with("train_fraction", 0.5).with("split_seed", s);
+        let ctx = StageContext { stage: "data".into(), seed: 42, base_dir: ".".into() };
+        let d = Modular.build(&params(-1), &ctx).unwrap();
+        assert_eq!(d, Modular.build(&params(42), &ctx).unwrap());
+        assert_eq!(d.info.tokens, Some(TokenInfo { vocab: 13, n_ctx: 2 }));
+        assert_eq!((d.train.len(), d.test.len()), (84, 85));
     }
 }

@@ -1,5 +1,11 @@
 //! Synthetic tasks of the paper's figure 2: polynomial regression and sparse parity
 //! (PAPER-SPEC sections 1.4 and 1.5, with its DEFAULT choices).
+//!
+//! Both draw everything (β, then the training examples, then the test examples) from one
+//! ChaCha8 stream seeded with the stage seed, so a dataset is a pure function of its parameters
+//! and seed. Polynomial targets are `[n, 1]` regression values (train it with `loss: mse`);
+//! sparse-parity inputs are bits written as 0.0 and 1.0 (not ±1) and the label, one of 2
+//! classes, is the parity of the first `k` bits.
 
 use rand::{Rng, SeedableRng};
 use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
@@ -100,5 +106,19 @@ mod tests {
         assert_eq!(values.shape, vec![8, 1]);
         assert!(values.data.iter().all(|v| *v >= 0.0));
         assert_eq!(d, Polynomial.build(&p, &ctx()).unwrap());
+        // With d = 1, y / x² = β² / 2 is the same for every example, train and test.
+        let one = Polynomial.build(&Params::new().with("dim", 1).with("n_train", 20).with("n_test", 20), &ctx()).unwrap();
+        let ratios: Vec<f64> = [&one.train, &one.test]
+            .iter()
+            .flat_map(|s| {
+                let Targets::Regression { values } = &s.y else { panic!() };
+                s.x.data.iter().zip(&values.data).map(|(x, y)| f64::from(*y) / f64::from(*x).powi(2)).collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(ratios.iter().all(|r| (r - ratios[0]).abs() < 1e-4 * ratios[0]), "{ratios:?}");
+        // x ~ N(0, I/d): the mean square of the inputs is about 1/d.
+        let big = Polynomial.build(&Params::new().with("dim", 40).with("n_train", 500).with("n_test", 1), &ctx()).unwrap();
+        let ms = big.train.x.data.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / big.train.x.data.len() as f64;
+        assert!((ms * 40.0 - 1.0).abs() < 0.05, "{ms}");
     }
 }

@@ -1,0 +1,28 @@
+//! `ticketlab plan FILE`: the expanded stages with their cache keys and status.
+
+use std::path::PathBuf;
+
+use ticketlab_core::engine::{Backend, plan};
+
+use crate::failure::{Failure, print};
+use crate::load::{self, ExperimentArgs, Source};
+
+/// Arguments of `plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment file (.yaml or .tlx).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// The store to look results up in (default: .ticketlab in the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+/// Prints the plan table.
+pub fn run(args: Args) -> Result<(), Failure> {
+    let loaded = load::experiment(Source::File(args.file), &args.experiment, 2)?;
+    let store = super::store(args.store.as_ref())?;
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::cpu()).map_err(Failure::input)?;
+    print(&plan.render())
+}

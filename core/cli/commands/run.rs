@@ -1,0 +1,124 @@
+//! `ticketlab run [FILE]`: plan, execute against the store, and write the run directory.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use ticketlab_core::artifact::Artifact;
+use ticketlab_core::engine::{Backend, ExecOptions, execute, plan};
+use ticketlab_core::output::progress::{Progress, ProgressMode};
+use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
+
+use crate::failure::{Failure, print};
+use crate::load::{self, ExperimentArgs, Source};
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment file (.yaml or .tlx); without it, the built-in quickstart runs.
+    pub file: Option<PathBuf>,
+    /// The run directory (default: runs/<experiment>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// The store of finished stages (default: .ticketlab in the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Threads of the matrix kernels (default: the kernels' own choice).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Stop once a training stage has saved a resumable state at or after N steps, as if the
+    /// process were killed there (for testing resumption).
+    #[arg(long, value_name = "N", hide = true)]
+    pub interrupt_after_steps: Option<u64>,
+}
+
+/// Runs the experiment; a failed stage gives exit code 1 after every finished stage is stored.
+pub fn run(args: Args) -> Result<(), Failure> {
+    let threads = load::set_threads(args.threads)?;
+    let source = args.file.clone().map_or(Source::Quickstart, Source::File);
+    let loaded = load::experiment(source, &args.experiment, 2)?;
+    let store = super::store(args.store.as_ref())?;
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::cpu()).map_err(Failure::input)?;
+    let options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps };
+    let mut progress = Progress::new(ProgressMode::detect(args.quiet));
+    let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
+    drop(progress);
+    let dir = args.out.clone().unwrap_or_else(|| rundir::default_run_dir(&loaded.ir.name));
+    let facts = StageFacts::from_execution(&plan, &exec);
+    let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
+    let outputs = RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
+    let written = rundir::write_run_dir(&dir, &outputs);
+    if !args.quiet {
+        print(&summary(&exec))?;
+        if written.is_ok() {
+            print(&format!("run directory: {}\n", dir.display()))?;
+        }
+    }
+    let mut problems: Vec<String> = exec.error.iter().map(ToString::to_string).collect();
+    if let Err(e) = written {
+        problems.push(format!("cannot write the run directory {}: {e}", dir.display()));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Failure::Failed(problems.join("\n"))) }
+}
+
+/// The command line as typed (the program as `ticketlab`), quoted for a POSIX shell where
+/// needed.
+fn command_line() -> String {
+    std::iter::once("ticketlab".to_string())
+        .chain(std::env::args().skip(1))
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A table of the trained arms' headline numbers and a count of stages by outcome.
+fn summary(exec: &ticketlab_core::engine::Execution) -> String {
+    let mut out = String::new();
+    let runs: Vec<_> = exec
+        .reports
+        .iter()
+        .filter_map(|r| match exec.artifact(&r.name) {
+            Some(Artifact::Run(run)) => Some((r.name.as_str(), run)),
+            _ => None,
+        })
+        .collect();
+    if !runs.is_empty() {
+        let width = runs.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(3);
+        let _ = writeln!(out, "{:<width$}  {:>7}  {:>7}  {:>7}  {:>8}  {:>9}  {:>7}", "arm", "steps", "t_mem", "t_gen", "tau_grok", "test acc", "density");
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        for (name, run) in runs {
+            let s = &run.summary;
+            let _ = writeln!(
+                out,
+                "{name:<width$}  {:>7}  {:>7}  {:>7}  {:>8}  {:>9}  {:>7.3}",
+                s.steps,
+                opt(s.t_mem),
+                opt(s.t_gen),
+                s.tau_grok.map_or("-".to_string(), |t| format!("{t:.2}")),
+                s.final_test_acc.map_or("-".to_string(), |a| format!("{:.2}%", a * 100.0)),
+                s.density
+            );
+        }
+    }
+    let count = |label: &str| exec.reports.iter().filter(|r| r.outcome.label() == label).count();
+    let _ = writeln!(
+        out,
+        "{} ran, {} resumed, {} cached, {} failed, {} not run",
+        count("ran"),
+        count("resumed"),
+        count("cached"),
+        count("failed"),
+        count("not run")
+    );
+    out
+}

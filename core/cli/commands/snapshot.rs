@@ -1,0 +1,30 @@
+//! `ticketlab snapshot FILE`: run deterministically in a temporary store and print the
+//! snapshot (see `ticketlab_core::testing`) as YAML, for committing and diffing.
+
+use std::path::PathBuf;
+
+use ticketlab_core::testing::{SnapshotOptions, snapshot};
+
+use crate::failure::{Failure, print};
+use crate::load::{self, ExperimentArgs, Source};
+
+/// Arguments of `snapshot`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment file (.yaml or .tlx).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+    /// Threads of the matrix kernels (the snapshot does not depend on it).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// Prints the snapshot; a failing stage gives exit code 1.
+pub fn run(args: Args) -> Result<(), Failure> {
+    load::set_threads(args.threads)?;
+    let loaded = load::experiment(Source::File(args.file), &args.experiment, 2)?;
+    let options = SnapshotOptions { base_dir: loaded.source.base_dir() };
+    let snap = snapshot(&loaded.ir, &loaded.registry, &options).map_err(Failure::failed)?;
+    print(&snap.to_yaml())
+}

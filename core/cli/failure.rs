@@ -1,0 +1,102 @@
+//! How the command fails: an exit code and a message rendered with miette.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, MietteDiagnostic};
+
+/// Why the command stopped.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad arguments or input: exit code 2.
+    Input(String),
+    /// A check or a run failed: exit code 1.
+    Failed(String),
+    /// Diagnostics already rendered (e.g. by the experiment-file checker), with their code.
+    Rendered {
+        /// The rendered text.
+        text: String,
+        /// The exit code.
+        code: u8,
+    },
+    /// Our output pipe was closed: stop quietly with 0.
+    BrokenPipe,
+}
+
+impl Failure {
+    /// An input error from anything displayable.
+    pub fn input(e: impl std::fmt::Display) -> Self {
+        Failure::Input(e.to_string())
+    }
+
+    /// A failure from anything displayable.
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Failure::Failed(e.to_string())
+    }
+
+    /// A panic that escaped every other boundary (a bug): reported, exit code 1.
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Failure::Failed(format!("internal error: {message} (please report this with the command you ran)"))
+    }
+
+    /// Prints the message and returns the exit code.
+    pub fn exit(self) -> ExitCode {
+        let (text, code) = match self {
+            Failure::BrokenPipe => return ExitCode::SUCCESS,
+            Failure::Input(m) => (render(&m), 2),
+            Failure::Failed(m) => (render(&m), 1),
+            Failure::Rendered { text, code } => (text, code),
+        };
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = err.write_all(b"\n");
+        }
+        ExitCode::from(code)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe { Failure::BrokenPipe } else { Failure::Failed(e.to_string()) }
+    }
+}
+
+/// Whether to use colour on stderr: a terminal, and neither `NO_COLOR` nor `CI` set.
+pub fn color_stderr() -> bool {
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() && std::env::var_os("CI").is_none()
+}
+
+/// Renders a message as a miette error report.
+pub fn render(message: &str) -> String {
+    let theme = if color_stderr() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let diag = MietteDiagnostic::new(message.to_string());
+    let mut out = String::new();
+    match handler.render_report(&mut out, &diag) {
+        Ok(()) => out,
+        Err(_) => format!("error: {message}\n"),
+    }
+}
+
+/// Keeps panics from printing raw messages: the executor turns panics inside stages into
+/// errors that name the stage, and `main` reports any other. `RUST_BACKTRACE` brings the
+/// default report back for debugging.
+pub fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe becomes [`Failure::BrokenPipe`].
+pub fn print(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Loading experiments: the plugin registry (built-ins, `--plugin` libraries and the file's own
+//! `plugins:` list) and the checked IR from the experiment-file front end.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args as ClapArgs;
+use ticketlab_core::ir::ExperimentIr;
+use ticketlab_core::plugin::registry::Registry;
+
+use crate::failure::Failure;
+
+/// The quickstart experiment, run by `ticketlab run` without a file.
+pub const QUICKSTART: &str = include_str!("../../experiments/quickstart.yaml");
+
+/// The name the embedded quickstart is reported under.
+pub const QUICKSTART_NAME: &str = "experiments/quickstart.yaml";
+
+/// Options shared by every command that loads an experiment file.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ExperimentArgs {
+    /// Override a parameter: STAGE.PARAM=VALUE (VALUE in YAML syntax); repeatable.
+    #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+    pub set: Vec<String>,
+    /// Load a dynamic plugin library (in addition to the file's `plugins:` list); repeatable.
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
+}
+
+/// Where an experiment comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file.
+    File(PathBuf),
+    /// The embedded quickstart.
+    Quickstart,
+}
+
+impl Source {
+    /// The directory relative paths in the experiment resolve against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            Source::File(p) => p.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+            Source::Quickstart => PathBuf::from("."),
+        }
+    }
+}
+
+/// A checked experiment and the registry it was checked against.
+pub struct Loaded {
+    /// Every plugin: built-ins and loaded libraries.
+    pub registry: Registry,
+    /// The checked IR.
+    pub ir: ExperimentIr,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The built-in registry plus the libraries in `paths`.
+pub fn registry(paths: &[PathBuf]) -> Result<Registry, Failure> {
+    let mut registry = Registry::builtin().map_err(Failure::failed)?;
+    for path in paths {
+        add_library(&mut registry, path)?;
+    }
+    Ok(registry)
+}
+
+fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
+    let entries = ticketlab_core::plugin::dynamic::load_library(path).map_err(Failure::input)?;
+    for entry in entries {
+        registry.insert(entry).map_err(Failure::input)?;
+    }
+    Ok(())
+}
+
+/// Loads and checks an experiment with overrides and plugins.
+///
+/// A file that cannot be read, parsed or checked is an input error (exit code 2) unless
+/// `check_failure_code` says otherwise (`ticketlab check` reports a failed check with 1).
+pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8) -> Result<Loaded, Failure> {
+    let mut registry = registry(&args.plugins)?;
+    let (name, text) = match &source {
+        Source::File(path) => {
+            let text = std::fs::read(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+            (path.display().to_string(), text)
+        }
+        Source::Quickstart => (QUICKSTART_NAME.to_string(), QUICKSTART.as_bytes().to_vec()),
+    };
+    let diag = |d: ticketlab_dsl::Diagnostics| Failure::Rendered { text: d.render(), code: check_failure_code };
+    // Libraries named by the file itself, relative to the file's directory.
+    let libraries = ticketlab_dsl::plugin_paths(&name, &text).map_err(diag)?;
+    for lib in libraries {
+        let path = Path::new(&lib);
+        let path = if path.is_absolute() { path.to_path_buf() } else { source.base_dir().join(path) };
+        add_library(&mut registry, &path)?;
+    }
+    let ir = ticketlab_dsl::load_source(&name, &text, &registry, &args.set).map_err(diag)?;
+    Ok(Loaded { registry, ir, source })
+}
+
+/// The most threads the matrix kernels use.
+const MAX_KERNEL_THREADS: usize = 4;
+
+/// Fixes the number of threads of the matrix kernels and returns it: `--threads`, else a valid
+/// `MATMUL_NUM_THREADS`, else the available parallelism (the kernels use at most 4). Must run
+/// before any computation.
+pub fn set_threads(threads: Option<usize>) -> Result<usize, Failure> {
+    let n = match threads {
+        Some(0) => return Err(Failure::input("--threads must be at least 1")),
+        Some(n) => n,
+        None => match std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
+            Some(n) if n > 0 => n,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+    };
+    let n = n.min(MAX_KERNEL_THREADS);
+    // SAFETY: called from `main`'s thread before any other thread exists; the matrix kernels
+    // read the variable once, on first use.
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
+    Ok(n)
+}

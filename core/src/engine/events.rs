@@ -1,0 +1,98 @@
+//! What the executor tells the outside world while it runs.
+//!
+//! The executor knows nothing about terminals or files: it reports to a [`RunEvents`] sink.
+//! Progress bars, plain log lines for CI and the run directory's manifest are all sinks (or read
+//! the [`StageReport`]s the executor returns). Every method has an empty default, so a sink
+//! implements only what it shows.
+//!
+//! Order of calls for one execution: [`RunEvents::plan_ready`] once, then for each stage in plan
+//! order [`RunEvents::stage_started`], any number of [`RunEvents::train_progress`] and
+//! [`RunEvents::log`], and [`RunEvents::stage_finished`]. After the first failing stage no further
+//! stage starts.
+
+use serde::{Deserialize, Serialize};
+
+use super::key::StageKey;
+use super::planner::Plan;
+use crate::ir::{StageIr, StageKind};
+use crate::metrics::EvalRecord;
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StageOutcome {
+    /// Loaded from the store; nothing was computed.
+    Cached,
+    /// Computed from scratch and stored.
+    Ran,
+    /// A training stage that continued from a state saved by an interrupted attempt.
+    Resumed {
+        /// The step the saved state had reached.
+        from_step: u64,
+    },
+    /// Failed; the error is in [`StageReport::error`].
+    Failed,
+    /// Not attempted because an earlier stage failed.
+    NotRun,
+}
+
+impl StageOutcome {
+    /// Short label for logs: `cached`, `ran`, `resumed`, `failed`, `not run`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StageOutcome::Cached => "cached",
+            StageOutcome::Ran => "ran",
+            StageOutcome::Resumed { .. } => "resumed",
+            StageOutcome::Failed => "failed",
+            StageOutcome::NotRun => "not run",
+        }
+    }
+
+    /// Whether the stage has a result (cached, ran or resumed).
+    pub fn succeeded(&self) -> bool {
+        matches!(self, StageOutcome::Cached | StageOutcome::Ran | StageOutcome::Resumed { .. })
+    }
+}
+
+/// What happened to one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    /// The stage's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: StageKind,
+    /// The plugin's name, if the kind uses one.
+    pub plugin: Option<String>,
+    /// Its cache key.
+    pub key: StageKey,
+    /// How it ended.
+    pub outcome: StageOutcome,
+    /// Wall time spent on it in this execution (loading, for cached stages), in seconds.
+    pub seconds: f64,
+    /// The error, rendered, when it failed.
+    pub error: Option<String>,
+}
+
+/// Receives the executor's progress. All methods default to doing nothing.
+pub trait RunEvents {
+    /// The plan is known; nothing has run yet.
+    fn plan_ready(&mut self, _plan: &Plan) {}
+
+    /// A stage starts: `cached` says whether it will only be loaded from the store.
+    fn stage_started(&mut self, _stage: &StageIr, _key: &StageKey, _cached: bool) {}
+
+    /// A training stage evaluated its model (`record.step` of `total_steps`).
+    fn train_progress(&mut self, _stage: &str, _record: &EvalRecord, _total_steps: u64) {}
+
+    /// A stage ended (successfully or not).
+    fn stage_finished(&mut self, _stage: &StageIr, _report: &StageReport) {}
+
+    /// A line of information (resumption, warnings raised by a stage).
+    fn log(&mut self, _line: &str) {}
+}
+
+/// A sink that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl RunEvents for NoEvents {}

@@ -1,0 +1,207 @@
+//! The per-arm headline rows of `summary.csv` and `summary.json` (schema: `SCHEMA.md`).
+//!
+//! Every train stage that produced a [`RunArtifact`](crate::artifact::RunArtifact) is an *arm*.
+//! The baseline is the `baseline` of the first report stage (in IR order) whose value names one
+//! of the arms (the `compare` report does), else the first arm in IR order. Speed-ups are
+//! `baseline t_gen / arm t_gen`, so a value above 1 means the arm generalises sooner (the same
+//! convention as the `compare` report).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::Artifact;
+use crate::ir::{ExperimentIr, StageKind};
+
+/// One row of the summary: the headline numbers of one trained arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The train stage's name.
+    pub arm: String,
+    /// Steps trained.
+    pub steps: u64,
+    /// Accuracy threshold used for `t_mem` and `t_gen`.
+    pub threshold: f64,
+    /// First evaluated step with train accuracy at or above the threshold.
+    pub t_mem: Option<u64>,
+    /// First evaluated step with test accuracy at or above the threshold.
+    pub t_gen: Option<u64>,
+    /// `t_gen / t_mem`.
+    pub tau_grok: Option<f64>,
+    /// Train accuracy at the last evaluation.
+    pub final_train_acc: Option<f64>,
+    /// Test accuracy at the last evaluation.
+    pub final_test_acc: Option<f64>,
+    /// Train loss at the last evaluation.
+    pub final_train_loss: f64,
+    /// Test loss at the last evaluation.
+    pub final_test_loss: f64,
+    /// Fraction of prunable weights kept (1 for a dense arm).
+    pub density: f64,
+    /// Global L1 norm at the last evaluation.
+    pub l1: f64,
+    /// Global L2 norm at the last evaluation.
+    pub l2: f64,
+    /// Pruning rate of the mask the arm trained under, traced upstream through rewind and
+    /// model stages to a prune stage; `None` for a dense arm.
+    pub mask_rate: Option<f64>,
+    /// `baseline t_gen / arm t_gen` (> 1: sooner than the baseline); `None` when either arm
+    /// never reached the threshold.
+    pub speedup_t_gen: Option<f64>,
+}
+
+/// The content of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The baseline arm: a report stage's `baseline`, else the first arm in IR order; `None`
+    /// when nothing was trained.
+    pub baseline: Option<String>,
+    /// One row per arm, in IR order.
+    pub arms: Vec<SummaryRow>,
+}
+
+impl Summary {
+    /// Builds the summary of every finished train stage of `ir` found in `artifacts`.
+    pub fn build(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -> Self {
+        let mut arms: Vec<SummaryRow> = ir
+            .stages
+            .iter()
+            .filter(|s| s.kind == StageKind::Train)
+            .filter_map(|s| match artifacts.get(&s.name) {
+                Some(Artifact::Run(run)) => {
+                    let m = &run.summary;
+                    Some(SummaryRow {
+                        arm: s.name.clone(),
+                        steps: m.steps,
+                        threshold: m.threshold,
+                        t_mem: m.t_mem,
+                        t_gen: m.t_gen,
+                        tau_grok: m.tau_grok,
+                        final_train_acc: m.final_train_acc,
+                        final_test_acc: m.final_test_acc,
+                        final_train_loss: m.final_train_loss,
+                        final_test_loss: m.final_test_loss,
+                        density: m.density,
+                        l1: m.l1,
+                        l2: m.l2,
+                        mask_rate: mask_rate(ir, artifacts, &s.name),
+                        speedup_t_gen: None,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let baseline = report_baseline(ir, artifacts, &arms).or_else(|| arms.first().map(|a| a.arm.clone()));
+        let base_t_gen = baseline.as_ref().and_then(|b| arms.iter().find(|a| &a.arm == b)).and_then(|a| a.t_gen);
+        for a in &mut arms {
+            a.speedup_t_gen = speedup(base_t_gen, a.t_gen);
+        }
+        Self { experiment: ir.name.clone(), baseline, arms }
+    }
+
+    /// The row of arm `name`.
+    pub fn arm(&self, name: &str) -> Option<&SummaryRow> {
+        self.arms.iter().find(|a| a.arm == name)
+    }
+
+    /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
+    pub fn to_csv(&self) -> crate::Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = |e: csv::Error| crate::Error::Other(format!("writing summary.csv: {e}"));
+        w.write_record(CSV_COLUMNS).map_err(io)?;
+        for a in &self.arms {
+            w.write_record(csv_cells(a)).map_err(io)?;
+        }
+        let bytes = w.into_inner().map_err(|e| crate::Error::Other(format!("writing summary.csv: {e}")))?;
+        String::from_utf8(bytes).map_err(|e| crate::Error::Other(format!("summary.csv is not UTF-8: {e}")))
+    }
+}
+
+/// Column names of `summary.csv`, in order (the fields of [`SummaryRow`]).
+pub const CSV_COLUMNS: [&str; 15] = [
+    "arm",
+    "steps",
+    "threshold",
+    "t_mem",
+    "t_gen",
+    "tau_grok",
+    "final_train_acc",
+    "final_test_acc",
+    "final_train_loss",
+    "final_test_loss",
+    "density",
+    "l1",
+    "l2",
+    "mask_rate",
+    "speedup_t_gen",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_cells(a: &SummaryRow) -> Vec<String> {
+    vec![
+        a.arm.clone(),
+        a.steps.to_string(),
+        a.threshold.to_string(),
+        opt(a.t_mem),
+        opt(a.t_gen),
+        opt(a.tau_grok),
+        opt(a.final_train_acc),
+        opt(a.final_test_acc),
+        a.final_train_loss.to_string(),
+        a.final_test_loss.to_string(),
+        a.density.to_string(),
+        a.l1.to_string(),
+        a.l2.to_string(),
+        opt(a.mask_rate),
+        opt(a.speedup_t_gen),
+    ]
+}
+
+/// The `baseline` of the first report stage whose value names one of `arms`.
+fn report_baseline(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>, arms: &[SummaryRow]) -> Option<String> {
+    ir.stages.iter().filter(|s| s.kind == StageKind::Report).find_map(|s| match artifacts.get(&s.name) {
+        Some(Artifact::Analysis(a)) => {
+            let name = a.value.get("baseline")?.as_str()?;
+            arms.iter().any(|r| r.arm == name).then(|| name.to_string())
+        }
+        _ => None,
+    })
+}
+
+/// `base / arm` when both generalised; an arm generalising at step 0 counts as step 1.
+pub fn speedup(base_t_gen: Option<u64>, arm_t_gen: Option<u64>) -> Option<f64> {
+    match (base_t_gen, arm_t_gen) {
+        (Some(b), Some(a)) => Some(b.max(1) as f64 / a.max(1) as f64),
+        _ => None,
+    }
+}
+
+/// The pruning rate of the mask stage `name` trained or was built under, if any.
+///
+/// Walks upstream: a train stage reads its `model`; a rewind stage its `mask` if connected,
+/// else its `from`; a prune stage is the answer (its artifact's rate, else its `rate` parameter).
+pub fn mask_rate(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>, name: &str) -> Option<f64> {
+    let mut current = name;
+    // Each hop moves to an earlier stage of a DAG, so the walk ends; the bound guards bad input.
+    for _ in 0..=ir.stages.len() {
+        let stage = ir.stage(current)?;
+        let first = |port: &str| stage.inputs.get(port).and_then(|v| v.first()).map(String::as_str);
+        current = match stage.kind {
+            StageKind::Prune => {
+                return match artifacts.get(current) {
+                    Some(Artifact::Mask(m)) => Some(m.rate),
+                    _ => stage.params.get("rate").and_then(|v| v.as_f64()),
+                };
+            }
+            StageKind::Train => first("model")?,
+            StageKind::Rewind => first("mask").or_else(|| first("from"))?,
+            _ => return None,
+        };
+    }
+    None
+}

@@ -1,0 +1,164 @@
+//! The syntax tree shared by both front ends.
+//!
+//! The YAML and `.tlx` parsers both produce an [`Experiment`]; the checker, the formatter and
+//! the `--set` overrides work on it without knowing which form it came from. Every name and
+//! value carries the [`Span`] of its text so that diagnostics can point at it.
+
+use serde_json::Value;
+
+/// A byte range in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// The range `start..end`.
+    pub fn new(start: usize, end: usize) -> Self {
+        Self { start, end: end.max(start) }
+    }
+
+    /// An empty range at `at`.
+    pub fn point(at: usize) -> Self {
+        Self { start: at, end: at }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl From<Span> for miette::SourceSpan {
+    fn from(s: Span) -> Self {
+        miette::SourceSpan::new(s.start.into(), s.len())
+    }
+}
+
+/// A value with the span of its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub node: T,
+    /// Where it was written.
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    /// Pairs a value with its span.
+    pub fn new(node: T, span: Span) -> Self {
+        Self { node, span }
+    }
+}
+
+/// An experiment as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// Experiment name.
+    pub name: Spanned<String>,
+    /// Free-text description.
+    pub description: Option<Spanned<String>>,
+    /// Root seed (0 when absent).
+    pub seed: Option<Spanned<u64>>,
+    /// Dynamic plugin libraries, as written.
+    pub plugins: Vec<Spanned<String>>,
+    /// Stages in file order.
+    pub stages: Vec<StageAst>,
+    /// The optional sweep.
+    pub sweep: Option<SweepAst>,
+}
+
+impl Experiment {
+    /// The stage called `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageAst> {
+        self.stages.iter().find(|s| s.name.node == name)
+    }
+}
+
+/// One stage as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageAst {
+    /// Stage name.
+    pub name: Spanned<String>,
+    /// Kind as written (checked against the known kinds later).
+    pub kind: Spanned<String>,
+    /// Plugin name (absent for rewind stages).
+    pub uses: Option<Spanned<String>>,
+    /// Parameters in file order.
+    pub with: Vec<ParamAst>,
+    /// Connected inputs in file order.
+    pub inputs: Vec<InputAst>,
+    /// The whole stage.
+    pub span: Span,
+}
+
+impl StageAst {
+    /// The parameter called `key`.
+    pub fn param(&self, key: &str) -> Option<&ParamAst> {
+        self.with.iter().find(|p| p.key.node == key)
+    }
+}
+
+/// One `key: value` parameter of a stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamAst {
+    /// Parameter name.
+    pub key: Spanned<String>,
+    /// Value.
+    pub value: Spanned<Value>,
+    /// The `--set` argument that supplied the value, if it did not come from the file.
+    pub set_by: Option<String>,
+}
+
+/// One input port connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputAst {
+    /// Port name.
+    pub port: Spanned<String>,
+    /// Producing stages.
+    pub refs: Vec<Spanned<String>>,
+    /// Whether the stages were written as a list (`[a, b]`), even of one.
+    pub list: bool,
+    /// The whole connection.
+    pub span: Span,
+}
+
+/// The sweep block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SweepAst {
+    /// `STAGE.PARAM` axes whose values are combined as a Cartesian product.
+    pub grid: Vec<SweepAxis>,
+    /// `STAGE.PARAM` axes whose values are paired index by index.
+    pub zip: Vec<SweepAxis>,
+    /// Number of repeats with root seeds `seed + 0 .. seed + n - 1`.
+    pub seeds: Option<Spanned<u64>>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// One swept parameter and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepAxis {
+    /// `STAGE.PARAM`.
+    pub key: Spanned<String>,
+    /// The values, in order.
+    pub values: Vec<Spanned<Value>>,
+    /// The whole axis.
+    pub span: Span,
+}
+
+/// Whether `s` is a valid stage, port or parameter name: a letter or `_`, then letters,
+/// digits or `_`.
+pub fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

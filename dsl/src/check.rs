@@ -1,0 +1,640 @@
+//! The checker: resolves an [`Experiment`] against the plugin registry.
+//!
+//! Every stage's kind, plugin, parameters and input ports are checked, defaults are filled, and
+//! the stage graph is checked for dangling references, type mismatches and cycles. All problems
+//! are collected; the result is a [`Checked`] experiment that [`crate::lower`] expands.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde_json::Value;
+use ticketlab_core::ir::{ArtifactType, Port, StageKind};
+use ticketlab_core::plugin::ParamSpec;
+use ticketlab_core::plugin::registry::{Registry, closest};
+
+use crate::ast::{Experiment, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident};
+use crate::diag::Diag;
+
+/// A checked stage: every parameter filled, every input resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedStage {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: StageKind,
+    /// Plugin (absent for rewind).
+    pub plugin: Option<String>,
+    /// Parameters with defaults filled.
+    pub params: BTreeMap<String, Value>,
+    /// Port to producing stages.
+    pub inputs: BTreeMap<String, Vec<String>>,
+}
+
+/// One checked sweep axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// `STAGE.PARAM`.
+    pub key: String,
+    /// The stage.
+    pub stage: String,
+    /// The parameter.
+    pub param: String,
+    /// The values.
+    pub values: Vec<Value>,
+}
+
+/// A checked sweep.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sweep {
+    /// Product axes.
+    pub grid: Vec<Axis>,
+    /// Paired axes (equal lengths).
+    pub zip: Vec<Axis>,
+    /// Seed repeats (at least 1).
+    pub seeds: u64,
+}
+
+/// A checked experiment, before sweep expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Root seed.
+    pub seed: u64,
+    /// Plugin libraries.
+    pub plugins: Vec<String>,
+    /// Stages in file order.
+    pub stages: Vec<CheckedStage>,
+    /// The sweep (one point and one seed when absent).
+    pub sweep: Sweep,
+}
+
+/// Checks `ast` against `registry`; on failure, every problem found.
+pub fn check(ast: &Experiment, registry: &Registry) -> Result<Checked, Vec<Diag>> {
+    let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new() };
+    let out = c.experiment(ast);
+    if c.diags.is_empty() { Ok(out) } else { Err(c.diags) }
+}
+
+/// `did you mean ...?` for `name` among `candidates`, then the list of candidates.
+pub(crate) fn suggestion(name: &str, candidates: &[&str], what: &str) -> String {
+    let list = if candidates.is_empty() { "none".to_string() } else { candidates.join(", ") };
+    match closest(name, candidates) {
+        Some(c) => format!("did you mean `{c}`? {what}: {list}"),
+        None => format!("{what}: {list}"),
+    }
+}
+
+fn type_label(t: ArtifactType) -> &'static str {
+    match t {
+        ArtifactType::Dataset => "a dataset",
+        ArtifactType::Model => "a model",
+        ArtifactType::Mask => "a mask",
+        ArtifactType::Run => "a training run",
+        ArtifactType::Analysis => "an analysis",
+    }
+}
+
+fn accepts_label(port: &Port) -> String {
+    port.accepts.iter().map(|t| type_label(*t)).collect::<Vec<_>>().join(" or ")
+}
+
+fn spec_help(spec: &ParamSpec) -> String {
+    let mut ty = spec.ty.describe();
+    if spec.min.is_some() || spec.max.is_some() {
+        ty.push_str(&format!(", {}", spec.describe_range()));
+    }
+    format!("`{}` ({ty}): {}", spec.name, spec.doc)
+}
+
+fn set_by_note(p: &ParamAst) -> String {
+    p.set_by.as_ref().map(|s| format!(" (from `--set {s}`)")).unwrap_or_default()
+}
+
+struct Checker<'r> {
+    registry: &'r Registry,
+    diags: Vec<Diag>,
+    /// Kinds of the stages whose kind is known, by name.
+    kinds: HashMap<String, StageKind>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    /// Core plus plugin parameter specs of a stage, if its plugin is known.
+    fn specs(&self, kind: StageKind, plugin: Option<&str>) -> Option<Vec<ParamSpec>> {
+        let mut specs: Vec<ParamSpec> = kind.core_params().to_vec();
+        if let Some(pk) = kind.plugin_kind() {
+            let entry = self.registry.get(pk, plugin?)?;
+            specs.extend(entry.params.iter().copied());
+        }
+        Some(specs)
+    }
+
+    fn experiment(&mut self, ast: &Experiment) -> Checked {
+        if !is_ident(&ast.name.node) {
+            self.error(
+                Diag::new(format!("experiment name `{}` is not a valid name", ast.name.node))
+                    .label(ast.name.span, "invalid name")
+                    .help("use letters, digits and `_`, starting with a letter, e.g. `grokking_ticket`"),
+            );
+        }
+        for p in &ast.plugins {
+            if p.node.trim().is_empty() {
+                self.error(
+                    Diag::new("empty plugin path in `plugins`")
+                        .label(p.span, "empty")
+                        .help("remove the entry or give a library path"),
+                );
+            }
+        }
+        if ast.stages.is_empty() {
+            self.error(
+                Diag::new("the experiment has no stages")
+                    .label(ast.name.span, "this experiment")
+                    .help("add at least a dataset stage; see experiments/quickstart.yaml"),
+            );
+        }
+        // Names and kinds first, so references can be checked in any order.
+        let mut first: HashMap<&str, Span> = HashMap::new();
+        for s in &ast.stages {
+            let name = s.name.node.as_str();
+            if !is_ident(name) {
+                self.error(
+                    Diag::new(format!("stage name `{name}` is not a valid name"))
+                        .label(s.name.span, "invalid name")
+                        .help("use letters, digits and `_`, starting with a letter or `_` (`.`, `[`, `@` are reserved for sweeps)"),
+                );
+            }
+            if let Some(prev) = first.get(name) {
+                self.error(
+                    Diag::new(format!("stage `{name}` is defined twice"))
+                        .label(s.name.span, "defined again here")
+                        .label(*prev, "first defined here")
+                        .help("stage names must be unique; rename one of them"),
+                );
+                continue;
+            }
+            first.insert(name, s.name.span);
+            if let Some(k) = StageKind::parse(&s.kind.node) {
+                self.kinds.insert(name.to_string(), k);
+            }
+        }
+        let names: Vec<&str> = {
+            let mut v: Vec<&str> = first.keys().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        let mut stages = Vec::new();
+        let mut seen = BTreeSet::new();
+        for s in &ast.stages {
+            if !seen.insert(s.name.node.as_str()) {
+                continue;
+            }
+            if let Some(cs) = self.stage(s, &names) {
+                stages.push(cs);
+            }
+        }
+        self.cycles(ast);
+        let sweep = match &ast.sweep {
+            Some(sw) => self.sweep(sw, ast),
+            None => Sweep { seeds: 1, ..Sweep::default() },
+        };
+        Checked {
+            name: ast.name.node.clone(),
+            description: ast.description.as_ref().map(|d| d.node.clone()).unwrap_or_default(),
+            seed: ast.seed.as_ref().map_or(0, |s| s.node),
+            plugins: ast.plugins.iter().map(|p| p.node.clone()).collect(),
+            stages,
+            sweep,
+        }
+    }
+
+    fn stage(&mut self, s: &StageAst, names: &[&str]) -> Option<CheckedStage> {
+        let name = s.name.node.as_str();
+        let kinds: Vec<&str> = StageKind::ALL.iter().map(|k| k.as_str()).collect();
+        let Some(kind) = StageKind::parse(&s.kind.node) else {
+            self.error(
+                Diag::new(format!("unknown kind `{}` in stage `{name}`", s.kind.node))
+                    .label(s.kind.span, "unknown kind")
+                    .help(suggestion(&s.kind.node, &kinds, "stage kinds")),
+            );
+            return None;
+        };
+        let plugin = self.plugin(s, kind);
+        let params = self.params(s, kind, plugin.as_deref());
+        let inputs = self.inputs(s, kind, names);
+        Some(CheckedStage { name: name.to_string(), kind, plugin, params: params?, inputs })
+    }
+
+    /// The stage's plugin name if it is valid for the kind (None for rewind).
+    fn plugin(&mut self, s: &StageAst, kind: StageKind) -> Option<String> {
+        let name = s.name.node.as_str();
+        let Some(pk) = kind.plugin_kind() else {
+            if let Some(uses) = &s.uses {
+                self.error(
+                    Diag::new(format!("rewind stage `{name}` takes no `uses`"))
+                        .label(uses.span, "rewind is built into the core")
+                        .help(format!(
+                            "remove `uses: {}`; choose the behaviour with `mode:` (rewind, reinit, norm_l1, norm_l2)",
+                            uses.node
+                        )),
+                );
+            }
+            return None;
+        };
+        let known = self.registry.names(pk);
+        let Some(uses) = &s.uses else {
+            self.error(
+                Diag::new(format!("stage `{name}` ({}) does not say which {pk} it uses", kind.as_str()))
+                    .label(s.name.span, format!("needs `uses: <{pk}>`"))
+                    .help(format!(
+                        "add `uses:`; known {pk} plugins: {}",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    )),
+            );
+            return None;
+        };
+        if self.registry.get(pk, &uses.node).is_none() {
+            self.error(
+                Diag::new(format!("unknown {pk} plugin `{}` in stage `{name}`", uses.node))
+                    .label(uses.span, format!("no {pk} called `{}`", uses.node))
+                    .help(suggestion(&uses.node, &known, &format!("known {pk} plugins"))),
+            );
+            return None;
+        }
+        Some(uses.node.clone())
+    }
+
+    fn params(&mut self, s: &StageAst, kind: StageKind, plugin: Option<&str>) -> Option<BTreeMap<String, Value>> {
+        let name = s.name.node.as_str();
+        // Without a known plugin the valid keys are unknown: report nothing more here.
+        let specs = self.specs(kind, plugin)?;
+        let what = match plugin {
+            Some(p) => format!("{}/{p}", kind.as_str()),
+            None => kind.as_str().to_string(),
+        };
+        let valid: Vec<&str> = specs.iter().map(|p| p.name).collect();
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for p in &s.with {
+            let key = p.key.node.as_str();
+            if let Some(prev) = seen.get(key) {
+                self.error(
+                    Diag::new(format!("parameter `{name}.{key}` is given twice"))
+                        .label(p.key.span, "given again here")
+                        .label(*prev, "first given here")
+                        .help("remove one of them"),
+                );
+                ok = false;
+                continue;
+            }
+            seen.insert(key, p.key.span);
+            let Some(spec) = specs.iter().find(|sp| sp.name == key) else {
+                self.error(
+                    Diag::new(format!("unknown parameter `{key}` in stage `{name}` ({what}){}", set_by_note(p)))
+                        .label(p.key.span, "unknown parameter")
+                        .help(suggestion(key, &valid, &format!("parameters of {what}"))),
+                );
+                ok = false;
+                continue;
+            };
+            if let Err(e) = spec.check(&p.value.node) {
+                self.error(
+                    Diag::new(format!("invalid value for `{name}.{key}`{}: {e}", set_by_note(p)))
+                        .label(p.value.span, "invalid value")
+                        .help(spec_help(spec)),
+                );
+                ok = false;
+                continue;
+            }
+            out.insert(key.to_string(), p.value.node.clone());
+        }
+        for spec in &specs {
+            if out.contains_key(spec.name) || seen.contains_key(spec.name) {
+                continue;
+            }
+            match spec.default_value() {
+                Some(d) => {
+                    out.insert(spec.name.to_string(), d);
+                }
+                None => {
+                    self.error(
+                        Diag::new(format!("stage `{name}` ({what}) needs parameter `{}`", spec.name))
+                            .label(s.name.span, format!("`{}` missing", spec.name))
+                            .help(format!("add `{}` under `with`; {}", spec.name, spec_help(spec))),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn inputs(&mut self, s: &StageAst, kind: StageKind, names: &[&str]) -> BTreeMap<String, Vec<String>> {
+        let name = s.name.node.as_str();
+        let ports = kind.ports();
+        let port_names: Vec<&str> = ports.iter().map(|p| p.name).collect();
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        // Ports that a misspelt port was probably meant as: not reported again as missing.
+        let mut meant: HashSet<&str> = HashSet::new();
+        for input in &s.inputs {
+            let pname = input.port.node.as_str();
+            if let Some(prev) = seen.get(pname) {
+                self.error(
+                    Diag::new(format!("input `{name}.{pname}` is connected twice"))
+                        .label(input.port.span, "connected again here")
+                        .label(*prev, "first connected here")
+                        .help(format!("connect `{pname}` once (a list if the port takes several stages)")),
+                );
+                continue;
+            }
+            seen.insert(pname, input.port.span);
+            let Some(port) = ports.iter().find(|p| p.name == pname) else {
+                meant.extend(closest(pname, &port_names));
+                let help = if ports.is_empty() {
+                    format!("{} stages take no inputs; remove `{pname}`", kind.as_str())
+                } else {
+                    suggestion(pname, &port_names, &format!("ports of {} stages", kind.as_str()))
+                };
+                self.error(
+                    Diag::new(format!("unknown input port `{pname}` in stage `{name}` ({})", kind.as_str()))
+                        .label(input.port.span, "unknown port")
+                        .help(help),
+                );
+                continue;
+            };
+            self.connection(s, port, input, names);
+            out.insert(pname.to_string(), input.refs.iter().map(|r| r.node.clone()).collect());
+        }
+        for port in ports.iter().filter(|p| p.required && !seen.contains_key(p.name) && !meant.contains(p.name)) {
+            self.error(
+                Diag::new(format!("stage `{name}` ({}) needs input `{}`", kind.as_str(), port.name))
+                    .label(s.name.span, format!("`{}` not connected", port.name))
+                    .help(format!(
+                        "add `inputs: {{ {}: STAGE }}` with a stage producing {}",
+                        port.name,
+                        accepts_label(port)
+                    )),
+            );
+        }
+        out
+    }
+
+    fn connection(&mut self, s: &StageAst, port: &Port, input: &InputAst, names: &[&str]) {
+        let name = s.name.node.as_str();
+        if !port.many && (input.list || input.refs.len() != 1) {
+            self.error(
+                Diag::new(format!("input `{name}.{}` takes one stage, not a list", port.name))
+                    .label(input.span, "a list here")
+                    .help(format!("connect a single stage: `{}: STAGE`", port.name)),
+            );
+        }
+        if input.refs.is_empty() && port.required {
+            self.error(
+                Diag::new(format!("input `{name}.{}` is connected to no stage", port.name))
+                    .label(input.span, "empty")
+                    .help(format!("connect a stage producing {}", accepts_label(port))),
+            );
+        }
+        let mut listed: HashMap<&str, Span> = HashMap::new();
+        for r in &input.refs {
+            let target = r.node.as_str();
+            if let Some(prev) = listed.get(target) {
+                self.error(
+                    Diag::new(format!("stage `{target}` is listed twice in `{name}.{}`", port.name))
+                        .label(r.span, "listed again here")
+                        .label(*prev, "first listed here")
+                        .help("list each stage once"),
+                );
+                continue;
+            }
+            listed.insert(target, r.span);
+            if !names.contains(&target) {
+                self.error(
+                    Diag::new(format!("`{name}.{}` refers to `{target}`, which is not a stage", port.name))
+                        .label(r.span, "no such stage")
+                        .help(suggestion(target, names, "stages")),
+                );
+                continue;
+            }
+            if let Some(k) = self.kinds.get(target)
+                && !port.accepts.contains(&k.output())
+            {
+                self.error(
+                    Diag::new(format!(
+                        "input `{name}.{}` takes {}, but `{target}` ({}) produces {}",
+                        port.name,
+                        accepts_label(port),
+                        k.as_str(),
+                        type_label(k.output())
+                    ))
+                    .label(r.span, format!("produces {}", type_label(k.output())))
+                    .help(format!(
+                        "connect `{}` to a stage producing {}",
+                        port.name,
+                        accepts_label(port)
+                    )),
+                );
+            }
+        }
+    }
+
+    /// Reports each cycle of the stage graph once.
+    fn cycles(&mut self, ast: &Experiment) {
+        let index: HashMap<&str, usize> =
+            ast.stages.iter().enumerate().map(|(i, s)| (s.name.node.as_str(), i)).collect();
+        // Edges: consumer -> producers, with the span of the reference.
+        let edges: Vec<Vec<(usize, Span)>> = ast
+            .stages
+            .iter()
+            .map(|s| {
+                s.inputs
+                    .iter()
+                    .flat_map(|i| i.refs.iter())
+                    .filter_map(|r| index.get(r.node.as_str()).map(|&j| (j, r.span)))
+                    .collect()
+            })
+            .collect();
+        let n = ast.stages.len();
+        let mut state = vec![0u8; n]; // 0 new, 1 on stack, 2 done
+        let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
+        for root in 0..n {
+            if state[root] != 0 {
+                continue;
+            }
+            // Iterative DFS; the stack holds (node, next edge index).
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            state[root] = 1;
+            while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+                if *next < edges[v].len() {
+                    let (w, span) = edges[v][*next];
+                    *next += 1;
+                    match state[w] {
+                        0 => {
+                            state[w] = 1;
+                            stack.push((w, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|&(x, _)| x == w).unwrap_or(0);
+                            let cycle: Vec<usize> = stack[from..].iter().map(|&(x, _)| x).collect();
+                            let mut key = cycle.clone();
+                            key.sort_unstable();
+                            if reported.insert(key) {
+                                self.report_cycle(ast, &cycle, span);
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[v] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+
+    fn report_cycle(&mut self, ast: &Experiment, cycle: &[usize], closing: Span) {
+        let mut path: Vec<&str> = cycle.iter().map(|&i| ast.stages[i].name.node.as_str()).collect();
+        path.push(path[0]);
+        let mut d = Diag::new(format!("stages depend on each other in a cycle: {}", path.join(" ← ")))
+            .label(closing, "this reference closes the cycle");
+        for &i in cycle {
+            d = d.label(ast.stages[i].name.span, "");
+        }
+        self.error(d.help("a stage can only use stages that do not depend on it; remove one of these references"));
+    }
+
+    fn sweep(&mut self, sw: &SweepAst, ast: &Experiment) -> Sweep {
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        let grid = self.axes(&sw.grid, ast, &mut seen, true);
+        let zip = self.axes(&sw.zip, ast, &mut seen, false);
+        if let Some(first) = zip.first() {
+            let n = first.values.len();
+            for (axis, ast_axis) in zip.iter().zip(sw.zip.iter()).skip(1) {
+                if axis.values.len() != n {
+                    self.error(
+                        Diag::new(format!(
+                            "zip axes must have the same number of values: `{}` has {n}, `{}` has {}",
+                            first.key,
+                            axis.key,
+                            axis.values.len()
+                        ))
+                        .label(ast_axis.span, format!("{} values", axis.values.len()))
+                        .label(sw.zip[0].span, format!("{n} values"))
+                        .help("zip pairs values index by index; give every zipped parameter as many values, or use `grid` for all combinations"),
+                    );
+                }
+            }
+        }
+        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() {
+            self.error(
+                Diag::new("the sweep is empty")
+                    .label(sw.span, "nothing to sweep")
+                    .help("add `grid`, `zip` or `seeds`, or remove the sweep"),
+            );
+        }
+        Sweep { grid, zip, seeds: sw.seeds.as_ref().map_or(1, |s| s.node) }
+    }
+
+    /// Checks axes; `distinct` refuses repeated values (grid axes: a repeat would be the same point).
+    fn axes(
+        &mut self,
+        axes: &[SweepAxis],
+        ast: &Experiment,
+        seen: &mut HashMap<String, Span>,
+        distinct: bool,
+    ) -> Vec<Axis> {
+        let mut out = Vec::new();
+        for axis in axes {
+            let key = axis.key.node.as_str();
+            if let Some(prev) = seen.get(key) {
+                self.error(
+                    Diag::new(format!("`{key}` is swept twice"))
+                        .label(axis.key.span, "swept again here")
+                        .label(*prev, "first swept here")
+                        .help("sweep each parameter once, in `grid` or in `zip`"),
+                );
+                continue;
+            }
+            seen.insert(key.to_string(), axis.key.span);
+            if let Some(a) = self.axis(axis, ast, distinct) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    fn axis(&mut self, axis: &SweepAxis, ast: &Experiment, refuse_repeats: bool) -> Option<Axis> {
+        let key = axis.key.node.as_str();
+        let Some((stage, param)) = key.split_once('.') else {
+            self.error(
+                Diag::new(format!("sweep key `{key}` must be `STAGE.PARAM`"))
+                    .label(axis.key.span, "expected STAGE.PARAM")
+                    .help("name the stage and its parameter, e.g. `mask.rate`"),
+            );
+            return None;
+        };
+        let Some(s) = ast.stage(stage) else {
+            let names: Vec<&str> = ast.stages.iter().map(|s| s.name.node.as_str()).collect();
+            self.error(
+                Diag::new(format!("sweep key `{key}` names stage `{stage}`, which does not exist"))
+                    .label(axis.key.span, "no such stage")
+                    .help(suggestion(stage, &names, "stages")),
+            );
+            return None;
+        };
+        let kind = StageKind::parse(&s.kind.node)?;
+        let plugin = s.uses.as_ref().map(|u| u.node.as_str());
+        let specs = self.specs(kind, plugin)?;
+        let Some(spec) = specs.iter().find(|p| p.name == param) else {
+            let valid: Vec<&str> = specs.iter().map(|p| p.name).collect();
+            self.error(
+                Diag::new(format!("sweep key `{key}`: stage `{stage}` has no parameter `{param}`"))
+                    .label(axis.key.span, "unknown parameter")
+                    .help(suggestion(param, &valid, &format!("parameters of `{stage}`"))),
+            );
+            return None;
+        };
+        if axis.values.is_empty() {
+            self.error(
+                Diag::new(format!("sweep axis `{key}` has no values"))
+                    .label(axis.span, "empty list")
+                    .help("give at least one value, or remove the axis"),
+            );
+            return None;
+        }
+        let mut ok = true;
+        let mut distinct: Vec<&Value> = Vec::new();
+        for v in &axis.values {
+            if let Err(e) = spec.check(&v.node) {
+                self.error(
+                    Diag::new(format!("invalid sweep value for `{key}`: {e}"))
+                        .label(v.span, "invalid value")
+                        .help(spec_help(spec)),
+                );
+                ok = false;
+            } else if refuse_repeats && distinct.contains(&&v.node) {
+                self.error(
+                    Diag::new(format!("sweep axis `{key}` lists {} twice", v.node))
+                        .label(v.span, "repeated value")
+                        .help("each value of a grid axis makes a sweep point; list it once"),
+                );
+                ok = false;
+            } else {
+                distinct.push(&v.node);
+            }
+        }
+        ok.then(|| Axis {
+            key: key.to_string(),
+            stage: stage.to_string(),
+            param: param.to_string(),
+            values: axis.values.iter().map(|v| v.node.clone()).collect(),
+        })
+    }
+}

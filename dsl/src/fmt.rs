@@ -1,0 +1,219 @@
+//! Formatting: the syntax tree written back as YAML or `.tlx` text.
+//!
+//! The output is deterministic (file order of stages, parameters and inputs is kept) and parses
+//! back to the same experiment: strings are left plain only when they read back as the same
+//! string, and are otherwise written as double-quoted JSON strings, which both forms accept.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::ast::{Experiment, InputAst, ParamAst, StageAst, SweepAxis, is_ident};
+use crate::tlx::KEYWORDS;
+
+/// Longest `.tlx` stage line before its parameters go one per line.
+const TLX_WIDTH: usize = 100;
+
+/// The experiment as YAML.
+pub fn to_yaml(ast: &Experiment) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name: {}", yaml_str(&ast.name.node));
+    if let Some(d) = &ast.description {
+        let _ = writeln!(out, "description: {}", yaml_str(&d.node));
+    }
+    if let Some(s) = &ast.seed {
+        let _ = writeln!(out, "seed: {}", s.node);
+    }
+    if !ast.plugins.is_empty() {
+        let list: Vec<String> = ast.plugins.iter().map(|p| yaml_str(&p.node)).collect();
+        let _ = writeln!(out, "plugins: [{}]", list.join(", "));
+    }
+    out.push_str(if ast.stages.is_empty() { "stages: {}\n" } else { "stages:\n" });
+    for s in &ast.stages {
+        yaml_stage(&mut out, s);
+    }
+    if let Some(sw) = &ast.sweep {
+        out.push_str("sweep:\n");
+        if !sw.grid.is_empty() {
+            let _ = writeln!(out, "  grid: {}", yaml_axes(&sw.grid));
+        }
+        if !sw.zip.is_empty() {
+            let _ = writeln!(out, "  zip: {}", yaml_axes(&sw.zip));
+        }
+        if let Some(n) = &sw.seeds {
+            let _ = writeln!(out, "  seeds: {}", n.node);
+        }
+        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() {
+            out.truncate(out.len() - "sweep:\n".len());
+            out.push_str("sweep: {}\n");
+        }
+    }
+    out
+}
+
+fn yaml_stage(out: &mut String, s: &StageAst) {
+    let _ = writeln!(out, "  {}:", yaml_str(&s.name.node));
+    let _ = writeln!(out, "    kind: {}", yaml_str(&s.kind.node));
+    if let Some(u) = &s.uses {
+        let _ = writeln!(out, "    uses: {}", yaml_str(&u.node));
+    }
+    if !s.with.is_empty() {
+        let items: Vec<String> =
+            s.with.iter().map(|p| format!("{}: {}", yaml_str(&p.key.node), yaml_value(&p.value.node))).collect();
+        let _ = writeln!(out, "    with: {{ {} }}", items.join(", "));
+    }
+    if !s.inputs.is_empty() {
+        let items: Vec<String> =
+            s.inputs.iter().map(|i| format!("{}: {}", yaml_str(&i.port.node), yaml_refs(i))).collect();
+        let _ = writeln!(out, "    inputs: {{ {} }}", items.join(", "));
+    }
+}
+
+fn yaml_refs(i: &InputAst) -> String {
+    let refs: Vec<String> = i.refs.iter().map(|r| yaml_str(&r.node)).collect();
+    if i.list || refs.len() != 1 { format!("[{}]", refs.join(", ")) } else { refs.join("") }
+}
+
+fn yaml_axes(axes: &[SweepAxis]) -> String {
+    let items: Vec<String> = axes
+        .iter()
+        .map(|a| {
+            let values: Vec<String> = a.values.iter().map(|v| yaml_value(&v.node)).collect();
+            format!("{}: [{}]", yaml_str(&a.key.node), values.join(", "))
+        })
+        .collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// A string as a YAML scalar usable in block and flow context.
+fn yaml_str(s: &str) -> String {
+    let plain_chars = !s.is_empty()
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'));
+    let reads_back = plain_chars
+        && matches!(serde_yaml::from_str::<serde_yaml::Value>(s), Ok(serde_yaml::Value::String(ref t)) if t == s);
+    if reads_back { s.to_string() } else { json_str(s) }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn yaml_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => yaml_str(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(yaml_value).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => {
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", yaml_str(k), yaml_value(v))).collect();
+            if items.is_empty() { "{}".into() } else { format!("{{ {} }}", items.join(", ")) }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The experiment as `.tlx`.
+pub fn to_tlx(ast: &Experiment) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "experiment {} {{", tlx_name(&ast.name.node));
+    if let Some(d) = &ast.description {
+        let _ = writeln!(out, "  description = {}", json_str(&d.node));
+    }
+    if let Some(s) = &ast.seed {
+        let _ = writeln!(out, "  seed = {}", s.node);
+    }
+    if !ast.plugins.is_empty() {
+        let list: Vec<String> = ast.plugins.iter().map(|p| json_str(&p.node)).collect();
+        let _ = writeln!(out, "  plugins = [{}]", list.join(", "));
+    }
+    if !ast.stages.is_empty() {
+        out.push('\n');
+    }
+    for s in &ast.stages {
+        tlx_stage(&mut out, s);
+    }
+    if let Some(sw) = &ast.sweep {
+        if !sw.grid.is_empty() || !sw.zip.is_empty() || sw.seeds.is_some() {
+            out.push('\n');
+        }
+        if !sw.grid.is_empty() {
+            let _ = writeln!(out, "  sweep grid {{ {} }}", tlx_axes(&sw.grid));
+        }
+        if !sw.zip.is_empty() {
+            let _ = writeln!(out, "  sweep zip {{ {} }}", tlx_axes(&sw.zip));
+        }
+        if let Some(n) = &sw.seeds {
+            let _ = writeln!(out, "  sweep seeds = {}", n.node);
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn tlx_stage(out: &mut String, s: &StageAst) {
+    let mut head = format!("  stage {}: {}", tlx_name(&s.name.node), tlx_name(&s.kind.node));
+    if let Some(u) = &s.uses {
+        head.push(' ');
+        head.push_str(&tlx_name(&u.node));
+    }
+    if !s.inputs.is_empty() {
+        let items: Vec<String> = s.inputs.iter().map(tlx_input).collect();
+        let _ = write!(head, "({})", items.join(", "));
+    }
+    let params: Vec<String> = s.with.iter().map(tlx_param).collect();
+    if params.is_empty() {
+        let _ = writeln!(out, "{head}");
+        return;
+    }
+    let line = format!("{head} {{ {} }}", params.join(", "));
+    if line.len() <= TLX_WIDTH {
+        let _ = writeln!(out, "{line}");
+    } else {
+        let _ = writeln!(out, "{head} {{");
+        for p in params {
+            let _ = writeln!(out, "    {p}");
+        }
+        out.push_str("  }\n");
+    }
+}
+
+fn tlx_input(i: &InputAst) -> String {
+    let refs: Vec<String> = i.refs.iter().map(|r| tlx_name(&r.node)).collect();
+    let target = if i.list || refs.len() != 1 { format!("[{}]", refs.join(", ")) } else { refs.join("") };
+    format!("{} = {target}", tlx_name(&i.port.node))
+}
+
+fn tlx_param(p: &ParamAst) -> String {
+    format!("{} = {}", tlx_name(&p.key.node), tlx_value(&p.value.node))
+}
+
+fn tlx_axes(axes: &[SweepAxis]) -> String {
+    let items: Vec<String> = axes
+        .iter()
+        .map(|a| {
+            let key = match a.key.node.split_once('.') {
+                Some((s, p)) if is_ident(s) && is_ident(p) => a.key.node.clone(),
+                _ => json_str(&a.key.node),
+            };
+            let values: Vec<String> = a.values.iter().map(|v| tlx_value(&v.node)).collect();
+            format!("{key} = [{}]", values.join(", "))
+        })
+        .collect();
+    items.join(", ")
+}
+
+/// A name: bare when it is an identifier and not a keyword, else a quoted string.
+fn tlx_name(s: &str) -> String {
+    if is_ident(s) && !KEYWORDS.contains(&s) { s.to_string() } else { json_str(s) }
+}
+
+fn tlx_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => json_str(s),
+        Value::Array(items) => format!("[{}]", items.iter().map(tlx_value).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => {
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("{} = {}", tlx_name(k), tlx_value(v))).collect();
+            if items.is_empty() { "{}".into() } else { format!("{{ {} }}", items.join(", ")) }
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,185 @@
+//! Sweep expansion: one checked experiment becomes the stages of every sweep point and seed.
+//!
+//! The points are the Cartesian product of the `grid` axes (axes in key order, the last key
+//! varying fastest) combined with each row of the paired `zip` axes. A stage is copied once per
+//! distinct combination of the swept values it depends on: those of its own parameters and those
+//! of every stage upstream of it. A stage that depends on no swept value is shared by all points.
+//! Copies are named `stage[key=value,...]` (keys sorted, values as compact JSON). With
+//! `seeds: N > 1` the whole experiment is repeated with root seeds `seed + 0 .. seed + N - 1` and
+//! every stage name gets `@seedR`, R being the repeat's root seed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
+use ticketlab_core::ir::StageIr;
+use ticketlab_core::seed;
+
+use crate::check::{Checked, CheckedStage, Sweep};
+
+/// A sweep point: `STAGE.PARAM` to value.
+pub type Point = BTreeMap<String, Value>;
+
+/// Every sweep point, in a deterministic order (one empty point when nothing is swept).
+pub fn points(sweep: &Sweep) -> Vec<Point> {
+    let mut grid: Vec<_> = sweep.grid.iter().collect();
+    grid.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut out: Vec<Point> = vec![Point::new()];
+    for axis in grid {
+        out = out
+            .into_iter()
+            .flat_map(|p| {
+                axis.values.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.insert(axis.key.clone(), v.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    if let Some(rows) = sweep.zip.first().map(|a| a.values.len()) {
+        out = out
+            .into_iter()
+            .flat_map(|p| {
+                (0..rows).map(move |i| {
+                    let mut q = p.clone();
+                    for axis in &sweep.zip {
+                        if let Some(v) = axis.values.get(i) {
+                            q.insert(axis.key.clone(), v.clone());
+                        }
+                    }
+                    q
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The name of a stage's copy for the swept values `point` and the repeat `suffix`.
+pub fn expanded_name(base: &str, point: &Point, suffix: &str) -> String {
+    if point.is_empty() {
+        return format!("{base}{suffix}");
+    }
+    let parts: Vec<String> =
+        point.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect();
+    format!("{base}[{}]{suffix}", parts.join(","))
+}
+
+/// Expands a checked experiment into IR stages in topological order (ties by name).
+pub fn expand(checked: &Checked) -> Vec<StageIr> {
+    let by_name: HashMap<&str, &CheckedStage> = checked.stages.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut own: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for axis in checked.sweep.grid.iter().chain(&checked.sweep.zip) {
+        own.entry(axis.stage.as_str()).or_default().insert(axis.key.clone());
+    }
+    let mut relevant: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for s in &checked.stages {
+        relevant_keys(&s.name, &by_name, &own, &mut relevant);
+    }
+    let points = points(&checked.sweep);
+    let seeds = checked.sweep.seeds.max(1);
+    let mut stages: BTreeMap<String, StageIr> = BTreeMap::new();
+    for r in 0..seeds {
+        let root = checked.seed.wrapping_add(r);
+        let suffix = if seeds > 1 { format!("@seed{root}") } else { String::new() };
+        for s in &checked.stages {
+            for point in &points {
+                let restricted = restrict(point, &relevant[&s.name]);
+                let name = expanded_name(&s.name, &restricted, &suffix);
+                if stages.contains_key(&name) {
+                    continue;
+                }
+                let mut params = s.params.clone();
+                for (key, value) in &restricted {
+                    if let Some((stage, param)) = key.split_once('.')
+                        && stage == s.name
+                    {
+                        params.insert(param.to_string(), value.clone());
+                    }
+                }
+                let inputs = s
+                    .inputs
+                    .iter()
+                    .map(|(port, producers)| {
+                        let names = producers
+                            .iter()
+                            .map(|p| {
+                                let keys = relevant.get(p).cloned().unwrap_or_default();
+                                expanded_name(p, &restrict(point, &keys), &suffix)
+                            })
+                            .collect();
+                        (port.clone(), names)
+                    })
+                    .collect();
+                let ir = StageIr {
+                    seed: seed::derive(root, &name),
+                    name: name.clone(),
+                    kind: s.kind,
+                    plugin: s.plugin.clone(),
+                    params,
+                    inputs,
+                    sweep: restricted,
+                };
+                stages.insert(name, ir);
+            }
+        }
+    }
+    topological(stages)
+}
+
+fn restrict(point: &Point, keys: &BTreeSet<String>) -> Point {
+    point.iter().filter(|(k, _)| keys.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The swept keys a stage depends on: its own and those of every upstream stage.
+fn relevant_keys(
+    name: &str,
+    by_name: &HashMap<&str, &CheckedStage>,
+    own: &HashMap<&str, BTreeSet<String>>,
+    memo: &mut HashMap<String, BTreeSet<String>>,
+) -> BTreeSet<String> {
+    if let Some(k) = memo.get(name) {
+        return k.clone();
+    }
+    // Mark as in progress; the checker has refused cycles, so this only guards against them.
+    memo.insert(name.to_string(), BTreeSet::new());
+    let mut keys = own.get(name).cloned().unwrap_or_default();
+    if let Some(s) = by_name.get(name) {
+        for producer in s.inputs.values().flatten() {
+            keys.extend(relevant_keys(producer, by_name, own, memo));
+        }
+    }
+    memo.insert(name.to_string(), keys.clone());
+    keys
+}
+
+/// Kahn's algorithm, always taking the smallest ready name.
+fn topological(mut stages: BTreeMap<String, StageIr>) -> Vec<StageIr> {
+    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+    let mut consumers: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, s) in &stages {
+        let producers: BTreeSet<&String> = s.inputs.values().flatten().filter(|p| stages.contains_key(*p)).collect();
+        pending.insert(name.clone(), producers.len());
+        for p in producers {
+            consumers.entry(p.clone()).or_default().push(name.clone());
+        }
+    }
+    let mut ready: BTreeSet<String> = pending.iter().filter(|(_, n)| **n == 0).map(|(k, _)| k.clone()).collect();
+    let mut out = Vec::with_capacity(stages.len());
+    while let Some(name) = ready.pop_first() {
+        for c in consumers.get(&name).into_iter().flatten() {
+            if let Some(n) = pending.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(c.clone());
+                }
+            }
+        }
+        if let Some(s) = stages.remove(&name) {
+            out.push(s);
+        }
+    }
+    // Unreachable for checked experiments (no cycles); keep any rest rather than drop it.
+    out.extend(stages.into_values());
+    out
+}

@@ -1,0 +1,437 @@
+//! The `.tlx` front end: the experiment language parsed with pest.
+//!
+//! ```text
+//! experiment quickstart {
+//!   description = "Tiny grokking ticket"
+//!   seed = 0
+//!   stage data: dataset modular { op = "add", p = 23 }
+//!   stage init: model mlp_modular(data = data) { d_emb = 64 }
+//!   stage ticket: rewind(from = dense, mask = mask) { to = "init" }
+//!   stage compare: report compare(runs = [dense, ticket_train])
+//!   sweep grid { mask.rate = [0.3, 0.6] }
+//!   sweep seeds = 3
+//! }
+//! ```
+//!
+//! The grammar (`tlx.pest`) knows no stage kinds or plugin names; it produces the same
+//! [`Experiment`] as the YAML front end and leaves the rest to the checker. Syntax errors are
+//! reported with their line and column and a plain-words list of what was expected there.
+
+use std::collections::{BTreeSet, HashSet};
+
+use pest::Parser;
+use pest::iterators::Pair;
+use serde_json::Value;
+
+use crate::ast::{Experiment, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::diag::Diag;
+
+mod grammar {
+    //! The pest parser generated from `tlx.pest`.
+    #![allow(missing_docs)]
+
+    /// The parser; [`Rule`] names the grammar's rules.
+    #[derive(pest_derive::Parser)]
+    #[grammar = "tlx.pest"]
+    pub struct TlxParser;
+}
+
+use grammar::{Rule, TlxParser};
+
+/// Words reserved by the language: names spelt like them must be quoted (`"seed"`).
+pub const KEYWORDS: &[&str] = &["experiment", "description", "seed", "plugins", "stage", "sweep"];
+
+/// Words that introduce a part of an experiment (as opposed to literals such as `true`).
+const STRUCTURE_WORDS: &[&str] =
+    &["experiment", "description", "seed", "plugins", "stage", "sweep", "grid", "zip", "seeds"];
+
+/// Parses a `.tlx` experiment; on failure, every problem found.
+pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
+    // Record what the parser tried at the failure point, for the "expected ..." words.
+    if only_comments(text) {
+        return Err(vec![
+            Diag::new("the file holds no experiment (it is empty or only comments)")
+                .help("start with `experiment NAME { ... }`; see experiments/quickstart.tlx"),
+        ]);
+    }
+    pest::set_error_detail(true);
+    let mut pairs = TlxParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(text, &e)])?;
+    let mut w = Walker { diags: Vec::new() };
+    let exp = pairs.next().and_then(|file| file.into_inner().next()).and_then(|e| w.experiment(e));
+    match exp {
+        Some(exp) if w.diags.is_empty() => Ok(exp),
+        _ => Err(w.diags),
+    }
+}
+
+fn span(p: &Pair<'_, Rule>) -> Span {
+    Span::new(p.as_span().start(), p.as_span().end())
+}
+
+/// What a leaf rule stands for, in words (structural rules are described by the
+/// punctuation or keyword they expect instead).
+fn rule_words(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::name | Rule::kind | Rule::uses | Rule::ident => "a name",
+        Rule::string => "a string in double quotes",
+        Rule::escape => "an escape such as `\\n` or `\\\"`",
+        Rule::number => "a number",
+        Rule::integer => "a whole number",
+        Rule::value => "a value",
+        Rule::list => "a list `[...]`",
+        Rule::boolean => "`true` or `false`",
+        Rule::sweep_key => "`stage.param`",
+        Rule::EOI => "the end of the file",
+        _ => return None,
+    })
+}
+
+/// The text found at `at`, for "found ..." (a word, a literal, or one character).
+fn found_at(text: &str, at: usize) -> (String, Span) {
+    let rest = &text[at.min(text.len())..];
+    let Some(c) = rest.chars().next() else { return ("the end of the file".into(), Span::point(text.len())) };
+    let len = if c.is_alphanumeric() || c == '_' {
+        rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(rest.len())
+    } else if c == '"' {
+        rest[1..].find(['"', '\n']).map_or(rest.len(), |i| i + 2).min(rest.len())
+    } else {
+        c.len_utf8()
+    };
+    let shown = match c {
+        '\n' | '\r' => "the end of the line".to_string(),
+        _ => format!("`{}`", &rest[..len]),
+    };
+    (shown, Span::new(at, at + len))
+}
+
+fn join_words(words: &BTreeSet<String>) -> String {
+    let v: Vec<&str> = words.iter().map(String::as_str).collect();
+    match v.len() {
+        0 => "something else".into(),
+        1 => v[0].to_string(),
+        n => format!("{} or {}", v[..n - 1].join(", "), v[n - 1]),
+    }
+}
+
+fn syntax_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
+    let mut at = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let mut words = BTreeSet::new();
+    if let Some(attempts) = e.parse_attempts() {
+        let stacks = attempts.call_stacks();
+        if stacks.iter().any(|s| s.deepest.get_rule() == Some(&Rule::keyword)) {
+            return reserved_word(text, at);
+        }
+        at = attempts.max_position;
+        for stack in &stacks {
+            let rule = stack.deepest.get_rule().copied().or(stack.parent);
+            if let Some(w) = rule.and_then(rule_words) {
+                words.insert(w.to_string());
+            }
+        }
+        let mut inside_token = false;
+        for token in attempts.expected_tokens().iter().map(ToString::to_string) {
+            let range = token.len() > 2 && token.contains("..");
+            if token.trim().is_empty() || token == "#" {
+                continue; // whitespace and comments fit anywhere
+            } else if range
+                || matches!(token.as_str(), "_" | "\"" | "-" | "BUILTIN_RULE")
+                || (token.chars().all(|c| c.is_ascii_alphanumeric()) && !STRUCTURE_WORDS.contains(&token.as_str()))
+            {
+                inside_token = true; // part of a name, string or number: described by its rule
+            } else {
+                words.insert(format!("`{token}`"));
+            }
+        }
+        if words.is_empty() && !inside_token && stacks.iter().any(|s| s.deepest.get_rule() == Some(&Rule::file)) {
+            words.insert("the end of the file".to_string());
+        }
+    }
+    if words.is_empty()
+        && let pest::error::ErrorVariant::ParsingError { positives, .. } = &e.variant
+    {
+        words.extend(positives.iter().filter_map(|r| rule_words(*r)).map(str::to_string));
+    }
+    if words.contains("a value") || words.contains("a list `[...]`") {
+        words.remove("`[`");
+        words.remove("`{`");
+    }
+    let (found, found_span) = found_at(text, at);
+    let expected = join_words(&words);
+    let help = if text[at.min(text.len())..].trim_start().is_empty() {
+        "a `{` has no matching `}`, or the file was cut short".to_string()
+    } else if words.contains("`=`") {
+        "parameters and inputs are written `name = value`".to_string()
+    } else if words.contains("the end of the file") {
+        "everything belongs inside `experiment NAME { ... }`".to_string()
+    } else {
+        "see experiments/quickstart.tlx for the syntax".to_string()
+    };
+    Diag::new(format!("syntax error: expected {expected}, found {found}"))
+        .label(found_span, format!("expected {expected}"))
+        .help(help)
+}
+
+/// A reserved word where a name belongs.
+fn reserved_word(text: &str, at: usize) -> Diag {
+    let (found, span) = found_at(text, at);
+    let word = found.trim_matches('`');
+    Diag::new(format!("syntax error: {found} is a reserved word and cannot be used as a name here"))
+        .label(span, "reserved word")
+        .help(format!("write it as a quoted string: `\"{word}\"`"))
+}
+
+/// Whether the text holds nothing but whitespace and comments.
+fn only_comments(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    })
+}
+
+struct Walker {
+    diags: Vec<Diag>,
+}
+
+impl Walker {
+    fn error(&mut self, d: Diag) {
+        self.diags.push(d);
+    }
+
+    fn string(&mut self, p: Pair<'_, Rule>) -> Spanned<String> {
+        let sp = span(&p);
+        match serde_json::from_str::<String>(p.as_str()) {
+            Ok(s) => Spanned::new(s, sp),
+            Err(e) => {
+                self.error(
+                    Diag::new(format!("invalid string: {e}"))
+                        .label(sp, "here")
+                        .help("check the escapes (`\\\"`, `\\\\`, `\\n`, `\\uXXXX`)"),
+                );
+                Spanned::new(String::new(), sp)
+            }
+        }
+    }
+
+    /// A `name` pair: an identifier or a quoted string.
+    fn name(&mut self, p: Pair<'_, Rule>) -> Spanned<String> {
+        let sp = span(&p);
+        match p.into_inner().next() {
+            Some(inner) if inner.as_rule() == Rule::string => self.string(inner),
+            Some(inner) => Spanned::new(inner.as_str().to_string(), sp),
+            None => Spanned::new(String::new(), sp),
+        }
+    }
+
+    fn integer(&mut self, p: Pair<'_, Rule>) -> Spanned<u64> {
+        let sp = span(&p);
+        match p.as_str().parse::<u64>() {
+            Ok(n) => Spanned::new(n, sp),
+            Err(_) => {
+                self.error(
+                    Diag::new(format!("`{}` is too large", p.as_str()))
+                        .label(sp, "too large")
+                        .help("use a value below 2^64"),
+                );
+                Spanned::new(0, sp)
+            }
+        }
+    }
+
+    fn once<T>(&mut self, slot: &mut Option<T>, value: T, what: &str, sp: Span, first: Option<Span>) {
+        if slot.is_some() {
+            let mut d = Diag::new(format!("`{what}` is given twice")).label(sp, "given again here");
+            if let Some(f) = first {
+                d = d.label(f, "first given here");
+            }
+            self.error(d.help(format!("give `{what}` once")));
+        } else {
+            *slot = Some(value);
+        }
+    }
+
+    fn experiment(&mut self, p: Pair<'_, Rule>) -> Option<Experiment> {
+        let mut inner = p.into_inner();
+        let name = self.name(inner.next()?);
+        let mut description: Option<Spanned<String>> = None;
+        let mut seed: Option<Spanned<u64>> = None;
+        let mut plugins: Option<(Vec<Spanned<String>>, Span)> = None;
+        let mut stages = Vec::new();
+        let mut sweep: Option<SweepAst> = None;
+        for item in inner {
+            let sp = span(&item);
+            match item.as_rule() {
+                Rule::description => {
+                    let first = description.as_ref().map(|d| d.span);
+                    let v = item.into_inner().next().map(|s| self.string(s));
+                    if let Some(v) = v {
+                        self.once(&mut description, v, "description", sp, first);
+                    }
+                }
+                Rule::seed => {
+                    let first = seed.as_ref().map(|d| d.span);
+                    if let Some(v) = item.into_inner().next().map(|s| self.integer(s)) {
+                        self.once(&mut seed, v, "seed", sp, first);
+                    }
+                }
+                Rule::plugins => {
+                    let first = plugins.as_ref().map(|p| p.1);
+                    let list: Vec<_> = item.into_inner().map(|s| self.string(s)).collect();
+                    self.once(&mut plugins, (list, sp), "plugins", sp, first);
+                }
+                Rule::stage => {
+                    if let Some(s) = self.stage(item) {
+                        stages.push(s);
+                    }
+                }
+                Rule::sweep => self.sweep(item, &mut sweep),
+                _ => {}
+            }
+        }
+        Some(Experiment { name, description, seed, plugins: plugins.map(|p| p.0).unwrap_or_default(), stages, sweep })
+    }
+
+    fn stage(&mut self, p: Pair<'_, Rule>) -> Option<StageAst> {
+        let sp = span(&p);
+        let mut inner = p.into_inner();
+        let name = self.name(inner.next()?);
+        let kind = self.name(inner.next()?.into_inner().next()?);
+        let mut stage = StageAst { name, kind, uses: None, with: Vec::new(), inputs: Vec::new(), span: sp };
+        for part in inner {
+            match part.as_rule() {
+                Rule::uses => stage.uses = part.into_inner().next().map(|n| self.name(n)),
+                Rule::inputs => {
+                    for input in part.into_inner() {
+                        stage.inputs.extend(self.input(input));
+                    }
+                }
+                Rule::body => {
+                    for param in part.into_inner() {
+                        let mut kv = param.into_inner();
+                        let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
+                        let key = self.name(k);
+                        let value = self.value(v);
+                        stage.with.push(ParamAst { key, value, set_by: None });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(stage)
+    }
+
+    fn input(&mut self, p: Pair<'_, Rule>) -> Option<InputAst> {
+        let sp = span(&p);
+        let mut inner = p.into_inner();
+        let port = self.name(inner.next()?);
+        let target = inner.next()?;
+        let (refs, list) = match target.as_rule() {
+            Rule::ref_list => (target.into_inner().map(|n| self.name(n)).collect(), true),
+            _ => (vec![self.name(target)], false),
+        };
+        Some(InputAst { port, refs, list, span: sp })
+    }
+
+    fn sweep(&mut self, p: Pair<'_, Rule>, sweep: &mut Option<SweepAst>) {
+        let sp = span(&p);
+        let Some(which) = p.into_inner().next() else { return };
+        let s = sweep.get_or_insert_with(|| SweepAst { span: sp, ..SweepAst::default() });
+        s.span = Span::new(s.span.start.min(sp.start), s.span.end.max(sp.end));
+        match which.as_rule() {
+            Rule::sweep_seeds => {
+                let first = s.seeds.as_ref().map(|x| x.span);
+                let Some(n) = which.into_inner().next() else { return };
+                let n = self.integer(n);
+                if n.node == 0 {
+                    self.error(
+                        Diag::new("`sweep seeds` must be at least 1")
+                            .label(n.span, "zero repeats")
+                            .help("write `sweep seeds = 1` or more, or remove it"),
+                    );
+                }
+                let mut slot = s.seeds.take();
+                self.once(&mut slot, n, "sweep seeds", sp, first);
+                if let Some(s) = sweep.as_mut() {
+                    s.seeds = slot;
+                }
+            }
+            rule => {
+                let axes: Vec<SweepAxis> = which.into_inner().filter_map(|a| self.axis(a)).collect();
+                if let Some(s) = sweep.as_mut() {
+                    if rule == Rule::sweep_grid { s.grid.extend(axes) } else { s.zip.extend(axes) }
+                }
+            }
+        }
+    }
+
+    fn axis(&mut self, p: Pair<'_, Rule>) -> Option<SweepAxis> {
+        let sp = span(&p);
+        let mut inner = p.into_inner();
+        let key_pair = inner.next()?;
+        let key_span = span(&key_pair);
+        let key = match key_pair.clone().into_inner().next() {
+            Some(s) if s.as_rule() == Rule::string => self.string(s).node,
+            _ => key_pair.as_str().to_string(),
+        };
+        let list = inner.next()?;
+        let values = list.into_inner().map(|v| self.value(v)).collect();
+        Some(SweepAxis { key: Spanned::new(key, key_span), values, span: sp })
+    }
+
+    fn value(&mut self, p: Pair<'_, Rule>) -> Spanned<Value> {
+        let sp = span(&p);
+        let p = if p.as_rule() == Rule::value { p.into_inner().next() } else { Some(p) };
+        let Some(p) = p else { return Spanned::new(Value::Null, sp) };
+        let v = match p.as_rule() {
+            Rule::string => Value::String(self.string(p).node),
+            Rule::number => self.number(p.as_str(), sp),
+            Rule::boolean => Value::Bool(p.as_str() == "true"),
+            Rule::list => Value::Array(p.into_inner().map(|v| self.value(v).node).collect()),
+            Rule::object => {
+                let mut obj = serde_json::Map::new();
+                let mut seen = HashSet::new();
+                for entry in p.into_inner() {
+                    let mut kv = entry.into_inner();
+                    let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
+                    let key = self.name(k);
+                    if !seen.insert(key.node.clone()) {
+                        self.error(
+                            Diag::new(format!("key `{}` is given twice", key.node))
+                                .label(key.span, "given again here")
+                                .help("give each key once"),
+                        );
+                    }
+                    obj.insert(key.node, self.value(v).node);
+                }
+                Value::Object(obj)
+            }
+            _ => Value::Null,
+        };
+        Spanned::new(v, sp)
+    }
+
+    fn number(&mut self, text: &str, sp: Span) -> Value {
+        let is_int = !text.contains(['.', 'e', 'E']);
+        if is_int {
+            if let Ok(i) = text.parse::<i64>() {
+                return Value::from(i);
+            }
+            if let Ok(u) = text.parse::<u64>() {
+                return Value::from(u);
+            }
+        }
+        match text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            Some(n) if n.as_f64().is_some_and(f64::is_finite) => Value::Number(n),
+            _ => {
+                self.error(
+                    Diag::new(format!("`{text}` is not a representable number"))
+                        .label(sp, "out of range")
+                        .help("use a smaller number"),
+                );
+                Value::Null
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The YAML front end: experiment files as YAML documents.
+//!
+//! `serde_yaml` parses the text (and refuses malformed YAML and duplicate keys); the document
+//! is then walked into the [`Experiment`] syntax tree, with spans found by the `locate` module
+//! (a scanner over the source text). Structural mistakes (a stage without `kind`, an unknown
+//! top-level key, a number where a name belongs) are all collected before returning.
+
+mod locate;
+
+use serde_json::Value;
+use serde_yaml::Value as Yaml;
+
+use crate::ast::{Experiment, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::diag::Diag;
+use locate::Locations;
+
+const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
+const STAGE_KEYS: &[&str] = &["kind", "uses", "with", "inputs"];
+const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds"];
+
+/// Parses a YAML experiment; on failure, every problem found.
+pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
+    let tabs = tab_indentation(text);
+    if !tabs.is_empty() {
+        return Err(tabs);
+    }
+    let locations = Locations::scan(text);
+    let doc: Yaml = match serde_yaml::from_str(text) {
+        Ok(doc) => doc,
+        Err(e) => return Err(vec![yaml_error(text, &e, &locations)]),
+    };
+    let mut w = Walker { loc: locations, diags: Vec::new() };
+    let exp = w.experiment(&doc);
+    match exp {
+        Some(exp) if w.diags.is_empty() => Ok(exp),
+        _ => Err(w.diags),
+    }
+}
+
+/// Converts a YAML value (e.g. a `--set` value) to JSON.
+pub fn to_json(v: &Yaml) -> Result<Value, String> {
+    Ok(match v {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("`{n}` is not a finite number"))?
+            }
+        }
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Yaml::Mapping(m) => {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in m {
+                let Yaml::String(k) = k else {
+                    return Err(format!("mapping keys must be strings, found {}", describe(k)));
+                };
+                obj.insert(k.clone(), to_json(v)?);
+            }
+            Value::Object(obj)
+        }
+        Yaml::Tagged(t) => return Err(format!("YAML tags such as `{}` are not supported", t.tag)),
+    })
+}
+
+/// Lines indented with tabs, which YAML forbids.
+fn tab_indentation(text: &str) -> Vec<Diag> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let indent_len = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(tab) = line[..indent_len].find('\t') {
+            let at = offset + tab;
+            out.push(
+                Diag::new(format!("tab in the indentation of line {}", i + 1))
+                    .label(Span::new(at, at + 1), "tab here")
+                    .help("YAML indentation must use spaces; replace the tab with spaces"),
+            );
+        }
+        offset += line.len();
+    }
+    out
+}
+
+fn yaml_error(text: &str, e: &serde_yaml::Error, locations: &Locations) -> Diag {
+    let full = e.to_string();
+    // The location is shown by the renderer; drop serde_yaml's own "at line L column C".
+    let message = match full.find(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    if let Some((prefix, key)) = message.split_once("duplicate entry with key ") {
+        // serde_yaml names the mapping's path (`stages.data.with: `) and the key (`"p"`).
+        let key = serde_json::from_str::<String>(key).unwrap_or_else(|_| key.trim_matches('"').to_string());
+        let prefix = prefix.trim_end().trim_end_matches(':');
+        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let at = e.location().map_or(0, |l| l.index().min(text.len()));
+        let mut d = Diag::new(format!("duplicate key `{full}`"));
+        match locations.duplicates().iter().find(|(path, _, _)| path.join(".") == full) {
+            Some((_, first, second)) => d = d.label(*second, "written again here").label(*first, "first written here"),
+            None => d = d.label(Span::point(at), "in this mapping"),
+        }
+        return d.help("each key may appear once per mapping; remove or rename one of them");
+    }
+    let at = e.location().map_or(0, |l| l.index().min(text.len()));
+    Diag::new(format!("invalid YAML: {message}"))
+        .label(Span::point(at), "here")
+        .help("check the brackets, quotes and indentation up to here; see experiments/quickstart.yaml")
+}
+
+fn describe(v: &Yaml) -> String {
+    match v {
+        Yaml::Null => "nothing (null)".into(),
+        Yaml::Bool(b) => format!("boolean `{b}`"),
+        Yaml::Number(n) => format!("number `{n}`"),
+        Yaml::String(s) => format!("string `{s}`"),
+        Yaml::Sequence(_) => "a list".into(),
+        Yaml::Mapping(_) => "a mapping".into(),
+        Yaml::Tagged(t) => format!("tagged value `{}`", t.tag),
+    }
+}
+
+fn did_you_mean(name: &str, candidates: &[&str]) -> String {
+    match ticketlab_core::plugin::registry::closest(name, candidates) {
+        Some(c) => format!("did you mean `{c}`? valid keys: {}", candidates.join(", ")),
+        None => format!("valid keys: {}", candidates.join(", ")),
+    }
+}
+
+struct Walker {
+    loc: Locations,
+    diags: Vec<Diag>,
+}
+
+impl Walker {
+    fn key_span(&self, path: &[&str]) -> Span {
+        self.loc.key(path)
+    }
+
+    fn value_span(&self, path: &[&str]) -> Span {
+        self.loc.value(path)
+    }
+
+    fn error(&mut self, diag: Diag) {
+        self.diags.push(diag);
+    }
+
+    /// A mapping's entries with string keys; other keys are reported.
+    fn entries<'y>(&mut self, m: &'y serde_yaml::Mapping, path: &[&str]) -> Vec<(&'y str, &'y Yaml)> {
+        let mut out = Vec::new();
+        for (k, v) in m {
+            match k {
+                Yaml::String(s) => out.push((s.as_str(), v)),
+                other => {
+                    let span = self.value_span(path);
+                    self.error(
+                        Diag::new(format!("key {} in `{}` is not a name", describe(other), path.join(".")))
+                            .label(span, "in this mapping")
+                            .help("keys must be names such as `rate`"),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn expect_map<'y>(&mut self, v: &'y Yaml, path: &[&str], what: &str) -> Option<&'y serde_yaml::Mapping> {
+        match v {
+            Yaml::Mapping(m) => Some(m),
+            other => {
+                let span = self.value_span(path);
+                self.error(
+                    Diag::new(format!("`{}` must be a mapping, found {}", path.join("."), describe(other)))
+                        .label(span, "expected a mapping")
+                        .help(format!("write {what}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
+        let span = self.value_span(path);
+        match v {
+            Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
+            other => {
+                self.error(
+                    Diag::new(format!("`{}` must be a string, found {}", path.join("."), describe(other)))
+                        .label(span, "expected a string")
+                        .help("quote the value if it is meant as text"),
+                );
+                None
+            }
+        }
+    }
+
+    fn count(&mut self, v: &Yaml, path: &[&str], min: u64) -> Option<Spanned<u64>> {
+        let span = self.value_span(path);
+        match v.as_u64() {
+            Some(n) if n >= min => Some(Spanned::new(n, span)),
+            _ => {
+                self.error(
+                    Diag::new(format!("`{}` must be an integer >= {min}, found {}", path.join("."), describe(v)))
+                        .label(span, "expected an integer")
+                        .help(format!("write a whole number such as `{min}`")),
+                );
+                None
+            }
+        }
+    }
+
+    fn json(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<Value>> {
+        let span = self.value_span(path);
+        match to_json(v) {
+            Ok(j) => Some(Spanned::new(j, span)),
+            Err(e) => {
+                self.error(Diag::new(format!("`{}`: {e}", path.join("."))).label(span, "unsupported value"));
+                None
+            }
+        }
+    }
+
+    fn experiment(&mut self, doc: &Yaml) -> Option<Experiment> {
+        let m = match doc {
+            Yaml::Null => {
+                self.error(
+                    Diag::new("the file holds no experiment (it is empty or only comments)")
+                        .help("start with `name:` and `stages:`; see experiments/quickstart.yaml"),
+                );
+                return None;
+            }
+            Yaml::Mapping(m) => m,
+            other => {
+                let span = self.value_span(&[]);
+                self.error(
+                    Diag::new(format!("an experiment file must be a mapping, found {}", describe(other)))
+                        .label(span, "expected `name:`, `stages:`, ...")
+                        .help("start with `name:` and `stages:`; see experiments/quickstart.yaml"),
+                );
+                return None;
+            }
+        };
+        let (mut name, mut description, mut seed, mut plugins, mut stages, mut sweep) =
+            (None, None, None, Vec::new(), None, None);
+        // Keys that a misspelt key was probably meant as: not reported again as missing.
+        let mut meant = Vec::new();
+        for (key, v) in self.entries(m, &[]) {
+            match key {
+                "name" => name = self.string(v, &["name"]),
+                "description" => {
+                    description = match v {
+                        Yaml::Null => None,
+                        _ => self.string(v, &["description"]),
+                    }
+                }
+                "seed" => seed = self.count(v, &["seed"], 0),
+                "plugins" => plugins = self.plugins(v),
+                "stages" => stages = self.stages(v),
+                "sweep" => sweep = self.sweep(v),
+                other => {
+                    meant.extend(ticketlab_core::plugin::registry::closest(other, TOP_KEYS));
+                    let span = self.key_span(&[other]);
+                    self.error(
+                        Diag::new(format!("unknown top-level key `{other}`"))
+                            .label(span, "not an experiment key")
+                            .help(did_you_mean(other, TOP_KEYS)),
+                    );
+                }
+            }
+        }
+        if !m.contains_key("name") && !meant.contains(&"name") {
+            self.error(
+                Diag::new("the experiment has no `name`")
+                    .label(Span::point(0), "expected `name:` in this file")
+                    .help("add a line such as `name: my_experiment`"),
+            );
+        }
+        if !m.contains_key("stages") && !meant.contains(&"stages") {
+            self.error(
+                Diag::new("the experiment has no `stages`")
+                    .label(Span::point(0), "expected `stages:` in this file")
+                    .help("add a `stages:` mapping; see experiments/quickstart.yaml"),
+            );
+        }
+        Some(Experiment { name: name?, description, seed, plugins, stages: stages?, sweep })
+    }
+
+    fn plugins(&mut self, v: &Yaml) -> Vec<Spanned<String>> {
+        match v {
+            Yaml::Null => Vec::new(),
+            Yaml::Sequence(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let idx = i.to_string();
+                    if let Some(s) = self.string(item, &["plugins", &idx]) {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+            other => {
+                let span = self.value_span(&["plugins"]);
+                self.error(
+                    Diag::new(format!("`plugins` must be a list of library paths, found {}", describe(other)))
+                        .label(span, "expected a list")
+                        .help("write `plugins: [path/to/libplugin.so]`"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn stages(&mut self, v: &Yaml) -> Option<Vec<StageAst>> {
+        if v.is_null() {
+            return Some(Vec::new());
+        }
+        let m = self.expect_map(v, &["stages"], "one `NAME: { kind: ..., uses: ... }` entry per stage")?;
+        let mut out = Vec::new();
+        for (name, body) in self.entries(m, &["stages"]) {
+            if let Some(stage) = self.stage(name, body) {
+                out.push(stage);
+            }
+        }
+        Some(out)
+    }
+
+    fn stage(&mut self, name: &str, body: &Yaml) -> Option<StageAst> {
+        let base = ["stages", name];
+        let name_span = self.key_span(&base);
+        let span = Span::new(name_span.start, self.value_span(&base).end.max(name_span.end));
+        let m = self.expect_map(body, &base, "`{ kind: ..., uses: ..., with: { ... }, inputs: { ... } }`")?;
+        let (mut kind, mut uses, mut with, mut inputs) = (None, None, Vec::new(), Vec::new());
+        let mut meant = Vec::new();
+        for (key, v) in self.entries(m, &base) {
+            match key {
+                "kind" => kind = self.string(v, &["stages", name, "kind"]),
+                "uses" => uses = self.string(v, &["stages", name, "uses"]),
+                "with" => with = self.params(name, v),
+                "inputs" => inputs = self.inputs(name, v),
+                other => {
+                    meant.extend(ticketlab_core::plugin::registry::closest(other, STAGE_KEYS));
+                    let span = self.key_span(&["stages", name, other]);
+                    self.error(
+                        Diag::new(format!("unknown key `{other}` in stage `{name}`"))
+                            .label(span, "not a stage key")
+                            .help(did_you_mean(other, STAGE_KEYS)),
+                    );
+                }
+            }
+        }
+        if !m.contains_key("kind") && !meant.contains(&"kind") {
+            self.error(
+                Diag::new(format!("stage `{name}` has no `kind`"))
+                    .label(name_span, "this stage")
+                    .help("add `kind:` (dataset, model, train, prune, rewind, analyze or report)"),
+            );
+        }
+        Some(StageAst { name: Spanned::new(name.to_string(), name_span), kind: kind?, uses, with, inputs, span })
+    }
+
+    fn params(&mut self, stage: &str, v: &Yaml) -> Vec<ParamAst> {
+        if v.is_null() {
+            return Vec::new();
+        }
+        let path = ["stages", stage, "with"];
+        let Some(m) = self.expect_map(v, &path, "`with: { param: value, ... }`") else { return Vec::new() };
+        let mut out = Vec::new();
+        for (key, value) in self.entries(m, &path) {
+            let p = ["stages", stage, "with", key];
+            let key_span = self.key_span(&p);
+            if let Some(value) = self.json(value, &p) {
+                out.push(ParamAst { key: Spanned::new(key.to_string(), key_span), value, set_by: None });
+            }
+        }
+        out
+    }
+
+    fn inputs(&mut self, stage: &str, v: &Yaml) -> Vec<InputAst> {
+        if v.is_null() {
+            return Vec::new();
+        }
+        let path = ["stages", stage, "inputs"];
+        let Some(m) = self.expect_map(v, &path, "`inputs: { port: stage, ... }`") else { return Vec::new() };
+        let mut out = Vec::new();
+        for (port, value) in self.entries(m, &path) {
+            let p = ["stages", stage, "inputs", port];
+            let port_span = self.key_span(&p);
+            let span = Span::new(port_span.start, self.value_span(&p).end.max(port_span.end));
+            let (refs, list) = match value {
+                Yaml::Sequence(items) => {
+                    let mut refs = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let idx = i.to_string();
+                        if let Some(r) = self.stage_ref(item, &["stages", stage, "inputs", port, &idx]) {
+                            refs.push(r);
+                        }
+                    }
+                    (refs, true)
+                }
+                other => match self.stage_ref(other, &p) {
+                    Some(r) => (vec![r], false),
+                    None => continue,
+                },
+            };
+            out.push(InputAst { port: Spanned::new(port.to_string(), port_span), refs, list, span });
+        }
+        out
+    }
+
+    fn stage_ref(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
+        let span = self.value_span(path);
+        match v {
+            Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
+            other => {
+                self.error(
+                    Diag::new(format!("`{}` must name a stage, found {}", path.join("."), describe(other)))
+                        .label(span, "expected a stage name")
+                        .help("connect a port to a stage name, or to a list of stage names"),
+                );
+                None
+            }
+        }
+    }
+
+    fn sweep(&mut self, v: &Yaml) -> Option<SweepAst> {
+        if v.is_null() {
+            return None;
+        }
+        let m = self.expect_map(v, &["sweep"], "`sweep: { grid: { STAGE.PARAM: [values] }, seeds: N }`")?;
+        let key_span = self.key_span(&["sweep"]);
+        let mut sweep =
+            SweepAst { span: Span::new(key_span.start, self.value_span(&["sweep"]).end), ..SweepAst::default() };
+        for (key, value) in self.entries(m, &["sweep"]) {
+            match key {
+                "grid" => sweep.grid = self.axes("grid", value),
+                "zip" => sweep.zip = self.axes("zip", value),
+                "seeds" => sweep.seeds = self.count(value, &["sweep", "seeds"], 1),
+                other => {
+                    let span = self.key_span(&["sweep", other]);
+                    self.error(
+                        Diag::new(format!("unknown key `{other}` in `sweep`"))
+                            .label(span, "not a sweep key")
+                            .help(did_you_mean(other, SWEEP_KEYS)),
+                    );
+                }
+            }
+        }
+        Some(sweep)
+    }
+
+    fn axes(&mut self, which: &str, v: &Yaml) -> Vec<SweepAxis> {
+        let path = ["sweep", which];
+        let Some(m) = self.expect_map(v, &path, "`{ STAGE.PARAM: [value, ...] }`") else { return Vec::new() };
+        let mut out = Vec::new();
+        for (key, value) in self.entries(m, &path) {
+            let p = ["sweep", which, key];
+            let key_span = self.key_span(&p);
+            let span = Span::new(key_span.start, self.value_span(&p).end.max(key_span.end));
+            let Yaml::Sequence(items) = value else {
+                let vspan = self.value_span(&p);
+                self.error(
+                    Diag::new(format!("sweep axis `{key}` must be a list of values, found {}", describe(value)))
+                        .label(vspan, "expected a list")
+                        .help(format!("write `{key}: [value, ...]`")),
+                );
+                continue;
+            };
+            let mut values = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let idx = i.to_string();
+                if let Some(j) = self.json(item, &["sweep", which, key, &idx]) {
+                    values.push(j);
+                }
+            }
+            out.push(SweepAxis { key: Spanned::new(key.to_string(), key_span), values, span });
+        }
+        out
+    }
+}

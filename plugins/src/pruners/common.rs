@@ -1,0 +1,89 @@
+//! Helpers shared by the pruners: score tensors, masked weights and scoring subsets.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use ticketlab_core::data::Split;
+use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext};
+use ticketlab_core::tensor::{HostTensor, NamedTensors};
+use ticketlab_core::{Error, Result, seed};
+
+/// The `batch` parameter of the data-dependent pruners.
+pub(crate) const BATCH: ParamSpec = ParamSpec::new(
+    "batch",
+    ParamType::Int,
+    "training examples used for scoring: 0 = the whole training split (as the paper's code, whose one PaI batch holds all 911 pairs); N = a seeded random subset of N",
+)
+.default("0")
+.min(0.0);
+
+/// One score tensor per prunable layer (the layers of the current mask), from
+/// `f(layer, flat index, raw weight)`.
+pub(crate) fn per_weight(ctx: &PruneContext<'_>, mut f: impl FnMut(&str, usize, f32) -> f32) -> Result<NamedTensors> {
+    let mut out = NamedTensors::new();
+    for (name, m) in ctx.mask {
+        let w = ctx.params.get(name).ok_or_else(|| Error::param(name, "missing from the scored weights"))?;
+        out.insert(name.clone(), HostTensor::new(m.shape.clone(), w.data.iter().enumerate().map(|(i, v)| f(name, i, *v)).collect()));
+    }
+    Ok(out)
+}
+
+/// Every parameter, with the current mask applied to the prunable ones (`w = m ⊙ θ`).
+pub(crate) fn masked(ctx: &PruneContext<'_>) -> NamedTensors {
+    let mut w = ctx.params.clone();
+    for (name, m) in ctx.mask {
+        if let Some(t) = w.get_mut(name) {
+            t.data.iter_mut().zip(&m.data).filter(|(_, k)| **k == 0.0).for_each(|(v, _)| *v = 0.0);
+        }
+    }
+    w
+}
+
+/// The training examples used for scoring: all of them, or a subset of `batch` drawn with the
+/// stage seed (the same subset in every round).
+pub(crate) fn scoring_split(params: &Params, ctx: &PruneContext<'_>) -> Result<Split> {
+    let n = ctx.data.train.len();
+    if n == 0 {
+        return Err(Error::param("data", "the training split is empty; data-dependent pruners need examples"));
+    }
+    let batch = params.usize("batch")?;
+    if batch == 0 || batch >= n {
+        return Ok(ctx.data.train.clone());
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(ctx.ctx.seed));
+    idx.truncate(batch);
+    Ok(ctx.data.train.select(&idx))
+}
+
+/// Divides every score by `norm(Σ scores)` (as the reference code does; a positive divisor
+/// leaves the ranking unchanged). Sums are taken in f64.
+pub(crate) fn normalise(mut scores: NamedTensors, norm: impl Fn(f64) -> f64) -> NamedTensors {
+    let total: f64 = scores.values().flat_map(|t| t.data.iter()).map(|v| f64::from(*v)).sum();
+    let d = norm(total);
+    if d != 0.0 && d.is_finite() {
+        for t in scores.values_mut() {
+            t.data.iter_mut().for_each(|v| *v = (f64::from(*v) / d) as f32);
+        }
+    }
+    scores
+}
+
+/// Seeded standard-normal scores for every prunable layer: one stream per (stage seed, layer
+/// name, round), so a layer's scores do not depend on which other layers exist.
+pub(crate) fn gaussian_scores(ctx: &PruneContext<'_>) -> NamedTensors {
+    let mut out = NamedTensors::new();
+    for (name, m) in ctx.mask {
+        let stream = seed::splitmix64(ctx.ctx.seed ^ seed::splitmix64(seed::fnv1a(name) ^ ctx.round.0 as u64));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
+        let data = (0..m.len()).map(|_| standard_normal(&mut rng)).collect();
+        out.insert(name.clone(), HostTensor::new(m.shape.clone(), data));
+    }
+    out
+}
+
+/// One N(0, 1) draw (Box-Muller), written here so the numbers never depend on a crate version.
+fn standard_normal(rng: &mut impl rand::Rng) -> f32 {
+    let u1: f64 = rng.r#gen::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.r#gen();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}

@@ -1,0 +1,159 @@
+//! The `ticketlab` binary: exit codes, the plan of the quickstart, runs against a store,
+//! and snapshots across thread counts.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::cache::TINY;
+
+fn ticketlab(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("CI", "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("ticketlab runs")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `--set` arguments for the tiny quickstart.
+fn tiny() -> Vec<String> {
+    TINY.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect()
+}
+
+fn with<'a>(base: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
+    base.iter().copied().chain(extra.iter().map(String::as_str)).collect()
+}
+
+#[test]
+fn usage_errors_exit_with_2_and_help_with_0() {
+    let cwd = tempfile::tempdir().unwrap();
+    assert_eq!(ticketlab(&["--help"], cwd.path()).status.code(), Some(0));
+    assert_eq!(ticketlab(&["frobnicate"], cwd.path()).status.code(), Some(2));
+    assert_eq!(ticketlab(&["run", "--threads", "many"], cwd.path()).status.code(), Some(2));
+    let missing = ticketlab(&["check", "no/such/file.yaml"], cwd.path());
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("no/such/file.yaml"), "{}", stderr(&missing));
+    assert_eq!(ticketlab(&["plan", "no/such/file.yaml"], cwd.path()).status.code(), Some(2));
+}
+
+#[test]
+fn check_reports_a_bad_file_with_1_and_a_good_one_with_0() {
+    let cwd = tempfile::tempdir().unwrap();
+    let good = ticketlab(&["check", root().join("experiments/quickstart.yaml").to_str().unwrap()], cwd.path());
+    assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
+    assert!(stdout(&good).contains("ok"));
+    let bad = cwd.path().join("bad.yaml");
+    std::fs::write(&bad, "name: bad\nseed: 0\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
+    let out = ticketlab(&["check", "bad.yaml"], cwd.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("modular"), "suggests the closest name: {}", stderr(&out));
+    // The same file is an input error for commands that would use it.
+    assert_eq!(ticketlab(&["plan", "bad.yaml"], cwd.path()).status.code(), Some(2));
+    let unknown = ticketlab(&["plan", root().join("experiments/quickstart.yaml").to_str().unwrap(), "--set", "dense.stepz=3"], cwd.path());
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+}
+
+#[test]
+fn plan_of_the_quickstart() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = ticketlab(&["plan", root().join("experiments/quickstart.yaml").to_str().unwrap()], cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    insta::assert_snapshot!(stdout(&out));
+    assert!(!cwd.path().join(".ticketlab").exists(), "planning writes nothing");
+}
+
+#[test]
+fn run_stores_every_stage_reuses_them_and_plan_shows_it() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let first = ticketlab(&with(&["run", file, "--quiet"], &set), cwd.path());
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(cwd.path().join(".ticketlab/objects").is_dir(), "the default store is under the working directory");
+    let second = ticketlab(&with(&["run", file, "--threads", "1"], &set), cwd.path());
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(stdout(&second).contains("0 ran, 0 resumed"), "{}", stdout(&second));
+    let plan = ticketlab(&with(&["plan", file], &set), cwd.path());
+    assert!(stdout(&plan).lines().skip(2).filter(|l| l.starts_with("  ")).all(|l| l.trim_end().ends_with("cached")), "{}", stdout(&plan));
+    assert!(stdout(&plan).contains("0 to run"), "{}", stdout(&plan));
+}
+
+#[test]
+fn a_failing_stage_exits_with_1_and_keeps_what_finished() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let mut set = tiny();
+    // A checkpoint the dense run does not save: the prune stage fails, dense is kept.
+    set.extend(["--set".to_string(), "mask.at='59'".to_string()]);
+    let out = ticketlab(&with(&["run", file, "--store", "s", "--quiet"], &set), cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("stage `mask`") && err.contains("59"), "{err}");
+    let plan = ticketlab(&with(&["plan", file, "--store", "s"], &set), cwd.path());
+    let dense = stdout(&plan).lines().find(|l| l.trim_start().starts_with("dense ")).map(str::to_string).unwrap_or_default();
+    assert!(dense.ends_with("cached"), "{}", stdout(&plan));
+}
+
+#[test]
+fn the_snapshot_is_the_same_with_1_and_2_threads() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let one = ticketlab(&with(&["snapshot", file, "--threads", "1"], &set), cwd.path());
+    let two = ticketlab(&with(&["snapshot", file, "--threads", "2"], &set), cwd.path());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert_eq!(two.status.code(), Some(0), "{}", stderr(&two));
+    assert_eq!(stdout(&one), stdout(&two));
+    assert!(stdout(&one).contains("masks:") && stdout(&one).contains("tau_grok"), "{}", stdout(&one));
+    assert!(!cwd.path().join(".ticketlab").exists(), "snapshots use a temporary store");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+        .args(["plugins", "list"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn an_interrupted_run_resumes_from_its_saved_state() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let cut = ticketlab(&with(&["run", file, "--interrupt-after-steps", "20"], &set), cwd.path());
+    assert_eq!(cut.status.code(), Some(1), "{}", stderr(&cut));
+    assert!(stderr(&cut).contains("interrupted at step 20"), "{}", stderr(&cut));
+    let plan = ticketlab(&with(&["plan", file], &set), cwd.path());
+    assert!(stdout(&plan).contains("will resume at step 20"), "{}", stdout(&plan));
+    let rest = ticketlab(&with(&["run", file], &set), cwd.path());
+    assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
+    assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
+    assert!(stderr(&rest).contains("resuming from the state saved at step 20"), "{}", stderr(&rest));
+}

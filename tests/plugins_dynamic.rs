@@ -1,0 +1,587 @@
+//! Dynamic plugins end to end: the example libraries in plugins/examples/ and the misbehaving
+//! fixtures in tests/fixtures/bad_plugins/ are built with cargo from the test, loaded, checked
+//! against rules recomputed here, and every way a library can be refused is pinned with its
+//! error text.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use ticketlab_core::artifact::Artifact;
+use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_core::engine::{Backend, ExecOptions, NoEvents, Store, execute, plan};
+use ticketlab_core::plugin::describe::{describe, list, stage_kind};
+use ticketlab_core::plugin::dynamic::{load_library, register_library};
+use ticketlab_core::plugin::registry::{Origin, PluginEntry, Registry};
+use ticketlab_core::plugin::{Params, PluginKind, PruneContext, StageContext};
+use ticketlab_core::pruning::{self, MaskRequest};
+use ticketlab_core::tensor::{Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var};
+use ticketlab_core::{Error, Result};
+use ticketlab_plugins as _;
+
+// ---- building and loading the libraries ----------------------------------------------------
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Shared by every run of the tests (and by both example crates and the fixtures).
+fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("examples-build")
+}
+
+/// Cargo workspaces already built by this test process.
+static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Builds the cargo workspace in `dir` (relative to the repository) once per test process.
+fn build(dir: &str) {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.iter().any(|d| d == dir) {
+        return;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--workspace", "--quiet", "--manifest-path"])
+        .arg(root().join(dir).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(build_dir())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "building {dir} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    built.push(dir.to_string());
+}
+
+/// The path of the library built from crate `name` of the workspace in `dir`.
+fn library(dir: &str, name: &str) -> PathBuf {
+    build(dir);
+    let file = format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    build_dir().join("debug").join(file)
+}
+
+/// An example plugin of plugins/examples/.
+fn example(name: &str) -> PathBuf {
+    library(&format!("plugins/examples/{name}"), name)
+}
+
+/// A library of tests/fixtures/bad_plugins/.
+fn fixture(name: &str) -> PathBuf {
+    library("tests/fixtures/bad_plugins", name)
+}
+
+/// The plugin called `name` in the library at `path`.
+fn entry(path: &Path, name: &str) -> PluginEntry {
+    let entries = load_library(path).unwrap_or_else(|e| panic!("{e}"));
+    entries.into_iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{} exports no `{name}`", path.display()))
+}
+
+/// A registry holding only the plugins of `path`.
+fn registry_of(path: &Path) -> Registry {
+    let mut r = Registry::default();
+    for e in load_library(path).unwrap_or_else(|e| panic!("{e}")) {
+        r.insert(e).expect("no duplicates");
+    }
+    r
+}
+
+/// Parameters as the checker gives them to a plugin: the stage kind's core parameters and the
+/// plugin's, defaults filled, then `overrides`.
+fn params(entry: &PluginEntry, overrides: &[(&str, serde_json::Value)]) -> Params {
+    let mut p = Params::new();
+    for spec in stage_kind(entry.kind).core_params().iter().chain(&entry.params) {
+        if let Some(v) = spec.default_value() {
+            p = p.with(spec.name, v);
+        }
+    }
+    for (k, v) in overrides {
+        p = p.with(k, v.clone());
+    }
+    p
+}
+
+/// Error texts with machine-specific paths replaced.
+fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    let build = build_dir();
+    for (path, label) in [(build.canonicalize().unwrap_or(build.clone()), "[BUILD]"), (build, "[BUILD]"), (std::env::temp_dir(), "[TMP]")] {
+        out = out.replace(&path.display().to_string(), label);
+    }
+    out
+}
+
+// ---- a tiny model for scoring --------------------------------------------------------------
+
+/// Two prunable layers; only scored, never run.
+struct TwoLayers;
+
+impl Architecture for TwoLayers {
+    fn parameters(&self) -> Vec<ParamDef> {
+        let def = |name: &str, shape: Vec<usize>| ParamDef { name: name.into(), shape, init: Init::Normal { std: 1.0 }, prunable: true };
+        vec![def("a.weight", vec![4, 6]), def("b.weight", vec![6, 3])]
+    }
+
+    fn forward(&self, _: &mut GraphBuilder, _: &BTreeMap<String, Var>, _: Var) -> Result<Var> {
+        Err(Error::Other("TwoLayers is only scored".into()))
+    }
+}
+
+/// Deterministic weights and a mask with a few entries already pruned.
+fn weights_and_mask() -> (NamedTensors, MaskSet) {
+    let mut weights = NamedTensors::new();
+    let mut mask = MaskSet::new();
+    for p in TwoLayers.parameters() {
+        let n: usize = p.shape.iter().product();
+        let w = (0..n).map(|i| ((i * 37 + p.name.len() * 11) % 23) as f32 / 7.0 - 1.5).collect();
+        let m = (0..n).map(|i| if i % 5 == 2 { 0.0 } else { 1.0 }).collect();
+        weights.insert(p.name.clone(), HostTensor::new(p.shape.clone(), w));
+        mask.insert(p.name, HostTensor::new(p.shape, m));
+    }
+    (weights, mask)
+}
+
+fn tiny_dataset() -> Dataset {
+    let split = Split { x: HostTensor::new(vec![2, 2], vec![0.0, 1.0, 1.0, 0.0]), y: Targets::Classes { labels: vec![1, 0], n_classes: 2 } };
+    Dataset {
+        description: "two points".into(),
+        info: DatasetInfo { input_shape: vec![2], output_dim: 2, tokens: None },
+        train: split.clone(),
+        test: split,
+    }
+}
+
+fn stage_context(seed: u64) -> StageContext {
+    StageContext { stage: "mask".into(), seed, base_dir: root() }
+}
+
+/// Scores of the pruner `name` of the library at `path` on [`weights_and_mask`].
+fn score_with(path: &Path, name: &str, overrides: &[(&str, serde_json::Value)], seed: u64) -> Result<NamedTensors> {
+    let e = entry(path, name);
+    let pruner = registry_of(path).pruner(name)?;
+    let (weights, mask) = weights_and_mask();
+    let (data, ctx) = (tiny_dataset(), stage_context(seed));
+    let prune = PruneContext { arch: &TwoLayers, params: &weights, mask: &mask, reference_mask: None, data: &data, ctx: &ctx, round: (0, 1) };
+    pruner.score(&params(&e, overrides), &prune).map(|s| s.scores)
+}
+
+// ---- the rule of the example pruner, recomputed independently ------------------------------
+
+/// SplitMix64, FNV-1a and Box-Muller exactly as the SDK documents them.
+struct HostRng(u64);
+
+impl HostRng {
+    fn for_stream(seed: u64, stream: &str) -> Self {
+        let h = stream.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        HostRng(seed ^ h)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(f64::MIN_POSITIVE);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// `|w| + noise * mean_alive(|w|) * z` per layer (plugins/examples/noisy_magnitude).
+fn host_noisy_magnitude(weights: &NamedTensors, mask: &MaskSet, noise: f64, seed: u64) -> NamedTensors {
+    mask.iter()
+        .map(|(name, m)| {
+            let w = &weights[name];
+            let alive: Vec<f64> = w.data.iter().zip(&m.data).filter(|(_, k)| **k != 0.0).map(|(v, _)| f64::from(v.abs())).collect();
+            let mean = if alive.is_empty() { 0.0 } else { alive.iter().sum::<f64>() / alive.len() as f64 };
+            let mut rng = HostRng::for_stream(seed, name);
+            let s = w.data.iter().map(|v| (f64::from(v.abs()) + noise * mean * rng.normal()) as f32).collect();
+            (name.clone(), HostTensor::new(w.shape.clone(), s))
+        })
+        .collect()
+}
+
+// ---- the examples --------------------------------------------------------------------------
+
+#[test]
+fn example_pruner_scores_follow_the_documented_rule() {
+    let lib = example("noisy_magnitude");
+    let e = entry(&lib, "noisy_magnitude");
+    assert_eq!((e.kind, e.version.as_str()), (PluginKind::Pruner, "0.1.0"));
+    let Origin::Dynamic { path, sha256 } = &e.origin else { panic!("not dynamic") };
+    assert_eq!(path, &lib.canonicalize().unwrap());
+    assert!(sha256.len() == 64 && sha256.chars().all(|c| c.is_ascii_hexdigit()), "{sha256}");
+    assert!(e.fingerprint().ends_with(&format!("#{sha256}")), "the library hash enters cache keys");
+
+    let (weights, mask) = weights_and_mask();
+    for (noise, seed) in [(0.0, 1), (0.3, 7), (2.0, 12345)] {
+        let scores = score_with(&lib, "noisy_magnitude", &[("noise", noise.into())], seed).unwrap();
+        assert_eq!(scores, host_noisy_magnitude(&weights, &mask, noise, seed), "noise {noise}, seed {seed}");
+    }
+    // `noise_seed` replaces the stage's seed.
+    let fixed = score_with(&lib, "noisy_magnitude", &[("noise", 0.5.into()), ("noise_seed", 99.into())], 3).unwrap();
+    assert_eq!(fixed, host_noisy_magnitude(&weights, &mask, 0.5, 99));
+}
+
+#[test]
+fn example_pruner_masks_match_the_host_rule() {
+    let lib = example("noisy_magnitude");
+    let e = entry(&lib, "noisy_magnitude");
+    let pruner = registry_of(&lib).pruner("noisy_magnitude").unwrap();
+    let (weights, current) = weights_and_mask();
+    let (data, ctx) = (tiny_dataset(), stage_context(5));
+    for scope in ["global", "layerwise"] {
+        let p = params(&e, &[("noise", 0.4.into()), ("rate", 0.5.into()), ("scope", scope.into())]);
+        let request = MaskRequest {
+            pruner_id: "pruner/noisy_magnitude",
+            params: &p,
+            arch: &TwoLayers,
+            weights: &weights,
+            current: &current,
+            reference: None,
+            data: &data,
+            ctx: &ctx,
+            scored_at: None,
+        };
+        let mask = pruning::make_mask(pruner.as_ref(), &request).unwrap();
+        let scores = host_noisy_magnitude(&weights, &current, 0.4, 5);
+        let alive = |m: &HostTensor| m.data.iter().filter(|v| **v != 0.0).count();
+        let expected = if scope == "global" {
+            let total: usize = current.values().map(HostTensor::len).sum();
+            pruning::select_global(&current, &scores, (0.5 * total as f64).round() as usize)
+        } else {
+            pruning::select_per_layer(&current, &scores, |_, total| (0.5 * total as f64).round() as usize)
+        };
+        assert_eq!(mask.masks, expected, "scope {scope}");
+        // Monotone: nothing pruned before is revived.
+        for (name, m) in &mask.masks {
+            assert!(m.data.iter().zip(&current[name].data).all(|(new, old)| *new <= *old), "{name}");
+            assert!(alive(m) <= alive(&current[name]));
+        }
+    }
+}
+
+#[test]
+fn example_task_is_modular_subtraction_in_the_built_in_layout() {
+    let lib = example("modsub");
+    let e = entry(&lib, "modsub");
+    let task = registry_of(&lib).dataset("modsub").unwrap();
+    let ctx = stage_context(11);
+    let p = params(&e, &[("p", 7.into()), ("train_fraction", 0.5.into())]);
+    let d = task.build(&p, &ctx).unwrap();
+    assert_eq!((d.train.len(), d.test.len()), (24, 25), "floor(0.5 * 49) training pairs");
+    assert_eq!(d.train.x.shape, vec![24, 2, 7]);
+    assert_eq!((d.info.input_shape.as_slice(), d.info.output_dim), (&[2, 7][..], 7));
+    assert_eq!(d.info.tokens.as_ref().map(|t| (t.vocab, t.n_ctx)), Some((7, 2)));
+    let mut seen = Vec::new();
+    for split in [&d.train, &d.test] {
+        let Targets::Classes { labels, n_classes: 7 } = &split.y else { panic!("7 classes") };
+        for (r, &label) in labels.iter().enumerate() {
+            let row = &split.x.data[r * 14..(r + 1) * 14];
+            assert_eq!(row.iter().filter(|v| **v == 1.0).count(), 2, "two one-hot tokens");
+            let a = row[..7].iter().position(|v| *v == 1.0).unwrap();
+            let b = row[7..].iter().position(|v| *v == 1.0).unwrap();
+            assert_eq!(label as usize, (a + 7 - b) % 7, "({a} - {b}) mod 7");
+            seen.push((a, b));
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..7).flat_map(|a| (0..7).map(move |b| (a, b))).collect::<Vec<_>>(), "every ordered pair once");
+
+    // The same examples as the built-in task's subtraction over all pairs, only split differently.
+    let builtin = Registry::builtin().unwrap().dataset("modular").unwrap();
+    let bp = Params::new().with("op", "subtract").with("p", 7).with("pairs", "all").with("train_fraction", 0.5).with("split_seed", 0);
+    let b = builtin.build(&bp, &ctx).unwrap();
+    assert_eq!((b.info.input_shape.clone(), b.info.output_dim, b.info.tokens.clone()), (d.info.input_shape.clone(), d.info.output_dim, d.info.tokens.clone()));
+    let rows = |d: &Dataset| {
+        let mut v: Vec<(Vec<u32>, u32)> = Vec::new();
+        for s in [&d.train, &d.test] {
+            let Targets::Classes { labels, .. } = &s.y else { unreachable!() };
+            for (r, l) in labels.iter().enumerate() {
+                v.push((s.x.data[r * 14..(r + 1) * 14].iter().map(|x| *x as u32).collect(), *l));
+            }
+        }
+        v.sort();
+        v
+    };
+    assert_eq!(rows(&d), rows(&b));
+
+    // Deterministic in the seed, and the seed matters.
+    assert_eq!(task.build(&p, &ctx).unwrap(), d);
+    assert_ne!(task.build(&p, &stage_context(12)).unwrap().train, d.train);
+}
+
+#[test]
+fn plugins_list_shows_dynamic_plugins_next_to_built_ins() {
+    let builtin = Registry::builtin().unwrap();
+    let mut full = builtin.clone();
+    // Two built-ins and the examples: the snapshot does not move when built-ins change.
+    let mut some = Registry::default();
+    for (kind, name) in [(PluginKind::Dataset, "modular"), (PluginKind::Pruner, "magnitude")] {
+        some.insert(builtin.get(kind, name).unwrap().clone()).unwrap();
+    }
+    for lib in [example("noisy_magnitude"), example("modsub")] {
+        for e in load_library(&lib).unwrap() {
+            full.insert(e.clone()).unwrap();
+            some.insert(e).unwrap();
+        }
+    }
+    insta::assert_snapshot!("plugins_list", list(&some));
+    // The full list has every plugin once, sorted by kind then name.
+    let listed: Vec<(String, String, String)> = list(&full)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[0].to_string(), cols[1].to_string(), cols[3].to_string())
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> =
+        full.entries().map(|e| (e.kind.to_string(), e.name.clone(), e.origin.label().to_string())).collect();
+    assert_eq!(listed, expected);
+    assert!(listed.contains(&("pruner".into(), "noisy_magnitude".into(), "dynamic".into())));
+    assert!(listed.contains(&("dataset".into(), "modsub".into(), "dynamic".into())));
+    insta::assert_snapshot!("describe_dynamic_pruner", redact(&describe(&full, "pruner/noisy_magnitude").unwrap()));
+    insta::assert_snapshot!("describe_dynamic_task", redact(&describe(&full, "dataset/modsub").unwrap()));
+}
+
+#[test]
+fn describe_a_built_in() {
+    let registry = Registry::builtin().unwrap();
+    insta::assert_snapshot!("describe_builtin_pruner", describe(&registry, "pruner/magnitude").unwrap());
+    let err = describe(&registry, "pruner/magnitud").unwrap_err().to_string();
+    assert!(err.contains("did you mean `magnitude`?"), "{err}");
+    let err = describe(&registry, "magnitude").unwrap_err().to_string();
+    assert!(err.contains("did you mean `pruner/magnitude`?"), "{err}");
+}
+
+/// The example stages `describe` prints are checked by the experiment-file front end, in both
+/// forms, for every plugin (built-in and dynamic), inside a small pipeline that provides the
+/// stages they connect to.
+#[test]
+fn described_example_stages_pass_the_checker() {
+    let mut registry = Registry::builtin().unwrap();
+    for lib in [example("noisy_magnitude"), example("modsub")] {
+        for e in load_library(&lib).unwrap() {
+            registry.insert(e).unwrap();
+        }
+    }
+    let base_yaml = [
+        ("data", "  data: { kind: dataset, uses: modular, with: { p: 7 } }\n"),
+        ("init", "  init: { kind: model, uses: mlp_modular, inputs: { data: data } }\n"),
+        ("dense", "  dense: { kind: train, uses: standard, inputs: { model: init, data: data } }\n"),
+    ];
+    let base_tlx = [
+        ("data", "stage data: dataset modular { p = 7 }\n"),
+        ("init", "stage init: model mlp_modular(data = data)\n"),
+        ("dense", "stage dense: train standard(model = init, data = data)\n"),
+    ];
+    for entry in registry.entries() {
+        let text = describe(&registry, &entry.id()).unwrap();
+        let (_, examples) = text.split_once("Example stage (YAML):\nstages:\n").expect("a YAML example");
+        let (yaml, tlx) = examples.split_once("\nExample stage (tlx):\n").expect("a tlx example");
+        let name = yaml.trim_start().split(':').next().unwrap();
+        let others = |base: &[(&str, &str)]| base.iter().filter(|(n, _)| *n != name).map(|(_, s)| *s).collect::<String>();
+        let yaml_file = format!("name: example\nseed: 0\nstages:\n{}{yaml}", others(&base_yaml));
+        let tlx_file = format!("experiment example {{\n{}{tlx}}}\n", others(&base_tlx));
+        for (file, source) in [("example.yaml", &yaml_file), ("example.tlx", &tlx_file)] {
+            if let Err(d) = ticketlab_dsl::load_source(file, source.as_bytes(), &registry, &[]) {
+                panic!("the example of {} does not check:\n{source}\n{}", entry.id(), d.render());
+            }
+        }
+    }
+}
+
+/// A tiny experiment using both example plugins, run by the engine: the mask it stores is the
+/// host rule applied to the trained weights.
+#[test]
+fn a_tiny_experiment_uses_both_example_plugins() {
+    let (pruner_lib, task_lib) = (example("noisy_magnitude"), example("modsub"));
+    let text = format!(
+        "name: dynamic_plugins
+seed: 3
+plugins: [{pruner}, {task}]
+stages:
+  data: {{ kind: dataset, uses: modsub, with: {{ p: 7, train_fraction: 0.5 }} }}
+  init: {{ kind: model, uses: mlp_modular, with: {{ d_emb: 8, width: 6 }}, inputs: {{ data: data }} }}
+  dense: {{ kind: train, uses: standard, with: {{ steps: 5, eval_every: 5, resume_every: 0 }}, inputs: {{ model: init, data: data }} }}
+  mask: {{ kind: prune, uses: noisy_magnitude, with: {{ rate: 0.6, scope: layerwise, noise: 0.5 }}, inputs: {{ from: dense, data: data }} }}
+",
+        pruner = pruner_lib.display(),
+        task = task_lib.display()
+    );
+    // What the CLI does: load the file's libraries, then check the file against the registry.
+    let mut registry = Registry::builtin().unwrap();
+    for lib in ticketlab_dsl::plugin_paths("dynamic.yaml", text.as_bytes()).unwrap_or_else(|d| panic!("{}", d.render())) {
+        for e in load_library(Path::new(&lib)).unwrap() {
+            registry.insert(e).unwrap();
+        }
+    }
+    let ir = ticketlab_dsl::load_source("dynamic.yaml", text.as_bytes(), &registry, &[]).unwrap_or_else(|d| panic!("{}", d.render()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path().join("store"));
+    let planned = plan(&ir, &registry, Some(&store), &Backend::cpu()).unwrap();
+    let options = ExecOptions { base_dir: dir.path().to_path_buf(), interrupt_after_steps: None };
+    let exec = execute(&planned, &registry, &store, &options, &mut NoEvents);
+    assert!(exec.is_ok(), "{:?}", exec.error.map(|e| e.to_string()));
+
+    let Some(Artifact::Dataset(data)) = exec.artifacts.get("data") else { panic!("data") };
+    assert!(data.description.starts_with("(a-b) mod 7"), "{}", data.description);
+    let Some(Artifact::Run(run)) = exec.artifacts.get("dense") else { panic!("dense") };
+    let Some(Artifact::Mask(mask)) = exec.artifacts.get("mask") else { panic!("mask") };
+    let dense: MaskSet = run.init.prunable.iter().map(|n| (n.clone(), HostTensor::full(run.final_params[n].shape.clone(), 1.0))).collect();
+    let seed = ir.stage("mask").unwrap().seed;
+    let scores = host_noisy_magnitude(&run.final_params, &dense, 0.5, seed);
+    let expected = pruning::select_per_layer(&dense, &scores, |_, total| (0.4 * total as f64).round() as usize);
+    assert_eq!(mask.masks, expected);
+    assert!(mask.pruner.starts_with("pruner/noisy_magnitude"), "{}", mask.pruner);
+}
+
+// ---- bad libraries -------------------------------------------------------------------------
+
+fn load_error(path: &Path) -> String {
+    match load_library(path) {
+        Ok(entries) => panic!("{} loaded with {} plugins", path.display(), entries.len()),
+        Err(e) => redact(&e.to_string()),
+    }
+}
+
+#[test]
+fn refuses_a_path_that_does_not_exist() {
+    let missing = build_dir().join("debug").join("libno_such_plugin.so");
+    insta::assert_snapshot!(load_error(&missing), @"plugin `[BUILD]/debug/libno_such_plugin.so`: no such file; build the plugin crate (`cargo build`) and pass the library it produces, e.g. `target/debug/libmy_plugin.so`");
+}
+
+#[test]
+fn refuses_a_directory() {
+    build("tests/fixtures/bad_plugins");
+    let dir = build_dir().join("debug");
+    insta::assert_snapshot!(load_error(&dir), @"plugin `[BUILD]/debug`: is not a file; pass the shared library itself, e.g. `target/debug/libmy_plugin.so`");
+}
+
+#[test]
+fn refuses_a_file_that_is_not_a_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "not a shared library\n").unwrap();
+    let err = load_error(&fake);
+    // The loader's own words differ between platforms; keep them out of the snapshot.
+    let start = err.find("library (").expect("loader detail") + "library (".len();
+    let end = err[start..].find("); pass").expect("end of loader detail") + start;
+    let shown = format!("{}[loader message]{}", &err[..start], &err[end..]).replace(&redact(&dir.path().canonicalize().unwrap().display().to_string()), "[DIR]");
+    insta::assert_snapshot!(shown, @"plugin `[DIR]/libfake.so`: is not a loadable shared library ([loader message]); pass a `cdylib` built with ticketlab-plugin-sdk");
+}
+
+#[test]
+fn refuses_a_library_without_the_abi_version() {
+    insta::assert_snapshot!(load_error(&fixture("not_a_plugin")), @"plugin `[BUILD]/debug/libnot_a_plugin.so`: is not a ticketlab plugin: it does not export `ticketlab_plugin_abi_version`; export its plugins with `ticketlab_plugin_sdk::export_pruner!(Type)` or `export_dataset!(Type)`");
+}
+
+#[test]
+fn refuses_a_library_without_the_entry_symbol() {
+    insta::assert_snapshot!(load_error(&fixture("no_entry")), @"plugin `[BUILD]/debug/libno_entry.so`: exports the plugin ABI version but no `ticketlab_plugin_entry`; export its plugins with `ticketlab_plugin_sdk::export_pruner!(Type)` or `export_dataset!(Type)` instead of defining the symbols by hand");
+}
+
+#[test]
+fn refuses_an_abi_mismatch_before_calling_anything_else() {
+    // The library's entry function returns null: reaching it would give another error.
+    insta::assert_snapshot!(load_error(&fixture("wrong_abi")), @"plugin `[BUILD]/debug/libwrong_abi.so`: was built for plugin ABI version 1001, but this ticketlab speaks version 1; rebuild the plugin against the ticketlab-plugin-sdk of this ticketlab (0.1.0)");
+}
+
+#[test]
+fn refuses_a_name_taken_by_a_built_in() {
+    let mut registry = Registry::builtin().unwrap();
+    let entries = load_library(&fixture("collides")).unwrap();
+    let err = entries.into_iter().map(|e| registry.insert(e)).find_map(Result::err).expect("a collision");
+    insta::assert_snapshot!(redact(&err.to_string()), @"plugin `pruner/magnitude`: registered twice: built into ticketlab and loaded from [BUILD]/debug/libcollides.so; rename one of them");
+    // The built-in is untouched.
+    assert_eq!(registry.get(PluginKind::Pruner, "magnitude").unwrap().origin, Origin::BuiltIn);
+}
+
+#[test]
+fn naming_a_library_twice_registers_it_once() {
+    let lib = example("noisy_magnitude");
+    let mut registry = Registry::builtin().unwrap();
+    let before = registry.entries().count();
+    assert_eq!(register_library(&mut registry, &lib).unwrap(), ["pruner/noisy_magnitude"]);
+    // The same file again, by another spelling of its path: nothing new, no error.
+    let other_spelling = lib.parent().unwrap().join(".").join(lib.file_name().unwrap());
+    register_library(&mut registry, &other_spelling).unwrap();
+    assert_eq!(registry.entries().count(), before + 1);
+    // A different library with a taken name is still refused.
+    let err = register_library(&mut registry, &fixture("collides")).unwrap_err();
+    assert!(err.to_string().contains("registered twice"), "{err}");
+}
+
+fn misbehaving(behave: &str) -> String {
+    let err = score_with(&fixture("misbehaving"), "misbehaving", &[("behave", behave.into())], 0).expect_err("refused");
+    redact(&err.to_string())
+}
+
+#[test]
+fn a_well_behaved_fixture_scores_fine() {
+    let (weights, _) = weights_and_mask();
+    let scores = score_with(&fixture("misbehaving"), "misbehaving", &[], 0).unwrap();
+    for (name, s) in &scores {
+        assert_eq!(s.data, weights[name].data.iter().map(|w| w.abs()).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_panicking_pruner_is_an_error() {
+    insta::assert_snapshot!(misbehaving("panic"), @"plugin `pruner/misbehaving`: panicked at misbehaving/src/lib.rs:25:24: index out of bounds: the len is 3 but the index is 7; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)");
+}
+
+#[test]
+fn a_refusing_pruner_is_an_error() {
+    insta::assert_snapshot!(misbehaving("refuse"), @"plugin `pruner/misbehaving`: refused: this model is too small to score (library [BUILD]/debug/libmisbehaving.so)");
+}
+
+#[test]
+fn scores_of_the_wrong_shape_are_refused() {
+    insta::assert_snapshot!(misbehaving("wrong_shape"), @"plugin `pruner/misbehaving`: returned 23 scores for layer `a.weight` of shape [4, 6], which has 24 weights; return one score per weight (library [BUILD]/debug/libmisbehaving.so)");
+}
+
+#[test]
+fn scores_for_too_few_layers_are_refused() {
+    insta::assert_snapshot!(misbehaving("missing_layer"), @"plugin `pruner/misbehaving`: returned 1 score vectors for the model's 2 prunable layers (a.weight, b.weight); return one per layer, in order (library [BUILD]/debug/libmisbehaving.so)");
+}
+
+#[test]
+fn nan_scores_are_refused() {
+    insta::assert_snapshot!(misbehaving("nan"), @"plugin `pruner/misbehaving`: returned NaN as the score of weight 1 of layer `a.weight`; scores must be numbers (check for 0/0 or log of negatives) (library [BUILD]/debug/libmisbehaving.so)");
+}
+
+fn bad_data(behave: &str) -> Result<Dataset> {
+    let lib = fixture("misbehaving");
+    let e = entry(&lib, "bad_data");
+    registry_of(&lib).dataset("bad_data")?.build(&params(&e, &[("behave", behave.into())]), &stage_context(0))
+}
+
+#[test]
+fn a_well_behaved_fixture_dataset_builds() {
+    let d = bad_data("ok").unwrap();
+    assert_eq!((d.train.len(), d.test.len(), d.info.output_dim), (2, 1, 2));
+}
+
+#[test]
+fn broken_datasets_are_refused() {
+    let errors: Vec<String> = ["panic", "ragged", "bad_label", "nan_input", "empty"]
+        .iter()
+        .map(|b| format!("{b}: {}", redact(&bad_data(b).expect_err("refused").to_string())))
+        .collect();
+    insta::assert_snapshot!(errors.join("\n"), @"
+    panic: plugin `dataset/bad_data`: panicked at misbehaving/src/lib.rs:62:24: dataset exploded; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)
+    ragged: plugin `dataset/bad_data`: returned 5 train inputs, not a multiple of the input shape [2] (2 values per example) (library [BUILD]/debug/libmisbehaving.so)
+    bad_label: plugin `dataset/bad_data`: returned test label 2 at index 0; labels must be integers in 0..2 (library [BUILD]/debug/libmisbehaving.so)
+    nan_input: plugin `dataset/bad_data`: returned a non-finite train input (NaN) at index 3 (library [BUILD]/debug/libmisbehaving.so)
+    empty: plugin `dataset/bad_data`: returned an empty test split; both splits need at least one example (library [BUILD]/debug/libmisbehaving.so)
+    ");
+}

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::cache::TINY;
 
-fn ticketlab(args: &[&str], cwd: &Path) -> Output {
+pub fn ticketlab(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ticketlab"))
         .args(args)
         .current_dir(cwd)
@@ -17,24 +17,24 @@ fn ticketlab(args: &[&str], cwd: &Path) -> Output {
         .expect("ticketlab runs")
 }
 
-fn root() -> &'static Path {
+pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// `--set` arguments for the tiny quickstart.
-fn tiny() -> Vec<String> {
+pub fn tiny() -> Vec<String> {
     TINY.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect()
 }
 
-fn with<'a>(base: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
+pub fn with<'a>(base: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
     base.iter().copied().chain(extra.iter().map(String::as_str)).collect()
 }
 

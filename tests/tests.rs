@@ -2,4 +2,5 @@
 
 mod cache;
 mod cli;
+mod outputs;
 mod plugins_dynamic;

@@ -1,23 +1,40 @@
 //! `ticketlab report DIR...`: regenerate a run directory's report, or compare several.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
-use crate::failure::Failure;
+use ticketlab_core::output::report;
+use ticketlab_core::output::rundir::utc_stamp;
+
+use crate::failure::{Failure, print};
 
 /// Arguments of `report`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run directories written by `ticketlab run`.
+    /// Run directories written by `ticketlab run`. One: its report.md, report.html and the
+    /// figures drawn from its metrics are rewritten in place. Several: a comparison is written.
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
-    /// Where to write a comparison of several runs (default: beside the first).
+    /// Where to write the comparison of several runs (default: `compare-<timestamp>` beside the
+    /// first directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 
-/// Regenerates the report(s).
+/// Regenerates one report or writes a comparison; a directory that is not a run directory is an
+/// input error (exit 2).
 pub fn run(args: Args) -> Result<(), Failure> {
-    // TODO(outputs): delegate to the output module's report generator once it lands.
-    let _ = (&args.dirs, &args.out);
-    Err(Failure::failed("`ticketlab report` needs the output module, which this build does not have yet"))
+    if let [dir] = args.dirs.as_slice() {
+        if args.out.is_some() {
+            return Err(Failure::input("--out is for comparing several run directories; with one, its report is rewritten in place"));
+        }
+        report::regenerate(dir).map_err(Failure::input)?;
+        return print(&format!("report: {}\n", dir.join("report.md").display()));
+    }
+    let out = args.out.unwrap_or_else(|| {
+        let parent = args.dirs[0].parent().map(PathBuf::from).unwrap_or_default();
+        parent.join(format!("compare-{}", utc_stamp(SystemTime::now(), false)))
+    });
+    let written = report::compare(&args.dirs, &out).map_err(Failure::input)?;
+    print(&format!("comparison: {}\n", written.display()))
 }

@@ -2,15 +2,18 @@
 //!
 //! - [`rundir`]: writes `experiment.resolved.{json,yaml}`, `manifest.json`, `metrics.jsonl`,
 //!   `summary.{csv,json}`, then the figures and the report, into one directory.
-//! - [`summary`]: the per-arm headline rows (schema in `SCHEMA.md`).
+//! - [`summary`]: the per-arm headline rows (schema in the README).
+//! - [`doc`]: the small document model both report formats are rendered from.
 //! - [`figures`]: SVG figures under `figures/`.
 //! - [`report`]: `report.md` and a self-contained `report.html`; regeneration and comparison of
 //!   several run directories.
 //! - [`progress`]: a [`RunEvents`](crate::engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
-pub mod rundir;
+pub mod doc;
 pub mod figures;
-pub mod summary;
 pub mod progress;
+pub mod report;
+pub mod rundir;
+pub mod summary;
 mod files;

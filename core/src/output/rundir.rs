@@ -8,8 +8,10 @@
 //! | `experiment.resolved.yaml` | the same, as YAML |
 //! | `manifest.json` | versions, plugins, seeds, cache keys, backend, threads, wall times ([`Manifest`]) |
 //! | `metrics.jsonl` | one line per evaluation per trained arm: `{"arm": STAGE, ...EvalRecord}` |
-//! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in `SCHEMA.md`) |
-//! | `figures/*.svg` | the figures ([`super::figures`]) |
+//! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in the README) |
+//! | `masks.json` | per mask stage: pruner, rate, scored step, global and per-layer density, warnings ([`MaskSummary`]) |
+//! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
+//! | `figures/*.svg`, `figures/index.json` | the figures ([`super::figures`]) |
 //! | `report.md`, `report.html` | the report ([`super::report`]) |
 
 use std::collections::BTreeMap;
@@ -18,9 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::files;
 use super::summary::Summary;
-use crate::artifact::Artifact;
+use super::{figures, files, report};
+use crate::artifact::{Artifact, LayerDensity};
 use crate::engine::{Execution, Plan};
 use crate::ir::{ExperimentIr, StageKind};
 use crate::metrics::{EvalRecord, Norms};
@@ -40,6 +42,10 @@ pub mod names {
     pub const SUMMARY_CSV: &str = "summary.csv";
     /// Summary table, JSON.
     pub const SUMMARY_JSON: &str = "summary.json";
+    /// Mask statistics.
+    pub const MASKS: &str = "masks.json";
+    /// Analysis outputs folder.
+    pub const ANALYSES: &str = "analyses";
     /// Figures folder.
     pub const FIGURES: &str = "figures";
     /// Markdown report.
@@ -143,7 +149,7 @@ pub struct ManifestStage {
 }
 
 /// The content of `manifest.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// ticketlab's version.
     pub ticketlab_version: String,
@@ -297,30 +303,79 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricLine>> {
         .collect()
 }
 
+/// One entry of `masks.json`: what a prune stage produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskSummary {
+    /// The prune stage's name.
+    pub stage: String,
+    /// The pruner (`name@version`).
+    pub pruner: String,
+    /// Pruning rate: the fraction of prunable weights removed.
+    pub rate: f64,
+    /// The step of the scored weights (`None`: the initialisation).
+    pub scored_at: Option<u64>,
+    /// Fraction of all prunable weights kept.
+    pub density: f64,
+    /// Kept and total counts per prunable layer.
+    pub layers: BTreeMap<String, LayerDensity>,
+    /// Warnings raised while pruning (layer collapse, an input already sparser than asked).
+    pub warnings: Vec<String>,
+}
+
+/// The masks of every finished prune stage, in IR order.
+pub fn mask_summaries(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -> Vec<MaskSummary> {
+    ir.stages
+        .iter()
+        .filter_map(|s| match artifacts.get(&s.name) {
+            Some(Artifact::Mask(m)) => Some(MaskSummary {
+                stage: s.name.clone(),
+                pruner: m.pruner.clone(),
+                rate: m.rate,
+                scored_at: m.scored_at,
+                density: m.report.density,
+                layers: m.report.layers.clone(),
+                warnings: m.warnings.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Writes the whole run directory (creating `dir`): the files in the module table, then the
-/// figures and the report.
+/// figures and the report. The files a report is built from are written first, so a failure
+/// while drawing leaves the numbers in place.
 pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ir = outputs.ir;
     files::write(&dir.join(names::RESOLVED_JSON), ir.to_canonical_json())?;
     let yaml = serde_yaml::to_string(ir).map_err(|e| Error::Other(format!("{}: {e}", names::RESOLVED_YAML)))?;
     files::write(&dir.join(names::RESOLVED_YAML), yaml)?;
-    files::write_json(&dir.join(names::MANIFEST), &Manifest::build(outputs))?;
-    let lines = metric_lines(ir, outputs.artifacts);
-    files::write(&dir.join(names::METRICS), metrics_jsonl(&lines)?)?;
+    let manifest = Manifest::build(outputs);
+    files::write_json(&dir.join(names::MANIFEST), &manifest)?;
+    let metrics = metric_lines(ir, outputs.artifacts);
+    files::write(&dir.join(names::METRICS), metrics_jsonl(&metrics)?)?;
     let summary = Summary::build(ir, outputs.artifacts);
     files::write(&dir.join(names::SUMMARY_CSV), summary.to_csv()?)?;
     files::write_json(&dir.join(names::SUMMARY_JSON), &summary)?;
-    Ok(())
+    let masks = mask_summaries(ir, outputs.artifacts);
+    files::write_json(&dir.join(names::MASKS), &masks)?;
+    for stage in &ir.stages {
+        if let Some(Artifact::Analysis(a)) = outputs.artifacts.get(&stage.name) {
+            files::write_json(&dir.join(names::ANALYSES).join(format!("{}.json", figures::file_safe(&stage.name))), &a.value)?;
+        }
+    }
+    let mut figs = figures::metric_figures(&summary, &metrics)?;
+    figs.extend(figures::artifact_figures(ir, outputs.artifacts, &summary)?);
+    figures::write_figures(dir, &figs)?;
+    let run = report::RunFiles { dir: dir.to_path_buf(), ir: ir.clone(), manifest, summary, metrics, masks };
+    report::write(&run, &figs)
 }
 
 /// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
 /// (relative to the current directory). Characters other than letters, digits, `-`, `_` and `.`
 /// in the name become `_`.
 pub fn default_run_dir(name: &str) -> PathBuf {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    PathBuf::from("runs").join(format!("{safe}-{}", utc_stamp(SystemTime::now(), false)))
+    PathBuf::from("runs").join(format!("{}-{}", figures::file_safe(name), utc_stamp(SystemTime::now(), false)))
 }
 
 /// Formats `t` in UTC: `yyyy-mm-ddThh:mm:ssZ` when `readable`, else `yyyymmddThhmmss`.

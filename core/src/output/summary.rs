@@ -1,4 +1,4 @@
-//! The per-arm headline rows of `summary.csv` and `summary.json` (schema: `SCHEMA.md`).
+//! The per-arm headline rows of `summary.csv` and `summary.json` (schema: the README's `summary.json` section).
 //!
 //! Every train stage that produced a [`RunArtifact`](crate::artifact::RunArtifact) is an *arm*.
 //! The baseline is the `baseline` of the first report stage (in IR order) whose value names one
@@ -33,14 +33,19 @@ pub struct SummaryRow {
     /// Test accuracy at the last evaluation.
     pub final_test_acc: Option<f64>,
     /// Train loss at the last evaluation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub final_train_loss: f64,
     /// Test loss at the last evaluation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub final_test_loss: f64,
     /// Fraction of prunable weights kept (1 for a dense arm).
+    #[serde(deserialize_with = "null_as_nan")]
     pub density: f64,
     /// Global L1 norm at the last evaluation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub l1: f64,
     /// Global L2 norm at the last evaluation.
+    #[serde(deserialize_with = "null_as_nan")]
     pub l2: f64,
     /// Pruning rate of the mask the arm trained under, traced upstream through rewind and
     /// model stages to a prune stage; `None` for a dense arm.
@@ -48,6 +53,11 @@ pub struct SummaryRow {
     /// `baseline t_gen / arm t_gen` (> 1: sooner than the baseline); `None` when either arm
     /// never reached the threshold.
     pub speedup_t_gen: Option<f64>,
+}
+
+/// Reads a number written by serde_json, which writes NaN and infinities as `null`, as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// The content of `summary.json`.

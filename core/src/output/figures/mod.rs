@@ -101,19 +101,21 @@ pub fn write_figures(dir: &Path, figures: &[Figure]) -> Result<()> {
     files::write_json(&folder.join(INDEX), &FigureIndex { figures: figures.to_vec() })
 }
 
-/// Reads `dir/figures/index.json` and the SVG of every figure it lists (missing files are an
-/// error naming the file).
-pub fn read_figures(dir: &Path) -> Result<Vec<Figure>> {
+/// Reads the figures of `dir/figures/index.json` that were drawn from artifacts (those cannot
+/// be redrawn from the run directory), with their SVG; a listed file that is missing is an error
+/// naming it.
+pub fn read_artifact_figures(dir: &Path) -> Result<Vec<Figure>> {
     let folder = dir.join(super::rundir::names::FIGURES);
     let index = folder.join(INDEX);
     if !index.exists() {
         return Ok(Vec::new());
     }
-    let mut idx: FigureIndex = files::read_json(&index)?;
-    for f in &mut idx.figures {
+    let idx: FigureIndex = files::read_json(&index)?;
+    let mut figures: Vec<Figure> = idx.figures.into_iter().filter(|f| !f.from_metrics).collect();
+    for f in &mut figures {
         f.svg = files::read(&folder.join(&f.file))?;
     }
-    Ok(idx.figures)
+    Ok(figures)
 }
 
 /// Colours of arms, in summary order (cycled past the end).

@@ -1,0 +1,182 @@
+//! The run directory people read: its files, the report, the figures and `ticketlab report`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use ticketlab_core::output::figures::arm_colour_hex;
+use ticketlab_core::testing::round_floats;
+
+use crate::cli::{root, stderr, stdout, ticketlab, tiny, with};
+
+/// The tiny quickstart run once for every test here: (temporary working directory, run dir).
+fn quickstart_run() -> &'static (tempfile::TempDir, PathBuf) {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let cwd = tempfile::tempdir().unwrap();
+        let file = root().join("experiments/quickstart.yaml");
+        let set = tiny();
+        let out = ticketlab(&with(&["run", file.to_str().unwrap(), "--out", "run", "--threads", "1"], &set), cwd.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let dir = cwd.path().join("run");
+        (cwd, dir)
+    })
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Insta settings that replace what changes from run to run in report.md (wall times, dates,
+/// cache keys, versions, paths) with placeholders.
+fn report_filters() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    for (pattern, with) in [
+        (r"\| \d+\.\d \| `[0-9a-f]{12}` \|", "| [seconds] | [key] |"),
+        (r"written \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "written [date]"),
+        (r"ticketlab \d+\.\d+\.\d+,", "ticketlab [version],"),
+        (r"@\d+\.\d+\.\d+", "@[version]"),
+        (r"/\S*/experiments/", "[root]/experiments/"),
+    ] {
+        settings.add_filter(pattern, with);
+    }
+    settings
+}
+
+#[test]
+fn the_run_directory_has_every_file() {
+    let (_, dir) = quickstart_run();
+    for name in [
+        "experiment.resolved.json",
+        "experiment.resolved.yaml",
+        "manifest.json",
+        "metrics.jsonl",
+        "summary.csv",
+        "summary.json",
+        "masks.json",
+        "analyses/compare.json",
+        "figures/index.json",
+        "report.md",
+        "report.html",
+    ] {
+        assert!(dir.join(name).is_file(), "{name} is missing");
+    }
+    let metrics = read(&dir.join("metrics.jsonl"));
+    let arms: Vec<String> = metrics.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["arm"].as_str().unwrap().to_string()).collect();
+    assert!(arms.iter().any(|a| a == "dense") && arms.iter().any(|a| a == "ticket_train"), "{arms:?}");
+    let csv = read(&dir.join("summary.csv"));
+    assert_eq!(csv.lines().count(), 3, "a header and one row per arm: {csv}");
+    assert!(csv.starts_with("arm,steps,threshold,t_mem,t_gen,tau_grok,"), "{csv}");
+    let manifest: Value = serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["threads"], 1);
+    assert_eq!(manifest["stages"].as_array().unwrap().len(), 7);
+    assert!(manifest["stages"].as_array().unwrap().iter().all(|s| s["key"].as_str().is_some_and(|k| k.len() == 64)));
+}
+
+#[test]
+fn summary_json_of_the_quickstart() {
+    let (_, dir) = quickstart_run();
+    let mut summary: Value = serde_json::from_str(&read(&dir.join("summary.json"))).unwrap();
+    round_floats(&mut summary);
+    insta::assert_json_snapshot!(summary);
+}
+
+#[test]
+fn report_md_of_the_quickstart() {
+    let (_, dir) = quickstart_run();
+    let report = read(&dir.join("report.md"));
+    report_filters().bind(|| insta::assert_snapshot!(report));
+}
+
+#[test]
+fn every_svg_parses_and_draws_each_arm() {
+    let (_, dir) = quickstart_run();
+    let index: Value = serde_json::from_str(&read(&dir.join("figures/index.json"))).unwrap();
+    let files: Vec<&str> = index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["accuracy.svg", "loss.svg", "norms.svg", "masks.svg"]);
+    for file in &files {
+        let svg = read(&dir.join("figures").join(file));
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{file} is not XML: {e}"));
+        assert_eq!(doc.root_element().tag_name().name(), "svg", "{file}");
+        let texts: Vec<&str> = doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(str::trim).collect();
+        if *file == "masks.svg" {
+            for layer in ["embed.W_E", "inproj.W", "outproj.W", "unembed.W_U"] {
+                assert!(texts.contains(&layer), "{file} labels layer {layer}: {texts:?}");
+            }
+            let bars = doc.descendants().filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(arm_colour_hex(0).as_str())).count();
+            assert!(bars >= 4, "{file}: one bar per layer, found {bars}");
+            continue;
+        }
+        for (i, arm) in ["dense", "ticket_train"].iter().enumerate() {
+            assert!(texts.contains(arm), "{file} has a legend entry for {arm}: {texts:?}");
+            let colour = arm_colour_hex(i);
+            let longest = doc
+                .descendants()
+                .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some(colour.as_str()))
+                .map(|n| n.attribute("points").unwrap_or("").split_whitespace().count())
+                .max()
+                .unwrap_or(0);
+            // Evaluations at steps 20, 40 (and 60 for dense) are drawn; step 0 is not on a log axis.
+            assert!(longest >= 2, "{file}: the series of {arm} ({colour}) has {longest} points");
+        }
+    }
+    let html = read(&dir.join("report.html"));
+    assert_eq!(html.matches("<svg").count(), files.len(), "every figure is inlined");
+    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href=\"http") && !html.contains("<img"), "self-contained");
+}
+
+#[test]
+fn report_regenerates_the_same_and_compares_runs() {
+    let (cwd, dir) = quickstart_run();
+    // Regenerate a copy, so the other tests keep reading the original.
+    let copy = cwd.path().join("copy");
+    copy_dir(dir, &copy);
+    std::fs::remove_file(copy.join("report.md")).unwrap();
+    std::fs::remove_file(copy.join("figures/accuracy.svg")).unwrap();
+    let out = ticketlab(&["report", "copy"], cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read(&copy.join("report.md")), read(&dir.join("report.md")));
+    assert_eq!(read(&copy.join("report.html")), read(&dir.join("report.html")));
+    assert_eq!(read(&copy.join("figures/accuracy.svg")), read(&dir.join("figures/accuracy.svg")));
+
+    let cmp = ticketlab(&["report", "run", "copy", "--out", "cmp"], cwd.path());
+    assert_eq!(cmp.status.code(), Some(0), "{}", stderr(&cmp));
+    assert!(stdout(&cmp).contains("cmp/report.md"), "{}", stdout(&cmp));
+    let md = read(&cwd.path().join("cmp/report.md"));
+    for row in ["| run | `dense` (baseline) |", "| run | `ticket_train` |", "| copy | `dense` (baseline) |", "| copy | `ticket_train` |"] {
+        assert!(md.contains(row), "missing `{row}` in\n{md}");
+    }
+    let accuracy = read(&cwd.path().join("cmp/figures/accuracy.svg"));
+    assert!(accuracy.contains("run/dense") && accuracy.contains("copy/ticket_train"), "arms are named run/arm");
+}
+
+#[test]
+fn report_of_a_directory_that_is_not_a_run_is_an_input_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(cwd.path().join("empty")).unwrap();
+    let out = ticketlab(&["report", "empty"], cwd.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("metrics.jsonl") && stderr(&out).contains("not a run directory"), "{}", stderr(&out));
+
+    let (_, dir) = quickstart_run();
+    let broken = cwd.path().join("broken");
+    copy_dir(dir, &broken);
+    std::fs::write(broken.join("summary.json"), "{ not json").unwrap();
+    let out = ticketlab(&["report", "broken"], cwd.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("summary.json"), "{}", stderr(&out));
+    assert!(broken.join("report.md").is_file(), "a failed regeneration leaves the old report");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -18,7 +18,8 @@
 //!   model, as Synaptic-Flow) or `d0 - (d0 - d)(r+1)/R` (`schedule: linear`).
 //! - **Per-layer counts.** A pruner may fix the kept count of every layer
 //!   ([`crate::plugin::Scores::keep_per_layer`], e.g. the shuffled-mask control); `rate` and `scope` are then
-//!   ignored and the artifact records the realised rate.
+//!   ignored and the artifact records the realised rate. A layer whose input mask keeps fewer
+//!   weights than its count keeps those it has (with a warning, as for `rate`).
 //! - **Reports.** Every mask comes with a per-layer density report; a layer at density 0
 //!   (layer collapse) is a warning or, with `on_collapse: error`, an error. Non-finite scores
 //!   of alive weights are errors naming the pruner.
@@ -52,6 +53,17 @@ pub struct MaskRequest<'a> {
     pub ctx: &'a StageContext,
     /// The step of the scored weights (`None` = initialisation).
     pub scored_at: Option<u64>,
+}
+
+/// `w ⊙ m` in place: sets to 0 every weight whose mask entry is 0. Parameters without a mask
+/// entry, and mask entries without a parameter, are left alone; shapes are the caller's to check.
+/// The one place masked weights are zeroed (rewinding, pruners' masked networks, training).
+pub fn apply_mask(weights: &mut NamedTensors, mask: &MaskSet) {
+    for (name, m) in mask {
+        if let Some(t) = weights.get_mut(name) {
+            t.data.iter_mut().zip(&m.data).filter(|(_, k)| **k == 0.0).for_each(|(v, _)| *v = 0.0);
+        }
+    }
 }
 
 /// A mask of ones over `arch`'s prunable parameters.
@@ -126,7 +138,8 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
     let total: usize = req.current.values().map(HostTensor::len).sum();
     let start = if total == 0 { 1.0 } else { req.current.values().map(count_kept).sum::<usize>() as f64 / total as f64 };
     let mut mask = req.current.clone();
-    let mut overridden = false;
+    // The per-layer counts of a pruner that fixes them (last round).
+    let mut fixed: Option<BTreeMap<String, usize>> = None;
     for round in 0..rounds {
         let density = schedule.density(start, target, round, rounds);
         let ctx = PruneContext {
@@ -143,8 +156,9 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
         mask = match &scores.keep_per_layer {
             Some(counts) => {
                 check_counts(req.pruner_id, &mask, counts)?;
-                overridden = true;
-                select_per_layer(&mask, &scores.scores, |name, _| counts[name])
+                let selected = select_per_layer(&mask, &scores.scores, |name, _| counts[name]);
+                fixed = Some(counts.clone());
+                selected
             }
             None if layerwise => select_per_layer(&mask, &scores.scores, |_, n| kept_count(density, n)),
             None => select_global(&mask, &scores.scores, kept_count(density, total)),
@@ -153,14 +167,33 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
 
     let report = DensityReport::of(&mask);
     let mut warnings = Vec::new();
-    if !overridden {
-        let wanted: usize = if layerwise { mask.values().map(|m| kept_count(target, m.len())).sum() } else { kept_count(target, total) };
-        if report.kept < wanted {
-            let before: usize = req.current.values().map(count_kept).sum();
-            warnings.push(format!(
-                "rate {rate} asks to keep {wanted} of {total} prunable weights, but the input mask kept only {before}; the new mask keeps {}",
-                report.kept
-            ));
+    match &fixed {
+        None => {
+            let wanted: usize = if layerwise { mask.values().map(|m| kept_count(target, m.len())).sum() } else { kept_count(target, total) };
+            if report.kept < wanted {
+                let before: usize = req.current.values().map(count_kept).sum();
+                warnings.push(format!(
+                    "rate {rate} asks to keep {wanted} of {total} prunable weights, but the input mask kept only {before}; the new mask keeps {}",
+                    report.kept
+                ));
+            }
+        }
+        // A layer whose input mask keeps fewer weights than its fixed count keeps them all,
+        // and no more (masks never revive weights).
+        Some(counts) => {
+            let short: Vec<String> = counts
+                .iter()
+                .filter(|(name, c)| report.layers[name.as_str()].kept < **c)
+                .map(|(name, c)| format!("{} of the {c} asked in `{name}`", report.layers[name.as_str()].kept))
+                .collect();
+            if !short.is_empty() {
+                warnings.push(format!(
+                    "the pruner's per-layer counts ask to keep {} of {total} prunable weights, but the input mask kept only {}; the new mask keeps {}",
+                    counts.values().sum::<usize>(),
+                    short.join(", "),
+                    report.kept
+                ));
+            }
         }
     }
     let collapsed = report.collapsed();
@@ -171,7 +204,7 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
         }
         warnings.push(message);
     }
-    let rate = if overridden { 1.0 - report.density } else { rate };
+    let rate = if fixed.is_some() { 1.0 - report.density } else { rate };
     Ok(MaskArtifact { masks: mask, report, pruner: req.pruner_id.to_string(), rate, scored_at: req.scored_at, warnings })
 }
 
@@ -447,6 +480,40 @@ mod tests {
         assert!(err.contains("none for layer `b`"), "{err}");
         pruner.keep = Some([("a".to_string(), 5), ("b".to_string(), 0)].into());
         assert!(run(&pruner, &params(0.9, "global"), &current).unwrap_err().to_string().contains("has 4"));
+    }
+
+    #[test]
+    fn fixed_counts_on_a_sparser_input_keep_fewer_weights_with_a_warning() {
+        // Layer `a` of the input keeps 2 weights but the pruner asks for 3 (a shuffled mask of a
+        // denser reference): `a` keeps its 2, `b` its count, and the shortfall is reported.
+        let current = masks(vec![1.0, 0.0, 1.0, 0.0], vec![1.0; 4]);
+        let mut pruner = Fixed::new(vec![1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0]);
+        pruner.keep = Some([("a".to_string(), 3), ("b".to_string(), 1)].into());
+        let m = run(&pruner, &params(0.5, "global"), &current).unwrap();
+        assert_eq!(m.masks["a"].data, vec![1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(m.masks["b"].data, vec![1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            m.warnings,
+            ["the pruner's per-layer counts ask to keep 4 of 8 prunable weights, but the input mask kept only 2 of the 3 asked in `a`; the new mask keeps 3"]
+        );
+        assert!((m.rate - 5.0 / 8.0).abs() < 1e-12, "the realised rate is recorded");
+        // Counts the input can meet: no warning.
+        pruner.keep = Some([("a".to_string(), 2), ("b".to_string(), 1)].into());
+        assert!(run(&pruner, &params(0.5, "global"), &current).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn apply_mask_zeroes_pruned_weights_only() {
+        let mut w: NamedTensors = [
+            ("a".to_string(), HostTensor::new(vec![3], vec![1.0, -2.0, 3.0])),
+            ("bias".to_string(), HostTensor::new(vec![1], vec![4.0])),
+        ]
+        .into();
+        let m: MaskSet = [("a".to_string(), HostTensor::new(vec![3], vec![1.0, 0.0, 1.0])), ("gone".to_string(), HostTensor::zeros(vec![2]))].into();
+        apply_mask(&mut w, &m);
+        assert_eq!(w["a"].data, vec![1.0, 0.0, 3.0]);
+        assert_eq!(w["bias"].data, vec![4.0], "parameters without a mask are untouched");
+        assert_eq!(w.len(), 2, "mask entries without a parameter add nothing");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   per-matrix norms instead, which differs slightly for L2). Every prunable parameter is
 //!   scaled; parameters that are not prunable keep their values. The result has no mask.
 
+use crate::pruning::apply_mask;
 use crate::tensor::{Architecture, MaskSet, NamedTensors, init_params};
 use crate::{Error, Result};
 
@@ -68,13 +69,10 @@ pub fn norm_ratio(weights: &NamedTensors, mask: &MaskSet, p: u32) -> Result<f64>
     Ok(if all == 0.0 { 1.0 } else { (kept / all).powf(1.0 / f64::from(p)) })
 }
 
-/// `w ⊙ m`: zeroes the pruned entries.
+/// `w ⊙ m`: zeroes the pruned entries, after checking that the mask fits.
 fn apply(mut w: NamedTensors, m: &MaskSet) -> Result<NamedTensors> {
     check_mask(&w, m)?;
-    for (name, mk) in m {
-        let t = w.get_mut(name).expect("checked");
-        t.data.iter_mut().zip(&mk.data).filter(|(_, k)| **k == 0.0).for_each(|(v, _)| *v = 0.0);
-    }
+    apply_mask(&mut w, m);
     Ok(w)
 }
 

@@ -25,6 +25,19 @@ impl Params {
         self
     }
 
+    /// Fills the default of every parameter of `specs` that is not set yet (what the checker
+    /// does before a plugin sees its parameters); set values are kept.
+    pub fn with_defaults(mut self, specs: &[super::ParamSpec]) -> Self {
+        for spec in specs {
+            if !self.0.contains_key(spec.name)
+                && let Some(v) = spec.default_value()
+            {
+                self.0.insert(spec.name.to_string(), v);
+            }
+        }
+        self
+    }
+
     /// The raw value.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key)
@@ -84,5 +97,22 @@ impl Params {
             .iter()
             .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::param(key, "expected strings")))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{ParamSpec, ParamType};
+
+    #[test]
+    fn with_defaults_fills_only_what_is_unset() {
+        let specs = [
+            ParamSpec::new("rate", ParamType::Float, "").default("0.6"),
+            ParamSpec::new("scope", ParamType::Str, "").default("\"global\""),
+            ParamSpec::new("required", ParamType::Int, ""),
+        ];
+        let p = Params::new().with("scope", "layerwise").with_defaults(&specs);
+        assert_eq!(p, Params::new().with("rate", 0.6).with("scope", "layerwise"));
     }
 }

@@ -7,6 +7,7 @@
 //! compiles one training step and runs it many times.
 
 pub mod autograd;
+pub mod denormals;
 pub mod graph;
 pub mod host;
 pub mod kernels;
@@ -17,14 +18,13 @@ pub use graph::{GraphBuilder, Var};
 pub use host::{HostTensor, MaskSet, NamedTensors};
 pub use optim::{OptimizerConfig, OptimizerKind};
 pub use session::{
-    EvalResult, LossKind, Objective, TrainingSession, evaluate, forward, gradients,
-    hessian_gradient_product,
+    EvalResult, LossKind, LossPrecision, Objective, StepSpec, TrainingSession, evaluate, forward,
+    gradients, hessian_gradient_product,
 };
 
 use std::collections::BTreeMap;
 
 use rand::SeedableRng;
-use rand_distr_free::normal;
 
 use crate::Result;
 
@@ -81,7 +81,7 @@ pub fn init_params(arch: &dyn Architecture, seed: u64) -> NamedTensors {
     for p in arch.parameters() {
         let n: usize = p.shape.iter().product();
         let data: Vec<f32> = match p.init {
-            Init::Normal { std } => (0..n).map(|_| normal(&mut rng) * std).collect(),
+            Init::Normal { std } => (0..n).map(|_| standard_normal(&mut rng) as f32 * std).collect(),
             Init::Uniform { bound } => {
                 use rand::Rng;
                 (0..n).map(|_| rng.gen_range(-bound..=bound)).collect()
@@ -93,20 +93,16 @@ pub fn init_params(arch: &dyn Architecture, seed: u64) -> NamedTensors {
     out
 }
 
-/// A standard normal sample (Box-Muller). Written here so the numbers never depend on a
-/// distribution crate's version.
-mod rand_distr_free {
-    use rand::Rng;
-
-    /// One N(0, 1) draw.
-    pub fn normal(rng: &mut impl Rng) -> f32 {
-        loop {
-            let u1: f64 = rng.r#gen();
-            let u2: f64 = rng.r#gen();
-            if u1 > f64::MIN_POSITIVE {
-                let r = (-2.0 * u1.ln()).sqrt();
-                return (r * (2.0 * std::f64::consts::PI * u2).cos()) as f32;
-            }
+/// One N(0, 1) draw (Box-Muller on two uniform f64 draws, both drawn again in the rare case the
+/// first is 0), in f64. Written here so the numbers never depend on a distribution crate's
+/// version; every normal draw of ticketlab and its built-in plugins comes from this function.
+pub fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
+    loop {
+        let u1: f64 = rng.r#gen();
+        let u2: f64 = rng.r#gen();
+        if u1 > f64::MIN_POSITIVE {
+            let r = (-2.0 * u1.ln()).sqrt();
+            return r * (2.0 * std::f64::consts::PI * u2).cos();
         }
     }
 }

@@ -74,11 +74,7 @@ fn ticket_mask() -> MaskSet {
 fn analyse(name: &str, params: Params, runs: &[(&str, &RunArtifact)], masks: &[(&str, &MaskArtifact)], kind: PluginKind) -> serde_json::Value {
     let registry = Registry::builtin().unwrap();
     let entry = registry.get(kind, name).unwrap();
-    let mut p = Params::new();
-    for spec in &entry.params {
-        p.0.insert(spec.name.to_string(), spec.default_value().unwrap());
-    }
-    p.0.extend(params.0);
+    let p = params.with_defaults(&entry.params);
     let ctx = StageContext { stage: name.into(), seed: 0, base_dir: ".".into() };
     let inputs = AnalysisInputs { runs: runs.to_vec(), masks: masks.to_vec(), models: vec![], data: None, arch: None, ctx: &ctx };
     let out = match kind {

@@ -68,7 +68,7 @@ register_plugin!(Architecture, "mlp_modular", "1.0.0", "The paper's MLP: summed 
 mod tests {
     use ticketlab_core::plugin::registry::Registry;
     use ticketlab_core::plugin::{Params, StageContext};
-    use ticketlab_core::tensor::{LossKind, OptimizerConfig, TrainingSession, init_params};
+    use ticketlab_core::tensor::{StepSpec, TrainingSession, init_params};
 
     /// Issue-level check of the engine: the paper's MLP (p = 67, d_emb 500, width 48, 911
     /// training pairs, full batch, AdamW lr 1e-3, wd 1.0, betas 0.9/0.98) memorises its
@@ -77,20 +77,13 @@ mod tests {
     fn paper_mlp_reaches_full_train_accuracy_within_1500_steps() {
         let registry = Registry::builtin().unwrap();
         let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
-        let mut dp = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
         let entry = registry.require(ticketlab_core::plugin::PluginKind::Dataset, "modular").unwrap();
-        for spec in &entry.params {
-            if dp.get(spec.name).is_none() {
-                if let Some(v) = spec.default_value() {
-                    dp.0.insert(spec.name.into(), v);
-                }
-            }
-        }
+        let dp = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0).with_defaults(&entry.params);
         let data = registry.dataset("modular").unwrap().build(&dp, &ctx).unwrap();
         assert_eq!(data.train.len(), 911);
         let ap = Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0).with("prunable", Vec::<String>::new());
         let arch = registry.architecture("mlp_modular").unwrap().build(&ap, &data.info).unwrap();
-        let mut s = TrainingSession::new(arch.as_ref(), init_params(arch.as_ref(), 0), None, LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), 911, &data.train).unwrap();
+        let mut s = TrainingSession::new(arch.as_ref(), init_params(arch.as_ref(), 0), None, &StepSpec::paper(911), &data.train).unwrap();
         s.set_batch(&data.train).unwrap();
         let mut reached = None;
         for step in 1..=1500 {

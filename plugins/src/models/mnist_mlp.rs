@@ -18,11 +18,10 @@ struct MnistMlp;
 impl ArchitecturePlugin for MnistMlp {
     fn build(&self, params: &Params, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
         let width = params.usize("width")?;
-        let spec = Params::new()
-            .with("hidden", vec![width, width])
-            .with("init_scale", params.f64("alpha")?)
-            .with("bias", false)
-            .with("prunable", params.get("prunable").cloned().unwrap_or_default());
+        let mut spec = Params::new().with("hidden", vec![width, width]).with("init_scale", params.f64("alpha")?).with("bias", false);
+        if let Some(prunable) = params.get("prunable") {
+            spec = spec.with("prunable", prunable.clone());
+        }
         super::mlp::Mlp::from_params(&spec, info).map(|m| Box::new(m) as Box<dyn Architecture>)
     }
 }

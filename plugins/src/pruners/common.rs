@@ -4,7 +4,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use ticketlab_core::data::Split;
 use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext};
-use ticketlab_core::tensor::{HostTensor, NamedTensors};
+use ticketlab_core::pruning::apply_mask;
+use ticketlab_core::tensor::{HostTensor, NamedTensors, standard_normal};
 use ticketlab_core::{Error, Result, seed};
 
 /// The `batch` parameter of the data-dependent pruners.
@@ -30,21 +31,14 @@ pub(crate) fn per_weight(ctx: &PruneContext<'_>, mut f: impl FnMut(&str, usize, 
 /// Every parameter, with the current mask applied to the prunable ones (`w = m ⊙ θ`).
 pub(crate) fn masked(ctx: &PruneContext<'_>) -> NamedTensors {
     let mut w = ctx.params.clone();
-    for (name, m) in ctx.mask {
-        if let Some(t) = w.get_mut(name) {
-            t.data.iter_mut().zip(&m.data).filter(|(_, k)| **k == 0.0).for_each(|(v, _)| *v = 0.0);
-        }
-    }
+    apply_mask(&mut w, ctx.mask);
     w
 }
 
 /// The training examples used for scoring: all of them, or a subset of `batch` drawn with the
 /// stage seed (the same subset in every round).
 pub(crate) fn scoring_split(params: &Params, ctx: &PruneContext<'_>) -> Result<Split> {
-    let n = ctx.data.train.len();
-    if n == 0 {
-        return Err(Error::param("data", "the training split is empty; data-dependent pruners need examples"));
-    }
+    let n = training_examples(ctx)?;
     let batch = params.usize("batch")?;
     if batch == 0 || batch >= n {
         return Ok(ctx.data.train.clone());
@@ -53,6 +47,15 @@ pub(crate) fn scoring_split(params: &Params, ctx: &PruneContext<'_>) -> Result<S
     idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(ctx.ctx.seed));
     idx.truncate(batch);
     Ok(ctx.data.train.select(&idx))
+}
+
+/// The number of training examples, refusing an empty training split (data-dependent pruners,
+/// and SynFlow's all-ones input, which takes its shape from a training example).
+pub(crate) fn training_examples(ctx: &PruneContext<'_>) -> Result<usize> {
+    match ctx.data.train.len() {
+        0 => Err(Error::param("data", "the training split is empty; data-dependent pruners need at least one training example")),
+        n => Ok(n),
+    }
 }
 
 /// Divides every score by `norm(Σ scores)` (as the reference code does; a positive divisor
@@ -75,15 +78,8 @@ pub(crate) fn gaussian_scores(ctx: &PruneContext<'_>) -> NamedTensors {
     for (name, m) in ctx.mask {
         let stream = seed::splitmix64(ctx.ctx.seed ^ seed::splitmix64(seed::fnv1a(name) ^ ctx.round.0 as u64));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
-        let data = (0..m.len()).map(|_| standard_normal(&mut rng)).collect();
+        let data = (0..m.len()).map(|_| standard_normal(&mut rng) as f32).collect();
         out.insert(name.clone(), HostTensor::new(m.shape.clone(), data));
     }
     out
-}
-
-/// One N(0, 1) draw (Box-Muller), written here so the numbers never depend on a crate version.
-fn standard_normal(rng: &mut impl rand::Rng) -> f32 {
-    let u1: f64 = rng.r#gen::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.r#gen();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }

@@ -21,7 +21,7 @@ use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerP
 use ticketlab_core::tensor::{HostTensor, Objective, gradients};
 use ticketlab_core::{Result, register_plugin};
 
-use super::common::{BATCH, masked, per_weight, scoring_split};
+use super::common::{BATCH, masked, per_weight, scoring_split, training_examples};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("input", ParamType::Choice(&["batch", "ones"]), "`batch`: training inputs (the paper's code); `ones`: one all-ones input (Synaptic-Flow)").default("\"batch\""),
@@ -43,6 +43,7 @@ impl PrunerPlugin for Synflow {
     fn score(&self, params: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         let split = match params.str("input")? {
             "ones" => {
+                training_examples(ctx)?;
                 let one = ctx.data.train.select(&[0]);
                 let shape = one.x.shape.clone();
                 ticketlab_core::data::Split { x: HostTensor::full(shape, 1.0), y: one.y }

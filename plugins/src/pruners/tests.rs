@@ -12,7 +12,7 @@ use ticketlab_core::plugin::registry::Registry;
 use ticketlab_core::plugin::{Params, PruneContext, PrunerPlugin, StageContext};
 use ticketlab_core::pruning::{MaskRequest, dense_mask, make_mask};
 use ticketlab_core::tensor::{Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var};
-use ticketlab_core::Result;
+use ticketlab_core::{Result, seed};
 
 use super::grasp::Grasp;
 use super::magnitude::Magnitude;
@@ -335,6 +335,39 @@ fn random_is_seeded_per_stage_and_shuffle_keeps_reference_counts() {
 }
 
 #[test]
+fn random_scores_are_box_muller_draws_of_each_layer_stream() {
+    // Written out in full: the numbers the pruner drew before it used core's shared sampler.
+    let (p, d) = fixture(1);
+    let m = dense_mask(&Tiny);
+    let sc = sctx(7);
+    let scores = Random.score(&pruner_params(), &pctx(&p, &m, &d, &sc)).unwrap().scores;
+    for (name, t) in &scores {
+        let stream = seed::splitmix64(7 ^ seed::splitmix64(seed::fnv1a(name)));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
+        let want: Vec<f32> = (0..t.len())
+            .map(|_| {
+                let u1: f64 = rng.r#gen::<f64>().max(f64::MIN_POSITIVE);
+                let u2: f64 = rng.r#gen();
+                ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+            })
+            .collect();
+        assert_eq!(t.data, want, "{name}");
+    }
+}
+
+#[test]
+fn synflow_refuses_an_empty_training_split() {
+    let (p, mut d) = fixture(1);
+    d.train = d.train.select(&[]);
+    let m = dense_mask(&Tiny);
+    let sc = sctx(0);
+    for input in ["ones", "batch"] {
+        let err = Synflow.score(&pruner_params().with("input", input), &pctx(&p, &m, &d, &sc)).unwrap_err().to_string();
+        assert!(err.contains("the training split is empty"), "{input}: {err}");
+    }
+}
+
+#[test]
 fn regression_tasks_score_with_mse_or_are_refused() {
     let (p, mut d) = fixture(1);
     d.train.y = Targets::Regression { values: HostTensor::new(vec![N, CLASSES], vec![0.5; N * CLASSES]) };
@@ -351,13 +384,7 @@ fn regression_tasks_score_with_mse_or_are_refused() {
 /// Stage parameters as the checker would fill them: the core's defaults, then the plugin's.
 fn stage_params(registry: &Registry, name: &str) -> Params {
     let entry = registry.get(ticketlab_core::plugin::PluginKind::Pruner, name).expect("registered");
-    let mut p = Params::new();
-    for spec in PRUNE_PARAMS.iter().chain(entry.params.iter()) {
-        if let Some(v) = spec.default_value() {
-            p.0.insert(spec.name.to_string(), v);
-        }
-    }
-    p
+    Params::new().with_defaults(PRUNE_PARAMS).with_defaults(&entry.params)
 }
 
 fn prune(pruner: &dyn PrunerPlugin, params: &Params, weights: &NamedTensors, current: &MaskSet, reference: Option<&MaskSet>, data: &Dataset) -> MaskArtifact {

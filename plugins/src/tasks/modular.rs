@@ -27,6 +27,10 @@ pub enum Operation {
     X3XY,
     /// a² + ab² + b (x3xy2y)
     X3XY2Y,
+    /// a² + ab + b² + a² (x2xyy2x2)
+    X2XYY2X2,
+    /// a² + ab + b² + b² (x2xyy2y2)
+    X2XYY2Y2,
     /// (a + b)² (x22xyy2)
     X22XYY2,
     /// (a + b)² + 2b (x22xyy2y)
@@ -42,6 +46,8 @@ const OPS: &[(&str, Operation)] = &[
     ("x2xyy2x", Operation::X2XYY2X),
     ("x3xy", Operation::X3XY),
     ("x3xy2y", Operation::X3XY2Y),
+    ("x2xyy2x2", Operation::X2XYY2X2),
+    ("x2xyy2y2", Operation::X2XYY2Y2),
     ("x22xyy2", Operation::X22XYY2),
     ("x22xyy2y", Operation::X22XYY2Y),
 ];
@@ -64,6 +70,8 @@ impl Operation {
             Operation::X2XYY2X => a * a + a * b + b * b + a,
             Operation::X3XY => a * a % p * a + a * b,
             Operation::X3XY2Y => a * a + a * (b * b % p) + b,
+            Operation::X2XYY2X2 => a * a + a * b + b * b + a * a,
+            Operation::X2XYY2Y2 => a * a + a * b + b * b + b * b,
             Operation::X22XYY2 => (a + b) * (a + b),
             Operation::X22XYY2Y => (a + b) * (a + b) + 2 * b,
         };
@@ -72,8 +80,14 @@ impl Operation {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("op", ParamType::Choice(&["add", "subtract", "multiply", "x2y2", "x2xyy2", "x2xyy2x", "x3xy", "x3xy2y", "x22xyy2", "x22xyy2y"]), "the operation: add (a+b), subtract (a-b), multiply (ab), x2y2 (a²+b²), x2xyy2 (a²+ab+b²), x2xyy2x (a²+ab+b²+a), x3xy (a³+ab), x3xy2y (a²+ab²+b), x22xyy2 ((a+b)²), x22xyy2y ((a+b)²+2b)")
-        .default("\"add\""),
+    ParamSpec::new(
+        "op",
+        ParamType::Choice(&["add", "subtract", "multiply", "x2y2", "x2xyy2", "x2xyy2x", "x3xy", "x3xy2y", "x2xyy2x2", "x2xyy2y2", "x22xyy2", "x22xyy2y"]),
+        "the operation, all mod p (names and formulas of the paper's code): add (a+b), subtract (a-b), multiply (ab), \
+         x2y2 (a²+b²), x2xyy2 (a²+ab+b²), x2xyy2x (a²+ab+b²+a), x3xy (a³+ab), x3xy2y (a²+ab²+b), \
+         x2xyy2x2 (a²+ab+b²+a²), x2xyy2y2 (a²+ab+b²+b²), x22xyy2 ((a+b)²), x22xyy2y ((a+b)²+2b)",
+    )
+    .default("\"add\""),
     ParamSpec::new("p", ParamType::Int, "the modulus (and vocabulary size)").default("67").min(2.0),
     ParamSpec::new("pairs", ParamType::Choice(&["symmetric", "all"]), "`symmetric`: pairs a <= b as the paper's code (2278 for p = 67); `all`: every ordered pair").default("\"symmetric\""),
     ParamSpec::new("train_fraction", ParamType::Float, "fraction of pairs used for training (the first int(f*N) after a seeded shuffle)").default("0.4").range_exclusive(0.0, 1.0),
@@ -155,6 +169,8 @@ mod tests {
             "x2xyy2x" => a * a + a * b + b * b + a,
             "x3xy" => a * a * a + a * b,
             "x3xy2y" => a * a + a * b * b + b,
+            "x2xyy2x2" => a * a + a * b + b * b + a * a,
+            "x2xyy2y2" => a * a + a * b + b * b + b * b,
             "x22xyy2" => (a + b) * (a + b),
             "x22xyy2y" => (a + b) * (a + b) + 2 * b,
             _ => unreachable!(),

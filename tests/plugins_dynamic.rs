@@ -12,7 +12,7 @@ use ticketlab_core::artifact::Artifact;
 use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
 use ticketlab_core::engine::{Backend, ExecOptions, NoEvents, Store, execute, plan};
 use ticketlab_core::plugin::describe::{describe, list, stage_kind};
-use ticketlab_core::plugin::dynamic::{load_library, register_library};
+use ticketlab_core::plugin::dynamic::register_library;
 use ticketlab_core::plugin::registry::{Origin, PluginEntry, Registry};
 use ticketlab_core::plugin::{Params, PluginKind, PruneContext, StageContext};
 use ticketlab_core::pruning::{self, MaskRequest};
@@ -34,22 +34,30 @@ fn build_dir() -> PathBuf {
 /// Cargo workspaces already built by this test process.
 static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Builds the cargo workspace in `dir` (relative to the repository) once per test process.
-fn build(dir: &str) {
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if built.iter().any(|d| d == dir) {
-        return;
-    }
+/// Runs `cargo COMMAND --workspace` on the cargo workspace in `dir` (relative to the
+/// repository), in [`build_dir`]; panics with cargo's output if it fails, else returns stdout.
+fn cargo(command: &str, dir: &str) -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--workspace", "--quiet", "--manifest-path"])
+        .args([command, "--workspace", "--quiet", "--manifest-path"])
         .arg(root().join(dir).join("Cargo.toml"))
         .arg("--target-dir")
         .arg(build_dir())
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .expect("cargo runs");
-    assert!(out.status.success(), "building {dir} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "cargo {command} in {dir} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Builds the cargo workspace in `dir` (relative to the repository) once per test process.
+fn build(dir: &str) {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.iter().any(|d| d == dir) {
+        return;
+    }
+    cargo("build", dir);
     built.push(dir.to_string());
 }
 
@@ -72,28 +80,21 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The plugin called `name` in the library at `path`.
 fn entry(path: &Path, name: &str) -> PluginEntry {
-    let entries = load_library(path).unwrap_or_else(|e| panic!("{e}"));
-    entries.into_iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{} exports no `{name}`", path.display()))
+    let registry = registry_of(path);
+    registry.entries().find(|e| e.name == name).cloned().unwrap_or_else(|| panic!("{} exports no `{name}`", path.display()))
 }
 
 /// A registry holding only the plugins of `path`.
 fn registry_of(path: &Path) -> Registry {
     let mut r = Registry::default();
-    for e in load_library(path).unwrap_or_else(|e| panic!("{e}")) {
-        r.insert(e).expect("no duplicates");
-    }
+    register_library(&mut r, path).unwrap_or_else(|e| panic!("{e}"));
     r
 }
 
 /// Parameters as the checker gives them to a plugin: the stage kind's core parameters and the
 /// plugin's, defaults filled, then `overrides`.
 fn params(entry: &PluginEntry, overrides: &[(&str, serde_json::Value)]) -> Params {
-    let mut p = Params::new();
-    for spec in stage_kind(entry.kind).core_params().iter().chain(&entry.params) {
-        if let Some(v) = spec.default_value() {
-            p = p.with(spec.name, v);
-        }
-    }
+    let mut p = Params::new().with_defaults(stage_kind(entry.kind).core_params()).with_defaults(&entry.params);
     for (k, v) in overrides {
         p = p.with(k, v.clone());
     }
@@ -316,6 +317,14 @@ fn example_task_is_modular_subtraction_in_the_built_in_layout() {
     // Deterministic in the seed, and the seed matters.
     assert_eq!(task.build(&p, &ctx).unwrap(), d);
     assert_ne!(task.build(&p, &stage_context(12)).unwrap().train, d.train);
+
+    // `p` is capped (the inputs take 2p³ floats): by the schema, and by the plugin itself.
+    let spec = e.param("p").unwrap();
+    assert!(spec.check(&256.into()).is_ok());
+    let err = spec.check(&257.into()).unwrap_err();
+    assert!(err.contains("256"), "{err}");
+    let err = task.build(&params(&e, &[("p", 1000.into())]), &ctx).unwrap_err().to_string();
+    assert!(err.contains("p = 1000 needs 2p³ = 2000000000 one-hot input floats (7.5 GiB); this task allows p up to 256"), "{err}");
 }
 
 #[test]
@@ -328,10 +337,8 @@ fn plugins_list_shows_dynamic_plugins_next_to_built_ins() {
         some.insert(builtin.get(kind, name).unwrap().clone()).unwrap();
     }
     for lib in [example("noisy_magnitude"), example("modsub")] {
-        for e in load_library(&lib).unwrap() {
-            full.insert(e.clone()).unwrap();
-            some.insert(e).unwrap();
-        }
+        register_library(&mut full, &lib).unwrap();
+        register_library(&mut some, &lib).unwrap();
     }
     insta::assert_snapshot!("plugins_list", list(&some));
     // The full list has every plugin once, sorted by kind then name.
@@ -369,9 +376,7 @@ fn describe_a_built_in() {
 fn described_example_stages_pass_the_checker() {
     let mut registry = Registry::builtin().unwrap();
     for lib in [example("noisy_magnitude"), example("modsub")] {
-        for e in load_library(&lib).unwrap() {
-            registry.insert(e).unwrap();
-        }
+        register_library(&mut registry, &lib).unwrap();
     }
     let base_yaml = [
         ("data", "  data: { kind: dataset, uses: modular, with: { p: 7 } }\n"),
@@ -420,9 +425,7 @@ stages:
     // What the CLI does: load the file's libraries, then check the file against the registry.
     let mut registry = Registry::builtin().unwrap();
     for lib in ticketlab_dsl::plugin_paths("dynamic.yaml", text.as_bytes()).unwrap_or_else(|d| panic!("{}", d.render())) {
-        for e in load_library(Path::new(&lib)).unwrap() {
-            registry.insert(e).unwrap();
-        }
+        register_library(&mut registry, Path::new(&lib)).unwrap();
     }
     let ir = ticketlab_dsl::load_source("dynamic.yaml", text.as_bytes(), &registry, &[]).unwrap_or_else(|d| panic!("{}", d.render()));
     let dir = tempfile::tempdir().unwrap();
@@ -444,11 +447,31 @@ stages:
     assert!(mask.pruner.starts_with("pruner/noisy_magnitude"), "{}", mask.pruner);
 }
 
+/// The example crates' own tests (`tests/snapshot.rs`: a tiny experiment with the plugin,
+/// pinned with insta), run as a researcher runs them. They share the build directory of the
+/// libraries above, so ticketlab is compiled once for both: the first run compiles it (about ten
+/// minutes on two cores), later runs take seconds, or under a minute after a change to ticketlab.
+#[test]
+fn example_crates_pass_their_own_tests() {
+    for name in ["modsub", "noisy_magnitude"] {
+        let stdout = cargo("test", &format!("plugins/examples/{name}"));
+        assert!(stdout.contains("1 passed"), "plugins/examples/{name} ran no snapshot test:\n{stdout}");
+    }
+}
+
+/// Each example is a crate to copy on its own, so the snapshot test is a copy in each, not a
+/// shared file: the copies must stay the same.
+#[test]
+fn the_example_snapshot_tests_are_one_file() {
+    let read = |name: &str| std::fs::read_to_string(root().join(format!("plugins/examples/{name}/tests/snapshot.rs"))).unwrap();
+    assert_eq!(read("modsub"), read("noisy_magnitude"), "change both copies of tests/snapshot.rs alike");
+}
+
 // ---- bad libraries -------------------------------------------------------------------------
 
 fn load_error(path: &Path) -> String {
-    match load_library(path) {
-        Ok(entries) => panic!("{} loaded with {} plugins", path.display(), entries.len()),
+    match register_library(&mut Registry::default(), path) {
+        Ok(ids) => panic!("{} loaded with plugins {ids:?}", path.display()),
         Err(e) => redact(&e.to_string()),
     }
 }
@@ -498,11 +521,12 @@ fn refuses_an_abi_mismatch_before_calling_anything_else() {
 #[test]
 fn refuses_a_name_taken_by_a_built_in() {
     let mut registry = Registry::builtin().unwrap();
-    let entries = load_library(&fixture("collides")).unwrap();
-    let err = entries.into_iter().map(|e| registry.insert(e)).find_map(Result::err).expect("a collision");
-    insta::assert_snapshot!(redact(&err.to_string()), @"plugin `pruner/magnitude`: registered twice: built into ticketlab and loaded from [BUILD]/debug/libcollides.so; rename one of them");
-    // The built-in is untouched.
+    let before = registry.entries().count();
+    let err = register_library(&mut registry, &fixture("collides")).unwrap_err();
+    insta::assert_snapshot!(redact(&err.to_string()), @"plugin `pruner/magnitude`: registered twice: built into ticketlab by `ticketlab_plugins::pruners::magnitude` and loaded from [BUILD]/debug/libcollides.so; rename one of them");
+    // The built-in is untouched and nothing of the library was added.
     assert_eq!(registry.get(PluginKind::Pruner, "magnitude").unwrap().origin, Origin::BuiltIn);
+    assert_eq!(registry.entries().count(), before);
 }
 
 #[test]
@@ -511,13 +535,63 @@ fn naming_a_library_twice_registers_it_once() {
     let mut registry = Registry::builtin().unwrap();
     let before = registry.entries().count();
     assert_eq!(register_library(&mut registry, &lib).unwrap(), ["pruner/noisy_magnitude"]);
-    // The same file again, by another spelling of its path: nothing new, no error.
+    // The same file again, by another spelling of its path, or a copy of it elsewhere: nothing
+    // new, no error, and the plugin keeps the origin it was first loaded from.
     let other_spelling = lib.parent().unwrap().join(".").join(lib.file_name().unwrap());
-    register_library(&mut registry, &other_spelling).unwrap();
+    assert_eq!(register_library(&mut registry, &lib).unwrap(), ["pruner/noisy_magnitude"]);
+    assert_eq!(register_library(&mut registry, &other_spelling).unwrap(), ["pruner/noisy_magnitude"]);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(lib.file_name().unwrap());
+    std::fs::copy(&lib, &copy).unwrap();
+    assert_eq!(register_library(&mut registry, &copy).unwrap(), ["pruner/noisy_magnitude"]);
     assert_eq!(registry.entries().count(), before + 1);
+    let Origin::Dynamic { path, .. } = &registry.get(PluginKind::Pruner, "noisy_magnitude").unwrap().origin else { panic!("dynamic") };
+    assert_eq!(path, &lib.canonicalize().unwrap());
     // A different library with a taken name is still refused.
     let err = register_library(&mut registry, &fixture("collides")).unwrap_err();
     assert!(err.to_string().contains("registered twice"), "{err}");
+}
+
+/// Through the binary, as users run it: a library named twice with `--plugin`, or both in the
+/// experiment file and with `--plugin`, is loaded once.
+#[test]
+fn the_binary_loads_a_library_named_twice_once() {
+    use crate::cli::{stderr, stdout, ticketlab};
+    let lib = example("noisy_magnitude");
+    let lib = lib.to_str().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let listed = ticketlab(&["plugins", "list", "--plugin", lib, "--plugin", lib], cwd.path());
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let rows: Vec<String> = stdout(&listed).lines().filter(|l| l.contains("noisy_magnitude")).map(str::to_string).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("pruner") && rows[0].contains("dynamic"), "{rows:?}");
+
+    let file = cwd.path().join("twice.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: twice
+seed: 0
+plugins: [{lib}]
+stages:
+  data: {{ kind: dataset, uses: modular, with: {{ p: 7 }} }}
+  init: {{ kind: model, uses: mlp_modular, inputs: {{ data: data }} }}
+  dense: {{ kind: train, uses: standard, with: {{ steps: 5 }}, inputs: {{ model: init, data: data }} }}
+  mask: {{ kind: prune, uses: noisy_magnitude, with: {{ rate: 0.6 }}, inputs: {{ from: dense, data: data }} }}
+"
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let checked = ticketlab(&["check", file, "--plugin", lib], cwd.path());
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    // A different library with a taken name is still refused, with exit code 2.
+    let collides = fixture("collides");
+    let refused = ticketlab(&["plugins", "list", "--plugin", lib, "--plugin", collides.to_str().unwrap()], cwd.path());
+    assert_eq!(refused.status.code(), Some(2));
+    // The message as words, without the report's frame and line breaks.
+    let words = stderr(&refused).split_whitespace().filter(|w| !["×", "│"].contains(w)).collect::<Vec<_>>().join(" ");
+    assert!(words.contains("registered twice: built into ticketlab by `ticketlab_plugins::pruners::magnitude` and loaded from"), "{words}");
 }
 
 fn misbehaving(behave: &str) -> String {

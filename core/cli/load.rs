@@ -65,10 +65,7 @@ pub fn registry(paths: &[PathBuf]) -> Result<Registry, Failure> {
 }
 
 fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
-    let entries = ticketlab_core::plugin::dynamic::load_library(path).map_err(Failure::input)?;
-    for entry in entries {
-        registry.insert(entry).map_err(Failure::input)?;
-    }
+    ticketlab_core::plugin::dynamic::register_library(registry, path).map_err(Failure::input)?;
     Ok(())
 }
 

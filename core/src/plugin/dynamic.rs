@@ -1,9 +1,10 @@
 //! Dynamic plugins: pruners and datasets in shared libraries built with `ticketlab-plugin-sdk`.
 //!
-//! [`load_library`] opens a library the user named (`--plugin PATH` or the experiment file's
-//! `plugins:` list) and returns one [`PluginEntry`] per plugin it exports, ready for
-//! [`Registry::insert`] (which refuses a name that is already taken, built-ins included);
-//! [`register_library`] does both and tolerates the same library named twice. The entries behave like built-ins: their instances
+//! [`register_library`] is the one way to add a library to a [`Registry`]: it opens a library
+//! the user named (`--plugin PATH` or the experiment file's `plugins:` list) and adds one
+//! [`PluginEntry`] per plugin it exports, refusing a name that is already taken, built-ins
+//! included. Naming the same library twice (by any path, or two copies of the same file) adds
+//! it once. The entries behave like built-ins: their instances
 //! implement [`PrunerPlugin`](super::PrunerPlugin) and [`DatasetPlugin`](super::DatasetPlugin)
 //! over the C ABI ([`abi`]) and check everything a library returns before the engine sees it:
 //! a pruner's scores must have one value per weight of every layer and no NaN; a dataset's
@@ -49,10 +50,46 @@ use super::registry::{Origin, PluginEntry, PluginInstance, Registry};
 use super::PluginKind;
 use crate::{Error, Result};
 
-/// Opens the shared library at `path` and returns its plugins (see the module docs for the
-/// checks and their order). The library stays loaded for the life of the process.
-pub fn load_library(path: &Path) -> Result<Vec<PluginEntry>> {
-    let library = Loaded::open(path)?;
+/// Loads the library at `path` and adds its plugins to `registry`; returns the `kind/name` of
+/// every plugin of the library. Every way a library can be refused is checked first (see the
+/// module docs), and a library is added whole or not at all.
+///
+/// Idempotent: a library whose content (SHA-256) is already in the registry, whether named
+/// again by the same path, by another spelling of it or as a copy elsewhere, is not opened
+/// again and adds nothing. Any other name clash, with a built-in or with another library, is
+/// refused with an error naming both.
+pub fn register_library(registry: &mut Registry, path: &Path) -> Result<Vec<String>> {
+    let file = LibraryFile::identify(path)?;
+    let known: Vec<String> = registry
+        .entries()
+        .filter(|e| matches!(&e.origin, Origin::Dynamic { sha256, .. } if *sha256 == file.sha256))
+        .map(PluginEntry::id)
+        .collect();
+    if !known.is_empty() {
+        return Ok(known);
+    }
+    let (library, entries) = load(file)?;
+    for (i, entry) in entries.iter().enumerate() {
+        if entries[..i].iter().any(|e| e.kind == entry.kind && e.name == entry.name) {
+            return Err(library.error(format!("exports two plugins called `{}`; give each a different `NAME`", entry.id())));
+        }
+        let changed = registry.get(entry.kind, &entry.name).is_some_and(|e| matches!(&e.origin, Origin::Dynamic { path, .. } if *path == library.path));
+        if changed {
+            return Err(library.error("changed on disk since ticketlab first loaded it (its content hash differs); name it once, and do not rebuild it while ticketlab starts"));
+        }
+        registry.check_free(entry, None)?;
+    }
+    let ids = entries.iter().map(PluginEntry::id).collect();
+    for entry in entries {
+        registry.insert(entry)?;
+    }
+    Ok(ids)
+}
+
+/// Opens an identified library and returns its plugins (steps 2 to 4 of the module docs). The
+/// library stays loaded for the life of the process.
+fn load(file: LibraryFile) -> Result<(Loaded, Vec<PluginEntry>)> {
+    let library = Loaded::open(file)?;
     let list = library.plugin_list()?;
     let descriptors: &[abi::PluginDescriptor] = if list.len == 0 || list.plugins.is_null() {
         &[]
@@ -66,37 +103,23 @@ pub fn load_library(path: &Path) -> Result<Vec<PluginEntry>> {
             "exports no plugins; list at least one type in `export_pruner!`, `export_dataset!` or `export_plugins!`",
         ));
     }
-    descriptors.iter().enumerate().map(|(i, d)| library.entry(i, d, list.free_buf)).collect()
+    let entries = descriptors.iter().enumerate().map(|(i, d)| library.entry(i, d, list.free_buf)).collect::<Result<_>>()?;
+    Ok((library, entries))
 }
 
-/// Loads the library at `path` (see [`load_library`]) and adds its plugins to `registry`.
-///
-/// Loading the same library twice (e.g. named both in the experiment file and with
-/// `--plugin`) is harmless: plugins already registered from the same file with the same
-/// content are skipped. Any other name clash, with a built-in or with another library, is
-/// refused by [`Registry::insert`]. Returns the `kind/name` of every plugin of the library.
-pub fn register_library(registry: &mut Registry, path: &Path) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for entry in load_library(path)? {
-        ids.push(entry.id());
-        let same = registry.get(entry.kind, &entry.name).is_some_and(|existing| existing.origin == entry.origin);
-        if !same {
-            registry.insert(entry)?;
-        }
-    }
-    Ok(ids)
-}
-
-/// A library that passed the ABI version check.
-struct Loaded {
-    library: &'static Library,
+/// A library file the user named, before it is opened: step 1 of the module docs.
+struct LibraryFile {
+    /// The path as the user gave it (for messages).
+    given: PathBuf,
+    /// The absolute path, symbolic links resolved.
     path: PathBuf,
+    /// SHA-256 of the file's bytes.
     sha256: String,
 }
 
-impl Loaded {
-    /// Steps 1 to 3 of the module docs.
-    fn open(path: &Path) -> Result<Self> {
+impl LibraryFile {
+    /// Resolves `path` and hashes the file.
+    fn identify(path: &Path) -> Result<Self> {
         let refuse = |message: String| Error::plugin(path.display().to_string(), message);
         let absolute = std::fs::canonicalize(path).map_err(|e| {
             refuse(match e.kind() {
@@ -112,19 +135,36 @@ impl Loaded {
             return Err(refuse("is not a file; pass the shared library itself, e.g. `target/debug/libmy_plugin.so`".into()));
         }
         let bytes = std::fs::read(&absolute).map_err(|e| Error::io(&absolute, e))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        Ok(LibraryFile { given: path.to_path_buf(), path: absolute, sha256: hex::encode(Sha256::digest(&bytes)) })
+    }
+}
+
+/// A library that passed the ABI version check.
+struct Loaded {
+    library: &'static Library,
+    path: PathBuf,
+    sha256: String,
+}
+
+impl Loaded {
+    /// Steps 2 and 3 of the module docs.
+    fn open(file: LibraryFile) -> Result<Self> {
+        let LibraryFile { given, path, sha256 } = file;
         // SAFETY: opening a library runs its initialisers. Only a path the user named explicitly
         // is opened, by its absolute path (never a search), which is the trust ticketlab extends
         // to plugins.
-        let library = unsafe { Library::new(&absolute) }.map_err(|e| {
-            refuse(format!(
-                "is not a loadable shared library ({}); pass a `cdylib` built with ticketlab-plugin-sdk",
-                loader_detail(&e, &absolute)
-            ))
+        let library = unsafe { Library::new(&path) }.map_err(|e| {
+            Error::plugin(
+                given.display().to_string(),
+                format!(
+                    "is not a loadable shared library ({}); pass a `cdylib` built with ticketlab-plugin-sdk",
+                    loader_detail(&e, &path)
+                ),
+            )
         })?;
         // Never unloaded (see the module docs).
         let library: &'static Library = Box::leak(Box::new(library));
-        let loaded = Loaded { library, path: absolute, sha256 };
+        let loaded = Loaded { library, path, sha256 };
         loaded.check_abi_version()?;
         Ok(loaded)
     }

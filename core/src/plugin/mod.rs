@@ -264,6 +264,9 @@ pub struct PluginDescriptor {
     pub params: &'static [ParamSpec],
     /// Constructor; also gives the kind.
     pub make: PluginCtor,
+    /// The module that registered it (`module_path!()` at the [`register_plugin!`] call), so
+    /// that a duplicate registration can name both places.
+    pub module: &'static str,
 }
 
 inventory::collect!(PluginDescriptor);
@@ -291,6 +294,7 @@ macro_rules! register_plugin {
                     }
                     make
                 }),
+                module: ::core::module_path!(),
             }
         }
     };

@@ -36,10 +36,13 @@ impl Origin {
         }
     }
 
-    fn describe(&self) -> String {
-        match self {
-            Origin::BuiltIn => "built into ticketlab".into(),
-            Origin::Dynamic { path, .. } => format!("loaded from {}", path.display()),
+    /// Where the plugin comes from, for messages: `built into ticketlab` (with the module that
+    /// registered it, when known) or `loaded from PATH`.
+    fn describe(&self, module: Option<&str>) -> String {
+        match (self, module) {
+            (Origin::BuiltIn, Some(module)) => format!("built into ticketlab by `{module}`"),
+            (Origin::BuiltIn, None) => "built into ticketlab".into(),
+            (Origin::Dynamic { path, .. }, _) => format!("loaded from {}", path.display()),
         }
     }
 }
@@ -118,16 +121,25 @@ impl PluginEntry {
 #[derive(Clone, Default)]
 pub struct Registry {
     entries: BTreeMap<(PluginKind, String), PluginEntry>,
+    /// The module that registered each built-in (its `register_plugin!` call), for messages.
+    modules: BTreeMap<(PluginKind, String), &'static str>,
 }
 
 impl Registry {
     /// The built-in plugins (every `register_plugin!` linked into the binary).
     pub fn builtin() -> Result<Self> {
+        Self::from_descriptors(inventory::iter::<PluginDescriptor>)
+    }
+
+    /// A registry of built-in plugins from their descriptors, sorted by kind and name; two
+    /// descriptors with the same kind and name are refused with an error naming the modules that
+    /// registered them.
+    pub fn from_descriptors<'a>(descriptors: impl IntoIterator<Item = &'a PluginDescriptor>) -> Result<Self> {
         let mut r = Registry::default();
-        let mut descriptors: Vec<&PluginDescriptor> = inventory::iter::<PluginDescriptor>.into_iter().collect();
-        descriptors.sort_by_key(|d| (d.make.kind(), d.name));
+        let mut descriptors: Vec<&PluginDescriptor> = descriptors.into_iter().collect();
+        descriptors.sort_by_key(|d| (d.make.kind(), d.name, d.module));
         for d in descriptors {
-            r.insert(PluginEntry {
+            let entry = PluginEntry {
                 kind: d.make.kind(),
                 name: d.name.to_string(),
                 version: d.version.to_string(),
@@ -135,26 +147,45 @@ impl Registry {
                 params: d.params.to_vec(),
                 origin: Origin::BuiltIn,
                 instance: PluginInstance::from_ctor(d.make),
-            })?;
+            };
+            r.insert_from(entry, Some(d.module))?;
         }
         Ok(r)
     }
 
     /// Adds a plugin; refuses a second plugin with the same kind and name.
+    ///
+    /// Dynamic libraries are added with [`super::dynamic::register_library`], which calls this.
     pub fn insert(&mut self, entry: PluginEntry) -> Result<()> {
+        self.insert_from(entry, None)
+    }
+
+    /// [`Registry::insert`], remembering the module that registered a built-in.
+    fn insert_from(&mut self, entry: PluginEntry, module: Option<&'static str>) -> Result<()> {
+        self.check_free(&entry, module)?;
         let key = (entry.kind, entry.name.clone());
-        if let Some(existing) = self.entries.get(&key) {
-            return Err(Error::plugin(
-                entry.id(),
-                format!(
-                    "registered twice: {} and {}; rename one of them",
-                    existing.origin.describe(),
-                    entry.origin.describe()
-                ),
-            ));
+        if let Some(module) = module {
+            self.modules.insert(key.clone(), module);
         }
         self.entries.insert(key, entry);
         Ok(())
+    }
+
+    /// Refuses `entry` (registered by `module`, if a built-in) if its kind and name are taken,
+    /// with an error naming both origins.
+    pub(crate) fn check_free(&self, entry: &PluginEntry, module: Option<&str>) -> Result<()> {
+        let key = (entry.kind, entry.name.clone());
+        match self.entries.get(&key) {
+            None => Ok(()),
+            Some(existing) => Err(Error::plugin(
+                entry.id(),
+                format!(
+                    "registered twice: {} and {}; rename one of them",
+                    existing.origin.describe(self.modules.get(&key).copied()),
+                    entry.origin.describe(module)
+                ),
+            )),
+        }
     }
 
     /// The plugin of `kind` called `name`.
@@ -217,3 +248,57 @@ typed_getter!(trainer, Trainer, TrainerPlugin);
 typed_getter!(pruner, Pruner, PrunerPlugin);
 typed_getter!(analysis, Analysis, AnalysisPlugin);
 typed_getter!(report, Report, ReportPlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::AnalysisArtifact;
+    use crate::plugin::{AnalysisInputs, Params};
+
+    struct Nothing;
+
+    impl ReportPlugin for Nothing {
+        fn report(&self, _: &Params, _: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
+            Err(Error::Other("never called".into()))
+        }
+    }
+
+    fn make() -> Box<dyn ReportPlugin> {
+        Box::new(Nothing)
+    }
+
+    /// What `register_plugin!` would submit from `module`.
+    fn descriptor(name: &'static str, module: &'static str) -> PluginDescriptor {
+        PluginDescriptor { name, version: "1.0.0", summary: "test", params: &[], make: PluginCtor::Report(make), module }
+    }
+
+    #[test]
+    fn duplicate_built_ins_are_refused_naming_both_modules() {
+        let (a, b, other) = (descriptor("same", "crate_a::reports"), descriptor("same", "crate_b::reports"), descriptor("other", "crate_b::more"));
+        // Whatever order inventory yields them in, the message is the same.
+        for order in [[&a, &other, &b], [&b, &a, &other]] {
+            let err = Registry::from_descriptors(order).err().expect("a duplicate").to_string();
+            assert_eq!(
+                err,
+                "plugin `report/same`: registered twice: built into ticketlab by `crate_a::reports` and built into ticketlab by \
+                 `crate_b::reports`; rename one of them"
+            );
+        }
+        let r = Registry::from_descriptors([&b, &other]).unwrap();
+        assert_eq!(r.names(PluginKind::Report), ["other", "same"]);
+        assert_eq!(r.get(PluginKind::Report, "same").unwrap().origin, Origin::BuiltIn);
+
+        // A library's plugin that takes a built-in's name is refused naming the module and the library.
+        let mut dynamic = r.get(PluginKind::Report, "same").unwrap().clone();
+        dynamic.origin = Origin::Dynamic { path: "/plugins/libsame.so".into(), sha256: "00".into() };
+        let err = r.clone().insert(dynamic.clone()).unwrap_err().to_string();
+        assert!(err.contains("registered twice: built into ticketlab by `crate_b::reports` and loaded from /plugins/libsame.so"), "{err}");
+        // Entries added without a module (tests, libraries) are described by their origin alone.
+        let mut plain = Registry::default();
+        plain.insert(dynamic.clone()).unwrap();
+        let mut builtin = dynamic;
+        builtin.origin = Origin::BuiltIn;
+        let err = plain.insert(builtin).unwrap_err().to_string();
+        assert!(err.contains("registered twice: loaded from /plugins/libsame.so and built into ticketlab;"), "{err}");
+    }
+}

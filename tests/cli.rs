@@ -157,3 +157,110 @@ fn an_interrupted_run_resumes_from_its_saved_state() {
     assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
     assert!(stderr(&rest).contains("resuming from the state saved at step 20"), "{}", stderr(&rest));
 }
+
+/// stderr with the lines that miette wrapped joined again, so that phrases can be searched for.
+fn unwrapped_stderr(o: &Output) -> String {
+    stderr(o).replace("\n  │ ", " ").replace("\n        ", " ")
+}
+
+#[test]
+fn sweep_flags_expand_the_plan_like_a_sweep_in_the_file() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let out = ticketlab(&["plan", file, "--grid", "mask.rate=[0.3, 0.6]", "--seeds", "2"], cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = stdout(&out);
+    // data, init and dense once per seed; the four stages after the mask per rate and seed.
+    assert!(plan.starts_with("experiment quickstart (22 stages"), "{plan}");
+    for stage in ["dense@seed1", "mask[mask.rate=0.3]@seed0", "compare[mask.rate=0.6]@seed1"] {
+        assert!(plan.lines().any(|l| l.trim_start().starts_with(&format!("{stage} "))), "no {stage} in:\n{plan}");
+    }
+    // --zip pairs values; a flag on a swept parameter replaces the file's axis.
+    let swept = cwd.path().join("swept.yaml");
+    let text = std::fs::read_to_string(file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6, 0.9] }\n";
+    std::fs::write(&swept, text).unwrap();
+    let out = ticketlab(
+        &["plan", "swept.yaml", "--grid", "mask.rate=[0.5]", "--zip", "dense.lr=[0.001,0.003]", "--zip", "dense.steps=[10,20]"],
+        cwd.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.starts_with("experiment quickstart (12 stages"), "{plan}");
+    assert!(plan.contains("dense[dense.lr=0.003,dense.steps=20] "), "{plan}");
+    assert!(plan.contains("mask[dense.lr=0.001,dense.steps=10,mask.rate=0.5] "), "{plan}");
+    assert!(!plan.contains("mask.rate=0.9"), "{plan}");
+    // check counts the expanded stages too.
+    let out = ticketlab(&["check", "swept.yaml", "--seeds", "3"], cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ok (45 stages)"), "{}", stdout(&out));
+}
+
+#[test]
+fn bad_sweep_flags_are_reported_together_naming_the_flags() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let out = ticketlab(&["check", file, "--grid", "mask.rate=[0.3,1.5]", "--zip", "dense.steps=[10", "--seeds", "0"], cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = unwrapped_stderr(&out);
+    for needle in ["--grid mask.rate=[0.3,1.5]", "--zip dense.steps=[10", "--seeds 0", "3 problems"] {
+        assert!(err.contains(needle), "no {needle:?} in:\n{err}");
+    }
+    // The commands that would use the file fail with 2.
+    let out = ticketlab(&["plan", file, "--grid", "mask.rate=0.3"], cwd.path());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(unwrapped_stderr(&out).contains("`--grid mask.rate=0.3`: expected a list of values in brackets"), "{}", stderr(&out));
+    // A number that is not one is a usage error from the argument parser.
+    let out = ticketlab(&["plan", file, "--seeds", "many"], cwd.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(unwrapped_stderr(&out).contains("--seeds"), "{}", stderr(&out));
+}
+
+#[test]
+fn setting_a_swept_parameter_is_refused_with_a_pointer_to_grid() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let swept = cwd.path().join("swept.yaml");
+    let text = std::fs::read_to_string(&file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n";
+    std::fs::write(&swept, text).unwrap();
+    let out = ticketlab(&["check", "swept.yaml", "--set", "mask.rate=0.5"], cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = unwrapped_stderr(&out);
+    assert!(err.contains("swept.yaml:") && err.contains("is swept by the file"), "{err}");
+    assert!(err.contains("--grid mask.rate=[0.5]"), "{err}");
+    let out = ticketlab(&["check", file.to_str().unwrap(), "--grid", "mask.rate=[0.3]", "--set", "mask.rate=0.5"], cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(unwrapped_stderr(&out).contains("is swept by `--grid mask.rate=[0.3]`"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_problem_of_a_file_and_its_flags_is_in_one_report() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let out = ticketlab(&["check", file.to_str().unwrap(), "--set", "dens.steps=1", "--set", "mask.rate=2"], cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = unwrapped_stderr(&out);
+    assert!(err.contains("no stage `dens`") && err.contains("did you mean `dense`?"), "{err}");
+    assert!(err.contains("invalid value for `mask.rate`") && err.contains("2 problems"), "{err}");
+    // A structural problem (a negative seed) and a checker problem (an unknown plugin).
+    std::fs::write(cwd.path().join("bad.yaml"), "name: bad\nseed: -1\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
+    let out = ticketlab(&["check", "bad.yaml"], cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = unwrapped_stderr(&out);
+    assert!(err.contains("bad.yaml:2:7: `seed` must be an integer >= 0"), "{err}");
+    assert!(err.contains("did you mean `modular`?") && err.contains("2 problems"), "{err}");
+}
+
+#[test]
+fn every_command_that_loads_an_experiment_takes_the_sweep_flags() {
+    let cwd = tempfile::tempdir().unwrap();
+    for command in ["run", "plan", "check", "snapshot"] {
+        let out = ticketlab(&[command, "--help"], cwd.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let help = stdout(&out);
+        for flag in ["--set", "--grid", "--zip", "--seeds", "--plugin"] {
+            assert!(help.contains(flag), "`ticketlab {command} --help` lacks {flag}:\n{help}");
+        }
+    }
+}

@@ -18,9 +18,23 @@ pub const QUICKSTART_NAME: &str = "experiments/quickstart.yaml";
 /// Options shared by every command that loads an experiment file.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct ExperimentArgs {
-    /// Override a parameter: STAGE.PARAM=VALUE (VALUE in YAML syntax); repeatable.
+    /// Override a parameter: STAGE.PARAM=VALUE (VALUE in YAML syntax); repeatable. A parameter
+    /// the experiment sweeps cannot be set (use --grid).
     #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
     pub set: Vec<String>,
+    /// Sweep a parameter over values, in every combination with the other grid axes:
+    /// STAGE.PARAM=[V1,V2,...] (values in YAML flow syntax); replaces the file's axis of that
+    /// parameter; repeatable.
+    #[arg(long = "grid", value_name = "STAGE.PARAM=[V,...]")]
+    pub grid: Vec<String>,
+    /// Sweep a parameter over values paired index by index with the other zip axes:
+    /// STAGE.PARAM=[V1,V2,...]; replaces the file's axis of that parameter; repeatable.
+    #[arg(long = "zip", value_name = "STAGE.PARAM=[V,...]")]
+    pub zip: Vec<String>,
+    /// Repeat the whole experiment with N root seeds (seed, seed + 1, ...); replaces the file's
+    /// `seeds`.
+    #[arg(long = "seeds", value_name = "N")]
+    pub seeds: Option<u64>,
     /// Load a dynamic plugin library (in addition to the file's `plugins:` list); repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
@@ -41,6 +55,18 @@ impl Source {
         match self {
             Source::File(p) => p.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
             Source::Quickstart => PathBuf::from("."),
+        }
+    }
+}
+
+impl ExperimentArgs {
+    /// The command-line changes to the experiment, for the front end.
+    pub fn overrides(&self) -> ticketlab_dsl::CliOverrides {
+        ticketlab_dsl::CliOverrides {
+            set: self.set.clone(),
+            grid: self.grid.clone(),
+            zip: self.zip.clone(),
+            seeds: self.seeds,
         }
     }
 }
@@ -90,7 +116,7 @@ pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8)
         let path = if path.is_absolute() { path.to_path_buf() } else { source.base_dir().join(path) };
         add_library(&mut registry, &path)?;
     }
-    let ir = ticketlab_dsl::load_source(&name, &text, &registry, &args.set).map_err(diag)?;
+    let ir = ticketlab_dsl::load_source_with(&name, &text, &registry, &args.overrides()).map_err(diag)?;
     Ok(Loaded { registry, ir, source })
 }
 

@@ -4,6 +4,8 @@
 //! the `--set` overrides work on it without knowing which form it came from. Every name and
 //! value carries the [`Span`] of its text so that diagnostics can point at it.
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 /// A byte range in the source text.
@@ -74,6 +76,39 @@ pub struct Experiment {
     pub stages: Vec<StageAst>,
     /// The optional sweep.
     pub sweep: Option<SweepAst>,
+    /// The parts of the file a front end could not read (empty for a file that parsed cleanly).
+    pub gaps: Gaps,
+}
+
+/// What a front end left out of an [`Experiment`] because it could not read it.
+///
+/// Each left-out part has already been reported. The checker still checks the rest, so that one
+/// report lists every independent problem of a file, and uses these records to keep quiet about
+/// what only follows from a left-out part (a reference to a stage whose `kind` was missing is
+/// not also "not a stage").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Gaps {
+    /// The experiment's name could not be read (the tree holds an empty placeholder).
+    pub name: bool,
+    /// The `stages` block was missing or could not be read.
+    pub stages: bool,
+    /// Stages written in the file but left out of the tree (e.g. a stage without `kind`).
+    pub unread_stages: BTreeSet<String>,
+    /// Stages whose `uses` could not be read.
+    pub uses: BTreeSet<String>,
+    /// Stages with a parameter (or the whole `with`) left out.
+    pub params: BTreeSet<String>,
+    /// Stages with an input connection (or the whole `inputs`) left out.
+    pub inputs: BTreeSet<String>,
+    /// Part of the sweep was left out.
+    pub sweep: bool,
+}
+
+impl Gaps {
+    /// Whether nothing was left out.
+    pub fn is_empty(&self) -> bool {
+        *self == Gaps::default()
+    }
 }
 
 impl Experiment {
@@ -153,6 +188,9 @@ pub struct SweepAxis {
     pub values: Vec<Spanned<Value>>,
     /// The whole axis.
     pub span: Span,
+    /// The command-line flag that added the axis (`--grid mask.rate=[0.3,0.6]`), if it did not
+    /// come from the file.
+    pub set_by: Option<String>,
 }
 
 /// Whether `s` is a valid stage, port or parameter name: a letter or `_`, then letters,

@@ -3,6 +3,10 @@
 //! Every stage's kind, plugin, parameters and input ports are checked, defaults are filled, and
 //! the stage graph is checked for dangling references, type mismatches and cycles. All problems
 //! are collected; the result is a [`Checked`] experiment that [`crate::lower`] expands.
+//!
+//! The tree may have [`Gaps`](crate::ast::Gaps): parts a front end could not read and has
+//! already reported. They are checked as far as possible, and nothing that only follows from a
+//! gap is reported (no "not a stage" for a reference to a stage whose `kind` was missing).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -11,7 +15,7 @@ use ticketlab_core::ir::{ArtifactType, Port, StageKind};
 use ticketlab_core::plugin::ParamSpec;
 use ticketlab_core::plugin::registry::{Registry, closest};
 
-use crate::ast::{Experiment, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident};
+use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident};
 use crate::diag::Diag;
 
 /// A checked stage: every parameter filled, every input resolved.
@@ -72,7 +76,7 @@ pub struct Checked {
 
 /// Checks `ast` against `registry`; on failure, every problem found.
 pub fn check(ast: &Experiment, registry: &Registry) -> Result<Checked, Vec<Diag>> {
-    let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new() };
+    let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new(), gaps: &ast.gaps };
     let out = c.experiment(ast);
     if c.diags.is_empty() { Ok(out) } else { Err(c.diags) }
 }
@@ -112,16 +116,33 @@ fn set_by_note(p: &ParamAst) -> String {
     p.set_by.as_ref().map(|s| format!(" (from `--set {s}`)")).unwrap_or_default()
 }
 
+/// ` (from `--grid ...`)` for an axis added on the command line.
+fn flag_note(axis: &SweepAxis) -> String {
+    axis.set_by.as_ref().map(|s| format!(" (from `{s}`)")).unwrap_or_default()
+}
+
+/// Labels `span` unless the axis came from the command line and has no place in the file.
+fn axis_label(d: Diag, axis: &SweepAxis, span: Span, label: impl Into<String>) -> Diag {
+    if axis.set_by.is_some() && span.is_empty() { d } else { d.label(span, label) }
+}
+
 struct Checker<'r> {
     registry: &'r Registry,
     diags: Vec<Diag>,
     /// Kinds of the stages whose kind is known, by name.
     kinds: HashMap<String, StageKind>,
+    /// What the front end could not read.
+    gaps: &'r Gaps,
 }
 
 impl Checker<'_> {
     fn error(&mut self, d: Diag) {
         self.diags.push(d);
+    }
+
+    /// Whether `name` is a stage that the front end could not read.
+    fn unread(&self, name: &str) -> bool {
+        self.gaps.unread_stages.contains(name)
     }
 
     /// Core plus plugin parameter specs of a stage, if its plugin is known.
@@ -135,7 +156,7 @@ impl Checker<'_> {
     }
 
     fn experiment(&mut self, ast: &Experiment) -> Checked {
-        if !is_ident(&ast.name.node) {
+        if !self.gaps.name && !is_ident(&ast.name.node) {
             self.error(
                 Diag::new(format!("experiment name `{}` is not a valid name", ast.name.node))
                     .label(ast.name.span, "invalid name")
@@ -151,7 +172,7 @@ impl Checker<'_> {
                 );
             }
         }
-        if ast.stages.is_empty() {
+        if ast.stages.is_empty() && !self.gaps.stages && self.gaps.unread_stages.is_empty() {
             self.error(
                 Diag::new("the experiment has no stages")
                     .label(ast.name.span, "this experiment")
@@ -248,6 +269,9 @@ impl Checker<'_> {
         };
         let known = self.registry.names(pk);
         let Some(uses) = &s.uses else {
+            if self.gaps.uses.contains(name) {
+                return None;
+            }
             self.error(
                 Diag::new(format!("stage `{name}` ({}) does not say which {pk} it uses", kind.as_str()))
                     .label(s.name.span, format!("needs `uses: <{pk}>`"))
@@ -322,6 +346,7 @@ impl Checker<'_> {
                 Some(d) => {
                     out.insert(spec.name.to_string(), d);
                 }
+                None if self.gaps.params.contains(name) => ok = false,
                 None => {
                     self.error(
                         Diag::new(format!("stage `{name}` ({what}) needs parameter `{}`", spec.name))
@@ -372,6 +397,24 @@ impl Checker<'_> {
             self.connection(s, port, input, names);
             out.insert(pname.to_string(), input.refs.iter().map(|r| r.node.clone()).collect());
         }
+        if self.gaps.inputs.contains(name) {
+            // An input was left out: what is missing may be just that.
+            return out;
+        }
+        if matches!(kind, StageKind::Analyze | StageKind::Report) && meant.is_empty() && out.values().all(Vec::is_empty)
+        {
+            let list: Vec<String> =
+                ports.iter().map(|p| format!("`{}` ({})", p.name, accepts_label(p))).collect();
+            self.error(
+                Diag::new(format!("{} stage `{name}` has no inputs", kind.as_str()))
+                    .label(s.name.span, "no inputs connected")
+                    .help(format!(
+                        "connect at least one of the ports of {} stages: {}; e.g. `inputs: {{ runs: [STAGE, ...] }}`",
+                        kind.as_str(),
+                        list.join(", ")
+                    )),
+            );
+        }
         for port in ports.iter().filter(|p| p.required && !seen.contains_key(p.name) && !meant.contains(p.name)) {
             self.error(
                 Diag::new(format!("stage `{name}` ({}) needs input `{}`", kind.as_str(), port.name))
@@ -415,6 +458,9 @@ impl Checker<'_> {
                 continue;
             }
             listed.insert(target, r.span);
+            if self.unread(target) {
+                continue;
+            }
             if !names.contains(&target) {
                 self.error(
                     Diag::new(format!("`{name}.{}` refers to `{target}`, which is not a stage", port.name))
@@ -511,28 +557,30 @@ impl Checker<'_> {
     }
 
     fn sweep(&mut self, sw: &SweepAst, ast: &Experiment) -> Sweep {
-        let mut seen: HashMap<String, Span> = HashMap::new();
-        let grid = self.axes(&sw.grid, ast, &mut seen, true);
+        let mut seen: HashMap<String, &SweepAxis> = HashMap::new();
+        let grid: Vec<Axis> = self.axes(&sw.grid, ast, &mut seen, true).into_iter().map(|(a, _)| a).collect();
+        // Each checked zip axis with the axis it was written as (invalid axes are left out).
         let zip = self.axes(&sw.zip, ast, &mut seen, false);
-        if let Some(first) = zip.first() {
+        if let Some((first, first_ast)) = zip.first() {
             let n = first.values.len();
-            for (axis, ast_axis) in zip.iter().zip(sw.zip.iter()).skip(1) {
-                if axis.values.len() != n {
-                    self.error(
-                        Diag::new(format!(
-                            "zip axes must have the same number of values: `{}` has {n}, `{}` has {}",
-                            first.key,
-                            axis.key,
-                            axis.values.len()
-                        ))
-                        .label(ast_axis.span, format!("{} values", axis.values.len()))
-                        .label(sw.zip[0].span, format!("{n} values"))
-                        .help("zip pairs values index by index; give every zipped parameter as many values, or use `grid` for all combinations"),
-                    );
+            for (axis, ast_axis) in zip.iter().skip(1) {
+                let m = axis.values.len();
+                if m != n {
+                    let d = Diag::new(format!(
+                        "zip axes must have the same number of values: `{}`{} has {n}, `{}`{} has {m}",
+                        first.key,
+                        flag_note(first_ast),
+                        axis.key,
+                        flag_note(ast_axis),
+                    ));
+                    let d = axis_label(d, ast_axis, ast_axis.span, format!("{m} values"));
+                    let d = axis_label(d, first_ast, first_ast.span, format!("{n} values"));
+                    self.error(d.help("zip pairs values index by index; give every zipped parameter as many values, or use `grid` for all combinations"));
                 }
             }
         }
-        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() {
+        let zip = zip.into_iter().map(|(a, _)| a).collect();
+        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() && !self.gaps.sweep {
             self.error(
                 Diag::new("the sweep is empty")
                     .label(sw.span, "nothing to sweep")
@@ -542,29 +590,33 @@ impl Checker<'_> {
         Sweep { grid, zip, seeds: sw.seeds.as_ref().map_or(1, |s| s.node) }
     }
 
-    /// Checks axes; `distinct` refuses repeated values (grid axes: a repeat would be the same point).
-    fn axes(
+    /// Checks axes, returning each valid one with the axis as written; `distinct` refuses
+    /// repeated values (grid axes: a repeat would be the same point).
+    fn axes<'a>(
         &mut self,
-        axes: &[SweepAxis],
+        axes: &'a [SweepAxis],
         ast: &Experiment,
-        seen: &mut HashMap<String, Span>,
+        seen: &mut HashMap<String, &'a SweepAxis>,
         distinct: bool,
-    ) -> Vec<Axis> {
+    ) -> Vec<(Axis, &'a SweepAxis)> {
         let mut out = Vec::new();
         for axis in axes {
             let key = axis.key.node.as_str();
             if let Some(prev) = seen.get(key) {
-                self.error(
-                    Diag::new(format!("`{key}` is swept twice"))
-                        .label(axis.key.span, "swept again here")
-                        .label(*prev, "first swept here")
-                        .help("sweep each parameter once, in `grid` or in `zip`"),
-                );
+                let by = |a: &SweepAxis| a.set_by.as_ref().map_or("the file".to_string(), |f| format!("`{f}`"));
+                let message = if axis.set_by.is_some() || prev.set_by.is_some() {
+                    format!("`{key}` is swept twice: by {} and by {}", by(prev), by(axis))
+                } else {
+                    format!("`{key}` is swept twice")
+                };
+                let d = axis_label(Diag::new(message), axis, axis.key.span, "swept again here");
+                let d = axis_label(d, prev, prev.key.span, "first swept here");
+                self.error(d.help("sweep each parameter once, in `grid` or in `zip`"));
                 continue;
             }
-            seen.insert(key.to_string(), axis.key.span);
+            seen.insert(key.to_string(), axis);
             if let Some(a) = self.axis(axis, ast, distinct) {
-                out.push(a);
+                out.push((a, axis));
             }
         }
         out
@@ -572,21 +624,22 @@ impl Checker<'_> {
 
     fn axis(&mut self, axis: &SweepAxis, ast: &Experiment, refuse_repeats: bool) -> Option<Axis> {
         let key = axis.key.node.as_str();
+        let note = flag_note(axis);
         let Some((stage, param)) = key.split_once('.') else {
+            let d = Diag::new(format!("sweep key `{key}`{note} must be `STAGE.PARAM`"));
             self.error(
-                Diag::new(format!("sweep key `{key}` must be `STAGE.PARAM`"))
-                    .label(axis.key.span, "expected STAGE.PARAM")
+                axis_label(d, axis, axis.key.span, "expected STAGE.PARAM")
                     .help("name the stage and its parameter, e.g. `mask.rate`"),
             );
             return None;
         };
         let Some(s) = ast.stage(stage) else {
+            if self.unread(stage) {
+                return None;
+            }
             let names: Vec<&str> = ast.stages.iter().map(|s| s.name.node.as_str()).collect();
-            self.error(
-                Diag::new(format!("sweep key `{key}` names stage `{stage}`, which does not exist"))
-                    .label(axis.key.span, "no such stage")
-                    .help(suggestion(stage, &names, "stages")),
-            );
+            let d = Diag::new(format!("sweep key `{key}`{note} names stage `{stage}`, which does not exist"));
+            self.error(axis_label(d, axis, axis.key.span, "no such stage").help(suggestion(stage, &names, "stages")));
             return None;
         };
         let kind = StageKind::parse(&s.kind.node)?;
@@ -594,35 +647,29 @@ impl Checker<'_> {
         let specs = self.specs(kind, plugin)?;
         let Some(spec) = specs.iter().find(|p| p.name == param) else {
             let valid: Vec<&str> = specs.iter().map(|p| p.name).collect();
+            let d = Diag::new(format!("sweep key `{key}`{note}: stage `{stage}` has no parameter `{param}`"));
             self.error(
-                Diag::new(format!("sweep key `{key}`: stage `{stage}` has no parameter `{param}`"))
-                    .label(axis.key.span, "unknown parameter")
+                axis_label(d, axis, axis.key.span, "unknown parameter")
                     .help(suggestion(param, &valid, &format!("parameters of `{stage}`"))),
             );
             return None;
         };
         if axis.values.is_empty() {
-            self.error(
-                Diag::new(format!("sweep axis `{key}` has no values"))
-                    .label(axis.span, "empty list")
-                    .help("give at least one value, or remove the axis"),
-            );
+            let d = Diag::new(format!("sweep axis `{key}`{note} has no values"));
+            self.error(axis_label(d, axis, axis.span, "empty list").help("give at least one value, or remove the axis"));
             return None;
         }
         let mut ok = true;
         let mut distinct: Vec<&Value> = Vec::new();
         for v in &axis.values {
             if let Err(e) = spec.check(&v.node) {
-                self.error(
-                    Diag::new(format!("invalid sweep value for `{key}`: {e}"))
-                        .label(v.span, "invalid value")
-                        .help(spec_help(spec)),
-                );
+                let d = Diag::new(format!("invalid sweep value for `{key}`{note}: {e}"));
+                self.error(axis_label(d, axis, v.span, "invalid value").help(spec_help(spec)));
                 ok = false;
             } else if refuse_repeats && distinct.contains(&&v.node) {
+                let d = Diag::new(format!("sweep axis `{key}`{note} lists {} twice", v.node));
                 self.error(
-                    Diag::new(format!("sweep axis `{key}` lists {} twice", v.node))
-                        .label(v.span, "repeated value")
+                    axis_label(d, axis, v.span, "repeated value")
                         .help("each value of a grid axis makes a sweep point; list it once"),
                 );
                 ok = false;

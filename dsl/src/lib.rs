@@ -1,10 +1,16 @@
 //! ticketlab experiment files: the YAML and `.tlx` front ends, the checker, sweeps, and
 //! lowering to the stage IR.
 //!
-//! The usual path is [`load`]: read a file, apply `--set` overrides, check it against the
-//! plugin registry and expand its sweep into an [`ExperimentIr`]. Every failure is a
-//! [`Diagnostics`] holding all the problems found, rendered as text that names the file, line,
-//! column and key of each.
+//! The usual path is [`load`] (or [`load_with`] for the command line's sweep flags): read a
+//! file, apply `--set` overrides, check it against the plugin registry and expand its sweep into
+//! an [`ExperimentIr`]. Every failure is a [`Diagnostics`] holding all the problems found,
+//! rendered as text that names the file, line, column and key of each.
+//!
+//! Problems are collected across phases: a structural mistake that a front end can step over
+//! (a negative `seed`, a stage without `kind`, `sweep seeds = 0`) and bad command-line flags do
+//! not stop the checker, which checks everything that does not depend on the broken part (see
+//! [`ast::Gaps`]). Only text that cannot be parsed at all (malformed YAML, a `.tlx` syntax
+//! error, binary data) stops at the first problem.
 
 pub mod ast;
 pub mod check;
@@ -23,6 +29,33 @@ use ticketlab_core::plugin::registry::Registry;
 
 pub use ast::Experiment;
 pub use diag::{Diag, Diagnostics, SourceFile};
+
+/// Changes to an experiment given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliOverrides {
+    /// `--set STAGE.PARAM=VALUE` (and `--set seed=N`), in order.
+    pub set: Vec<String>,
+    /// `--grid STAGE.PARAM=[V1, V2, ...]`: axes added to the sweep's grid.
+    pub grid: Vec<String>,
+    /// `--zip STAGE.PARAM=[V1, V2, ...]`: axes added to the sweep's zip.
+    pub zip: Vec<String>,
+    /// `--seeds N`: the number of seed repeats.
+    pub seeds: Option<u64>,
+}
+
+impl CliOverrides {
+    /// Only `--set` overrides.
+    pub fn set(overrides: &[String]) -> Self {
+        Self { set: overrides.to_vec(), ..Self::default() }
+    }
+}
+
+/// How deeply mappings, lists and brackets may nest in an experiment file. A stage's parameter
+/// value sits at level 4 in YAML (the file, `stages`, the stage, `with`) and at level 2 in
+/// `.tlx` (`experiment { ... }`, the stage's `{ ... }`), so real files stay far below; deeper
+/// files are refused with a diagnostic before any recursive parsing starts, so that no input
+/// can exhaust the stack.
+pub const MAX_NESTING: usize = 64;
 
 /// The two forms of an experiment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,13 +125,17 @@ fn decode(bytes: &[u8], path: &Path) -> Result<SourceFile, Diagnostics> {
 /// Parses `text` in the given form; `display_path` is only used to show locations.
 pub fn parse_str(text: &str, format: Format, display_path: &Path) -> Result<(Experiment, SourceFile), Diagnostics> {
     let src = decode(text.as_bytes(), display_path)?;
-    let parsed = match format {
-        Format::Yaml => yaml::parse(&src.text),
-        Format::Tlx => tlx::parse(&src.text),
-    };
-    match parsed {
-        Ok(ast) => Ok((ast, src)),
-        Err(diags) => Err(collect(src, diags)),
+    match parse_partial(&src.text, format) {
+        (Some(ast), diags) if diags.is_empty() => Ok((ast, src)),
+        (_, diags) => Err(collect(src, diags)),
+    }
+}
+
+/// The tree as far as it can be read (see [`ast::Gaps`]) and every problem found.
+fn parse_partial(text: &str, format: Format) -> (Option<Experiment>, Vec<Diag>) {
+    match format {
+        Format::Yaml => yaml::parse_partial(text),
+        Format::Tlx => tlx::parse_partial(text),
     }
 }
 
@@ -127,8 +164,18 @@ pub fn declared_plugins(ast: &Experiment) -> Vec<String> {
 }
 
 /// Parses file contents and returns the plugin libraries they declare.
+///
+/// Fails only when the text cannot be parsed into an experiment at all; other problems of the
+/// file are left for [`load_source`] to report together with the checker's, after the
+/// libraries are loaded.
 pub fn plugin_paths(name: &str, bytes: &[u8]) -> Result<Vec<String>, Diagnostics> {
-    parse_source(name, bytes).map(|(ast, _)| declared_plugins(&ast))
+    let path = Path::new(name);
+    let src = decode(bytes, path)?;
+    let format = format_of(path, &src.text)?;
+    match parse_partial(&src.text, format) {
+        (Some(ast), _) => Ok(declared_plugins(&ast)),
+        (None, diags) => Err(collect(src, diags)),
+    }
 }
 
 /// Applies `--set STAGE.PARAM=VALUE` overrides (and `--set seed=N`) to the syntax tree.
@@ -141,11 +188,20 @@ pub fn check_and_lower(ast: &Experiment, src: &SourceFile, registry: &Registry) 
     lower::lower(ast, registry).map_err(|d| collect(src.clone(), d))
 }
 
-/// Parses, applies overrides, checks and lowers an experiment file.
+/// Parses, applies `--set` overrides, checks and lowers an experiment file.
 pub fn load(path: &Path, registry: &Registry, overrides: &[String]) -> Result<ExperimentIr, Diagnostics> {
-    let (mut ast, src) = parse_file(path)?;
-    apply_overrides(&mut ast, overrides, &src)?;
-    check_and_lower(&ast, &src, registry)
+    load_with(path, registry, &CliOverrides::set(overrides))
+}
+
+/// Like [`load`] with every command-line change: `--set`, `--grid`, `--zip`, `--seeds`.
+pub fn load_with(path: &Path, registry: &Registry, cli: &CliOverrides) -> Result<ExperimentIr, Diagnostics> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostics::single(
+            SourceFile::new(path, ""),
+            Diag::new(format!("cannot read the file: {e}")).help("check the path and its permissions"),
+        )
+    })?;
+    load_source_with(&path.display().to_string(), &bytes, registry, cli)
 }
 
 /// Like [`load`] for contents already read; the form comes from the extension of `name`.
@@ -155,9 +211,36 @@ pub fn load_source(
     registry: &Registry,
     overrides: &[String],
 ) -> Result<ExperimentIr, Diagnostics> {
-    let (mut ast, src) = parse_source(name, bytes)?;
-    apply_overrides(&mut ast, overrides, &src)?;
-    check_and_lower(&ast, &src, registry)
+    load_source_with(name, bytes, registry, &CliOverrides::set(overrides))
+}
+
+/// Like [`load_with`] for contents already read; the form comes from the extension of `name`.
+///
+/// Every problem goes into one report: the front end's, the flags' and the checker's (the
+/// checker runs whenever the text parses into an experiment).
+pub fn load_source_with(
+    name: &str,
+    bytes: &[u8],
+    registry: &Registry,
+    cli: &CliOverrides,
+) -> Result<ExperimentIr, Diagnostics> {
+    let path = Path::new(name);
+    let src = decode(bytes, path)?;
+    let format = format_of(path, &src.text)?;
+    let (ast, mut diags) = parse_partial(&src.text, format);
+    let Some(mut ast) = ast else { return Err(collect(src, diags)) };
+    diags.extend(overrides::apply_sweep_flags(&mut ast, &cli.grid, &cli.zip, cli.seeds));
+    if let Err(d) = overrides::apply(&mut ast, &cli.set) {
+        diags.extend(d);
+    }
+    match check::check(&ast, registry) {
+        Ok(checked) if diags.is_empty() => Ok(lower::lower_checked(&checked)),
+        Ok(_) => Err(collect(src, diags)),
+        Err(more) => {
+            diags.extend(more);
+            Err(collect(src, diags))
+        }
+    }
 }
 
 /// Writes the syntax tree in the given form (deterministic; parsing the result gives back the

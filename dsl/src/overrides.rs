@@ -1,17 +1,28 @@
-//! `--set STAGE.PARAM=VALUE` overrides, applied to the syntax tree before checking.
+//! Command-line changes to an experiment, applied to the syntax tree before checking:
+//! `--set STAGE.PARAM=VALUE` overrides and the sweep flags `--grid`, `--zip` and `--seeds`.
 //!
-//! The value is parsed as YAML (`0.3`, `true`, `adamw`, `[1, 2]`). An overridden parameter keeps
+//! Values are parsed as YAML (`0.3`, `true`, `adamw`, `[1, 2]`). An overridden parameter keeps
 //! the span of the value it replaces (or of its stage, when the file does not set it), and
 //! remembers the `--set` argument so that diagnostics can name it.
+//!
+//! The sweep flags extend the file's sweep exactly as more `sweep` lines in the file would: a
+//! `--grid` axis joins the product of the grid axes, a `--zip` axis joins the zipped axes (and
+//! must have as many values as they do), `--seeds N` sets the number of seed repeats. A flag
+//! that sweeps a parameter the file already sweeps replaces the file's axis (in `grid` or
+//! `zip`), and `--seeds` replaces the file's `seeds`. Each axis added remembers its flag, so
+//! that the checker's diagnostics about it name the flag.
+//!
+//! A `--set` on a parameter that is swept is refused: the sweep's values would silently win.
 
 use serde_yaml::Value as Yaml;
 
-use crate::ast::{Experiment, ParamAst, Spanned, is_ident};
+use crate::ast::{Experiment, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis, is_ident};
 use crate::check::suggestion;
 use crate::diag::Diag;
 use crate::yaml;
 
-/// Applies every override in order; on failure, a problem per bad override.
+/// Applies every override in order; on failure, a problem per bad override (the others are
+/// applied all the same).
 pub fn apply(ast: &mut Experiment, overrides: &[String]) -> Result<(), Vec<Diag>> {
     let mut diags = Vec::new();
     for o in overrides {
@@ -22,6 +33,124 @@ pub fn apply(ast: &mut Experiment, overrides: &[String]) -> Result<(), Vec<Diag>
     if diags.is_empty() { Ok(()) } else { Err(diags) }
 }
 
+/// Which group of sweep axes a flag adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axes {
+    /// `--grid`: combined with every other grid axis.
+    Grid,
+    /// `--zip`: paired index by index with the other zip axes.
+    Zip,
+}
+
+impl Axes {
+    fn flag(self) -> &'static str {
+        match self {
+            Axes::Grid => "--grid",
+            Axes::Zip => "--zip",
+        }
+    }
+}
+
+/// Applies the sweep flags: `grid` and `zip` arguments of the form `STAGE.PARAM=[V1, V2, ...]`
+/// (values in YAML flow syntax) and `seeds`, the number of seed repeats. Returns a problem per
+/// bad flag (the others are applied all the same); the checker checks the axes themselves.
+pub fn apply_sweep_flags(ast: &mut Experiment, grid: &[String], zip: &[String], seeds: Option<u64>) -> Vec<Diag> {
+    let mut diags = Vec::new();
+    let mut added: Vec<(Axes, SweepAxis)> = Vec::new();
+    for (which, args) in [(Axes::Grid, grid), (Axes::Zip, zip)] {
+        for arg in args {
+            match parse_axis(ast, which, arg) {
+                Ok(axis) => added.push((which, axis)),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+    if seeds == Some(0) {
+        diags.push(
+            Diag::new("`--seeds 0`: the number of seed repeats must be at least 1")
+                .help("give `--seeds 1` (no repeats) or more"),
+        );
+    }
+    let seeds = seeds.filter(|&n| n > 0);
+    if added.is_empty() && seeds.is_none() {
+        return diags;
+    }
+    let span = Span::point(ast.name.span.start);
+    let sweep = ast.sweep.get_or_insert_with(|| SweepAst { span, ..SweepAst::default() });
+    // A flag's axis replaces the file's axis of the same parameter, wherever it was.
+    for (_, axis) in &added {
+        let from_file = |a: &SweepAxis| a.set_by.is_none() && a.key.node == axis.key.node;
+        sweep.grid.retain(|a| !from_file(a));
+        sweep.zip.retain(|a| !from_file(a));
+    }
+    for (which, axis) in added {
+        match which {
+            Axes::Grid => sweep.grid.push(axis),
+            Axes::Zip => sweep.zip.push(axis),
+        }
+    }
+    if let Some(n) = seeds {
+        let span = sweep.seeds.as_ref().map_or(span, |s| s.span);
+        sweep.seeds = Some(Spanned::new(n, span));
+    }
+    diags
+}
+
+/// One `--grid`/`--zip` argument as an axis; its spans point at the swept stage when the file
+/// has it (else they are empty and the diagnostics show no place in the file).
+fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Diag> {
+    let flag = which.flag();
+    let shown = format!("{flag} {arg}");
+    let bad = |msg: String, help: &str| Diag::new(format!("`{shown}`: {msg}")).help(help.to_string());
+    let example = format!("write e.g. `{flag} mask.rate=[0.3,0.6,0.9]`");
+    let Some((key, text)) = arg.split_once('=') else {
+        return Err(bad("expected `STAGE.PARAM=[VALUE, ...]`".into(), &example));
+    };
+    let key = key.trim();
+    if key == "seed" {
+        return Err(bad(
+            "the root seed is not swept with a list".into(),
+            "use `--seeds N` to repeat the experiment with root seeds seed, seed + 1, ..., seed + N - 1",
+        ));
+    }
+    let values: Yaml = serde_yaml::from_str(text).map_err(|e| {
+        bad(
+            format!("the values `{text}` are not valid YAML: {}", yaml_message(&e)),
+            "write the values as a YAML list such as `[0.3, 0.6]`; quote strings that contain `:`, `#` or `,`",
+        )
+    })?;
+    let Yaml::Sequence(items) = values else {
+        return Err(bad(format!("expected a list of values in brackets, found `{}`", text.trim()), &example));
+    };
+    let mut out = Vec::new();
+    for item in &items {
+        let v = yaml::to_json(item).map_err(|e| bad(format!("the values `{text}`: {e}"), "give numbers, strings, booleans or lists"))?;
+        out.push(v);
+    }
+    let span = key
+        .split_once('.')
+        .and_then(|(stage, _)| ast.stage(stage))
+        .map_or(Span::point(0), |s| s.name.span);
+    Ok(SweepAxis {
+        key: Spanned::new(key.to_string(), span),
+        values: out.into_iter().map(|v| Spanned::new(v, span)).collect(),
+        span,
+        set_by: Some(shown),
+    })
+}
+
+/// serde_yaml's message without its own "at line L column C" (meaningless for a flag).
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let e = e.to_string();
+    e.split(" at line ").next().unwrap_or(&e).to_string()
+}
+
+/// The axis sweeping `key`, if any.
+fn swept<'a>(ast: &'a Experiment, key: &str) -> Option<&'a SweepAxis> {
+    let sweep = ast.sweep.as_ref()?;
+    sweep.grid.iter().chain(&sweep.zip).find(|a| a.key.node == key)
+}
+
 fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
     let bad = |msg: String, help: &str| Diag::new(format!("`--set {arg}`: {msg}")).help(help.to_string());
     let Some((key, text)) = arg.split_once('=') else {
@@ -29,10 +158,8 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
     };
     let key = key.trim();
     let value: Yaml = serde_yaml::from_str(text).map_err(|e| {
-        let e = e.to_string();
-        let e = e.split(" at line ").next().unwrap_or(&e).to_string();
         bad(
-            format!("the value `{text}` is not valid YAML: {e}"),
+            format!("the value `{text}` is not valid YAML: {}", yaml_message(&e)),
             "quote strings that contain `:` or `#`, and close brackets",
         )
     })?;
@@ -55,11 +182,37 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
     if !is_ident(param) {
         return Err(bad(format!("`{param}` is not a parameter name"), "parameter names are letters, digits and `_`"));
     }
+    if let Some(axis) = swept(ast, key) {
+        let help = format!(
+            "to run other values, sweep them instead: `--grid {key}=[{}]` (it replaces the file's axis)",
+            text.trim()
+        );
+        let d = match &axis.set_by {
+            Some(flag) => Diag::new(format!("`--set {arg}`: `{key}` is swept by `{flag}`, so a single value cannot be set"))
+                .help(format!("give the values in `{flag}` instead")),
+            None => Diag::new(format!(
+                "`--set {arg}`: `{key}` is swept by the file, so a single value set here would be ignored"
+            ))
+            .label(axis.key.span, "swept here")
+            .help(help),
+        };
+        return Err(d);
+    }
     let names: Vec<String> = ast.stages.iter().map(|s| s.name.node.clone()).collect();
+    let unread = ast.gaps.unread_stages.contains(stage);
     let Some(s) = ast.stages.iter_mut().find(|s| s.name.node == stage) else {
+        if unread {
+            // The stage is in the file but could not be read (already reported).
+            return Ok(());
+        }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         return Err(bad(format!("there is no stage `{stage}`"), &suggestion(stage, &names, "stages")));
     };
+    set_param(s, param, value, arg);
+    Ok(())
+}
+
+fn set_param(s: &mut StageAst, param: &str, value: serde_json::Value, arg: &str) {
     match s.with.iter_mut().find(|p| p.key.node == param) {
         Some(p) => {
             p.value.node = value;
@@ -71,5 +224,4 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
             set_by: Some(arg.to_string()),
         }),
     }
-    Ok(())
 }

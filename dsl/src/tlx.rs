@@ -16,6 +16,11 @@
 //! The grammar (`tlx.pest`) knows no stage kinds or plugin names; it produces the same
 //! [`Experiment`] as the YAML front end and leaves the rest to the checker. Syntax errors are
 //! reported with their line and column and a plain-words list of what was expected there.
+//!
+//! pest's parser is recursive, one level per nested bracket, so the text is first scanned for
+//! brackets nested more than [`MAX_NESTING`] deep, which are refused before pest sees them. Other
+//! problems found after parsing (a number too large, `sweep seeds = 0`) leave the part out of
+//! the tree, record it in [`Experiment::gaps`] and let checking go on.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -23,7 +28,8 @@ use pest::Parser;
 use pest::iterators::Pair;
 use serde_json::Value;
 
-use crate::ast::{Experiment, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::MAX_NESTING;
+use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
 use crate::diag::Diag;
 
 mod grammar {
@@ -47,21 +53,83 @@ const STRUCTURE_WORDS: &[&str] =
 
 /// Parses a `.tlx` experiment; on failure, every problem found.
 pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
-    // Record what the parser tried at the failure point, for the "expected ..." words.
+    match parse_partial(text) {
+        (Some(exp), diags) if diags.is_empty() => Ok(exp),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Parses a `.tlx` experiment as far as it can be read: the tree, when the text parses (with
+/// the parts that could not be read left out and recorded in its [`Experiment::gaps`]), and
+/// every problem found. A syntax error gives no tree.
+pub fn parse_partial(text: &str) -> (Option<Experiment>, Vec<Diag>) {
     if only_comments(text) {
-        return Err(vec![
-            Diag::new("the file holds no experiment (it is empty or only comments)")
-                .help("start with `experiment NAME { ... }`; see experiments/quickstart.tlx"),
-        ]);
+        return (
+            None,
+            vec![
+                Diag::new("the file holds no experiment (it is empty or only comments)")
+                    .help("start with `experiment NAME { ... }`; see experiments/quickstart.tlx"),
+            ],
+        );
     }
+    if let Some(at) = too_deep(text) {
+        return (
+            None,
+            vec![
+                Diag::new(format!(
+                    "the nesting is too deep: more than {MAX_NESTING} levels of brackets (`{{`, `[`, `(`)"
+                ))
+                .label(Span::new(at, at + 1), format!("level {} starts here", MAX_NESTING + 1))
+                .help("experiment files need only a few levels (the experiment, a stage, a value); close the brackets or flatten the structure"),
+            ],
+        );
+    }
+    // Record what the parser tried at the failure point, for the "expected ..." words.
     pest::set_error_detail(true);
-    let mut pairs = TlxParser::parse(Rule::file, text).map_err(|e| vec![syntax_error(text, &e)])?;
-    let mut w = Walker { diags: Vec::new() };
-    let exp = pairs.next().and_then(|file| file.into_inner().next()).and_then(|e| w.experiment(e));
-    match exp {
-        Some(exp) if w.diags.is_empty() => Ok(exp),
-        _ => Err(w.diags),
+    let mut pairs = match TlxParser::parse(Rule::file, text) {
+        Ok(pairs) => pairs,
+        Err(e) => return (None, vec![syntax_error(text, &e)]),
+    };
+    let mut w = Walker { diags: Vec::new(), gaps: Gaps::default() };
+    let mut exp = pairs.next().and_then(|file| file.into_inner().next()).and_then(|e| w.experiment(e));
+    if let Some(exp) = exp.as_mut() {
+        exp.gaps = std::mem::take(&mut w.gaps);
     }
+    (exp, w.diags)
+}
+
+/// The position of the first bracket nested more than [`MAX_NESTING`] levels deep, outside
+/// strings and comments (unbalanced brackets are left for the parser to report).
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            // Strings end at their closing quote or, unclosed, at the end of the line.
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn span(p: &Pair<'_, Rule>) -> Span {
@@ -193,11 +261,19 @@ fn only_comments(text: &str) -> bool {
 
 struct Walker {
     diags: Vec<Diag>,
+    gaps: Gaps,
 }
 
 impl Walker {
     fn error(&mut self, d: Diag) {
         self.diags.push(d);
+    }
+
+    /// Runs `f`; its result if it reported no problem.
+    fn clean<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        let before = self.diags.len();
+        let out = f(self);
+        (self.diags.len() == before).then_some(out)
     }
 
     fn string(&mut self, p: Pair<'_, Rule>) -> Spanned<String> {
@@ -254,7 +330,12 @@ impl Walker {
 
     fn experiment(&mut self, p: Pair<'_, Rule>) -> Option<Experiment> {
         let mut inner = p.into_inner();
-        let name = self.name(inner.next()?);
+        let name_pair = inner.next()?;
+        let name_span = span(&name_pair);
+        let name = self.clean(|w| w.name(name_pair)).unwrap_or_else(|| {
+            self.gaps.name = true;
+            Spanned::new(String::new(), name_span)
+        });
         let mut description: Option<Spanned<String>> = None;
         let mut seed: Option<Spanned<u64>> = None;
         let mut plugins: Option<(Vec<Spanned<String>>, Span)> = None;
@@ -265,20 +346,20 @@ impl Walker {
             match item.as_rule() {
                 Rule::description => {
                     let first = description.as_ref().map(|d| d.span);
-                    let v = item.into_inner().next().map(|s| self.string(s));
+                    let v = item.into_inner().next().and_then(|s| self.clean(|w| w.string(s)));
                     if let Some(v) = v {
                         self.once(&mut description, v, "description", sp, first);
                     }
                 }
                 Rule::seed => {
                     let first = seed.as_ref().map(|d| d.span);
-                    if let Some(v) = item.into_inner().next().map(|s| self.integer(s)) {
+                    if let Some(v) = item.into_inner().next().and_then(|s| self.clean(|w| w.integer(s))) {
                         self.once(&mut seed, v, "seed", sp, first);
                     }
                 }
                 Rule::plugins => {
                     let first = plugins.as_ref().map(|p| p.1);
-                    let list: Vec<_> = item.into_inner().map(|s| self.string(s)).collect();
+                    let list: Vec<_> = item.into_inner().filter_map(|s| self.clean(|w| w.string(s))).collect();
                     self.once(&mut plugins, (list, sp), "plugins", sp, first);
                 }
                 Rule::stage => {
@@ -290,30 +371,62 @@ impl Walker {
                 _ => {}
             }
         }
-        Some(Experiment { name, description, seed, plugins: plugins.map(|p| p.0).unwrap_or_default(), stages, sweep })
+        Some(Experiment {
+            name,
+            description,
+            seed,
+            plugins: plugins.map(|p| p.0).unwrap_or_default(),
+            stages,
+            sweep,
+            gaps: Gaps::default(),
+        })
     }
 
+    /// A stage; a part that cannot be read is left out (and recorded in the gaps).
     fn stage(&mut self, p: Pair<'_, Rule>) -> Option<StageAst> {
         let sp = span(&p);
         let mut inner = p.into_inner();
-        let name = self.name(inner.next()?);
-        let kind = self.name(inner.next()?.into_inner().next()?);
+        let name_pair = inner.next()?;
+        let kind_pair = inner.next()?.into_inner().next()?;
+        let Some(name) = self.clean(|w| w.name(name_pair)) else {
+            // A stage whose name cannot be read: only its absence is known.
+            self.gaps.unread_stages.insert(String::new());
+            return None;
+        };
+        let Some(kind) = self.clean(|w| w.name(kind_pair)) else {
+            self.gaps.unread_stages.insert(name.node);
+            return None;
+        };
+        let key = name.node.clone();
         let mut stage = StageAst { name, kind, uses: None, with: Vec::new(), inputs: Vec::new(), span: sp };
         for part in inner {
             match part.as_rule() {
-                Rule::uses => stage.uses = part.into_inner().next().map(|n| self.name(n)),
+                Rule::uses => {
+                    stage.uses = part.into_inner().next().and_then(|n| self.clean(|w| w.name(n)));
+                    if stage.uses.is_none() {
+                        self.gaps.uses.insert(key.clone());
+                    }
+                }
                 Rule::inputs => {
                     for input in part.into_inner() {
-                        stage.inputs.extend(self.input(input));
+                        match self.clean(|w| w.input(input)).flatten() {
+                            Some(i) => stage.inputs.push(i),
+                            None => {
+                                self.gaps.inputs.insert(key.clone());
+                            }
+                        }
                     }
                 }
                 Rule::body => {
                     for param in part.into_inner() {
                         let mut kv = param.into_inner();
                         let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
-                        let key = self.name(k);
-                        let value = self.value(v);
-                        stage.with.push(ParamAst { key, value, set_by: None });
+                        match self.clean(|w| (w.name(k), w.value(v))) {
+                            Some((key, value)) => stage.with.push(ParamAst { key, value, set_by: None }),
+                            None => {
+                                self.gaps.params.insert(key.clone());
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -343,13 +456,18 @@ impl Walker {
             Rule::sweep_seeds => {
                 let first = s.seeds.as_ref().map(|x| x.span);
                 let Some(n) = which.into_inner().next() else { return };
-                let n = self.integer(n);
+                let Some(n) = self.clean(|w| w.integer(n)) else {
+                    self.gaps.sweep = true;
+                    return;
+                };
                 if n.node == 0 {
                     self.error(
                         Diag::new("`sweep seeds` must be at least 1")
                             .label(n.span, "zero repeats")
                             .help("write `sweep seeds = 1` or more, or remove it"),
                     );
+                    self.gaps.sweep = true;
+                    return;
                 }
                 let mut slot = s.seeds.take();
                 self.once(&mut slot, n, "sweep seeds", sp, first);
@@ -358,7 +476,13 @@ impl Walker {
                 }
             }
             rule => {
-                let axes: Vec<SweepAxis> = which.into_inner().filter_map(|a| self.axis(a)).collect();
+                let mut axes: Vec<SweepAxis> = Vec::new();
+                for a in which.into_inner() {
+                    match self.clean(|w| w.axis(a)).flatten() {
+                        Some(axis) => axes.push(axis),
+                        None => self.gaps.sweep = true,
+                    }
+                }
                 if let Some(s) = sweep.as_mut() {
                     if rule == Rule::sweep_grid { s.grid.extend(axes) } else { s.zip.extend(axes) }
                 }
@@ -377,7 +501,7 @@ impl Walker {
         };
         let list = inner.next()?;
         let values = list.into_inner().map(|v| self.value(v)).collect();
-        Some(SweepAxis { key: Spanned::new(key, key_span), values, span: sp })
+        Some(SweepAxis { key: Spanned::new(key, key_span), values, span: sp, set_by: None })
     }
 
     fn value(&mut self, p: Pair<'_, Rule>) -> Spanned<Value> {

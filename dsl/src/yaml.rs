@@ -3,16 +3,18 @@
 //! `serde_yaml` parses the text (and refuses malformed YAML and duplicate keys); the document
 //! is then walked into the [`Experiment`] syntax tree, with spans found by the `locate` module
 //! (a scanner over the source text). Structural mistakes (a stage without `kind`, an unknown
-//! top-level key, a number where a name belongs) are all collected before returning.
+//! top-level key, a number where a name belongs) are all collected; what they make unreadable
+//! is left out of the tree and recorded in its [`Gaps`], so that the checker can still check
+//! the rest of the file.
 
 mod locate;
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::ast::{Experiment, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
 use crate::diag::Diag;
-use locate::Locations;
+use locate::{Locations, MAX_DEPTH};
 
 const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
 const STAGE_KEYS: &[&str] = &["kind", "uses", "with", "inputs"];
@@ -20,21 +22,41 @@ const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds"];
 
 /// Parses a YAML experiment; on failure, every problem found.
 pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
+    match parse_partial(text) {
+        (Some(exp), diags) if diags.is_empty() => Ok(exp),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Parses a YAML experiment as far as it can be read: the tree, when the text is a YAML
+/// mapping (with the parts that could not be read left out and recorded in its
+/// [`Experiment::gaps`]), and every problem found. Malformed YAML gives no tree.
+pub fn parse_partial(text: &str) -> (Option<Experiment>, Vec<Diag>) {
     let tabs = tab_indentation(text);
     if !tabs.is_empty() {
-        return Err(tabs);
+        return (None, tabs);
     }
     let locations = Locations::scan(text);
+    if let Some(at) = locations.too_deep() {
+        return (None, vec![too_deep(at)]);
+    }
     let doc: Yaml = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
-        Err(e) => return Err(vec![yaml_error(text, &e, &locations)]),
+        Err(e) => return (None, vec![yaml_error(text, &e, &locations)]),
     };
-    let mut w = Walker { loc: locations, diags: Vec::new() };
-    let exp = w.experiment(&doc);
-    match exp {
-        Some(exp) if w.diags.is_empty() => Ok(exp),
-        _ => Err(w.diags),
+    let mut w = Walker { loc: locations, diags: Vec::new(), gaps: Gaps::default() };
+    let mut exp = w.experiment(&doc);
+    if let Some(exp) = exp.as_mut() {
+        exp.gaps = std::mem::take(&mut w.gaps);
     }
+    (exp, w.diags)
+}
+
+/// Mappings and lists nested deeper than [`MAX_DEPTH`], the first deeper one starting at `at`.
+fn too_deep(at: usize) -> Diag {
+    Diag::new(format!("the nesting is too deep: more than {MAX_DEPTH} levels of mappings and lists"))
+        .label(Span::new(at, at + 1), format!("level {} starts here", MAX_DEPTH + 1))
+        .help("experiment files need only a few levels (stages, a stage, `with`, a value); close the brackets or flatten the structure")
 }
 
 /// Converts a YAML value (e.g. a `--set` value) to JSON.
@@ -137,6 +159,7 @@ fn did_you_mean(name: &str, candidates: &[&str]) -> String {
 struct Walker {
     loc: Locations,
     diags: Vec<Diag>,
+    gaps: Gaps,
 }
 
 impl Walker {
@@ -152,6 +175,35 @@ impl Walker {
         self.diags.push(diag);
     }
 
+    /// Records that the value at `path` could not be read (and was reported).
+    fn lost(&mut self, path: &[&str]) {
+        let g = &mut self.gaps;
+        match path {
+            ["name", ..] => g.name = true,
+            ["stages"] => g.stages = true,
+            ["stages", s] => {
+                g.unread_stages.insert(s.to_string());
+            }
+            ["stages", s, "uses", ..] => {
+                g.uses.insert(s.to_string());
+            }
+            ["stages", s, "with", ..] => {
+                g.params.insert(s.to_string());
+            }
+            ["stages", s, "inputs", ..] => {
+                g.inputs.insert(s.to_string());
+            }
+            // Some other key of a stage: it may have been any of them.
+            ["stages", s, ..] => {
+                for set in [&mut g.uses, &mut g.params, &mut g.inputs] {
+                    set.insert(s.to_string());
+                }
+            }
+            ["sweep", ..] => g.sweep = true,
+            _ => {}
+        }
+    }
+
     /// A mapping's entries with string keys; other keys are reported.
     fn entries<'y>(&mut self, m: &'y serde_yaml::Mapping, path: &[&str]) -> Vec<(&'y str, &'y Yaml)> {
         let mut out = Vec::new();
@@ -159,6 +211,9 @@ impl Walker {
             match k {
                 Yaml::String(s) => out.push((s.as_str(), v)),
                 other => {
+                    let mut child = path.to_vec();
+                    child.push("?");
+                    self.lost(&child);
                     let span = self.value_span(path);
                     self.error(
                         Diag::new(format!("key {} in `{}` is not a name", describe(other), path.join(".")))
@@ -175,6 +230,7 @@ impl Walker {
         match v {
             Yaml::Mapping(m) => Some(m),
             other => {
+                self.lost(path);
                 let span = self.value_span(path);
                 self.error(
                     Diag::new(format!("`{}` must be a mapping, found {}", path.join("."), describe(other)))
@@ -191,6 +247,7 @@ impl Walker {
         match v {
             Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
             other => {
+                self.lost(path);
                 self.error(
                     Diag::new(format!("`{}` must be a string, found {}", path.join("."), describe(other)))
                         .label(span, "expected a string")
@@ -206,6 +263,7 @@ impl Walker {
         match v.as_u64() {
             Some(n) if n >= min => Some(Spanned::new(n, span)),
             _ => {
+                self.lost(path);
                 self.error(
                     Diag::new(format!("`{}` must be an integer >= {min}, found {}", path.join("."), describe(v)))
                         .label(span, "expected an integer")
@@ -221,6 +279,7 @@ impl Walker {
         match to_json(v) {
             Ok(j) => Some(Spanned::new(j, span)),
             Err(e) => {
+                self.lost(path);
                 self.error(Diag::new(format!("`{}`: {e}", path.join("."))).label(span, "unsupported value"));
                 None
             }
@@ -289,7 +348,15 @@ impl Walker {
                     .help("add a `stages:` mapping; see experiments/quickstart.yaml"),
             );
         }
-        Some(Experiment { name: name?, description, seed, plugins, stages: stages?, sweep })
+        let name = name.unwrap_or_else(|| {
+            self.gaps.name = true;
+            Spanned::new(String::new(), Span::point(0))
+        });
+        let stages = stages.unwrap_or_else(|| {
+            self.gaps.stages = true;
+            Vec::new()
+        });
+        Some(Experiment { name, description, seed, plugins, stages, sweep, gaps: Gaps::default() })
     }
 
     fn plugins(&mut self, v: &Yaml) -> Vec<Spanned<String>> {
@@ -362,7 +429,15 @@ impl Walker {
                     .help("add `kind:` (dataset, model, train, prune, rewind, analyze or report)"),
             );
         }
-        Some(StageAst { name: Spanned::new(name.to_string(), name_span), kind: kind?, uses, with, inputs, span })
+        // A misspelt key stands for a part of the stage that is therefore missing.
+        for key in meant {
+            self.lost(&["stages", name, key]);
+        }
+        let Some(kind) = kind else {
+            self.lost(&base);
+            return None;
+        };
+        Some(StageAst { name: Spanned::new(name.to_string(), name_span), kind, uses, with, inputs, span })
     }
 
     fn params(&mut self, stage: &str, v: &Yaml) -> Vec<ParamAst> {
@@ -402,6 +477,10 @@ impl Walker {
                             refs.push(r);
                         }
                     }
+                    // A connection missing some of its stages is left out as a whole.
+                    if refs.len() < items.len() {
+                        continue;
+                    }
                     (refs, true)
                 }
                 other => match self.stage_ref(other, &p) {
@@ -419,6 +498,7 @@ impl Walker {
         match v {
             Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
             other => {
+                self.lost(path);
                 self.error(
                     Diag::new(format!("`{}` must name a stage, found {}", path.join("."), describe(other)))
                         .label(span, "expected a stage name")
@@ -443,6 +523,7 @@ impl Walker {
                 "zip" => sweep.zip = self.axes("zip", value),
                 "seeds" => sweep.seeds = self.count(value, &["sweep", "seeds"], 1),
                 other => {
+                    self.lost(&["sweep", other]);
                     let span = self.key_span(&["sweep", other]);
                     self.error(
                         Diag::new(format!("unknown key `{other}` in `sweep`"))
@@ -464,6 +545,7 @@ impl Walker {
             let key_span = self.key_span(&p);
             let span = Span::new(key_span.start, self.value_span(&p).end.max(key_span.end));
             let Yaml::Sequence(items) = value else {
+                self.lost(&p);
                 let vspan = self.value_span(&p);
                 self.error(
                     Diag::new(format!("sweep axis `{key}` must be a list of values, found {}", describe(value)))
@@ -479,7 +561,11 @@ impl Walker {
                     values.push(j);
                 }
             }
-            out.push(SweepAxis { key: Spanned::new(key.to_string(), key_span), values, span });
+            // An axis missing some of its values is left out as a whole.
+            if values.len() < items.len() {
+                continue;
+            }
+            out.push(SweepAxis { key: Spanned::new(key.to_string(), key_span), values, span, set_by: None });
         }
         out
     }

@@ -1,11 +1,14 @@
-//! Sweep expansion: point counts, names, parameters, wiring, seeds and order.
+//! Sweep expansion: point counts, names, parameters, wiring, seeds and order; the command
+//! line's sweep flags; and the stability of seeds and cache keys when stages are added.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
+use ticketlab_core::engine::{Backend, plan};
 use ticketlab_core::ir::ExperimentIr;
 use ticketlab_core::seed::derive;
+use ticketlab_dsl::CliOverrides;
 
 fn quickstart_with(sweep: &str) -> ExperimentIr {
     let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
@@ -148,4 +151,138 @@ fn sweeps_agree_across_forms() {
     let tlx = common::load_text("experiments/sweep.tlx", &tlx).unwrap_or_else(|d| panic!("{}", d.render()));
     assert_eq!(yaml.to_canonical_json(), tlx.to_canonical_json());
     assert!(yaml.stage("mask[mask.scope=\"layerwise\"]@seed1").is_some());
+}
+
+/// The quickstart with `sweep` (YAML lines under `sweep:`, or none) and command-line changes.
+fn quickstart_cli(sweep: &str, cli: &CliOverrides) -> Result<ExperimentIr, ticketlab_dsl::Diagnostics> {
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
+    let text = if sweep.is_empty() { base } else { format!("{base}sweep:\n{sweep}") };
+    ticketlab_dsl::load_source_with("experiments/sweep.yaml", text.as_bytes(), &common::registry(), cli)
+}
+
+fn flags(grid: &[&str], zip: &[&str], seeds: Option<u64>) -> CliOverrides {
+    let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    CliOverrides { set: Vec::new(), grid: own(grid), zip: own(zip), seeds }
+}
+
+fn json(ir: &ExperimentIr) -> String {
+    ir.to_canonical_json()
+}
+
+/// The messages and help texts of every problem, one per line (unwrapped, unlike the rendering).
+fn messages(d: &ticketlab_dsl::Diagnostics) -> String {
+    d.items().iter().map(|i| format!("{}\n{}\n", i.message, i.help.as_deref().unwrap_or(""))).collect()
+}
+
+#[test]
+fn sweep_flags_give_the_same_stages_as_the_file() {
+    let file = quickstart_with("  grid: { mask.rate: [0.3, 0.6] }\n  zip: { dense.lr: [0.001, 0.003], dense.steps: [100, 200] }\n  seeds: 2\n");
+    let cli = quickstart_cli(
+        "",
+        &flags(&["mask.rate=[0.3, 0.6]"], &["dense.lr=[0.001,0.003]", "dense.steps=[100, 200]"], Some(2)),
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(json(&cli), json(&file));
+    assert_eq!(cli.stages.len(), 2 * (2 + 2 + 4 * 4));
+    // Values are YAML: strings need no quotes.
+    let scope = quickstart_cli("", &flags(&["mask.scope=[global, layerwise]"], &[], None)).unwrap();
+    assert!(scope.stage("mask[mask.scope=\"layerwise\"]").is_some());
+}
+
+#[test]
+fn sweep_flags_add_to_the_file_sweep_and_replace_its_axes() {
+    let file = "  grid: { mask.rate: [0.3, 0.6, 0.9] }\n  zip: { dense.lr: [0.001, 0.003] }\n  seeds: 3\n";
+    // A new grid axis multiplies the points; a new zip axis is paired with the file's.
+    let more = quickstart_cli(file, &flags(&["ticket_train.steps=[100, 200]"], &["dense.steps=[10, 20]"], None)).unwrap();
+    let expected = quickstart_with(
+        "  grid: { mask.rate: [0.3, 0.6, 0.9], ticket_train.steps: [100, 200] }\n  zip: { dense.lr: [0.001, 0.003], dense.steps: [10, 20] }\n  seeds: 3\n",
+    );
+    assert_eq!(json(&more), json(&expected));
+    // Sweeping a parameter the file sweeps replaces its axis, wherever it was; --seeds replaces seeds.
+    let replaced = quickstart_cli(file, &flags(&["mask.rate=[0.5]", "dense.lr=[0.01, 0.02]"], &[], Some(1))).unwrap();
+    let expected = quickstart_with("  grid: { mask.rate: [0.5], dense.lr: [0.01, 0.02] }\n");
+    assert_eq!(json(&replaced), json(&expected));
+    assert!(replaced.stage("mask[dense.lr=0.01,mask.rate=0.5]").is_some());
+    assert!(replaced.stages.iter().all(|s| !s.name.contains("0.9") && !s.name.contains("@seed")));
+    // A --zip axis must match the file's zip axes in length, and says so naming the flag.
+    let d = messages(&quickstart_cli(file, &flags(&[], &["dense.steps=[10, 20, 30]"], None)).unwrap_err());
+    assert!(d.contains("`dense.lr` has 2, `dense.steps` (from `--zip dense.steps=[10, 20, 30]`) has 3"), "{d}");
+}
+
+#[test]
+fn bad_sweep_flags_are_all_reported_naming_the_flag() {
+    let cli = flags(
+        &["mask.rate=[0.3, 1.5]", "nope.x=[1]", "mask.rate=0.3", "dense.lr=[0.1"],
+        &["dense.stepz=[1, 2]", "dense.steps"],
+        Some(0),
+    );
+    let d = quickstart_cli("", &cli).unwrap_err();
+    let text = messages(&d);
+    for needle in [
+        "`--grid mask.rate=0.3`: expected a list of values in brackets",
+        "`--grid dense.lr=[0.1`: the values `[0.1` are not valid YAML",
+        "`--zip dense.steps`: expected `STAGE.PARAM=[VALUE, ...]`",
+        "`--seeds 0`: the number of seed repeats must be at least 1",
+        "invalid sweep value for `mask.rate` (from `--grid mask.rate=[0.3, 1.5]`)",
+        "sweep key `nope.x` (from `--grid nope.x=[1]`) names stage `nope`",
+        "sweep key `dense.stepz` (from `--zip dense.stepz=[1, 2]`): stage `dense` has no parameter `stepz`",
+        "did you mean `steps`?",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(d.len(), 7, "{text}");
+    // The same flag twice sweeps the parameter twice.
+    let twice = messages(&quickstart_cli("", &flags(&["mask.rate=[0.3]"], &["mask.rate=[0.6]"], None)).unwrap_err());
+    assert!(twice.contains("`mask.rate` is swept twice: by `--grid mask.rate=[0.3]` and by `--zip mask.rate=[0.6]`"), "{twice}");
+}
+
+#[test]
+fn setting_a_swept_parameter_is_an_error_that_suggests_grid() {
+    let cli = CliOverrides { set: vec!["mask.rate=0.3".into()], ..CliOverrides::default() };
+    let d = messages(&quickstart_cli("  grid: { mask.rate: [0.3, 0.6] }\n", &cli).unwrap_err());
+    assert!(d.contains("`--set mask.rate=0.3`: `mask.rate` is swept by the file"), "{d}");
+    assert!(d.contains("`--grid mask.rate=[0.3]`"), "{d}");
+    // Also when the axis comes from a flag; an unswept parameter of the same stage is fine.
+    let cli = CliOverrides {
+        set: vec!["mask.rate=0.3".into(), "mask.scope=layerwise".into()],
+        grid: vec!["mask.rate=[0.5, 0.7]".into()],
+        ..CliOverrides::default()
+    };
+    let d = quickstart_cli("", &cli).unwrap_err();
+    assert_eq!(d.len(), 1, "{}", d.render());
+    assert!(messages(&d).contains("`mask.rate` is swept by `--grid mask.rate=[0.5, 0.7]`"), "{}", d.render());
+    let cli = CliOverrides { set: vec!["mask.scope=layerwise".into()], ..cli };
+    let ir = quickstart_cli("", &cli).unwrap();
+    assert_eq!(ir.stage("mask[mask.rate=0.5]").unwrap().params["scope"], "layerwise");
+}
+
+/// Seed and cache key of every stage, as the planner computes them.
+fn seeds_and_keys(ir: &ExperimentIr) -> BTreeMap<String, (u64, String)> {
+    let plan = plan(ir, &common::registry(), None, &Backend::cpu()).expect("plans");
+    plan.stages.iter().map(|p| (p.stage.name.clone(), (p.stage.seed, p.key.as_str().to_string()))).collect()
+}
+
+#[test]
+fn adding_a_stage_changes_no_other_stage_seed_or_key() {
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
+    // One stage first in the file, one last, reading stages that were there before.
+    let added = base.replace("stages:\n", "stages:\n  extra_data: { kind: dataset, uses: sparse_parity }\n")
+        + "  norms: { kind: analyze, uses: weight_norms, inputs: { runs: [dense, ticket_train] } }\n";
+    for sweep in ["", "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n  seeds: 2\n"] {
+        let before = common::load_text("a.yaml", &format!("{base}{sweep}")).unwrap_or_else(|d| panic!("{}", d.render()));
+        let after = common::load_text("b.yaml", &format!("{added}{sweep}")).unwrap_or_else(|d| panic!("{}", d.render()));
+        let (before, after) = (seeds_and_keys(&before), seeds_and_keys(&after));
+        let new: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
+        assert!(!new.is_empty() && new.iter().all(|n| n.starts_with("extra_data") || n.starts_with("norms")), "{new:?}");
+        for (name, seed_and_key) in &before {
+            assert_eq!(after.get(name), Some(seed_and_key), "{name} changed when stages were added");
+        }
+    }
+    // The comparison can fail: another root seed changes every seed and key.
+    let reseeded = common::load_ok("experiments/quickstart.yaml", &["seed=1"]);
+    let original = seeds_and_keys(&common::load_ok("experiments/quickstart.yaml", &[]));
+    for (name, (seed, key)) in seeds_and_keys(&reseeded) {
+        let (seed0, key0) = &original[&name];
+        assert!(seed != *seed0 && key != *key0, "{name} kept its seed or key under another root seed");
+    }
 }

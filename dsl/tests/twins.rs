@@ -1,23 +1,58 @@
-//! The YAML and `.tlx` forms of the shipped experiments lower to the same IR, byte for byte.
+//! Every experiment in `experiments/` (found by listing the directory) lowers to its pinned
+//! IR, and its YAML and `.tlx` forms lower to the same IR, byte for byte.
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::load_ok;
 
-fn assert_twins(stem: &str) {
-    let yaml = load_ok(&format!("experiments/{stem}.yaml"), &[]);
-    let tlx = load_ok(&format!("experiments/{stem}.tlx"), &[]);
-    assert_eq!(yaml.to_canonical_json(), tlx.to_canonical_json(), "{stem}: the two forms differ");
+/// The canonical JSON of each experiment file's IR, by file.
+fn irs() -> BTreeMap<String, String> {
+    common::experiment_files().into_iter().map(|rel| (rel.clone(), load_ok(&rel, &[]).to_canonical_json())).collect()
 }
 
 #[test]
-fn quickstart_twins_agree() {
-    assert_twins("quickstart");
+fn every_experiment_lowers_to_its_snapshot() {
+    for (rel, json) in irs() {
+        let file = rel.strip_prefix("experiments/").unwrap();
+        insta::with_settings!({ input_file => common::root().join(&rel), description => format!("the IR of {rel}") }, {
+            insta::assert_snapshot!(format!("ir@{file}"), json);
+        });
+    }
 }
 
 #[test]
-fn grokking_ticket_twins_agree() {
-    assert_twins("grokking_ticket");
+fn every_experiment_has_both_forms_and_they_agree() {
+    let mut by_stem: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (rel, json) in irs() {
+        by_stem.entry(common::stem(&rel)).or_default().push((rel, json));
+    }
+    for (stem, forms) in &by_stem {
+        let names: Vec<&str> = forms.iter().map(|(rel, _)| rel.as_str()).collect();
+        let has = |ext: &[&str]| names.iter().any(|n| ext.iter().any(|e| n.ends_with(e)));
+        assert!(
+            has(&[".yaml", ".yml"]) && has(&[".tlx"]),
+            "experiments/{stem} is written in one form only ({names:?}); write its twin with `ticketlab fmt FILE --to yaml|tlx`"
+        );
+        let (first, first_json) = &forms[0];
+        for (rel, json) in &forms[1..] {
+            assert_eq!(json, first_json, "{first} and {rel} lower to different IR");
+        }
+    }
+}
+
+/// No pinned IR is left over from an experiment that no longer exists.
+#[test]
+fn no_snapshot_outlives_its_experiment() {
+    let files = common::experiment_files();
+    let dir = common::root().join("dsl/tests/snapshots");
+    for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(file) = name.strip_prefix("twins__ir@").and_then(|n| n.strip_suffix(".snap")) {
+            assert!(files.contains(&format!("experiments/{file}")), "{name} pins experiments/{file}, which does not exist: delete it");
+        }
+    }
 }
 
 #[test]

@@ -4,13 +4,22 @@
 //! of its public interface. Diagnostics need the line and column of a key such as
 //! `stages.mask.with.rate`, so this module scans the text itself. It understands the subset of
 //! YAML that experiment files are written in (block and flow mappings and sequences, plain and
-//! quoted scalars, block scalars, comments) and only ever runs on text that `serde_yaml` has
-//! already accepted, so it never has to report syntax errors: when it meets something it does
-//! not follow it stops recording, and callers fall back to the nearest enclosing key.
+//! quoted scalars, block scalars, comments).
+//!
+//! The scan runs *before* `serde_yaml` parses the text (so that a duplicate key reported by
+//! `serde_yaml` can be shown at both of its places), and therefore also on text that is not
+//! valid YAML. It never reports syntax errors, which are `serde_yaml`'s to report: when it
+//! meets something it does not follow it stops recording, and callers fall back to the nearest
+//! enclosing key. Its work is bounded: every loop draws on a step budget, and mappings and lists
+//! nested more than [`MAX_DEPTH`] levels deep stop the scan (see [`Locations::too_deep`]) before
+//! the recursion goes further, so neither the stack nor the key paths, which are copied per
+//! level, can grow with the input.
 
 use std::collections::HashMap;
 
 use crate::ast::Span;
+
+pub use crate::MAX_NESTING as MAX_DEPTH;
 
 /// Where a key and its value were written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +36,29 @@ pub struct Loc {
 pub struct Locations {
     map: HashMap<Vec<String>, Loc>,
     duplicates: Vec<(Vec<String>, Span, Span)>,
+    too_deep: Option<usize>,
 }
 
 impl Locations {
     /// Scans `text`.
     pub fn scan(text: &str) -> Self {
-        let mut s = Scanner { src: text.as_bytes(), pos: 0, out: HashMap::new(), duplicates: Vec::new(), steps: 0 };
+        let mut s = Scanner {
+            src: text.as_bytes(),
+            pos: 0,
+            out: HashMap::new(),
+            duplicates: Vec::new(),
+            steps: 0,
+            depth: 0,
+            too_deep: None,
+        };
         s.document();
-        Locations { map: s.out, duplicates: s.duplicates }
+        Locations { map: s.out, duplicates: s.duplicates, too_deep: s.too_deep }
+    }
+
+    /// Where the first mapping or list nested more than [`MAX_DEPTH`] levels deep starts, if
+    /// the text has one (the scan stopped there).
+    pub fn too_deep(&self) -> Option<usize> {
+        self.too_deep
     }
 
     /// Keys written twice in the same mapping: the path, the first key and the second.
@@ -74,6 +98,10 @@ struct Scanner<'a> {
     duplicates: Vec<(Vec<String>, Span, Span)>,
     /// A bound on work, so that unexpected input can never make the scan loop forever.
     steps: usize,
+    /// Mappings and lists open around the current position.
+    depth: usize,
+    /// Where a collection nested deeper than [`MAX_DEPTH`] starts; once set, the scan stops.
+    too_deep: Option<usize>,
 }
 
 impl Scanner<'_> {
@@ -87,7 +115,25 @@ impl Scanner<'_> {
 
     fn budget(&mut self) -> bool {
         self.steps += 1;
-        self.steps < 1_000_000
+        self.steps < 1_000_000 && self.too_deep.is_none()
+    }
+
+    /// Enters a collection starting at `at`: false (and the scan stops) when it would be nested
+    /// more than [`MAX_DEPTH`] levels deep. Every `true` must be paired with [`Scanner::leave`].
+    fn enter(&mut self, at: usize) -> bool {
+        if self.too_deep.is_some() {
+            return false;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.too_deep = Some(at);
+            return false;
+        }
+        self.depth += 1;
+        true
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
     }
 
     fn record(&mut self, path: &[String], key: Option<Span>, value: Span) {
@@ -158,13 +204,16 @@ impl Scanner<'_> {
     /// `indent`; returns its end.
     fn block_node(&mut self, path: &[String], start: usize, indent: usize) -> usize {
         self.pos = start;
-        if self.is_seq_item(start) {
-            self.block_seq(path, indent)
-        } else if self.key_end(start).is_some() {
-            self.block_map(path, indent)
-        } else {
-            self.inline_value(path, start, indent.saturating_sub(1))
+        let seq = self.is_seq_item(start);
+        if !seq && self.key_end(start).is_none() {
+            return self.inline_value(path, start, indent.saturating_sub(1));
         }
+        if !self.enter(start) {
+            return start;
+        }
+        let end = if seq { self.block_seq(path, indent) } else { self.block_map(path, indent) };
+        self.leave();
+        end
     }
 
     fn is_seq_item(&self, pos: usize) -> bool {
@@ -375,8 +424,14 @@ impl Scanner<'_> {
     /// A flow collection or scalar at `self.pos`; returns its end.
     fn flow(&mut self, path: &[String]) -> usize {
         match self.peek() {
-            b'{' => self.flow_map(path),
-            b'[' => self.flow_seq(path),
+            b'{' | b'[' => {
+                if !self.enter(self.pos) {
+                    return self.pos;
+                }
+                let end = if self.peek() == b'{' { self.flow_map(path) } else { self.flow_seq(path) };
+                self.leave();
+                end
+            }
             b'"' | b'\'' => {
                 self.pos = self.quoted_end(self.pos);
                 self.pos

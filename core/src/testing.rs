@@ -225,7 +225,7 @@ pub fn snapshot_with_events(ir: &ExperimentIr, registry: &Registry, options: &Sn
     let dir = TempStore(std::env::temp_dir().join(format!("ticketlab-snapshot-{}-{n}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     let store = Store::new(&dir.0);
-    let backend = Backend::cpu();
+    let backend = Backend::current();
     let run_plan = plan(ir, registry, Some(&store), &backend)?;
     let exec = execute(&run_plan, registry, &store, &ExecOptions { base_dir: options.base_dir.clone(), interrupt_after_steps: None }, events);
     if let Some(e) = exec.error {

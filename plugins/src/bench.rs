@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{Params, StageContext};
-use ticketlab_core::tensor::{LossKind, OptimizerConfig, TrainingSession, init_params};
-use ticketlab_core::{Error, Result};
+use ticketlab_core::plugin::{Params, PluginKind, StageContext};
+use ticketlab_core::tensor::{Architecture, LossPrecision, StepSpec, TrainingSession, init_params};
+use ticketlab_core::Result;
+use ticketlab_core::data::Dataset;
 
 /// What the benchmark measured.
 #[derive(Debug, Clone, Serialize)]
@@ -30,18 +31,27 @@ pub struct BenchReport {
     pub threads: String,
     /// Training loss after the timed steps (a sanity check that work was done).
     pub final_loss: f64,
+    /// Where the loss was computed (`f32` in the graph, `f64` on the host).
+    pub loss_precision: LossPrecision,
+}
+
+/// The paper's setup (PAPER-SPEC sections 1.1 and 2.1): (a+b) mod 67 on the code's symmetric
+/// pairs with 40% for training (911 pairs, split seed 0), and its MLP (d_emb 500, width 48).
+pub fn paper_setup(registry: &Registry) -> Result<(Dataset, Box<dyn Architecture>)> {
+    let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: ".".into() };
+    let data_params = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
+    let data = registry.dataset("modular")?.build(&with_defaults(registry, PluginKind::Dataset, "modular", data_params)?, &ctx)?;
+    let arch_params = Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0);
+    let arch = registry.architecture("mlp_modular")?.build(&with_defaults(registry, PluginKind::Architecture, "mlp_modular", arch_params)?, &data.info)?;
+    Ok((data, arch))
 }
 
 /// Times `steps` training steps of the paper's MLP after `warmup` untimed ones.
-pub fn mlp_step(registry: &Registry, steps: usize, warmup: usize) -> Result<BenchReport> {
-    let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: std::env::current_dir().map_err(|e| Error::io(".", e))? };
-    let data_params = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
-    let data = registry.dataset("modular")?.build(&with_defaults(registry, "dataset", "modular", data_params)?, &ctx)?;
-    let arch_params = Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0);
-    let arch = registry.architecture("mlp_modular")?.build(&with_defaults(registry, "architecture", "mlp_modular", arch_params)?, &data.info)?;
+pub fn mlp_step(registry: &Registry, steps: usize, warmup: usize, precision: LossPrecision) -> Result<BenchReport> {
+    let (data, arch) = paper_setup(registry)?;
     let params = init_params(arch.as_ref(), 0);
     let n = data.train.len();
-    let mut session = TrainingSession::new(arch.as_ref(), params, None, LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), n, &data.train)?;
+    let mut session = TrainingSession::new(arch.as_ref(), params, None, &StepSpec { precision, ..StepSpec::paper(n) }, &data.train)?;
     session.set_batch(&data.train)?;
     for _ in 0..warmup {
         session.step()?;
@@ -71,20 +81,11 @@ pub fn mlp_step(registry: &Registry, steps: usize, warmup: usize) -> Result<Benc
         flops_per_step: flops,
         threads: std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default".into()),
         final_loss: loss,
+        loss_precision: precision,
     })
 }
 
 /// `given` completed with the plugin's declared defaults.
-fn with_defaults(registry: &Registry, kind: &str, name: &str, given: Params) -> Result<Params> {
-    let kind = ticketlab_core::plugin::PluginKind::parse(kind).expect("known kind");
-    let entry = registry.require(kind, name)?;
-    let mut out = given;
-    for spec in &entry.params {
-        if !out.0.contains_key(spec.name) {
-            if let Some(v) = spec.default_value() {
-                out.0.insert(spec.name.to_string(), v);
-            }
-        }
-    }
-    Ok(out)
+fn with_defaults(registry: &Registry, kind: PluginKind, name: &str, given: Params) -> Result<Params> {
+    Ok(given.with_defaults(&registry.require(kind, name)?.params))
 }

@@ -9,7 +9,7 @@ use ticketlab_core::artifact::{DensityReport, RunArtifact};
 use ticketlab_core::data::Dataset;
 use ticketlab_core::metrics::{EvalRecord, Norms, RunSummary};
 use ticketlab_core::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
-use ticketlab_core::tensor::{LossKind, NamedTensors, OptimizerConfig, OptimizerKind, TrainingSession};
+use ticketlab_core::tensor::{LossKind, LossPrecision, NamedTensors, OptimizerConfig, OptimizerKind, StepSpec, TrainingSession};
 use ticketlab_core::{Error, Result, register_plugin, seed};
 
 const PARAMS: &[ParamSpec] = &[
@@ -23,6 +23,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("momentum", ParamType::Float, "SGD momentum").default("0.0").range_exclusive(0.0, 1.0),
     ParamSpec::new("batch_size", ParamType::Int, "examples per step; 0 = the whole training split (full batch)").default("0").min(0.0),
     ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
+    ParamSpec::new("loss_precision", ParamType::Choice(&["f32", "f64"]), "compute the training loss and its gradient in the graph in f32, or on the host in f64 as the reference code does (one extra forward pass per step)").default("\"f32\""),
     ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (0 = only log-spaced points and the end)").default("100").min(0.0),
     ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").min(0.0),
     ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
@@ -38,9 +39,7 @@ struct Standard;
 /// Parsed trainer parameters.
 struct Recipe {
     steps: u64,
-    optimizer: OptimizerConfig,
-    batch_size: usize,
-    loss: LossKind,
+    step: StepSpec,
     eval_steps: BTreeSet<u64>,
     checkpoint_steps: BTreeSet<u64>,
     threshold: f64,
@@ -67,6 +66,7 @@ impl Recipe {
             b => b,
         };
         let loss = if p.str("loss")? == "mse" { LossKind::Mse } else { LossKind::CrossEntropy };
+        let precision = if p.str("loss_precision")? == "f64" { LossPrecision::F64 } else { LossPrecision::F32 };
         let mut eval_steps: BTreeSet<u64> = [0, steps].into();
         let every = p.usize("eval_every")? as u64;
         if every > 0 {
@@ -87,9 +87,7 @@ impl Recipe {
         eval_steps.extend(checkpoint_steps.iter().copied());
         Ok(Self {
             steps,
-            optimizer,
-            batch_size,
-            loss,
+            step: StepSpec { loss, precision, optimizer, batch_size },
             eval_steps,
             checkpoint_steps,
             threshold: p.f64("threshold")?,
@@ -132,7 +130,7 @@ impl TrainerPlugin for Standard {
         let recipe = Recipe::from_params(params, data.train.len())?;
         let init = job.init;
         let mask = init.mask.clone();
-        let mut session = TrainingSession::new(job.arch, init.params.clone(), mask.clone(), recipe.loss, recipe.optimizer, recipe.batch_size, &data.train)?;
+        let mut session = TrainingSession::new(job.arch, init.params.clone(), mask.clone(), &recipe.step, &data.train)?;
         let (mut records, mut checkpoints, start) = match job.resume {
             Some(state) => {
                 session.restore(&state.params, &state.optimizer, state.step)?;
@@ -140,7 +138,7 @@ impl TrainerPlugin for Standard {
             }
             None => (Vec::new(), BTreeMap::new(), 0),
         };
-        let full_batch = recipe.batch_size == data.train.len();
+        let full_batch = recipe.step.batch_size == data.train.len();
         if full_batch {
             session.set_batch(&data.train)?;
         }
@@ -168,7 +166,7 @@ impl TrainerPlugin for Standard {
                 break;
             }
             if !full_batch {
-                let idx = minibatch(seed_value, step, data.train.len(), recipe.batch_size);
+                let idx = minibatch(seed_value, step, data.train.len(), recipe.step.batch_size);
                 session.set_batch(&data.train.select(&idx))?;
             }
             session.step()?;
@@ -191,25 +189,16 @@ mod tests {
     fn evaluation_schedule_includes_ends_checkpoints_and_log_points() {
         let p = Params::new()
             .with("steps", 1000)
-            .with("optimizer", "adamw")
-            .with("lr", 1e-3)
-            .with("weight_decay", 1.0)
-            .with("beta1", 0.9)
-            .with("beta2", 0.98)
-            .with("eps", 1e-8)
-            .with("momentum", 0.0)
-            .with("batch_size", 0)
-            .with("loss", "cross_entropy")
             .with("eval_every", 400)
             .with("eval_log_points", 4)
             .with("checkpoint_every", 0)
             .with("checkpoint_steps", vec![250])
-            .with("threshold", 0.95)
-            .with("resume_every", 0);
+            .with("resume_every", 0)
+            .with_defaults(PARAMS);
         let r = Recipe::from_params(&p, 10).unwrap();
         assert_eq!(r.eval_steps.iter().copied().collect::<Vec<_>>(), vec![0, 1, 10, 100, 250, 400, 800, 1000]);
         assert_eq!(r.checkpoint_steps.iter().copied().collect::<Vec<_>>(), vec![0, 250, 1000]);
-        assert_eq!(r.batch_size, 10);
+        assert_eq!(r.step.batch_size, 10);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use ticketlab_core::tensor::LossPrecision;
+
 use crate::failure::{Failure, print};
 use crate::load;
 
@@ -17,6 +19,12 @@ pub struct Args {
     /// Threads of the matrix kernels.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Compute the loss on the host in f64 (as `loss_precision: f64` in a trainer does).
+    #[arg(long)]
+    pub f64_loss: bool,
+    /// Flush subnormal floats to zero (x86 FTZ/DAZ) while timing, to measure what they cost.
+    #[arg(long)]
+    pub flush_denormals: bool,
     /// Print the measurements as JSON.
     #[arg(long)]
     pub json: bool,
@@ -28,8 +36,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Err(Failure::input("--steps must be at least 1"));
     }
     load::set_threads(args.threads)?;
+    if args.flush_denormals {
+        // Before the first matrix product, so the kernels' thread pool inherits the setting.
+        ticketlab_core::tensor::denormals::flush_to_zero();
+    }
     let registry = load::registry(&[])?;
-    let r = ticketlab_plugins::bench::mlp_step(&registry, args.steps, args.warmup).map_err(Failure::failed)?;
+    let precision = if args.f64_loss { LossPrecision::F64 } else { LossPrecision::F32 };
+    let r = ticketlab_plugins::bench::mlp_step(&registry, args.steps, args.warmup, precision).map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;
         return print(&format!("{text}\n"));
@@ -43,5 +56,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let _ = writeln!(out, "  GFLOP/s          {:.2}", r.gflops);
     let _ = writeln!(out, "  threads          {}", r.threads);
     let _ = writeln!(out, "  final loss       {:.5}", r.final_loss);
+    let _ = writeln!(out, "  loss precision   {:?}", r.loss_precision);
+    let _ = writeln!(out, "  flush denormals  {}", args.flush_denormals);
     print(&out)
 }

@@ -23,6 +23,6 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(Source::File(args.file), &args.experiment, 2)?;
     let store = super::store(args.store.as_ref())?;
-    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::cpu()).map_err(Failure::input)?;
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
     print(&plan.render())
 }

@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let source = args.file.clone().map_or(Source::Quickstart, Source::File);
     let loaded = load::experiment(source, &args.experiment, 2)?;
     let store = super::store(args.store.as_ref())?;
-    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::cpu()).map_err(Failure::input)?;
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
     let options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps };
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);

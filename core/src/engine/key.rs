@@ -87,6 +87,13 @@ impl Backend {
     pub fn cpu() -> Self {
         Self { device: "cpu".into(), precision: "f32".into() }
     }
+
+    /// The backend graphs compile for in this process ([`crate::tensor::kernels::Device`]:
+    /// CPU unless built with the `cuda` feature and run with `TICKETLAB_BACKEND=cuda`), so results
+    /// computed on different devices never share a cache key.
+    pub fn current() -> Self {
+        Self { device: crate::tensor::kernels::Device::from_env().name().into(), precision: "f32".into() }
+    }
 }
 
 impl Default for Backend {

@@ -6,8 +6,13 @@
 //! taken out of the graph after each execution so the next one recomputes them.
 //!
 //! Losses reported by evaluations are computed on the host in f64 from the graph's f32 outputs
-//! (the reference code computes its cross-entropy in float64); the training gradient is the
-//! max-subtracted f32 log-softmax, which is stable for logits of any magnitude.
+//! (the reference code computes its cross-entropy in float64). The training loss is the
+//! max-subtracted f32 log-softmax in the graph, stable for logits of any magnitude, or with
+//! [`LossPrecision::F64`] the loss and its gradient with respect to the outputs are computed on
+//! the host in f64 and fed to the backward graph, as the reference code does. The f32 graph
+//! does not lose the gradient of confident predictions: where `p(label)` rounds to 1, the
+//! max-subtraction routes the other classes' gradients back to the label (both are tested
+//! against an f64 reference in that regime).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,6 +36,38 @@ pub enum LossKind {
     CrossEntropy,
     /// Mean squared error against one-hot labels (classification) or targets (regression).
     Mse,
+}
+
+/// Where the training loss and its gradient with respect to the outputs are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossPrecision {
+    /// In the graph, in f32.
+    #[default]
+    F32,
+    /// On the host, in f64, as the reference code's `cross_entropy_high_precision` (one extra
+    /// forward pass per step).
+    F64,
+}
+
+/// What one training step does: the loss, its precision, the optimizer and the batch size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepSpec {
+    /// The training loss.
+    pub loss: LossKind,
+    /// Where the loss is computed.
+    pub precision: LossPrecision,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Examples per step.
+    pub batch_size: usize,
+}
+
+impl StepSpec {
+    /// The paper's recipe at `batch_size`: cross-entropy in f32, [`OptimizerConfig::paper_adamw`].
+    pub fn paper(batch_size: usize) -> Self {
+        Self { loss: LossKind::CrossEntropy, precision: LossPrecision::F32, optimizer: OptimizerConfig::paper_adamw(), batch_size }
+    }
 }
 
 /// A scalar objective to differentiate (for pruning scores).
@@ -157,6 +194,9 @@ fn dense_targets(y: &Targets, width: usize) -> Result<Vec<f32>> {
             }
             let mut out = vec![0.0; labels.len() * width];
             for (i, &l) in labels.iter().enumerate() {
+                if l as usize >= width {
+                    return Err(Error::shape("targets", format!("label {l} of example {i} is not one of the {width} classes")));
+                }
                 out[i * width + l as usize] = 1.0;
             }
             Ok(out)
@@ -314,44 +354,67 @@ pub fn hessian_gradient_product(arch: &dyn Architecture, params: &NamedTensors, 
     })
 }
 
-/// Loss (f64) and accuracy from network outputs.
-fn score_outputs(outputs: &[f32], width: usize, y: &Targets, loss: LossKind) -> Result<EvalResult> {
+/// The mean loss of `outputs` (`[n, width]`) against `y`, in f64, and with `grad` its gradient
+/// with respect to the outputs (written as f32).
+fn host_loss(outputs: &[f32], width: usize, y: &Targets, loss: LossKind, mut grad: Option<&mut [f32]>) -> Result<f64> {
     let n = y.len();
     if outputs.len() != n * width {
         return Err(Error::shape("evaluation", format!("{} outputs for {n} examples of width {width}", outputs.len())));
     }
-    let mut total = 0.0f64;
-    let mut correct = 0usize;
     let dense = dense_targets(y, width)?;
+    let mut total = 0.0f64;
     for i in 0..n {
         let row = &outputs[i * width..(i + 1) * width];
         let target = &dense[i * width..(i + 1) * width];
+        let g = grad.as_deref_mut().map(|g| &mut g[i * width..(i + 1) * width]);
         match loss {
             LossKind::CrossEntropy => {
                 let Targets::Classes { labels, .. } = y else {
                     return Err(Error::Other("cross-entropy needs class labels; use `loss: mse` for regression".into()));
                 };
                 let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));
-                let lse = m + row.iter().map(|&v| (f64::from(v) - m).exp()).sum::<f64>().ln();
-                total += lse - f64::from(row[labels[i] as usize]);
+                let sum: f64 = row.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+                total += m + sum.ln() - f64::from(row[labels[i] as usize]);
+                if let Some(g) = g {
+                    for ((gj, &v), &t) in g.iter_mut().zip(row).zip(target) {
+                        *gj = (((f64::from(v) - m).exp() / sum - f64::from(t)) / n as f64) as f32;
+                    }
+                }
             }
             LossKind::Mse => {
                 total += row.iter().zip(target).map(|(&o, &t)| (f64::from(o) - f64::from(t)).powi(2)).sum::<f64>() / width as f64;
-            }
-        }
-        if let Targets::Classes { labels, .. } = y {
-            // First maximum wins, as torch.argmax does.
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
+                if let Some(g) = g {
+                    for ((gj, &o), &t) in g.iter_mut().zip(row).zip(target) {
+                        *gj = (2.0 * (f64::from(o) - f64::from(t)) / (n * width) as f64) as f32;
+                    }
                 }
             }
-            correct += usize::from(best == labels[i] as usize);
         }
     }
-    let accuracy = matches!(y, Targets::Classes { .. }).then(|| correct as f64 / n.max(1) as f64);
-    Ok(EvalResult { loss: total / n.max(1) as f64, accuracy })
+    Ok(total / n.max(1) as f64)
+}
+
+/// Loss (f64) and accuracy from network outputs.
+fn score_outputs(outputs: &[f32], width: usize, y: &Targets, loss: LossKind) -> Result<EvalResult> {
+    let total = host_loss(outputs, width, y, loss, None)?;
+    let accuracy = match y {
+        Targets::Classes { labels, .. } => {
+            let mut correct = 0usize;
+            for (i, row) in outputs.chunks_exact(width).enumerate() {
+                // First maximum wins, as torch.argmax does.
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = j;
+                    }
+                }
+                correct += usize::from(best == labels[i] as usize);
+            }
+            Some(correct as f64 / labels.len().max(1) as f64)
+        }
+        Targets::Regression { .. } => None,
+    };
+    Ok(EvalResult { loss: total, accuracy })
 }
 
 /// Loss and accuracy of the network on a split.
@@ -378,27 +441,39 @@ pub struct TrainingSession<'a> {
     arch: &'a dyn Architecture,
     defs: Vec<ParamDef>,
     mask: Option<MaskSet>,
-    loss: LossKind,
+    spec: StepSpec,
     step_graph: ForwardGraph,
+    /// The leaf the step graph reads: one-hot targets (f32 loss) or the loss gradient with
+    /// respect to the outputs (f64 loss).
     targets: Option<Var>,
     loss_node: NodeIndex,
     grad_nodes: Vec<NodeIndex>,
     optimizer: OptimizerState,
     eval_graphs: HashMap<usize, EvalGraph>,
-    batch_size: usize,
+    /// The current batch, kept for the extra forward pass of an f64 loss.
+    batch: Option<Split>,
 }
 
 impl<'a> TrainingSession<'a> {
-    /// Compiles a session that takes `batch_size` examples per step.
-    pub fn new(arch: &'a dyn Architecture, params: NamedTensors, mask: Option<MaskSet>, loss: LossKind, optimizer: OptimizerConfig, batch_size: usize, example: &Split) -> Result<Self> {
+    /// Compiles a session that trains as `spec` says, starting from `params`.
+    pub fn new(arch: &'a dyn Architecture, params: NamedTensors, mask: Option<MaskSet>, spec: &StepSpec, example: &Split) -> Result<Self> {
         catch_panic("compiling the training step", || {
             let defs = arch.parameters();
             check_params(&defs, &params)?;
             check_masks(&defs, mask.as_ref())?;
             let mut x_shape = example.x.shape.clone();
-            x_shape[0] = batch_size;
+            x_shape[0] = spec.batch_size;
             let mut fw = build_forward(arch, &defs, mask.as_ref(), &x_shape)?;
-            let (loss_var, targets) = objective_node(&mut fw.g, loss.into(), fw.outputs)?;
+            let (loss_var, targets) = match spec.precision {
+                LossPrecision::F32 => objective_node(&mut fw.g, spec.loss.into(), fw.outputs)?,
+                LossPrecision::F64 => {
+                    // sum(outputs * G) has gradient G with respect to the outputs, so backward
+                    // from it propagates the host-computed dL/doutputs.
+                    let g = fw.g.input("loss gradient", &fw.outputs.shape());
+                    let weighted = fw.g.mul(fw.outputs, g)?;
+                    (fw.g.sum_all(weighted)?, Some(g))
+                }
+            };
             let leaves: Vec<Var> = fw.params.iter().map(|p| p.leaf).collect();
             let grads = autograd::backward(&mut fw.g, loss_var, &leaves)?;
             let mut ids = vec![loss_var.node];
@@ -413,39 +488,38 @@ impl<'a> TrainingSession<'a> {
             // Masked weights start (and stay) at exactly 0.
             let mut params = params;
             if let Some(m) = &mask {
-                for (name, t) in params.iter_mut() {
-                    if let Some(mk) = m.get(name) {
-                        t.data.iter_mut().zip(&mk.data).filter(|(_, k)| **k == 0.0).for_each(|(w, _)| *w = 0.0);
-                    }
-                }
+                crate::pruning::apply_mask(&mut params, m);
             }
             load_params(&mut fw, &params, mask.as_ref());
-            let optimizer = OptimizerState::new(optimizer, &defs);
+            let optimizer = OptimizerState::new(spec.optimizer, &defs);
             Ok(Self {
                 arch,
                 defs,
                 mask,
-                loss,
+                spec: *spec,
                 step_graph: fw,
                 targets,
                 loss_node: ids[0],
                 grad_nodes: ids[1..].to_vec(),
                 optimizer,
                 eval_graphs: HashMap::new(),
-                batch_size,
+                batch: None,
             })
         })
     }
 
     /// Sets the examples the next steps train on (once for full-batch training).
     pub fn set_batch(&mut self, batch: &Split) -> Result<()> {
-        if batch.len() != self.batch_size {
-            return Err(Error::shape("training batch", format!("{} examples, the session was compiled for {}", batch.len(), self.batch_size)));
+        if batch.len() != self.spec.batch_size {
+            return Err(Error::shape("training batch", format!("{} examples, the session was compiled for {}", batch.len(), self.spec.batch_size)));
         }
         let width = self.step_graph.outputs.shape()[1];
+        let targets = dense_targets(&batch.y, width)?;
         set_leaf(&mut self.step_graph.g, self.step_graph.x, batch.x.data.clone());
-        if let Some(y) = self.targets {
-            set_leaf(&mut self.step_graph.g, y, dense_targets(&batch.y, width)?);
+        match (self.spec.precision, self.targets) {
+            (LossPrecision::F32, Some(y)) => set_leaf(&mut self.step_graph.g, y, targets),
+            (LossPrecision::F64, _) => self.batch = Some(batch.clone()),
+            _ => {}
         }
         Ok(())
     }
@@ -453,9 +527,14 @@ impl<'a> TrainingSession<'a> {
     /// One optimizer step on the current batch; returns the batch loss before the update.
     pub fn step(&mut self) -> Result<f64> {
         catch_panic("training step", || {
+            let host_loss_value = match self.spec.precision {
+                LossPrecision::F32 => None,
+                LossPrecision::F64 => Some(self.feed_loss_gradient()?),
+            };
             let g = &mut self.step_graph.g;
             g.cx.execute();
-            let loss = f64::from(take(g, self.loss_node)?[0]);
+            let graph_loss = f64::from(take(g, self.loss_node)?[0]);
+            let loss = host_loss_value.unwrap_or(graph_loss);
             let mut grads = Vec::with_capacity(self.grad_nodes.len());
             for &node in &self.grad_nodes {
                 grads.push(take(g, node)?);
@@ -476,6 +555,22 @@ impl<'a> TrainingSession<'a> {
         })
     }
 
+    /// Runs the forward pass on the current batch, computes the loss and its gradient with
+    /// respect to the outputs in f64, and feeds the gradient to the step graph.
+    fn feed_loss_gradient(&mut self) -> Result<f64> {
+        let batch = self.batch.take().ok_or_else(|| Error::Other("no training batch was set".into()))?;
+        let outputs = self.outputs(&batch);
+        let result = outputs.and_then(|(out, width)| {
+            let mut grad = vec![0.0f32; out.len()];
+            let loss = host_loss(&out, width, &batch.y, self.spec.loss, Some(&mut grad))?;
+            let leaf = self.targets.expect("an f64 loss has a gradient leaf");
+            set_leaf(&mut self.step_graph.g, leaf, grad);
+            Ok(loss)
+        });
+        self.batch = Some(batch);
+        result
+    }
+
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
         self.optimizer.steps()
@@ -484,24 +579,30 @@ impl<'a> TrainingSession<'a> {
     /// Loss and accuracy on a split with the current weights.
     pub fn evaluate(&mut self, split: &Split) -> Result<EvalResult> {
         catch_panic("evaluation", || {
-            let params = self.params()?;
-            let n = split.len();
-            if !self.eval_graphs.contains_key(&n) {
-                let mut fw = build_forward(self.arch, &self.defs, None, &split.x.shape)?;
-                let out = materialize(&mut fw.g, fw.outputs);
-                retrieve(&mut fw.g, out.node);
-                let mut ids = vec![out.node];
-                compile(&mut fw.g, &mut ids);
-                let width = out.shape()[1];
-                self.eval_graphs.insert(n, EvalGraph { fw, output: ids[0], width });
-            }
-            let eg = self.eval_graphs.get_mut(&n).expect("inserted above");
-            load_params(&mut eg.fw, &params, None);
-            set_leaf(&mut eg.fw.g, eg.fw.x, split.x.data.clone());
-            eg.fw.g.cx.execute();
-            let out = take(&mut eg.fw.g, eg.output)?;
-            score_outputs(&out, eg.width, &split.y, self.loss)
+            let (out, width) = self.outputs(split)?;
+            score_outputs(&out, width, &split.y, self.spec.loss)
         })
+    }
+
+    /// The network's outputs on `split` with the current weights, and their width (one
+    /// compiled forward graph per split size, reused).
+    fn outputs(&mut self, split: &Split) -> Result<(Vec<f32>, usize)> {
+        let params = self.params()?;
+        let n = split.len();
+        if !self.eval_graphs.contains_key(&n) {
+            let mut fw = build_forward(self.arch, &self.defs, None, &split.x.shape)?;
+            let out = materialize(&mut fw.g, fw.outputs);
+            retrieve(&mut fw.g, out.node);
+            let mut ids = vec![out.node];
+            compile(&mut fw.g, &mut ids);
+            let width = out.shape()[1];
+            self.eval_graphs.insert(n, EvalGraph { fw, output: ids[0], width });
+        }
+        let eg = self.eval_graphs.get_mut(&n).expect("inserted above");
+        load_params(&mut eg.fw, &params, None);
+        set_leaf(&mut eg.fw.g, eg.fw.x, split.x.data.clone());
+        eg.fw.g.cx.execute();
+        Ok((take(&mut eg.fw.g, eg.output)?, eg.width))
     }
 
     /// Current weights (masked entries exactly 0).

@@ -500,7 +500,7 @@ fn masked_weights_stay_exactly_zero_for_100_steps() {
     let split = tiny_split(32, 41);
     let mut cfg = OptimizerConfig::paper_adamw();
     cfg.lr = 1e-2;
-    let mut s = TrainingSession::new(&Tiny, params, Some(mask.clone()), LossKind::CrossEntropy, cfg, 32, &split).unwrap();
+    let mut s = TrainingSession::new(&Tiny, params, Some(mask.clone()), &StepSpec { loss: LossKind::CrossEntropy, precision: LossPrecision::F32, optimizer: cfg, batch_size: 32 }, &split).unwrap();
     s.set_batch(&split).unwrap();
     let first = s.step().unwrap();
     let mut last = first;
@@ -520,12 +520,80 @@ fn masked_weights_stay_exactly_zero_for_100_steps() {
     }
 }
 
+/// The gradient one SGD step (no decay, no momentum) applies: `(w0 - w1) / lr`.
+fn sgd_step_gradient(params: &NamedTensors, split: &Split, precision: LossPrecision, lr: f64) -> (f64, NamedTensors) {
+    let optimizer = OptimizerConfig { kind: OptimizerKind::Sgd, lr, weight_decay: 0.0, beta1: 0.0, beta2: 0.0, eps: 0.0 };
+    let spec = StepSpec { loss: LossKind::CrossEntropy, precision, optimizer, batch_size: split.len() };
+    let mut s = TrainingSession::new(&Tiny, params.clone(), None, &spec, split).unwrap();
+    s.set_batch(split).unwrap();
+    let loss = s.step().unwrap();
+    let after = s.params().unwrap();
+    let grad = params
+        .iter()
+        .map(|(k, t)| (k.clone(), HostTensor::new(t.shape.clone(), t.data.iter().zip(&after[k].data).map(|(a, b)| ((a - b) as f64 / lr) as f32).collect())))
+        .collect();
+    (loss, grad)
+}
+
+#[test]
+fn f64_loss_gives_the_same_gradient_and_f32_keeps_confident_gradients() {
+    let params = init_params(&Tiny, 60);
+    let split = tiny_split(24, 61);
+    let before = evaluate(&Tiny, &params, None, &split, LossKind::CrossEntropy).unwrap();
+    let (l32, g32) = sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0);
+    let (l64, g64) = sgd_step_gradient(&params, &split, LossPrecision::F64, 1.0);
+    assert_eq!(l64.to_bits(), before.loss.to_bits(), "the f64 step reports the evaluation's loss");
+    assert!((l32 - l64).abs() < 1e-6 * l64, "{l32} vs {l64}");
+    for (k, t) in &g32 {
+        for (a, b) in t.data.iter().zip(&g64[k].data) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{k}: f32 {a} vs f64 {b}");
+        }
+    }
+    // Confident, correct predictions: label every example with the network's own answer and
+    // scale W2 until every margin exceeds 20 nats, where f32 rounds p(label) to 1.
+    let out = forward(&Tiny, &params, None, &split.x).unwrap();
+    let keep: Vec<usize> = (0..split.len()).filter(|&i| (out.data[2 * i] - out.data[2 * i + 1]).abs() > 0.05).collect();
+    let margin = keep.iter().map(|&i| (out.data[2 * i] - out.data[2 * i + 1]).abs()).fold(f32::INFINITY, f32::min);
+    let mut confident = params.clone();
+    confident.get_mut("w2").unwrap().data.iter_mut().for_each(|w| *w *= 20.0 / margin);
+    let labels = keep.iter().map(|&i| u32::from(out.data[2 * i + 1] > out.data[2 * i])).collect();
+    let x: Vec<f32> = keep.iter().flat_map(|&i| split.x.data[3 * i..3 * i + 3].to_vec()).collect();
+    let sure = Split { x: HostTensor::new(vec![keep.len(), 3], x), y: Targets::Classes { labels, n_classes: 2 } };
+    // dL/dW2 = h^T (softmax - onehot) / n, in f64 on the host.
+    let n = sure.len();
+    let x64: Vec<f64> = sure.x.data.iter().map(|&v| f64::from(v)).collect();
+    let w1: Vec<f64> = confident["w1"].data.iter().map(|&v| f64::from(v)).collect();
+    let w2: Vec<f64> = confident["w2"].data.iter().map(|&v| f64::from(v)).collect();
+    let h: Vec<f64> = matmul64(&x64, &w1, n, 3, 4).into_iter().map(|v| v.max(0.0)).collect();
+    let logits = matmul64(&h, &w2, n, 4, 2);
+    let Targets::Classes { labels, .. } = &sure.y else { unreachable!() };
+    let mut reference = vec![0.0f64; 8];
+    for i in 0..n {
+        let lp = log_softmax64(&logits[2 * i..2 * i + 2]);
+        for c in 0..2 {
+            let d = (lp[c].exp() - f64::from(u8::from(labels[i] as usize == c))) / n as f64;
+            (0..4).for_each(|k| reference[2 * k + c] += h[i * 4 + k] * d);
+        }
+    }
+    let error = |g: &NamedTensors| {
+        let diff: f64 = g["w2"].data.iter().zip(&reference).map(|(a, b)| (f64::from(*a) - b).abs()).sum();
+        diff / reference.iter().map(|v| v.abs()).sum::<f64>()
+    };
+    // The gradients are about 1e-9: a huge step makes them visible next to the weights.
+    let (_, g32) = sgd_step_gradient(&confident, &sure, LossPrecision::F32, 1e9);
+    let (_, g64) = sgd_step_gradient(&confident, &sure, LossPrecision::F64, 1e9);
+    // In f32, p(label) rounds to 1 and (p - 1) to 0, but the max-subtraction routes the sum of
+    // the other classes' gradients back to the argmax, so the f32 graph keeps the gradient too.
+    assert!(error(&g64) < 1e-3, "f64 loss: relative error {}", error(&g64));
+    assert!(error(&g32) < 1e-3, "f32 loss: relative error {}", error(&g32));
+}
+
 #[test]
 fn session_is_deterministic_and_matches_one_off_evaluation() {
     let run = || {
         let params = init_params(&Tiny, 50);
         let split = tiny_split(16, 51);
-        let mut s = TrainingSession::new(&Tiny, params, None, LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), 16, &split).unwrap();
+        let mut s = TrainingSession::new(&Tiny, params, None, &StepSpec { loss: LossKind::CrossEntropy, precision: LossPrecision::F32, optimizer: OptimizerConfig::paper_adamw(), batch_size: 16 }, &split).unwrap();
         s.set_batch(&split).unwrap();
         for _ in 0..20 {
             s.step().unwrap();
@@ -569,6 +637,73 @@ fn kernel_passes_agree_with_uncompiled_luminal_on_argmax_gather_arange() {
     assert_eq!(results(true), reference);
 }
 
+
+/// Fusion evaluates each op with the same f32 arithmetic in the same order, so a graph with
+/// every elementwise op, broadcasts, folded constants, slices, pads, reductions and their
+/// gradients gives bit-identical values fused and unfused, and does fuse.
+#[test]
+fn fused_elementwise_chains_change_no_bit() {
+    let run = |fuse: bool| -> (Vec<Vec<u32>>, usize) {
+        let mut g = GraphBuilder::new();
+        let x = g.input("x", &[4, 6]);
+        let w = g.input("w", &[6, 5]);
+        let t = g.input("targets", &[4, 5]);
+        let h = g.matmul(x, w).unwrap();
+        let r = g.relu(h).unwrap();
+        let lp = g.log_softmax(r).unwrap();
+        let picked = g.mul(lp, t).unwrap();
+        let ce = g.sum_all(picked).unwrap();
+        let sq = g.mul(h, h).unwrap();
+        let sq1 = g.add_scalar(sq, 1.0).unwrap();
+        let root = g.sqrt(sq1);
+        let e = g.exp(root).unwrap();
+        let sliced = g.slice(e, 1, 1, 4).unwrap();
+        let padded = g.pad(sliced, 1, 2, 0).unwrap();
+        let sn = g.sin(padded);
+        let sn3 = g.add_scalar(sn, 3.0).unwrap();
+        let rc = g.recip(sn3);
+        let c = g.constant(0.3, &[4, 5]);
+        let m = g.modulo(rc, c).unwrap();
+        let lt = g.less_than(m, rc).unwrap();
+        let mix = g.add(lt, rc).unwrap();
+        let extra = g.sum_all(mix).unwrap();
+        let loss = g.add(ce, extra).unwrap();
+        let grads = autograd::backward(&mut g, loss, &[x, w]).unwrap();
+        let mut ids = vec![loss.node];
+        for gr in grads {
+            ids.push(g.contiguous_if_needed(gr).node);
+        }
+        for &id in &ids {
+            g.cx.no_delete.insert(id);
+            g.cx.to_retrieve.insert(id);
+        }
+        if fuse {
+            kernels::compile(&mut g.cx, &mut ids);
+        } else {
+            kernels::compile_unfused(&mut g.cx, &mut ids);
+        }
+        let fused = g.cx.graph.node_weights().filter(|op| format!("{op:?}").starts_with("FusedElementwise")).count();
+        let mut targets = vec![0.0; 20];
+        for (i, c) in [1, 4, 0, 2].iter().enumerate() {
+            targets[i * 5 + c] = 1.0;
+        }
+        for (leaf, data) in [(x, random(&[4, 6], 3, -1.0, 1.0)), (w, random(&[6, 5], 4, -1.0, 1.0)), (t, targets)] {
+            g.cx.set_tensor(leaf.node, 0, Tensor::new(data));
+            g.cx.no_delete.insert(leaf.node);
+        }
+        g.cx.execute();
+        let bits = ids
+            .iter()
+            .map(|&id| g.cx.get_tensor_ref(id, 0).unwrap().data.as_any().downcast_ref::<Vec<f32>>().unwrap().iter().map(|v| v.to_bits()).collect())
+            .collect();
+        (bits, fused)
+    };
+    let (plain, none) = run(false);
+    let (fused, groups) = run(true);
+    assert_eq!(none, 0);
+    assert!(groups >= 4, "ReLU, log-softmax, the chains above and their gradients fuse: {groups} groups");
+    assert_eq!(fused, plain, "fusion changed a result");
+}
 
 #[test]
 fn shape_mismatch_is_an_error_naming_layer_and_shapes() {

@@ -67,7 +67,6 @@ register_plugin!(Architecture, "mlp_modular", "1.0.0", "The paper's MLP: summed 
 #[cfg(test)]
 mod tests {
     use ticketlab_core::plugin::registry::Registry;
-    use ticketlab_core::plugin::{Params, StageContext};
     use ticketlab_core::tensor::{StepSpec, TrainingSession, init_params};
 
     /// Issue-level check of the engine: the paper's MLP (p = 67, d_emb 500, width 48, 911
@@ -76,13 +75,8 @@ mod tests {
     #[test]
     fn paper_mlp_reaches_full_train_accuracy_within_1500_steps() {
         let registry = Registry::builtin().unwrap();
-        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
-        let entry = registry.require(ticketlab_core::plugin::PluginKind::Dataset, "modular").unwrap();
-        let dp = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0).with_defaults(&entry.params);
-        let data = registry.dataset("modular").unwrap().build(&dp, &ctx).unwrap();
+        let (data, arch) = crate::bench::paper_setup(&registry).unwrap();
         assert_eq!(data.train.len(), 911);
-        let ap = Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0).with("prunable", Vec::<String>::new());
-        let arch = registry.architecture("mlp_modular").unwrap().build(&ap, &data.info).unwrap();
         let mut s = TrainingSession::new(arch.as_ref(), init_params(arch.as_ref(), 0), None, &StepSpec::paper(911), &data.train).unwrap();
         s.set_batch(&data.train).unwrap();
         let mut reached = None;

@@ -1,0 +1,109 @@
+//! CPU kernels as luminal compiler passes.
+//!
+//! luminal's stock `CPUCompiler` is both slow (every element goes through a symbolic index
+//! interpreter; its 2-D matmul pattern never fires) and wrong for some ops, so it is never
+//! used. [`compile`] runs our passes instead:
+//!
+//! - [`RemoveDeadNodes`]: drops branches nobody reads (luminal runs every node).
+//! - [`ContractionPass`]: every `Mul -> SumReduce` contraction (forward and backward layouts,
+//!   any batch axes, transposes as strides) becomes one strided `matrixmultiply::sgemm` call per
+//!   batch entry.
+//! - [`FusionPass`]: connected elementwise ops whose intermediates nobody else reads (a ReLU,
+//!   the log-softmax chain, a mask multiply and its gradient) become one node that evaluates
+//!   them chunk by chunk without allocating the intermediates.
+//! - [`StridedPass`]: the remaining binary ops, reductions and copies become strided loops that
+//!   read views directly (broadcasts as stride 0, slices and pads as bounds), with adjacent axes
+//!   coalesced and a plain slice loop whenever every operand is contiguous.
+//!
+//! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
+//! contiguous, and luminal maps the buffer in place.
+
+mod fuse;
+mod sgemm;
+mod strided;
+mod views;
+
+use luminal::compiler_utils::{Compiler, ToIdsMut};
+use luminal::graph::{Graph, NodeIndex};
+use luminal::prelude::petgraph::Direction;
+
+pub use fuse::FusionPass;
+pub use sgemm::ContractionPass;
+pub use strided::StridedPass;
+
+/// Where compiled graphs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// Our CPU kernels.
+    Cpu,
+    /// luminal_cuda's compiler (feature `cuda`): inputs and outputs stay host buffers; its
+    /// copy pass moves them to and from the device.
+    Cuda,
+}
+
+impl Device {
+    /// `TICKETLAB_BACKEND=cuda` selects CUDA (with the `cuda` feature); the default is CPU.
+    pub fn from_env() -> Self {
+        match std::env::var("TICKETLAB_BACKEND").as_deref() {
+            Ok("cuda") if cfg!(feature = "cuda") => Device::Cuda,
+            _ => Device::Cpu,
+        }
+    }
+
+    /// The name recorded in manifests and cache keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+/// Runs every kernel pass of the selected [`Device`] on `graph`, keeping `remap`'s node ids
+/// valid.
+pub fn compile(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
+    let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
+    match Device::from_env() {
+        Device::Cpu => graph.compile((RemoveDeadNodes, ContractionPass, FusionPass, StridedPass), &mut ids),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => graph.compile((RemoveDeadNodes, luminal_cuda::CudaCompiler::<f32>::default()), &mut ids),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => unreachable!("Device::from_env selects CUDA only with the `cuda` feature"),
+    }
+}
+
+/// [`compile`] without [`FusionPass`], to check that fusion changes no result.
+#[cfg(test)]
+pub(crate) fn compile_unfused(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
+    let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
+    graph.compile((RemoveDeadNodes, ContractionPass, StridedPass), &mut ids);
+}
+
+/// Removes nodes whose output nobody reads: luminal executes every node in the graph, kept or
+/// not, so an unused branch would cost a full computation per step.
+#[derive(Debug, Default)]
+pub struct RemoveDeadNodes;
+
+impl Compiler for RemoveDeadNodes {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let held: std::collections::HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
+        loop {
+            let dead: Vec<NodeIndex> = graph
+                .graph
+                .node_indices()
+                .filter(|&n| {
+                    graph.graph.edges_directed(n, Direction::Outgoing).next().is_none()
+                        && !graph.no_delete.contains(&n)
+                        && !graph.to_retrieve.contains(&n)
+                        && !held.contains(&n)
+                })
+                .collect();
+            if dead.is_empty() {
+                break;
+            }
+            for n in dead {
+                graph.graph.remove_node(n);
+            }
+        }
+    }
+}

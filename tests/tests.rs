@@ -4,3 +4,4 @@ mod cache;
 mod cli;
 mod outputs;
 mod plugins_dynamic;
+mod pruners;

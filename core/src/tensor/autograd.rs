@@ -156,7 +156,19 @@ fn local_gradients(g: &mut GraphBuilder, node: NodeIndex, grad: Var, inputs: &[(
         let y2 = g.mul(own, own)?;
         let gy = g.mul(grad, y2)?;
         Ok(vec![Some(g.scale(gy, -1.0)?)])
-    } else if any.is::<op::LessThan>() || any.is::<op::Mod>() {
+    } else if any.is::<op::Mod>() {
+        // a % b = a - b * trunc(a / b), piecewise: d/da = 1, d/db = -trunc(a / b) = (a % b - a) / b.
+        let db = if needed[1] {
+            let (a, b) = (input(0), input(1));
+            let diff = g.sub(own, a)?;
+            let quotient = g.div(diff, b)?;
+            Some(g.mul(grad, quotient)?)
+        } else {
+            None
+        };
+        Ok(vec![Some(grad), db])
+    } else if any.is::<op::LessThan>() {
+        // Piecewise constant: no gradient flows through a comparison.
         Ok(vec![None, None])
     } else if any.is::<op::Function>() || any.is::<op::Constant>() {
         Ok(vec![])

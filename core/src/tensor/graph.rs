@@ -214,7 +214,7 @@ impl GraphBuilder {
         self.binary("less_than", op::LessThan, a, b)
     }
 
-    /// Elementwise `a mod b` (no gradient).
+    /// Elementwise `a mod b` with the sign of `a` (Rust's `%`); differentiable almost everywhere.
     pub fn modulo(&mut self, a: Var, b: Var) -> Result<Var> {
         self.binary("mod", op::Mod, a, b)
     }

@@ -134,6 +134,25 @@ fn grad_add_and_mul() {
 }
 
 #[test]
+fn grad_mod() {
+    // Quotients a / b stay clear of integers, where a % b jumps.
+    let s = vec![2, 3];
+    let a = vec![2.3, 3.7, 5.1, 0.4, 1.6, -4.4];
+    let b = vec![1.1, 1.5, 2.0, 0.9, 0.7, 1.3];
+    let w = weights64(6, 5);
+    check_gradients(
+        "mod",
+        &|g, x| {
+            let m = g.modulo(x[0], x[1]).unwrap();
+            weighted_sum(g, m, 5)
+        },
+        &|x| dot(&x[0].iter().zip(&x[1]).map(|(a, b)| a % b).collect::<Vec<_>>(), &w),
+        &[(s.clone(), a), (s, b)],
+        1e-4,
+    );
+}
+
+#[test]
 fn grad_sum_and_max_reduce_each_axis() {
     let s = vec![2, 3, 4];
     let inputs = vec![(s.clone(), random(&s, 5, -1.0, 1.0))];

@@ -290,11 +290,16 @@ impl Bars {
 
 fn style(template: &str) -> ProgressStyle {
     // The templates are constants; a typo is caught by the tests, so falling back is fine.
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} steps/s", state.per_sec());
+        })
+        .progress_chars("=> ")
 }
 
 const OVERALL: &str = "{prefix:.bold} [{bar:20}] {pos}/{len} stages  {elapsed}  {wide_msg}";
-const TRAIN: &str = "  {prefix} [{bar:28.cyan/blue}] {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}";
+const TRAIN: &str = "  {prefix} [{bar:28.cyan/blue}] {pos}/{len} steps  {rate}  ETA {eta}  {msg}";
 const SPINNER: &str = "  {spinner} {prefix} {msg} {elapsed}";
 
 fn overall_style() -> ProgressStyle {

@@ -57,6 +57,11 @@ pub fn grok_metrics(records: &[EvalRecord], threshold: f64) -> GrokMetrics {
     GrokMetrics { t_mem, t_gen, tau_grok }
 }
 
+/// Reads a number as serde_json writes it, which is `null` for NaN and the infinities, as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// The headline numbers of one trained arm (one row of `summary.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -75,14 +80,19 @@ pub struct RunSummary {
     /// Final test accuracy.
     pub final_test_acc: Option<f64>,
     /// Final train loss.
+    #[serde(deserialize_with = "null_as_nan")]
     pub final_train_loss: f64,
     /// Final test loss.
+    #[serde(deserialize_with = "null_as_nan")]
     pub final_test_loss: f64,
     /// Fraction of prunable weights kept (1.0 for dense).
+    #[serde(deserialize_with = "null_as_nan")]
     pub density: f64,
     /// Final global L1 norm.
+    #[serde(deserialize_with = "null_as_nan")]
     pub l1: f64,
     /// Final global L2 norm.
+    #[serde(deserialize_with = "null_as_nan")]
     pub l2: f64,
 }
 

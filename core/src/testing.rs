@@ -45,6 +45,7 @@ use crate::engine::key::{Backend, KeyVersions};
 use crate::engine::planner::{Plan, plan, plan_with};
 use crate::engine::{ExecOptions, Execution, NoEvents, RunEvents, Store, execute};
 use crate::ir::{ExperimentIr, StageKind};
+use crate::metrics::RunSummary;
 use crate::plugin::registry::Registry;
 use crate::tensor::MaskSet;
 use crate::Result;
@@ -97,35 +98,14 @@ pub struct StageSnapshot {
     pub key: String,
 }
 
-/// The summary metrics of one trained arm (floats rounded).
+/// The summary metrics of one trained arm (floats rounded) and how many evaluations it has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSnapshot {
-    /// Steps trained.
-    pub steps: u64,
+    /// The run's summary, every float rounded with [`round_sig`].
+    #[serde(flatten)]
+    pub summary: RunSummary,
     /// Evaluations recorded.
     pub evaluations: usize,
-    /// Accuracy threshold of t_mem and t_gen.
-    pub threshold: f64,
-    /// First step with train accuracy >= threshold.
-    pub t_mem: Option<u64>,
-    /// First step with test accuracy >= threshold.
-    pub t_gen: Option<u64>,
-    /// t_gen / t_mem.
-    pub tau_grok: Option<f64>,
-    /// Final train accuracy.
-    pub final_train_acc: Option<f64>,
-    /// Final test accuracy.
-    pub final_test_acc: Option<f64>,
-    /// Final train loss.
-    pub final_train_loss: f64,
-    /// Final test loss.
-    pub final_test_loss: f64,
-    /// Fraction of prunable weights kept.
-    pub density: f64,
-    /// Final global L1 norm.
-    pub l1: f64,
-    /// Final global L2 norm.
-    pub l2: f64,
 }
 
 /// Kept/total counts and the hash of one layer's mask.
@@ -276,12 +256,8 @@ impl Snapshot {
 impl RunSnapshot {
     fn of(r: &RunArtifact) -> Self {
         let s = &r.summary;
-        Self {
-            steps: s.steps,
-            evaluations: r.records.len(),
+        let summary = RunSummary {
             threshold: round_sig(s.threshold),
-            t_mem: s.t_mem,
-            t_gen: s.t_gen,
             tau_grok: s.tau_grok.map(round_sig),
             final_train_acc: s.final_train_acc.map(round_sig),
             final_test_acc: s.final_test_acc.map(round_sig),
@@ -290,7 +266,9 @@ impl RunSnapshot {
             density: round_sig(s.density),
             l1: round_sig(s.l1),
             l2: round_sig(s.l2),
-        }
+            ..s.clone()
+        };
+        Self { summary, evaluations: r.records.len() }
     }
 }
 

@@ -184,23 +184,23 @@ fn push_figures(doc: &mut Doc, figures: &[Figure]) {
 
 /// One sentence on whether and when `arm` memorised and generalised, against the baseline.
 fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
-    let p = pct(arm.threshold);
+    let p = pct(arm.run.threshold);
     let mut out = vec![bold(&arm.arm), text(format!(" ({}): ", kind_of(arm)))];
-    match arm.t_mem {
+    match arm.run.t_mem {
         Some(t) => out.push(text(format!("memorised (train accuracy ≥ {p}) at step {t}; "))),
         None => out.push(text(format!("never reached {p} train accuracy; "))),
     }
-    match arm.t_gen {
+    match arm.run.t_gen {
         Some(t) => {
             out.push(text(format!("generalised (test accuracy ≥ {p}) at step {t}")));
-            if let Some(tau) = arm.tau_grok {
+            if let Some(tau) = arm.run.tau_grok {
                 out.push(text(format!(", tau_grok {}", num(tau))));
             }
         }
         None => out.push(text(format!(
             "did not reach {p} test accuracy in {} steps (final test accuracy {})",
-            arm.steps,
-            arm.final_test_acc.map_or("-".into(), pct)
+            arm.run.steps,
+            arm.run.final_test_acc.map_or("-".into(), pct)
         ))),
     }
     let baseline = summary.baseline.as_deref().filter(|b| *b != arm.arm);
@@ -208,7 +208,7 @@ fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
         (Some(b), Some(s)) if s > 1.0 => out.extend([text(": "), bold(format!("{}× sooner than {b}", num(s)))]),
         (Some(b), Some(s)) if s < 1.0 => out.push(text(format!(": {}× later than {b}", num(1.0 / s)))),
         (Some(b), Some(_)) => out.push(text(format!(": at the same step as {b}"))),
-        (Some(b), None) if arm.t_gen.is_some() => out.push(text(format!(" ({b} never generalised)"))),
+        (Some(b), None) if arm.run.t_gen.is_some() => out.push(text(format!(" ({b} never generalised)"))),
         _ => {}
     }
     out.push(text("."));
@@ -217,8 +217,8 @@ fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
 
 fn kind_of(arm: &SummaryRow) -> String {
     match arm.mask_rate {
-        Some(r) => format!("mask rate {}, density {}", num(r), num(arm.density)),
-        None if arm.density < 1.0 => format!("density {}", num(arm.density)),
+        Some(r) => format!("mask rate {}, density {}", num(r), num(arm.run.density)),
+        None if arm.run.density < 1.0 => format!("density {}", num(arm.run.density)),
         None => "dense".into(),
     }
 }
@@ -244,18 +244,18 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
             let is_base = summary.baseline.as_deref() == Some(&a.arm);
             row.push(if is_base { format!("`{}` (baseline)", a.arm) } else { format!("`{}`", a.arm) });
             row.extend([
-                a.steps.to_string(),
-                num(a.density),
+                a.run.steps.to_string(),
+                num(a.run.density),
                 a.mask_rate.map_or_else(dash, num),
-                a.t_mem.map_or_else(dash, |t| t.to_string()),
-                a.t_gen.map_or_else(dash, |t| t.to_string()),
-                a.tau_grok.map_or_else(dash, num),
+                a.run.t_mem.map_or_else(dash, |t| t.to_string()),
+                a.run.t_gen.map_or_else(dash, |t| t.to_string()),
+                a.run.tau_grok.map_or_else(dash, num),
                 a.speedup_t_gen.map_or_else(dash, |s| format!("{}×", num(s))),
-                a.final_train_acc.map_or_else(dash, pct),
-                a.final_test_acc.map_or_else(dash, pct),
-                num(a.final_test_loss),
-                num(a.l1),
-                num(a.l2),
+                a.run.final_train_acc.map_or_else(dash, pct),
+                a.run.final_test_acc.map_or_else(dash, pct),
+                num(a.run.final_test_loss),
+                num(a.run.l1),
+                num(a.run.l2),
             ]);
             row
         })
@@ -359,10 +359,10 @@ fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::RunSummary;
 
     fn row(arm: &str, t_gen: Option<u64>, rate: Option<f64>, speedup: Option<f64>) -> SummaryRow {
-        SummaryRow {
-            arm: arm.into(),
+        let run = RunSummary {
             steps: 1000,
             threshold: 0.95,
             t_mem: Some(50),
@@ -375,9 +375,8 @@ mod tests {
             density: rate.map_or(1.0, |r| 1.0 - r),
             l1: 10.0,
             l2: 2.0,
-            mask_rate: rate,
-            speedup_t_gen: speedup,
-        }
+        };
+        SummaryRow { arm: arm.into(), run, mask_rate: rate, speedup_t_gen: speedup }
     }
 
     fn said(spans: &[Span]) -> String {

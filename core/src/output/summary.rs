@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::Artifact;
+use crate::metrics::RunSummary;
 use crate::ir::{ExperimentIr, StageKind};
 
 /// One row of the summary: the headline numbers of one trained arm.
@@ -18,46 +19,16 @@ use crate::ir::{ExperimentIr, StageKind};
 pub struct SummaryRow {
     /// The train stage's name.
     pub arm: String,
-    /// Steps trained.
-    pub steps: u64,
-    /// Accuracy threshold used for `t_mem` and `t_gen`.
-    pub threshold: f64,
-    /// First evaluated step with train accuracy at or above the threshold.
-    pub t_mem: Option<u64>,
-    /// First evaluated step with test accuracy at or above the threshold.
-    pub t_gen: Option<u64>,
-    /// `t_gen / t_mem`.
-    pub tau_grok: Option<f64>,
-    /// Train accuracy at the last evaluation.
-    pub final_train_acc: Option<f64>,
-    /// Test accuracy at the last evaluation.
-    pub final_test_acc: Option<f64>,
-    /// Train loss at the last evaluation.
-    #[serde(deserialize_with = "null_as_nan")]
-    pub final_train_loss: f64,
-    /// Test loss at the last evaluation.
-    #[serde(deserialize_with = "null_as_nan")]
-    pub final_test_loss: f64,
-    /// Fraction of prunable weights kept (1 for a dense arm).
-    #[serde(deserialize_with = "null_as_nan")]
-    pub density: f64,
-    /// Global L1 norm at the last evaluation.
-    #[serde(deserialize_with = "null_as_nan")]
-    pub l1: f64,
-    /// Global L2 norm at the last evaluation.
-    #[serde(deserialize_with = "null_as_nan")]
-    pub l2: f64,
+    /// The run's own numbers: steps, threshold, t_mem, t_gen, tau_grok, final accuracies and
+    /// losses, density, L1 and L2.
+    #[serde(flatten)]
+    pub run: RunSummary,
     /// Pruning rate of the mask the arm trained under, traced upstream through rewind and
     /// model stages to a prune stage; `None` for a dense arm.
     pub mask_rate: Option<f64>,
     /// `baseline t_gen / arm t_gen` (> 1: sooner than the baseline); `None` when either arm
     /// never reached the threshold.
     pub speedup_t_gen: Option<f64>,
-}
-
-/// Reads a number written by serde_json, which writes NaN and infinities as `null`, as NaN.
-fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// The content of `summary.json`.
@@ -80,33 +51,19 @@ impl Summary {
             .iter()
             .filter(|s| s.kind == StageKind::Train)
             .filter_map(|s| match artifacts.get(&s.name) {
-                Some(Artifact::Run(run)) => {
-                    let m = &run.summary;
-                    Some(SummaryRow {
-                        arm: s.name.clone(),
-                        steps: m.steps,
-                        threshold: m.threshold,
-                        t_mem: m.t_mem,
-                        t_gen: m.t_gen,
-                        tau_grok: m.tau_grok,
-                        final_train_acc: m.final_train_acc,
-                        final_test_acc: m.final_test_acc,
-                        final_train_loss: m.final_train_loss,
-                        final_test_loss: m.final_test_loss,
-                        density: m.density,
-                        l1: m.l1,
-                        l2: m.l2,
-                        mask_rate: mask_rate(ir, artifacts, &s.name),
-                        speedup_t_gen: None,
-                    })
-                }
+                Some(Artifact::Run(run)) => Some(SummaryRow {
+                    arm: s.name.clone(),
+                    run: run.summary.clone(),
+                    mask_rate: mask_rate(ir, artifacts, &s.name),
+                    speedup_t_gen: None,
+                }),
                 _ => None,
             })
             .collect();
         let baseline = report_baseline(ir, artifacts, &arms).or_else(|| arms.first().map(|a| a.arm.clone()));
-        let base_t_gen = baseline.as_ref().and_then(|b| arms.iter().find(|a| &a.arm == b)).and_then(|a| a.t_gen);
+        let base_t_gen = baseline.as_ref().and_then(|b| arms.iter().find(|a| &a.arm == b)).and_then(|a| a.run.t_gen);
         for a in &mut arms {
-            a.speedup_t_gen = speedup(base_t_gen, a.t_gen);
+            a.speedup_t_gen = speedup(base_t_gen, a.run.t_gen);
         }
         Self { experiment: ir.name.clone(), baseline, arms }
     }
@@ -153,20 +110,21 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 fn csv_cells(a: &SummaryRow) -> Vec<String> {
+    let r = &a.run;
     vec![
         a.arm.clone(),
-        a.steps.to_string(),
-        a.threshold.to_string(),
-        opt(a.t_mem),
-        opt(a.t_gen),
-        opt(a.tau_grok),
-        opt(a.final_train_acc),
-        opt(a.final_test_acc),
-        a.final_train_loss.to_string(),
-        a.final_test_loss.to_string(),
-        a.density.to_string(),
-        a.l1.to_string(),
-        a.l2.to_string(),
+        r.steps.to_string(),
+        r.threshold.to_string(),
+        opt(r.t_mem),
+        opt(r.t_gen),
+        opt(r.tau_grok),
+        opt(r.final_train_acc),
+        opt(r.final_test_acc),
+        r.final_train_loss.to_string(),
+        r.final_test_loss.to_string(),
+        r.density.to_string(),
+        r.l1.to_string(),
+        r.l2.to_string(),
         opt(a.mask_rate),
         opt(a.speedup_t_gen),
     ]

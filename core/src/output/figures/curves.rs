@@ -43,7 +43,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| fmt_num(*v))
             .draw()?;
-        if let Some(t) = summary.arms.first().map(|a| a.threshold) {
+        if let Some(t) = summary.arms.first().map(|a| a.run.threshold) {
             chart.draw_series(DashedLineSeries::new(vec![(1.0, t), (xmax, t)], 4, 4, BLACK.mix(0.35).stroke_width(1)))?;
         }
         for arm in arms {
@@ -55,7 +55,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
             }
             chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c, false));
             if let Some(row) = summary.arm(arm.name) {
-                for (t, label, dashed) in [(row.t_mem, "t_mem", true), (row.t_gen, "t_gen", false)] {
+                for (t, label, dashed) in [(row.run.t_mem, "t_mem", true), (row.run.t_gen, "t_gen", false)] {
                     if let Some(t) = t {
                         let x = (t.max(1)) as f64;
                         let style = c.mix(0.6).stroke_width(1);
@@ -73,13 +73,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
+        super::legend(&mut chart, 12, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })?;
     Ok(Some(Figure {
@@ -126,13 +120,7 @@ pub(super) fn loss(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
             }
             chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c, false));
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::LowerLeft)
-            .draw()?;
+        super::legend(&mut chart, 12, SeriesLabelPosition::LowerLeft)?;
         Ok(())
     })?;
     Ok(Some(Figure {
@@ -178,13 +166,7 @@ pub(super) fn norms(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
                     arm.records.iter().map(|r| (r.step as f64, pick(r))).filter(|p| p.1.is_finite()).collect();
                 chart.draw_series(LineSeries::new(pts, arm.colour.stroke_width(2)))?.label(arm.name).legend(legend_line(arm.colour, false));
             }
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 11))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
+            super::legend(&mut chart, 11, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })?;

@@ -89,13 +89,7 @@ fn entropy(stage: &str, runs: &[(&str, &FourierRun)], colour: &dyn Fn(usize, &st
             });
             chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        super::legend(&mut chart, 12, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })?;
     Ok(Some(Figure {

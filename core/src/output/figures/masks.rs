@@ -63,13 +63,7 @@ pub(super) fn densities(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact
                 .label(format!("{name} (rate {}, global density {})", fmt_num(m.rate), fmt_num(m.report.density)))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        super::legend(&mut chart, 12, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })?;
     Ok(Some(Figure {

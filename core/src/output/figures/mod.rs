@@ -180,6 +180,22 @@ pub(crate) const SIZE: (u32, u32) = (760, 440);
 /// Font family of every label.
 pub(crate) const FONT: &str = "sans-serif";
 
+/// Draws `chart`'s series labels in the figures' one legend style.
+pub(crate) fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    font_size: u32,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .position(position)
+        .draw()?;
+    Ok(())
+}
+
 /// Draws with `draw` on a white SVG canvas of `size` and returns the document.
 pub(crate) fn render(file: &str, size: (u32, u32), draw: impl FnOnce(&Area<'_>) -> Drawn) -> Result<String> {
     let mut svg = String::new();

@@ -22,8 +22,8 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     // A dense baseline (no mask) is drawn as a horizontal reference line.
     let base = summary.baseline.as_deref().and_then(|b| summary.arm(b)).filter(|a| a.mask_rate.is_none());
     let panels: [(&str, Vec<(f64, f64)>, Option<f64>); 2] = [
-        ("t_gen (steps)", points(summary, |a| a.t_gen.map(|t| t as f64)), base.and_then(|b| b.t_gen.map(|t| t as f64))),
-        ("tau_grok = t_gen / t_mem", points(summary, |a| a.tau_grok), base.and_then(|b| b.tau_grok)),
+        ("t_gen (steps)", points(summary, |a| a.run.t_gen.map(|t| t as f64)), base.and_then(|b| b.run.t_gen.map(|t| t as f64))),
+        ("tau_grok = t_gen / t_mem", points(summary, |a| a.run.tau_grok), base.and_then(|b| b.run.tau_grok)),
     ];
     let rates: Vec<f64> = summary.arms.iter().filter_map(|a| a.mask_rate).collect();
     let (rlo, rhi) = padded(rates.iter().copied().fold(f64::INFINITY, f64::min), rates.iter().copied().fold(f64::NEG_INFINITY, f64::max));
@@ -64,13 +64,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                     (FONT, 13).into_font(),
                 )))?;
             }
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 11))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()?;
+            super::legend(&mut chart, 11, SeriesLabelPosition::UpperLeft)?;
         }
         Ok(())
     })?;

@@ -126,6 +126,40 @@ fn every_svg_parses_and_draws_each_arm() {
 }
 
 #[test]
+fn sweep_and_fourier_figures_draw_what_they_say() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("tests/fixtures/sweep_with_fourier.yaml");
+    let out = ticketlab(&["run", file.to_str().unwrap(), "--out", "run", "--quiet"], cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = cwd.path().join("run/figures");
+    let parse = |name: &str| {
+        let svg = read(&dir.join(name));
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name} is not XML: {e}"));
+        svg
+    };
+    // t_gen and tau_grok against the rate: one point per masked arm in each of the two panels.
+    let rate = parse("rate.svg");
+    assert_eq!(rate.matches("<circle").count(), 4, "two masked arms in two panels");
+    assert!(rate.contains("dense baseline") && rate.contains("pruning rate"), "the dense reference line and the axis");
+    let index: Value = serde_json::from_str(&read(&dir.join("index.json"))).unwrap();
+    let files: Vec<&str> = index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    // One entropy curve and one spectrum heatmap per arm of each Fourier analysis stage.
+    let entropy: Vec<&&str> = files.iter().filter(|f| f.starts_with("fourier-")).collect();
+    let spectra: Vec<&&str> = files.iter().filter(|f| f.starts_with("spectrum-")).collect();
+    assert_eq!((entropy.len(), spectra.len()), (2, 4), "{files:?}");
+    for f in entropy {
+        let svg = parse(f);
+        assert!(svg.contains("dense") && svg.contains("ticket_train"), "{f} names both arms");
+        assert!(svg.contains("<polyline"), "{f} draws curves");
+    }
+    for f in spectra {
+        // A heatmap: one cell per neuron and frequency (24 neurons x 10 frequencies for p = 23).
+        let cells = parse(f).matches("<rect").count();
+        assert!(cells >= 24 * 10, "{f} has {cells} cells");
+    }
+}
+
+#[test]
 fn report_regenerates_the_same_and_compares_runs() {
     let (cwd, dir) = quickstart_run();
     // Regenerate a copy, so the other tests keep reading the original.

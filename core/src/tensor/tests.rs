@@ -226,6 +226,31 @@ fn grad_views_permute_expand_slice_pad_reshape() {
     );
 }
 
+/// One position of a sequence, as the transformer's unembedding takes the last one: a slice of
+/// length 1 that starts past 0, then a reshape (a copy) and arithmetic on it.
+#[test]
+fn grad_one_wide_slice_at_an_offset() {
+    let s = vec![2, 3, 4];
+    let inputs = vec![(s.clone(), random(&s, 11, -1.0, 1.0))];
+    let w = weights64(2 * 4, 12);
+    let reference = |x: &[Vec<f64>]| {
+        let picked: Vec<f64> = (0..2).flat_map(|b| (0..4).map(move |d| (b, d))).map(|(b, d)| x[0][b * 12 + 2 * 4 + d] * 3.0).collect();
+        dot(&picked, &w)
+    };
+    check_gradients(
+        "slice 2..3",
+        &|g, x| {
+            let last = g.slice(x[0], 1, 2, 3).unwrap();
+            let flat = g.reshape(last, &[2, 4]).unwrap();
+            let y = g.scale(flat, 3.0).unwrap();
+            weighted_sum(g, y, 12)
+        },
+        &reference,
+        &inputs,
+        1e-4,
+    );
+}
+
 fn matmul64(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut c = vec![0.0; m * n];
     for i in 0..m {

@@ -127,3 +127,64 @@ impl Architecture for Transformer {
 }
 
 register_plugin!(Architecture, "transformer_modular", "1.0.0", "The paper code's 1-layer transformer: no LayerNorm, no positional embedding, causal attention", PARAMS, TransformerPlugin);
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use ticketlab_core::plugin::registry::Registry;
+    use ticketlab_core::plugin::{Params, PluginKind, StageContext};
+    use ticketlab_core::tensor::{LossKind, NamedTensors, Objective, evaluate, forward, gradients, init_params, standard_normal};
+
+    /// The transformer's gradient agrees with central differences of its own loss along a
+    /// random direction (forward and backward read the same position), and the logits at the
+    /// last position depend on both tokens.
+    #[test]
+    fn gradient_matches_differences_of_the_loss_and_both_tokens_count() {
+        let registry = Registry::builtin().unwrap();
+        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
+        let spec = |kind, name| registry.require(kind, name).unwrap().params.clone();
+        let dp = Params::new().with("op", "add").with("p", 7).with("pairs", "all").with_defaults(&spec(PluginKind::Dataset, "modular"));
+        let data = registry.dataset("modular").unwrap().build(&dp, &ctx).unwrap();
+        let ap = Params::new().with("d_model", 8).with("d_mlp", 16).with("heads", 2).with("mlp_bias", true).with_defaults(&spec(PluginKind::Architecture, "transformer_modular"));
+        let arch = registry.architecture("transformer_modular").unwrap().build(&ap, &data.info).unwrap();
+        let params = init_params(arch.as_ref(), 1);
+        let split = &data.train;
+
+        let grad = gradients(arch.as_ref(), &params, None, split, Objective::CrossEntropy { temperature: 1.0 }).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let direction: NamedTensors = params
+            .iter()
+            .map(|(k, t)| {
+                let mut d = t.clone();
+                d.data.iter_mut().for_each(|v| *v = standard_normal(&mut rng) as f32);
+                (k.clone(), d)
+            })
+            .collect();
+        let along = |eps: f64| {
+            let moved: NamedTensors = params
+                .iter()
+                .map(|(k, t)| {
+                    let mut m = t.clone();
+                    m.data.iter_mut().zip(&direction[k].data).for_each(|(w, d)| *w += (eps * f64::from(*d)) as f32);
+                    (k.clone(), m)
+                })
+                .collect();
+            evaluate(arch.as_ref(), &moved, None, split, LossKind::CrossEntropy).unwrap().loss
+        };
+        // Small enough that no ReLU of the MLP changes side along the step.
+        let eps = 1e-4;
+        let differences = (along(eps) - along(-eps)) / (2.0 * eps);
+        let analytic: f64 = grad.iter().map(|(k, g)| g.data.iter().zip(&direction[k].data).map(|(a, b)| f64::from(a * b)).sum::<f64>()).sum();
+        assert!((analytic - differences).abs() <= 2e-3 * (1.0 + differences.abs()), "gradient {analytic} vs differences {differences}");
+
+        // Examples (a, b) and (a, b') give different logits: the last position attends to both.
+        let out = forward(arch.as_ref(), &params, None, &split.x).unwrap();
+        let width = out.shape[1];
+        let row = |i: usize| &out.data[i * width..(i + 1) * width];
+        let tokens = |i: usize| &split.x.data[i * split.x.shape[1..].iter().product::<usize>()..][..split.x.shape[1..].iter().product::<usize>()];
+        let first_token = |i: usize| tokens(i)[..7].to_vec();
+        let pair = (0..split.len()).flat_map(|i| (0..split.len()).map(move |j| (i, j))).find(|&(i, j)| i != j && first_token(i) == first_token(j));
+        let (i, j) = pair.expect("two training pairs share their first token");
+        assert_ne!(row(i), row(j), "the second token changes the logits");
+    }
+}

@@ -56,8 +56,8 @@ pub(super) fn coalesce(shape: &[usize], operands: &[Vec<Axis>]) -> (Vec<usize>, 
     let mut shape_out: Vec<usize> = Vec::new();
     let mut ops_out: Vec<Vec<Axis>> = vec![Vec::new(); operands.len()];
     for i in 0..shape.len() {
-        if shape[i] == 1 && !operands.iter().any(|o| o[i].checked) {
-            continue; // size-1 axes contribute nothing
+        if shape[i] == 1 && operands.iter().all(|o| !o[i].checked && o[i].offset == 0) {
+            continue; // a size-1 axis read at its start contributes nothing
         }
         let mergeable = !shape_out.is_empty()
             && operands.iter().zip(&ops_out).all(|(o, out)| {

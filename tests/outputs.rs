@@ -181,6 +181,12 @@ fn report_regenerates_the_same_and_compares_runs() {
         assert!(md.contains(row), "missing `{row}` in\n{md}");
     }
     let accuracy = read(&cwd.path().join("cmp/figures/accuracy.svg"));
+    // A comparison never replaces a run's own report.
+    let before = read(&dir.join("report.md"));
+    let onto_run = ticketlab(&["report", "run", "copy", "--out", "run"], cwd.path());
+    assert_eq!(onto_run.status.code(), Some(2), "{}", stderr(&onto_run));
+    assert!(stderr(&onto_run).contains("is a run directory"), "{}", stderr(&onto_run));
+    assert_eq!(read(&dir.join("report.md")), before);
     assert!(accuracy.contains("run/dense") && accuracy.contains("copy/ticket_train"), "arms are named run/arm");
 }
 

@@ -41,6 +41,7 @@ pub struct LayerDensity {
     /// Weights kept.
     pub kept: usize,
     /// `kept / total`.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub density: f64,
 }
 
@@ -54,6 +55,7 @@ pub struct DensityReport {
     /// All kept weights.
     pub kept: usize,
     /// `kept / total`.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub density: f64,
 }
 
@@ -92,6 +94,7 @@ pub struct MaskArtifact {
     /// The pruner that made it (`name@version`).
     pub pruner: String,
     /// Pruning rate: the fraction of prunable weights *removed*.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub rate: f64,
     /// The step of the weights that were scored (`None` = initialisation).
     pub scored_at: Option<u64>,

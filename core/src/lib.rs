@@ -19,6 +19,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod ir;
+pub mod json_float;
 pub mod metrics;
 pub mod output;
 pub mod plugin;

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Norms {
     /// Sum of absolute values.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub l1: f64,
     /// Euclidean norm.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub l2: f64,
 }
 
@@ -19,10 +21,12 @@ pub struct EvalRecord {
     /// Optimizer steps taken before this evaluation (0 = at initialisation).
     pub step: u64,
     /// Mean loss over the whole training split.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub train_loss: f64,
     /// Accuracy over the training split (regression tasks: NaN is never written; see `Option`).
     pub train_acc: Option<f64>,
     /// Mean loss over the test split.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub test_loss: f64,
     /// Accuracy over the test split.
     pub test_acc: Option<f64>,
@@ -57,17 +61,13 @@ pub fn grok_metrics(records: &[EvalRecord], threshold: f64) -> GrokMetrics {
     GrokMetrics { t_mem, t_gen, tau_grok }
 }
 
-/// Reads a number as serde_json writes it, which is `null` for NaN and the infinities, as NaN.
-fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
-
 /// The headline numbers of one trained arm (one row of `summary.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     /// Steps trained.
     pub steps: u64,
     /// Accuracy threshold used for t_mem / t_gen.
+    #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub threshold: f64,
     /// First step with train accuracy >= threshold.
     pub t_mem: Option<u64>,
@@ -80,19 +80,19 @@ pub struct RunSummary {
     /// Final test accuracy.
     pub final_test_acc: Option<f64>,
     /// Final train loss.
-    #[serde(deserialize_with = "null_as_nan")]
+        #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub final_train_loss: f64,
     /// Final test loss.
-    #[serde(deserialize_with = "null_as_nan")]
+        #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub final_test_loss: f64,
     /// Fraction of prunable weights kept (1.0 for dense).
-    #[serde(deserialize_with = "null_as_nan")]
+        #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub density: f64,
     /// Final global L1 norm.
-    #[serde(deserialize_with = "null_as_nan")]
+        #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub l1: f64,
     /// Final global L2 norm.
-    #[serde(deserialize_with = "null_as_nan")]
+        #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub l2: f64,
 }
 

@@ -125,6 +125,9 @@ fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Dia
     let mut out = Vec::new();
     for item in &items {
         let v = yaml::to_json(item).map_err(|e| bad(format!("the values `{text}`: {e}"), "give numbers, strings, booleans or lists"))?;
+        if nesting(&v) >= crate::MAX_NESTING {
+            return Err(bad(format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING), "flatten the values"));
+        }
         out.push(v);
     }
     let span = key
@@ -137,6 +140,15 @@ fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Dia
         span,
         set_by: Some(shown),
     })
+}
+
+/// How many lists and mappings nest in `v` (0 for a scalar), the limit files have too.
+fn nesting(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// serde_yaml's message without its own "at line L column C" (meaningless for a flag).
@@ -165,6 +177,9 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
     })?;
     let value = yaml::to_json(&value)
         .map_err(|e| bad(format!("the value `{text}`: {e}"), "give a number, string, boolean or list"))?;
+    if nesting(&value) > crate::MAX_NESTING {
+        return Err(bad(format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING), "flatten the value"));
+    }
     if key == "seed" {
         let seed = value.as_u64().ok_or_else(|| {
             bad(format!("`seed` must be a non-negative integer, found `{text}`"), "write e.g. `--set seed=1`")

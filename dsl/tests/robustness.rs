@@ -125,3 +125,20 @@ fn nesting_up_to_the_limit_is_allowed() {
     let text = format!("experiment deep {{ # {brackets}\n  description = \"{brackets}\"\n  stage data: dataset modular\n}}\n");
     common::load_text("deep.tlx", &text).unwrap_or_else(|d| panic!("{}", d.render()));
 }
+
+#[test]
+fn values_given_on_the_command_line_have_the_same_nesting_limit() {
+    let limit = ticketlab_dsl::MAX_NESTING;
+    let text = "name: deep\nstages:\n  data: { kind: dataset, uses: modular }\n";
+    let deep = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+    let load = |cli: ticketlab_dsl::CliOverrides| ticketlab_dsl::load_source_with("deep.yaml", text.as_bytes(), &common::registry(), &cli);
+    let set = |v: String| ticketlab_dsl::CliOverrides { set: vec![format!("data.p={v}")], ..Default::default() };
+    let grid = |v: String| ticketlab_dsl::CliOverrides { grid: vec![format!("data.p=[{v}]")], ..Default::default() };
+    for cli in [set(deep(limit + 1)), grid(deep(limit))] {
+        let rendered = load(cli).unwrap_err().render();
+        assert!(rendered.contains("the nesting is too deep"), "{rendered}");
+    }
+    // At the limit the value is only the wrong type.
+    let rendered = load(set(deep(limit))).unwrap_err().render();
+    assert!(!rendered.contains("too deep") && rendered.contains("data.p"), "{rendered}");
+}

@@ -21,20 +21,28 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// Regenerates one report or writes a comparison; a directory that is not a run directory is an
-/// input error (exit 2).
+/// Regenerates one report or writes a comparison. A directory that is not a run directory, or a
+/// malformed file in one, is an input error (exit 2); failing to write is a failure (exit 1).
+fn failure(e: ticketlab_core::Error) -> Failure {
+    match e {
+        ticketlab_core::Error::Io { .. } => Failure::failed(e),
+        _ => Failure::input(e),
+    }
+}
+
+/// Regenerates one report or writes a comparison (see [`failure`] for exit codes).
 pub fn run(args: Args) -> Result<(), Failure> {
     if let [dir] = args.dirs.as_slice() {
         if args.out.is_some() {
             return Err(Failure::input("--out is for comparing several run directories; with one, its report is rewritten in place"));
         }
-        report::regenerate(dir).map_err(Failure::input)?;
+        report::regenerate(dir).map_err(failure)?;
         return print(&format!("report: {}\n", dir.join("report.md").display()));
     }
     let out = args.out.unwrap_or_else(|| {
         let parent = args.dirs[0].parent().map(PathBuf::from).unwrap_or_default();
         parent.join(format!("compare-{}", utc_stamp(SystemTime::now(), false)))
     });
-    let written = report::compare(&args.dirs, &out).map_err(Failure::input)?;
+    let written = report::compare(&args.dirs, &out).map_err(failure)?;
     print(&format!("comparison: {}\n", written.display()))
 }

@@ -429,34 +429,11 @@ impl ObjectFiles<'_> {
     }
 }
 
-/// Floats that may legitimately be non-finite; JSON writes them as `null`.
-const FLOAT_KEYS: &[&str] = &["train_loss", "test_loss", "l1", "l2", "final_train_loss", "final_test_loss", "density", "threshold", "rate"];
-
-/// Parses JSON, reading `null` in a float field (how JSON writes NaN and infinities) back as
-/// NaN.
-///
-/// The text is read with the YAML parser (JSON is valid YAML): its float parsing is exact,
-/// whereas serde_json's default parser may be one unit in the last place off, and cached
-/// results must equal fresh ones bit for bit. YAML values can also hold NaN.
+/// Parses JSON with the YAML parser (JSON is valid YAML): its float parsing is exact, whereas
+/// serde_json's default parser may be one unit in the last place off, and cached results must
+/// equal fresh ones bit for bit. Non-finite floats are `null` ([`crate::json_float`]).
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
-    let mut v: serde_yaml::Value = serde_yaml::from_slice(bytes).map_err(|e| e.to_string())?;
-    null_floats_to_nan(&mut v, false);
-    serde_yaml::from_value(v).map_err(|e| e.to_string())
-}
-
-fn null_floats_to_nan(v: &mut serde_yaml::Value, float_field: bool) {
-    use serde_yaml::Value as Y;
-    match v {
-        Y::Null if float_field => *v = Y::Number(f64::NAN.into()),
-        Y::Sequence(items) => items.iter_mut().for_each(|x| null_floats_to_nan(x, false)),
-        Y::Mapping(map) => {
-            for (k, x) in map.iter_mut() {
-                let float = k.as_str().is_some_and(|k| FLOAT_KEYS.contains(&k));
-                null_floats_to_nan(x, float);
-            }
-        }
-        _ => {}
-    }
+    serde_yaml::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 fn read<'a>(name: &str, bytes: &'a [u8]) -> DecodeResult<Read<'a>> {

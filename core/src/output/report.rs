@@ -84,6 +84,9 @@ pub fn regenerate(dir: &Path) -> Result<()> {
 /// every run, and the metric figures with each arm named `run/arm`. Returns the path of the
 /// Markdown report.
 pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    if out.join(names::MANIFEST).exists() {
+        return Err(Error::data(out, "is a run directory: its report would be replaced by the comparison; choose another --out"));
+    }
     let runs: Vec<RunFiles> = dirs.iter().map(|d| RunFiles::read(d)).collect::<Result<_>>()?;
     let labels = run_labels(&runs);
     let (summary, metrics) = merged(&runs, &labels);
@@ -294,7 +297,7 @@ fn stages_table(m: &Manifest) -> Block {
                 Some(false) => "ran",
                 None => "did not finish",
             };
-            let key = s.key.as_deref().map_or("-".to_string(), |k| format!("`{}`", &k[..k.len().min(12)]));
+            let key = s.key.as_deref().map_or("-".to_string(), |k| format!("`{}`", k.chars().take(12).collect::<String>()));
             vec![
                 format!("`{}`", s.name),
                 s.kind.as_str().to_string(),

@@ -25,7 +25,7 @@ use super::{figures, files, report};
 use crate::artifact::{Artifact, LayerDensity};
 use crate::engine::{Execution, Plan};
 use crate::ir::{ExperimentIr, StageKind};
-use crate::metrics::{EvalRecord, Norms};
+use crate::metrics::EvalRecord;
 use crate::{Error, Result};
 
 /// File names inside a run directory.
@@ -215,56 +215,13 @@ impl Manifest {
 }
 
 /// One line of `metrics.jsonl`: an evaluation record of one arm.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricLine {
     /// The train stage's name.
     pub arm: String,
     /// The evaluation.
     #[serde(flatten)]
     pub record: EvalRecord,
-}
-
-/// `metrics.jsonl` as written: NaN numbers are `null` in JSON, so every number is optional.
-#[derive(Deserialize)]
-struct LenientNorms {
-    l1: Option<f64>,
-    l2: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct LenientLine {
-    arm: String,
-    step: u64,
-    train_loss: Option<f64>,
-    train_acc: Option<f64>,
-    test_loss: Option<f64>,
-    test_acc: Option<f64>,
-    norms: LenientNorms,
-    #[serde(default)]
-    layers: BTreeMap<String, LenientNorms>,
-}
-
-impl From<LenientNorms> for Norms {
-    fn from(n: LenientNorms) -> Self {
-        Norms { l1: n.l1.unwrap_or(f64::NAN), l2: n.l2.unwrap_or(f64::NAN) }
-    }
-}
-
-impl From<LenientLine> for MetricLine {
-    fn from(l: LenientLine) -> Self {
-        MetricLine {
-            arm: l.arm,
-            record: EvalRecord {
-                step: l.step,
-                train_loss: l.train_loss.unwrap_or(f64::NAN),
-                train_acc: l.train_acc,
-                test_loss: l.test_loss.unwrap_or(f64::NAN),
-                test_acc: l.test_acc,
-                norms: l.norms.into(),
-                layers: l.layers.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            },
-        }
-    }
 }
 
 /// The evaluation records of every trained arm, in IR order.
@@ -296,8 +253,7 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricLine>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str::<LenientLine>(l)
-                .map(MetricLine::from)
+            serde_json::from_str::<MetricLine>(l)
                 .map_err(|e| Error::data(path, format!("line {}: not an evaluation record ({e})", i + 1)))
         })
         .collect()
@@ -372,8 +328,7 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<()> {
 }
 
 /// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
-/// (relative to the current directory). Characters other than letters, digits, `-`, `_` and `.`
-/// in the name become `_`.
+/// (relative to the current directory), the name made safe by [`figures::file_safe`].
 pub fn default_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{}-{}", figures::file_safe(name), utc_stamp(SystemTime::now(), false)))
 }
@@ -408,6 +363,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Norms;
     use std::time::Duration;
 
     #[test]
@@ -422,8 +378,9 @@ mod tests {
     fn default_dir_sanitises_the_name() {
         let d = default_run_dir("grid/a b");
         let s = d.to_string_lossy();
+        // The sanitised name, a hash of the original (it was changed), and the timestamp.
         assert!(s.starts_with("runs/grid_a_b-"), "{s}");
-        assert_eq!(d.file_name().unwrap().len(), "grid_a_b-".len() + 15);
+        assert_eq!(d.file_name().unwrap().len(), "grid_a_b-".len() + 9 + 15);
     }
 
     #[test]

@@ -103,7 +103,10 @@ fn load(file: LibraryFile) -> Result<(Loaded, Vec<PluginEntry>)> {
             "exports no plugins; list at least one type in `export_pruner!`, `export_dataset!` or `export_plugins!`",
         ));
     }
-    let entries = descriptors.iter().enumerate().map(|(i, d)| library.entry(i, d, list.free_buf)).collect::<Result<_>>()?;
+    let Some(free_buf) = list.free_buf else {
+        return Err(library.error("gives no `free_buf` to free what it returns; build it with `ticketlab-plugin-sdk`'s export macros"));
+    };
+    let entries = descriptors.iter().enumerate().map(|(i, d)| library.entry(i, d, free_buf)).collect::<Result<_>>()?;
     Ok((library, entries))
 }
 

@@ -558,7 +558,7 @@ impl<'a> TrainingSession<'a> {
     /// Runs the forward pass on the current batch, computes the loss and its gradient with
     /// respect to the outputs in f64, and feeds the gradient to the step graph.
     fn feed_loss_gradient(&mut self) -> Result<f64> {
-        let batch = self.batch.take().ok_or_else(|| Error::Other("no training batch was set".into()))?;
+        let batch = self.batch.take().ok_or_else(|| Error::Other("no training batch was set: call `set_batch` before `step`".into()))?;
         let outputs = self.outputs(&batch);
         let result = outputs.and_then(|(out, width)| {
             let mut grad = vec![0.0f32; out.len()];

@@ -290,6 +290,7 @@ pub struct PluginList {
     pub plugins: *const PluginDescriptor,
     /// Number of descriptors.
     pub len: usize,
-    /// Frees a [`Buf`] returned by any function of this library.
-    pub free_buf: FreeBufFn,
+    /// Frees a [`Buf`] returned by any function of this library (a library without one is
+    /// refused).
+    pub free_buf: Option<FreeBufFn>,
 }

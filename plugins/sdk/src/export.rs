@@ -281,7 +281,7 @@ impl Registration {
             error: StrView::new(&error),
             plugins: descriptors.as_ptr(),
             len: descriptors.len(),
-            free_buf,
+            free_buf: Some(free_buf),
         };
         Registration { _declared: declared, _descriptors: descriptors, _error: error, list }
     }

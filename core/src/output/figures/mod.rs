@@ -113,6 +113,9 @@ pub fn read_artifact_figures(dir: &Path) -> Result<Vec<Figure>> {
     let idx: FigureIndex = files::read_json(&index)?;
     let mut figures: Vec<Figure> = idx.figures.into_iter().filter(|f| !f.from_metrics).collect();
     for f in &mut figures {
+        if !is_plain_file_name(&f.file) {
+            return Err(Error::data(&index, format!("lists `{}`, which is not a file of the figures folder; rerun the experiment to rewrite it", f.file)));
+        }
         f.svg = files::read(&folder.join(&f.file))?;
     }
     Ok(figures)
@@ -245,9 +248,28 @@ pub(crate) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - d, hi + d)
 }
 
-/// Makes `name` safe inside a file name (letters, digits, `-`, `_`, `.`; anything else `_`).
+/// Whether `c` may appear in the file names ticketlab writes.
+fn safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// `name` as part of a file name: letters, digits, `-`, `_` and `.` are kept and anything else
+/// becomes `_`. When that changed the name, or the name is longer than 80 bytes, the first 8
+/// hex digits of its SHA-256 are appended (and the rest cut to 80), so distinct stage names never
+/// share a file and a sweep's long names stay within file-name limits.
 pub(crate) fn file_safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+    use sha2::{Digest, Sha256};
+    let safe: String = name.chars().map(|c| if safe_char(c) { c } else { '_' }).collect();
+    if safe == name && name.len() <= 80 {
+        return safe;
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{}-{hash}", safe.chars().take(80).collect::<String>())
+}
+
+/// Whether `name` is a plain file name inside a folder (no path, no hidden file).
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(safe_char)
 }
 
 #[cfg(test)]
@@ -261,6 +283,18 @@ mod tests {
         assert_eq!(fmt_num(1_500_000.0), "1.5M");
         assert_eq!(fmt_num(0.25), "0.25");
         assert_eq!(fmt_num(0.001), "1.0e-3");
+    }
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        assert_eq!(file_safe("dense"), "dense");
+        let a = file_safe("a[x=p q]");
+        let b = file_safe("a[x=p_q]");
+        assert!(a.starts_with("a_x_p_q_-") && b.starts_with("a_x_p_q_-") && a != b, "{a} {b}");
+        let long = file_safe(&"n".repeat(300));
+        assert_eq!(long.len(), 80 + 9);
+        assert!(is_plain_file_name(&a) && is_plain_file_name(&long));
+        assert!(!is_plain_file_name("../x.svg") && !is_plain_file_name("/etc/passwd") && !is_plain_file_name(".hidden"));
     }
 
     #[test]

@@ -24,19 +24,22 @@ use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::strided::BinaryKind;
 use super::views::{Row, axes_of, coalesce, for_each_row, read, vec_of};
 use crate::tensor::graph::{is_plain, tracker, view_dims};
 
 /// Elements evaluated at a time: small enough that every register of a program stays in cache.
 const CHUNK: usize = 256;
 
+/// Ops in one group at most: each reads at most two inputs, and luminal numbers a node's inputs
+/// with a `u8`.
+const MAX_MEMBERS: usize = 64;
+
 /// An elementwise operation of a fused program.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Code {
-    Add,
-    Mul,
-    LessThan,
-    Mod,
+    /// A binary op, with the arithmetic of the unfused kernel.
+    Binary(BinaryKind),
     Exp2,
     Log2,
     Sin,
@@ -49,13 +52,13 @@ impl Code {
     fn of(op: &dyn Operator) -> Option<(Code, bool)> {
         let any = op.as_any();
         let code = if any.is::<op::Add>() {
-            (Code::Add, true)
+            (Code::Binary(BinaryKind::Add), true)
         } else if any.is::<op::Mul>() {
-            (Code::Mul, true)
+            (Code::Binary(BinaryKind::Mul), true)
         } else if any.is::<op::LessThan>() {
-            (Code::LessThan, true)
+            (Code::Binary(BinaryKind::LessThan), true)
         } else if any.is::<op::Mod>() {
-            (Code::Mod, true)
+            (Code::Binary(BinaryKind::Mod), true)
         } else if any.is::<op::Exp2>() {
             (Code::Exp2, false)
         } else if any.is::<op::Log2>() {
@@ -72,14 +75,11 @@ impl Code {
         Some(code)
     }
 
-    /// The same arithmetic as the unfused kernels (luminal's unary ops, our strided binary).
+    /// The same arithmetic as the unfused kernels: [`BinaryKind::apply`], luminal's unary ops.
     #[inline(always)]
     fn apply(self, a: f32, b: f32) -> f32 {
         match self {
-            Code::Add => a + b,
-            Code::Mul => a * b,
-            Code::LessThan => (a < b) as i32 as f32,
-            Code::Mod => a % b,
+            Code::Binary(kind) => kind.apply(a, b),
             Code::Exp2 => a.exp2(),
             Code::Log2 => a.log2(),
             Code::Sin => a.sin(),
@@ -136,10 +136,8 @@ impl Chunk<'_> {
 /// vectorises.
 fn run(code: Code, a: Chunk<'_>, b: Chunk<'_>, out: &mut [f32]) {
     match (code, a, b) {
-        (Code::Add, Chunk::Values(x), Chunk::Values(y)) => out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x + y),
-        (Code::Mul, Chunk::Values(x), Chunk::Values(y)) => out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x * y),
-        (Code::Add, Chunk::Values(x), Chunk::Scalar(y)) => out.iter_mut().zip(x).for_each(|(o, x)| *o = x + y),
-        (Code::Mul, Chunk::Values(x), Chunk::Scalar(y)) => out.iter_mut().zip(x).for_each(|(o, x)| *o = x * y),
+        (Code::Binary(k), Chunk::Values(x), Chunk::Values(y)) => out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = k.apply(*x, *y)),
+        (Code::Binary(k), Chunk::Values(x), Chunk::Scalar(y)) => out.iter_mut().zip(x).for_each(|(o, x)| *o = k.apply(*x, y)),
         _ => out.iter_mut().enumerate().for_each(|(j, o)| *o = code.apply(a.at(j), b.at(j))),
     }
 }
@@ -216,6 +214,10 @@ fn incoming(graph: &Graph, n: NodeIndex) -> Vec<InEdge> {
 /// fuse when that input is read through the identity view.
 fn member_shape(graph: &Graph, n: NodeIndex) -> Option<Vec<usize>> {
     let (_, binary) = Code::of(graph.graph[n].as_ref())?;
+    // An ordering (schedule) edge would be lost when the node is replaced.
+    if graph.graph.edges_directed(n, Direction::Incoming).any(|e| e.weight().as_data().is_none()) {
+        return None;
+    }
     let inputs = incoming(graph, n);
     let first = inputs.first()?;
     if inputs.len() != if binary { 2 } else { 1 } || (!binary && !is_plain(&first.3)) {
@@ -263,6 +265,9 @@ fn grow(graph: &Graph, root: NodeIndex, shape: &[usize], held: &HashSet<NodeInde
     let mut work = vec![root];
     while let Some(m) = work.pop() {
         for (_, p, _, view) in incoming(graph, m) {
+            if members.len() == MAX_MEMBERS {
+                return members;
+            }
             if members.contains(&p) || taken.contains(&p) || held.contains(&p) {
                 continue;
             }

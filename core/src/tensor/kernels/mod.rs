@@ -64,7 +64,8 @@ impl Device {
 pub fn compile(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
     let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
     match Device::from_env() {
-        Device::Cpu => graph.compile((RemoveDeadNodes, ContractionPass, FusionPass, StridedPass), &mut ids),
+        // Dead-node removal runs again after fusion, for the constants fusion folded away.
+        Device::Cpu => graph.compile((RemoveDeadNodes, ContractionPass, FusionPass, RemoveDeadNodes, StridedPass), &mut ids),
         #[cfg(feature = "cuda")]
         Device::Cuda => graph.compile((RemoveDeadNodes, luminal_cuda::CudaCompiler::<f32>::default()), &mut ids),
         #[cfg(not(feature = "cuda"))]

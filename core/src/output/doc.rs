@@ -284,7 +284,7 @@ fn md_cell(c: &str) -> String {
 /// The HTML of a table cell: text between backticks becomes `<code>`.
 fn html_cell(c: &str) -> String {
     let parts: Vec<&str> = c.split('`').collect();
-    if parts.len() < 3 || parts.len() % 2 == 0 {
+    if parts.len() < 3 || parts.len().is_multiple_of(2) {
         return esc(c);
     }
     parts.iter().enumerate().map(|(i, p)| if i % 2 == 1 { format!("<code>{}</code>", esc(p)) } else { esc(p) }).collect()

@@ -248,7 +248,7 @@ fn load_params(fw: &mut ForwardGraph, params: &NamedTensors, mask: Option<&MaskS
     }
 }
 
-fn compile(g: &mut GraphBuilder, outputs: &mut Vec<NodeIndex>) {
+fn compile(g: &mut GraphBuilder, outputs: &mut [NodeIndex]) {
     kernels::compile(&mut g.cx, outputs);
 }
 

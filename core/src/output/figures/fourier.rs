@@ -52,8 +52,11 @@ pub(super) fn figures(stage: &str, value: &serde_json::Value, summary: &Summary)
     Ok(out)
 }
 
+/// One curve: the arm's index (its colour), its name and its points.
+type Series<'a> = (usize, &'a str, Vec<(f64, f64)>);
+
 fn entropy(stage: &str, runs: &[(&str, &FourierRun)], colour: &dyn Fn(usize, &str) -> RGBColor) -> crate::Result<Option<Figure>> {
-    let series: Vec<(usize, &str, Vec<(f64, f64)>)> = runs
+    let series: Vec<Series<'_>> = runs
         .iter()
         .enumerate()
         .map(|(i, (arm, r))| {

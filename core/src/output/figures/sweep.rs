@@ -13,6 +13,9 @@ fn points(summary: &Summary, value: impl Fn(&crate::output::summary::SummaryRow)
     pts
 }
 
+/// One panel: its y-axis label, the points and the dense baseline's value.
+type Panel<'a> = (&'a str, Vec<(f64, f64)>, Option<f64>);
+
 /// Two panels, t_gen and tau_grok against the rate; `None` unless more than one arm has a rate.
 pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     let masked = summary.arms.iter().filter(|a| a.mask_rate.is_some()).count();
@@ -21,7 +24,8 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     }
     // A dense baseline (no mask) is drawn as a horizontal reference line.
     let base = summary.baseline.as_deref().and_then(|b| summary.arm(b)).filter(|a| a.mask_rate.is_none());
-    let panels: [(&str, Vec<(f64, f64)>, Option<f64>); 2] = [
+    // (axis label, one point per masked arm, the dense baseline's value)
+    let panels: [Panel<'_>; 2] = [
         ("t_gen (steps)", points(summary, |a| a.run.t_gen.map(|t| t as f64)), base.and_then(|b| b.run.t_gen.map(|t| t as f64))),
         ("tau_grok = t_gen / t_mem", points(summary, |a| a.run.tau_grok), base.and_then(|b| b.run.tau_grok)),
     ];

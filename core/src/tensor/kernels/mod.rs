@@ -61,7 +61,7 @@ impl Device {
 
 /// Runs every kernel pass of the selected [`Device`] on `graph`, keeping `remap`'s node ids
 /// valid.
-pub fn compile(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
+pub fn compile(graph: &mut Graph, remap: &mut [NodeIndex]) {
     let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
     match Device::from_env() {
         // Dead-node removal runs again after fusion, for the constants fusion folded away.
@@ -75,7 +75,7 @@ pub fn compile(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
 
 /// [`compile`] without [`FusionPass`], to check that fusion changes no result.
 #[cfg(test)]
-pub(crate) fn compile_unfused(graph: &mut Graph, remap: &mut Vec<NodeIndex>) {
+pub(crate) fn compile_unfused(graph: &mut Graph, remap: &mut [NodeIndex]) {
     let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
     graph.compile((RemoveDeadNodes, ContractionPass, StridedPass), &mut ids);
 }

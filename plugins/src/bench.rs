@@ -23,9 +23,10 @@ pub struct BenchReport {
     pub ms_per_step_mean: f64,
     /// Fastest step.
     pub ms_per_step_min: f64,
-    /// Matmul work per step divided by the median step time.
+    /// The step's matrix products counted as dense (including the embedding's products with
+    /// one-hot inputs, which the kernels skip the zeros of), divided by the median step time.
     pub gflops: f64,
-    /// Floating-point operations of the matmuls in one step.
+    /// Floating-point operations of the matrix products of one step, counted as dense.
     pub flops_per_step: f64,
     /// Threads given to the matmul kernels (`MATMUL_NUM_THREADS`).
     pub threads: String,

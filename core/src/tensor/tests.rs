@@ -336,6 +336,48 @@ fn grad_cross_entropy_and_embedding_lookup() {
     );
 }
 
+/// An embedding of one-hot tokens, as a product with the table and with a transposed table:
+/// the kernels skip the zeros of the one-hot operand (forward, A sparse) and of its transpose
+/// (the tables' gradients, A or B sparse), with the same values as the dense reference.
+#[test]
+fn sparse_products_of_one_hot_embeddings() {
+    let (b, vocab, d) = (6, 16, 5);
+    let tokens = [0usize, 9, 9, 3, 15, 7];
+    let mut onehot = vec![0.0f32; b * vocab];
+    for (r, &t) in tokens.iter().enumerate() {
+        onehot[r * vocab + t] = 1.0;
+    }
+    let w = weights64(b * d, 21);
+    let inputs = vec![(vec![b, vocab], onehot), (vec![vocab, d], random(&[vocab, d], 22, -1.0, 1.0)), (vec![d, vocab], random(&[d, vocab], 23, -1.0, 1.0))];
+    let reference = |x: &[Vec<f64>]| {
+        let mut ft = vec![0.0; vocab * d];
+        for i in 0..d {
+            for j in 0..vocab {
+                ft[j * d + i] = x[2][i * vocab + j];
+            }
+        }
+        let e = matmul64(&x[0], &x[1], b, vocab, d);
+        let f = matmul64(&x[0], &ft, b, vocab, d);
+        dot(&e.iter().zip(&f).map(|(p, q)| p * q).collect::<Vec<_>>(), &w)
+    };
+    let before = kernels::SPARSE_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed);
+    check_gradients(
+        "one-hot embeddings",
+        &|g, x| {
+            let e = g.matmul(x[0], x[1]).unwrap();
+            let ft = g.transpose(x[2]).unwrap();
+            let f = g.matmul(x[0], ft).unwrap();
+            let p = g.mul(e, f).unwrap();
+            weighted_sum(g, p, 21)
+        },
+        &reference,
+        &inputs,
+        1e-4,
+    );
+    let sparse = kernels::SPARSE_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(sparse >= 4, "the two forward products and the two table gradients skip zeros ({sparse} did)");
+}
+
 #[test]
 fn grad_attention_softmax() {
     // softmax(q @ k^T / sqrt(d)) @ v with batch and head axes.

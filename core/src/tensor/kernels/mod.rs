@@ -5,9 +5,10 @@
 //! used. [`compile`] runs our passes instead:
 //!
 //! - [`RemoveDeadNodes`]: drops branches nobody reads (luminal runs every node).
-//! - [`ContractionPass`]: every `Mul -> SumReduce` contraction (forward and backward layouts,
-//!   any batch axes, transposes as strides) becomes one strided `matrixmultiply::sgemm` call per
-//!   batch entry.
+//! - [`ContractionPass`]: every `Mul -> SumReduce` contraction with a row or a column axis
+//!   (forward and backward layouts, any batch axes, transposes as strides) becomes one strided
+//!   `matrixmultiply::sgemm` call per batch entry, or a loop over the non-zeros when one operand
+//!   is mostly zeros (the one-hot inputs of an embedding and their transpose).
 //! - [`FusionPass`]: connected elementwise ops whose intermediates nobody else reads (a ReLU,
 //!   the log-softmax chain, a mask multiply and its gradient) become one node that evaluates
 //!   them chunk by chunk without allocating the intermediates.
@@ -29,6 +30,8 @@ use luminal::prelude::petgraph::Direction;
 
 pub use fuse::FusionPass;
 pub use sgemm::ContractionPass;
+#[cfg(test)]
+pub(crate) use sgemm::SPARSE_PRODUCTS;
 pub use strided::StridedPass;
 
 /// Where compiled graphs run.

@@ -70,26 +70,21 @@ impl Operator for Sgemm {
                 plan.batch.iter().zip(&idx).map(|(&ax, &j)| strides(ax) * j as isize).sum()
             };
             let (oa, ob, oc) = (start_a + offset(&|i| va[i].stride), start_b + offset(&|i| vb[i].stride), offset(&|i| out_strides[i]));
-            // SAFETY: every index sgemm touches, base + (i < m) * rs + (j < k) * cs, lies
-            // inside the buffers: the strides come from views whose extents were checked
-            // against these buffers when luminal built them, and no axis is padded or sliced.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr().offset(oa),
-                    stride(&va, plan.m),
-                    va[self.axis].stride,
-                    b.as_ptr().offset(ob),
-                    vb[self.axis].stride,
-                    stride(&vb, plan.n),
-                    0.0,
-                    out.as_mut_ptr().offset(oc),
-                    plan.m.map_or(0, |i| out_strides[i]),
-                    plan.n.map_or(0, |i| out_strides[i]),
-                );
+            let g = Gemm {
+                m,
+                k,
+                n,
+                a: Strided { offset: oa, rows: stride(&va, plan.m), cols: va[self.axis].stride },
+                b: Strided { offset: ob, rows: vb[self.axis].stride, cols: stride(&vb, plan.n) },
+                c: Strided { offset: oc, rows: plan.m.map_or(0, |i| out_strides[i]), cols: plan.n.map_or(0, |i| out_strides[i]) },
+            };
+            if g.a_is_sparse(a) {
+                g.sparse_a(a, b, &mut out);
+            } else if g.transposed().a_is_sparse(b) {
+                // C^T = B^T A^T: the same loop with B's non-zeros.
+                g.transposed().sparse_a(b, a, &mut out);
+            } else {
+                g.dense(a, b, &mut out);
             }
             for d in (0..idx.len()).rev() {
                 idx[d] += 1;
@@ -100,6 +95,121 @@ impl Operator for Sgemm {
             }
         }
         vec![Tensor::new(out)]
+    }
+}
+
+/// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
+#[derive(Debug, Clone, Copy)]
+struct Strided {
+    offset: isize,
+    rows: isize,
+    cols: isize,
+}
+
+impl Strided {
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> usize {
+        (self.offset + i as isize * self.rows + j as isize * self.cols) as usize
+    }
+}
+
+/// One `C[m, n] = A[m, k] B[k, n]` of a contraction (one batch entry).
+#[derive(Debug, Clone, Copy)]
+struct Gemm {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: Strided,
+}
+
+/// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
+const SPARSE_DENSITY: f64 = 0.125;
+
+/// Products computed by the sparse loop, so tests can tell that it ran.
+#[cfg(test)]
+pub(crate) static SPARSE_PRODUCTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Gemm {
+    /// The product `C^T = B^T A^T` (same buffers, roles of A and B swapped).
+    fn transposed(&self) -> Gemm {
+        let t = |s: Strided| Strided { offset: s.offset, rows: s.cols, cols: s.rows };
+        Gemm { m: self.n, k: self.k, n: self.m, a: t(self.b), b: t(self.a), c: t(self.c) }
+    }
+
+    /// Whether A is mostly zeros: the one-hot or token-count inputs of an embedding, and their
+    /// transpose in the embedding's weight gradient. Multiplying those with sgemm spends most
+    /// of its work on zeros (an embedding lookup is a matrix product in a graph without a
+    /// gather op). A dense A is recognised within its first rows: the scan stops once a
+    /// thousand elements are more than a quarter non-zero.
+    fn a_is_sparse(&self, a: &[f32]) -> bool {
+        let (mut nonzero, mut scanned) = (0usize, 0usize);
+        for i in 0..self.m {
+            nonzero += (0..self.k).filter(|&j| a[self.a.at(i, j)] != 0.0).count();
+            scanned += self.k;
+            if scanned >= 1024 && nonzero * 4 > scanned {
+                return false;
+            }
+        }
+        (nonzero as f64) <= SPARSE_DENSITY * scanned as f64
+    }
+
+    /// `C[i, :] = sum of a_ij * B[j, :]` over the non-zero `a_ij`, in order of `j`. B is
+    /// copied into contiguous rows first when its rows are strided (a transposed weight), and a
+    /// row of C is built in a buffer when C's rows are strided.
+    fn sparse_a(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        #[cfg(test)]
+        SPARSE_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.n;
+        let copied: Vec<f32>;
+        let (rows_b, b_at): (&[f32], Strided) = if self.b.cols == 1 {
+            (b, self.b)
+        } else {
+            copied = (0..self.k).flat_map(|j| (0..n).map(move |l| (j, l))).map(|(j, l)| b[self.b.at(j, l)]).collect();
+            (&copied, Strided { offset: 0, rows: n as isize, cols: 1 })
+        };
+        let mut row = vec![0.0f32; n];
+        for i in 0..self.m {
+            row.fill(0.0);
+            for j in 0..self.k {
+                let aij = a[self.a.at(i, j)];
+                if aij != 0.0 {
+                    let row_b = &rows_b[b_at.at(j, 0)..][..n];
+                    row.iter_mut().zip(row_b).for_each(|(o, x)| *o += aij * x);
+                }
+            }
+            if self.c.cols == 1 {
+                c[self.c.at(i, 0)..][..n].copy_from_slice(&row);
+            } else {
+                row.iter().enumerate().for_each(|(l, v)| c[self.c.at(i, l)] = *v);
+            }
+        }
+    }
+
+    /// `C = A B` with `matrixmultiply::sgemm` (threaded).
+    fn dense(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        // SAFETY: every index sgemm touches, offset + (i < m) * rows + (j < k) * cols, lies
+        // inside its buffer: the strides come from views whose extents luminal checked against
+        // these buffers, no axis is padded, and a slice only moves the offset within the buffer.
+        unsafe {
+            matrixmultiply::sgemm(
+                self.m,
+                self.k,
+                self.n,
+                1.0,
+                a.as_ptr().offset(self.a.offset),
+                self.a.rows,
+                self.a.cols,
+                b.as_ptr().offset(self.b.offset),
+                self.b.rows,
+                self.b.cols,
+                0.0,
+                c.as_mut_ptr().offset(self.c.offset),
+                self.c.rows,
+                self.c.cols,
+            );
+        }
     }
 }
 
@@ -132,7 +242,10 @@ impl Compiler for ContractionPass {
                 .collect();
             inputs.sort_by_key(|x| x.0);
             let (va, vb) = (axes_of(&inputs[0].3), axes_of(&inputs[1].3));
-            if plan_contraction(&va, &vb, axis).is_none() {
+            // Without an M or an N axis it is a batch of dot products (e.g. the loss's
+            // sum(log_softmax * targets) per example): one sgemm call per dot product would
+            // cost more than the strided multiply and reduce.
+            if plan_contraction(&va, &vb, axis).is_none_or(|p| p.m.is_none() && p.n.is_none()) {
                 continue;
             }
             let fused = graph

@@ -155,11 +155,11 @@ fn retrieve(g: &mut GraphBuilder, node: NodeIndex) {
 
 /// Takes an output's buffer out of the graph (so the next execution recomputes it).
 fn take(g: &mut GraphBuilder, node: NodeIndex) -> Result<Vec<f32>> {
-    let t = g.cx.get_tensor(node, 0).ok_or_else(|| Error::Other("graph output was not computed".into()))?;
+    let mut t = g.cx.get_tensor(node, 0).ok_or_else(|| Error::Other("graph output was not computed".into()))?;
     t.data
-        .as_any()
-        .downcast_ref::<Vec<f32>>()
-        .cloned()
+        .as_any_mut()
+        .downcast_mut::<Vec<f32>>()
+        .map(std::mem::take)
         .ok_or_else(|| Error::Other("graph output is not a host f32 buffer".into()))
 }
 

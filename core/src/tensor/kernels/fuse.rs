@@ -164,7 +164,8 @@ impl Operator for FusedElementwise {
         let data: Vec<&[f32]> = inp.iter().map(|(t, _)| vec_of(t)).collect();
         let (cshape, cops) = coalesce(&self.shape, &operands);
         let n = *cshape.last().expect("rank >= 1");
-        let mut out = vec![0.0f32; total];
+        // Rows come in order, so the output is appended to (never zeroed first).
+        let mut out: Vec<f32> = Vec::with_capacity(total);
         let mut inputs = vec![vec![0.0f32; CHUNK]; data.len()];
         let mut regs = vec![vec![0.0f32; CHUNK]; self.program.len()];
         let program = &self.program;
@@ -184,7 +185,8 @@ impl Operator for FusedElementwise {
                     };
                     run(ins.code, operand(ins.a), operand(ins.b), &mut rest[0][..len]);
                 }
-                out[start + from..start + from + len].copy_from_slice(&regs[program.len() - 1][..len]);
+                debug_assert_eq!(out.len(), start + from);
+                out.extend_from_slice(&regs[program.len() - 1][..len]);
                 from += len;
             }
         });

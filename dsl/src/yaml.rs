@@ -243,15 +243,20 @@ impl Walker {
     }
 
     fn string(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
+        self.text(v, path, ("be a string", "expected a string"), "quote the value if it is meant as text")
+    }
+
+    /// `v` as text; otherwise an error that `path` must `expected.0` (labelled `expected.1`).
+    fn text(&mut self, v: &Yaml, path: &[&str], expected: (&str, &str), help: &str) -> Option<Spanned<String>> {
         let span = self.value_span(path);
         match v {
             Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
             other => {
                 self.lost(path);
                 self.error(
-                    Diag::new(format!("`{}` must be a string, found {}", path.join("."), describe(other)))
-                        .label(span, "expected a string")
-                        .help("quote the value if it is meant as text"),
+                    Diag::new(format!("`{}` must {}, found {}", path.join("."), expected.0, describe(other)))
+                        .label(span, expected.1)
+                        .help(help.to_string()),
                 );
                 None
             }
@@ -494,19 +499,7 @@ impl Walker {
     }
 
     fn stage_ref(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
-        let span = self.value_span(path);
-        match v {
-            Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
-            other => {
-                self.lost(path);
-                self.error(
-                    Diag::new(format!("`{}` must name a stage, found {}", path.join("."), describe(other)))
-                        .label(span, "expected a stage name")
-                        .help("connect a port to a stage name, or to a list of stage names"),
-                );
-                None
-            }
-        }
+        self.text(v, path, ("name a stage", "expected a stage name"), "connect a port to a stage name, or to a list of stage names")
     }
 
     fn sweep(&mut self, v: &Yaml) -> Option<SweepAst> {

@@ -264,3 +264,42 @@ fn every_command_that_loads_an_experiment_takes_the_sweep_flags() {
         }
     }
 }
+
+/// A run killed with SIGKILL while it trains (not a clean stop) resumes from its last saved
+/// state and ends with the same summary as a run that was never interrupted.
+#[test]
+fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set: Vec<String> = ["dense.steps=300", "dense.eval_every=50", "dense.resume_every=50", "ticket_train.steps=50", "ticket_train.eval_every=25"]
+        .iter()
+        .flat_map(|s| ["--set".to_string(), s.to_string()])
+        .collect();
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = ticketlab(&with(&["run", file, "--out", "run", "--quiet"], &set), whole_dir.path());
+    assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
+
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+        .args(with(&["run", file, "--out", "killed", "--quiet"], &set))
+        .current_dir(cwd.path())
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = cwd.path().join(".ticketlab/partial");
+    let started = std::time::Instant::now();
+    while !partial.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(started.elapsed().as_secs() < 120, "no resumable state was saved");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it saved a resumable state");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rest = ticketlab(&with(&["run", file, "--out", "run"], &set), cwd.path());
+    assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
+    assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
+    let summary = |dir: &Path| std::fs::read_to_string(dir.join("run/summary.json")).unwrap();
+    assert_eq!(summary(cwd.path()), summary(whole_dir.path()));
+}

@@ -157,6 +157,14 @@ fn sweep_and_fourier_figures_draw_what_they_say() {
         let cells = parse(f).matches("<rect").count();
         assert!(cells >= 24 * 10, "{f} has {cells} cells");
     }
+    // The dense run's mask movement: one curve per layer and one over all layers, with t_gen marked.
+    let jaccard = parse("jaccard-jaccard-dense.svg");
+    assert!(jaccard.contains("all layers") && jaccard.contains("embed.W_E") && jaccard.contains("unembed.W_U"), "every curve is named");
+    for colour in ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728"] {
+        assert_eq!(jaccard.matches(&format!("stroke=\"{colour}\" stroke-width=\"1\"")).count(), 2, "a layer's curve and legend line in {colour}");
+    }
+    assert_eq!(jaccard.matches("stroke-width=\"3\"").count(), 2, "the all-layers curve and its legend line");
+    assert!(jaccard.contains("opacity=\"0.6\""), "the dashed t_gen line");
 }
 
 #[test]

@@ -5,13 +5,15 @@
 //!   ([`ACCURACY`]), loss ([`LOSS`]), weight norms ([`NORMS`]) and, when more than one arm
 //!   trained under a mask, t_gen and tau_grok against the pruning rate ([`RATE`]);
 //! - [`artifact_figures`], from the artifacts: per-layer mask density ([`MASKS`]) and, for each
-//!   `fourier_entropy` analysis stage, entropy over training and per-neuron spectra.
+//!   `fourier_entropy` analysis stage, entropy over training and per-neuron spectra; for each
+//!   `jaccard` analysis stage, the mask's movement between checkpoints per analysed run.
 //!
 //! Each arm keeps one colour ([`arm_colour`]) across figures, in summary order. Figures are
 //! listed in `figures/index.json` ([`FigureIndex`]), in the order the report shows them.
 
 mod curves;
 mod fourier;
+mod jaccard;
 mod masks;
 mod sweep;
 
@@ -78,15 +80,16 @@ pub fn metric_figures(summary: &Summary, metrics: &[MetricLine]) -> Result<Vec<F
     Ok(out)
 }
 
-/// The figures drawn from artifacts: mask densities and Fourier analyses.
+/// The figures drawn from artifacts: mask densities, Fourier and Jaccard analyses.
 pub fn artifact_figures(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>, summary: &Summary) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
     out.extend(masks::densities(ir, artifacts)?);
     for stage in &ir.stages {
-        if let Some(Artifact::Analysis(a)) = artifacts.get(&stage.name)
-            && a.analysis == "fourier_entropy"
-        {
-            out.extend(fourier::figures(&stage.name, &a.value, summary)?);
+        let Some(Artifact::Analysis(a)) = artifacts.get(&stage.name) else { continue };
+        match a.analysis.as_str() {
+            "fourier_entropy" => out.extend(fourier::figures(&stage.name, &a.value, summary)?),
+            "jaccard" => out.extend(jaccard::figures(&stage.name, &a.value, summary)?),
+            _ => {}
         }
     }
     Ok(out)

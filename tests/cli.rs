@@ -303,3 +303,37 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     let summary = |dir: &Path| std::fs::read_to_string(dir.join("run/summary.json")).unwrap();
     assert_eq!(summary(cwd.path()), summary(whole_dir.path()));
 }
+
+#[test]
+fn a_compare_baseline_names_the_copy_of_its_own_sweep_point_and_seed() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let mut set = tiny();
+    set.extend(["--set", "compare.baseline=dense", "--seeds", "2", "--grid", "data.op=[add, subtract]"].map(String::from));
+    let out = ticketlab(&with(&["run", file.to_str().unwrap(), "--out", "run", "--store", "s", "--quiet"], &set), cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut compares = 0;
+    for entry in std::fs::read_dir(cwd.path().join("run/analyses")).unwrap() {
+        let path = entry.unwrap().path();
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let arm = |prefix: &str| {
+            let arms = value["arms"].as_array().unwrap();
+            arms.iter().map(|a| a["arm"].as_str().unwrap().to_string()).find(|a| a.starts_with(prefix)).unwrap()
+        };
+        // `dense[data.op="add"]@seed1` is the baseline of `ticket_train[data.op="add"]@seed1`.
+        let (dense, ticket) = (arm("dense["), arm("ticket_train["));
+        assert_eq!(value["baseline"].as_str(), Some(dense.as_str()), "{}", path.display());
+        assert_eq!(dense.strip_prefix("dense"), ticket.strip_prefix("ticket_train"), "{}", path.display());
+        compares += 1;
+    }
+    assert_eq!(compares, 4, "two operations times two seeds");
+    // summary.json measures each arm against the same copy.
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cwd.path().join("run/summary.json")).unwrap()).unwrap();
+    let arms = summary["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 8);
+    for a in arms {
+        let (arm, baseline) = (a["arm"].as_str().unwrap(), a["baseline"].as_str().unwrap());
+        let point = arm.trim_start_matches("dense").trim_start_matches("ticket_train");
+        assert_eq!(baseline, format!("dense{point}"), "{arm}");
+    }
+}

@@ -66,6 +66,13 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// The execution was stopped on purpose after a resumable state was saved (see
+    /// `ExecOptions::interrupt_after_steps`); nothing else runs.
+    #[error("interrupted at step {step} as asked; the state is saved and the next run resumes from it")]
+    Interrupted {
+        /// The step of the saved state.
+        step: u64,
+    },
     /// The content-addressed store.
     #[error("store: {0}")]
     Store(String),

@@ -203,6 +203,12 @@ pub struct StageIr {
     pub sweep: BTreeMap<String, Value>,
 }
 
+/// The name a stage has in its experiment file: `name` without the sweep point
+/// (`[key=value,...]`) and seed repeat (`@seedN`) that sweep expansion appends.
+pub fn written_name(name: &str) -> &str {
+    name.split(['[', '@']).next().unwrap_or(name)
+}
+
 /// A checked, expanded experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentIr {

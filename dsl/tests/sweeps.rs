@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use ticketlab_core::engine::{Backend, plan};
-use ticketlab_core::ir::ExperimentIr;
+use ticketlab_core::ir::{ExperimentIr, written_name};
 use ticketlab_core::seed::derive;
 use ticketlab_dsl::CliOverrides;
 
@@ -115,6 +115,14 @@ fn seeds_start_at_the_root_seed_and_combine_with_grids() {
     assert_eq!(m.inputs["from"], ["dense@seed11"]);
     assert!(ir.stage("dense@seed10").is_some());
     assert!(ir.stage("dense@seed0").is_none());
+}
+
+#[test]
+fn written_name_recovers_the_file_name_of_every_copy() {
+    let ir = quickstart_with("  grid: { mask.rate: [0.3, 0.6], data.op: [add, subtract] }\n  seeds: 2\n");
+    let written: std::collections::BTreeSet<&str> = ir.stages.iter().map(|s| written_name(&s.name)).collect();
+    assert_eq!(written.into_iter().collect::<Vec<_>>(), ["compare", "data", "dense", "init", "mask", "ticket", "ticket_train"]);
+    assert!(ir.stages.iter().any(|s| s.name.contains('[') && s.name.contains("@seed")), "{:?}", names(&ir));
 }
 
 #[test]

@@ -6,11 +6,17 @@
 //! null when either never reached the threshold.
 
 use serde_json::json;
-use ticketlab_core::artifact::AnalysisArtifact;
+use ticketlab_core::artifact::{AnalysisArtifact, RunArtifact};
+use ticketlab_core::ir::written_name;
 use ticketlab_core::plugin::{AnalysisInputs, ParamSpec, ParamType, Params, ReportPlugin};
 use ticketlab_core::{Error, Result, register_plugin};
 
-const PARAMS: &[ParamSpec] = &[ParamSpec::new("baseline", ParamType::Str, "the arm (stage name) speed-ups are measured against; empty = the first input run").default("\"\"")];
+const PARAMS: &[ParamSpec] = &[ParamSpec::new(
+    "baseline",
+    ParamType::Str,
+    "the arm (stage name) speed-ups are measured against; in a sweep, the file's name picks that stage's copy among the input runs; empty = the first input run",
+)
+.default("\"\"")];
 
 /// The `compare` report.
 #[derive(Default)]
@@ -21,10 +27,7 @@ impl ReportPlugin for Compare {
         let wanted = params.str("baseline")?;
         let (base_name, base) = match wanted {
             "" => inputs.runs.first().copied().ok_or_else(|| Error::param("runs", "compare needs at least one run"))?,
-            name => inputs.runs.iter().find(|(n, _)| *n == name).copied().ok_or_else(|| {
-                let names: Vec<&str> = inputs.runs.iter().map(|(n, _)| *n).collect();
-                Error::param("baseline", format!("`{name}` is not one of the input runs: {}", names.join(", ")))
-            })?,
+            name => baseline(inputs, name)?,
         };
         let ratio = |b: Option<f64>, a: Option<f64>| b.zip(a).filter(|(_, a)| *a > 0.0).map(|(b, a)| b / a);
         let arms: Vec<serde_json::Value> = inputs
@@ -48,6 +51,21 @@ impl ReportPlugin for Compare {
             })
             .collect();
         Ok(AnalysisArtifact { analysis: "compare".into(), value: json!({"baseline": base_name, "threshold": base.summary.threshold, "arms": arms}) })
+    }
+}
+
+/// The input run `name` names: the run of that name, else the one sweep copy of the stage the
+/// file calls `name` (`dense` is `dense[data.op="subtract"]` in that sweep point's compare).
+fn baseline<'a>(inputs: &AnalysisInputs<'a>, name: &str) -> Result<(&'a str, &'a RunArtifact)> {
+    if let Some(run) = inputs.runs.iter().find(|(n, _)| *n == name) {
+        return Ok(*run);
+    }
+    let copies: Vec<(&'a str, &'a RunArtifact)> = inputs.runs.iter().filter(|(n, _)| written_name(n) == name).copied().collect();
+    let names = |runs: &[(&str, &RunArtifact)]| runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    match copies.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::param("baseline", format!("`{name}` is not one of the input runs: {}", names(&inputs.runs)))),
+        several => Err(Error::param("baseline", format!("`{name}` names several input runs ({}); name one of them", names(several)))),
     }
 }
 

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             print(&format!("run directory: {}\n", dir.display()))?;
         }
     }
-    let mut problems: Vec<String> = exec.error.iter().map(ToString::to_string).collect();
+    let mut problems: Vec<String> = exec.failures().into_iter().map(str::to_string).collect();
     if let Err(e) = written {
         problems.push(format!("cannot write the run directory {}: {e}", dir.display()));
     }

@@ -69,7 +69,7 @@ pub struct StageReport {
     pub outcome: StageOutcome,
     /// Wall time spent on it in this execution (loading, for cached stages), in seconds.
     pub seconds: f64,
-    /// The error, rendered, when it failed.
+    /// The error, rendered, when it failed; for a stage not run, the failed stage it needed.
     pub error: Option<String>,
 }
 

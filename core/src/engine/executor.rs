@@ -3,9 +3,11 @@
 //! For each stage in plan order: if the store holds its key, the result is loaded; otherwise
 //! the stage's plugin is called with its parameters and typed inputs, inside
 //! [`catch_panic`](crate::error::catch_panic) (the tensor backend reports some errors by
-//! panicking), and the result is stored before the next stage starts. The first failing stage
-//! stops the execution; stages already finished stay in the store and in the returned
-//! [`Execution`], so rerunning continues where this one stopped.
+//! panicking), and the result is stored before the next stage starts. A failing stage does not
+//! stop the others: the stages that need its result (directly or through other stages) are
+//! reported as not run, and every independent stage still runs, so one diverging arm of an
+//! overnight sweep costs only that arm. Finished stages stay in the store and in the returned
+//! [`Execution`], so rerunning after a fix computes only what is missing.
 //!
 //! What each kind does:
 //!
@@ -42,20 +44,21 @@ use crate::{Error, Result};
 pub struct ExecOptions {
     /// Directory that relative data paths resolve against (the experiment file's directory).
     pub base_dir: PathBuf,
-    /// Stop with an error as soon as a training stage has saved a resumable state at or after
-    /// this many steps, as if the process had been killed there. Used to test resumption; the
-    /// next execution continues from that state.
+    /// Stop the whole execution with an error as soon as a training stage has saved a
+    /// resumable state at or after this many steps, as if the process had been killed there.
+    /// Used to test resumption; the next execution continues from that state.
     pub interrupt_after_steps: Option<u64>,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.
 #[derive(Debug)]
 pub struct Execution {
-    /// One report per planned stage, in plan order.
+    /// One report per planned stage, in plan order; each failed stage's report carries its
+    /// error message.
     pub reports: Vec<StageReport>,
     /// The artifact of every stage that finished (ran or cached), by stage name.
     pub artifacts: BTreeMap<String, Artifact>,
-    /// The error that stopped the execution (already wrapped with the stage's name).
+    /// The first error, in plan order (already wrapped with the stage's name).
     pub error: Option<Error>,
 }
 
@@ -74,6 +77,11 @@ impl Execution {
     pub fn names_with(&self, outcome: fn(&StageOutcome) -> bool) -> Vec<&str> {
         self.reports.iter().filter(|r| outcome(&r.outcome)).map(|r| r.name.as_str()).collect()
     }
+
+    /// The error message of every failed stage, in plan order.
+    pub fn failures(&self) -> Vec<&str> {
+        self.reports.iter().filter(|r| r.outcome == StageOutcome::Failed).filter_map(|r| r.error.as_deref()).collect()
+    }
 }
 
 /// Executes `plan` against `store`, reporting to `events`.
@@ -82,6 +90,9 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
     let mut ex = Executor { plan, registry, store, options, artifacts: BTreeMap::new() };
     let mut reports = Vec::with_capacity(plan.stages.len());
     let mut error = None;
+    // Stages that failed or could not run, each with the failed stage it waits on.
+    let mut blocked: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut interrupted = false;
     for ps in &plan.stages {
         let stage = &ps.stage;
         let report = |outcome, seconds, error: Option<String>| StageReport {
@@ -93,8 +104,14 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
             seconds,
             error,
         };
-        if error.is_some() {
-            reports.push(report(StageOutcome::NotRun, 0.0, None));
+        let waits_on = stage.inputs.values().flatten().find_map(|p| blocked.get(p.as_str()).copied());
+        if interrupted || waits_on.is_some() {
+            if let Some(failed) = waits_on {
+                blocked.insert(&stage.name, failed);
+            }
+            let r = report(StageOutcome::NotRun, 0.0, waits_on.map(|f| format!("needs the result of `{f}`, which failed")));
+            events.stage_finished(stage, &r);
+            reports.push(r);
             continue;
         }
         let cached = store.contains(&ps.key);
@@ -117,9 +134,11 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
                 report(outcome, seconds, None)
             }
             Err(e) => {
+                interrupted |= matches!(e, Error::Interrupted { .. });
+                blocked.insert(&stage.name, &stage.name);
                 let e = e.in_stage(&stage.name);
                 let r = report(StageOutcome::Failed, seconds, Some(e.to_string()));
-                error = Some(e);
+                error.get_or_insert(e);
                 r
             }
         };
@@ -440,10 +459,7 @@ impl TrainObserver for StoreObserver<'_, '_> {
     fn on_checkpoint(&mut self, state: &TrainState) -> Result<()> {
         self.store.save_partial(self.key, state)?;
         match self.interrupt_after {
-            Some(n) if state.step >= n => Err(Error::Other(format!(
-                "interrupted at step {} as asked; the state is saved and the next run resumes from it",
-                state.step
-            ))),
+            Some(n) if state.step >= n => Err(Error::Interrupted { step: state.step }),
             _ => Ok(()),
         }
     }

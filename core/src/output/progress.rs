@@ -255,11 +255,12 @@ impl RunEvents for Progress {
         self.next_line.remove(&stage.name);
         let mut text = match (&report.outcome, &report.error) {
             (StageOutcome::Cached, _) => format!("{tag} {} ({}): cached", stage.name, what(stage)),
+            (StageOutcome::NotRun, Some(why)) => format!("{tag} {}: not run: {why}", stage.name),
             (_, Some(e)) => format!("{tag} {}: failed: {e}", stage.name),
             (StageOutcome::Resumed { from_step }, None) => format!("{tag} {}: finished (resumed from step {from_step})", stage.name),
             (outcome, None) => format!("{tag} {}: {}", stage.name, outcome.label()),
         };
-        if self.timings && report.outcome != StageOutcome::Cached {
+        if self.timings && !matches!(report.outcome, StageOutcome::Cached | StageOutcome::NotRun) {
             let _ = write!(text, " ({})", seconds(report.seconds));
         }
         if let Output::Bars(b) = &mut self.out {

@@ -111,7 +111,7 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     if run.summary.arms.is_empty() {
         doc.push(Block::Para(vec![text("No training stage finished, so there is nothing to compare.")]));
     } else {
-        doc.push(Block::List(run.summary.arms.iter().map(|a| verdict(a, &run.summary)).collect()));
+        doc.push(Block::List(run.summary.arms.iter().map(|a| verdict(a)).collect()));
     }
     doc.push(Block::Heading(2, "Arms".into()));
     doc.push(arms_table(&run.summary, None));
@@ -186,7 +186,7 @@ fn push_figures(doc: &mut Doc, figures: &[Figure]) {
 }
 
 /// One sentence on whether and when `arm` memorised and generalised, against the baseline.
-fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
+fn verdict(arm: &SummaryRow) -> Vec<Span> {
     let p = pct(arm.run.threshold);
     let mut out = vec![bold(&arm.arm), text(format!(" ({}): ", kind_of(arm)))];
     match arm.run.t_mem {
@@ -206,7 +206,7 @@ fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
             arm.run.final_test_acc.map_or("-".into(), pct)
         ))),
     }
-    let baseline = summary.baseline.as_deref().filter(|b| *b != arm.arm);
+    let baseline = arm.baseline.as_deref().filter(|b| *b != arm.arm);
     match (baseline, arm.speedup_t_gen) {
         (Some(b), Some(s)) if s > 1.0 => out.extend([text(": "), bold(format!("{}× sooner than {b}", num(s)))]),
         (Some(b), Some(s)) if s < 1.0 => out.push(text(format!(": {}× later than {b}", num(1.0 / s)))),
@@ -244,7 +244,7 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
         .iter()
         .map(|a| {
             let mut row: Vec<String> = run.map(|r| vec![r.to_string()]).unwrap_or_default();
-            let is_base = summary.baseline.as_deref() == Some(&a.arm);
+            let is_base = summary.arms.iter().any(|other| other.baseline.as_deref() == Some(&a.arm));
             row.push(if is_base { format!("`{}` (baseline)", a.arm) } else { format!("`{}`", a.arm) });
             row.extend([
                 a.run.steps.to_string(),
@@ -335,7 +335,11 @@ fn merged(runs: &[RunFiles], labels: &[String]) -> (Summary, Vec<MetricLine>) {
     let mut summary = Summary { experiment: "comparison".into(), baseline: None, arms: Vec::new() };
     let mut metrics = Vec::new();
     for (r, label) in runs.iter().zip(labels) {
-        summary.arms.extend(r.summary.arms.iter().map(|a| SummaryRow { arm: name(label, &a.arm), ..a.clone() }));
+        summary.arms.extend(r.summary.arms.iter().map(|a| SummaryRow {
+            arm: name(label, &a.arm),
+            baseline: a.baseline.as_ref().map(|b| name(label, b)),
+            ..a.clone()
+        }));
         metrics.extend(r.metrics.iter().map(|m| MetricLine { arm: name(label, &m.arm), record: m.record.clone() }));
     }
     (summary, metrics)
@@ -379,7 +383,7 @@ mod tests {
             l1: 10.0,
             l2: 2.0,
         };
-        SummaryRow { arm: arm.into(), run, mask_rate: rate, speedup_t_gen: speedup }
+        SummaryRow { arm: arm.into(), run, mask_rate: rate, speedup_t_gen: speedup, baseline: Some("dense".into()) }
     }
 
     fn said(spans: &[Span]) -> String {
@@ -395,12 +399,12 @@ mod tests {
             baseline: Some("dense".into()),
             arms: vec![row("dense", Some(900), None, Some(1.0)), row("ticket", Some(300), Some(0.6), Some(3.0)), row("pai", None, Some(0.6), None)],
         };
-        let v: Vec<String> = summary.arms.iter().map(|a| said(&verdict(a, &summary))).collect();
+        let v: Vec<String> = summary.arms.iter().map(|a| said(&verdict(a))).collect();
         assert_eq!(v[0], "dense (dense): memorised (train accuracy ≥ 95.0%) at step 50; generalised (test accuracy ≥ 95.0%) at step 900, tau_grok 18.");
         assert!(v[1].contains("mask rate 0.6, density 0.4") && v[1].ends_with("at step 300, tau_grok 6: 3× sooner than dense."), "{}", v[1]);
         assert!(v[2].contains("did not reach 95.0% test accuracy in 1000 steps (final test accuracy 31.0%)"), "{}", v[2]);
         let later = row("late", Some(1800), Some(0.9), Some(0.5));
-        assert!(said(&verdict(&later, &summary)).ends_with(": 2× later than dense."));
+        assert!(said(&verdict(&later)).ends_with(": 2× later than dense."));
     }
 
     #[test]
@@ -431,5 +435,6 @@ mod tests {
         let (summary, _) = merged(&runs, &labels);
         let names: Vec<&str> = summary.arms.iter().map(|a| a.arm.as_str()).collect();
         assert_eq!(names, ["x/dense", "x#2/dense", "y/dense"]);
+        assert_eq!(summary.arms[1].baseline.as_deref(), Some("x#2/dense"), "baselines are renamed with their arms");
     }
 }

@@ -1,10 +1,11 @@
 //! The per-arm headline rows of `summary.csv` and `summary.json` (schema: the README's `summary.json` section).
 //!
 //! Every train stage that produced a [`RunArtifact`](crate::artifact::RunArtifact) is an *arm*.
-//! The baseline is the `baseline` of the first report stage (in IR order) whose value names one
-//! of the arms (the `compare` report does), else the first arm in IR order. Speed-ups are
-//! `baseline t_gen / arm t_gen`, so a value above 1 means the arm generalises sooner (the same
-//! convention as the `compare` report).
+//! An arm's speed-up is `baseline t_gen / arm t_gen` (above 1: the arm generalises sooner, the
+//! `compare` report's convention), against the `baseline` of the first report stage (in IR
+//! order) that compares the arm; in a sweep that is the baseline copy of the arm's own sweep
+//! point and seed. An arm no report compares is measured against the summary's `baseline`: the
+//! baseline of the first compared arm (in IR order), else the first arm.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,10 @@ pub struct SummaryRow {
     /// `baseline t_gen / arm t_gen` (> 1: sooner than the baseline); `None` when either arm
     /// never reached the threshold.
     pub speedup_t_gen: Option<f64>,
+    /// The arm `speedup_t_gen` is measured against (the arm itself for a baseline); `None`
+    /// when there is none. Absent from files written before it existed.
+    #[serde(default)]
+    pub baseline: Option<String>,
 }
 
 /// The content of `summary.json`.
@@ -56,14 +61,30 @@ impl Summary {
                     run: run.summary.clone(),
                     mask_rate: mask_rate(ir, artifacts, &s.name),
                     speedup_t_gen: None,
+                    baseline: None,
                 }),
                 _ => None,
             })
             .collect();
-        let baseline = report_baseline(ir, artifacts, &arms).or_else(|| arms.first().map(|a| a.arm.clone()));
-        let base_t_gen = baseline.as_ref().and_then(|b| arms.iter().find(|a| &a.arm == b)).and_then(|a| a.run.t_gen);
-        for a in &mut arms {
-            a.speedup_t_gen = speedup(base_t_gen, a.run.t_gen);
+        let compared = compared_against(ir, artifacts);
+        let baseline = ir
+            .stages
+            .iter()
+            .filter_map(|s| compared.get(s.name.as_str()))
+            .find(|b| arms.iter().any(|a| &a.arm == *b))
+            .map(|b| b.to_string())
+            .or_else(|| arms.first().map(|a| a.arm.clone()));
+        let t_gen = |name: &str| arms.iter().find(|a| a.arm == name).and_then(|a| a.run.t_gen);
+        let measured: Vec<(Option<String>, Option<f64>)> = arms
+            .iter()
+            .map(|a| {
+                let base = compared.get(a.arm.as_str()).copied().or(baseline.as_deref());
+                (base.map(str::to_string), speedup(base.and_then(t_gen), a.run.t_gen))
+            })
+            .collect();
+        for (a, (base, s)) in arms.iter_mut().zip(measured) {
+            a.baseline = base;
+            a.speedup_t_gen = s;
         }
         Self { experiment: ir.name.clone(), baseline, arms }
     }
@@ -87,7 +108,7 @@ impl Summary {
 }
 
 /// Column names of `summary.csv`, in order (the fields of [`SummaryRow`]).
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 16] = [
     "arm",
     "steps",
     "threshold",
@@ -103,6 +124,7 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "l2",
     "mask_rate",
     "speedup_t_gen",
+    "baseline",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -127,18 +149,23 @@ fn csv_cells(a: &SummaryRow) -> Vec<String> {
         r.l2.to_string(),
         opt(a.mask_rate),
         opt(a.speedup_t_gen),
+        opt(a.baseline.as_deref()),
     ]
 }
 
-/// The `baseline` of the first report stage whose value names one of `arms`.
-fn report_baseline(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>, arms: &[SummaryRow]) -> Option<String> {
-    ir.stages.iter().filter(|s| s.kind == StageKind::Report).find_map(|s| match artifacts.get(&s.name) {
-        Some(Artifact::Analysis(a)) => {
-            let name = a.value.get("baseline")?.as_str()?;
-            arms.iter().any(|r| r.arm == name).then(|| name.to_string())
+/// For each arm a report stage compares, the `baseline` of the first such report (in IR
+/// order): in a sweep, each point's `compare` measures its arms against its own baseline copy.
+fn compared_against<'a>(ir: &ExperimentIr, artifacts: &'a BTreeMap<String, Artifact>) -> BTreeMap<&'a str, &'a str> {
+    let mut out = BTreeMap::new();
+    for s in ir.stages.iter().filter(|s| s.kind == StageKind::Report) {
+        let Some(Artifact::Analysis(a)) = artifacts.get(&s.name) else { continue };
+        let Some(baseline) = a.value.get("baseline").and_then(|b| b.as_str()) else { continue };
+        let arms = a.value.get("arms").and_then(|v| v.as_array()).into_iter().flatten();
+        for arm in arms.filter_map(|r| r.get("arm").and_then(|n| n.as_str())) {
+            out.entry(arm).or_insert(baseline);
         }
-        _ => None,
-    })
+    }
+    out
 }
 
 /// `base / arm` when both generalised; an arm generalising at step 0 counts as step 1.

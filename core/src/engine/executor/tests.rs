@@ -259,6 +259,21 @@ fn a_panicking_stage_fails_alone_and_keeps_what_finished() {
 }
 
 #[test]
+fn a_failing_stage_stops_only_what_needs_it() {
+    let dir = TempDir::new("keep-going");
+    let store = Store::new(&dir.0);
+    let mut ir = experiment(5, 0.25, -1);
+    ir.stages[2].params.insert("panic_at".into(), json!(2));
+    let failed = run(&ir, &store, None);
+    // `b` does not need `a`, so it still trains; `count` needs both and is not run.
+    assert_eq!(outcomes(&failed), [("data", "ran"), ("init", "ran"), ("a", "failed"), ("b", "ran"), ("count", "not run")]);
+    assert!(matches!(&failed.error, Some(Error::Stage { stage, .. }) if stage == "a"), "{:?}", failed.error);
+    assert_eq!(failed.failures().len(), 1);
+    assert_eq!(failed.reports[4].error.as_deref(), Some("needs the result of `a`, which failed"));
+    assert!(failed.artifact("b").is_some(), "the independent arm's result is kept");
+}
+
+#[test]
 fn a_corrupt_object_is_an_error_that_names_it() {
     let dir = TempDir::new("corrupt");
     let store = Store::new(&dir.0);

@@ -2,8 +2,10 @@
 //!
 //! An experiment has one root seed. Every stage derives its own seed from the root seed and the
 //! stage's *name* (not its position in the file), so adding, removing or reordering stages never
-//! changes the seeds of the others. Sweep points and seed repeats are part of the expanded stage
-//! name, so each point gets its own stream. The derivation is SplitMix64 over the root seed
+//! changes the seeds of the others. Sweep points are part of the expanded stage name, so each
+//! point gets its own stream; seed repeat `r` (`@seed{root + r}`) derives from root + r and the
+//! name without that suffix, so the first repeat has the seeds (and cache keys) of the
+//! experiment run without repeats. The derivation is SplitMix64 over the root seed
 //! mixed with an FNV-1a hash of the name: both are tiny, fixed, and written out here so the
 //! numbers never depend on a crate's version.
 

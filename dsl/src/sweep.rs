@@ -112,7 +112,8 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                     })
                     .collect();
                 let ir = StageIr {
-                    seed: seed::derive(root, &name),
+                    // The repeat is in the root, not the name: repeat 0 is the unrepeated run.
+                    seed: seed::derive(root, &expanded_name(&s.name, &restricted, "")),
                     name: name.clone(),
                     kind: s.kind,
                     plugin: s.plugin.clone(),

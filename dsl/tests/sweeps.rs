@@ -97,7 +97,7 @@ fn seeds_repeat_everything_with_shifted_root_seeds() {
     assert_eq!(ir.stages.len(), 7 * 3);
     for root in 0..3u64 {
         let dense = ir.stage(&format!("dense@seed{root}")).unwrap();
-        assert_eq!(dense.seed, derive(root, &dense.name));
+        assert_eq!(dense.seed, derive(root, "dense"), "the repeat is in the root seed, not the name");
         assert_eq!(dense.inputs["model"], [format!("init@seed{root}")]);
     }
     assert!(ir.stages.iter().all(|s| s.name.contains("@seed")));
@@ -111,10 +111,26 @@ fn seeds_start_at_the_root_seed_and_combine_with_grids() {
     assert_well_formed(&ir);
     assert_eq!(ir.stages.len(), 2 * (3 + 4 * 2));
     let m = ir.stage("mask[mask.rate=0.3]@seed11").unwrap();
-    assert_eq!(m.seed, derive(11, "mask[mask.rate=0.3]@seed11"));
+    assert_eq!(m.seed, derive(11, "mask[mask.rate=0.3]"));
     assert_eq!(m.inputs["from"], ["dense@seed11"]);
     assert!(ir.stage("dense@seed10").is_some());
     assert!(ir.stage("dense@seed0").is_none());
+}
+
+#[test]
+fn the_first_seed_repeat_is_the_unrepeated_experiment() {
+    let single = quickstart_with("  grid: { mask.rate: [0.3] }\n");
+    let repeated = quickstart_with("  grid: { mask.rate: [0.3] }\n  seeds: 2\n");
+    let registry = common::registry();
+    let keys = |ir: &ExperimentIr| -> BTreeMap<String, String> {
+        let p = plan(ir, &registry, None, &Backend::cpu()).unwrap();
+        p.stages.iter().map(|s| (s.stage.name.trim_end_matches("@seed0").to_string(), s.key.to_string())).collect()
+    };
+    let (one, two) = (keys(&single), keys(&repeated));
+    for (name, key) in &one {
+        assert_eq!(two.get(name), Some(key), "{name} is cached for `--seeds 2`");
+    }
+    assert_eq!(two.len(), 2 * one.len());
 }
 
 #[test]

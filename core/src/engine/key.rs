@@ -16,6 +16,10 @@
 //! - `upstream`: for each connected input port, the keys of the producing stages in the order
 //!   they are connected (so a key changes whenever anything upstream changes);
 //! - `seed`: the stage's derived seed (see [`crate::seed`]);
+//! - `input_names`: for analyze and report stages only, the names of the stages connected to
+//!   each port, because their results name the runs they read (a seed repeat's first copy,
+//!   `dense@seed0`, trains with the same key as `dense`, but its analyses must say
+//!   `dense@seed0`);
 //! - `backend`, `precision`, `core`: where and how the numbers are computed, and the version of
 //!   ticketlab-core (a new version may compute differently, so it never reuses old results);
 //! - `format`: the version of this recipe ([`KEY_FORMAT`]).
@@ -23,8 +27,8 @@
 //! Canonical JSON means: object keys sorted at every depth, no whitespace, and numbers written
 //! the same whatever way they were spelled: an integral float such as `1.0` or `1e3` is written
 //! as the integer `1` or `1000`, so `lr: 1` and `lr: 1.0` give the same key. The stage's *name*
-//! is not hashed directly, only through its seed; a stage renamed gets a new seed and therefore
-//! a new key.
+//! is not hashed directly, only through its seed (and, for analyses, its inputs' names); a stage
+//! renamed gets a new seed and therefore a new key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::ir::StageIr;
+use crate::ir::{StageIr, StageKind};
 
 /// Version of the key recipe; bumping it invalidates every stored result.
 pub const KEY_FORMAT: u32 = 1;
@@ -151,7 +155,7 @@ pub fn key_material(
     let plugin = fingerprint.map(|f| if versions.plugin_versions { f.to_string() } else { strip_version(f) });
     let upstream: BTreeMap<&str, Vec<&str>> =
         upstream.iter().map(|(port, keys)| (port.as_str(), keys.iter().map(StageKey::as_str).collect())).collect();
-    let material = json!({
+    let mut material = json!({
         "format": KEY_FORMAT,
         "kind": stage.kind,
         "plugin": plugin,
@@ -162,6 +166,9 @@ pub fn key_material(
         "precision": backend.precision,
         "core": versions.core,
     });
+    if matches!(stage.kind, StageKind::Analyze | StageKind::Report) {
+        material["input_names"] = json!(stage.inputs);
+    }
     canonical(&material).to_string()
 }
 
@@ -202,7 +209,6 @@ fn canonical_number(n: &Number) -> Number {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::StageKind;
 
     fn stage(params: Value) -> StageIr {
         StageIr {
@@ -248,6 +254,17 @@ mod tests {
         let mut renamed = base.clone();
         renamed.name = "other".into();
         assert_eq!(k, key_of(&renamed, &up("a")));
+        renamed.inputs = BTreeMap::from([("from".into(), vec!["dense@seed0".into()])]);
+        assert_eq!(k, key_of(&renamed, &up("a")), "a pruner's result does not name its input");
+    }
+
+    #[test]
+    fn an_analysis_key_changes_with_the_names_of_its_runs() {
+        let mut analysis = stage(json!({}));
+        analysis.kind = StageKind::Analyze;
+        let k = key_of(&analysis, &up("a"));
+        analysis.inputs = BTreeMap::from([("from".into(), vec!["dense@seed0".into()])]);
+        assert_ne!(k, key_of(&analysis, &up("a")), "its result names the runs it read");
     }
 
     #[test]

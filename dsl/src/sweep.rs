@@ -85,7 +85,8 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
         for s in &checked.stages {
             for point in &points {
                 let restricted = restrict(point, &relevant[&s.name]);
-                let name = expanded_name(&s.name, &restricted, &suffix);
+                let unrepeated = expanded_name(&s.name, &restricted, "");
+                let name = format!("{unrepeated}{suffix}");
                 if stages.contains_key(&name) {
                     continue;
                 }
@@ -113,7 +114,7 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                     .collect();
                 let ir = StageIr {
                     // The repeat is in the root, not the name: repeat 0 is the unrepeated run.
-                    seed: seed::derive(root, &expanded_name(&s.name, &restricted, "")),
+                    seed: seed::derive(root, &unrepeated),
                     name: name.clone(),
                     kind: s.kind,
                     plugin: s.plugin.clone(),

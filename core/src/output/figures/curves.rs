@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use super::{ACCURACY, Area, ArmSeries, Drawn, FONT, Figure, LOSS, NORMS, SIZE, fmt_num, padded, render};
+use super::{ACCURACY, Area, ArmSeries, Drawn, FONT, Figure, LOSS, NORMS, SIZE, fmt_num, legend_line, padded, render};
 use crate::output::summary::Summary;
 
 /// Steps on a log axis: evaluations at step 0 cannot be drawn and are left out.
@@ -12,14 +12,6 @@ fn log_points(records: &[&crate::metrics::EvalRecord], value: impl Fn(&crate::me
 
 fn max_step(arms: &[ArmSeries<'_>]) -> f64 {
     arms.iter().flat_map(|a| a.records.iter().map(|r| r.step)).max().unwrap_or(1).max(10) as f64
-}
-
-/// A legend entry: a short line in the series' style.
-fn legend_line(colour: RGBColor, dashed: bool) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| {
-        let style = colour.stroke_width(2);
-        if dashed { PathElement::new(vec![(x, y), (x + 8, y)], style) } else { PathElement::new(vec![(x, y), (x + 18, y)], style) }
-    }
 }
 
 /// Train (dashed) and test (solid) accuracy per arm, with t_mem/t_gen marked.
@@ -53,7 +45,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
             if !train.is_empty() {
                 chart.draw_series(DashedLineSeries::new(train, 6, 4, c.stroke_width(2)))?;
             }
-            chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c, false));
+            chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c.stroke_width(2)));
             if let Some(row) = summary.arm(arm.name) {
                 for (t, label, dashed) in [(row.run.t_mem, "t_mem", true), (row.run.t_gen, "t_gen", false)] {
                     if let Some(t) = t {
@@ -118,7 +110,7 @@ pub(super) fn loss(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
             if !train.is_empty() {
                 chart.draw_series(DashedLineSeries::new(train, 6, 4, c.stroke_width(2)))?;
             }
-            chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c, false));
+            chart.draw_series(LineSeries::new(test, c.stroke_width(2)))?.label(arm.name).legend(legend_line(c.stroke_width(2)));
         }
         super::legend(&mut chart, 12, SeriesLabelPosition::LowerLeft)?;
         Ok(())
@@ -164,7 +156,7 @@ pub(super) fn norms(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
             for arm in arms {
                 let pts: Vec<(f64, f64)> =
                     arm.records.iter().map(|r| (r.step as f64, pick(r))).filter(|p| p.1.is_finite()).collect();
-                chart.draw_series(LineSeries::new(pts, arm.colour.stroke_width(2)))?.label(arm.name).legend(legend_line(arm.colour, false));
+                chart.draw_series(LineSeries::new(pts, arm.colour.stroke_width(2)))?.label(arm.name).legend(legend_line(arm.colour.stroke_width(2)));
             }
             super::legend(&mut chart, 11, SeriesLabelPosition::UpperRight)?;
         }

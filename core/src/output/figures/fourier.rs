@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use super::{Area, Drawn, FONT, Figure, SIZE, arm_colour, file_safe, fmt_num, padded, render};
+use super::{Area, Drawn, FONT, Figure, SIZE, arm_colour, file_safe, fmt_num, legend_line, padded, render};
 use crate::output::summary::Summary;
 
 /// At most this many neurons are drawn in a spectrum heatmap (the most peaked ones).
@@ -87,9 +87,7 @@ fn entropy(stage: &str, runs: &[(&str, &FourierRun)], colour: &dyn Fn(usize, &st
             .draw()?;
         for (i, arm, pts) in &series {
             let c = colour(*i, arm);
-            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label(*arm).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-            });
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label(*arm).legend(legend_line(c.stroke_width(2)));
             chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
         }
         super::legend(&mut chart, 12, SeriesLabelPosition::UpperRight)?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use super::{Area, Drawn, FONT, Figure, SIZE, arm_colour, file_safe, fmt_num, render};
+use super::{Area, Drawn, FONT, Figure, SIZE, arm_colour, file_safe, fmt_num, legend_line, render};
 use crate::output::summary::Summary;
 
 #[derive(Deserialize)]
@@ -73,13 +73,9 @@ fn distances(stage: &str, arm: &str, run: &JaccardRun, t_gen: Option<u64>) -> cr
             .draw()?;
         for (i, (name, pts)) in layers.iter().enumerate() {
             let c = arm_colour(i);
-            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(1)))?.label(*name).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(1))
-            });
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(1)))?.label(*name).legend(legend_line(c.stroke_width(1)));
         }
-        chart.draw_series(LineSeries::new(all.clone(), BLACK.stroke_width(3)))?.label("all layers").legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(3))
-        });
+        chart.draw_series(LineSeries::new(all.clone(), BLACK.stroke_width(3)))?.label("all layers").legend(legend_line(BLACK.stroke_width(3)));
         chart.draw_series(all.iter().map(|p| Circle::new(*p, 3, BLACK.filled())))?;
         if let Some(t) = t_gen {
             let t = t as f64;

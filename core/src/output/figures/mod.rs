@@ -186,6 +186,11 @@ pub(crate) const SIZE: (u32, u32) = (760, 440);
 /// Font family of every label.
 pub(crate) const FONT: &str = "sans-serif";
 
+/// A legend entry for a line series: a short line in the series' own style.
+pub(crate) fn legend_line(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
+}
+
 /// Draws `chart`'s series labels in the figures' one legend style.
 pub(crate) fn legend<'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,

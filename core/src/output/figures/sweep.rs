@@ -2,7 +2,7 @@
 
 use plotters::prelude::*;
 
-use super::{Area, Drawn, FONT, Figure, RATE, SIZE, arm_colour, fmt_num, padded, render};
+use super::{Area, Drawn, FONT, Figure, RATE, SIZE, arm_colour, fmt_num, legend_line, padded, render};
 use crate::output::summary::Summary;
 
 /// Points `(rate, value)` of every arm with a mask rate and a value, sorted by rate.
@@ -54,12 +54,10 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                 chart
                     .draw_series(DashedLineSeries::new(vec![(rlo, *r), (rhi, *r)], 5, 4, BLACK.mix(0.5).stroke_width(1)))?
                     .label("dense baseline")
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5)));
+                    .legend(legend_line(BLACK.mix(0.5).stroke_width(1)));
             }
             let c = arm_colour(0);
-            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label("masked arms").legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2))
-            });
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label("masked arms").legend(legend_line(c.stroke_width(2)));
             chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, c.filled())))?;
             if pts.is_empty() {
                 chart.draw_series(std::iter::once(Text::new(

@@ -1,32 +1,68 @@
-//! The training-step benchmark behind `ticketlab bench`: the paper's MLP on (a+b) mod 67,
-//! full batch of 911 pairs, AdamW, timed step by step.
+//! The training-step benchmark behind `ticketlab bench`: one of the paper's models on its
+//! task, full batch, timed step by step. `tests/bench/torch_step.py` times the same step in
+//! PyTorch.
 
 use std::time::Instant;
 
 use serde::Serialize;
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{Params, PluginKind, StageContext};
-use ticketlab_core::tensor::{Architecture, LossPrecision, StepSpec, TrainingSession, init_params};
 use ticketlab_core::Result;
 use ticketlab_core::data::Dataset;
+use ticketlab_core::plugin::registry::Registry;
+use ticketlab_core::plugin::{Params, PluginKind, StageContext};
+use ticketlab_core::tensor::{Architecture, LossKind, LossPrecision, OptimizerConfig, StepSpec, TrainingSession, init_params};
+
+/// Which of the paper's models the benchmark trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BenchModel {
+    /// The MLP on (a+b) mod 67: d_emb 500, width 48, 911 training pairs, cross-entropy,
+    /// AdamW with weight decay 1.
+    Mlp,
+    /// The paper code's 1-layer transformer on (a+b) mod 67: d_model 128, one head, d_mlp 128.
+    Transformer,
+    /// The MNIST MLP: 784-200-200-10, 1,000 digits, MSE, AdamW with weight decay 0.1.
+    Mnist,
+}
+
+impl BenchModel {
+    /// Every model, in the order benchmarks report them.
+    pub const ALL: [BenchModel; 3] = [BenchModel::Mlp, BenchModel::Transformer, BenchModel::Mnist];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchModel::Mlp => "mlp",
+            BenchModel::Transformer => "transformer",
+            BenchModel::Mnist => "mnist",
+        }
+    }
+
+    /// The model named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
 
 /// What the benchmark measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// Which model.
+    pub model: BenchModel,
     /// What was timed.
     pub workload: String,
     /// Timed steps (after warm-up).
     pub steps: usize,
-    /// Median milliseconds per step (forward, backward and AdamW update).
+    /// Median milliseconds per step (forward, backward and optimizer update).
     pub ms_per_step_median: f64,
     /// Mean milliseconds per step.
     pub ms_per_step_mean: f64,
     /// Fastest step.
     pub ms_per_step_min: f64,
-    /// The step's matrix products counted as dense (including the embedding's products with
-    /// one-hot inputs, which the kernels skip the zeros of), divided by the median step time.
+    /// The model's matrix products as written (each counted dense, in the order the model
+    /// writes them), divided by the median step time: the rate an engine that does all of that
+    /// work would need.
     pub gflops: f64,
-    /// Floating-point operations of the matrix products of one step, counted as dense.
+    /// Floating-point operations of the matrix products of one step as written, counted dense.
     pub flops_per_step: f64,
     /// Threads given to the matmul kernels (`MATMUL_NUM_THREADS`).
     pub threads: String,
@@ -36,24 +72,77 @@ pub struct BenchReport {
     pub loss_precision: LossPrecision,
 }
 
+/// A model, its data and its training recipe.
+pub struct BenchSetup {
+    /// The task's data; the whole training split is the batch.
+    pub data: Dataset,
+    /// The network.
+    pub arch: Box<dyn Architecture>,
+    /// The loss.
+    pub loss: LossKind,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Matrix-product FLOPs of one step as the model writes them.
+    pub flops_per_step: f64,
+    /// What is timed, in words.
+    pub workload: String,
+}
+
 /// The paper's setup (PAPER-SPEC sections 1.1 and 2.1): (a+b) mod 67 on the code's symmetric
 /// pairs with 40% for training (911 pairs, split seed 0), and its MLP (d_emb 500, width 48).
 pub fn paper_setup(registry: &Registry) -> Result<(Dataset, Box<dyn Architecture>)> {
-    let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: ".".into() };
-    let data_params = Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
-    let data = registry.dataset("modular")?.build(&with_defaults(registry, PluginKind::Dataset, "modular", data_params)?, &ctx)?;
-    let arch_params = Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0);
-    let arch = registry.architecture("mlp_modular")?.build(&with_defaults(registry, PluginKind::Architecture, "mlp_modular", arch_params)?, &data.info)?;
-    Ok((data, arch))
+    let s = setup(registry, BenchModel::Mlp)?;
+    Ok((s.data, s.arch))
 }
 
-/// Times `steps` training steps of the paper's MLP after `warmup` untimed ones.
-pub fn mlp_step(registry: &Registry, steps: usize, warmup: usize, precision: LossPrecision) -> Result<BenchReport> {
-    let (data, arch) = paper_setup(registry)?;
-    let params = init_params(arch.as_ref(), 0);
-    let n = data.train.len();
-    let mut session = TrainingSession::new(arch.as_ref(), params, None, &StepSpec { precision, ..StepSpec::paper(n) }, &data.train)?;
-    session.set_batch(&data.train)?;
+/// The data, network and recipe of `model`.
+pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
+    let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: ".".into() };
+    let modular = || Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
+    let (task, data_params, arch_name, arch_params) = match model {
+        BenchModel::Mlp => ("modular", modular(), "mlp_modular", Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0)),
+        BenchModel::Transformer => ("modular", modular(), "transformer_modular", Params::new().with("d_model", 128).with("d_mlp", 128).with("heads", 1)),
+        BenchModel::Mnist => ("mnist", Params::new().with("path", "data/mnist-10k").with("train_size", 1000), "mnist_mlp", Params::new().with("width", 200).with("alpha", 8.0)),
+    };
+    let data = registry.dataset(task)?.build(&with_defaults(registry, PluginKind::Dataset, task, data_params)?, &ctx)?;
+    let arch = registry.architecture(arch_name)?.build(&with_defaults(registry, PluginKind::Architecture, arch_name, arch_params)?, &data.info)?;
+    let b = data.train.len() as f64;
+    // A product of `[rows, k] x [k, n]` is 2 rows k n FLOPs forward; the backward pass computes
+    // the weight's gradient and, unless the input is data, the input's: twice or three times that.
+    let product = |rows: f64, k: f64, n: f64, input_is_data: bool| 2.0 * rows * k * n * if input_is_data { 2.0 } else { 3.0 };
+    let (loss, optimizer, flops, workload) = match model {
+        BenchModel::Mlp => {
+            let (p, d, w) = (67.0, 500.0, 48.0);
+            let flops = product(b, p, d, true) + product(b, d, w, false) + product(b, w, d, false) + product(b, d, p, false);
+            (LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), flops, format!("paper MLP (p=67, d_emb=500, width=48), full batch {b}, AdamW: forward + backward + update"))
+        }
+        BenchModel::Transformer => {
+            let (p, d, t) = (67.0, 128.0, 2.0);
+            let rows = b * t;
+            let flops = product(rows, p, d, true)
+                + 4.0 * product(rows, d, d, false)
+                + 2.0 * product(b * t, t, d, false)
+                + 2.0 * product(rows, d, d, false)
+                + product(b, d, p, false);
+            (LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), flops, format!("paper transformer (p=67, d_model=128, 1 head, d_mlp=128), full batch {b}, AdamW: forward + backward + update"))
+        }
+        BenchModel::Mnist => {
+            let flops = product(b, 784.0, 200.0, true) + product(b, 200.0, 200.0, false) + product(b, 200.0, 10.0, false);
+            let optimizer = OptimizerConfig { weight_decay: 0.1, ..OptimizerConfig::paper_adamw() };
+            (LossKind::Mse, optimizer, flops, format!("MNIST MLP (784-200-200-10, alpha 8), full batch {b}, MSE, AdamW: forward + backward + update"))
+        }
+    };
+    Ok(BenchSetup { data, arch, loss, optimizer, flops_per_step: flops, workload })
+}
+
+/// Times `steps` training steps of `model` after `warmup` untimed ones.
+pub fn train_step(registry: &Registry, model: BenchModel, steps: usize, warmup: usize, precision: LossPrecision) -> Result<BenchReport> {
+    let s = setup(registry, model)?;
+    let params = init_params(s.arch.as_ref(), 0);
+    let n = s.data.train.len();
+    let spec = StepSpec { loss: s.loss, precision, optimizer: s.optimizer, batch_size: n };
+    let mut session = TrainingSession::new(s.arch.as_ref(), params, None, &spec, &s.data.train)?;
+    session.set_batch(&s.data.train)?;
     for _ in 0..warmup {
         session.step()?;
     }
@@ -67,19 +156,15 @@ pub fn mlp_step(registry: &Registry, steps: usize, warmup: usize, precision: Los
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
-    // Matmul FLOPs: forward 2*B*in*out per layer; backward twice that, except that the first
-    // layer's input (token counts) needs no gradient.
-    let (b, p, d, w) = (n as f64, 67.0, 500.0, 48.0);
-    let layers = [(p, d), (d, w), (w, d), (d, p)];
-    let flops: f64 = layers.iter().enumerate().map(|(i, (i_n, o_n))| 2.0 * b * i_n * o_n * if i == 0 { 2.0 } else { 3.0 }).sum();
     Ok(BenchReport {
-        workload: format!("paper MLP (p=67, d_emb=500, width=48), full batch {n}, AdamW: forward + backward + update"),
+        model,
+        workload: s.workload,
         steps,
         ms_per_step_median: median,
         ms_per_step_mean: times.iter().sum::<f64>() / times.len().max(1) as f64,
         ms_per_step_min: sorted.first().copied().unwrap_or(f64::NAN),
-        gflops: flops / (median * 1e6),
-        flops_per_step: flops,
+        gflops: s.flops_per_step / (median * 1e6),
+        flops_per_step: s.flops_per_step,
         threads: std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default".into()),
         final_loss: loss,
         loss_precision: precision,

@@ -1,8 +1,9 @@
-//! `ticketlab bench`: time training steps of the tensor engine on the paper's MLP.
+//! `ticketlab bench`: time training steps of the tensor engine on one of the paper's models.
 
 use std::fmt::Write as _;
 
 use ticketlab_core::tensor::LossPrecision;
+use ticketlab_plugins::bench::BenchModel;
 
 use crate::failure::{Failure, print};
 use crate::load;
@@ -10,6 +11,10 @@ use crate::load;
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The model: `mlp` (the paper's MLP on (a+b) mod 67), `transformer` (its 1-layer
+    /// transformer) or `mnist` (the 784-200-200-10 MNIST MLP).
+    #[arg(long, default_value = "mlp", value_parser = ["mlp", "transformer", "mnist"])]
+    pub model: String,
     /// Timed steps.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
@@ -42,7 +47,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let registry = load::registry(&[])?;
     let precision = if args.f64_loss { LossPrecision::F64 } else { LossPrecision::F32 };
-    let r = ticketlab_plugins::bench::mlp_step(&registry, args.steps, args.warmup, precision).map_err(Failure::failed)?;
+    let model = BenchModel::parse(&args.model).ok_or_else(|| Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model)))?;
+    let r = ticketlab_plugins::bench::train_step(&registry, model, args.steps, args.warmup, precision).map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;
         return print(&format!("{text}\n"));

@@ -99,6 +99,12 @@ impl GraphBuilder {
         &self.shapes[&node]
     }
 
+    /// Removes a node and its edges (graph passes that replace nodes).
+    pub(crate) fn remove_node(&mut self, node: NodeIndex) {
+        self.cx.graph.remove_node(node);
+        self.shapes.remove(&node);
+    }
+
     fn add_node(&mut self, op: impl op::Operator + 'static, inputs: &[Var], out_shape: Vec<usize>) -> NodeIndex {
         let mut new = self.cx.add_op(op);
         for v in inputs {
@@ -440,24 +446,30 @@ impl GraphBuilder {
     }
 
     /// Log-softmax over the last axis, max-subtracted (stable for logits of any magnitude).
+    /// The log of the row sums is taken once per row, before broadcasting.
     pub fn log_softmax(&mut self, a: Var) -> Result<Var> {
         let last = a.rank() - 1;
+        let n = a.shape()[last];
         let m = self.reduce_keep(a, last, true)?;
         let shifted = self.sub(a, m)?;
         let e = self.exp(shifted)?;
-        let s = self.reduce_keep(e, last, false)?;
+        let s = self.sum_reduce(e, last)?;
         let lse = self.ln(s)?;
+        let lse = self.expand(lse, last, n)?;
         self.sub(shifted, lse)
     }
 
-    /// Softmax over the last axis.
+    /// Softmax over the last axis (one reciprocal per row).
     pub fn softmax(&mut self, a: Var) -> Result<Var> {
         let last = a.rank() - 1;
+        let n = a.shape()[last];
         let m = self.reduce_keep(a, last, true)?;
         let shifted = self.sub(a, m)?;
         let e = self.exp(shifted)?;
-        let s = self.reduce_keep(e, last, false)?;
-        self.div(e, s)
+        let s = self.sum_reduce(e, last)?;
+        let r = self.recip(s);
+        let r = self.expand(r, last, n)?;
+        self.mul(e, r)
     }
 
     /// Mean over all elements, as a scalar (shape `[]`).

@@ -7,11 +7,13 @@
 //! compiles one training step and runs it many times.
 
 pub mod autograd;
+mod contraction;
 pub mod denormals;
 pub mod graph;
 pub mod host;
 pub mod kernels;
 pub mod optim;
+mod reassociate;
 pub mod session;
 
 pub use graph::{GraphBuilder, Var};
@@ -107,5 +109,7 @@ pub fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
     }
 }
 
+#[cfg(test)]
+mod pass_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,5 @@
 //! Optimizers with PyTorch semantics.
 
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,28 +40,37 @@ impl OptimizerConfig {
     }
 }
 
-/// Optimizer state: moments per parameter and the step count.
+/// Optimizer state: moments of every parameter in two flat buffers, and the step count.
 pub(crate) struct OptimizerState {
     config: OptimizerConfig,
     step: u64,
-    /// First moment (AdamW) or momentum buffer (SGD), by parameter name.
-    first: BTreeMap<String, Vec<f32>>,
-    /// Second moment (AdamW only).
-    second: BTreeMap<String, Vec<f32>>,
-    shapes: BTreeMap<String, Vec<usize>>,
+    /// Each parameter's name, shape and range in the flat buffers, in the architecture's order.
+    slots: Vec<Slot>,
+    /// First moment (AdamW) or momentum buffer (SGD) of every parameter.
+    first: Vec<f32>,
+    /// Second moment of every parameter (AdamW only; empty for SGD).
+    second: Vec<f32>,
+}
+
+/// Where one parameter's state lies in the flat buffers.
+struct Slot {
+    name: String,
+    shape: Vec<usize>,
+    range: std::ops::Range<usize>,
 }
 
 impl OptimizerState {
     /// Zeroed state for `params`.
     pub(crate) fn new(config: OptimizerConfig, params: &[ParamDef]) -> Self {
-        let zeros = |p: &ParamDef| (p.name.clone(), vec![0.0f32; p.shape.iter().product()]);
-        Self {
-            config,
-            step: 0,
-            first: params.iter().map(zeros).collect(),
-            second: if config.kind == OptimizerKind::AdamW { params.iter().map(zeros).collect() } else { BTreeMap::new() },
-            shapes: params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect(),
+        let mut slots = Vec::with_capacity(params.len());
+        let mut total = 0;
+        for p in params {
+            let len: usize = p.shape.iter().product();
+            slots.push(Slot { name: p.name.clone(), shape: p.shape.clone(), range: total..total + len });
+            total += len;
         }
+        let second = if config.kind == OptimizerKind::AdamW { vec![0.0; total] } else { Vec::new() };
+        Self { config, step: 0, slots, first: vec![0.0; total], second }
     }
 
     /// Steps completed.
@@ -70,19 +78,26 @@ impl OptimizerState {
         self.step
     }
 
-    /// Updates one parameter in place for the step being taken; masked entries end at 0.
+    /// Updates parameter number `index` (in the order given to [`OptimizerState::new`]) in
+    /// place for the step being taken; masked entries end at exactly +0.0.
     ///
-    /// The arithmetic follows PyTorch's single-tensor implementations operation by operation:
+    /// One pass over the parameter with no allocation, written as zipped slices so the
+    /// compiler vectorises it. The arithmetic follows PyTorch's single-tensor implementations
+    /// operation by operation:
     /// AdamW: `p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g;
     /// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`.
     /// SGD: `g += wd*p; buf = g (first step) or momentum*buf + g; p -= lr*buf`.
-    pub(crate) fn update(&mut self, name: &str, p: &mut [f32], g: &[f32], mask: Option<&[f32]>) {
+    pub(crate) fn update(&mut self, index: usize, p: &mut [f32], g: &[f32], mask: Option<&[f32]>) {
         let c = self.config;
         let t = self.step + 1;
-        let m = self.first.get_mut(name).expect("state exists for every parameter");
+        let range = self.slots[index].range.clone();
+        assert!(p.len() == range.len() && g.len() == range.len(), "parameter, gradient and optimizer state differ in size");
+        let m = &mut self.first[range.clone()];
+        // Assign rather than multiply: a masked weight is +0.0, never -0.0.
+        let keep = |w: f32, k: f32| if k == 0.0 { 0.0 } else { w };
         match c.kind {
             OptimizerKind::AdamW => {
-                let v = self.second.get_mut(name).expect("state exists for every parameter");
+                let v = &mut self.second[range];
                 let decay = (1.0 - c.lr * c.weight_decay) as f32;
                 let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
                 let bias1 = 1.0 - c.beta1.powi(t as i32);
@@ -90,31 +105,43 @@ impl OptimizerState {
                 let step_size = (c.lr / bias1) as f32;
                 let eps = c.eps as f32;
                 let w1 = 1.0 - b1;
-                for i in 0..p.len() {
-                    p[i] *= decay;
-                    m[i] += w1 * (g[i] - m[i]);
-                    v[i] = v[i] * b2 + (1.0 - b2) * g[i] * g[i];
-                    let denom = v[i].sqrt() / bias2_sqrt + eps;
-                    p[i] += -step_size * (m[i] / denom);
+                let adamw = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
+                    *p *= decay;
+                    *m += w1 * (g - *m);
+                    *v = *v * b2 + (1.0 - b2) * g * g;
+                    let denom = v.sqrt() / bias2_sqrt + eps;
+                    *p += -step_size * (*m / denom);
+                };
+                let state = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
+                match mask {
+                    Some(mask) => state.zip(mask).for_each(|(((p, &g), (m, v)), &k)| {
+                        adamw(p, g, m, v);
+                        *p = keep(*p, k);
+                    }),
+                    None => state.for_each(|((p, &g), (m, v))| adamw(p, g, m, v)),
                 }
             }
             OptimizerKind::Sgd => {
                 let (lr, wd, mu) = (c.lr as f32, c.weight_decay as f32, c.beta1 as f32);
-                for i in 0..p.len() {
-                    let gi = g[i] + wd * p[i];
+                let sgd = |p: &mut f32, g: f32, m: &mut f32| {
+                    let gi = g + wd * *p;
                     let d = if mu == 0.0 {
                         gi
                     } else {
-                        m[i] = if t == 1 { gi } else { mu * m[i] + gi };
-                        m[i]
+                        *m = if t == 1 { gi } else { mu * *m + gi };
+                        *m
                     };
-                    p[i] -= lr * d;
+                    *p -= lr * d;
+                };
+                let state = p.iter_mut().zip(g).zip(m.iter_mut());
+                match mask {
+                    Some(mask) => state.zip(mask).for_each(|(((p, &g), m), &k)| {
+                        sgd(p, g, m);
+                        *p = keep(*p, k);
+                    }),
+                    None => state.for_each(|((p, &g), m)| sgd(p, g, m)),
                 }
             }
-        }
-        if let Some(mask) = mask {
-            // Assign rather than multiply: a masked weight is +0.0, never -0.0.
-            p.iter_mut().zip(mask).filter(|(_, k)| **k == 0.0).for_each(|(w, _)| *w = 0.0);
         }
     }
 
@@ -126,30 +153,41 @@ impl OptimizerState {
     /// The state as named tensors (`exp_avg/NAME`, `exp_avg_sq/NAME` or `momentum/NAME`).
     pub(crate) fn export(&self) -> NamedTensors {
         let mut out = NamedTensors::new();
-        let first = if self.config.kind == OptimizerKind::AdamW { "exp_avg" } else { "momentum" };
-        for (name, m) in &self.first {
-            out.insert(format!("{first}/{name}"), HostTensor::new(self.shapes[name].clone(), m.clone()));
-        }
-        for (name, v) in &self.second {
-            out.insert(format!("exp_avg_sq/{name}"), HostTensor::new(self.shapes[name].clone(), v.clone()));
+        for (prefix, buf) in self.buffers() {
+            for slot in &self.slots {
+                out.insert(format!("{prefix}/{}", slot.name), HostTensor::new(slot.shape.clone(), buf[slot.range.clone()].to_vec()));
+            }
         }
         out
     }
 
     /// Restores [`OptimizerState::export`]ed state after `step` steps.
     pub(crate) fn import(&mut self, state: &NamedTensors, step: u64) -> Result<()> {
-        let first = if self.config.kind == OptimizerKind::AdamW { "exp_avg" } else { "momentum" };
-        for (prefix, map) in [(first, &mut self.first), ("exp_avg_sq", &mut self.second)] {
-            for (name, buf) in map.iter_mut() {
-                let key = format!("{prefix}/{name}");
+        let first = self.first_name();
+        for (prefix, buf) in [(first, &mut self.first), ("exp_avg_sq", &mut self.second)] {
+            if buf.is_empty() {
+                continue;
+            }
+            for slot in &self.slots {
+                let key = format!("{prefix}/{}", slot.name);
                 let t = state.get(&key).ok_or_else(|| Error::Store(format!("optimizer state `{key}` is missing from the checkpoint")))?;
-                if t.data.len() != buf.len() {
-                    return Err(Error::Store(format!("optimizer state `{key}` has {} values, expected {}", t.data.len(), buf.len())));
+                if t.data.len() != slot.range.len() {
+                    return Err(Error::Store(format!("optimizer state `{key}` has {} values, expected {}", t.data.len(), slot.range.len())));
                 }
-                buf.copy_from_slice(&t.data);
+                buf[slot.range.clone()].copy_from_slice(&t.data);
             }
         }
         self.step = step;
         Ok(())
+    }
+
+    /// The name of the first buffer in checkpoints.
+    fn first_name(&self) -> &'static str {
+        if self.config.kind == OptimizerKind::AdamW { "exp_avg" } else { "momentum" }
+    }
+
+    /// The non-empty state buffers with their checkpoint names.
+    fn buffers(&self) -> Vec<(&'static str, &[f32])> {
+        [(self.first_name(), self.first.as_slice()), ("exp_avg_sq", self.second.as_slice())].into_iter().filter(|(_, b)| !b.is_empty()).collect()
     }
 }

@@ -23,6 +23,7 @@ use super::autograd;
 use super::graph::{GraphBuilder, Var};
 use super::kernels;
 use super::optim::{OptimizerConfig, OptimizerState};
+use super::reassociate::reassociate;
 use crate::data::{Split, Targets};
 use crate::error::catch_panic;
 use crate::tensor::{Architecture, HostTensor, MaskSet, NamedTensors, ParamDef};
@@ -116,12 +117,32 @@ struct ForwardGraph {
     g: GraphBuilder,
     params: Vec<ParamLeaf>,
     x: Var,
+    /// For one-hot token inputs, the leaf of their indices (see [`kernels::TokenPass`]).
+    tokens: Option<Var>,
     outputs: Var,
 }
 
-fn build_forward(arch: &dyn Architecture, defs: &[ParamDef], masked: Option<&MaskSet>, x_shape: &[usize]) -> Result<ForwardGraph> {
+/// The token indices of one-hot inputs `[n, n_ctx, vocab]` (exactly one 1.0 per row, zeros
+/// elsewhere), in example then context order; `None` for any other input.
+fn token_indices(x: &HostTensor) -> Option<Vec<f32>> {
+    let [_, _, vocab] = x.shape[..] else { return None };
+    if vocab == 0 || vocab > 1 << 24 {
+        return None;
+    }
+    x.data
+        .chunks_exact(vocab)
+        .map(|row| {
+            let hot = row.iter().position(|&v| v == 1.0)?;
+            let rest_zero = row.iter().enumerate().all(|(j, &v)| j == hot || v == 0.0);
+            rest_zero.then_some(hot as f32)
+        })
+        .collect()
+}
+
+fn build_forward(arch: &dyn Architecture, defs: &[ParamDef], masked: Option<&MaskSet>, x_shape: &[usize], tokens: bool) -> Result<ForwardGraph> {
     let mut g = GraphBuilder::new();
     let x = g.input("x", x_shape);
+    let tokens = (tokens && x_shape.len() == 3).then(|| g.input("x token indices", &[x_shape[0] * x_shape[1]]));
     let mut params = Vec::new();
     let mut effective = BTreeMap::new();
     for d in defs {
@@ -135,12 +156,16 @@ fn build_forward(arch: &dyn Architecture, defs: &[ParamDef], masked: Option<&Mas
         params.push(ParamLeaf { name: d.name.clone(), leaf, mask });
     }
     let outputs = arch.forward(&mut g, &effective, x)?;
+    // Before autograd, so the gradients come from the cheaper algebra too.
+    let mut held = [outputs.node];
+    reassociate(&mut g, &mut held)?;
+    let outputs = Var { node: held[0], view: outputs.view };
     let expected_batch = x_shape[0];
     let out_shape = outputs.shape();
     if out_shape.len() != 2 || out_shape[0] != expected_batch {
         return Err(Error::shape("architecture output", format!("expected [batch={expected_batch}, outputs], got {out_shape:?}")));
     }
-    Ok(ForwardGraph { g, params, x, outputs })
+    Ok(ForwardGraph { g, params, x, tokens, outputs })
 }
 
 fn set_leaf(g: &mut GraphBuilder, leaf: Var, data: Vec<f32>) {
@@ -248,8 +273,26 @@ fn load_params(fw: &mut ForwardGraph, params: &NamedTensors, mask: Option<&MaskS
     }
 }
 
-fn compile(g: &mut GraphBuilder, outputs: &mut [NodeIndex]) {
-    kernels::compile(&mut g.cx, outputs);
+/// Sets the input leaf (and the token indices, for token inputs).
+fn feed_input(fw: &mut ForwardGraph, x: &HostTensor) -> Result<()> {
+    if let Some(leaf) = fw.tokens {
+        let indices = token_indices(x).ok_or_else(|| Error::shape("inputs", "the graph was compiled for one-hot token inputs, but these inputs are not one-hot"))?;
+        set_leaf(&mut fw.g, leaf, indices);
+    }
+    set_leaf(&mut fw.g, fw.x, x.data.clone());
+    Ok(())
+}
+
+/// Reorders the whole graph's matrix chains (gradient graphs have their own), then runs the
+/// kernel passes.
+fn compile(fw: &mut ForwardGraph, outputs: &mut [NodeIndex]) -> Result<()> {
+    reassociate(&mut fw.g, outputs)?;
+    let tokens = fw.tokens.map(|indices| {
+        let shape = fw.x.shape();
+        kernels::TokenLeaves { one_hot: fw.x.node, indices: indices.node, n: shape[0], n_ctx: shape[1], vocab: shape[2] }
+    });
+    kernels::compile(&mut fw.g.cx, outputs, tokens);
+    Ok(())
 }
 
 // ---- one-off evaluations ---------------------------------------------------------------
@@ -260,14 +303,14 @@ pub fn forward(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mas
         let defs = arch.parameters();
         check_params(&defs, params)?;
         check_masks(&defs, mask)?;
-        let mut fw = build_forward(arch, &defs, mask, &x.shape)?;
+        let mut fw = build_forward(arch, &defs, mask, &x.shape, token_indices(x).is_some())?;
         let out = materialize(&mut fw.g, fw.outputs);
         let shape = out.shape();
         retrieve(&mut fw.g, out.node);
         let mut ids = vec![out.node];
-        compile(&mut fw.g, &mut ids);
+        compile(&mut fw, &mut ids)?;
         load_params(&mut fw, params, mask);
-        set_leaf(&mut fw.g, fw.x, x.data.clone());
+        feed_input(&mut fw, x)?;
         fw.g.cx.execute();
         Ok(HostTensor::new(shape, take(&mut fw.g, ids[0])?))
     })
@@ -286,7 +329,7 @@ fn grad_graph(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mask
     check_params(&defs, params)?;
     check_masks(&defs, mask)?;
     // Differentiate with respect to the effective weights w = m * theta: feed w as the leaf.
-    let mut fw = build_forward(arch, &defs, None, &split.x.shape)?;
+    let mut fw = build_forward(arch, &defs, None, &split.x.shape, token_indices(&split.x).is_some())?;
     let (loss, targets) = objective_node(&mut fw.g, objective, fw.outputs)?;
     let leaves: Vec<Var> = fw.params.iter().map(|p| p.leaf).collect();
     let mut grads = autograd::backward(&mut fw.g, loss, &leaves)?;
@@ -313,11 +356,11 @@ fn grad_graph(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mask
         retrieve(&mut fw.g, g.node);
         outputs.push(g.node);
     }
-    compile(&mut fw.g, &mut outputs);
+    compile(&mut fw, &mut outputs)?;
     for p in &fw.params {
         set_leaf(&mut fw.g, p.leaf, masked_values(&p.name, params, mask));
     }
-    set_leaf(&mut fw.g, fw.x, split.x.data.clone());
+    feed_input(&mut fw, &split.x)?;
     if let Some(y) = targets {
         let width = fw.outputs.shape()[1];
         set_leaf(&mut fw.g, y, dense_targets(&split.y, width)?);
@@ -449,7 +492,8 @@ pub struct TrainingSession<'a> {
     loss_node: NodeIndex,
     grad_nodes: Vec<NodeIndex>,
     optimizer: OptimizerState,
-    eval_graphs: HashMap<usize, EvalGraph>,
+    /// Compiled forward graphs by split size and whether the inputs are tokens.
+    eval_graphs: HashMap<(usize, bool), EvalGraph>,
     /// The current batch, kept for the extra forward pass of an f64 loss.
     batch: Option<Split>,
 }
@@ -463,7 +507,8 @@ impl<'a> TrainingSession<'a> {
             check_masks(&defs, mask.as_ref())?;
             let mut x_shape = example.x.shape.clone();
             x_shape[0] = spec.batch_size;
-            let mut fw = build_forward(arch, &defs, mask.as_ref(), &x_shape)?;
+            let tokens = token_indices(&example.x).is_some();
+            let mut fw = build_forward(arch, &defs, mask.as_ref(), &x_shape, tokens)?;
             let (loss_var, targets) = match spec.precision {
                 LossPrecision::F32 => objective_node(&mut fw.g, spec.loss.into(), fw.outputs)?,
                 LossPrecision::F64 => {
@@ -484,7 +529,7 @@ impl<'a> TrainingSession<'a> {
             for &id in &ids {
                 retrieve(&mut fw.g, id);
             }
-            compile(&mut fw.g, &mut ids);
+            compile(&mut fw, &mut ids)?;
             // Masked weights start (and stay) at exactly 0.
             let mut params = params;
             if let Some(m) = &mask {
@@ -515,7 +560,7 @@ impl<'a> TrainingSession<'a> {
         }
         let width = self.step_graph.outputs.shape()[1];
         let targets = dense_targets(&batch.y, width)?;
-        set_leaf(&mut self.step_graph.g, self.step_graph.x, batch.x.data.clone());
+        feed_input(&mut self.step_graph, &batch.x)?;
         match (self.spec.precision, self.targets) {
             (LossPrecision::F32, Some(y)) => set_leaf(&mut self.step_graph.g, y, targets),
             (LossPrecision::F64, _) => self.batch = Some(batch.clone()),
@@ -539,10 +584,10 @@ impl<'a> TrainingSession<'a> {
             for &node in &self.grad_nodes {
                 grads.push(take(g, node)?);
             }
-            for ((p, def), grad) in self.step_graph.params.iter().zip(&self.defs).zip(&grads) {
+            for (index, (p, grad)) in self.step_graph.params.iter().zip(&grads).enumerate() {
                 let weights = leaf_buffer(g, p.leaf)?;
-                let mask = self.mask.as_ref().and_then(|m| m.get(&def.name)).map(|m| m.data.as_slice());
-                self.optimizer.update(&def.name, weights, grad, mask);
+                let mask = self.mask.as_ref().and_then(|m| m.get(&p.name)).map(|m| m.data.as_slice());
+                self.optimizer.update(index, weights, grad, mask);
             }
             self.optimizer.finish_step();
             if !loss.is_finite() {
@@ -588,19 +633,19 @@ impl<'a> TrainingSession<'a> {
     /// compiled forward graph per split size, reused).
     fn outputs(&mut self, split: &Split) -> Result<(Vec<f32>, usize)> {
         let params = self.params()?;
-        let n = split.len();
-        if !self.eval_graphs.contains_key(&n) {
-            let mut fw = build_forward(self.arch, &self.defs, None, &split.x.shape)?;
+        let key = (split.len(), token_indices(&split.x).is_some());
+        if !self.eval_graphs.contains_key(&key) {
+            let mut fw = build_forward(self.arch, &self.defs, None, &split.x.shape, key.1)?;
             let out = materialize(&mut fw.g, fw.outputs);
             retrieve(&mut fw.g, out.node);
             let mut ids = vec![out.node];
-            compile(&mut fw.g, &mut ids);
+            compile(&mut fw, &mut ids)?;
             let width = out.shape()[1];
-            self.eval_graphs.insert(n, EvalGraph { fw, output: ids[0], width });
+            self.eval_graphs.insert(key, EvalGraph { fw, output: ids[0], width });
         }
-        let eg = self.eval_graphs.get_mut(&n).expect("inserted above");
+        let eg = self.eval_graphs.get_mut(&key).expect("inserted above");
         load_params(&mut eg.fw, &params, None);
-        set_leaf(&mut eg.fw.g, eg.fw.x, split.x.data.clone());
+        feed_input(&mut eg.fw, &split.x)?;
         eg.fw.g.cx.execute();
         Ok((take(&mut eg.fw.g, eg.output)?, eg.width))
     }

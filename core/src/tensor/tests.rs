@@ -12,11 +12,11 @@ use super::graph::{GraphBuilder, Var};
 use super::*;
 use crate::data::{Split, Targets};
 
-fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+pub(super) fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(seed)
 }
 
-fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+pub(super) fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     let mut r = rng(seed);
     (0..shape.iter().product::<usize>()).map(|_| r.gen_range(lo..hi)).collect()
 }
@@ -37,7 +37,7 @@ fn run_graph(build: &dyn Fn(&mut GraphBuilder, &[Var]) -> Var, inputs: &[(Vec<us
         g.cx.no_delete.insert(id);
     }
     if compiled {
-        kernels::compile(&mut g.cx, &mut ids);
+        kernels::compile(&mut g.cx, &mut ids, None);
     }
     for (leaf, (_, data)) in leaves.iter().zip(inputs) {
         g.cx.set_tensor(leaf.node, 0, Tensor::new(data.clone()));
@@ -71,7 +71,7 @@ fn check_gradients(name: &str, build: &dyn Fn(&mut GraphBuilder, &[Var]) -> Var,
 }
 
 /// A fixed random weighting so every output element matters: sum(w * y).
-fn weighted_sum(g: &mut GraphBuilder, y: Var, seed: u64) -> Var {
+pub(super) fn weighted_sum(g: &mut GraphBuilder, y: Var, seed: u64) -> Var {
     let shape = y.shape();
     let w = g.input("weights", &shape);
     g.cx.set_tensor(w.node, 0, Tensor::new(random(&shape, seed, -1.0, 1.0)));
@@ -546,7 +546,7 @@ fn adamw_ten_steps_match_pytorch_rule() {
     let mut grads = Vec::new();
     for s in 0..10 {
         let g = random(&[5], 100 + s, -1.0, 1.0);
-        state.update("p", &mut p, &g, None);
+        state.update(0, &mut p, &g, None);
         state.finish_step();
         grads.push(g.iter().map(|&x| f64::from(x)).collect());
     }
@@ -566,7 +566,7 @@ fn sgd_momentum_matches_pytorch_rule() {
     let (mut pr, mut buf) = (1.0f64, 0.0f64);
     for s in 0..5 {
         let g = 0.5 - s as f32 * 0.2;
-        state.update("p", &mut p, &[g], None);
+        state.update(0, &mut p, &[g], None);
         state.finish_step();
         let gi = f64::from(g) + 0.01 * pr;
         buf = if s == 0 { gi } else { 0.9 * buf + gi };
@@ -711,7 +711,7 @@ fn kernel_passes_agree_with_uncompiled_luminal_on_argmax_gather_arange() {
         let arange = cx.arange::<Const<5>>().retrieve();
         let mut ids = vec![argmax.id, gathered.id, arange.id];
         if compiled {
-            super::kernels::compile(&mut cx, &mut ids);
+            super::kernels::compile(&mut cx, &mut ids, None);
         }
         cx.execute();
         ids.iter().map(|&id| cx.get_tensor_ref(id, 0).unwrap().data.as_any().downcast_ref::<Vec<f32>>().unwrap().clone()).collect()
@@ -764,7 +764,7 @@ fn fused_elementwise_chains_change_no_bit() {
             g.cx.to_retrieve.insert(id);
         }
         if fuse {
-            kernels::compile(&mut g.cx, &mut ids);
+            kernels::compile(&mut g.cx, &mut ids, None);
         } else {
             kernels::compile_unfused(&mut g.cx, &mut ids);
         }

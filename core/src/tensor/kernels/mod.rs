@@ -22,7 +22,8 @@
 mod fuse;
 mod sgemm;
 mod strided;
-mod views;
+mod tokens;
+pub(crate) mod views;
 
 use luminal::compiler_utils::{Compiler, ToIdsMut};
 use luminal::graph::{Graph, NodeIndex};
@@ -33,6 +34,7 @@ pub use sgemm::ContractionPass;
 #[cfg(test)]
 pub(crate) use sgemm::SPARSE_PRODUCTS;
 pub use strided::StridedPass;
+pub use tokens::{TokenLeaves, TokenPass};
 
 /// Where compiled graphs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +66,20 @@ impl Device {
 
 /// Runs every kernel pass of the selected [`Device`] on `graph`, keeping `remap`'s node ids
 /// valid.
-pub fn compile(graph: &mut Graph, remap: &mut [NodeIndex]) {
-    let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
+///
+/// With `tokens`, products with that one-hot leaf become gathers and scatter-adds
+/// ([`TokenPass`]); both of its leaves are kept, since the session feeds them.
+pub fn compile(graph: &mut Graph, remap: &mut [NodeIndex], tokens: Option<TokenLeaves>) {
+    let mut leaves: Vec<NodeIndex> = tokens.iter().flat_map(|t| [t.one_hot, t.indices]).collect();
+    let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().chain(leaves.iter_mut()).collect();
     match Device::from_env() {
         // Dead-node removal runs again after fusion, for the constants fusion folded away.
-        Device::Cpu => graph.compile((RemoveDeadNodes, ContractionPass, FusionPass, RemoveDeadNodes, StridedPass), &mut ids),
+        Device::Cpu => {
+            if let Some(t) = tokens {
+                graph.compile(TokenPass(t), &mut ids);
+            }
+            graph.compile((RemoveDeadNodes, ContractionPass, FusionPass, RemoveDeadNodes, StridedPass), &mut ids)
+        }
         #[cfg(feature = "cuda")]
         Device::Cuda => graph.compile((RemoveDeadNodes, luminal_cuda::CudaCompiler::<f32>::default()), &mut ids),
         #[cfg(not(feature = "cuda"))]
@@ -85,6 +96,10 @@ pub(crate) fn compile_unfused(graph: &mut Graph, remap: &mut [NodeIndex]) {
 
 /// Removes nodes whose output nobody reads: luminal executes every node in the graph, kept or
 /// not, so an unused branch would cost a full computation per step.
+///
+/// Input leaves stay even when nothing reads them: their callers set data on them after
+/// compiling, and a removed node's index is reused by the nodes later passes add, so data set
+/// on a removed leaf would land on (and silently replace) another node's output.
 #[derive(Debug, Default)]
 pub struct RemoveDeadNodes;
 
@@ -97,6 +112,7 @@ impl Compiler for RemoveDeadNodes {
                 .node_indices()
                 .filter(|&n| {
                     graph.graph.edges_directed(n, Direction::Outgoing).next().is_none()
+                        && !graph.graph[n].as_any().is::<luminal::op::Function>()
                         && !graph.no_delete.contains(&n)
                         && !graph.to_retrieve.contains(&n)
                         && !held.contains(&n)

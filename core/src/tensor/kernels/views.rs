@@ -8,12 +8,12 @@ use luminal::shape::ShapeTracker;
 /// One logical axis of a view: element `j` lives at buffer index `(j + offset) * stride`,
 /// and is a zero (padding) unless `0 <= j + offset < bound` when `checked`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Axis {
-    pub(super) size: usize,
-    pub(super) stride: isize,
-    pub(super) offset: isize,
-    pub(super) bound: isize,
-    pub(super) checked: bool,
+pub(crate) struct Axis {
+    pub(crate) size: usize,
+    pub(crate) stride: isize,
+    pub(crate) offset: isize,
+    pub(crate) bound: isize,
+    pub(crate) checked: bool,
 }
 
 pub(super) fn to_usize(e: luminal::shape::symbolic::Expression) -> usize {
@@ -21,7 +21,7 @@ pub(super) fn to_usize(e: luminal::shape::symbolic::Expression) -> usize {
 }
 
 /// The logical axes of a (resolved) view.
-pub(super) fn axes_of(view: &ShapeTracker) -> Vec<Axis> {
+pub(crate) fn axes_of(view: &ShapeTracker) -> Vec<Axis> {
     let n = view.dims.len();
     let mut ustrides = vec![0isize; n];
     let mut acc = 1isize;
@@ -149,7 +149,7 @@ pub(super) fn read(data: &[f32], row: &Row, j: usize) -> f32 {
     if j >= row.lo && j < row.hi { data[(row.base + j as isize * row.stride) as usize] } else { 0.0 }
 }
 
-pub(super) fn vec_of<'a>(t: &'a InputTensor) -> &'a [f32] {
+pub(crate) fn vec_of<'a>(t: &'a InputTensor) -> &'a [f32] {
     t.borrowed().data.as_any().downcast_ref::<Vec<f32>>().expect("CPU tensors are Vec<f32>")
 }
 

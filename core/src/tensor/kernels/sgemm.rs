@@ -78,7 +78,9 @@ impl Operator for Sgemm {
                 b: Strided { offset: ob, rows: vb[self.axis].stride, cols: stride(&vb, plan.n) },
                 c: Strided { offset: oc, rows: plan.m.map_or(0, |i| out_strides[i]), cols: plan.n.map_or(0, |i| out_strides[i]) },
             };
-            if g.a_is_sparse(a) {
+            if m * n * k <= SMALL_PRODUCT {
+                g.small(a, b, &mut out);
+            } else if g.a_is_sparse(a) {
                 g.sparse_a(a, b, &mut out);
             } else if g.transposed().a_is_sparse(b) {
                 // C^T = B^T A^T: the same loop with B's non-zeros.
@@ -123,6 +125,11 @@ struct Gemm {
     b: Strided,
     c: Strided,
 }
+
+/// Products of at most this many multiply-adds (per batch entry) run as plain loops: for the
+/// attention of a short context (a batch of `2 x 128 x 2` products per example), packing the
+/// operands for sgemm costs more than the product itself.
+const SMALL_PRODUCT: usize = 4096;
 
 /// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
 const SPARSE_DENSITY: f64 = 0.125;
@@ -183,6 +190,19 @@ impl Gemm {
                 c[self.c.at(i, 0)..][..n].copy_from_slice(&row);
             } else {
                 row.iter().enumerate().for_each(|(l, v)| c[self.c.at(i, l)] = *v);
+            }
+        }
+    }
+
+    /// `C = A B` as dot products, each summed in order of `k`.
+    fn small(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        for i in 0..self.m {
+            for l in 0..self.n {
+                let mut sum = 0.0f32;
+                for j in 0..self.k {
+                    sum += a[self.a.at(i, j)] * b[self.b.at(j, l)];
+                }
+                c[self.c.at(i, l)] = sum;
             }
         }
     }

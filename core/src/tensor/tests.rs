@@ -341,8 +341,9 @@ fn grad_cross_entropy_and_embedding_lookup() {
 /// (the tables' gradients, A or B sparse), with the same values as the dense reference.
 #[test]
 fn sparse_products_of_one_hot_embeddings() {
-    let (b, vocab, d) = (6, 16, 5);
-    let tokens = [0usize, 9, 9, 3, 15, 7];
+    // Large enough (8 x 64 x 16) that the products are not left to the small-product loops.
+    let (b, vocab, d) = (8, 64, 16);
+    let tokens = [0usize, 9, 9, 3, 63, 7, 40, 12];
     let mut onehot = vec![0.0f32; b * vocab];
     for (r, &t) in tokens.iter().enumerate() {
         onehot[r * vocab + t] = 1.0;

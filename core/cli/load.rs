@@ -124,8 +124,7 @@ pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8)
 const MAX_KERNEL_THREADS: usize = 4;
 
 /// Fixes the number of threads of the matrix kernels and returns it: `--threads`, else a valid
-/// `MATMUL_NUM_THREADS`, else the available parallelism (the kernels use at most 4). Must run
-/// before any computation.
+/// `MATMUL_NUM_THREADS`, else the available parallelism (the kernels use at most 4).
 pub fn set_threads(threads: Option<usize>) -> Result<usize, Failure> {
     let n = match threads {
         Some(0) => return Err(Failure::input("--threads must be at least 1")),
@@ -136,8 +135,6 @@ pub fn set_threads(threads: Option<usize>) -> Result<usize, Failure> {
         },
     };
     let n = n.min(MAX_KERNEL_THREADS);
-    // SAFETY: called from `main`'s thread before any other thread exists; the matrix kernels
-    // read the variable once, on first use.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
+    ticketlab_core::tensor::kernels::set_threads(n);
     Ok(n)
 }

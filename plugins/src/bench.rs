@@ -64,7 +64,7 @@ pub struct BenchReport {
     pub gflops: f64,
     /// Floating-point operations of the matrix products of one step as written, counted dense.
     pub flops_per_step: f64,
-    /// Threads given to the matmul kernels (`MATMUL_NUM_THREADS`).
+    /// Threads of the matrix kernels.
     pub threads: String,
     /// Training loss after the timed steps (a sanity check that work was done).
     pub final_loss: f64,
@@ -165,7 +165,7 @@ pub fn train_step(registry: &Registry, model: BenchModel, steps: usize, warmup: 
         ms_per_step_min: sorted.first().copied().unwrap_or(f64::NAN),
         gflops: s.flops_per_step / (median * 1e6),
         flops_per_step: s.flops_per_step,
-        threads: std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default".into()),
+        threads: ticketlab_core::tensor::kernels::threads().to_string(),
         final_loss: loss,
         loss_precision: precision,
     })

@@ -25,6 +25,8 @@ mod strided;
 mod tokens;
 pub(crate) mod views;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use luminal::compiler_utils::{Compiler, ToIdsMut};
 use luminal::graph::{Graph, NodeIndex};
 use luminal::prelude::petgraph::Direction;
@@ -35,6 +37,37 @@ pub use sgemm::ContractionPass;
 pub(crate) use sgemm::SPARSE_PRODUCTS;
 pub use strided::StridedPass;
 pub use tokens::{TokenLeaves, TokenPass};
+
+/// Threads of the matrix kernels; 0 until [`set_threads`] is called.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads a large matrix product is split over (rows or columns of the result,
+/// never a sum, so every thread count gives the same numbers).
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The threads a large matrix product is split over: as [`set_threads`] said, else
+/// `MATMUL_NUM_THREADS`, else 1.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// A pool of `threads` workers for splitting products, made once per thread count and kept
+/// (starting threads for every product would cost more than the split saves).
+fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
+    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> = std::sync::Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
+        return p.clone();
+    }
+    let p = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("ticketlab-kernel-{i}")).build().expect("the kernel thread pool starts"));
+    pools.push((threads, p.clone()));
+    p
+}
 
 /// Where compiled graphs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

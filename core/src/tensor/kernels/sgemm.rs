@@ -131,6 +131,11 @@ struct Gemm {
 /// operands for sgemm costs more than the product itself.
 const SMALL_PRODUCT: usize = 4096;
 
+/// Products of at least this many multiply-adds are split over the kernel threads. Measured on
+/// a 2-vCPU machine (tests/bench/BENCHMARKS.md): splitting the MNIST MLP's 40M and 157M
+/// products saves time, splitting the transformer's 30M ones made its step slower.
+const PARALLEL_PRODUCT: usize = 32 << 20;
+
 /// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
 const SPARSE_DENSITY: f64 = 0.125;
 
@@ -207,11 +212,54 @@ impl Gemm {
         }
     }
 
-    /// `C = A B` with `matrixmultiply::sgemm` (threaded).
+    /// `C = A B` with `matrixmultiply::sgemm`, split over the kernel threads when large.
     fn dense(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        self.dense_on(super::threads(), a, b, c);
+    }
+
+    /// `C = A B` on `threads` threads: a product of at least [`PARALLEL_PRODUCT`] multiply-adds
+    /// is cut into blocks of rows of C (of columns when C has too few rows), each one sgemm call
+    /// on its own thread. Each element of C is still one sum over K in sgemm's order.
+    fn dense_on(&self, threads: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+        let parts = if self.m * self.n * self.k >= PARALLEL_PRODUCT { threads } else { 1 };
+        if parts <= 1 {
+            self.sgemm(a, b, SharedOut(c.as_mut_ptr()));
+            return;
+        }
+        let by_rows = self.m >= self.n;
+        let len = if by_rows { self.m } else { self.n };
+        let blocks: Vec<Gemm> = (0..parts)
+            .map(|p| (p * len / parts, (p + 1) * len / parts))
+            .filter(|(lo, hi)| lo < hi)
+            .map(|(lo, hi)| {
+                let mut g = *self;
+                if by_rows {
+                    g.m = hi - lo;
+                    g.a.offset += lo as isize * self.a.rows;
+                    g.c.offset += lo as isize * self.c.rows;
+                } else {
+                    g.n = hi - lo;
+                    g.b.offset += lo as isize * self.b.cols;
+                    g.c.offset += lo as isize * self.c.cols;
+                }
+                g
+            })
+            .collect();
+        let out = SharedOut(c.as_mut_ptr());
+        super::pool(threads).scope(|s| {
+            for g in &blocks[1..] {
+                s.spawn(move |_| g.sgemm(a, b, out));
+            }
+            blocks[0].sgemm(a, b, out);
+        });
+    }
+
+    /// One `matrixmultiply::sgemm` call writing C through `c`.
+    fn sgemm(&self, a: &[f32], b: &[f32], c: SharedOut) {
         // SAFETY: every index sgemm touches, offset + (i < m) * rows + (j < k) * cols, lies
         // inside its buffer: the strides come from views whose extents luminal checked against
         // these buffers, no axis is padded, and a slice only moves the offset within the buffer.
+        // Blocks of one product running at once write disjoint rows (or columns) of C.
         unsafe {
             matrixmultiply::sgemm(
                 self.m,
@@ -225,13 +273,23 @@ impl Gemm {
                 self.b.rows,
                 self.b.cols,
                 0.0,
-                c.as_mut_ptr().offset(self.c.offset),
+                c.0.offset(self.c.offset),
                 self.c.rows,
                 self.c.cols,
             );
         }
     }
 }
+
+/// The output buffer of a product whose blocks are computed on several threads, each writing
+/// its own rows or columns.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the blocks that share a `SharedOut` write disjoint elements, and the buffer outlives
+// the scope that runs them.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
 
 /// Fuses `Mul -> SumReduce` contractions into [`Sgemm`].
 #[derive(Debug, Default)]
@@ -277,6 +335,37 @@ impl Compiler for ContractionPass {
             move_references(&mut remap, &mut graph.no_delete, &mut graph.to_retrieve, sum, fused);
             graph.graph.remove_node(sum);
             graph.graph.remove_node(mul);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// A product large enough to be split gives the same bits on 1, 2 and 3 threads, split by
+    /// rows (tall C) and by columns (wide C).
+    #[test]
+    fn split_products_give_the_same_bits_on_every_thread_count() {
+        for (m, k, n) in [(512, 256, 256), (64, 256, 2048)] {
+            assert!(m * n * k >= PARALLEL_PRODUCT);
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let row_major = |cols: usize| Strided { offset: 0, rows: cols as isize, cols: 1 };
+            let g = Gemm { m, k, n, a: row_major(k), b: row_major(n), c: row_major(n) };
+            let run = |threads| {
+                let mut c = vec![0.0f32; m * n];
+                g.dense_on(threads, &a, &b, &mut c);
+                c
+            };
+            let one = run(1);
+            assert!(one.iter().any(|&v| v != 0.0));
+            for threads in [2, 3] {
+                assert!(run(threads).iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{k}x{n} on {threads} threads");
+            }
         }
     }
 }

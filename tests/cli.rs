@@ -126,6 +126,24 @@ fn the_snapshot_is_the_same_with_1_and_2_threads() {
 }
 
 #[test]
+fn a_sweep_gives_the_same_results_with_1_and_2_jobs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let mut read = Vec::new();
+    for jobs in ["1", "2"] {
+        let (out, store) = (format!("out{jobs}"), format!("store{jobs}"));
+        let run = ticketlab(&with(&["run", file, "--grid", "mask.rate=[0.3, 0.6, 0.8]", "--jobs", jobs, "--out", &out, "--store", &store], &set), cwd.path());
+        assert_eq!(run.status.code(), Some(0), "--jobs {jobs}: {}", stderr(&run));
+        let dir = cwd.path().join(&out);
+        read.push(["summary.json", "metrics.jsonl"].map(|f| std::fs::read_to_string(dir.join(f)).unwrap()));
+    }
+    assert_eq!(read[0], read[1], "every file of results is the same with one job and with two");
+    assert!(read[0][0].contains("mask.rate=0.8"), "{}", read[0][0]);
+}
+
+#[test]
 fn a_closed_pipe_is_not_an_error() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
@@ -302,6 +320,45 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
     let summary = |dir: &Path| std::fs::read_to_string(dir.join("run/summary.json")).unwrap();
     assert_eq!(summary(cwd.path()), summary(whole_dir.path()));
+}
+
+/// The counts of the run summary's last line: (ran, cached).
+fn ran_and_cached(out: &str) -> (usize, usize) {
+    let line = out.lines().find(|l| l.contains(" ran, ")).unwrap_or_else(|| panic!("no count line in {out}"));
+    let count = |label: &str| line.split(", ").find(|p| p.ends_with(label)).and_then(|p| p.split(' ').next()?.parse().ok()).unwrap();
+    (count("ran"), count("cached"))
+}
+
+/// Two processes started at once on one store split its stages: each stage is computed by
+/// exactly one of them (the other loads it), and both end with the same results.
+#[test]
+fn two_runs_sharing_a_store_compute_each_stage_once() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let mut set = tiny();
+    set.extend(["--grid", "mask.rate=[0.3, 0.5, 0.7, 0.8]", "--jobs", "1", "--store", "shared"].map(String::from));
+    let spawn = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+            .args(with(&["run", file, "--out", out], &set))
+            .current_dir(cwd.path())
+            .env("CI", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    let ((ran_a, cached_a), (ran_b, cached_b)) = (ran_and_cached(&stdout(&a)), ran_and_cached(&stdout(&b)));
+    assert_eq!(ran_a + cached_a, ran_b + cached_b, "both runs cover every stage");
+    assert_eq!(ran_a + ran_b, ran_a + cached_a, "every stage is computed once: a ran {ran_a}, b ran {ran_b}");
+    let summary = |out: &str| std::fs::read_to_string(cwd.path().join(out).join("summary.json")).unwrap();
+    assert_eq!(summary("a"), summary("b"));
+    let leases = cwd.path().join("shared/leases");
+    assert!(leases.read_dir().map_or(true, |mut d| d.next().is_none()), "every lease is released");
 }
 
 #[test]

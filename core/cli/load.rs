@@ -123,15 +123,21 @@ pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8)
 /// The most threads the matrix kernels use.
 const MAX_KERNEL_THREADS: usize = 4;
 
+/// The cores of this machine.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Fixes the number of threads of the matrix kernels and returns it: `--threads`, else a valid
-/// `MATMUL_NUM_THREADS`, else the available parallelism (the kernels use at most 4).
-pub fn set_threads(threads: Option<usize>) -> Result<usize, Failure> {
+/// `MATMUL_NUM_THREADS`, else the cores left to each of `jobs` stages running at once (at least
+/// one; the kernels use at most 4).
+pub fn set_threads(threads: Option<usize>, jobs: usize) -> Result<usize, Failure> {
     let n = match threads {
         Some(0) => return Err(Failure::input("--threads must be at least 1")),
         Some(n) => n,
         None => match std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
             Some(n) if n > 0 => n,
-            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            _ => (cores() / jobs.max(1)).max(1),
         },
     };
     let n = n.min(MAX_KERNEL_THREADS);

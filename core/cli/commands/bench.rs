@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.steps == 0 {
         return Err(Failure::input("--steps must be at least 1"));
     }
-    load::set_threads(args.threads)?;
+    load::set_threads(args.threads, 1)?;
     if args.flush_denormals {
         // Before the first matrix product, so the kernels' thread pool inherits the setting.
         ticketlab_core::tensor::denormals::flush_to_zero();

@@ -27,7 +27,11 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Threads of the matrix kernels (default: the kernels' own choice).
+    /// Stages computed at once (default: the number of cores). Results are the same for every
+    /// value.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Threads of the matrix kernels of each stage (default: the cores divided by --jobs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Stop once a training stage has saved a resumable state at or after N steps, as if the
@@ -38,12 +42,17 @@ pub struct Args {
 
 /// Runs the experiment; a failed stage gives exit code 1 after every finished stage is stored.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let threads = load::set_threads(args.threads)?;
+    let jobs = match args.jobs {
+        Some(0) => return Err(Failure::input("--jobs must be at least 1")),
+        Some(n) => n,
+        None => load::cores(),
+    };
+    let threads = load::set_threads(args.threads, jobs)?;
     let source = args.file.clone().map_or(Source::Quickstart, Source::File);
     let loaded = load::experiment(source, &args.experiment, 2)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
-    let options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps };
+    let options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps, jobs };
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
     drop(progress);

@@ -22,10 +22,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use super::events::{RunEvents, StageOutcome, StageReport};
 use super::key::StageKey;
+use super::lease::{Claim, Holder, Lease};
 use super::planner::{Plan, PlannedStage};
 use super::store::{ObjectInfo, Store};
 use crate::artifact::{ArchSpec, Artifact, MaskArtifact, ModelArtifact, RunArtifact};
@@ -48,6 +50,8 @@ pub struct ExecOptions {
     /// resumable state at or after this many steps, as if the process had been killed there.
     /// Used to test resumption; the next execution continues from that state.
     pub interrupt_after_steps: Option<u64>,
+    /// Stages computed at once (0 and 1 both mean one at a time, in plan order).
+    pub jobs: usize,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.
@@ -84,68 +88,187 @@ impl Execution {
     }
 }
 
+/// What a worker tells the scheduler: progress of a running stage, or its end.
+enum Message {
+    Progress { stage: String, record: EvalRecord, total_steps: u64 },
+    Log(String),
+    Finished { index: usize, result: Result<(Artifact, StageOutcome)>, seconds: f64 },
+}
+
+/// Forwards a worker's events to the scheduler, which alone talks to the caller's sink (so
+/// the sink needs no locking and sees one event at a time).
+struct ChannelEvents(mpsc::Sender<Message>);
+
+impl RunEvents for ChannelEvents {
+    fn train_progress(&mut self, stage: &str, record: &EvalRecord, total_steps: u64) {
+        let _ = self.0.send(Message::Progress { stage: stage.to_string(), record: record.clone(), total_steps });
+    }
+
+    fn log(&mut self, line: &str) {
+        let _ = self.0.send(Message::Log(line.to_string()));
+    }
+}
+
 /// Executes `plan` against `store`, reporting to `events`.
+///
+/// Stages run on worker threads, at most [`ExecOptions::jobs`] at once: a stage starts once
+/// every stage it reads has finished, earlier stages of the plan first. Each stage computes the
+/// same numbers whatever runs beside it, so any number of jobs gives the results of one job.
+/// With one job, stages start and finish in plan order.
+///
+/// A stage is computed under the store's lease for its key ([`crate::engine::lease`]), so
+/// processes that share a store (a Slurm array, two runs started by hand) split the work: a
+/// stage another live process holds is skipped, and loaded once stored; if that process dies,
+/// its lease expires and this one takes the stage over, resuming from its saved state.
 pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOptions, events: &mut dyn RunEvents) -> Execution {
     events.plan_ready(plan);
-    let mut ex = Executor { plan, registry, store, options, artifacts: BTreeMap::new() };
-    let mut reports = Vec::with_capacity(plan.stages.len());
-    let mut error = None;
+    let jobs = options.jobs.max(1);
+    let n = plan.stages.len();
+    let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
+    let mut reports: Vec<Option<StageReport>> = vec![None; n];
+    let mut errors: Vec<Option<Error>> = (0..n).map(|_| None).collect();
     // Stages that failed or could not run, each with the failed stage it waits on.
     let mut blocked: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut started = vec![false; n];
+    // Stages another process was seen computing (announced once each).
+    let mut announced = vec![false; n];
+    let mut running = 0usize;
     let mut interrupted = false;
-    for ps in &plan.stages {
-        let stage = &ps.stage;
-        let report = |outcome, seconds, error: Option<String>| StageReport {
-            name: stage.name.clone(),
-            kind: stage.kind,
-            plugin: stage.plugin.clone(),
-            key: ps.key.clone(),
-            outcome,
-            seconds,
-            error,
-        };
-        let waits_on = stage.inputs.values().flatten().find_map(|p| blocked.get(p.as_str()).copied());
-        if interrupted || waits_on.is_some() {
-            if let Some(failed) = waits_on {
-                blocked.insert(&stage.name, failed);
-            }
-            let r = report(StageOutcome::NotRun, 0.0, waits_on.map(|f| format!("needs the result of `{f}`, which failed")));
-            events.stage_finished(stage, &r);
-            reports.push(r);
-            continue;
-        }
-        let cached = store.contains(&ps.key);
-        events.stage_started(stage, &ps.key, cached);
-        let start = Instant::now();
-        let result = if cached {
-            store.load(&ps.key).map(|a| (a, StageOutcome::Cached))
-        } else {
-            ex.run_stage(ps, events)
-        };
-        let seconds = start.elapsed().as_secs_f64();
-        let r = match result {
-            Ok((artifact, outcome)) => {
-                if let Artifact::Mask(m) = &artifact {
-                    for w in &m.warnings {
-                        events.log(&format!("{}: warning: {w}", stage.name));
-                    }
+    let (tx, rx) = mpsc::channel::<Message>();
+    let report = |ps: &PlannedStage, outcome, seconds, error: Option<String>| StageReport {
+        name: ps.stage.name.clone(),
+        kind: ps.stage.kind,
+        plugin: ps.stage.plugin.clone(),
+        key: ps.key.clone(),
+        outcome,
+        seconds,
+        error,
+    };
+    std::thread::scope(|scope| {
+        loop {
+            // Start (or skip) every stage that can, in plan order, while workers are free.
+            for (index, ps) in plan.stages.iter().enumerate() {
+                if started[index] {
+                    continue;
                 }
-                ex.artifacts.insert(stage.name.clone(), artifact);
-                report(outcome, seconds, None)
+                let stage = &ps.stage;
+                let inputs: Vec<&str> = stage.inputs.values().flatten().map(String::as_str).collect();
+                let waits_on = inputs.iter().find_map(|p| blocked.get(p).copied());
+                if interrupted || waits_on.is_some() {
+                    if let Some(failed) = waits_on {
+                        blocked.insert(&stage.name, failed);
+                    }
+                    let r = report(ps, StageOutcome::NotRun, 0.0, waits_on.map(|f| format!("needs the result of `{f}`, which failed")));
+                    events.stage_finished(stage, &r);
+                    reports[index] = Some(r);
+                    started[index] = true;
+                    continue;
+                }
+                if running == jobs {
+                    break;
+                }
+                if !inputs.iter().all(|p| artifacts.contains_key(*p)) {
+                    continue;
+                }
+                // A stage another process sharing the store computes is skipped until its
+                // result is stored or that process is gone; this process goes on with others.
+                let (cached, lease) = match claim(store, &ps.key) {
+                    Ok(Ok(claimed)) => claimed,
+                    Ok(Err(holder)) => {
+                        if !announced[index] {
+                            announced[index] = true;
+                            events.log(&format!("{}: {holder} is computing it in the same store; waiting for its result", stage.name));
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        started[index] = true;
+                        running += 1;
+                        let _ = tx.send(Message::Finished { index, result: Err(e), seconds: 0.0 });
+                        continue;
+                    }
+                };
+                started[index] = true;
+                running += 1;
+                events.stage_started(stage, &ps.key, cached);
+                let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let result = if cached {
+                        store.load(&ps.key).map(|a| (a, StageOutcome::Cached))
+                    } else {
+                        ex.run_stage(ps, &mut ChannelEvents(tx.clone()))
+                    };
+                    // Released once the result is stored (or the stage failed).
+                    drop(lease);
+                    let _ = tx.send(Message::Finished { index, result, seconds: start.elapsed().as_secs_f64() });
+                });
             }
-            Err(e) => {
-                interrupted |= matches!(e, Error::Interrupted { .. });
-                blocked.insert(&stage.name, &stage.name);
-                let e = e.in_stage(&stage.name);
-                let r = report(StageOutcome::Failed, seconds, Some(e.to_string()));
-                error.get_or_insert(e);
-                r
+            if running == 0 && started.iter().all(|&s| s) {
+                break;
             }
-        };
-        events.stage_finished(stage, &r);
-        reports.push(r);
+            let message = match rx.recv_timeout(WAIT_POLL) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the scheduler holds a sender"),
+            };
+            match message {
+                Message::Progress { stage, record, total_steps } => events.train_progress(&stage, &record, total_steps),
+                Message::Log(line) => events.log(&line),
+                Message::Finished { index, result, seconds } => {
+                    running -= 1;
+                    let ps = &plan.stages[index];
+                    let stage = &ps.stage;
+                    let r = match result {
+                        Ok((artifact, outcome)) => {
+                            if let Artifact::Mask(m) = &artifact {
+                                for w in &m.warnings {
+                                    events.log(&format!("{}: warning: {w}", stage.name));
+                                }
+                            }
+                            artifacts.insert(stage.name.clone(), Arc::new(artifact));
+                            report(ps, outcome, seconds, None)
+                        }
+                        Err(e) => {
+                            interrupted |= matches!(e, Error::Interrupted { .. });
+                            blocked.insert(&stage.name, &stage.name);
+                            let e = e.in_stage(&stage.name);
+                            let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
+                            errors[index] = Some(e);
+                            r
+                        }
+                    };
+                    events.stage_finished(stage, &r);
+                    reports[index] = Some(r);
+                }
+            }
+        }
+    });
+    Execution {
+        reports: reports.into_iter().map(|r| r.expect("every stage is reported")).collect(),
+        // Every worker's copy is gone once the scope ends, so the artifacts unwrap without a copy.
+        artifacts: artifacts.into_iter().map(|(k, a)| (k, Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()))).collect(),
+        error: errors.into_iter().flatten().next(),
     }
-    Execution { reports, artifacts: ex.artifacts, error }
+}
+
+/// What one stage's computation reads: the plan, the plugins, the store and the artifacts of
+/// the stages finished before it started.
+/// How often a run waiting for another process's stages looks at the store again.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether `key` is stored, and else this process's lease to compute it; or who else holds it.
+fn claim(store: &Store, key: &StageKey) -> Result<std::result::Result<(bool, Option<Lease>), Holder>> {
+    if store.contains(key) {
+        return Ok(Ok((true, None)));
+    }
+    match store.claim(key)? {
+        // Stored between the look and the claim: load it rather than compute it again.
+        Claim::Acquired(_) if store.contains(key) => Ok(Ok((true, None))),
+        Claim::Acquired(lease) => Ok(Ok((false, Some(lease)))),
+        Claim::HeldBy(holder) => Ok(Err(holder)),
+    }
 }
 
 struct Executor<'a> {
@@ -153,7 +276,7 @@ struct Executor<'a> {
     registry: &'a Registry,
     store: &'a Store,
     options: &'a ExecOptions,
-    artifacts: BTreeMap<String, Artifact>,
+    artifacts: BTreeMap<String, Arc<Artifact>>,
 }
 
 impl Executor<'_> {
@@ -314,7 +437,7 @@ impl Executor<'_> {
     // ---- inputs ---------------------------------------------------------------------------
 
     fn artifact(&self, name: &str) -> Result<&Artifact> {
-        self.artifacts.get(name).ok_or_else(|| Error::Other(format!("the result of stage `{name}` is not available")))
+        self.artifacts.get(name).map(Arc::as_ref).ok_or_else(|| Error::Other(format!("the result of stage `{name}` is not available")))
     }
 
     /// The producers connected to `port`.
@@ -374,7 +497,7 @@ impl Executor<'_> {
         let stage = &self.plan.stage(name)?.stage;
         for producers in stage.inputs.values() {
             for p in producers {
-                match self.artifacts.get(p) {
+                match self.artifacts.get(p).map(Arc::as_ref) {
                     Some(Artifact::Dataset(d)) => return Some(d),
                     Some(_) => {
                         if let Some(d) = self.find_dataset(p) {

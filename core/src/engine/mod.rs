@@ -20,6 +20,7 @@
 pub mod events;
 pub mod executor;
 pub mod key;
+pub mod lease;
 pub mod planner;
 pub mod store;
 mod tensors;

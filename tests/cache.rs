@@ -37,7 +37,7 @@ pub fn load(extra: &[&str]) -> (Registry, ExperimentIr) {
 fn run(extra: &[&str], store: &Store, interrupt: Option<u64>) -> Execution {
     let (registry, ir) = load(extra);
     let p = plan(&ir, &registry, Some(store), &Backend::cpu()).expect("plan");
-    let options = ExecOptions { base_dir: quickstart().parent().unwrap().to_path_buf(), interrupt_after_steps: interrupt, jobs: 1 };
+    let options = ExecOptions { base_dir: quickstart().parent().unwrap().to_path_buf(), interrupt_after_steps: interrupt, jobs: 1, only_stored: None };
     execute(&p, &registry, store, &options, &mut NoEvents)
 }
 

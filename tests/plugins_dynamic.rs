@@ -431,7 +431,7 @@ stages:
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("store"));
     let planned = plan(&ir, &registry, Some(&store), &Backend::cpu()).unwrap();
-    let options = ExecOptions { base_dir: dir.path().to_path_buf(), interrupt_after_steps: None, jobs: 1 };
+    let options = ExecOptions { base_dir: dir.path().to_path_buf(), interrupt_after_steps: None, jobs: 1, only_stored: None };
     let exec = execute(&planned, &registry, &store, &options, &mut NoEvents);
     assert!(exec.is_ok(), "{:?}", exec.error.map(|e| e.to_string()));
 

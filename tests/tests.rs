@@ -5,3 +5,4 @@ mod cli;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;
+mod slurm;

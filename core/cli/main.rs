@@ -18,6 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod failure;
 mod load;
+mod slurm;
 
 use std::process::ExitCode;
 

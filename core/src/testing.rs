@@ -207,7 +207,7 @@ pub fn snapshot_with_events(ir: &ExperimentIr, registry: &Registry, options: &Sn
     let store = Store::new(&dir.0);
     let backend = Backend::current();
     let run_plan = plan(ir, registry, Some(&store), &backend)?;
-    let exec = execute(&run_plan, registry, &store, &ExecOptions { base_dir: options.base_dir.clone(), interrupt_after_steps: None, jobs: 1 }, events);
+    let exec = execute(&run_plan, registry, &store, &ExecOptions { base_dir: options.base_dir.clone(), interrupt_after_steps: None, jobs: 1, only_stored: None }, events);
     if let Some(e) = exec.error {
         return Err(e);
     }

@@ -8,8 +8,11 @@ use ticketlab_core::engine::{Backend, ExecOptions, execute, plan};
 use ticketlab_core::output::progress::{Progress, ProgressMode};
 use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
 
+use ticketlab_core::ir::StageKind;
+
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};
+use crate::slurm::{self, Target};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +37,21 @@ pub struct Args {
     /// Threads of the matrix kernels of each stage (default: the cores divided by --jobs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Where to compute: `local` (this machine's cores) or `slurm` (a Slurm job array of the
+    /// plan against a shared `--store`; waits for it, then writes the run directory here).
+    #[arg(long, value_enum, default_value = "local")]
+    pub on: Target,
+    /// An sbatch option for `--on slurm`, as KEY=VALUE (`partition=gpu`, `time=02:00:00`,
+    /// `cpus-per-task=4`, `mem=8G`); repeatable.
+    #[arg(long = "slurm-option", value_name = "KEY=VALUE")]
+    pub slurm_options: Vec<String>,
+    /// With `--on slurm`: print the sbatch script and submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With `--on slurm`: return once the array is submitted (rerun the command when it has
+    /// ended to write the run directory).
+    #[arg(long)]
+    pub no_wait: bool,
     /// Stop once a training stage has saved a resumable state at or after N steps, as if the
     /// process were killed there (for testing resumption).
     #[arg(long, value_name = "N", hide = true)]
@@ -52,7 +70,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(source, &args.experiment, 2)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
-    let options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps, jobs };
+    let mut options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps, jobs, only_stored: None };
+    if args.on == Target::Slurm {
+        let name = &loaded.ir.name;
+        let to_compute = plan.stages.iter().filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key)).count();
+        let submission = slurm::Submission { source: &loaded.source, experiment: &args.experiment, store: &store, options: &args.slurm_options, name, tasks: to_compute.max(1) };
+        let script = slurm::script(&submission)?;
+        if args.dry_run {
+            return print(&script);
+        }
+        slurm::preflight(&store)?;
+        let job = slurm::submit(&script, &store, &plan, name, !args.no_wait)?;
+        if args.no_wait {
+            return print(&format!("submitted Slurm job {job} ({} tasks); when it has ended, run the same command again to write the run directory\n", submission.tasks));
+        }
+        let logs = store.root().join("slurm");
+        options.only_stored = Some(format!("the Slurm array (job {job}) did not finish it; its logs are in {}. Run the command again to compute what is missing", logs.display()));
+    } else if args.dry_run || args.no_wait || !args.slurm_options.is_empty() {
+        return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
+    }
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
     drop(progress);
@@ -77,17 +113,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// The command line as typed (the program as `ticketlab`), quoted for a POSIX shell where
 /// needed.
 fn command_line() -> String {
-    std::iter::once("ticketlab".to_string())
-        .chain(std::env::args().skip(1))
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c)) {
-                a
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once("ticketlab".to_string()).chain(std::env::args().skip(1)).map(|a| slurm::quote(&a)).collect::<Vec<_>>().join(" ")
 }
 
 /// A table of the trained arms' headline numbers and a count of stages by outcome.

@@ -52,6 +52,9 @@ pub struct ExecOptions {
     pub interrupt_after_steps: Option<u64>,
     /// Stages computed at once (0 and 1 both mean one at a time, in plan order).
     pub jobs: usize,
+    /// Only load stages from the store: a stage not stored fails with this explanation (after
+    /// a Slurm array, whose tasks computed the stages).
+    pub only_stored: Option<String>,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.
@@ -172,7 +175,11 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
                 }
                 // A stage another process sharing the store computes is skipped until its
                 // result is stored or that process is gone; this process goes on with others.
-                let (cached, lease) = match claim(store, &ps.key) {
+                let claimed = match &options.only_stored {
+                    Some(why) if !store.contains(&ps.key) => Err(Error::Other(format!("not in the store: {why}"))),
+                    _ => claim(store, &ps.key),
+                };
+                let (cached, lease) = match claimed {
                     Ok(Ok(claimed)) => claimed,
                     Ok(Err(holder)) => {
                         if !announced[index] {

@@ -249,7 +249,8 @@ impl Store {
         let dir = self.root.join("tmp");
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        Ok(dir.join(format!("{stem}.{}.{n}", std::process::id())))
+        // Host and pid: processes on several machines may share the store.
+        Ok(dir.join(format!("{stem}.{}.{}.{n}", super::lease::host_name(), std::process::id())))
     }
 }
 

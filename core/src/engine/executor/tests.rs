@@ -175,7 +175,7 @@ impl Drop for TempDir {
 fn run(ir: &ExperimentIr, store: &Store, interrupt: Option<u64>) -> Execution {
     let r = registry();
     let p = plan(ir, &r, Some(store), &Backend::cpu()).unwrap();
-    execute(&p, &r, store, &ExecOptions { base_dir: ".".into(), interrupt_after_steps: interrupt, jobs: 1 }, &mut NoEvents)
+    execute(&p, &r, store, &ExecOptions { base_dir: ".".into(), interrupt_after_steps: interrupt, jobs: 1, only_stored: None }, &mut NoEvents)
 }
 
 fn outcomes(e: &Execution) -> Vec<(&str, &'static str)> {

@@ -48,7 +48,7 @@ fn dry_run_prints_the_array_script_and_submits_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let script = stdout(&out);
     // The dense base and four tickets to train: five tasks.
-    for needle in ["#!/bin/bash", "#SBATCH --array=0-4", "#SBATCH --partition=debug", "#SBATCH --cpus-per-task=2", "--grid 'mask.rate=[0.3, 0.5, 0.7, 0.8]'", "--jobs 1", "SLURM_CPUS_PER_TASK"] {
+    for needle in ["#!/bin/bash", "#SBATCH --array=0-4", "is not visible on", "#SBATCH --partition=debug", "#SBATCH --cpus-per-task=2", "--grid 'mask.rate=[0.3, 0.5, 0.7, 0.8]'", "--jobs 1", "SLURM_CPUS_PER_TASK"] {
         assert!(script.contains(needle), "{needle} missing from\n{script}");
     }
     assert!(script.contains(&format!("--store {}", cwd.path().join("shared").display())), "{script}");

@@ -74,6 +74,10 @@ pub fn script(s: &Submission<'_>) -> Result<String, Failure> {
     args.extend(["--store".to_string(), root.display().to_string(), "--jobs".into(), "1".into(), "--quiet".into()]);
     let task_dir = logs.join(format!("{}-task", s.name));
     let _ = writeln!(out, "set -eu");
+    // The script itself lies in the store: a node that cannot see it cannot share the store.
+    let marker = quote(&script_path(s.store, s.name).display().to_string());
+    let message = quote(&format!("ticketlab: the store {} is not visible on this node: --on slurm needs a store on a filesystem every node shares", root.display()));
+    let _ = writeln!(out, "[ -f {marker} ] || {{ echo {message} >&2; exit 2; }}");
     let _ = writeln!(out, "cd {}", quote(&absolute(Path::new("."))?.display().to_string()));
     let _ = writeln!(
         out,
@@ -114,7 +118,7 @@ pub fn preflight(store: &Store) -> Result<(), Failure> {
 /// Submits `script` and, with `wait`, prints the array's progress until it ends; returns the
 /// job id.
 pub fn submit(script: &str, store: &Store, plan: &Plan, name: &str, wait: bool) -> Result<String, Failure> {
-    let path = store.root().join("slurm").join(format!("{name}-{}.sbatch", std::process::id()));
+    let path = script_path(store, name);
     std::fs::write(&path, script).map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     let mut sbatch = Command::new("sbatch");
     sbatch.arg("--parsable");
@@ -150,6 +154,13 @@ pub fn submit(script: &str, store: &Store, plan: &Plan, name: &str, wait: bool) 
         eprintln!("slurm: job {job} ended with a failed task ({status}); logs in {}", store.root().join("slurm").display());
     }
     Ok(job)
+}
+
+/// Where the script of this submission is written: in the store, so that tasks can check that
+/// they see it.
+fn script_path(store: &Store, name: &str) -> PathBuf {
+    let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
+    root.join("slurm").join(format!("{name}-{}.sbatch", std::process::id()))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, Failure> {

@@ -18,6 +18,7 @@ use luminal::shape::ShapeTracker;
 use luminal::prelude::petgraph::Direction;
 use luminal::prelude::petgraph::visit::EdgeRef;
 
+use super::contraction::data_inputs;
 use super::graph::{GraphBuilder, Var, view_dims};
 use crate::{Error, Result};
 
@@ -43,7 +44,7 @@ pub fn backward(g: &mut GraphBuilder, output: Var, wrt: &[Var]) -> Result<Vec<Va
             continue;
         }
         let Some(grad) = grads.get(&node).copied() else { continue };
-        let inputs = data_inputs(g, node);
+        let inputs = data_inputs(&g.cx, node);
         let needed: Vec<bool> = inputs.iter().map(|(src, _)| relevant.contains(src)).collect();
         let local = local_gradients(g, node, grad, &inputs, &needed)?;
         for ((src, view), lg) in inputs.into_iter().zip(local) {
@@ -90,18 +91,6 @@ fn relevant_nodes(g: &GraphBuilder, order: &[NodeIndex], targets: &HashSet<NodeI
 
 fn has_relevant_inputs(g: &GraphBuilder, node: NodeIndex, relevant: &HashSet<NodeIndex>) -> bool {
     g.cx.graph.neighbors_directed(node, Direction::Incoming).any(|s| relevant.contains(&s))
-}
-
-/// The data inputs of `node`, in input order, with their edge views.
-fn data_inputs(g: &GraphBuilder, node: NodeIndex) -> Vec<(NodeIndex, ShapeTracker)> {
-    let mut edges: Vec<(u8, NodeIndex, ShapeTracker)> = g
-        .cx
-        .graph
-        .edges_directed(node, Direction::Incoming)
-        .filter_map(|e| e.weight().as_data().map(|(input, _, view)| (input, e.source(), view)))
-        .collect();
-    edges.sort_by_key(|(i, _, _)| *i);
-    edges.into_iter().map(|(_, n, v)| (n, v)).collect()
 }
 
 /// The gradient with respect to each input edge (in the edge's logical space), or `None`

@@ -11,7 +11,7 @@ use rand::Rng;
 
 use super::graph::{GraphBuilder, Var};
 use super::reassociate::{Order, reassociate};
-use super::tests::{random, rng, weighted_sum};
+use super::tests::{assert_masked_weights_are_zero, every_third_masked, random, rng, weighted_sum};
 use super::*;
 use crate::data::{Split, Targets};
 
@@ -281,11 +281,7 @@ thread_local! {
 #[test]
 fn masked_weights_stay_exactly_zero_for_100_steps_with_the_passes_on() {
     let params = init_params(&ChainMlp, 50);
-    let mut mask = MaskSet::new();
-    for (name, t) in &params {
-        let data = (0..t.len()).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
-        mask.insert(name.clone(), HostTensor::new(t.shape.clone(), data));
-    }
+    let mask = every_third_masked(&params);
     let (x_shape, x) = one_hot(30, 2, 7, 51);
     let labels = x.chunks(14).map(|ex| (ex.iter().position(|&v| v == 1.0).unwrap() % 7) as u32).collect();
     let split = Split { x: HostTensor::new(x_shape, x), y: Targets::Classes { labels, n_classes: 7 } };
@@ -302,15 +298,7 @@ fn masked_weights_stay_exactly_zero_for_100_steps_with_the_passes_on() {
         last = s.step().unwrap();
     }
     assert!(last < first, "training makes progress: {first} -> {last}");
-    for (name, t) in &s.params().unwrap() {
-        for (w, k) in t.data.iter().zip(&mask[name].data) {
-            if *k == 0.0 {
-                assert_eq!(w.to_bits(), 0.0f32.to_bits(), "masked weight of {name} moved");
-            } else {
-                assert!(*w != 0.0, "a kept weight of {name} is exactly 0");
-            }
-        }
-    }
+    assert_masked_weights_are_zero(&s.params().unwrap(), &mask);
 }
 
 #[test]

@@ -579,11 +579,7 @@ fn sgd_momentum_matches_pytorch_rule() {
 #[test]
 fn masked_weights_stay_exactly_zero_for_100_steps() {
     let params = init_params(&Tiny, 40);
-    let mut mask = MaskSet::new();
-    for (name, t) in &params {
-        let data = (0..t.len()).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
-        mask.insert(name.clone(), HostTensor::new(t.shape.clone(), data));
-    }
+    let mask = every_third_masked(&params);
     let split = tiny_split(32, 41);
     let mut cfg = OptimizerConfig::paper_adamw();
     cfg.lr = 1e-2;
@@ -595,13 +591,28 @@ fn masked_weights_stay_exactly_zero_for_100_steps() {
         last = s.step().unwrap();
     }
     assert!(last < first, "training must make progress: {first} -> {last}");
-    let p = s.params().unwrap();
-    for (name, t) in &p {
+    assert_masked_weights_are_zero(&s.params().unwrap(), &mask);
+}
+
+/// A mask that removes every third weight of each parameter.
+pub(super) fn every_third_masked(params: &NamedTensors) -> MaskSet {
+    params
+        .iter()
+        .map(|(name, t)| {
+            let data = (0..t.len()).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
+            (name.clone(), HostTensor::new(t.shape.clone(), data))
+        })
+        .collect()
+}
+
+/// Every masked weight is exactly +0.0 and every kept one is not 0.
+pub(super) fn assert_masked_weights_are_zero(params: &NamedTensors, mask: &MaskSet) {
+    for (name, t) in params {
         for (w, k) in t.data.iter().zip(&mask[name].data) {
             if *k == 0.0 {
                 assert_eq!(w.to_bits(), 0.0f32.to_bits(), "masked weight of {name} moved");
             } else {
-                assert!(*w != 0.0);
+                assert!(*w != 0.0, "a kept weight of {name} is exactly 0");
             }
         }
     }

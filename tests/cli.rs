@@ -51,7 +51,7 @@ fn usage_errors_exit_with_2_and_help_with_0() {
 }
 
 #[test]
-fn check_reports_a_bad_file_with_1_and_a_good_one_with_0() {
+fn check_reports_a_bad_file_with_2_and_a_good_one_with_0() {
     let cwd = tempfile::tempdir().unwrap();
     let good = ticketlab(&["check", root().join("experiments/quickstart.yaml").to_str().unwrap()], cwd.path());
     assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
@@ -59,7 +59,7 @@ fn check_reports_a_bad_file_with_1_and_a_good_one_with_0() {
     let bad = cwd.path().join("bad.yaml");
     std::fs::write(&bad, "name: bad\nseed: 0\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
     let out = ticketlab(&["check", "bad.yaml"], cwd.path());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a file that does not check is an input error, as for every command");
     assert!(stderr(&out).contains("modular"), "suggests the closest name: {}", stderr(&out));
     // The same file is an input error for commands that would use it.
     assert_eq!(ticketlab(&["plan", "bad.yaml"], cwd.path()).status.code(), Some(2));
@@ -144,6 +144,33 @@ fn a_sweep_gives_the_same_results_with_1_and_2_jobs() {
 }
 
 #[test]
+fn an_earlier_run_is_never_overwritten_without_force_and_outputs_are_checked_first() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let first = ticketlab(&with(&["run", file, "--out", "run", "--quiet"], &set), cwd.path());
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let manifest = std::fs::read_to_string(cwd.path().join("run/manifest.json")).unwrap();
+    let again = ticketlab(&with(&["run", file, "--out", "run", "--quiet"], &set), cwd.path());
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("holds an earlier run") && stderr(&again).contains("--force"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(cwd.path().join("run/manifest.json")).unwrap(), manifest, "the earlier run is untouched");
+    let forced = ticketlab(&with(&["run", file, "--out", "run", "--quiet", "--force"], &set), cwd.path());
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+
+    // An --out that cannot be written is refused before any stage runs.
+    std::fs::write(cwd.path().join("a-file"), "x").unwrap();
+    let bad = ticketlab(&with(&["run", file, "--out", "a-file/run", "--store", "fresh-store"], &set), cwd.path());
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("cannot write the run directory a-file/run"), "{}", stderr(&bad));
+    assert!(!cwd.path().join("fresh-store/objects").exists(), "nothing ran");
+    let bad_store = ticketlab(&with(&["run", file, "--out", "other", "--store", "a-file/store"], &set), cwd.path());
+    assert_eq!(bad_store.status.code(), Some(2), "{}", stderr(&bad_store));
+    assert!(stderr(&bad_store).contains("cannot write the store a-file/store"), "{}", stderr(&bad_store));
+}
+
+#[test]
 fn a_closed_pipe_is_not_an_error() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
@@ -220,7 +247,7 @@ fn bad_sweep_flags_are_reported_together_naming_the_flags() {
     let file = root().join("experiments/quickstart.yaml");
     let file = file.to_str().unwrap();
     let out = ticketlab(&["check", file, "--grid", "mask.rate=[0.3,1.5]", "--zip", "dense.steps=[10", "--seeds", "0"], cwd.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     for needle in ["--grid mask.rate=[0.3,1.5]", "--zip dense.steps=[10", "--seeds 0", "3 problems"] {
         assert!(err.contains(needle), "no {needle:?} in:\n{err}");
@@ -243,12 +270,12 @@ fn setting_a_swept_parameter_is_refused_with_a_pointer_to_grid() {
     let text = std::fs::read_to_string(&file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n";
     std::fs::write(&swept, text).unwrap();
     let out = ticketlab(&["check", "swept.yaml", "--set", "mask.rate=0.5"], cwd.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     assert!(err.contains("swept.yaml:") && err.contains("is swept by the file"), "{err}");
     assert!(err.contains("--grid mask.rate=[0.5]"), "{err}");
     let out = ticketlab(&["check", file.to_str().unwrap(), "--grid", "mask.rate=[0.3]", "--set", "mask.rate=0.5"], cwd.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(unwrapped_stderr(&out).contains("is swept by `--grid mask.rate=[0.3]`"), "{}", stderr(&out));
 }
 
@@ -257,14 +284,14 @@ fn every_problem_of_a_file_and_its_flags_is_in_one_report() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let out = ticketlab(&["check", file.to_str().unwrap(), "--set", "dens.steps=1", "--set", "mask.rate=2"], cwd.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     assert!(err.contains("no stage `dens`") && err.contains("did you mean `dense`?"), "{err}");
     assert!(err.contains("invalid value for `mask.rate`") && err.contains("2 problems"), "{err}");
     // A structural problem (a negative seed) and a checker problem (an unknown plugin).
     std::fs::write(cwd.path().join("bad.yaml"), "name: bad\nseed: -1\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
     let out = ticketlab(&["check", "bad.yaml"], cwd.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     assert!(err.contains("bad.yaml:2:7: `seed` must be an integer >= 0"), "{err}");
     assert!(err.contains("did you mean `modular`?") && err.contains("2 problems"), "{err}");

@@ -97,9 +97,9 @@ fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
 
 /// Loads and checks an experiment with overrides and plugins.
 ///
-/// A file that cannot be read, parsed or checked is an input error (exit code 2) unless
-/// `check_failure_code` says otherwise (`ticketlab check` reports a failed check with 1).
-pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8) -> Result<Loaded, Failure> {
+/// A file that cannot be read, parsed or checked is an input error (exit code 2) for every
+/// command, `check` included.
+pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failure> {
     let mut registry = registry(&args.plugins)?;
     let (name, text) = match &source {
         Source::File(path) => {
@@ -108,7 +108,7 @@ pub fn experiment(source: Source, args: &ExperimentArgs, check_failure_code: u8)
         }
         Source::Quickstart => (QUICKSTART_NAME.to_string(), QUICKSTART.as_bytes().to_vec()),
     };
-    let diag = |d: ticketlab_dsl::Diagnostics| Failure::Rendered { text: d.render(), code: check_failure_code };
+    let diag = |d: ticketlab_dsl::Diagnostics| Failure::Rendered { text: d.render(), code: 2 };
     // Libraries named by the file itself, relative to the file's directory.
     let libraries = ticketlab_dsl::plugin_paths(&name, &text).map_err(diag)?;
     for lib in libraries {

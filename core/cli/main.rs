@@ -1,9 +1,10 @@
 //! The `ticketlab` command: check, plan and run experiment files, convert between their two
 //! forms, list plugins, pin results as snapshots, and regenerate reports.
 //!
-//! Exit codes: 0 success; 1 a run or a check failed; 2 a usage or input error (bad arguments, a
-//! file that does not exist or does not parse). A closed output pipe (`ticketlab plugins list |
-//! head`) ends quietly with 0.
+//! Exit codes (the README's table): 0 success; 1 the work failed (a stage of a run); 2 a usage
+//! or input error found before anything runs (bad arguments, a file that cannot be read, parsed
+//! or checked, an unwritable output). A closed output pipe (`ticketlab plugins list | head`)
+//! ends quietly with 0.
 
 // The built-in plugins register themselves with inventory; referencing the crate makes sure
 // the linker keeps them.

@@ -14,9 +14,9 @@ pub struct Args {
     pub experiment: ExperimentArgs,
 }
 
-/// Prints `FILE: ok` with the number of stages; a file with errors fails with code 1.
+/// Prints `FILE: ok` with the number of stages; a file with errors fails with code 2.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let loaded = load::experiment(Source::File(args.file.clone()), &args.experiment, 1)?;
+    let loaded = load::experiment(Source::File(args.file.clone()), &args.experiment)?;
     let n = loaded.ir.stages.len();
     print(&format!("{}: ok ({n} stage{})\n", args.file.display(), if n == 1 { "" } else { "s" }))
 }

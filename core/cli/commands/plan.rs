@@ -21,7 +21,7 @@ pub struct Args {
 
 /// Prints the plan table.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let loaded = load::experiment(Source::File(args.file), &args.experiment, 2)?;
+    let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
     print(&plan.render())

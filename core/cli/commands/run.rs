@@ -1,12 +1,13 @@
 //! `ticketlab run [FILE]`: plan, execute against the store, and write the run directory.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ticketlab_core::artifact::Artifact;
-use ticketlab_core::engine::{Backend, ExecOptions, execute, plan};
+use ticketlab_core::engine::{Backend, ExecOptions, Store, execute, plan};
 use ticketlab_core::output::progress::{Progress, ProgressMode};
 use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
+use ticketlab_core::output::rundir::names::MANIFEST;
 
 use ticketlab_core::ir::StageKind;
 
@@ -37,6 +38,10 @@ pub struct Args {
     /// Threads of the matrix kernels of each stage (default: the cores divided by --jobs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Replace the run in `--out` if it holds one (otherwise an earlier run is never
+    /// overwritten).
+    #[arg(long)]
+    pub force: bool,
     /// Where to compute: `local` (this machine's cores) or `slurm` (a Slurm job array of the
     /// plan against a shared `--store`; waits for it, then writes the run directory here).
     #[arg(long, value_enum, default_value = "local")]
@@ -67,18 +72,27 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let threads = load::set_threads(args.threads, jobs)?;
     let source = args.file.clone().map_or(Source::Quickstart, Source::File);
-    let loaded = load::experiment(source, &args.experiment, 2)?;
+    let loaded = load::experiment(source, &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
     let mut options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps, jobs, only_stored: None };
+    if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty()) {
+        return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
+    }
+    let name = &loaded.ir.name;
+    let to_compute = plan.stages.iter().filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key)).count();
+    let submission = slurm::Submission { source: &loaded.source, experiment: &args.experiment, store: &store, options: &args.slurm_options, name, tasks: to_compute.max(1) };
+    if args.on == Target::Slurm && args.dry_run {
+        return print(&slurm::script(&submission)?);
+    }
+    // Where the results go is checked before anything runs.
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => unused(rundir::default_run_dir(name)),
+    };
+    check_writable(&dir, &store, args.force)?;
     if args.on == Target::Slurm {
-        let name = &loaded.ir.name;
-        let to_compute = plan.stages.iter().filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key)).count();
-        let submission = slurm::Submission { source: &loaded.source, experiment: &args.experiment, store: &store, options: &args.slurm_options, name, tasks: to_compute.max(1) };
         let script = slurm::script(&submission)?;
-        if args.dry_run {
-            return print(&script);
-        }
         slurm::preflight(&store)?;
         let job = slurm::submit(&script, &store, &plan, name, !args.no_wait)?;
         if args.no_wait {
@@ -86,13 +100,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         let logs = store.root().join("slurm");
         options.only_stored = Some(format!("the Slurm array (job {job}) did not finish it; its logs are in {}. Run the command again to compute what is missing", logs.display()));
-    } else if args.dry_run || args.no_wait || !args.slurm_options.is_empty() {
-        return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
     }
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
     drop(progress);
-    let dir = args.out.clone().unwrap_or_else(|| rundir::default_run_dir(&loaded.ir.name));
     let facts = StageFacts::from_execution(&plan, &exec);
     let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
     let outputs = RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
@@ -108,6 +119,35 @@ pub fn run(args: Args) -> Result<(), Failure> {
         problems.push(format!("cannot write the run directory {}: {e}", dir.display()));
     }
     if problems.is_empty() { Ok(()) } else { Err(Failure::Failed(problems.join("\n"))) }
+}
+
+/// `dir`, or `dir-2`, `dir-3`, ... if it exists (two runs started in the same second).
+fn unused(dir: PathBuf) -> PathBuf {
+    let taken = |d: &PathBuf| d.exists();
+    if !taken(&dir) {
+        return dir;
+    }
+    (2..).map(|i| PathBuf::from(format!("{}-{i}", dir.display()))).find(|d| !taken(d)).expect("some suffix is free")
+}
+
+/// Refuses, before any stage runs, a run directory that holds another run (unless `force`) or
+/// cannot be written, and a store that cannot be written.
+fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure> {
+    if dir.join(MANIFEST).is_file() && !force {
+        return Err(Failure::input(format!(
+            "--out {}: the folder holds an earlier run ({MANIFEST}); choose another --out, or add --force to replace that run",
+            dir.display()
+        )));
+    }
+    let probe = |folder: &Path, what: &str, flag: &str| {
+        let file = folder.join(format!(".ticketlab-write-check.{}", std::process::id()));
+        std::fs::create_dir_all(folder)
+            .and_then(|()| std::fs::write(&file, b"ok"))
+            .and_then(|()| std::fs::remove_file(&file))
+            .map_err(|e| Failure::input(format!("cannot write the {what} {} ({e}); choose a writable {flag}", folder.display())))
+    };
+    probe(dir, "run directory", "--out")?;
+    probe(store.root(), "store", "--store")
 }
 
 /// The command line as typed (the program as `ticketlab`), quoted for a POSIX shell where

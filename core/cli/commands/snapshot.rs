@@ -23,7 +23,7 @@ pub struct Args {
 /// Prints the snapshot; a failing stage gives exit code 1.
 pub fn run(args: Args) -> Result<(), Failure> {
     load::set_threads(args.threads, 1)?;
-    let loaded = load::experiment(Source::File(args.file), &args.experiment, 2)?;
+    let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
     let options = SnapshotOptions { base_dir: loaded.source.base_dir() };
     let snap = snapshot(&loaded.ir, &loaded.registry, &options).map_err(Failure::failed)?;
     print(&snap.to_yaml())

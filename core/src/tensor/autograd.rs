@@ -16,7 +16,6 @@ use luminal::graph::NodeIndex;
 use luminal::op;
 use luminal::shape::ShapeTracker;
 use luminal::prelude::petgraph::Direction;
-use luminal::prelude::petgraph::visit::EdgeRef;
 
 use super::contraction::data_inputs;
 use super::graph::{GraphBuilder, Var, view_dims};

@@ -56,7 +56,7 @@ impl Operator for Sgemm {
             out_strides[i] = acc;
             acc *= shape[i] as isize;
         }
-        let mut out = vec![0.0f32; acc as usize];
+        let total = acc as usize;
         let size = |ax: Option<usize>| ax.map_or(1, |i| shape[i]);
         let stride = |v: &[Axis], ax: Option<usize>| ax.map_or(0, |i| v[i].stride);
         let (m, n, k) = (size(plan.m), size(plan.n), shape[self.axis]);
@@ -65,19 +65,44 @@ impl Operator for Sgemm {
         let start = |v: &[Axis]| -> isize { v.iter().map(|x| x.offset * x.stride).sum() };
         let (start_a, start_b) = (start(&va), start(&vb));
         let mut idx = vec![0usize; plan.batch.len()];
+        let mut gemms = Vec::with_capacity(batches);
         for _ in 0..batches {
             let offset = |strides: &dyn Fn(usize) -> isize| -> isize {
                 plan.batch.iter().zip(&idx).map(|(&ax, &j)| strides(ax) * j as isize).sum()
             };
             let (oa, ob, oc) = (start_a + offset(&|i| va[i].stride), start_b + offset(&|i| vb[i].stride), offset(&|i| out_strides[i]));
-            let g = Gemm {
+            gemms.push(Gemm {
                 m,
                 k,
                 n,
                 a: Strided { offset: oa, rows: stride(&va, plan.m), cols: va[self.axis].stride },
                 b: Strided { offset: ob, rows: vb[self.axis].stride, cols: stride(&vb, plan.n) },
                 c: Strided { offset: oc, rows: plan.m.map_or(0, |i| out_strides[i]), cols: plan.n.map_or(0, |i| out_strides[i]) },
-            };
+            });
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[plan.batch[d]] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        // One dense product fills the whole output: no need to zero it first.
+        if let [g] = gemms[..]
+            && m * n * k > SMALL_PRODUCT
+            && !g.a_is_sparse(a)
+            && !g.transposed().a_is_sparse(b)
+        {
+            let mut out: Vec<f32> = Vec::with_capacity(total);
+            g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
+            // SAFETY: with beta = 0, sgemm writes every element of C without reading it
+            // ("If beta is zero, then C does not need to be initialized"), and C, the row-major
+            // `m x n` output of the only batch entry, is all `total` elements of the buffer.
+            unsafe { out.set_len(total) };
+            return vec![Tensor::new(out)];
+        }
+        let mut out = vec![0.0f32; total];
+        for g in gemms {
             if m * n * k <= SMALL_PRODUCT {
                 g.small(a, b, &mut out);
             } else if g.a_is_sparse(a) {
@@ -86,14 +111,7 @@ impl Operator for Sgemm {
                 // C^T = B^T A^T: the same loop with B's non-zeros.
                 g.transposed().sparse_a(b, a, &mut out);
             } else {
-                g.dense(a, b, &mut out);
-            }
-            for d in (0..idx.len()).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[plan.batch[d]] {
-                    break;
-                }
-                idx[d] = 0;
+                g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
             }
         }
         vec![Tensor::new(out)]
@@ -212,18 +230,13 @@ impl Gemm {
         }
     }
 
-    /// `C = A B` with `matrixmultiply::sgemm`, split over the kernel threads when large.
-    fn dense(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
-        self.dense_on(super::threads(), a, b, c);
-    }
-
     /// `C = A B` on `threads` threads: a product of at least [`PARALLEL_PRODUCT`] multiply-adds
     /// is cut into blocks of rows of C (of columns when C has too few rows), each one sgemm call
     /// on its own thread. Each element of C is still one sum over K in sgemm's order.
-    fn dense_on(&self, threads: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    fn dense_on(&self, threads: usize, a: &[f32], b: &[f32], out: SharedOut) {
         let parts = if self.m * self.n * self.k >= PARALLEL_PRODUCT { threads } else { 1 };
         if parts <= 1 {
-            self.sgemm(a, b, SharedOut(c.as_mut_ptr()));
+            self.sgemm(a, b, out);
             return;
         }
         let by_rows = self.m >= self.n;
@@ -245,7 +258,6 @@ impl Gemm {
                 g
             })
             .collect();
-        let out = SharedOut(c.as_mut_ptr());
         super::pool(threads).scope(|s| {
             for g in &blocks[1..] {
                 s.spawn(move |_| g.sgemm(a, b, out));
@@ -358,7 +370,7 @@ mod tests {
             let g = Gemm { m, k, n, a: row_major(k), b: row_major(n), c: row_major(n) };
             let run = |threads| {
                 let mut c = vec![0.0f32; m * n];
-                g.dense_on(threads, &a, &b, &mut c);
+                g.dense_on(threads, &a, &b, SharedOut(c.as_mut_ptr()));
                 c
             };
             let one = run(1);

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::Value;
 use ticketlab_core::ir::{ArtifactType, Port, StageKind};
 use ticketlab_core::plugin::ParamSpec;
-use ticketlab_core::plugin::registry::{Registry, closest};
+use ticketlab_core::plugin::registry::{Registry, closest, suggestion};
 
 use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident};
 use crate::diag::Diag;
@@ -79,15 +79,6 @@ pub fn check(ast: &Experiment, registry: &Registry) -> Result<Checked, Vec<Diag>
     let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new(), gaps: &ast.gaps };
     let out = c.experiment(ast);
     if c.diags.is_empty() { Ok(out) } else { Err(c.diags) }
-}
-
-/// `did you mean ...?` for `name` among `candidates`, then the list of candidates.
-pub(crate) fn suggestion(name: &str, candidates: &[&str], what: &str) -> String {
-    let list = if candidates.is_empty() { "none".to_string() } else { candidates.join(", ") };
-    match closest(name, candidates) {
-        Some(c) => format!("did you mean `{c}`? {what}: {list}"),
-        None => format!("{what}: {list}"),
-    }
 }
 
 fn type_label(t: ArtifactType) -> &'static str {
@@ -286,7 +277,10 @@ impl Checker<'_> {
             self.error(
                 Diag::new(format!("unknown {pk} plugin `{}` in stage `{name}`", uses.node))
                     .label(uses.span, format!("no {pk} called `{}`", uses.node))
-                    .help(suggestion(&uses.node, &known, &format!("known {pk} plugins"))),
+                    .help(format!(
+                        "{}; for a plugin from a library, load the library with `--plugin PATH` or a `plugins:` list in the file",
+                        suggestion(&uses.node, &known, &format!("known {pk} plugins"))
+                    )),
             );
             return None;
         }

@@ -17,7 +17,7 @@
 use serde_yaml::Value as Yaml;
 
 use crate::ast::{Experiment, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis, is_ident};
-use crate::check::suggestion;
+use ticketlab_core::plugin::registry::suggestion;
 use crate::diag::Diag;
 use crate::yaml;
 

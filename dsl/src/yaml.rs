@@ -14,6 +14,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
 use crate::diag::Diag;
+use ticketlab_core::plugin::registry::suggestion;
 use locate::{Locations, MAX_DEPTH};
 
 const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
@@ -146,13 +147,6 @@ fn describe(v: &Yaml) -> String {
         Yaml::Sequence(_) => "a list".into(),
         Yaml::Mapping(_) => "a mapping".into(),
         Yaml::Tagged(t) => format!("tagged value `{}`", t.tag),
-    }
-}
-
-fn did_you_mean(name: &str, candidates: &[&str]) -> String {
-    match ticketlab_core::plugin::registry::closest(name, candidates) {
-        Some(c) => format!("did you mean `{c}`? valid keys: {}", candidates.join(", ")),
-        None => format!("valid keys: {}", candidates.join(", ")),
     }
 }
 
@@ -334,7 +328,7 @@ impl Walker {
                     self.error(
                         Diag::new(format!("unknown top-level key `{other}`"))
                             .label(span, "not an experiment key")
-                            .help(did_you_mean(other, TOP_KEYS)),
+                            .help(suggestion(other, TOP_KEYS, "valid keys")),
                     );
                 }
             }
@@ -422,7 +416,7 @@ impl Walker {
                     self.error(
                         Diag::new(format!("unknown key `{other}` in stage `{name}`"))
                             .label(span, "not a stage key")
-                            .help(did_you_mean(other, STAGE_KEYS)),
+                            .help(suggestion(other, STAGE_KEYS, "valid keys")),
                     );
                 }
             }
@@ -521,7 +515,7 @@ impl Walker {
                     self.error(
                         Diag::new(format!("unknown key `{other}` in `sweep`"))
                             .label(span, "not a sweep key")
-                            .help(did_you_mean(other, SWEEP_KEYS)),
+                            .help(suggestion(other, SWEEP_KEYS, "valid keys")),
                     );
                 }
             }

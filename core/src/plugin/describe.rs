@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::registry::{Origin, PluginEntry, Registry};
+use super::registry::{Origin, PluginEntry, Registry, suggestion};
 use super::{ParamSpec, ParamType, PluginKind};
 use crate::ir::StageKind;
 use crate::{Error, Result};
@@ -63,7 +63,6 @@ pub fn stage_kind(kind: PluginKind) -> StageKind {
 
 /// Finds the plugin named by `id` (`KIND/NAME`), with errors that say what would be valid.
 pub fn find<'r>(registry: &'r Registry, id: &str) -> Result<&'r PluginEntry> {
-    let kinds = || PluginKind::ALL.map(PluginKind::as_str).join(", ");
     let Some((kind, name)) = id.split_once('/') else {
         let matches: Vec<String> = registry.entries().filter(|e| e.name == id).map(PluginEntry::id).collect();
         let hint = match matches.as_slice() {
@@ -72,8 +71,10 @@ pub fn find<'r>(registry: &'r Registry, id: &str) -> Result<&'r PluginEntry> {
         };
         return Err(Error::plugin(id, format!("name plugins as KIND/NAME; {hint}")));
     };
-    let kind = PluginKind::parse(kind)
-        .ok_or_else(|| Error::plugin(id, format!("unknown plugin kind `{kind}`; expected one of {}", kinds())))?;
+    let kind = PluginKind::parse(kind).ok_or_else(|| {
+        let all = PluginKind::ALL.map(PluginKind::as_str);
+        Error::plugin(id, format!("unknown plugin kind `{kind}`; {}", suggestion(kind, &all, "kinds")))
+    })?;
     registry.require(kind, name)
 }
 
@@ -293,6 +294,6 @@ mod tests {
     fn ids_must_name_a_kind() {
         let r = Registry::default();
         assert_eq!(find(&r, "magnitude").err().unwrap().to_string(), "plugin `magnitude`: name plugins as KIND/NAME; e.g. `pruner/magnitude`");
-        assert!(find(&r, "pruners/magnitude").err().unwrap().to_string().contains("unknown plugin kind `pruners`; expected one of dataset, architecture"));
+        assert!(find(&r, "pruners/magnitude").err().unwrap().to_string().contains("unknown plugin kind `pruners`; did you mean `pruner`? kinds: dataset, architecture"));
     }
 }

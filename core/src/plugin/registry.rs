@@ -197,12 +197,12 @@ impl Registry {
     pub fn require(&self, kind: PluginKind, name: &str) -> Result<&PluginEntry> {
         self.get(kind, name).ok_or_else(|| {
             let names = self.names(kind);
-            let hint = crate::plugin::registry::closest(name, &names)
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
+            let known = suggestion(name, &names, "known");
             Error::plugin(
                 format!("{kind}/{name}"),
-                format!("unknown {kind} `{name}`; {hint}known: {}", names.join(", ")),
+                format!(
+                    "unknown {kind} `{name}`; {known}. If `{name}` comes from a plugin library, load it with `--plugin PATH` or list it under `plugins:` in the experiment file"
+                ),
             )
         })
     }
@@ -215,6 +215,16 @@ impl Registry {
     /// Every entry, sorted by kind then name.
     pub fn entries(&self) -> impl Iterator<Item = &PluginEntry> {
         self.entries.values()
+    }
+}
+
+/// `did you mean `X`? WHAT: A, B, C` for `name` among `candidates` (without the question when
+/// none is close): the one way every error of ticketlab suggests a name.
+pub fn suggestion(name: &str, candidates: &[&str], what: &str) -> String {
+    let list = if candidates.is_empty() { "none".to_string() } else { candidates.join(", ") };
+    match closest(name, candidates) {
+        Some(c) => format!("did you mean `{c}`? {what}: {list}"),
+        None => format!("{what}: {list}"),
     }
 }
 

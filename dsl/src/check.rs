@@ -100,6 +100,9 @@ fn spec_help(spec: &ParamSpec) -> String {
     if spec.min.is_some() || spec.max.is_some() {
         ty.push_str(&format!(", {}", spec.describe_range()));
     }
+    if let Some(other) = spec.at_most {
+        ty.push_str(&format!(", at most `{other}`"));
+    }
     format!("`{}` ({ty}): {}", spec.name, spec.doc)
 }
 
@@ -349,6 +352,17 @@ impl Checker<'_> {
                     );
                     ok = false;
                 }
+            }
+        }
+        // Bounds between parameters, with every value known (defaults filled).
+        let values: serde_json::Map<String, Value> = out.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for spec in &specs {
+            if let Err(e) = spec.check_bound(&values) {
+                let given = s.with.iter().find(|p| p.key.node == spec.name);
+                let span = given.map_or(s.name.span, |p| p.value.span);
+                let note = given.map(set_by_note).unwrap_or_default();
+                self.error(Diag::new(format!("invalid value for `{name}.{}`{note}: {e}", spec.name)).label(span, "beyond its bound").help(spec_help(spec)));
+                ok = false;
             }
         }
         ok.then_some(out)

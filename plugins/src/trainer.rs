@@ -25,9 +25,9 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
     ParamSpec::new("loss_precision", ParamType::Choice(&["f32", "f64"]), "compute the training loss and its gradient in the graph in f32, or on the host in f64 as the reference code does (one extra forward pass per step)").default("\"f32\""),
     ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (0 = only log-spaced points and the end)").default("100").min(0.0),
-    ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").min(0.0),
+    ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").min(0.0).at_most("steps"),
     ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
-    ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0),
+    ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
     ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never)").default("1000").min(0.0),
 ];
@@ -72,7 +72,8 @@ impl Recipe {
         if every > 0 {
             eval_steps.extend((0..=steps).step_by(every as usize));
         }
-        let points = p.usize("eval_log_points")?;
+        // At most `steps` distinct log-spaced steps exist.
+        let points = p.usize("eval_log_points")?.min(steps as usize + 1);
         if points > 0 && steps > 1 {
             let top = (steps as f64).ln();
             eval_steps.extend((0..points).map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64));
@@ -82,7 +83,12 @@ impl Recipe {
         if every > 0 {
             checkpoint_steps.extend((0..=steps).step_by(every as usize));
         }
-        checkpoint_steps.extend(p.usize_list("checkpoint_steps")?.into_iter().map(|s| s as u64).filter(|&s| s <= steps));
+        let extra = p.usize_list("checkpoint_steps")?;
+        if let Some(late) = extra.iter().find(|&&s| s as u64 > steps) {
+            // Checked with the file's values before running; a sweep can still combine them.
+            return Err(Error::param("checkpoint_steps", format!("step {late} is beyond `steps` = {steps}; checkpoints must be at most `steps`")));
+        }
+        checkpoint_steps.extend(extra.into_iter().map(|s| s as u64));
         // Every checkpoint is also evaluated, so analyses can pair masks with accuracy.
         eval_steps.extend(checkpoint_steps.iter().copied());
         Ok(Self {

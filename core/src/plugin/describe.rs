@@ -121,6 +121,9 @@ fn signature(p: &ParamSpec) -> String {
         (None, Some(b)) => s.push_str(&format!(", {} {}", if p.max_exclusive { "below" } else { "at most" }, num(b))),
         (Some(a), Some(b)) => s.push_str(&format!(", range [{}, {}{}", num(a), num(b), if p.max_exclusive { ")" } else { "]" })),
     }
+    if let Some(other) = p.at_most {
+        s.push_str(&format!(", at most `{other}`"));
+    }
     s
 }
 

@@ -54,6 +54,9 @@ pub struct ParamSpec {
     pub max: Option<f64>,
     /// Whether `max` itself is excluded (e.g. pruning rate in [0, 1)).
     pub max_exclusive: bool,
+    /// Another numeric parameter of the same plugin that bounds this one (and each element of
+    /// a list) from above, e.g. checkpoint steps are at most `steps`.
+    pub at_most: Option<&'static str>,
     /// One-line documentation.
     pub doc: &'static str,
 }
@@ -61,7 +64,7 @@ pub struct ParamSpec {
 impl ParamSpec {
     /// A required parameter with no range; refine with the builder methods.
     pub const fn new(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        Self { name, ty, default: None, min: None, max: None, max_exclusive: false, doc }
+        Self { name, ty, default: None, min: None, max: None, max_exclusive: false, at_most: None, doc }
     }
 
     /// Sets the default (a JSON literal).
@@ -89,6 +92,28 @@ impl ParamSpec {
     pub const fn min(mut self, min: f64) -> Self {
         self.min = Some(min);
         self
+    }
+
+    /// At most the value of parameter `other` of the same plugin (checked with every value
+    /// known, before anything runs).
+    pub const fn at_most(mut self, other: &'static str) -> Self {
+        self.at_most = Some(other);
+        self
+    }
+
+    /// With `params` the plugin's values (defaults filled), an error if this parameter's value
+    /// (or an element of it) exceeds its [`ParamSpec::at_most`] bound.
+    pub fn check_bound(&self, params: &serde_json::Map<String, Value>) -> Result<(), String> {
+        let (Some(other), Some(value)) = (self.at_most, params.get(self.name)) else { return Ok(()) };
+        let Some(bound) = params.get(other).and_then(Value::as_f64) else { return Ok(()) };
+        let values: Vec<f64> = match value {
+            Value::Array(items) => items.iter().filter_map(Value::as_f64).collect(),
+            v => v.as_f64().into_iter().collect(),
+        };
+        match values.into_iter().find(|&v| v > bound) {
+            Some(v) => Err(format!("{v} is beyond `{other}` = {bound}; `{}` must be at most `{other}`", self.name)),
+            None => Ok(()),
+        }
     }
 
     /// The default parsed as JSON.

@@ -101,24 +101,22 @@ fn parse_option(option: &str) -> Result<(&str, &str), Failure> {
     Ok((key, value))
 }
 
-/// Refuses a submission that cannot work: no `sbatch`, or a store this process cannot write.
-pub fn preflight(store: &Store) -> Result<(), Failure> {
+/// Refuses a submission without `sbatch` (the store's writability is checked with the run
+/// directory's, before this).
+pub fn preflight() -> Result<(), Failure> {
     let found = std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("sbatch").is_file()));
-    if !found {
-        return Err(Failure::input("`sbatch` was not found on PATH: `--on slurm` needs the Slurm client tools (sbatch, squeue). To use this machine's cores instead, run without `--on slurm` (and with `--jobs N`)"));
+    if found {
+        return Ok(());
     }
-    let dir = store.root().join("slurm");
-    let probe = dir.join(format!(".probe.{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&probe, b"ok"))
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| Failure::input(format!("the store {} is not writable ({e}): `--on slurm` needs a --store on a filesystem every node shares and can write", store.root().display())))
+    Err(Failure::input("`sbatch` was not found on PATH: `--on slurm` needs the Slurm client tools (sbatch, squeue). To use this machine's cores instead, run without `--on slurm` (and with `--jobs N`)"))
 }
 
 /// Submits `script` and, with `wait`, prints the array's progress until it ends; returns the
 /// job id.
 pub fn submit(script: &str, store: &Store, plan: &Plan, name: &str, wait: bool) -> Result<String, Failure> {
     let path = script_path(store, name);
+    let logs = path.parent().expect("the script lies in the store's slurm folder");
+    std::fs::create_dir_all(logs).map_err(|e| Failure::failed(format!("cannot create {}: {e}", logs.display())))?;
     std::fs::write(&path, script).map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
     let mut sbatch = Command::new("sbatch");
     sbatch.arg("--parsable");

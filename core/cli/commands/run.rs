@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use ticketlab_core::artifact::Artifact;
 use ticketlab_core::engine::{Backend, ExecOptions, Store, execute, plan};
 use ticketlab_core::output::progress::{Progress, ProgressMode};
-use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
-use ticketlab_core::output::rundir::names::MANIFEST;
-
 use ticketlab_core::ir::StageKind;
+use ticketlab_core::output::rundir::names::MANIFEST;
+use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
 
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};
@@ -93,7 +92,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     check_writable(&dir, &store, args.force)?;
     if args.on == Target::Slurm {
         let script = slurm::script(&submission)?;
-        slurm::preflight(&store)?;
+        slurm::preflight()?;
         let job = slurm::submit(&script, &store, &plan, name, !args.no_wait)?;
         if args.no_wait {
             return print(&format!("submitted Slurm job {job} ({} tasks); when it has ended, run the same command again to write the run directory\n", submission.tasks));
@@ -123,11 +122,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// `dir`, or `dir-2`, `dir-3`, ... if it exists (two runs started in the same second).
 fn unused(dir: PathBuf) -> PathBuf {
-    let taken = |d: &PathBuf| d.exists();
-    if !taken(&dir) {
+    if !dir.exists() {
         return dir;
     }
-    (2..).map(|i| PathBuf::from(format!("{}-{i}", dir.display()))).find(|d| !taken(d)).expect("some suffix is free")
+    (2..).map(|i| PathBuf::from(format!("{}-{i}", dir.display()))).find(|d| !d.exists()).expect("some suffix is free")
 }
 
 /// Refuses, before any stage runs, a run directory that holds another run (unless `force`) or

@@ -5,10 +5,12 @@
 //! the [`StageReport`]s the executor returns). Every method has an empty default, so a sink
 //! implements only what it shows.
 //!
-//! Order of calls for one execution: [`RunEvents::plan_ready`] once, then for each stage in plan
-//! order [`RunEvents::stage_started`], any number of [`RunEvents::train_progress`] and
-//! [`RunEvents::log`], and [`RunEvents::stage_finished`]. After the first failing stage no further
-//! stage starts.
+//! Order of calls for one execution: [`RunEvents::plan_ready`] once, then for each stage
+//! [`RunEvents::stage_started`], any number of [`RunEvents::train_progress`] and
+//! [`RunEvents::log`], and [`RunEvents::stage_finished`]. With one job the stages follow plan
+//! order one at a time; with several, the calls of running stages interleave (each names its
+//! stage), always from the thread that called the executor. A stage that needs a failed
+//! stage's result is reported as not run, without starting.
 
 use serde::{Deserialize, Serialize};
 

@@ -215,41 +215,42 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
             if running == 0 && started.iter().all(|&s| s) {
                 break;
             }
-            let message = match rx.recv_timeout(WAIT_POLL) {
-                Ok(m) => m,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the scheduler holds a sender"),
-            };
-            match message {
-                Message::Progress { stage, record, total_steps } => events.train_progress(&stage, &record, total_steps),
-                Message::Log(line) => events.log(&line),
-                Message::Finished { index, result, seconds } => {
-                    running -= 1;
-                    let ps = &plan.stages[index];
-                    let stage = &ps.stage;
-                    let r = match result {
-                        Ok((artifact, outcome)) => {
-                            if let Artifact::Mask(m) = &artifact {
-                                for w in &m.warnings {
-                                    events.log(&format!("{}: warning: {w}", stage.name));
-                                }
-                            }
-                            artifacts.insert(stage.name.clone(), Arc::new(artifact));
-                            report(ps, outcome, seconds, None)
-                        }
-                        Err(e) => {
-                            interrupted |= matches!(e, Error::Interrupted { .. });
-                            blocked.insert(&stage.name, &stage.name);
-                            let e = e.in_stage(&stage.name);
-                            let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
-                            errors[index] = Some(e);
-                            r
-                        }
-                    };
-                    events.stage_finished(stage, &r);
-                    reports[index] = Some(r);
+            // Progress is forwarded as it comes; the stages are looked at again only once one
+            // has finished or the wait for another process's stages has timed out.
+            let finished = loop {
+                match rx.recv_timeout(WAIT_POLL) {
+                    Ok(Message::Progress { stage, record, total_steps }) => events.train_progress(&stage, &record, total_steps),
+                    Ok(Message::Log(line)) => events.log(&line),
+                    Ok(Message::Finished { index, result, seconds }) => break Some((index, result, seconds)),
+                    Err(mpsc::RecvTimeoutError::Timeout) => break None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => unreachable!("the scheduler holds a sender"),
                 }
-            }
+            };
+            let Some((index, result, seconds)) = finished else { continue };
+            running -= 1;
+            let ps = &plan.stages[index];
+            let stage = &ps.stage;
+            let r = match result {
+                Ok((artifact, outcome)) => {
+                    if let Artifact::Mask(m) = &artifact {
+                        for w in &m.warnings {
+                            events.log(&format!("{}: warning: {w}", stage.name));
+                        }
+                    }
+                    artifacts.insert(stage.name.clone(), Arc::new(artifact));
+                    report(ps, outcome, seconds, None)
+                }
+                Err(e) => {
+                    interrupted |= matches!(e, Error::Interrupted { .. });
+                    blocked.insert(&stage.name, &stage.name);
+                    let e = e.in_stage(&stage.name);
+                    let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
+                    errors[index] = Some(e);
+                    r
+                }
+            };
+            events.stage_finished(stage, &r);
+            reports[index] = Some(r);
         }
     });
     Execution {
@@ -260,8 +261,6 @@ pub fn execute(plan: &Plan, registry: &Registry, store: &Store, options: &ExecOp
     }
 }
 
-/// What one stage's computation reads: the plan, the plugins, the store and the artifacts of
-/// the stages finished before it started.
 /// How often a run waiting for another process's stages looks at the store again.
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -278,6 +277,8 @@ fn claim(store: &Store, key: &StageKey) -> Result<std::result::Result<(bool, Opt
     }
 }
 
+/// What one stage's computation reads: the plan, the plugins, the store and the artifacts of
+/// the stages finished before it started.
 struct Executor<'a> {
     plan: &'a Plan,
     registry: &'a Registry,

@@ -273,10 +273,11 @@ fn load_params(fw: &mut ForwardGraph, params: &NamedTensors, mask: Option<&MaskS
     }
 }
 
-/// Sets the input leaf (and the token indices, for token inputs).
-fn feed_input(fw: &mut ForwardGraph, x: &HostTensor) -> Result<()> {
+/// Sets the input leaf and, for a graph compiled for token inputs, the token indices
+/// (`indices`, from [`token_indices`] of `x`, computed once by the caller).
+fn feed_input(fw: &mut ForwardGraph, x: &HostTensor, indices: Option<Vec<f32>>) -> Result<()> {
     if let Some(leaf) = fw.tokens {
-        let indices = token_indices(x).ok_or_else(|| Error::shape("inputs", "the graph was compiled for one-hot token inputs, but these inputs are not one-hot"))?;
+        let indices = indices.ok_or_else(|| Error::shape("inputs", "the graph was compiled for one-hot token inputs, but these inputs are not one-hot"))?;
         set_leaf(&mut fw.g, leaf, indices);
     }
     set_leaf(&mut fw.g, fw.x, x.data.clone());
@@ -303,14 +304,15 @@ pub fn forward(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mas
         let defs = arch.parameters();
         check_params(&defs, params)?;
         check_masks(&defs, mask)?;
-        let mut fw = build_forward(arch, &defs, mask, &x.shape, token_indices(x).is_some())?;
+        let indices = token_indices(x);
+        let mut fw = build_forward(arch, &defs, mask, &x.shape, indices.is_some())?;
         let out = materialize(&mut fw.g, fw.outputs);
         let shape = out.shape();
         retrieve(&mut fw.g, out.node);
         let mut ids = vec![out.node];
         compile(&mut fw, &mut ids)?;
         load_params(&mut fw, params, mask);
-        feed_input(&mut fw, x)?;
+        feed_input(&mut fw, x, indices)?;
         fw.g.cx.execute();
         Ok(HostTensor::new(shape, take(&mut fw.g, ids[0])?))
     })
@@ -329,7 +331,8 @@ fn grad_graph(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mask
     check_params(&defs, params)?;
     check_masks(&defs, mask)?;
     // Differentiate with respect to the effective weights w = m * theta: feed w as the leaf.
-    let mut fw = build_forward(arch, &defs, None, &split.x.shape, token_indices(&split.x).is_some())?;
+    let indices = token_indices(&split.x);
+    let mut fw = build_forward(arch, &defs, None, &split.x.shape, indices.is_some())?;
     let (loss, targets) = objective_node(&mut fw.g, objective, fw.outputs)?;
     let leaves: Vec<Var> = fw.params.iter().map(|p| p.leaf).collect();
     let mut grads = autograd::backward(&mut fw.g, loss, &leaves)?;
@@ -360,7 +363,7 @@ fn grad_graph(arch: &dyn Architecture, params: &NamedTensors, mask: Option<&Mask
     for p in &fw.params {
         set_leaf(&mut fw.g, p.leaf, masked_values(&p.name, params, mask));
     }
-    feed_input(&mut fw, &split.x)?;
+    feed_input(&mut fw, &split.x, indices)?;
     if let Some(y) = targets {
         let width = fw.outputs.shape()[1];
         set_leaf(&mut fw.g, y, dense_targets(&split.y, width)?);
@@ -560,7 +563,7 @@ impl<'a> TrainingSession<'a> {
         }
         let width = self.step_graph.outputs.shape()[1];
         let targets = dense_targets(&batch.y, width)?;
-        feed_input(&mut self.step_graph, &batch.x)?;
+        feed_input(&mut self.step_graph, &batch.x, token_indices(&batch.x))?;
         match (self.spec.precision, self.targets) {
             (LossPrecision::F32, Some(y)) => set_leaf(&mut self.step_graph.g, y, targets),
             (LossPrecision::F64, _) => self.batch = Some(batch.clone()),
@@ -633,7 +636,8 @@ impl<'a> TrainingSession<'a> {
     /// compiled forward graph per split size, reused).
     fn outputs(&mut self, split: &Split) -> Result<(Vec<f32>, usize)> {
         let params = self.params()?;
-        let key = (split.len(), token_indices(&split.x).is_some());
+        let indices = token_indices(&split.x);
+        let key = (split.len(), indices.is_some());
         if !self.eval_graphs.contains_key(&key) {
             let mut fw = build_forward(self.arch, &self.defs, None, &split.x.shape, key.1)?;
             let out = materialize(&mut fw.g, fw.outputs);
@@ -645,7 +649,7 @@ impl<'a> TrainingSession<'a> {
         }
         let eg = self.eval_graphs.get_mut(&key).expect("inserted above");
         load_params(&mut eg.fw, &params, None);
-        feed_input(&mut eg.fw, &split.x)?;
+        feed_input(&mut eg.fw, &split.x, indices)?;
         eg.fw.g.cx.execute();
         Ok((take(&mut eg.fw.g, eg.output)?, eg.width))
     }

@@ -1,14 +1,16 @@
 //! The store and executor end to end with the real plugins: caching, invalidation,
 //! resumption after an interruption, and the testing API's determinism.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ticketlab_core::artifact::Artifact;
-use ticketlab_core::engine::{Backend, ExecOptions, Execution, NoEvents, StageOutcome, Store, execute, plan};
-use ticketlab_core::ir::ExperimentIr;
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::testing::{SnapshotOptions, snapshot};
+use ticketlab_api::artifact::Artifact;
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_engine::{
+    Backend, ExecOptions, Execution, NoEvents, StageOutcome, Store, execute, plan,
+};
 use ticketlab_plugins as _;
+use ticketlab_testing::{SnapshotOptions, snapshot};
 
 /// Shrinks the quickstart so a whole pipeline takes a few seconds.
 pub const TINY: &[&str] = &[
@@ -20,7 +22,7 @@ pub const TINY: &[&str] = &[
 ];
 
 pub fn quickstart() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.yaml")
+    crate::cli::root().join("experiments/quickstart.yaml")
 }
 
 /// The checked quickstart with `TINY` and `extra` overrides.
@@ -37,7 +39,12 @@ pub fn load(extra: &[&str]) -> (Registry, ExperimentIr) {
 fn run(extra: &[&str], store: &Store, interrupt: Option<u64>) -> Execution {
     let (registry, ir) = load(extra);
     let p = plan(&ir, &registry, Some(store), &Backend::cpu()).expect("plan");
-    let options = ExecOptions { base_dir: quickstart().parent().unwrap().to_path_buf(), interrupt_after_steps: interrupt, jobs: 1, only_stored: None };
+    let options = ExecOptions {
+        base_dir: quickstart().parent().unwrap().to_path_buf(),
+        interrupt_after_steps: interrupt,
+        jobs: 1,
+        only_stored: None,
+    };
     execute(&p, &registry, store, &options, &mut NoEvents)
 }
 
@@ -69,8 +76,16 @@ fn running_the_quickstart_twice_runs_nothing_the_second_time() {
     assert!(first.reports.iter().all(|r| r.outcome == StageOutcome::Ran), "{:?}", outcomes(&first));
     let second = run(&[], &store, None);
     assert!(second.is_ok(), "{}", second.error.as_ref().unwrap());
-    assert!(second.reports.iter().all(|r| r.outcome == StageOutcome::Cached), "{:?}", outcomes(&second));
-    assert_eq!(format!("{:?}", first.artifacts), format!("{:?}", second.artifacts), "cached results equal fresh ones bit for bit");
+    assert!(
+        second.reports.iter().all(|r| r.outcome == StageOutcome::Cached),
+        "{:?}",
+        outcomes(&second)
+    );
+    assert_eq!(
+        format!("{:?}", first.artifacts),
+        format!("{:?}", second.artifacts),
+        "cached results equal fresh ones bit for bit"
+    );
 }
 
 #[test]
@@ -110,7 +125,9 @@ fn an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one() {
     assert_eq!(dense.outcome, StageOutcome::Resumed { from_step: 20 });
     assert_eq!(summaries(&resumed), summaries(&whole));
     for arm in ["dense", "ticket_train"] {
-        let (Some(Artifact::Run(x)), Some(Artifact::Run(y))) = (resumed.artifact(arm), whole.artifact(arm)) else {
+        let (Some(Artifact::Run(x)), Some(Artifact::Run(y))) =
+            (resumed.artifact(arm), whole.artifact(arm))
+        else {
             panic!("{arm} is not a run")
         };
         assert_eq!(x.final_params, y.final_params, "{arm}: final weights");

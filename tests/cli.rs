@@ -1,7 +1,7 @@
 //! The `ticketlab` binary: exit codes, the plan of the quickstart, runs against a store,
 //! and snapshots across thread counts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::cache::TINY;
@@ -17,8 +17,10 @@ pub fn ticketlab(args: &[&str], cwd: &Path) -> Output {
         .expect("ticketlab runs")
 }
 
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository's root (the command-line package, whose tests these are, is core/cli).
+pub fn root() -> PathBuf {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cli.parent().and_then(Path::parent).expect("core/cli is two levels down").to_path_buf()
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -53,24 +55,43 @@ fn usage_errors_exit_with_2_and_help_with_0() {
 #[test]
 fn check_reports_a_bad_file_with_2_and_a_good_one_with_0() {
     let cwd = tempfile::tempdir().unwrap();
-    let good = ticketlab(&["check", root().join("experiments/quickstart.yaml").to_str().unwrap()], cwd.path());
+    let good = ticketlab(
+        &["check", root().join("experiments/quickstart.yaml").to_str().unwrap()],
+        cwd.path(),
+    );
     assert_eq!(good.status.code(), Some(0), "{}", stderr(&good));
     assert!(stdout(&good).contains("ok"));
     let bad = cwd.path().join("bad.yaml");
-    std::fs::write(&bad, "name: bad\nseed: 0\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
+    std::fs::write(&bad, "name: bad\nseed: 0\nstages:\n  data: { kind: dataset, uses: modulr }\n")
+        .unwrap();
     let out = ticketlab(&["check", "bad.yaml"], cwd.path());
-    assert_eq!(out.status.code(), Some(2), "a file that does not check is an input error, as for every command");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a file that does not check is an input error, as for every command"
+    );
     assert!(stderr(&out).contains("modular"), "suggests the closest name: {}", stderr(&out));
     // The same file is an input error for commands that would use it.
     assert_eq!(ticketlab(&["plan", "bad.yaml"], cwd.path()).status.code(), Some(2));
-    let unknown = ticketlab(&["plan", root().join("experiments/quickstart.yaml").to_str().unwrap(), "--set", "dense.stepz=3"], cwd.path());
+    let unknown = ticketlab(
+        &[
+            "plan",
+            root().join("experiments/quickstart.yaml").to_str().unwrap(),
+            "--set",
+            "dense.stepz=3",
+        ],
+        cwd.path(),
+    );
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
 }
 
 #[test]
 fn plan_of_the_quickstart() {
     let cwd = tempfile::tempdir().unwrap();
-    let out = ticketlab(&["plan", root().join("experiments/quickstart.yaml").to_str().unwrap()], cwd.path());
+    let out = ticketlab(
+        &["plan", root().join("experiments/quickstart.yaml").to_str().unwrap()],
+        cwd.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!(stdout(&out));
     assert!(!cwd.path().join(".ticketlab").exists(), "planning writes nothing");
@@ -84,12 +105,23 @@ fn run_stores_every_stage_reuses_them_and_plan_shows_it() {
     let set = tiny();
     let first = ticketlab(&with(&["run", file, "--quiet"], &set), cwd.path());
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    assert!(cwd.path().join(".ticketlab/objects").is_dir(), "the default store is under the working directory");
+    assert!(
+        cwd.path().join(".ticketlab/objects").is_dir(),
+        "the default store is under the working directory"
+    );
     let second = ticketlab(&with(&["run", file, "--threads", "1"], &set), cwd.path());
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     assert!(stdout(&second).contains("0 ran, 0 resumed"), "{}", stdout(&second));
     let plan = ticketlab(&with(&["plan", file], &set), cwd.path());
-    assert!(stdout(&plan).lines().skip(2).filter(|l| l.starts_with("  ")).all(|l| l.trim_end().ends_with("cached")), "{}", stdout(&plan));
+    assert!(
+        stdout(&plan)
+            .lines()
+            .skip(2)
+            .filter(|l| l.starts_with("  "))
+            .all(|l| l.trim_end().ends_with("cached")),
+        "{}",
+        stdout(&plan)
+    );
     assert!(stdout(&plan).contains("0 to run"), "{}", stdout(&plan));
 }
 
@@ -106,7 +138,11 @@ fn a_failing_stage_exits_with_1_and_keeps_what_finished() {
     let err = stderr(&out);
     assert!(err.contains("stage `mask`") && err.contains("59"), "{err}");
     let plan = ticketlab(&with(&["plan", file, "--store", "s"], &set), cwd.path());
-    let dense = stdout(&plan).lines().find(|l| l.trim_start().starts_with("dense ")).map(str::to_string).unwrap_or_default();
+    let dense = stdout(&plan)
+        .lines()
+        .find(|l| l.trim_start().starts_with("dense "))
+        .map(str::to_string)
+        .unwrap_or_default();
     assert!(dense.ends_with("cached"), "{}", stdout(&plan));
 }
 
@@ -121,7 +157,11 @@ fn the_snapshot_is_the_same_with_1_and_2_threads() {
     assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
     assert_eq!(two.status.code(), Some(0), "{}", stderr(&two));
     assert_eq!(stdout(&one), stdout(&two));
-    assert!(stdout(&one).contains("masks:") && stdout(&one).contains("tau_grok"), "{}", stdout(&one));
+    assert!(
+        stdout(&one).contains("masks:") && stdout(&one).contains("tau_grok"),
+        "{}",
+        stdout(&one)
+    );
     assert!(!cwd.path().join(".ticketlab").exists(), "snapshots use a temporary store");
 }
 
@@ -134,10 +174,30 @@ fn a_sweep_gives_the_same_results_with_1_and_2_jobs() {
     let mut read = Vec::new();
     for jobs in ["1", "2"] {
         let (out, store) = (format!("out{jobs}"), format!("store{jobs}"));
-        let run = ticketlab(&with(&["run", file, "--grid", "mask.rate=[0.3, 0.6, 0.8]", "--jobs", jobs, "--out", &out, "--store", &store], &set), cwd.path());
+        let run = ticketlab(
+            &with(
+                &[
+                    "run",
+                    file,
+                    "--grid",
+                    "mask.rate=[0.3, 0.6, 0.8]",
+                    "--jobs",
+                    jobs,
+                    "--out",
+                    &out,
+                    "--store",
+                    &store,
+                ],
+                &set,
+            ),
+            cwd.path(),
+        );
         assert_eq!(run.status.code(), Some(0), "--jobs {jobs}: {}", stderr(&run));
         let dir = cwd.path().join(&out);
-        read.push(["summary.json", "metrics.jsonl"].map(|f| std::fs::read_to_string(dir.join(f)).unwrap()));
+        read.push(
+            ["summary.json", "metrics.jsonl"]
+                .map(|f| std::fs::read_to_string(dir.join(f)).unwrap()),
+        );
     }
     assert_eq!(read[0], read[1], "every file of results is the same with one job and with two");
     assert!(read[0][0].contains("mask.rate=0.8"), "{}", read[0][0]);
@@ -154,20 +214,39 @@ fn an_earlier_run_is_never_overwritten_without_force_and_outputs_are_checked_fir
     let manifest = std::fs::read_to_string(cwd.path().join("run/manifest.json")).unwrap();
     let again = ticketlab(&with(&["run", file, "--out", "run", "--quiet"], &set), cwd.path());
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("holds an earlier run") && stderr(&again).contains("--force"), "{}", stderr(&again));
-    assert_eq!(std::fs::read_to_string(cwd.path().join("run/manifest.json")).unwrap(), manifest, "the earlier run is untouched");
-    let forced = ticketlab(&with(&["run", file, "--out", "run", "--quiet", "--force"], &set), cwd.path());
+    assert!(
+        stderr(&again).contains("holds an earlier run") && stderr(&again).contains("--force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("run/manifest.json")).unwrap(),
+        manifest,
+        "the earlier run is untouched"
+    );
+    let forced =
+        ticketlab(&with(&["run", file, "--out", "run", "--quiet", "--force"], &set), cwd.path());
     assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
 
     // An --out that cannot be written is refused before any stage runs.
     std::fs::write(cwd.path().join("a-file"), "x").unwrap();
-    let bad = ticketlab(&with(&["run", file, "--out", "a-file/run", "--store", "fresh-store"], &set), cwd.path());
+    let bad = ticketlab(
+        &with(&["run", file, "--out", "a-file/run", "--store", "fresh-store"], &set),
+        cwd.path(),
+    );
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("cannot write the run directory a-file/run"), "{}", stderr(&bad));
     assert!(!cwd.path().join("fresh-store/objects").exists(), "nothing ran");
-    let bad_store = ticketlab(&with(&["run", file, "--out", "other", "--store", "a-file/store"], &set), cwd.path());
+    let bad_store = ticketlab(
+        &with(&["run", file, "--out", "other", "--store", "a-file/store"], &set),
+        cwd.path(),
+    );
     assert_eq!(bad_store.status.code(), Some(2), "{}", stderr(&bad_store));
-    assert!(stderr(&bad_store).contains("cannot write the store a-file/store"), "{}", stderr(&bad_store));
+    assert!(
+        stderr(&bad_store).contains("cannot write the store a-file/store"),
+        "{}",
+        stderr(&bad_store)
+    );
 }
 
 #[test]
@@ -200,7 +279,11 @@ fn an_interrupted_run_resumes_from_its_saved_state() {
     let rest = ticketlab(&with(&["run", file], &set), cwd.path());
     assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
     assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
-    assert!(stderr(&rest).contains("resuming from the state saved at step 20"), "{}", stderr(&rest));
+    assert!(
+        stderr(&rest).contains("resuming from the state saved at step 20"),
+        "{}",
+        stderr(&rest)
+    );
 }
 
 /// stderr with the lines that miette wrapped joined again, so that phrases can be searched for.
@@ -213,20 +296,34 @@ fn sweep_flags_expand_the_plan_like_a_sweep_in_the_file() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let file = file.to_str().unwrap();
-    let out = ticketlab(&["plan", file, "--grid", "mask.rate=[0.3, 0.6]", "--seeds", "2"], cwd.path());
+    let out =
+        ticketlab(&["plan", file, "--grid", "mask.rate=[0.3, 0.6]", "--seeds", "2"], cwd.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let plan = stdout(&out);
     // data, init and dense once per seed; the four stages after the mask per rate and seed.
     assert!(plan.starts_with("experiment quickstart (22 stages"), "{plan}");
     for stage in ["dense@seed1", "mask[mask.rate=0.3]@seed0", "compare[mask.rate=0.6]@seed1"] {
-        assert!(plan.lines().any(|l| l.trim_start().starts_with(&format!("{stage} "))), "no {stage} in:\n{plan}");
+        assert!(
+            plan.lines().any(|l| l.trim_start().starts_with(&format!("{stage} "))),
+            "no {stage} in:\n{plan}"
+        );
     }
     // --zip pairs values; a flag on a swept parameter replaces the file's axis.
     let swept = cwd.path().join("swept.yaml");
-    let text = std::fs::read_to_string(file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6, 0.9] }\n";
+    let text =
+        std::fs::read_to_string(file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6, 0.9] }\n";
     std::fs::write(&swept, text).unwrap();
     let out = ticketlab(
-        &["plan", "swept.yaml", "--grid", "mask.rate=[0.5]", "--zip", "dense.lr=[0.001,0.003]", "--zip", "dense.steps=[10,20]"],
+        &[
+            "plan",
+            "swept.yaml",
+            "--grid",
+            "mask.rate=[0.5]",
+            "--zip",
+            "dense.lr=[0.001,0.003]",
+            "--zip",
+            "dense.steps=[10,20]",
+        ],
         cwd.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -246,16 +343,34 @@ fn bad_sweep_flags_are_reported_together_naming_the_flags() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let file = file.to_str().unwrap();
-    let out = ticketlab(&["check", file, "--grid", "mask.rate=[0.3,1.5]", "--zip", "dense.steps=[10", "--seeds", "0"], cwd.path());
+    let out = ticketlab(
+        &[
+            "check",
+            file,
+            "--grid",
+            "mask.rate=[0.3,1.5]",
+            "--zip",
+            "dense.steps=[10",
+            "--seeds",
+            "0",
+        ],
+        cwd.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
-    for needle in ["--grid mask.rate=[0.3,1.5]", "--zip dense.steps=[10", "--seeds 0", "3 problems"] {
+    for needle in ["--grid mask.rate=[0.3,1.5]", "--zip dense.steps=[10", "--seeds 0", "3 problems"]
+    {
         assert!(err.contains(needle), "no {needle:?} in:\n{err}");
     }
     // The commands that would use the file fail with 2.
     let out = ticketlab(&["plan", file, "--grid", "mask.rate=0.3"], cwd.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(unwrapped_stderr(&out).contains("`--grid mask.rate=0.3`: expected a list of values in brackets"), "{}", stderr(&out));
+    assert!(
+        unwrapped_stderr(&out)
+            .contains("`--grid mask.rate=0.3`: expected a list of values in brackets"),
+        "{}",
+        stderr(&out)
+    );
     // A number that is not one is a usage error from the argument parser.
     let out = ticketlab(&["plan", file, "--seeds", "many"], cwd.path());
     assert_eq!(out.status.code(), Some(2));
@@ -267,29 +382,44 @@ fn setting_a_swept_parameter_is_refused_with_a_pointer_to_grid() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let swept = cwd.path().join("swept.yaml");
-    let text = std::fs::read_to_string(&file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n";
+    let text =
+        std::fs::read_to_string(&file).unwrap() + "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n";
     std::fs::write(&swept, text).unwrap();
     let out = ticketlab(&["check", "swept.yaml", "--set", "mask.rate=0.5"], cwd.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     assert!(err.contains("swept.yaml:") && err.contains("is swept by the file"), "{err}");
     assert!(err.contains("--grid mask.rate=[0.5]"), "{err}");
-    let out = ticketlab(&["check", file.to_str().unwrap(), "--grid", "mask.rate=[0.3]", "--set", "mask.rate=0.5"], cwd.path());
+    let out = ticketlab(
+        &["check", file.to_str().unwrap(), "--grid", "mask.rate=[0.3]", "--set", "mask.rate=0.5"],
+        cwd.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(unwrapped_stderr(&out).contains("is swept by `--grid mask.rate=[0.3]`"), "{}", stderr(&out));
+    assert!(
+        unwrapped_stderr(&out).contains("is swept by `--grid mask.rate=[0.3]`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn every_problem_of_a_file_and_its_flags_is_in_one_report() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
-    let out = ticketlab(&["check", file.to_str().unwrap(), "--set", "dens.steps=1", "--set", "mask.rate=2"], cwd.path());
+    let out = ticketlab(
+        &["check", file.to_str().unwrap(), "--set", "dens.steps=1", "--set", "mask.rate=2"],
+        cwd.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
     assert!(err.contains("no stage `dens`") && err.contains("did you mean `dense`?"), "{err}");
     assert!(err.contains("invalid value for `mask.rate`") && err.contains("2 problems"), "{err}");
     // A structural problem (a negative seed) and a checker problem (an unknown plugin).
-    std::fs::write(cwd.path().join("bad.yaml"), "name: bad\nseed: -1\nstages:\n  data: { kind: dataset, uses: modulr }\n").unwrap();
+    std::fs::write(
+        cwd.path().join("bad.yaml"),
+        "name: bad\nseed: -1\nstages:\n  data: { kind: dataset, uses: modulr }\n",
+    )
+    .unwrap();
     let out = ticketlab(&["check", "bad.yaml"], cwd.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = unwrapped_stderr(&out);
@@ -316,10 +446,16 @@ fn every_command_that_loads_an_experiment_takes_the_sweep_flags() {
 fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     let file = root().join("experiments/quickstart.yaml");
     let file = file.to_str().unwrap();
-    let set: Vec<String> = ["dense.steps=300", "dense.eval_every=50", "dense.resume_every=50", "ticket_train.steps=50", "ticket_train.eval_every=25"]
-        .iter()
-        .flat_map(|s| ["--set".to_string(), s.to_string()])
-        .collect();
+    let set: Vec<String> = [
+        "dense.steps=300",
+        "dense.eval_every=50",
+        "dense.resume_every=50",
+        "ticket_train.steps=50",
+        "ticket_train.eval_every=25",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect();
     let whole_dir = tempfile::tempdir().unwrap();
     let whole = ticketlab(&with(&["run", file, "--out", "run", "--quiet"], &set), whole_dir.path());
     assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
@@ -337,7 +473,10 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     let started = std::time::Instant::now();
     while !partial.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         assert!(started.elapsed().as_secs() < 120, "no resumable state was saved");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it saved a resumable state");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it saved a resumable state"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -351,8 +490,16 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
 
 /// The counts of the run summary's last line: (ran, cached).
 fn ran_and_cached(out: &str) -> (usize, usize) {
-    let line = out.lines().find(|l| l.contains(" ran, ")).unwrap_or_else(|| panic!("no count line in {out}"));
-    let count = |label: &str| line.split(", ").find(|p| p.ends_with(label)).and_then(|p| p.split(' ').next()?.parse().ok()).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains(" ran, "))
+        .unwrap_or_else(|| panic!("no count line in {out}"));
+    let count = |label: &str| {
+        line.split(", ")
+            .find(|p| p.ends_with(label))
+            .and_then(|p| p.split(' ').next()?.parse().ok())
+            .unwrap()
+    };
     (count("ran"), count("cached"))
 }
 
@@ -364,7 +511,10 @@ fn two_runs_sharing_a_store_compute_each_stage_once() {
     let file = root().join("experiments/quickstart.yaml");
     let file = file.to_str().unwrap();
     let mut set = tiny();
-    set.extend(["--grid", "mask.rate=[0.3, 0.5, 0.7, 0.8]", "--jobs", "1", "--store", "shared"].map(String::from));
+    set.extend(
+        ["--grid", "mask.rate=[0.3, 0.5, 0.7, 0.8]", "--jobs", "1", "--store", "shared"]
+            .map(String::from),
+    );
     let spawn = |out: &str| {
         Command::new(env!("CARGO_BIN_EXE_ticketlab"))
             .args(with(&["run", file, "--out", out], &set))
@@ -379,10 +529,16 @@ fn two_runs_sharing_a_store_compute_each_stage_once() {
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
     assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
-    let ((ran_a, cached_a), (ran_b, cached_b)) = (ran_and_cached(&stdout(&a)), ran_and_cached(&stdout(&b)));
+    let ((ran_a, cached_a), (ran_b, cached_b)) =
+        (ran_and_cached(&stdout(&a)), ran_and_cached(&stdout(&b)));
     assert_eq!(ran_a + cached_a, ran_b + cached_b, "both runs cover every stage");
-    assert_eq!(ran_a + ran_b, ran_a + cached_a, "every stage is computed once: a ran {ran_a}, b ran {ran_b}");
-    let summary = |out: &str| std::fs::read_to_string(cwd.path().join(out).join("summary.json")).unwrap();
+    assert_eq!(
+        ran_a + ran_b,
+        ran_a + cached_a,
+        "every stage is computed once: a ran {ran_a}, b ran {ran_b}"
+    );
+    let summary =
+        |out: &str| std::fs::read_to_string(cwd.path().join(out).join("summary.json")).unwrap();
     assert_eq!(summary("a"), summary("b"));
     let leases = cwd.path().join("shared/leases");
     assert!(leases.read_dir().map_or(true, |mut d| d.next().is_none()), "every lease is released");
@@ -393,26 +549,44 @@ fn a_compare_baseline_names_the_copy_of_its_own_sweep_point_and_seed() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let mut set = tiny();
-    set.extend(["--set", "compare.baseline=dense", "--seeds", "2", "--grid", "data.op=[add, subtract]"].map(String::from));
-    let out = ticketlab(&with(&["run", file.to_str().unwrap(), "--out", "run", "--store", "s", "--quiet"], &set), cwd.path());
+    set.extend(
+        ["--set", "compare.baseline=dense", "--seeds", "2", "--grid", "data.op=[add, subtract]"]
+            .map(String::from),
+    );
+    let out = ticketlab(
+        &with(&["run", file.to_str().unwrap(), "--out", "run", "--store", "s", "--quiet"], &set),
+        cwd.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let mut compares = 0;
     for entry in std::fs::read_dir(cwd.path().join("run/analyses")).unwrap() {
         let path = entry.unwrap().path();
-        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let arm = |prefix: &str| {
             let arms = value["arms"].as_array().unwrap();
-            arms.iter().map(|a| a["arm"].as_str().unwrap().to_string()).find(|a| a.starts_with(prefix)).unwrap()
+            arms.iter()
+                .map(|a| a["arm"].as_str().unwrap().to_string())
+                .find(|a| a.starts_with(prefix))
+                .unwrap()
         };
         // `dense[data.op="add"]@seed1` is the baseline of `ticket_train[data.op="add"]@seed1`.
         let (dense, ticket) = (arm("dense["), arm("ticket_train["));
         assert_eq!(value["baseline"].as_str(), Some(dense.as_str()), "{}", path.display());
-        assert_eq!(dense.strip_prefix("dense"), ticket.strip_prefix("ticket_train"), "{}", path.display());
+        assert_eq!(
+            dense.strip_prefix("dense"),
+            ticket.strip_prefix("ticket_train"),
+            "{}",
+            path.display()
+        );
         compares += 1;
     }
     assert_eq!(compares, 4, "two operations times two seeds");
     // summary.json measures each arm against the same copy.
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cwd.path().join("run/summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cwd.path().join("run/summary.json")).unwrap(),
+    )
+    .unwrap();
     let arms = summary["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 8);
     for a in arms {

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use ticketlab_core::output::figures::arm_colour_hex;
-use ticketlab_core::testing::round_floats;
+use ticketlab_output::figures::arm_colour_hex;
+use ticketlab_testing::round_floats;
 
 use crate::cli::{root, stderr, stdout, ticketlab, tiny, with};
 
@@ -16,7 +16,10 @@ fn quickstart_run() -> &'static (tempfile::TempDir, PathBuf) {
         let cwd = tempfile::tempdir().unwrap();
         let file = root().join("experiments/quickstart.yaml");
         let set = tiny();
-        let out = ticketlab(&with(&["run", file.to_str().unwrap(), "--out", "run", "--threads", "1"], &set), cwd.path());
+        let out = ticketlab(
+            &with(&["run", file.to_str().unwrap(), "--out", "run", "--threads", "1"], &set),
+            cwd.path(),
+        );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let dir = cwd.path().join("run");
         (cwd, dir)
@@ -62,15 +65,27 @@ fn the_run_directory_has_every_file() {
         assert!(dir.join(name).is_file(), "{name} is missing");
     }
     let metrics = read(&dir.join("metrics.jsonl"));
-    let arms: Vec<String> = metrics.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["arm"].as_str().unwrap().to_string()).collect();
-    assert!(arms.iter().any(|a| a == "dense") && arms.iter().any(|a| a == "ticket_train"), "{arms:?}");
+    let arms: Vec<String> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["arm"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        arms.iter().any(|a| a == "dense") && arms.iter().any(|a| a == "ticket_train"),
+        "{arms:?}"
+    );
     let csv = read(&dir.join("summary.csv"));
     assert_eq!(csv.lines().count(), 3, "a header and one row per arm: {csv}");
     assert!(csv.starts_with("arm,steps,threshold,t_mem,t_gen,tau_grok,"), "{csv}");
     let manifest: Value = serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
     assert_eq!(manifest["threads"], 1);
     assert_eq!(manifest["stages"].as_array().unwrap().len(), 7);
-    assert!(manifest["stages"].as_array().unwrap().iter().all(|s| s["key"].as_str().is_some_and(|k| k.len() == 64)));
+    assert!(
+        manifest["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["key"].as_str().is_some_and(|k| k.len() == 64))
+    );
 }
 
 #[test]
@@ -92,18 +107,31 @@ fn report_md_of_the_quickstart() {
 fn every_svg_parses_and_draws_each_arm() {
     let (_, dir) = quickstart_run();
     let index: Value = serde_json::from_str(&read(&dir.join("figures/index.json"))).unwrap();
-    let files: Vec<&str> = index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> =
+        index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
     assert_eq!(files, ["accuracy.svg", "loss.svg", "norms.svg", "masks.svg"]);
     for file in &files {
         let svg = read(&dir.join("figures").join(file));
-        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{file} is not XML: {e}"));
+        let doc =
+            roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{file} is not XML: {e}"));
         assert_eq!(doc.root_element().tag_name().name(), "svg", "{file}");
-        let texts: Vec<&str> = doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).map(str::trim).collect();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .collect();
         if *file == "masks.svg" {
             for layer in ["embed.W_E", "inproj.W", "outproj.W", "unembed.W_U"] {
                 assert!(texts.contains(&layer), "{file} labels layer {layer}: {texts:?}");
             }
-            let bars = doc.descendants().filter(|n| n.has_tag_name("rect") && n.attribute("fill") == Some(arm_colour_hex(0).as_str())).count();
+            let bars = doc
+                .descendants()
+                .filter(|n| {
+                    n.has_tag_name("rect")
+                        && n.attribute("fill") == Some(arm_colour_hex(0).as_str())
+                })
+                .count();
             assert!(bars >= 4, "{file}: one bar per layer, found {bars}");
             continue;
         }
@@ -112,7 +140,9 @@ fn every_svg_parses_and_draws_each_arm() {
             let colour = arm_colour_hex(i);
             let longest = doc
                 .descendants()
-                .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some(colour.as_str()))
+                .filter(|n| {
+                    n.has_tag_name("polyline") && n.attribute("stroke") == Some(colour.as_str())
+                })
                 .map(|n| n.attribute("points").unwrap_or("").split_whitespace().count())
                 .max()
                 .unwrap_or(0);
@@ -122,7 +152,13 @@ fn every_svg_parses_and_draws_each_arm() {
     }
     let html = read(&dir.join("report.html"));
     assert_eq!(html.matches("<svg").count(), files.len(), "every figure is inlined");
-    assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href=\"http") && !html.contains("<img"), "self-contained");
+    assert!(
+        !html.contains("<script")
+            && !html.contains("src=")
+            && !html.contains("href=\"http")
+            && !html.contains("<img"),
+        "self-contained"
+    );
 }
 
 #[test]
@@ -140,9 +176,13 @@ fn sweep_and_fourier_figures_draw_what_they_say() {
     // t_gen and tau_grok against the rate: one point per masked arm in each of the two panels.
     let rate = parse("rate.svg");
     assert_eq!(rate.matches("<circle").count(), 4, "two masked arms in two panels");
-    assert!(rate.contains("dense baseline") && rate.contains("pruning rate"), "the dense reference line and the axis");
+    assert!(
+        rate.contains("dense baseline") && rate.contains("pruning rate"),
+        "the dense reference line and the axis"
+    );
     let index: Value = serde_json::from_str(&read(&dir.join("index.json"))).unwrap();
-    let files: Vec<&str> = index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> =
+        index["figures"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
     // One entropy curve and one spectrum heatmap per arm of each Fourier analysis stage.
     let entropy: Vec<&&str> = files.iter().filter(|f| f.starts_with("fourier-")).collect();
     let spectra: Vec<&&str> = files.iter().filter(|f| f.starts_with("spectrum-")).collect();
@@ -159,11 +199,24 @@ fn sweep_and_fourier_figures_draw_what_they_say() {
     }
     // The dense run's mask movement: one curve per layer and one over all layers, with t_gen marked.
     let jaccard = parse("jaccard-jaccard-dense.svg");
-    assert!(jaccard.contains("all layers") && jaccard.contains("embed.W_E") && jaccard.contains("unembed.W_U"), "every curve is named");
+    assert!(
+        jaccard.contains("all layers")
+            && jaccard.contains("embed.W_E")
+            && jaccard.contains("unembed.W_U"),
+        "every curve is named"
+    );
     for colour in ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728"] {
-        assert_eq!(jaccard.matches(&format!("stroke=\"{colour}\" stroke-width=\"1\"")).count(), 2, "a layer's curve and legend line in {colour}");
+        assert_eq!(
+            jaccard.matches(&format!("stroke=\"{colour}\" stroke-width=\"1\"")).count(),
+            2,
+            "a layer's curve and legend line in {colour}"
+        );
     }
-    assert_eq!(jaccard.matches("stroke-width=\"3\"").count(), 2, "the all-layers curve and its legend line");
+    assert_eq!(
+        jaccard.matches("stroke-width=\"3\"").count(),
+        2,
+        "the all-layers curve and its legend line"
+    );
     assert!(jaccard.contains("opacity=\"0.6\""), "the dashed t_gen line");
 }
 
@@ -185,7 +238,12 @@ fn report_regenerates_the_same_and_compares_runs() {
     assert_eq!(cmp.status.code(), Some(0), "{}", stderr(&cmp));
     assert!(stdout(&cmp).contains("cmp/report.md"), "{}", stdout(&cmp));
     let md = read(&cwd.path().join("cmp/report.md"));
-    for row in ["| run | `dense` (baseline) |", "| run | `ticket_train` |", "| copy | `dense` (baseline) |", "| copy | `ticket_train` |"] {
+    for row in [
+        "| run | `dense` (baseline) |",
+        "| run | `ticket_train` |",
+        "| copy | `dense` (baseline) |",
+        "| copy | `ticket_train` |",
+    ] {
         assert!(md.contains(row), "missing `{row}` in\n{md}");
     }
     let accuracy = read(&cwd.path().join("cmp/figures/accuracy.svg"));
@@ -195,7 +253,10 @@ fn report_regenerates_the_same_and_compares_runs() {
     assert_eq!(onto_run.status.code(), Some(2), "{}", stderr(&onto_run));
     assert!(stderr(&onto_run).contains("is a run directory"), "{}", stderr(&onto_run));
     assert_eq!(read(&dir.join("report.md")), before);
-    assert!(accuracy.contains("run/dense") && accuracy.contains("copy/ticket_train"), "arms are named run/arm");
+    assert!(
+        accuracy.contains("run/dense") && accuracy.contains("copy/ticket_train"),
+        "arms are named run/arm"
+    );
 }
 
 #[test]
@@ -204,7 +265,11 @@ fn report_of_a_directory_that_is_not_a_run_is_an_input_error() {
     std::fs::create_dir(cwd.path().join("empty")).unwrap();
     let out = ticketlab(&["report", "empty"], cwd.path());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("metrics.jsonl") && stderr(&out).contains("not a run directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("metrics.jsonl") && stderr(&out).contains("not a run directory"),
+        "{}",
+        stderr(&out)
+    );
 
     let (_, dir) = quickstart_run();
     let broken = cwd.path().join("broken");

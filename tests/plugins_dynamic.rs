@@ -8,23 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use ticketlab_core::artifact::Artifact;
-use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
-use ticketlab_core::engine::{Backend, ExecOptions, NoEvents, Store, execute, plan};
-use ticketlab_core::plugin::describe::{describe, list, stage_kind};
-use ticketlab_core::plugin::dynamic::register_library;
-use ticketlab_core::plugin::registry::{Origin, PluginEntry, Registry};
-use ticketlab_core::plugin::{Params, PluginKind, PruneContext, StageContext};
-use ticketlab_core::pruning::{self, MaskRequest};
-use ticketlab_core::tensor::{Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var};
-use ticketlab_core::{Error, Result};
+use crate::cli::root;
+
+use ticketlab_api::artifact::Artifact;
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::plugin::describe::{describe, list, stage_kind};
+use ticketlab_api::plugin::registry::{Origin, PluginEntry, Registry};
+use ticketlab_api::plugin::{Params, PluginKind, PruneContext, StageContext};
+use ticketlab_api::tensor::{
+    Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var,
+};
+use ticketlab_api::{Error, Result};
+use ticketlab_engine::dylib::register_library;
+use ticketlab_engine::pruning::{self, MaskRequest};
+use ticketlab_engine::{Backend, ExecOptions, NoEvents, Store, execute, plan};
 use ticketlab_plugins as _;
 
 // ---- building and loading the libraries ----------------------------------------------------
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Shared by every run of the tests (and by both example crates and the fixtures).
 fn build_dir() -> PathBuf {
@@ -44,10 +44,15 @@ fn cargo(command: &str, dir: &str) -> String {
         .arg("--target-dir")
         .arg(build_dir())
         .env_remove("CARGO_TARGET_DIR")
+        .env("TICKETLAB", env!("CARGO_BIN_EXE_ticketlab"))
         .output()
         .expect("cargo runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "cargo {command} in {dir} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo {command} in {dir} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -81,7 +86,11 @@ fn fixture(name: &str) -> PathBuf {
 /// The plugin called `name` in the library at `path`.
 fn entry(path: &Path, name: &str) -> PluginEntry {
     let registry = registry_of(path);
-    registry.entries().find(|e| e.name == name).cloned().unwrap_or_else(|| panic!("{} exports no `{name}`", path.display()))
+    registry
+        .entries()
+        .find(|e| e.name == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{} exports no `{name}`", path.display()))
 }
 
 /// A registry holding only the plugins of `path`.
@@ -94,7 +103,9 @@ fn registry_of(path: &Path) -> Registry {
 /// Parameters as the checker gives them to a plugin: the stage kind's core parameters and the
 /// plugin's, defaults filled, then `overrides`.
 fn params(entry: &PluginEntry, overrides: &[(&str, serde_json::Value)]) -> Params {
-    let mut p = Params::new().with_defaults(stage_kind(entry.kind).core_params()).with_defaults(&entry.params);
+    let mut p = Params::new()
+        .with_defaults(stage_kind(entry.kind).core_params())
+        .with_defaults(&entry.params);
     for (k, v) in overrides {
         p = p.with(k, v.clone());
     }
@@ -105,7 +116,11 @@ fn params(entry: &PluginEntry, overrides: &[(&str, serde_json::Value)]) -> Param
 fn redact(text: &str) -> String {
     let mut out = text.to_string();
     let build = build_dir();
-    for (path, label) in [(build.canonicalize().unwrap_or(build.clone()), "[BUILD]"), (build, "[BUILD]"), (std::env::temp_dir(), "[TMP]")] {
+    for (path, label) in [
+        (build.canonicalize().unwrap_or(build.clone()), "[BUILD]"),
+        (build, "[BUILD]"),
+        (std::env::temp_dir(), "[TMP]"),
+    ] {
         out = out.replace(&path.display().to_string(), label);
     }
     out
@@ -118,7 +133,12 @@ struct TwoLayers;
 
 impl Architecture for TwoLayers {
     fn parameters(&self) -> Vec<ParamDef> {
-        let def = |name: &str, shape: Vec<usize>| ParamDef { name: name.into(), shape, init: Init::Normal { std: 1.0 }, prunable: true };
+        let def = |name: &str, shape: Vec<usize>| ParamDef {
+            name: name.into(),
+            shape,
+            init: Init::Normal { std: 1.0 },
+            prunable: true,
+        };
         vec![def("a.weight", vec![4, 6]), def("b.weight", vec![6, 3])]
     }
 
@@ -142,7 +162,10 @@ fn weights_and_mask() -> (NamedTensors, MaskSet) {
 }
 
 fn tiny_dataset() -> Dataset {
-    let split = Split { x: HostTensor::new(vec![2, 2], vec![0.0, 1.0, 1.0, 0.0]), y: Targets::Classes { labels: vec![1, 0], n_classes: 2 } };
+    let split = Split {
+        x: HostTensor::new(vec![2, 2], vec![0.0, 1.0, 1.0, 0.0]),
+        y: Targets::Classes { labels: vec![1, 0], n_classes: 2 },
+    };
     Dataset {
         description: "two points".into(),
         info: DatasetInfo { input_shape: vec![2], output_dim: 2, tokens: None },
@@ -156,12 +179,25 @@ fn stage_context(seed: u64) -> StageContext {
 }
 
 /// Scores of the pruner `name` of the library at `path` on [`weights_and_mask`].
-fn score_with(path: &Path, name: &str, overrides: &[(&str, serde_json::Value)], seed: u64) -> Result<NamedTensors> {
+fn score_with(
+    path: &Path,
+    name: &str,
+    overrides: &[(&str, serde_json::Value)],
+    seed: u64,
+) -> Result<NamedTensors> {
     let e = entry(path, name);
     let pruner = registry_of(path).pruner(name)?;
     let (weights, mask) = weights_and_mask();
     let (data, ctx) = (tiny_dataset(), stage_context(seed));
-    let prune = PruneContext { arch: &TwoLayers, params: &weights, mask: &mask, reference_mask: None, data: &data, ctx: &ctx, round: (0, 1) };
+    let prune = PruneContext {
+        arch: &TwoLayers,
+        params: &weights,
+        mask: &mask,
+        reference_mask: None,
+        data: &data,
+        ctx: &ctx,
+        round: (0, 1),
+    };
     pruner.score(&params(&e, overrides), &prune).map(|s| s.scores)
 }
 
@@ -172,7 +208,9 @@ struct HostRng(u64);
 
 impl HostRng {
     fn for_stream(seed: u64, stream: &str) -> Self {
-        let h = stream.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let h = stream.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         HostRng(seed ^ h)
     }
 
@@ -196,14 +234,30 @@ impl HostRng {
 }
 
 /// `|w| + noise * mean_alive(|w|) * z` per layer (plugins/examples/noisy_magnitude).
-fn host_noisy_magnitude(weights: &NamedTensors, mask: &MaskSet, noise: f64, seed: u64) -> NamedTensors {
+fn host_noisy_magnitude(
+    weights: &NamedTensors,
+    mask: &MaskSet,
+    noise: f64,
+    seed: u64,
+) -> NamedTensors {
     mask.iter()
         .map(|(name, m)| {
             let w = &weights[name];
-            let alive: Vec<f64> = w.data.iter().zip(&m.data).filter(|(_, k)| **k != 0.0).map(|(v, _)| f64::from(v.abs())).collect();
-            let mean = if alive.is_empty() { 0.0 } else { alive.iter().sum::<f64>() / alive.len() as f64 };
+            let alive: Vec<f64> = w
+                .data
+                .iter()
+                .zip(&m.data)
+                .filter(|(_, k)| **k != 0.0)
+                .map(|(v, _)| f64::from(v.abs()))
+                .collect();
+            let mean =
+                if alive.is_empty() { 0.0 } else { alive.iter().sum::<f64>() / alive.len() as f64 };
             let mut rng = HostRng::for_stream(seed, name);
-            let s = w.data.iter().map(|v| (f64::from(v.abs()) + noise * mean * rng.normal()) as f32).collect();
+            let s = w
+                .data
+                .iter()
+                .map(|v| (f64::from(v.abs()) + noise * mean * rng.normal()) as f32)
+                .collect();
             (name.clone(), HostTensor::new(w.shape.clone(), s))
         })
         .collect()
@@ -224,10 +278,16 @@ fn example_pruner_scores_follow_the_documented_rule() {
     let (weights, mask) = weights_and_mask();
     for (noise, seed) in [(0.0, 1), (0.3, 7), (2.0, 12345)] {
         let scores = score_with(&lib, "noisy_magnitude", &[("noise", noise.into())], seed).unwrap();
-        assert_eq!(scores, host_noisy_magnitude(&weights, &mask, noise, seed), "noise {noise}, seed {seed}");
+        assert_eq!(
+            scores,
+            host_noisy_magnitude(&weights, &mask, noise, seed),
+            "noise {noise}, seed {seed}"
+        );
     }
     // `noise_seed` replaces the stage's seed.
-    let fixed = score_with(&lib, "noisy_magnitude", &[("noise", 0.5.into()), ("noise_seed", 99.into())], 3).unwrap();
+    let fixed =
+        score_with(&lib, "noisy_magnitude", &[("noise", 0.5.into()), ("noise_seed", 99.into())], 3)
+            .unwrap();
     assert_eq!(fixed, host_noisy_magnitude(&weights, &mask, 0.5, 99));
 }
 
@@ -240,17 +300,17 @@ fn example_pruner_masks_match_the_host_rule() {
     let (data, ctx) = (tiny_dataset(), stage_context(5));
     for scope in ["global", "layerwise"] {
         let p = params(&e, &[("noise", 0.4.into()), ("rate", 0.5.into()), ("scope", scope.into())]);
-        let request = MaskRequest {
-            pruner_id: "pruner/noisy_magnitude",
-            params: &p,
+        let input = PruneContext {
             arch: &TwoLayers,
-            weights: &weights,
-            current: &current,
-            reference: None,
+            params: &weights,
+            mask: &current,
+            reference_mask: None,
             data: &data,
             ctx: &ctx,
-            scored_at: None,
+            round: (0, 1),
         };
+        let request =
+            MaskRequest { pruner_id: "pruner/noisy_magnitude", params: &p, input, scored_at: None };
         let mask = pruning::make_mask(pruner.as_ref(), &request).unwrap();
         let scores = host_noisy_magnitude(&weights, &current, 0.4, 5);
         let alive = |m: &HostTensor| m.data.iter().filter(|v| **v != 0.0).count();
@@ -258,12 +318,17 @@ fn example_pruner_masks_match_the_host_rule() {
             let total: usize = current.values().map(HostTensor::len).sum();
             pruning::select_global(&current, &scores, (0.5 * total as f64).round() as usize)
         } else {
-            pruning::select_per_layer(&current, &scores, |_, total| (0.5 * total as f64).round() as usize)
+            pruning::select_per_layer(&current, &scores, |_, total| {
+                (0.5 * total as f64).round() as usize
+            })
         };
         assert_eq!(mask.masks, expected, "scope {scope}");
         // Monotone: nothing pruned before is revived.
         for (name, m) in &mask.masks {
-            assert!(m.data.iter().zip(&current[name].data).all(|(new, old)| *new <= *old), "{name}");
+            assert!(
+                m.data.iter().zip(&current[name].data).all(|(new, old)| *new <= *old),
+                "{name}"
+            );
             assert!(alive(m) <= alive(&current[name]));
         }
     }
@@ -294,13 +359,25 @@ fn example_task_is_modular_subtraction_in_the_built_in_layout() {
         }
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..7).flat_map(|a| (0..7).map(move |b| (a, b))).collect::<Vec<_>>(), "every ordered pair once");
+    assert_eq!(
+        seen,
+        (0..7).flat_map(|a| (0..7).map(move |b| (a, b))).collect::<Vec<_>>(),
+        "every ordered pair once"
+    );
 
     // The same examples as the built-in task's subtraction over all pairs, only split differently.
     let builtin = Registry::builtin().unwrap().dataset("modular").unwrap();
-    let bp = Params::new().with("op", "subtract").with("p", 7).with("pairs", "all").with("train_fraction", 0.5).with("split_seed", 0);
+    let bp = Params::new()
+        .with("op", "subtract")
+        .with("p", 7)
+        .with("pairs", "all")
+        .with("train_fraction", 0.5)
+        .with("split_seed", 0);
     let b = builtin.build(&bp, &ctx).unwrap();
-    assert_eq!((b.info.input_shape.clone(), b.info.output_dim, b.info.tokens.clone()), (d.info.input_shape.clone(), d.info.output_dim, d.info.tokens.clone()));
+    assert_eq!(
+        (b.info.input_shape.clone(), b.info.output_dim, b.info.tokens.clone()),
+        (d.info.input_shape.clone(), d.info.output_dim, d.info.tokens.clone())
+    );
     let rows = |d: &Dataset| {
         let mut v: Vec<(Vec<u32>, u32)> = Vec::new();
         for s in [&d.train, &d.test] {
@@ -350,19 +427,30 @@ fn plugins_list_shows_dynamic_plugins_next_to_built_ins() {
             (cols[0].to_string(), cols[1].to_string(), cols[3].to_string())
         })
         .collect();
-    let expected: Vec<(String, String, String)> =
-        full.entries().map(|e| (e.kind.to_string(), e.name.clone(), e.origin.label().to_string())).collect();
+    let expected: Vec<(String, String, String)> = full
+        .entries()
+        .map(|e| (e.kind.to_string(), e.name.clone(), e.origin.label().to_string()))
+        .collect();
     assert_eq!(listed, expected);
     assert!(listed.contains(&("pruner".into(), "noisy_magnitude".into(), "dynamic".into())));
     assert!(listed.contains(&("dataset".into(), "modsub".into(), "dynamic".into())));
-    insta::assert_snapshot!("describe_dynamic_pruner", redact(&describe(&full, "pruner/noisy_magnitude").unwrap()));
-    insta::assert_snapshot!("describe_dynamic_task", redact(&describe(&full, "dataset/modsub").unwrap()));
+    insta::assert_snapshot!(
+        "describe_dynamic_pruner",
+        redact(&describe(&full, "pruner/noisy_magnitude").unwrap())
+    );
+    insta::assert_snapshot!(
+        "describe_dynamic_task",
+        redact(&describe(&full, "dataset/modsub").unwrap())
+    );
 }
 
 #[test]
 fn describe_a_built_in() {
     let registry = Registry::builtin().unwrap();
-    insta::assert_snapshot!("describe_builtin_pruner", describe(&registry, "pruner/magnitude").unwrap());
+    insta::assert_snapshot!(
+        "describe_builtin_pruner",
+        describe(&registry, "pruner/magnitude").unwrap()
+    );
     let err = describe(&registry, "pruner/magnitud").unwrap_err().to_string();
     assert!(err.contains("did you mean `magnitude`?"), "{err}");
     let err = describe(&registry, "magnitude").unwrap_err().to_string();
@@ -381,7 +469,10 @@ fn described_example_stages_pass_the_checker() {
     let base_yaml = [
         ("data", "  data: { kind: dataset, uses: modular, with: { p: 7 } }\n"),
         ("init", "  init: { kind: model, uses: mlp_modular, inputs: { data: data } }\n"),
-        ("dense", "  dense: { kind: train, uses: standard, inputs: { model: init, data: data } }\n"),
+        (
+            "dense",
+            "  dense: { kind: train, uses: standard, inputs: { model: init, data: data } }\n",
+        ),
     ];
     let base_tlx = [
         ("data", "stage data: dataset modular { p = 7 }\n"),
@@ -390,10 +481,13 @@ fn described_example_stages_pass_the_checker() {
     ];
     for entry in registry.entries() {
         let text = describe(&registry, &entry.id()).unwrap();
-        let (_, examples) = text.split_once("Example stage (YAML):\nstages:\n").expect("a YAML example");
+        let (_, examples) =
+            text.split_once("Example stage (YAML):\nstages:\n").expect("a YAML example");
         let (yaml, tlx) = examples.split_once("\nExample stage (tlx):\n").expect("a tlx example");
         let name = yaml.trim_start().split(':').next().unwrap();
-        let others = |base: &[(&str, &str)]| base.iter().filter(|(n, _)| *n != name).map(|(_, s)| *s).collect::<String>();
+        let others = |base: &[(&str, &str)]| {
+            base.iter().filter(|(n, _)| *n != name).map(|(_, s)| *s).collect::<String>()
+        };
         let yaml_file = format!("name: example\nseed: 0\nstages:\n{}{yaml}", others(&base_yaml));
         let tlx_file = format!("experiment example {{\n{}{tlx}}}\n", others(&base_tlx));
         for (file, source) in [("example.yaml", &yaml_file), ("example.tlx", &tlx_file)] {
@@ -424,14 +518,22 @@ stages:
     );
     // What the CLI does: load the file's libraries, then check the file against the registry.
     let mut registry = Registry::builtin().unwrap();
-    for lib in ticketlab_dsl::plugin_paths("dynamic.yaml", text.as_bytes()).unwrap_or_else(|d| panic!("{}", d.render())) {
+    for lib in ticketlab_dsl::plugin_paths("dynamic.yaml", text.as_bytes())
+        .unwrap_or_else(|d| panic!("{}", d.render()))
+    {
         register_library(&mut registry, Path::new(&lib)).unwrap();
     }
-    let ir = ticketlab_dsl::load_source("dynamic.yaml", text.as_bytes(), &registry, &[]).unwrap_or_else(|d| panic!("{}", d.render()));
+    let ir = ticketlab_dsl::load_source("dynamic.yaml", text.as_bytes(), &registry, &[])
+        .unwrap_or_else(|d| panic!("{}", d.render()));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("store"));
     let planned = plan(&ir, &registry, Some(&store), &Backend::cpu()).unwrap();
-    let options = ExecOptions { base_dir: dir.path().to_path_buf(), interrupt_after_steps: None, jobs: 1, only_stored: None };
+    let options = ExecOptions {
+        base_dir: dir.path().to_path_buf(),
+        interrupt_after_steps: None,
+        jobs: 1,
+        only_stored: None,
+    };
     let exec = execute(&planned, &registry, &store, &options, &mut NoEvents);
     assert!(exec.is_ok(), "{:?}", exec.error.map(|e| e.to_string()));
 
@@ -439,23 +541,32 @@ stages:
     assert!(data.description.starts_with("(a-b) mod 7"), "{}", data.description);
     let Some(Artifact::Run(run)) = exec.artifacts.get("dense") else { panic!("dense") };
     let Some(Artifact::Mask(mask)) = exec.artifacts.get("mask") else { panic!("mask") };
-    let dense: MaskSet = run.init.prunable.iter().map(|n| (n.clone(), HostTensor::full(run.final_params[n].shape.clone(), 1.0))).collect();
+    let dense: MaskSet = run
+        .init
+        .prunable
+        .iter()
+        .map(|n| (n.clone(), HostTensor::full(run.final_params[n].shape.clone(), 1.0)))
+        .collect();
     let seed = ir.stage("mask").unwrap().seed;
     let scores = host_noisy_magnitude(&run.final_params, &dense, 0.5, seed);
-    let expected = pruning::select_per_layer(&dense, &scores, |_, total| (0.4 * total as f64).round() as usize);
+    let expected = pruning::select_per_layer(&dense, &scores, |_, total| {
+        (0.4 * total as f64).round() as usize
+    });
     assert_eq!(mask.masks, expected);
     assert!(mask.pruner.starts_with("pruner/noisy_magnitude"), "{}", mask.pruner);
 }
 
-/// The example crates' own tests (`tests/snapshot.rs`: a tiny experiment with the plugin,
-/// pinned with insta), run as a researcher runs them. They share the build directory of the
-/// libraries above, so ticketlab is compiled once for both: the first run compiles it (about ten
-/// minutes on two cores), later runs take seconds, or under a minute after a change to ticketlab.
+/// The example crates' own tests (`tests/snapshot.rs`: a tiny experiment with the plugin, run
+/// by the `ticketlab` program and pinned with insta), run as a researcher runs them, against
+/// the program built with these tests.
 #[test]
 fn example_crates_pass_their_own_tests() {
     for name in ["modsub", "noisy_magnitude"] {
         let stdout = cargo("test", &format!("plugins/examples/{name}"));
-        assert!(stdout.contains("1 passed"), "plugins/examples/{name} ran no snapshot test:\n{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "plugins/examples/{name} ran no snapshot test:\n{stdout}"
+        );
     }
 }
 
@@ -463,8 +574,15 @@ fn example_crates_pass_their_own_tests() {
 /// shared file: the copies must stay the same.
 #[test]
 fn the_example_snapshot_tests_are_one_file() {
-    let read = |name: &str| std::fs::read_to_string(root().join(format!("plugins/examples/{name}/tests/snapshot.rs"))).unwrap();
-    assert_eq!(read("modsub"), read("noisy_magnitude"), "change both copies of tests/snapshot.rs alike");
+    let read = |name: &str| {
+        std::fs::read_to_string(root().join(format!("plugins/examples/{name}/tests/snapshot.rs")))
+            .unwrap()
+    };
+    assert_eq!(
+        read("modsub"),
+        read("noisy_magnitude"),
+        "change both copies of tests/snapshot.rs alike"
+    );
 }
 
 // ---- bad libraries -------------------------------------------------------------------------
@@ -498,7 +616,8 @@ fn refuses_a_file_that_is_not_a_library() {
     // The loader's own words differ between platforms; keep them out of the snapshot.
     let start = err.find("library (").expect("loader detail") + "library (".len();
     let end = err[start..].find("); pass").expect("end of loader detail") + start;
-    let shown = format!("{}[loader message]{}", &err[..start], &err[end..]).replace(&redact(&dir.path().canonicalize().unwrap().display().to_string()), "[DIR]");
+    let shown = format!("{}[loader message]{}", &err[..start], &err[end..])
+        .replace(&redact(&dir.path().canonicalize().unwrap().display().to_string()), "[DIR]");
     insta::assert_snapshot!(shown, @"plugin `[DIR]/libfake.so`: is not a loadable shared library ([loader message]); pass a `cdylib` built with ticketlab-plugin-sdk");
 }
 
@@ -539,13 +658,20 @@ fn naming_a_library_twice_registers_it_once() {
     // new, no error, and the plugin keeps the origin it was first loaded from.
     let other_spelling = lib.parent().unwrap().join(".").join(lib.file_name().unwrap());
     assert_eq!(register_library(&mut registry, &lib).unwrap(), ["pruner/noisy_magnitude"]);
-    assert_eq!(register_library(&mut registry, &other_spelling).unwrap(), ["pruner/noisy_magnitude"]);
+    assert_eq!(
+        register_library(&mut registry, &other_spelling).unwrap(),
+        ["pruner/noisy_magnitude"]
+    );
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join(lib.file_name().unwrap());
     std::fs::copy(&lib, &copy).unwrap();
     assert_eq!(register_library(&mut registry, &copy).unwrap(), ["pruner/noisy_magnitude"]);
     assert_eq!(registry.entries().count(), before + 1);
-    let Origin::Dynamic { path, .. } = &registry.get(PluginKind::Pruner, "noisy_magnitude").unwrap().origin else { panic!("dynamic") };
+    let Origin::Dynamic { path, .. } =
+        &registry.get(PluginKind::Pruner, "noisy_magnitude").unwrap().origin
+    else {
+        panic!("dynamic")
+    };
     assert_eq!(path, &lib.canonicalize().unwrap());
     // A different library with a taken name is still refused.
     let err = register_library(&mut registry, &fixture("collides")).unwrap_err();
@@ -562,7 +688,11 @@ fn the_binary_loads_a_library_named_twice_once() {
     let cwd = tempfile::tempdir().unwrap();
     let listed = ticketlab(&["plugins", "list", "--plugin", lib, "--plugin", lib], cwd.path());
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
-    let rows: Vec<String> = stdout(&listed).lines().filter(|l| l.contains("noisy_magnitude")).map(str::to_string).collect();
+    let rows: Vec<String> = stdout(&listed)
+        .lines()
+        .filter(|l| l.contains("noisy_magnitude"))
+        .map(str::to_string)
+        .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].starts_with("pruner") && rows[0].contains("dynamic"), "{rows:?}");
 
@@ -587,15 +717,23 @@ stages:
     assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
     // A different library with a taken name is still refused, with exit code 2.
     let collides = fixture("collides");
-    let refused = ticketlab(&["plugins", "list", "--plugin", lib, "--plugin", collides.to_str().unwrap()], cwd.path());
+    let refused = ticketlab(
+        &["plugins", "list", "--plugin", lib, "--plugin", collides.to_str().unwrap()],
+        cwd.path(),
+    );
     assert_eq!(refused.status.code(), Some(2));
     // The message as words, without the report's frame and line breaks.
-    let words = stderr(&refused).split_whitespace().filter(|w| !["×", "│"].contains(w)).collect::<Vec<_>>().join(" ");
+    let words = stderr(&refused)
+        .split_whitespace()
+        .filter(|w| !["×", "│"].contains(w))
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(words.contains("registered twice: built into ticketlab by `ticketlab_plugins::pruners::magnitude` and loaded from"), "{words}");
 }
 
 fn misbehaving(behave: &str) -> String {
-    let err = score_with(&fixture("misbehaving"), "misbehaving", &[("behave", behave.into())], 0).expect_err("refused");
+    let err = score_with(&fixture("misbehaving"), "misbehaving", &[("behave", behave.into())], 0)
+        .expect_err("refused");
     redact(&err.to_string())
 }
 
@@ -636,7 +774,9 @@ fn nan_scores_are_refused() {
 fn bad_data(behave: &str) -> Result<Dataset> {
     let lib = fixture("misbehaving");
     let e = entry(&lib, "bad_data");
-    registry_of(&lib).dataset("bad_data")?.build(&params(&e, &[("behave", behave.into())]), &stage_context(0))
+    registry_of(&lib)
+        .dataset("bad_data")?
+        .build(&params(&e, &[("behave", behave.into())]), &stage_context(0))
 }
 
 #[test]

@@ -28,9 +28,16 @@ fn without_sbatch_or_a_writable_store_nothing_is_submitted() {
     assert!(err.contains("`sbatch` was not found on PATH") && err.contains("--jobs"), "{err}");
     assert!(!cwd.path().join("shared/objects").exists(), "nothing ran");
 
-    let bad = ticketlab(&with(&["run", &file, "--on", "slurm", "--slurm-option", "time 2h", "--dry-run"], &set), cwd.path());
+    let bad = ticketlab(
+        &with(&["run", &file, "--on", "slurm", "--slurm-option", "time 2h", "--dry-run"], &set),
+        cwd.path(),
+    );
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("--slurm-option `time 2h`: expected KEY=VALUE"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--slurm-option `time 2h`: expected KEY=VALUE"),
+        "{}",
+        stderr(&bad)
+    );
     let local = ticketlab(&with(&["run", &file, "--dry-run"], &set), cwd.path());
     assert_eq!(local.status.code(), Some(2));
     assert!(stderr(&local).contains("go with --on slurm"), "{}", stderr(&local));
@@ -42,16 +49,45 @@ fn dry_run_prints_the_array_script_and_submits_nothing() {
     let file = quickstart();
     let set = tiny();
     let out = ticketlab(
-        &with(&["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--slurm-option", "partition=debug", "--slurm-option", "cpus-per-task=2", "--dry-run"], &set),
+        &with(
+            &[
+                "run",
+                &file,
+                "--grid",
+                GRID,
+                "--on",
+                "slurm",
+                "--store",
+                "shared",
+                "--slurm-option",
+                "partition=debug",
+                "--slurm-option",
+                "cpus-per-task=2",
+                "--dry-run",
+            ],
+            &set,
+        ),
         cwd.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let script = stdout(&out);
     // The dense base and four tickets to train: five tasks.
-    for needle in ["#!/bin/bash", "#SBATCH --array=0-4", "is not visible on", "#SBATCH --partition=debug", "#SBATCH --cpus-per-task=2", "--grid 'mask.rate=[0.3, 0.5, 0.7, 0.8]'", "--jobs 1", "SLURM_CPUS_PER_TASK"] {
+    for needle in [
+        "#!/bin/bash",
+        "#SBATCH --array=0-4",
+        "is not visible on",
+        "#SBATCH --partition=debug",
+        "#SBATCH --cpus-per-task=2",
+        "--grid 'mask.rate=[0.3, 0.5, 0.7, 0.8]'",
+        "--jobs 1",
+        "SLURM_CPUS_PER_TASK",
+    ] {
         assert!(script.contains(needle), "{needle} missing from\n{script}");
     }
-    assert!(script.contains(&format!("--store {}", cwd.path().join("shared").display())), "{script}");
+    assert!(
+        script.contains(&format!("--store {}", cwd.path().join("shared").display())),
+        "{script}"
+    );
     assert!(!cwd.path().join("shared").exists(), "a dry run writes nothing");
 }
 
@@ -60,23 +96,81 @@ fn dry_run_prints_the_array_script_and_submits_nothing() {
 #[test]
 #[ignore = "needs a Slurm cluster: eval \"$(tests/slurm/start.sh)\", then cargo test --test integration slurm -- --ignored"]
 fn a_sweep_on_slurm_gives_the_summary_of_a_local_serial_run() {
-    assert!(std::env::var_os("SLURM_CONF").is_some(), "SLURM_CONF is not set: start the test cluster with eval \"$(tests/slurm/start.sh)\"");
+    assert!(
+        std::env::var_os("SLURM_CONF").is_some(),
+        "SLURM_CONF is not set: start the test cluster with eval \"$(tests/slurm/start.sh)\""
+    );
     let cwd = tempfile::tempdir().unwrap();
     let file = quickstart();
     let set = tiny();
-    let local = ticketlab(&with(&["run", &file, "--grid", GRID, "--jobs", "1", "--store", "local-store", "--out", "local"], &set), cwd.path());
+    let local = ticketlab(
+        &with(
+            &[
+                "run",
+                &file,
+                "--grid",
+                GRID,
+                "--jobs",
+                "1",
+                "--store",
+                "local-store",
+                "--out",
+                "local",
+            ],
+            &set,
+        ),
+        cwd.path(),
+    );
     assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
-    let slurm = ticketlab(&with(&["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--out", "slurm"], &set), cwd.path());
-    assert_eq!(slurm.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", stdout(&slurm), stderr(&slurm));
-    assert!(stderr(&slurm).contains("stages stored"), "the array's progress is shown: {}", stderr(&slurm));
-    let summary = |dir: &str| std::fs::read_to_string(cwd.path().join(dir).join("summary.json")).unwrap();
-    assert_eq!(summary("slurm"), summary("local"), "the array computes what a local serial run does");
-    assert!(stdout(&slurm).contains("0 ran"), "the submitting process only loads: {}", stdout(&slurm));
-    let logs: Vec<_> = std::fs::read_dir(cwd.path().join("shared/slurm")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "out")).collect();
+    let slurm = ticketlab(
+        &with(
+            &["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--out", "slurm"],
+            &set,
+        ),
+        cwd.path(),
+    );
+    assert_eq!(
+        slurm.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&slurm),
+        stderr(&slurm)
+    );
+    assert!(
+        stderr(&slurm).contains("stages stored"),
+        "the array's progress is shown: {}",
+        stderr(&slurm)
+    );
+    let summary =
+        |dir: &str| std::fs::read_to_string(cwd.path().join(dir).join("summary.json")).unwrap();
+    assert_eq!(
+        summary("slurm"),
+        summary("local"),
+        "the array computes what a local serial run does"
+    );
+    assert!(
+        stdout(&slurm).contains("0 ran"),
+        "the submitting process only loads: {}",
+        stdout(&slurm)
+    );
+    let logs: Vec<_> = std::fs::read_dir(cwd.path().join("shared/slurm"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "out"))
+        .collect();
     assert_eq!(logs.len(), 5, "one log per array task");
     // Everything is stored now: a rerun submits a one-task array that computes nothing.
-    let again = ticketlab(&with(&["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--out", "again"], &set), cwd.path());
+    let again = ticketlab(
+        &with(
+            &["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--out", "again"],
+            &set,
+        ),
+        cwd.path(),
+    );
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(summary("again"), summary("local"));
-    assert!(Path::new(&cwd.path().join("again/report.html")).is_file(), "the run directory is written as for a local run");
+    assert!(
+        Path::new(&cwd.path().join("again/report.html")).is_file(),
+        "the run directory is written as for a local run"
+    );
 }

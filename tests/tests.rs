@@ -2,6 +2,7 @@
 
 mod cache;
 mod cli;
+mod layout;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;

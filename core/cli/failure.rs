@@ -41,7 +41,9 @@ impl Failure {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Failure::Failed(format!("internal error: {message} (please report this with the command you ran)"))
+        Failure::Failed(format!(
+            "internal error: {message} (please report this with the command you ran)"
+        ))
     }
 
     /// Prints the message and returns the exit code.
@@ -63,18 +65,25 @@ impl Failure {
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::BrokenPipe { Failure::BrokenPipe } else { Failure::Failed(e.to_string()) }
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Failed(e.to_string())
+        }
     }
 }
 
 /// Whether to use colour on stderr: a terminal, and neither `NO_COLOR` nor `CI` set.
 pub fn color_stderr() -> bool {
-    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() && std::env::var_os("CI").is_none()
+    io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os("CI").is_none()
 }
 
 /// Renders a message as a miette error report.
 pub fn render(message: &str) -> String {
-    let theme = if color_stderr() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme =
+        if color_stderr() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let diag = MietteDiagnostic::new(message.to_string());
     let mut out = String::new();

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
-use ticketlab_core::ir::ExperimentIr;
-use ticketlab_core::plugin::registry::Registry;
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::plugin::registry::Registry;
 
 use crate::failure::Failure;
 
@@ -53,7 +53,11 @@ impl Source {
     /// The directory relative paths in the experiment resolve against.
     pub fn base_dir(&self) -> PathBuf {
         match self {
-            Source::File(p) => p.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+            Source::File(p) => p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
             Source::Quickstart => PathBuf::from("."),
         }
     }
@@ -91,7 +95,7 @@ pub fn registry(paths: &[PathBuf]) -> Result<Registry, Failure> {
 }
 
 fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
-    ticketlab_core::plugin::dynamic::register_library(registry, path).map_err(Failure::input)?;
+    ticketlab_engine::dylib::register_library(registry, path).map_err(Failure::input)?;
     Ok(())
 }
 
@@ -103,7 +107,8 @@ pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failu
     let mut registry = registry(&args.plugins)?;
     let (name, text) = match &source {
         Source::File(path) => {
-            let text = std::fs::read(path).map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read(path)
+                .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
             (path.display().to_string(), text)
         }
         Source::Quickstart => (QUICKSTART_NAME.to_string(), QUICKSTART.as_bytes().to_vec()),
@@ -113,10 +118,12 @@ pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failu
     let libraries = ticketlab_dsl::plugin_paths(&name, &text).map_err(diag)?;
     for lib in libraries {
         let path = Path::new(&lib);
-        let path = if path.is_absolute() { path.to_path_buf() } else { source.base_dir().join(path) };
+        let path =
+            if path.is_absolute() { path.to_path_buf() } else { source.base_dir().join(path) };
         add_library(&mut registry, &path)?;
     }
-    let ir = ticketlab_dsl::load_source_with(&name, &text, &registry, &args.overrides()).map_err(diag)?;
+    let ir = ticketlab_dsl::load_source_with(&name, &text, &registry, &args.overrides())
+        .map_err(diag)?;
     Ok(Loaded { registry, ir, source })
 }
 
@@ -135,12 +142,14 @@ pub fn set_threads(threads: Option<usize>, jobs: usize) -> Result<usize, Failure
     let n = match threads {
         Some(0) => return Err(Failure::input("--threads must be at least 1")),
         Some(n) => n,
-        None => match std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
-            Some(n) if n > 0 => n,
-            _ => (cores() / jobs.max(1)).max(1),
-        },
+        None => {
+            match std::env::var("MATMUL_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if n > 0 => n,
+                _ => (cores() / jobs.max(1)).max(1),
+            }
+        }
     };
     let n = n.min(MAX_KERNEL_THREADS);
-    ticketlab_core::tensor::kernels::set_threads(n);
+    ticketlab_engine::tensor::kernels::set_threads(n);
     Ok(n)
 }

@@ -66,7 +66,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|payload| Err(Failure::from_panic(payload)));
+    let result = std::panic::catch_unwind(|| dispatch(cli))
+        .unwrap_or_else(|payload| Err(Failure::from_panic(payload)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.exit(),

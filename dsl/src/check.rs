@@ -11,11 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
-use ticketlab_core::ir::{ArtifactType, Port, StageKind};
-use ticketlab_core::plugin::ParamSpec;
-use ticketlab_core::plugin::registry::{Registry, closest, suggestion};
+use ticketlab_api::ir::{ArtifactType, Port, StageKind};
+use ticketlab_api::plugin::ParamSpec;
+use ticketlab_api::plugin::registry::{Registry, closest, suggestion};
 
-use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident};
+use crate::ast::{
+    Experiment, Gaps, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident,
+};
 use crate::diag::Diag;
 
 /// A checked stage: every parameter filled, every input resolved.
@@ -267,12 +269,15 @@ impl Checker<'_> {
                 return None;
             }
             self.error(
-                Diag::new(format!("stage `{name}` ({}) does not say which {pk} it uses", kind.as_str()))
-                    .label(s.name.span, format!("needs `uses: <{pk}>`"))
-                    .help(format!(
-                        "add `uses:`; known {pk} plugins: {}",
-                        if known.is_empty() { "none".into() } else { known.join(", ") }
-                    )),
+                Diag::new(format!(
+                    "stage `{name}` ({}) does not say which {pk} it uses",
+                    kind.as_str()
+                ))
+                .label(s.name.span, format!("needs `uses: <{pk}>`"))
+                .help(format!(
+                    "add `uses:`; known {pk} plugins: {}",
+                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                )),
             );
             return None;
         };
@@ -290,7 +295,12 @@ impl Checker<'_> {
         Some(uses.node.clone())
     }
 
-    fn params(&mut self, s: &StageAst, kind: StageKind, plugin: Option<&str>) -> Option<BTreeMap<String, Value>> {
+    fn params(
+        &mut self,
+        s: &StageAst,
+        kind: StageKind,
+        plugin: Option<&str>,
+    ) -> Option<BTreeMap<String, Value>> {
         let name = s.name.node.as_str();
         // Without a known plugin the valid keys are unknown: report nothing more here.
         let specs = self.specs(kind, plugin)?;
@@ -317,9 +327,16 @@ impl Checker<'_> {
             seen.insert(key, p.key.span);
             let Some(spec) = specs.iter().find(|sp| sp.name == key) else {
                 self.error(
-                    Diag::new(format!("unknown parameter `{key}` in stage `{name}` ({what}){}", set_by_note(p)))
-                        .label(p.key.span, "unknown parameter")
-                        .help(suggestion(key, &valid, &format!("parameters of {what}"))),
+                    Diag::new(format!(
+                        "unknown parameter `{key}` in stage `{name}` ({what}){}",
+                        set_by_note(p)
+                    ))
+                    .label(p.key.span, "unknown parameter")
+                    .help(suggestion(
+                        key,
+                        &valid,
+                        &format!("parameters of {what}"),
+                    )),
                 );
                 ok = false;
                 continue;
@@ -346,29 +363,46 @@ impl Checker<'_> {
                 None if self.gaps.params.contains(name) => ok = false,
                 None => {
                     self.error(
-                        Diag::new(format!("stage `{name}` ({what}) needs parameter `{}`", spec.name))
-                            .label(s.name.span, format!("`{}` missing", spec.name))
-                            .help(format!("add `{}` under `with`; {}", spec.name, spec_help(spec))),
+                        Diag::new(format!(
+                            "stage `{name}` ({what}) needs parameter `{}`",
+                            spec.name
+                        ))
+                        .label(s.name.span, format!("`{}` missing", spec.name))
+                        .help(format!(
+                            "add `{}` under `with`; {}",
+                            spec.name,
+                            spec_help(spec)
+                        )),
                     );
                     ok = false;
                 }
             }
         }
         // Bounds between parameters, with every value known (defaults filled).
-        let values: serde_json::Map<String, Value> = out.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let values: serde_json::Map<String, Value> =
+            out.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for spec in &specs {
             if let Err(e) = spec.check_bound(&values) {
                 let given = s.with.iter().find(|p| p.key.node == spec.name);
                 let span = given.map_or(s.name.span, |p| p.value.span);
                 let note = given.map(set_by_note).unwrap_or_default();
-                self.error(Diag::new(format!("invalid value for `{name}.{}`{note}: {e}", spec.name)).label(span, "beyond its bound").help(spec_help(spec)));
+                self.error(
+                    Diag::new(format!("invalid value for `{name}.{}`{note}: {e}", spec.name))
+                        .label(span, "beyond its bound")
+                        .help(spec_help(spec)),
+                );
                 ok = false;
             }
         }
         ok.then_some(out)
     }
 
-    fn inputs(&mut self, s: &StageAst, kind: StageKind, names: &[&str]) -> BTreeMap<String, Vec<String>> {
+    fn inputs(
+        &mut self,
+        s: &StageAst,
+        kind: StageKind,
+        names: &[&str],
+    ) -> BTreeMap<String, Vec<String>> {
         let name = s.name.node.as_str();
         let ports = kind.ports();
         let port_names: Vec<&str> = ports.iter().map(|p| p.name).collect();
@@ -383,7 +417,9 @@ impl Checker<'_> {
                     Diag::new(format!("input `{name}.{pname}` is connected twice"))
                         .label(input.port.span, "connected again here")
                         .label(*prev, "first connected here")
-                        .help(format!("connect `{pname}` once (a list if the port takes several stages)")),
+                        .help(format!(
+                            "connect `{pname}` once (a list if the port takes several stages)"
+                        )),
                 );
                 continue;
             }
@@ -396,9 +432,12 @@ impl Checker<'_> {
                     suggestion(pname, &port_names, &format!("ports of {} stages", kind.as_str()))
                 };
                 self.error(
-                    Diag::new(format!("unknown input port `{pname}` in stage `{name}` ({})", kind.as_str()))
-                        .label(input.port.span, "unknown port")
-                        .help(help),
+                    Diag::new(format!(
+                        "unknown input port `{pname}` in stage `{name}` ({})",
+                        kind.as_str()
+                    ))
+                    .label(input.port.span, "unknown port")
+                    .help(help),
                 );
                 continue;
             };
@@ -409,7 +448,9 @@ impl Checker<'_> {
             // An input was left out: what is missing may be just that.
             return out;
         }
-        if matches!(kind, StageKind::Analyze | StageKind::Report) && meant.is_empty() && out.values().all(Vec::is_empty)
+        if matches!(kind, StageKind::Analyze | StageKind::Report)
+            && meant.is_empty()
+            && out.values().all(Vec::is_empty)
         {
             let list: Vec<String> =
                 ports.iter().map(|p| format!("`{}` ({})", p.name, accepts_label(p))).collect();
@@ -423,15 +464,22 @@ impl Checker<'_> {
                     )),
             );
         }
-        for port in ports.iter().filter(|p| p.required && !seen.contains_key(p.name) && !meant.contains(p.name)) {
+        for port in ports
+            .iter()
+            .filter(|p| p.required && !seen.contains_key(p.name) && !meant.contains(p.name))
+        {
             self.error(
-                Diag::new(format!("stage `{name}` ({}) needs input `{}`", kind.as_str(), port.name))
-                    .label(s.name.span, format!("`{}` not connected", port.name))
-                    .help(format!(
-                        "add `inputs: {{ {}: STAGE }}` with a stage producing {}",
-                        port.name,
-                        accepts_label(port)
-                    )),
+                Diag::new(format!(
+                    "stage `{name}` ({}) needs input `{}`",
+                    kind.as_str(),
+                    port.name
+                ))
+                .label(s.name.span, format!("`{}` not connected", port.name))
+                .help(format!(
+                    "add `inputs: {{ {}: STAGE }}` with a stage producing {}",
+                    port.name,
+                    accepts_label(port)
+                )),
             );
         }
         out
@@ -458,10 +506,13 @@ impl Checker<'_> {
             let target = r.node.as_str();
             if let Some(prev) = listed.get(target) {
                 self.error(
-                    Diag::new(format!("stage `{target}` is listed twice in `{name}.{}`", port.name))
-                        .label(r.span, "listed again here")
-                        .label(*prev, "first listed here")
-                        .help("list each stage once"),
+                    Diag::new(format!(
+                        "stage `{target}` is listed twice in `{name}.{}`",
+                        port.name
+                    ))
+                    .label(r.span, "listed again here")
+                    .label(*prev, "first listed here")
+                    .help("list each stage once"),
                 );
                 continue;
             }
@@ -471,9 +522,12 @@ impl Checker<'_> {
             }
             if !names.contains(&target) {
                 self.error(
-                    Diag::new(format!("`{name}.{}` refers to `{target}`, which is not a stage", port.name))
-                        .label(r.span, "no such stage")
-                        .help(suggestion(target, names, "stages")),
+                    Diag::new(format!(
+                        "`{name}.{}` refers to `{target}`, which is not a stage",
+                        port.name
+                    ))
+                    .label(r.span, "no such stage")
+                    .help(suggestion(target, names, "stages")),
                 );
                 continue;
             }
@@ -556,17 +610,21 @@ impl Checker<'_> {
     fn report_cycle(&mut self, ast: &Experiment, cycle: &[usize], closing: Span) {
         let mut path: Vec<&str> = cycle.iter().map(|&i| ast.stages[i].name.node.as_str()).collect();
         path.push(path[0]);
-        let mut d = Diag::new(format!("stages depend on each other in a cycle: {}", path.join(" ← ")))
-            .label(closing, "this reference closes the cycle");
+        let mut d =
+            Diag::new(format!("stages depend on each other in a cycle: {}", path.join(" ← ")))
+                .label(closing, "this reference closes the cycle");
         for &i in cycle {
             d = d.label(ast.stages[i].name.span, "");
         }
-        self.error(d.help("a stage can only use stages that do not depend on it; remove one of these references"));
+        self.error(d.help(
+            "a stage can only use stages that do not depend on it; remove one of these references",
+        ));
     }
 
     fn sweep(&mut self, sw: &SweepAst, ast: &Experiment) -> Sweep {
         let mut seen: HashMap<String, &SweepAxis> = HashMap::new();
-        let grid: Vec<Axis> = self.axes(&sw.grid, ast, &mut seen, true).into_iter().map(|(a, _)| a).collect();
+        let grid: Vec<Axis> =
+            self.axes(&sw.grid, ast, &mut seen, true).into_iter().map(|(a, _)| a).collect();
         // Each checked zip axis with the axis it was written as (invalid axes are left out).
         let zip = self.axes(&sw.zip, ast, &mut seen, false);
         if let Some((first, first_ast)) = zip.first() {
@@ -611,7 +669,9 @@ impl Checker<'_> {
         for axis in axes {
             let key = axis.key.node.as_str();
             if let Some(prev) = seen.get(key) {
-                let by = |a: &SweepAxis| a.set_by.as_ref().map_or("the file".to_string(), |f| format!("`{f}`"));
+                let by = |a: &SweepAxis| {
+                    a.set_by.as_ref().map_or("the file".to_string(), |f| format!("`{f}`"))
+                };
                 let message = if axis.set_by.is_some() || prev.set_by.is_some() {
                     format!("`{key}` is swept twice: by {} and by {}", by(prev), by(axis))
                 } else {
@@ -646,8 +706,13 @@ impl Checker<'_> {
                 return None;
             }
             let names: Vec<&str> = ast.stages.iter().map(|s| s.name.node.as_str()).collect();
-            let d = Diag::new(format!("sweep key `{key}`{note} names stage `{stage}`, which does not exist"));
-            self.error(axis_label(d, axis, axis.key.span, "no such stage").help(suggestion(stage, &names, "stages")));
+            let d = Diag::new(format!(
+                "sweep key `{key}`{note} names stage `{stage}`, which does not exist"
+            ));
+            self.error(
+                axis_label(d, axis, axis.key.span, "no such stage")
+                    .help(suggestion(stage, &names, "stages")),
+            );
             return None;
         };
         let kind = StageKind::parse(&s.kind.node)?;
@@ -655,16 +720,22 @@ impl Checker<'_> {
         let specs = self.specs(kind, plugin)?;
         let Some(spec) = specs.iter().find(|p| p.name == param) else {
             let valid: Vec<&str> = specs.iter().map(|p| p.name).collect();
-            let d = Diag::new(format!("sweep key `{key}`{note}: stage `{stage}` has no parameter `{param}`"));
-            self.error(
-                axis_label(d, axis, axis.key.span, "unknown parameter")
-                    .help(suggestion(param, &valid, &format!("parameters of `{stage}`"))),
-            );
+            let d = Diag::new(format!(
+                "sweep key `{key}`{note}: stage `{stage}` has no parameter `{param}`"
+            ));
+            self.error(axis_label(d, axis, axis.key.span, "unknown parameter").help(suggestion(
+                param,
+                &valid,
+                &format!("parameters of `{stage}`"),
+            )));
             return None;
         };
         if axis.values.is_empty() {
             let d = Diag::new(format!("sweep axis `{key}`{note} has no values"));
-            self.error(axis_label(d, axis, axis.span, "empty list").help("give at least one value, or remove the axis"));
+            self.error(
+                axis_label(d, axis, axis.span, "empty list")
+                    .help("give at least one value, or remove the axis"),
+            );
             return None;
         }
         let mut ok = true;

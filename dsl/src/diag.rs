@@ -160,7 +160,8 @@ impl Diagnostics {
     /// Renders every problem as plain text (no colour), with the file, line and column of each
     /// labelled span, followed by a count when there are several.
     pub fn render(&self) -> String {
-        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
+        let handler =
+            GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
         let path = self.source.display_path();
         let mut out = String::new();
         for (i, d) in self.items.iter().enumerate() {

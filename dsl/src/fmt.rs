@@ -58,13 +58,19 @@ fn yaml_stage(out: &mut String, s: &StageAst) {
         let _ = writeln!(out, "    uses: {}", yaml_str(&u.node));
     }
     if !s.with.is_empty() {
-        let items: Vec<String> =
-            s.with.iter().map(|p| format!("{}: {}", yaml_str(&p.key.node), yaml_value(&p.value.node))).collect();
+        let items: Vec<String> = s
+            .with
+            .iter()
+            .map(|p| format!("{}: {}", yaml_str(&p.key.node), yaml_value(&p.value.node)))
+            .collect();
         let _ = writeln!(out, "    with: {{ {} }}", items.join(", "));
     }
     if !s.inputs.is_empty() {
-        let items: Vec<String> =
-            s.inputs.iter().map(|i| format!("{}: {}", yaml_str(&i.port.node), yaml_refs(i))).collect();
+        let items: Vec<String> = s
+            .inputs
+            .iter()
+            .map(|i| format!("{}: {}", yaml_str(&i.port.node), yaml_refs(i)))
+            .collect();
         let _ = writeln!(out, "    inputs: {{ {} }}", items.join(", "));
     }
 }
@@ -102,9 +108,12 @@ fn json_str(s: &str) -> String {
 fn yaml_value(v: &Value) -> String {
     match v {
         Value::String(s) => yaml_str(s),
-        Value::Array(items) => format!("[{}]", items.iter().map(yaml_value).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(yaml_value).collect::<Vec<_>>().join(", "))
+        }
         Value::Object(m) => {
-            let items: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", yaml_str(k), yaml_value(v))).collect();
+            let items: Vec<String> =
+                m.iter().map(|(k, v)| format!("{}: {}", yaml_str(k), yaml_value(v))).collect();
             if items.is_empty() { "{}".into() } else { format!("{{ {} }}", items.join(", ")) }
         }
         other => other.to_string(),
@@ -178,7 +187,8 @@ fn tlx_stage(out: &mut String, s: &StageAst) {
 
 fn tlx_input(i: &InputAst) -> String {
     let refs: Vec<String> = i.refs.iter().map(|r| tlx_name(&r.node)).collect();
-    let target = if i.list || refs.len() != 1 { format!("[{}]", refs.join(", ")) } else { refs.join("") };
+    let target =
+        if i.list || refs.len() != 1 { format!("[{}]", refs.join(", ")) } else { refs.join("") };
     format!("{} = {target}", tlx_name(&i.port.node))
 }
 
@@ -209,9 +219,12 @@ fn tlx_name(s: &str) -> String {
 fn tlx_value(v: &Value) -> String {
     match v {
         Value::String(s) => json_str(s),
-        Value::Array(items) => format!("[{}]", items.iter().map(tlx_value).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(tlx_value).collect::<Vec<_>>().join(", "))
+        }
         Value::Object(m) => {
-            let items: Vec<String> = m.iter().map(|(k, v)| format!("{} = {}", tlx_name(k), tlx_value(v))).collect();
+            let items: Vec<String> =
+                m.iter().map(|(k, v)| format!("{} = {}", tlx_name(k), tlx_value(v))).collect();
             if items.is_empty() { "{}".into() } else { format!("{{ {} }}", items.join(", ")) }
         }
         other => other.to_string(),

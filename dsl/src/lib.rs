@@ -24,8 +24,8 @@ pub mod yaml;
 
 use std::path::Path;
 
-use ticketlab_core::ir::ExperimentIr;
-use ticketlab_core::plugin::registry::Registry;
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::plugin::registry::Registry;
 
 pub use ast::Experiment;
 pub use diag::{Diag, Diagnostics, SourceFile};
@@ -81,7 +81,8 @@ fn format_of(path: &Path, text: &str) -> Result<Format, Diagnostics> {
     Format::from_path(path).ok_or_else(|| {
         Diagnostics::single(
             SourceFile::new(path, text),
-            Diag::new("unknown kind of experiment file").help("experiment files end in `.yaml`, `.yml` or `.tlx`"),
+            Diag::new("unknown kind of experiment file")
+                .help("experiment files end in `.yaml`, `.yml` or `.tlx`"),
         )
     })
 }
@@ -116,14 +117,19 @@ fn decode(bytes: &[u8], path: &Path) -> Result<SourceFile, Diagnostics> {
     if text.trim().is_empty() {
         return Err(Diagnostics::single(
             SourceFile::new(path, text),
-            Diag::new("the file is empty").help("start from experiments/quickstart.yaml or experiments/quickstart.tlx"),
+            Diag::new("the file is empty")
+                .help("start from experiments/quickstart.yaml or experiments/quickstart.tlx"),
         ));
     }
     Ok(SourceFile::new(path, text))
 }
 
 /// Parses `text` in the given form; `display_path` is only used to show locations.
-pub fn parse_str(text: &str, format: Format, display_path: &Path) -> Result<(Experiment, SourceFile), Diagnostics> {
+pub fn parse_str(
+    text: &str,
+    format: Format,
+    display_path: &Path,
+) -> Result<(Experiment, SourceFile), Diagnostics> {
     let src = decode(text.as_bytes(), display_path)?;
     match parse_partial(&src.text, format) {
         (Some(ast), diags) if diags.is_empty() => Ok((ast, src)),
@@ -152,7 +158,8 @@ pub fn parse_file(path: &Path) -> Result<(Experiment, SourceFile), Diagnostics> 
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics::single(
             SourceFile::new(path, ""),
-            Diag::new(format!("cannot read the file: {e}")).help("check the path and its permissions"),
+            Diag::new(format!("cannot read the file: {e}"))
+                .help("check the path and its permissions"),
         )
     })?;
     parse_source(&path.display().to_string(), &bytes)
@@ -179,26 +186,43 @@ pub fn plugin_paths(name: &str, bytes: &[u8]) -> Result<Vec<String>, Diagnostics
 }
 
 /// Applies `--set STAGE.PARAM=VALUE` overrides (and `--set seed=N`) to the syntax tree.
-pub fn apply_overrides(ast: &mut Experiment, overrides: &[String], src: &SourceFile) -> Result<(), Diagnostics> {
+pub fn apply_overrides(
+    ast: &mut Experiment,
+    overrides: &[String],
+    src: &SourceFile,
+) -> Result<(), Diagnostics> {
     overrides::apply(ast, overrides).map_err(|d| collect(src.clone(), d))
 }
 
 /// Checks the experiment against the registry and lowers it, sweep expanded, to the IR.
-pub fn check_and_lower(ast: &Experiment, src: &SourceFile, registry: &Registry) -> Result<ExperimentIr, Diagnostics> {
+pub fn check_and_lower(
+    ast: &Experiment,
+    src: &SourceFile,
+    registry: &Registry,
+) -> Result<ExperimentIr, Diagnostics> {
     lower::lower(ast, registry).map_err(|d| collect(src.clone(), d))
 }
 
 /// Parses, applies `--set` overrides, checks and lowers an experiment file.
-pub fn load(path: &Path, registry: &Registry, overrides: &[String]) -> Result<ExperimentIr, Diagnostics> {
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    overrides: &[String],
+) -> Result<ExperimentIr, Diagnostics> {
     load_with(path, registry, &CliOverrides::set(overrides))
 }
 
 /// Like [`load`] with every command-line change: `--set`, `--grid`, `--zip`, `--seeds`.
-pub fn load_with(path: &Path, registry: &Registry, cli: &CliOverrides) -> Result<ExperimentIr, Diagnostics> {
+pub fn load_with(
+    path: &Path,
+    registry: &Registry,
+    cli: &CliOverrides,
+) -> Result<ExperimentIr, Diagnostics> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics::single(
             SourceFile::new(path, ""),
-            Diag::new(format!("cannot read the file: {e}")).help("check the path and its permissions"),
+            Diag::new(format!("cannot read the file: {e}"))
+                .help("check the path and its permissions"),
         )
     })?;
     load_source_with(&path.display().to_string(), &bytes, registry, cli)

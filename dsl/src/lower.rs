@@ -1,7 +1,7 @@
 //! Lowering: a checked experiment to the stage IR.
 
-use ticketlab_core::ir::ExperimentIr;
-use ticketlab_core::plugin::registry::Registry;
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::plugin::registry::Registry;
 
 use crate::ast::Experiment;
 use crate::check::{Checked, check};

@@ -17,9 +17,9 @@
 use serde_yaml::Value as Yaml;
 
 use crate::ast::{Experiment, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis, is_ident};
-use ticketlab_core::plugin::registry::suggestion;
 use crate::diag::Diag;
 use crate::yaml;
+use ticketlab_api::plugin::registry::suggestion;
 
 /// Applies every override in order; on failure, a problem per bad override (the others are
 /// applied all the same).
@@ -54,7 +54,12 @@ impl Axes {
 /// Applies the sweep flags: `grid` and `zip` arguments of the form `STAGE.PARAM=[V1, V2, ...]`
 /// (values in YAML flow syntax) and `seeds`, the number of seed repeats. Returns a problem per
 /// bad flag (the others are applied all the same); the checker checks the axes themselves.
-pub fn apply_sweep_flags(ast: &mut Experiment, grid: &[String], zip: &[String], seeds: Option<u64>) -> Vec<Diag> {
+pub fn apply_sweep_flags(
+    ast: &mut Experiment,
+    grid: &[String],
+    zip: &[String],
+    seeds: Option<u64>,
+) -> Vec<Diag> {
     let mut diags = Vec::new();
     let mut added: Vec<(Axes, SweepAxis)> = Vec::new();
     for (which, args) in [(Axes::Grid, grid), (Axes::Zip, zip)] {
@@ -101,7 +106,8 @@ pub fn apply_sweep_flags(ast: &mut Experiment, grid: &[String], zip: &[String], 
 fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Diag> {
     let flag = which.flag();
     let shown = format!("{flag} {arg}");
-    let bad = |msg: String, help: &str| Diag::new(format!("`{shown}`: {msg}")).help(help.to_string());
+    let bad =
+        |msg: String, help: &str| Diag::new(format!("`{shown}`: {msg}")).help(help.to_string());
     let example = format!("write e.g. `{flag} mask.rate=[0.3,0.6,0.9]`");
     let Some((key, text)) = arg.split_once('=') else {
         return Err(bad("expected `STAGE.PARAM=[VALUE, ...]`".into(), &example));
@@ -120,13 +126,21 @@ fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Dia
         )
     })?;
     let Yaml::Sequence(items) = values else {
-        return Err(bad(format!("expected a list of values in brackets, found `{}`", text.trim()), &example));
+        return Err(bad(
+            format!("expected a list of values in brackets, found `{}`", text.trim()),
+            &example,
+        ));
     };
     let mut out = Vec::new();
     for item in &items {
-        let v = yaml::to_json(item).map_err(|e| bad(format!("the values `{text}`: {e}"), "give numbers, strings, booleans or lists"))?;
+        let v = yaml::to_json(item).map_err(|e| {
+            bad(format!("the values `{text}`: {e}"), "give numbers, strings, booleans or lists")
+        })?;
         if nesting(&v) >= crate::MAX_NESTING {
-            return Err(bad(format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING), "flatten the values"));
+            return Err(bad(
+                format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING),
+                "flatten the values",
+            ));
         }
         out.push(v);
     }
@@ -164,7 +178,8 @@ fn swept<'a>(ast: &'a Experiment, key: &str) -> Option<&'a SweepAxis> {
 }
 
 fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
-    let bad = |msg: String, help: &str| Diag::new(format!("`--set {arg}`: {msg}")).help(help.to_string());
+    let bad =
+        |msg: String, help: &str| Diag::new(format!("`--set {arg}`: {msg}")).help(help.to_string());
     let Some((key, text)) = arg.split_once('=') else {
         return Err(bad("expected `STAGE.PARAM=VALUE`".into(), "write e.g. `--set mask.rate=0.3`"));
     };
@@ -175,14 +190,21 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
             "quote strings that contain `:` or `#`, and close brackets",
         )
     })?;
-    let value = yaml::to_json(&value)
-        .map_err(|e| bad(format!("the value `{text}`: {e}"), "give a number, string, boolean or list"))?;
+    let value = yaml::to_json(&value).map_err(|e| {
+        bad(format!("the value `{text}`: {e}"), "give a number, string, boolean or list")
+    })?;
     if nesting(&value) > crate::MAX_NESTING {
-        return Err(bad(format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING), "flatten the value"));
+        return Err(bad(
+            format!("the nesting is too deep: more than {} levels", crate::MAX_NESTING),
+            "flatten the value",
+        ));
     }
     if key == "seed" {
         let seed = value.as_u64().ok_or_else(|| {
-            bad(format!("`seed` must be a non-negative integer, found `{text}`"), "write e.g. `--set seed=1`")
+            bad(
+                format!("`seed` must be a non-negative integer, found `{text}`"),
+                "write e.g. `--set seed=1`",
+            )
         })?;
         let span = ast.seed.as_ref().map_or(ast.name.span, |s| s.span);
         ast.seed = Some(Spanned::new(seed, span));
@@ -195,7 +217,10 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
         ));
     };
     if !is_ident(param) {
-        return Err(bad(format!("`{param}` is not a parameter name"), "parameter names are letters, digits and `_`"));
+        return Err(bad(
+            format!("`{param}` is not a parameter name"),
+            "parameter names are letters, digits and `_`",
+        ));
     }
     if let Some(axis) = swept(ast, key) {
         let help = format!(
@@ -221,7 +246,10 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
             return Ok(());
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        return Err(bad(format!("there is no stage `{stage}`"), &suggestion(stage, &names, "stages")));
+        return Err(bad(
+            format!("there is no stage `{stage}`"),
+            &suggestion(stage, &names, "stages"),
+        ));
     };
     set_param(s, param, value, arg);
     Ok(())

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
-use ticketlab_core::ir::StageIr;
-use ticketlab_core::seed;
+use ticketlab_api::ir::StageIr;
+use ticketlab_api::seed;
 
 use crate::check::{Checked, CheckedStage, Sweep};
 
@@ -60,14 +60,17 @@ pub fn expanded_name(base: &str, point: &Point, suffix: &str) -> String {
     if point.is_empty() {
         return format!("{base}{suffix}");
     }
-    let parts: Vec<String> =
-        point.iter().map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default())).collect();
+    let parts: Vec<String> = point
+        .iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+        .collect();
     format!("{base}[{}]{suffix}", parts.join(","))
 }
 
 /// Expands a checked experiment into IR stages in topological order (ties by name).
 pub fn expand(checked: &Checked) -> Vec<StageIr> {
-    let by_name: HashMap<&str, &CheckedStage> = checked.stages.iter().map(|s| (s.name.as_str(), s)).collect();
+    let by_name: HashMap<&str, &CheckedStage> =
+        checked.stages.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut own: HashMap<&str, BTreeSet<String>> = HashMap::new();
     for axis in checked.sweep.grid.iter().chain(&checked.sweep.zip) {
         own.entry(axis.stage.as_str()).or_default().insert(axis.key.clone());
@@ -160,13 +163,15 @@ fn topological(mut stages: BTreeMap<String, StageIr>) -> Vec<StageIr> {
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     let mut consumers: HashMap<String, Vec<String>> = HashMap::new();
     for (name, s) in &stages {
-        let producers: BTreeSet<&String> = s.inputs.values().flatten().filter(|p| stages.contains_key(*p)).collect();
+        let producers: BTreeSet<&String> =
+            s.inputs.values().flatten().filter(|p| stages.contains_key(*p)).collect();
         pending.insert(name.clone(), producers.len());
         for p in producers {
             consumers.entry(p.clone()).or_default().push(name.clone());
         }
     }
-    let mut ready: BTreeSet<String> = pending.iter().filter(|(_, n)| **n == 0).map(|(k, _)| k.clone()).collect();
+    let mut ready: BTreeSet<String> =
+        pending.iter().filter(|(_, n)| **n == 0).map(|(k, _)| k.clone()).collect();
     let mut out = Vec::with_capacity(stages.len());
     while let Some(name) = ready.pop_first() {
         for c in consumers.get(&name).into_iter().flatten() {

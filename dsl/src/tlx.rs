@@ -29,7 +29,9 @@ use pest::iterators::Pair;
 use serde_json::Value;
 
 use crate::MAX_NESTING;
-use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::ast::{
+    Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+};
 use crate::diag::Diag;
 
 mod grammar {
@@ -91,7 +93,8 @@ pub fn parse_partial(text: &str) -> (Option<Experiment>, Vec<Diag>) {
         Err(e) => return (None, vec![syntax_error(text, &e)]),
     };
     let mut w = Walker { diags: Vec::new(), gaps: Gaps::default() };
-    let mut exp = pairs.next().and_then(|file| file.into_inner().next()).and_then(|e| w.experiment(e));
+    let mut exp =
+        pairs.next().and_then(|file| file.into_inner().next()).and_then(|e| w.experiment(e));
     if let Some(exp) = exp.as_mut() {
         exp.gaps = std::mem::take(&mut w.gaps);
     }
@@ -157,7 +160,9 @@ fn rule_words(rule: Rule) -> Option<&'static str> {
 /// The text found at `at`, for "found ..." (a word, a literal, or one character).
 fn found_at(text: &str, at: usize) -> (String, Span) {
     let rest = &text[at.min(text.len())..];
-    let Some(c) = rest.chars().next() else { return ("the end of the file".into(), Span::point(text.len())) };
+    let Some(c) = rest.chars().next() else {
+        return ("the end of the file".into(), Span::point(text.len()));
+    };
     let len = if c.is_alphanumeric() || c == '_' {
         rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(rest.len())
     } else if c == '"' {
@@ -206,14 +211,18 @@ fn syntax_error(text: &str, e: &pest::error::Error<Rule>) -> Diag {
                 continue; // whitespace and comments fit anywhere
             } else if range
                 || matches!(token.as_str(), "_" | "\"" | "-" | "BUILTIN_RULE")
-                || (token.chars().all(|c| c.is_ascii_alphanumeric()) && !STRUCTURE_WORDS.contains(&token.as_str()))
+                || (token.chars().all(|c| c.is_ascii_alphanumeric())
+                    && !STRUCTURE_WORDS.contains(&token.as_str()))
             {
                 inside_token = true; // part of a name, string or number: described by its rule
             } else {
                 words.insert(format!("`{token}`"));
             }
         }
-        if words.is_empty() && !inside_token && stacks.iter().any(|s| s.deepest.get_rule() == Some(&Rule::file)) {
+        if words.is_empty()
+            && !inside_token
+            && stacks.iter().any(|s| s.deepest.get_rule() == Some(&Rule::file))
+        {
             words.insert("the end of the file".to_string());
         }
     }
@@ -316,7 +325,14 @@ impl Walker {
         }
     }
 
-    fn once<T>(&mut self, slot: &mut Option<T>, value: T, what: &str, sp: Span, first: Option<Span>) {
+    fn once<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        value: T,
+        what: &str,
+        sp: Span,
+        first: Option<Span>,
+    ) {
         if slot.is_some() {
             let mut d = Diag::new(format!("`{what}` is given twice")).label(sp, "given again here");
             if let Some(f) = first {
@@ -353,13 +369,16 @@ impl Walker {
                 }
                 Rule::seed => {
                     let first = seed.as_ref().map(|d| d.span);
-                    if let Some(v) = item.into_inner().next().and_then(|s| self.clean(|w| w.integer(s))) {
+                    if let Some(v) =
+                        item.into_inner().next().and_then(|s| self.clean(|w| w.integer(s)))
+                    {
                         self.once(&mut seed, v, "seed", sp, first);
                     }
                 }
                 Rule::plugins => {
                     let first = plugins.as_ref().map(|p| p.1);
-                    let list: Vec<_> = item.into_inner().filter_map(|s| self.clean(|w| w.string(s))).collect();
+                    let list: Vec<_> =
+                        item.into_inner().filter_map(|s| self.clean(|w| w.string(s))).collect();
                     self.once(&mut plugins, (list, sp), "plugins", sp, first);
                 }
                 Rule::stage => {
@@ -398,7 +417,8 @@ impl Walker {
             return None;
         };
         let key = name.node.clone();
-        let mut stage = StageAst { name, kind, uses: None, with: Vec::new(), inputs: Vec::new(), span: sp };
+        let mut stage =
+            StageAst { name, kind, uses: None, with: Vec::new(), inputs: Vec::new(), span: sp };
         for part in inner {
             match part.as_rule() {
                 Rule::uses => {
@@ -422,7 +442,9 @@ impl Walker {
                         let mut kv = param.into_inner();
                         let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
                         match self.clean(|w| (w.name(k), w.value(v))) {
-                            Some((key, value)) => stage.with.push(ParamAst { key, value, set_by: None }),
+                            Some((key, value)) => {
+                                stage.with.push(ParamAst { key, value, set_by: None })
+                            }
                             None => {
                                 self.gaps.params.insert(key.clone());
                             }

@@ -12,10 +12,12 @@ mod locate;
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::ast::{Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis};
+use crate::ast::{
+    Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+};
 use crate::diag::Diag;
-use ticketlab_core::plugin::registry::suggestion;
 use locate::{Locations, MAX_DEPTH};
+use ticketlab_api::plugin::registry::suggestion;
 
 const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
 const STAGE_KEYS: &[&str] = &["kind", "uses", "with", "inputs"];
@@ -121,21 +123,24 @@ fn yaml_error(text: &str, e: &serde_yaml::Error, locations: &Locations) -> Diag 
     };
     if let Some((prefix, key)) = message.split_once("duplicate entry with key ") {
         // serde_yaml names the mapping's path (`stages.data.with: `) and the key (`"p"`).
-        let key = serde_json::from_str::<String>(key).unwrap_or_else(|_| key.trim_matches('"').to_string());
+        let key = serde_json::from_str::<String>(key)
+            .unwrap_or_else(|_| key.trim_matches('"').to_string());
         let prefix = prefix.trim_end().trim_end_matches(':');
         let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         let at = e.location().map_or(0, |l| l.index().min(text.len()));
         let mut d = Diag::new(format!("duplicate key `{full}`"));
         match locations.duplicates().iter().find(|(path, _, _)| path.join(".") == full) {
-            Some((_, first, second)) => d = d.label(*second, "written again here").label(*first, "first written here"),
+            Some((_, first, second)) => {
+                d = d.label(*second, "written again here").label(*first, "first written here")
+            }
             None => d = d.label(Span::point(at), "in this mapping"),
         }
         return d.help("each key may appear once per mapping; remove or rename one of them");
     }
     let at = e.location().map_or(0, |l| l.index().min(text.len()));
-    Diag::new(format!("invalid YAML: {message}"))
-        .label(Span::point(at), "here")
-        .help("check the brackets, quotes and indentation up to here; see experiments/quickstart.yaml")
+    Diag::new(format!("invalid YAML: {message}")).label(Span::point(at), "here").help(
+        "check the brackets, quotes and indentation up to here; see experiments/quickstart.yaml",
+    )
 }
 
 fn describe(v: &Yaml) -> String {
@@ -199,7 +204,11 @@ impl Walker {
     }
 
     /// A mapping's entries with string keys; other keys are reported.
-    fn entries<'y>(&mut self, m: &'y serde_yaml::Mapping, path: &[&str]) -> Vec<(&'y str, &'y Yaml)> {
+    fn entries<'y>(
+        &mut self,
+        m: &'y serde_yaml::Mapping,
+        path: &[&str],
+    ) -> Vec<(&'y str, &'y Yaml)> {
         let mut out = Vec::new();
         for (k, v) in m {
             match k {
@@ -210,9 +219,13 @@ impl Walker {
                     self.lost(&child);
                     let span = self.value_span(path);
                     self.error(
-                        Diag::new(format!("key {} in `{}` is not a name", describe(other), path.join(".")))
-                            .label(span, "in this mapping")
-                            .help("keys must be names such as `rate`"),
+                        Diag::new(format!(
+                            "key {} in `{}` is not a name",
+                            describe(other),
+                            path.join(".")
+                        ))
+                        .label(span, "in this mapping")
+                        .help("keys must be names such as `rate`"),
                     );
                 }
             }
@@ -220,16 +233,25 @@ impl Walker {
         out
     }
 
-    fn expect_map<'y>(&mut self, v: &'y Yaml, path: &[&str], what: &str) -> Option<&'y serde_yaml::Mapping> {
+    fn expect_map<'y>(
+        &mut self,
+        v: &'y Yaml,
+        path: &[&str],
+        what: &str,
+    ) -> Option<&'y serde_yaml::Mapping> {
         match v {
             Yaml::Mapping(m) => Some(m),
             other => {
                 self.lost(path);
                 let span = self.value_span(path);
                 self.error(
-                    Diag::new(format!("`{}` must be a mapping, found {}", path.join("."), describe(other)))
-                        .label(span, "expected a mapping")
-                        .help(format!("write {what}")),
+                    Diag::new(format!(
+                        "`{}` must be a mapping, found {}",
+                        path.join("."),
+                        describe(other)
+                    ))
+                    .label(span, "expected a mapping")
+                    .help(format!("write {what}")),
                 );
                 None
             }
@@ -237,20 +259,36 @@ impl Walker {
     }
 
     fn string(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
-        self.text(v, path, ("be a string", "expected a string"), "quote the value if it is meant as text")
+        self.text(
+            v,
+            path,
+            ("be a string", "expected a string"),
+            "quote the value if it is meant as text",
+        )
     }
 
     /// `v` as text; otherwise an error that `path` must `expected.0` (labelled `expected.1`).
-    fn text(&mut self, v: &Yaml, path: &[&str], expected: (&str, &str), help: &str) -> Option<Spanned<String>> {
+    fn text(
+        &mut self,
+        v: &Yaml,
+        path: &[&str],
+        expected: (&str, &str),
+        help: &str,
+    ) -> Option<Spanned<String>> {
         let span = self.value_span(path);
         match v {
             Yaml::String(s) => Some(Spanned::new(s.clone(), span)),
             other => {
                 self.lost(path);
                 self.error(
-                    Diag::new(format!("`{}` must {}, found {}", path.join("."), expected.0, describe(other)))
-                        .label(span, expected.1)
-                        .help(help.to_string()),
+                    Diag::new(format!(
+                        "`{}` must {}, found {}",
+                        path.join("."),
+                        expected.0,
+                        describe(other)
+                    ))
+                    .label(span, expected.1)
+                    .help(help.to_string()),
                 );
                 None
             }
@@ -264,9 +302,13 @@ impl Walker {
             _ => {
                 self.lost(path);
                 self.error(
-                    Diag::new(format!("`{}` must be an integer >= {min}, found {}", path.join("."), describe(v)))
-                        .label(span, "expected an integer")
-                        .help(format!("write a whole number such as `{min}`")),
+                    Diag::new(format!(
+                        "`{}` must be an integer >= {min}, found {}",
+                        path.join("."),
+                        describe(v)
+                    ))
+                    .label(span, "expected an integer")
+                    .help(format!("write a whole number such as `{min}`")),
                 );
                 None
             }
@@ -279,7 +321,10 @@ impl Walker {
             Ok(j) => Some(Spanned::new(j, span)),
             Err(e) => {
                 self.lost(path);
-                self.error(Diag::new(format!("`{}`: {e}", path.join("."))).label(span, "unsupported value"));
+                self.error(
+                    Diag::new(format!("`{}`: {e}", path.join(".")))
+                        .label(span, "unsupported value"),
+                );
                 None
             }
         }
@@ -298,9 +343,12 @@ impl Walker {
             other => {
                 let span = self.value_span(&[]);
                 self.error(
-                    Diag::new(format!("an experiment file must be a mapping, found {}", describe(other)))
-                        .label(span, "expected `name:`, `stages:`, ...")
-                        .help("start with `name:` and `stages:`; see experiments/quickstart.yaml"),
+                    Diag::new(format!(
+                        "an experiment file must be a mapping, found {}",
+                        describe(other)
+                    ))
+                    .label(span, "expected `name:`, `stages:`, ...")
+                    .help("start with `name:` and `stages:`; see experiments/quickstart.yaml"),
                 );
                 return None;
             }
@@ -323,7 +371,7 @@ impl Walker {
                 "stages" => stages = self.stages(v),
                 "sweep" => sweep = self.sweep(v),
                 other => {
-                    meant.extend(ticketlab_core::plugin::registry::closest(other, TOP_KEYS));
+                    meant.extend(ticketlab_api::plugin::registry::closest(other, TOP_KEYS));
                     let span = self.key_span(&[other]);
                     self.error(
                         Diag::new(format!("unknown top-level key `{other}`"))
@@ -374,9 +422,12 @@ impl Walker {
             other => {
                 let span = self.value_span(&["plugins"]);
                 self.error(
-                    Diag::new(format!("`plugins` must be a list of library paths, found {}", describe(other)))
-                        .label(span, "expected a list")
-                        .help("write `plugins: [path/to/libplugin.so]`"),
+                    Diag::new(format!(
+                        "`plugins` must be a list of library paths, found {}",
+                        describe(other)
+                    ))
+                    .label(span, "expected a list")
+                    .help("write `plugins: [path/to/libplugin.so]`"),
                 );
                 Vec::new()
             }
@@ -387,7 +438,11 @@ impl Walker {
         if v.is_null() {
             return Some(Vec::new());
         }
-        let m = self.expect_map(v, &["stages"], "one `NAME: { kind: ..., uses: ... }` entry per stage")?;
+        let m = self.expect_map(
+            v,
+            &["stages"],
+            "one `NAME: { kind: ..., uses: ... }` entry per stage",
+        )?;
         let mut out = Vec::new();
         for (name, body) in self.entries(m, &["stages"]) {
             if let Some(stage) = self.stage(name, body) {
@@ -401,7 +456,11 @@ impl Walker {
         let base = ["stages", name];
         let name_span = self.key_span(&base);
         let span = Span::new(name_span.start, self.value_span(&base).end.max(name_span.end));
-        let m = self.expect_map(body, &base, "`{ kind: ..., uses: ..., with: { ... }, inputs: { ... } }`")?;
+        let m = self.expect_map(
+            body,
+            &base,
+            "`{ kind: ..., uses: ..., with: { ... }, inputs: { ... } }`",
+        )?;
         let (mut kind, mut uses, mut with, mut inputs) = (None, None, Vec::new(), Vec::new());
         let mut meant = Vec::new();
         for (key, v) in self.entries(m, &base) {
@@ -411,7 +470,7 @@ impl Walker {
                 "with" => with = self.params(name, v),
                 "inputs" => inputs = self.inputs(name, v),
                 other => {
-                    meant.extend(ticketlab_core::plugin::registry::closest(other, STAGE_KEYS));
+                    meant.extend(ticketlab_api::plugin::registry::closest(other, STAGE_KEYS));
                     let span = self.key_span(&["stages", name, other]);
                     self.error(
                         Diag::new(format!("unknown key `{other}` in stage `{name}`"))
@@ -436,7 +495,14 @@ impl Walker {
             self.lost(&base);
             return None;
         };
-        Some(StageAst { name: Spanned::new(name.to_string(), name_span), kind, uses, with, inputs, span })
+        Some(StageAst {
+            name: Spanned::new(name.to_string(), name_span),
+            kind,
+            uses,
+            with,
+            inputs,
+            span,
+        })
     }
 
     fn params(&mut self, stage: &str, v: &Yaml) -> Vec<ParamAst> {
@@ -444,13 +510,19 @@ impl Walker {
             return Vec::new();
         }
         let path = ["stages", stage, "with"];
-        let Some(m) = self.expect_map(v, &path, "`with: { param: value, ... }`") else { return Vec::new() };
+        let Some(m) = self.expect_map(v, &path, "`with: { param: value, ... }`") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (key, value) in self.entries(m, &path) {
             let p = ["stages", stage, "with", key];
             let key_span = self.key_span(&p);
             if let Some(value) = self.json(value, &p) {
-                out.push(ParamAst { key: Spanned::new(key.to_string(), key_span), value, set_by: None });
+                out.push(ParamAst {
+                    key: Spanned::new(key.to_string(), key_span),
+                    value,
+                    set_by: None,
+                });
             }
         }
         out
@@ -461,7 +533,9 @@ impl Walker {
             return Vec::new();
         }
         let path = ["stages", stage, "inputs"];
-        let Some(m) = self.expect_map(v, &path, "`inputs: { port: stage, ... }`") else { return Vec::new() };
+        let Some(m) = self.expect_map(v, &path, "`inputs: { port: stage, ... }`") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (port, value) in self.entries(m, &path) {
             let p = ["stages", stage, "inputs", port];
@@ -472,7 +546,9 @@ impl Walker {
                     let mut refs = Vec::new();
                     for (i, item) in items.iter().enumerate() {
                         let idx = i.to_string();
-                        if let Some(r) = self.stage_ref(item, &["stages", stage, "inputs", port, &idx]) {
+                        if let Some(r) =
+                            self.stage_ref(item, &["stages", stage, "inputs", port, &idx])
+                        {
                             refs.push(r);
                         }
                     }
@@ -487,23 +563,39 @@ impl Walker {
                     None => continue,
                 },
             };
-            out.push(InputAst { port: Spanned::new(port.to_string(), port_span), refs, list, span });
+            out.push(InputAst {
+                port: Spanned::new(port.to_string(), port_span),
+                refs,
+                list,
+                span,
+            });
         }
         out
     }
 
     fn stage_ref(&mut self, v: &Yaml, path: &[&str]) -> Option<Spanned<String>> {
-        self.text(v, path, ("name a stage", "expected a stage name"), "connect a port to a stage name, or to a list of stage names")
+        self.text(
+            v,
+            path,
+            ("name a stage", "expected a stage name"),
+            "connect a port to a stage name, or to a list of stage names",
+        )
     }
 
     fn sweep(&mut self, v: &Yaml) -> Option<SweepAst> {
         if v.is_null() {
             return None;
         }
-        let m = self.expect_map(v, &["sweep"], "`sweep: { grid: { STAGE.PARAM: [values] }, seeds: N }`")?;
+        let m = self.expect_map(
+            v,
+            &["sweep"],
+            "`sweep: { grid: { STAGE.PARAM: [values] }, seeds: N }`",
+        )?;
         let key_span = self.key_span(&["sweep"]);
-        let mut sweep =
-            SweepAst { span: Span::new(key_span.start, self.value_span(&["sweep"]).end), ..SweepAst::default() };
+        let mut sweep = SweepAst {
+            span: Span::new(key_span.start, self.value_span(&["sweep"]).end),
+            ..SweepAst::default()
+        };
         for (key, value) in self.entries(m, &["sweep"]) {
             match key {
                 "grid" => sweep.grid = self.axes("grid", value),
@@ -525,7 +617,9 @@ impl Walker {
 
     fn axes(&mut self, which: &str, v: &Yaml) -> Vec<SweepAxis> {
         let path = ["sweep", which];
-        let Some(m) = self.expect_map(v, &path, "`{ STAGE.PARAM: [value, ...] }`") else { return Vec::new() };
+        let Some(m) = self.expect_map(v, &path, "`{ STAGE.PARAM: [value, ...] }`") else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (key, value) in self.entries(m, &path) {
             let p = ["sweep", which, key];
@@ -535,9 +629,12 @@ impl Walker {
                 self.lost(&p);
                 let vspan = self.value_span(&p);
                 self.error(
-                    Diag::new(format!("sweep axis `{key}` must be a list of values, found {}", describe(value)))
-                        .label(vspan, "expected a list")
-                        .help(format!("write `{key}: [value, ...]`")),
+                    Diag::new(format!(
+                        "sweep axis `{key}` must be a list of values, found {}",
+                        describe(value)
+                    ))
+                    .label(vspan, "expected a list")
+                    .help(format!("write `{key}: [value, ...]`")),
                 );
                 continue;
             };
@@ -552,7 +649,12 @@ impl Walker {
             if values.len() < items.len() {
                 continue;
             }
-            out.push(SweepAxis { key: Spanned::new(key.to_string(), key_span), values, span, set_by: None });
+            out.push(SweepAxis {
+                key: Spanned::new(key.to_string(), key_span),
+                values,
+                span,
+                set_by: None,
+            });
         }
         out
     }

@@ -5,7 +5,7 @@
 //! `--set`, `--grid`, `--zip` and `--seeds` would. Every file must fail, and its rendering must
 //! name the file by its path relative to the workspace root.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -20,7 +20,9 @@ fn overrides(bytes: &[u8]) -> CliOverrides {
         set: lines("# set: "),
         grid: lines("# grid: "),
         zip: lines("# zip: "),
-        seeds: lines("# seeds: ").first().map(|n| n.trim().parse().expect("`# seeds:` takes a number")),
+        seeds: lines("# seeds: ")
+            .first()
+            .map(|n| n.trim().parse().expect("`# seeds:` takes a number")),
     }
 }
 
@@ -53,9 +55,11 @@ fn bad_corpus() {
 fn required_parameter() {
     let text = "name: bad\nstages:\n  data: { kind: dataset, uses: tabular }\n";
     let registry = common::registry_with_required_param();
-    let d = ticketlab_dsl::load_source("required_param.yaml", text.as_bytes(), &registry, &[]).unwrap_err();
+    let d = ticketlab_dsl::load_source("required_param.yaml", text.as_bytes(), &registry, &[])
+        .unwrap_err();
     insta::assert_snapshot!(d.render());
-    let with_path = "name: ok\nstages:\n  data: { kind: dataset, uses: tabular, with: { path: a.csv } }\n";
+    let with_path =
+        "name: ok\nstages:\n  data: { kind: dataset, uses: tabular, with: { path: a.csv } }\n";
     let ir = ticketlab_dsl::load_source("ok.yaml", with_path.as_bytes(), &registry, &[])
         .unwrap_or_else(|d| panic!("{}", d.render()));
     assert_eq!(ir.stage("data").unwrap().params["path"], "a.csv");
@@ -68,8 +72,13 @@ fn no_snapshot_outlives_its_corpus_file() {
     let dir = common::root().join("dsl/tests/snapshots");
     for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(file) = name.strip_prefix("diagnostics__bad_corpus@").and_then(|n| n.strip_suffix(".snap")) {
-            assert!(corpus.join(file).is_file(), "{name} pins tests/corpus/bad/{file}, which does not exist: delete it");
+        if let Some(file) =
+            name.strip_prefix("dsl__diagnostics__bad_corpus@").and_then(|n| n.strip_suffix(".snap"))
+        {
+            assert!(
+                corpus.join(file).is_file(),
+                "{name} pins tests/corpus/bad/{file}, which does not exist: delete it"
+            );
         }
     }
 }

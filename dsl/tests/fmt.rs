@@ -1,6 +1,6 @@
 //! Formatting round trips: AST -> text -> AST gives the same experiment, in both forms.
 
-mod common;
+use crate::common;
 
 use ticketlab_dsl::{Experiment, Format, format_ast, parse_source, parse_str};
 
@@ -15,7 +15,9 @@ fn assert_round_trips(ast: &Experiment, what: &str) {
     let tlx = format_ast(ast, Format::Tlx);
     for (text, format, name) in [(&yaml, Format::Yaml, "x.yaml"), (&tlx, Format::Tlx, "x.tlx")] {
         let back = parse_str(text, format, name.as_ref())
-            .unwrap_or_else(|d| panic!("{what}: formatted {name} does not parse:\n{}\n{text}", d.render()))
+            .unwrap_or_else(|d| {
+                panic!("{what}: formatted {name} does not parse:\n{}\n{text}", d.render())
+            })
             .0;
         assert_eq!(format_ast(&back, Format::Yaml), yaml, "{what} via {name}");
         assert_eq!(format_ast(&back, Format::Tlx), tlx, "{what} via {name}");
@@ -33,7 +35,8 @@ fn shipped_experiments_round_trip() {
         let ir = common::load_ok(rel, &[]);
         for to in [Format::Yaml, Format::Tlx] {
             let name = if to == Format::Yaml { "f.yaml" } else { "f.tlx" };
-            let again = common::load_text(name, &format_ast(&ast, to)).unwrap_or_else(|d| panic!("{}", d.render()));
+            let again = common::load_text(name, &format_ast(&ast, to))
+                .unwrap_or_else(|d| panic!("{}", d.render()));
             assert_eq!(again.to_canonical_json(), ir.to_canonical_json(), "{rel} as {name}");
         }
     }
@@ -85,7 +88,10 @@ sweep:
     let tlx = format_ast(&ast, Format::Tlx);
     assert!(tlx.contains("stage \"seed\": dataset modular"), "{tlx}");
     let back = parse("odd.tlx", &tlx);
-    assert_eq!(back.description.unwrap().node, "quotes \" and\nnewlines, colons: and # hashes, unicode ✓");
+    assert_eq!(
+        back.description.unwrap().node,
+        "quotes \" and\nnewlines, colons: and # hashes, unicode ✓"
+    );
     let values: Vec<_> = back.stages[1].with.iter().map(|p| p.value.node.clone()).collect();
     assert_eq!(values[2], serde_json::json!(0.001));
     assert_eq!(values[3], serde_json::json!(["1.0", "a: b"]));
@@ -94,7 +100,8 @@ sweep:
 #[test]
 fn every_parseable_bad_file_round_trips() {
     let dir = common::root().join("tests/corpus/bad");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();
     let mut parsed = 0;
     for path in files {

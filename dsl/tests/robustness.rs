@@ -1,7 +1,7 @@
 //! No input makes the front ends panic: cut and corrupted versions of real files only ever
 //! produce diagnostics or experiments.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,10 @@ fn assert_too_deep(name: &str, text: &str, line: usize) {
     let elapsed = start.elapsed();
     assert_eq!(d.len(), 1, "{name}: {rendered}");
     assert!(rendered.contains("the nesting is too deep"), "{name}: {rendered}");
-    assert!(rendered.contains(&format!("{name}:{line}:")), "{name}: the location is line {line}: {rendered}");
+    assert!(
+        rendered.contains(&format!("{name}:{line}:")),
+        "{name}: the location is line {line}: {rendered}"
+    );
     assert!(elapsed < Duration::from_secs(5), "{name}: took {elapsed:?}");
 }
 
@@ -80,13 +83,32 @@ fn deep_nesting_is_refused_quickly_in_both_forms() {
         let list = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         let map = format!("{}1{}", "{a: ".repeat(depth), "}".repeat(depth));
         assert_too_deep("deep.yaml", &format!("name: deep\nstages: {list}\n"), 2);
-        assert_too_deep("deep.yaml", &format!("name: deep\nstages:\n  data: {{ kind: dataset, with: {map} }}\n"), 3);
+        assert_too_deep(
+            "deep.yaml",
+            &format!("name: deep\nstages:\n  data: {{ kind: dataset, with: {map} }}\n"),
+            3,
+        );
         // Unclosed: the scan stops at the limit all the same.
         assert_too_deep("deep.yaml", &format!("name: deep\nstages: {}\n", "[".repeat(depth)), 2);
         let tlx_map = format!("{}1{}", "{ a = ".repeat(depth), "}".repeat(depth));
-        assert_too_deep("deep.tlx", &format!("experiment deep {{\n  stage data: dataset modular {{ p = {list} }}\n}}\n"), 2);
-        assert_too_deep("deep.tlx", &format!("experiment deep {{\n  stage data: dataset modular {{ p = {tlx_map} }}\n}}\n"), 2);
-        assert_too_deep("deep.tlx", &format!("experiment deep {{\n  stage data: dataset modular {{ p = {} }}\n}}\n", "[".repeat(depth)), 2);
+        assert_too_deep(
+            "deep.tlx",
+            &format!("experiment deep {{\n  stage data: dataset modular {{ p = {list} }}\n}}\n"),
+            2,
+        );
+        assert_too_deep(
+            "deep.tlx",
+            &format!("experiment deep {{\n  stage data: dataset modular {{ p = {tlx_map} }}\n}}\n"),
+            2,
+        );
+        assert_too_deep(
+            "deep.tlx",
+            &format!(
+                "experiment deep {{\n  stage data: dataset modular {{ p = {} }}\n}}\n",
+                "[".repeat(depth)
+            ),
+            2,
+        );
     }
     // Block mappings, one level per line.
     let mut block = String::from("name: deep\nstages:\n  data:\n    kind: dataset\n    with:\n");
@@ -103,9 +125,15 @@ fn nesting_up_to_the_limit_is_allowed() {
     // YAML: the file, `stages`, the stage and `with` are four levels; the value holds the rest.
     for (extra, refused) in [(limit - 4, false), (limit - 3, true)] {
         let value = format!("{}{}", "[".repeat(extra), "]".repeat(extra));
-        let text = format!("name: deep\nstages:\n  data: {{ kind: dataset, uses: modular, with: {{ p: {value} }} }}\n");
+        let text = format!(
+            "name: deep\nstages:\n  data: {{ kind: dataset, uses: modular, with: {{ p: {value} }} }}\n"
+        );
         let rendered = common::load_text("deep.yaml", &text).unwrap_err().render();
-        assert_eq!(rendered.contains("too deep"), refused, "{extra} levels in the value: {rendered}");
+        assert_eq!(
+            rendered.contains("too deep"),
+            refused,
+            "{extra} levels in the value: {rendered}"
+        );
         if !refused {
             assert!(rendered.contains("invalid value for `data.p`"), "{rendered}");
         }
@@ -113,16 +141,23 @@ fn nesting_up_to_the_limit_is_allowed() {
     // .tlx: `experiment { }` and the stage's `{ }` are two levels.
     for (extra, refused) in [(limit - 2, false), (limit - 1, true)] {
         let value = format!("{}{}", "[".repeat(extra), "]".repeat(extra));
-        let text = format!("experiment deep {{\n  stage data: dataset modular {{ p = {value} }}\n}}\n");
+        let text =
+            format!("experiment deep {{\n  stage data: dataset modular {{ p = {value} }}\n}}\n");
         let rendered = common::load_text("deep.tlx", &text).unwrap_err().render();
-        assert_eq!(rendered.contains("too deep"), refused, "{extra} levels in the value: {rendered}");
+        assert_eq!(
+            rendered.contains("too deep"),
+            refused,
+            "{extra} levels in the value: {rendered}"
+        );
         if !refused {
             assert!(rendered.contains("invalid value for `data.p`"), "{rendered}");
         }
     }
     // Brackets inside strings and comments do not count.
     let brackets = "[".repeat(2 * limit);
-    let text = format!("experiment deep {{ # {brackets}\n  description = \"{brackets}\"\n  stage data: dataset modular\n}}\n");
+    let text = format!(
+        "experiment deep {{ # {brackets}\n  description = \"{brackets}\"\n  stage data: dataset modular\n}}\n"
+    );
     common::load_text("deep.tlx", &text).unwrap_or_else(|d| panic!("{}", d.render()));
 }
 
@@ -131,9 +166,17 @@ fn values_given_on_the_command_line_have_the_same_nesting_limit() {
     let limit = ticketlab_dsl::MAX_NESTING;
     let text = "name: deep\nstages:\n  data: { kind: dataset, uses: modular }\n";
     let deep = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
-    let load = |cli: ticketlab_dsl::CliOverrides| ticketlab_dsl::load_source_with("deep.yaml", text.as_bytes(), &common::registry(), &cli);
-    let set = |v: String| ticketlab_dsl::CliOverrides { set: vec![format!("data.p={v}")], ..Default::default() };
-    let grid = |v: String| ticketlab_dsl::CliOverrides { grid: vec![format!("data.p=[{v}]")], ..Default::default() };
+    let load = |cli: ticketlab_dsl::CliOverrides| {
+        ticketlab_dsl::load_source_with("deep.yaml", text.as_bytes(), &common::registry(), &cli)
+    };
+    let set = |v: String| ticketlab_dsl::CliOverrides {
+        set: vec![format!("data.p={v}")],
+        ..Default::default()
+    };
+    let grid = |v: String| ticketlab_dsl::CliOverrides {
+        grid: vec![format!("data.p=[{v}]")],
+        ..Default::default()
+    };
     for cli in [set(deep(limit + 1)), grid(deep(limit))] {
         let rendered = load(cli).unwrap_err().render();
         assert!(rendered.contains("the nesting is too deep"), "{rendered}");

@@ -1,14 +1,14 @@
 //! Sweep expansion: point counts, names, parameters, wiring, seeds and order; the command
 //! line's sweep flags; and the stability of seeds and cache keys when stages are added.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 
-use ticketlab_core::engine::{Backend, plan};
-use ticketlab_core::ir::{ExperimentIr, StageKind, written_name};
-use ticketlab_core::seed::derive;
+use ticketlab_api::ir::{ExperimentIr, StageKind, written_name};
+use ticketlab_api::seed::derive;
 use ticketlab_dsl::CliOverrides;
+use ticketlab_engine::{Backend, plan};
 
 fn quickstart_with(sweep: &str) -> ExperimentIr {
     let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
@@ -25,7 +25,11 @@ fn assert_well_formed(ir: &ExperimentIr) {
     let mut seen = HashSet::new();
     for s in &ir.stages {
         for producer in s.inputs.values().flatten() {
-            assert!(seen.contains(producer.as_str()), "{} uses {producer} before it exists", s.name);
+            assert!(
+                seen.contains(producer.as_str()),
+                "{} uses {producer} before it exists",
+                s.name
+            );
         }
         assert!(seen.insert(s.name.as_str()), "{} twice", s.name);
     }
@@ -49,7 +53,10 @@ fn grid_copies_the_swept_stage_and_everything_downstream() {
         let ticket = ir.stage(&format!("ticket[mask.rate={rate}]")).unwrap();
         assert_eq!(ticket.inputs["mask"], std::slice::from_ref(&mask.name));
         let compare = ir.stage(&format!("compare[mask.rate={rate}]")).unwrap();
-        assert_eq!(compare.inputs["runs"], ["dense".to_string(), format!("ticket_train[mask.rate={rate}]")]);
+        assert_eq!(
+            compare.inputs["runs"],
+            ["dense".to_string(), format!("ticket_train[mask.rate={rate}]")]
+        );
     }
     let seeds: HashSet<u64> = ir.stages.iter().map(|s| s.seed).collect();
     assert_eq!(seeds.len(), ir.stages.len(), "every stage has its own seed");
@@ -97,7 +104,11 @@ fn seeds_repeat_everything_with_shifted_root_seeds() {
     assert_eq!(ir.stages.len(), 7 * 3);
     for root in 0..3u64 {
         let dense = ir.stage(&format!("dense@seed{root}")).unwrap();
-        assert_eq!(dense.seed, derive(root, "dense"), "the repeat is in the root seed, not the name");
+        assert_eq!(
+            dense.seed,
+            derive(root, "dense"),
+            "the repeat is in the root seed, not the name"
+        );
         assert_eq!(dense.inputs["model"], [format!("init@seed{root}")]);
     }
     assert!(ir.stages.iter().all(|s| s.name.contains("@seed")));
@@ -105,9 +116,12 @@ fn seeds_repeat_everything_with_shifted_root_seeds() {
 
 #[test]
 fn seeds_start_at_the_root_seed_and_combine_with_grids() {
-    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap().replace("seed: 0", "seed: 10");
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml"))
+        .unwrap()
+        .replace("seed: 0", "seed: 10");
     let text = format!("{base}sweep:\n  grid: {{ mask.rate: [0.3, 0.6] }}\n  seeds: 2\n");
-    let ir = common::load_text("experiments/sweep.yaml", &text).unwrap_or_else(|d| panic!("{}", d.render()));
+    let ir = common::load_text("experiments/sweep.yaml", &text)
+        .unwrap_or_else(|d| panic!("{}", d.render()));
     assert_well_formed(&ir);
     assert_eq!(ir.stages.len(), 2 * (3 + 4 * 2));
     let m = ir.stage("mask[mask.rate=0.3]@seed11").unwrap();
@@ -124,7 +138,15 @@ fn the_first_seed_repeat_is_the_unrepeated_experiment() {
     let registry = common::registry();
     let keys = |ir: &ExperimentIr| -> BTreeMap<String, (StageKind, String)> {
         let p = plan(ir, &registry, None, &Backend::cpu()).unwrap();
-        p.stages.iter().map(|s| (s.stage.name.trim_end_matches("@seed0").to_string(), (s.stage.kind, s.key.to_string()))).collect()
+        p.stages
+            .iter()
+            .map(|s| {
+                (
+                    s.stage.name.trim_end_matches("@seed0").to_string(),
+                    (s.stage.kind, s.key.to_string()),
+                )
+            })
+            .collect()
     };
     let (one, two) = (keys(&single), keys(&repeated));
     for (name, (kind, key)) in &one {
@@ -141,10 +163,20 @@ fn the_first_seed_repeat_is_the_unrepeated_experiment() {
 
 #[test]
 fn written_name_recovers_the_file_name_of_every_copy() {
-    let ir = quickstart_with("  grid: { mask.rate: [0.3, 0.6], data.op: [add, subtract] }\n  seeds: 2\n");
-    let written: std::collections::BTreeSet<&str> = ir.stages.iter().map(|s| written_name(&s.name)).collect();
-    assert_eq!(written.into_iter().collect::<Vec<_>>(), ["compare", "data", "dense", "init", "mask", "ticket", "ticket_train"]);
-    assert!(ir.stages.iter().any(|s| s.name.contains('[') && s.name.contains("@seed")), "{:?}", names(&ir));
+    let ir = quickstart_with(
+        "  grid: { mask.rate: [0.3, 0.6], data.op: [add, subtract] }\n  seeds: 2\n",
+    );
+    let written: std::collections::BTreeSet<&str> =
+        ir.stages.iter().map(|s| written_name(&s.name)).collect();
+    assert_eq!(
+        written.into_iter().collect::<Vec<_>>(),
+        ["compare", "data", "dense", "init", "mask", "ticket", "ticket_train"]
+    );
+    assert!(
+        ir.stages.iter().any(|s| s.name.contains('[') && s.name.contains("@seed")),
+        "{:?}",
+        names(&ir)
+    );
 }
 
 #[test]
@@ -178,16 +210,25 @@ fn sweeps_agree_across_forms() {
     let tlx_base = String::from_utf8(common::read("experiments/quickstart.tlx")).unwrap();
     let tlx = tlx_base.trim_end().strip_suffix('}').unwrap().to_string()
         + "  sweep grid { mask.scope = [\"global\", \"layerwise\"] }\n  sweep seeds = 2\n}\n";
-    let tlx = common::load_text("experiments/sweep.tlx", &tlx).unwrap_or_else(|d| panic!("{}", d.render()));
+    let tlx = common::load_text("experiments/sweep.tlx", &tlx)
+        .unwrap_or_else(|d| panic!("{}", d.render()));
     assert_eq!(yaml.to_canonical_json(), tlx.to_canonical_json());
     assert!(yaml.stage("mask[mask.scope=\"layerwise\"]@seed1").is_some());
 }
 
 /// The quickstart with `sweep` (YAML lines under `sweep:`, or none) and command-line changes.
-fn quickstart_cli(sweep: &str, cli: &CliOverrides) -> Result<ExperimentIr, ticketlab_dsl::Diagnostics> {
+fn quickstart_cli(
+    sweep: &str,
+    cli: &CliOverrides,
+) -> Result<ExperimentIr, ticketlab_dsl::Diagnostics> {
     let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
     let text = if sweep.is_empty() { base } else { format!("{base}sweep:\n{sweep}") };
-    ticketlab_dsl::load_source_with("experiments/sweep.yaml", text.as_bytes(), &common::registry(), cli)
+    ticketlab_dsl::load_source_with(
+        "experiments/sweep.yaml",
+        text.as_bytes(),
+        &common::registry(),
+        cli,
+    )
 }
 
 fn flags(grid: &[&str], zip: &[&str], seeds: Option<u64>) -> CliOverrides {
@@ -201,15 +242,24 @@ fn json(ir: &ExperimentIr) -> String {
 
 /// The messages and help texts of every problem, one per line (unwrapped, unlike the rendering).
 fn messages(d: &ticketlab_dsl::Diagnostics) -> String {
-    d.items().iter().map(|i| format!("{}\n{}\n", i.message, i.help.as_deref().unwrap_or(""))).collect()
+    d.items()
+        .iter()
+        .map(|i| format!("{}\n{}\n", i.message, i.help.as_deref().unwrap_or("")))
+        .collect()
 }
 
 #[test]
 fn sweep_flags_give_the_same_stages_as_the_file() {
-    let file = quickstart_with("  grid: { mask.rate: [0.3, 0.6] }\n  zip: { dense.lr: [0.001, 0.003], dense.steps: [100, 200] }\n  seeds: 2\n");
+    let file = quickstart_with(
+        "  grid: { mask.rate: [0.3, 0.6] }\n  zip: { dense.lr: [0.001, 0.003], dense.steps: [100, 200] }\n  seeds: 2\n",
+    );
     let cli = quickstart_cli(
         "",
-        &flags(&["mask.rate=[0.3, 0.6]"], &["dense.lr=[0.001,0.003]", "dense.steps=[100, 200]"], Some(2)),
+        &flags(
+            &["mask.rate=[0.3, 0.6]"],
+            &["dense.lr=[0.001,0.003]", "dense.steps=[100, 200]"],
+            Some(2),
+        ),
     )
     .unwrap_or_else(|d| panic!("{}", d.render()));
     assert_eq!(json(&cli), json(&file));
@@ -221,22 +271,34 @@ fn sweep_flags_give_the_same_stages_as_the_file() {
 
 #[test]
 fn sweep_flags_add_to_the_file_sweep_and_replace_its_axes() {
-    let file = "  grid: { mask.rate: [0.3, 0.6, 0.9] }\n  zip: { dense.lr: [0.001, 0.003] }\n  seeds: 3\n";
+    let file =
+        "  grid: { mask.rate: [0.3, 0.6, 0.9] }\n  zip: { dense.lr: [0.001, 0.003] }\n  seeds: 3\n";
     // A new grid axis multiplies the points; a new zip axis is paired with the file's.
-    let more = quickstart_cli(file, &flags(&["ticket_train.steps=[100, 200]"], &["dense.steps=[10, 20]"], None)).unwrap();
+    let more = quickstart_cli(
+        file,
+        &flags(&["ticket_train.steps=[100, 200]"], &["dense.steps=[10, 20]"], None),
+    )
+    .unwrap();
     let expected = quickstart_with(
         "  grid: { mask.rate: [0.3, 0.6, 0.9], ticket_train.steps: [100, 200] }\n  zip: { dense.lr: [0.001, 0.003], dense.steps: [10, 20] }\n  seeds: 3\n",
     );
     assert_eq!(json(&more), json(&expected));
     // Sweeping a parameter the file sweeps replaces its axis, wherever it was; --seeds replaces seeds.
-    let replaced = quickstart_cli(file, &flags(&["mask.rate=[0.5]", "dense.lr=[0.01, 0.02]"], &[], Some(1))).unwrap();
+    let replaced =
+        quickstart_cli(file, &flags(&["mask.rate=[0.5]", "dense.lr=[0.01, 0.02]"], &[], Some(1)))
+            .unwrap();
     let expected = quickstart_with("  grid: { mask.rate: [0.5], dense.lr: [0.01, 0.02] }\n");
     assert_eq!(json(&replaced), json(&expected));
     assert!(replaced.stage("mask[dense.lr=0.01,mask.rate=0.5]").is_some());
     assert!(replaced.stages.iter().all(|s| !s.name.contains("0.9") && !s.name.contains("@seed")));
     // A --zip axis must match the file's zip axes in length, and says so naming the flag.
-    let d = messages(&quickstart_cli(file, &flags(&[], &["dense.steps=[10, 20, 30]"], None)).unwrap_err());
-    assert!(d.contains("`dense.lr` has 2, `dense.steps` (from `--zip dense.steps=[10, 20, 30]`) has 3"), "{d}");
+    let d = messages(
+        &quickstart_cli(file, &flags(&[], &["dense.steps=[10, 20, 30]"], None)).unwrap_err(),
+    );
+    assert!(
+        d.contains("`dense.lr` has 2, `dense.steps` (from `--zip dense.steps=[10, 20, 30]`) has 3"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -262,8 +324,15 @@ fn bad_sweep_flags_are_all_reported_naming_the_flag() {
     }
     assert_eq!(d.len(), 7, "{text}");
     // The same flag twice sweeps the parameter twice.
-    let twice = messages(&quickstart_cli("", &flags(&["mask.rate=[0.3]"], &["mask.rate=[0.6]"], None)).unwrap_err());
-    assert!(twice.contains("`mask.rate` is swept twice: by `--grid mask.rate=[0.3]` and by `--zip mask.rate=[0.6]`"), "{twice}");
+    let twice = messages(
+        &quickstart_cli("", &flags(&["mask.rate=[0.3]"], &["mask.rate=[0.6]"], None)).unwrap_err(),
+    );
+    assert!(
+        twice.contains(
+            "`mask.rate` is swept twice: by `--grid mask.rate=[0.3]` and by `--zip mask.rate=[0.6]`"
+        ),
+        "{twice}"
+    );
 }
 
 #[test]
@@ -280,7 +349,11 @@ fn setting_a_swept_parameter_is_an_error_that_suggests_grid() {
     };
     let d = quickstart_cli("", &cli).unwrap_err();
     assert_eq!(d.len(), 1, "{}", d.render());
-    assert!(messages(&d).contains("`mask.rate` is swept by `--grid mask.rate=[0.5, 0.7]`"), "{}", d.render());
+    assert!(
+        messages(&d).contains("`mask.rate` is swept by `--grid mask.rate=[0.5, 0.7]`"),
+        "{}",
+        d.render()
+    );
     let cli = CliOverrides { set: vec!["mask.scope=layerwise".into()], ..cli };
     let ir = quickstart_cli("", &cli).unwrap();
     assert_eq!(ir.stage("mask[mask.rate=0.5]").unwrap().params["scope"], "layerwise");
@@ -289,23 +362,37 @@ fn setting_a_swept_parameter_is_an_error_that_suggests_grid() {
 /// Seed and cache key of every stage, as the planner computes them.
 fn seeds_and_keys(ir: &ExperimentIr) -> BTreeMap<String, (u64, String)> {
     let plan = plan(ir, &common::registry(), None, &Backend::cpu()).expect("plans");
-    plan.stages.iter().map(|p| (p.stage.name.clone(), (p.stage.seed, p.key.as_str().to_string()))).collect()
+    plan.stages
+        .iter()
+        .map(|p| (p.stage.name.clone(), (p.stage.seed, p.key.as_str().to_string())))
+        .collect()
 }
 
 #[test]
 fn adding_a_stage_changes_no_other_stage_seed_or_key() {
     let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
     // One stage first in the file, one last, reading stages that were there before.
-    let added = base.replace("stages:\n", "stages:\n  extra_data: { kind: dataset, uses: sparse_parity }\n")
+    let added = base
+        .replace("stages:\n", "stages:\n  extra_data: { kind: dataset, uses: sparse_parity }\n")
         + "  norms: { kind: analyze, uses: weight_norms, inputs: { runs: [dense, ticket_train] } }\n";
     for sweep in ["", "sweep:\n  grid: { mask.rate: [0.3, 0.6] }\n  seeds: 2\n"] {
-        let before = common::load_text("a.yaml", &format!("{base}{sweep}")).unwrap_or_else(|d| panic!("{}", d.render()));
-        let after = common::load_text("b.yaml", &format!("{added}{sweep}")).unwrap_or_else(|d| panic!("{}", d.render()));
+        let before = common::load_text("a.yaml", &format!("{base}{sweep}"))
+            .unwrap_or_else(|d| panic!("{}", d.render()));
+        let after = common::load_text("b.yaml", &format!("{added}{sweep}"))
+            .unwrap_or_else(|d| panic!("{}", d.render()));
         let (before, after) = (seeds_and_keys(&before), seeds_and_keys(&after));
         let new: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
-        assert!(!new.is_empty() && new.iter().all(|n| n.starts_with("extra_data") || n.starts_with("norms")), "{new:?}");
+        assert!(
+            !new.is_empty()
+                && new.iter().all(|n| n.starts_with("extra_data") || n.starts_with("norms")),
+            "{new:?}"
+        );
         for (name, seed_and_key) in &before {
-            assert_eq!(after.get(name), Some(seed_and_key), "{name} changed when stages were added");
+            assert_eq!(
+                after.get(name),
+                Some(seed_and_key),
+                "{name} changed when stages were added"
+            );
         }
     }
     // The comparison can fail: another root seed changes every seed and key.
@@ -313,6 +400,9 @@ fn adding_a_stage_changes_no_other_stage_seed_or_key() {
     let original = seeds_and_keys(&common::load_ok("experiments/quickstart.yaml", &[]));
     for (name, (seed, key)) in seeds_and_keys(&reseeded) {
         let (seed0, key0) = &original[&name];
-        assert!(seed != *seed0 && key != *key0, "{name} kept its seed or key under another root seed");
+        assert!(
+            seed != *seed0 && key != *key0,
+            "{name} kept its seed or key under another root seed"
+        );
     }
 }

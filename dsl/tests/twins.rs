@@ -1,7 +1,7 @@
 //! Every experiment in `experiments/` (found by listing the directory) lowers to its pinned
 //! IR, and its YAML and `.tlx` forms lower to the same IR, byte for byte.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,10 @@ use common::load_ok;
 
 /// The canonical JSON of each experiment file's IR, by file.
 fn irs() -> BTreeMap<String, String> {
-    common::experiment_files().into_iter().map(|rel| (rel.clone(), load_ok(&rel, &[]).to_canonical_json())).collect()
+    common::experiment_files()
+        .into_iter()
+        .map(|rel| (rel.clone(), load_ok(&rel, &[]).to_canonical_json()))
+        .collect()
 }
 
 #[test]
@@ -49,8 +52,13 @@ fn no_snapshot_outlives_its_experiment() {
     let dir = common::root().join("dsl/tests/snapshots");
     for entry in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(file) = name.strip_prefix("twins__ir@").and_then(|n| n.strip_suffix(".snap")) {
-            assert!(files.contains(&format!("experiments/{file}")), "{name} pins experiments/{file}, which does not exist: delete it");
+        if let Some(file) =
+            name.strip_prefix("dsl__twins__ir@").and_then(|n| n.strip_suffix(".snap"))
+        {
+            assert!(
+                files.contains(&format!("experiments/{file}")),
+                "{name} pins experiments/{file}, which does not exist: delete it"
+            );
         }
     }
 }
@@ -64,7 +72,7 @@ fn quickstart_lowers_to_the_expected_graph() {
     // Defaults are filled: the file does not set checkpoint_every.
     assert_eq!(dense.params["checkpoint_every"], 0);
     assert_eq!(dense.params["beta2"], 0.98);
-    assert_eq!(dense.seed, ticketlab_core::seed::derive(0, "dense"));
+    assert_eq!(dense.seed, ticketlab_api::seed::derive(0, "dense"));
     assert!(dense.sweep.is_empty());
     let ticket = ir.stage("ticket").unwrap();
     assert_eq!(ticket.plugin, None);
@@ -78,11 +86,13 @@ fn quickstart_lowers_to_the_expected_graph() {
 
 #[test]
 fn overrides_apply_before_checking() {
-    let ir =
-        load_ok("experiments/quickstart.tlx", &["dense.steps=60", "mask.rate=0.3", "dense.resume_every=20", "seed=4"]);
+    let ir = load_ok(
+        "experiments/quickstart.tlx",
+        &["dense.steps=60", "mask.rate=0.3", "dense.resume_every=20", "seed=4"],
+    );
     assert_eq!(ir.seed, 4);
     assert_eq!(ir.stage("dense").unwrap().params["steps"], 60);
     assert_eq!(ir.stage("dense").unwrap().params["resume_every"], 20);
     assert_eq!(ir.stage("mask").unwrap().params["rate"], 0.3);
-    assert_eq!(ir.stage("mask").unwrap().seed, ticketlab_core::seed::derive(4, "mask"));
+    assert_eq!(ir.stage("mask").unwrap().seed, ticketlab_api::seed::derive(4, "mask"));
 }

@@ -5,11 +5,14 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use ticketlab_core::Result;
-use ticketlab_core::data::Dataset;
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{Params, PluginKind, StageContext};
-use ticketlab_core::tensor::{Architecture, LossKind, LossPrecision, OptimizerConfig, StepSpec, TrainingSession, init_params};
+use ticketlab_api::Result;
+use ticketlab_api::data::Dataset;
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::plugin::{Params, PluginKind, StageContext};
+use ticketlab_api::tensor::{Architecture, init_params};
+use ticketlab_engine::tensor::{
+    LossKind, LossPrecision, OptimizerConfig, StepSpec, TrainingSession,
+};
 
 /// Which of the paper's models the benchmark trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,23 +101,62 @@ pub fn paper_setup(registry: &Registry) -> Result<(Dataset, Box<dyn Architecture
 /// The data, network and recipe of `model`.
 pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
     let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: ".".into() };
-    let modular = || Params::new().with("op", "add").with("p", 67).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", 0);
-    let (task, data_params, arch_name, arch_params) = match model {
-        BenchModel::Mlp => ("modular", modular(), "mlp_modular", Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0)),
-        BenchModel::Transformer => ("modular", modular(), "transformer_modular", Params::new().with("d_model", 128).with("d_mlp", 128).with("heads", 1)),
-        BenchModel::Mnist => ("mnist", Params::new().with("path", "data/mnist-10k").with("train_size", 1000), "mnist_mlp", Params::new().with("width", 200).with("alpha", 8.0)),
+    let modular = || {
+        Params::new()
+            .with("op", "add")
+            .with("p", 67)
+            .with("pairs", "symmetric")
+            .with("train_fraction", 0.4)
+            .with("split_seed", 0)
     };
-    let data = registry.dataset(task)?.build(&with_defaults(registry, PluginKind::Dataset, task, data_params)?, &ctx)?;
-    let arch = registry.architecture(arch_name)?.build(&with_defaults(registry, PluginKind::Architecture, arch_name, arch_params)?, &data.info)?;
+    let (task, data_params, arch_name, arch_params) = match model {
+        BenchModel::Mlp => (
+            "modular",
+            modular(),
+            "mlp_modular",
+            Params::new().with("d_emb", 500).with("width", 48).with("kappa", 1.0),
+        ),
+        BenchModel::Transformer => (
+            "modular",
+            modular(),
+            "transformer_modular",
+            Params::new().with("d_model", 128).with("d_mlp", 128).with("heads", 1),
+        ),
+        BenchModel::Mnist => (
+            "mnist",
+            Params::new().with("path", "data/mnist-10k").with("train_size", 1000),
+            "mnist_mlp",
+            Params::new().with("width", 200).with("alpha", 8.0),
+        ),
+    };
+    let data = registry
+        .dataset(task)?
+        .build(&with_defaults(registry, PluginKind::Dataset, task, data_params)?, &ctx)?;
+    let arch = registry.architecture(arch_name)?.build(
+        &with_defaults(registry, PluginKind::Architecture, arch_name, arch_params)?,
+        &data.info,
+    )?;
     let b = data.train.len() as f64;
     // A product of `[rows, k] x [k, n]` is 2 rows k n FLOPs forward; the backward pass computes
     // the weight's gradient and, unless the input is data, the input's: twice or three times that.
-    let product = |rows: f64, k: f64, n: f64, input_is_data: bool| 2.0 * rows * k * n * if input_is_data { 2.0 } else { 3.0 };
+    let product = |rows: f64, k: f64, n: f64, input_is_data: bool| {
+        2.0 * rows * k * n * if input_is_data { 2.0 } else { 3.0 }
+    };
     let (loss, optimizer, flops, workload) = match model {
         BenchModel::Mlp => {
             let (p, d, w) = (67.0, 500.0, 48.0);
-            let flops = product(b, p, d, true) + product(b, d, w, false) + product(b, w, d, false) + product(b, d, p, false);
-            (LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), flops, format!("paper MLP (p=67, d_emb=500, width=48), full batch {b}, AdamW: forward + backward + update"))
+            let flops = product(b, p, d, true)
+                + product(b, d, w, false)
+                + product(b, w, d, false)
+                + product(b, d, p, false);
+            (
+                LossKind::CrossEntropy,
+                OptimizerConfig::paper_adamw(),
+                flops,
+                format!(
+                    "paper MLP (p=67, d_emb=500, width=48), full batch {b}, AdamW: forward + backward + update"
+                ),
+            )
         }
         BenchModel::Transformer => {
             let (p, d, t) = (67.0, 128.0, 2.0);
@@ -124,19 +166,41 @@ pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
                 + 2.0 * product(b * t, t, d, false)
                 + 2.0 * product(rows, d, d, false)
                 + product(b, d, p, false);
-            (LossKind::CrossEntropy, OptimizerConfig::paper_adamw(), flops, format!("paper transformer (p=67, d_model=128, 1 head, d_mlp=128), full batch {b}, AdamW: forward + backward + update"))
+            (
+                LossKind::CrossEntropy,
+                OptimizerConfig::paper_adamw(),
+                flops,
+                format!(
+                    "paper transformer (p=67, d_model=128, 1 head, d_mlp=128), full batch {b}, AdamW: forward + backward + update"
+                ),
+            )
         }
         BenchModel::Mnist => {
-            let flops = product(b, 784.0, 200.0, true) + product(b, 200.0, 200.0, false) + product(b, 200.0, 10.0, false);
+            let flops = product(b, 784.0, 200.0, true)
+                + product(b, 200.0, 200.0, false)
+                + product(b, 200.0, 10.0, false);
             let optimizer = OptimizerConfig { weight_decay: 0.1, ..OptimizerConfig::paper_adamw() };
-            (LossKind::Mse, optimizer, flops, format!("MNIST MLP (784-200-200-10, alpha 8), full batch {b}, MSE, AdamW: forward + backward + update"))
+            (
+                LossKind::Mse,
+                optimizer,
+                flops,
+                format!(
+                    "MNIST MLP (784-200-200-10, alpha 8), full batch {b}, MSE, AdamW: forward + backward + update"
+                ),
+            )
         }
     };
     Ok(BenchSetup { data, arch, loss, optimizer, flops_per_step: flops, workload })
 }
 
 /// Times `steps` training steps of `model` after `warmup` untimed ones.
-pub fn train_step(registry: &Registry, model: BenchModel, steps: usize, warmup: usize, precision: LossPrecision) -> Result<BenchReport> {
+pub fn train_step(
+    registry: &Registry,
+    model: BenchModel,
+    steps: usize,
+    warmup: usize,
+    precision: LossPrecision,
+) -> Result<BenchReport> {
     let s = setup(registry, model)?;
     let params = init_params(s.arch.as_ref(), 0);
     let n = s.data.train.len();
@@ -165,13 +229,18 @@ pub fn train_step(registry: &Registry, model: BenchModel, steps: usize, warmup: 
         ms_per_step_min: sorted.first().copied().unwrap_or(f64::NAN),
         gflops: s.flops_per_step / (median * 1e6),
         flops_per_step: s.flops_per_step,
-        threads: ticketlab_core::tensor::kernels::threads().to_string(),
+        threads: ticketlab_engine::tensor::kernels::threads().to_string(),
         final_loss: loss,
         loss_precision: precision,
     })
 }
 
 /// `given` completed with the plugin's declared defaults.
-fn with_defaults(registry: &Registry, kind: PluginKind, name: &str, given: Params) -> Result<Params> {
+fn with_defaults(
+    registry: &Registry,
+    kind: PluginKind,
+    name: &str,
+    given: Params,
+) -> Result<Params> {
     Ok(given.with_defaults(&registry.require(kind, name)?.params))
 }

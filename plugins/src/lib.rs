@@ -1,6 +1,6 @@
 //! ticketlab's built-in plugins: tasks, architectures, the standard trainer, pruners,
 //! analyses and the compare report, each registered with
-//! [`ticketlab_core::register_plugin!`]. A binary must link this crate for them to exist:
+//! [`ticketlab_api::register_plugin!`]. A binary must link this crate for them to exist:
 //! `use ticketlab_plugins as _;` (inventory only sees crates that are linked).
 
 pub mod analyses;
@@ -11,7 +11,7 @@ pub mod report;
 pub mod tasks;
 pub mod trainer;
 
-/// Every built-in plugin as `(kind, name)`, sorted: what [`ticketlab_core::plugin::registry::Registry::builtin`]
+/// Every built-in plugin as `(kind, name)`, sorted: what [`ticketlab_api::plugin::registry::Registry::builtin`]
 /// must contain when this crate is linked.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("analysis", "fourier_entropy"),
@@ -38,14 +38,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
-    use ticketlab_core::plugin::registry::Registry;
+    use ticketlab_api::plugin::registry::Registry;
 
     #[test]
     fn every_builtin_is_registered_once() {
         let registry = Registry::builtin().expect("no duplicate registrations");
-        let mut found: Vec<(String, String)> = registry.entries().map(|e| (e.kind.to_string(), e.name.clone())).collect();
+        let mut found: Vec<(String, String)> =
+            registry.entries().map(|e| (e.kind.to_string(), e.name.clone())).collect();
         found.sort();
-        let expected: Vec<(String, String)> = super::BUILTIN.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
+        let expected: Vec<(String, String)> =
+            super::BUILTIN.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
         assert_eq!(found, expected);
     }
 }

@@ -6,10 +6,10 @@
 //! null when either never reached the threshold.
 
 use serde_json::json;
-use ticketlab_core::artifact::{AnalysisArtifact, RunArtifact};
-use ticketlab_core::ir::written_name;
-use ticketlab_core::plugin::{AnalysisInputs, ParamSpec, ParamType, Params, ReportPlugin};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
+use ticketlab_api::ir::written_name;
+use ticketlab_api::plugin::{AnalysisInputs, ParamSpec, ParamType, Params, ReportPlugin};
+use ticketlab_api::{Error, Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[ParamSpec::new(
     "baseline",
@@ -26,10 +26,15 @@ impl ReportPlugin for Compare {
     fn report(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
         let wanted = params.str("baseline")?;
         let (base_name, base) = match wanted {
-            "" => inputs.runs.first().copied().ok_or_else(|| Error::param("runs", "compare needs at least one run"))?,
+            "" => inputs
+                .runs
+                .first()
+                .copied()
+                .ok_or_else(|| Error::param("runs", "compare needs at least one run"))?,
             name => baseline(inputs, name)?,
         };
-        let ratio = |b: Option<f64>, a: Option<f64>| b.zip(a).filter(|(_, a)| *a > 0.0).map(|(b, a)| b / a);
+        let ratio =
+            |b: Option<f64>, a: Option<f64>| b.zip(a).filter(|(_, a)| *a > 0.0).map(|(b, a)| b / a);
         let arms: Vec<serde_json::Value> = inputs
             .runs
             .iter()
@@ -50,7 +55,10 @@ impl ReportPlugin for Compare {
                 })
             })
             .collect();
-        Ok(AnalysisArtifact { analysis: "compare".into(), value: json!({"baseline": base_name, "threshold": base.summary.threshold, "arms": arms}) })
+        Ok(AnalysisArtifact {
+            analysis: "compare".into(),
+            value: json!({"baseline": base_name, "threshold": base.summary.threshold, "arms": arms}),
+        })
     }
 }
 
@@ -60,13 +68,28 @@ fn baseline<'a>(inputs: &AnalysisInputs<'a>, name: &str) -> Result<(&'a str, &'a
     if let Some(run) = inputs.runs.iter().find(|(n, _)| *n == name) {
         return Ok(*run);
     }
-    let copies: Vec<(&'a str, &'a RunArtifact)> = inputs.runs.iter().filter(|(n, _)| written_name(n) == name).copied().collect();
-    let names = |runs: &[(&str, &RunArtifact)]| runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let copies: Vec<(&'a str, &'a RunArtifact)> =
+        inputs.runs.iter().filter(|(n, _)| written_name(n) == name).copied().collect();
+    let names =
+        |runs: &[(&str, &RunArtifact)]| runs.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     match copies.as_slice() {
         [one] => Ok(*one),
-        [] => Err(Error::param("baseline", format!("`{name}` is not one of the input runs: {}", names(&inputs.runs)))),
-        several => Err(Error::param("baseline", format!("`{name}` names several input runs ({}); name one of them", names(several)))),
+        [] => Err(Error::param(
+            "baseline",
+            format!("`{name}` is not one of the input runs: {}", names(&inputs.runs)),
+        )),
+        several => Err(Error::param(
+            "baseline",
+            format!("`{name}` names several input runs ({}); name one of them", names(several)),
+        )),
     }
 }
 
-register_plugin!(Report, "compare", "1.0.0", "Headline table of runs: t_mem, t_gen, tau_grok and speed-ups against a baseline", PARAMS, Compare);
+register_plugin!(
+    Report,
+    "compare",
+    "1.0.0",
+    "Headline table of runs: t_mem, t_gen, tau_grok and speed-ups against a baseline",
+    PARAMS,
+    Compare
+);

@@ -5,12 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use ticketlab_core::artifact::{DensityReport, RunArtifact};
-use ticketlab_core::data::Dataset;
-use ticketlab_core::metrics::{EvalRecord, Norms, RunSummary};
-use ticketlab_core::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
-use ticketlab_core::tensor::{LossKind, LossPrecision, NamedTensors, OptimizerConfig, OptimizerKind, StepSpec, TrainingSession};
-use ticketlab_core::{Error, Result, register_plugin, seed};
+use ticketlab_api::artifact::{DensityReport, RunArtifact};
+use ticketlab_api::data::Dataset;
+use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
+use ticketlab_api::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
+use ticketlab_api::tensor::NamedTensors;
+use ticketlab_api::{Error, Result, register_plugin, seed};
+use ticketlab_engine::tensor::{
+    LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec, TrainingSession,
+};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("steps", ParamType::Int, "optimizer steps (full batch: steps = epochs)").default("30000").min(0.0),
@@ -49,7 +52,8 @@ struct Recipe {
 impl Recipe {
     fn from_params(p: &Params, train_len: usize) -> Result<Self> {
         let steps = p.usize("steps")? as u64;
-        let kind = if p.str("optimizer")? == "sgd" { OptimizerKind::Sgd } else { OptimizerKind::AdamW };
+        let kind =
+            if p.str("optimizer")? == "sgd" { OptimizerKind::Sgd } else { OptimizerKind::AdamW };
         let optimizer = OptimizerConfig {
             kind,
             lr: p.f64("lr")?,
@@ -61,12 +65,16 @@ impl Recipe {
         let batch_size = match p.usize("batch_size")? {
             0 => train_len,
             b if b > train_len => {
-                return Err(Error::param("batch_size", format!("{b} is larger than the training split ({train_len} examples)")));
+                return Err(Error::param(
+                    "batch_size",
+                    format!("{b} is larger than the training split ({train_len} examples)"),
+                ));
             }
             b => b,
         };
         let loss = if p.str("loss")? == "mse" { LossKind::Mse } else { LossKind::CrossEntropy };
-        let precision = if p.str("loss_precision")? == "f64" { LossPrecision::F64 } else { LossPrecision::F32 };
+        let precision =
+            if p.str("loss_precision")? == "f64" { LossPrecision::F64 } else { LossPrecision::F32 };
         let mut eval_steps: BTreeSet<u64> = [0, steps].into();
         let every = p.usize("eval_every")? as u64;
         if every > 0 {
@@ -76,7 +84,10 @@ impl Recipe {
         let points = p.usize("eval_log_points")?.min(steps as usize + 1);
         if points > 0 && steps > 1 {
             let top = (steps as f64).ln();
-            eval_steps.extend((0..points).map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64));
+            eval_steps.extend(
+                (0..points)
+                    .map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64),
+            );
         }
         let mut checkpoint_steps: BTreeSet<u64> = [0, steps].into();
         let every = p.usize("checkpoint_every")? as u64;
@@ -86,7 +97,12 @@ impl Recipe {
         let extra = p.usize_list("checkpoint_steps")?;
         if let Some(late) = extra.iter().find(|&&s| s as u64 > steps) {
             // Checked with the file's values before running; a sweep can still combine them.
-            return Err(Error::param("checkpoint_steps", format!("step {late} is beyond `steps` = {steps}; checkpoints must be at most `steps`")));
+            return Err(Error::param(
+                "checkpoint_steps",
+                format!(
+                    "step {late} is beyond `steps` = {steps}; checkpoints must be at most `steps`"
+                ),
+            ));
         }
         checkpoint_steps.extend(extra.into_iter().map(|s| s as u64));
         // Every checkpoint is also evaluated, so analyses can pair masks with accuracy.
@@ -104,7 +120,8 @@ impl Recipe {
 
 /// Per-parameter and global norms of `params`.
 pub fn norms(params: &NamedTensors) -> (Norms, BTreeMap<String, Norms>) {
-    let layers: BTreeMap<String, Norms> = params.iter().map(|(k, t)| (k.clone(), Norms { l1: t.l1(), l2: t.l2() })).collect();
+    let layers: BTreeMap<String, Norms> =
+        params.iter().map(|(k, t)| (k.clone(), Norms { l1: t.l1(), l2: t.l2() })).collect();
     let l1 = layers.values().map(|n| n.l1).sum();
     let l2 = layers.values().map(|n| n.l2 * n.l2).sum::<f64>().sqrt();
     (Norms { l1, l2 }, layers)
@@ -114,16 +131,32 @@ fn evaluate(session: &mut TrainingSession<'_>, data: &Dataset, step: u64) -> Res
     let train = session.evaluate(&data.train)?;
     let test = session.evaluate(&data.test)?;
     if !train.loss.is_finite() {
-        return Err(Error::Diverged { step, message: format!("train loss is {}; lower the learning rate or check the data", train.loss) });
+        return Err(Error::Diverged {
+            step,
+            message: format!(
+                "train loss is {}; lower the learning rate or check the data",
+                train.loss
+            ),
+        });
     }
     let (global, layers) = norms(&session.params()?);
-    Ok(EvalRecord { step, train_loss: train.loss, train_acc: train.accuracy, test_loss: test.loss, test_acc: test.accuracy, norms: global, layers })
+    Ok(EvalRecord {
+        step,
+        train_loss: train.loss,
+        train_acc: train.accuracy,
+        test_loss: test.loss,
+        test_acc: test.accuracy,
+        norms: global,
+        layers,
+    })
 }
 
 /// The examples of minibatch number `step`: a fresh seeded shuffle per step, so a resumed
 /// run draws exactly the batches an uninterrupted one would.
 fn minibatch(seed_value: u64, step: u64, n: usize, size: usize) -> Vec<usize> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed::splitmix64(seed_value ^ seed::splitmix64(step)));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed::splitmix64(
+        seed_value ^ seed::splitmix64(step),
+    ));
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut rng);
     idx.truncate(size);
@@ -136,7 +169,13 @@ impl TrainerPlugin for Standard {
         let recipe = Recipe::from_params(params, data.train.len())?;
         let init = job.init;
         let mask = init.mask.clone();
-        let mut session = TrainingSession::new(job.arch, init.params.clone(), mask.clone(), &recipe.step, &data.train)?;
+        let mut session = TrainingSession::new(
+            job.arch,
+            init.params.clone(),
+            mask.clone(),
+            &recipe.step,
+            &data.train,
+        )?;
         let (mut records, mut checkpoints, start) = match job.resume {
             Some(state) => {
                 session.restore(&state.params, &state.optimizer, state.step)?;
@@ -150,7 +189,9 @@ impl TrainerPlugin for Standard {
         }
         let seed_value = job.ctx.seed;
         for step in start..=recipe.steps {
-            if recipe.eval_steps.contains(&step) && records.last().is_none_or(|r: &EvalRecord| r.step < step) {
+            if recipe.eval_steps.contains(&step)
+                && records.last().is_none_or(|r: &EvalRecord| r.step < step)
+            {
                 let record = evaluate(&mut session, data, step)?;
                 job.observer.on_eval(&record, recipe.steps);
                 records.push(record);
@@ -158,7 +199,11 @@ impl TrainerPlugin for Standard {
             if recipe.checkpoint_steps.contains(&step) {
                 checkpoints.insert(step, session.params()?);
             }
-            if step > start && recipe.resume_every > 0 && step % recipe.resume_every == 0 && step < recipe.steps {
+            if step > start
+                && recipe.resume_every > 0
+                && step % recipe.resume_every == 0
+                && step < recipe.steps
+            {
                 job.observer.on_checkpoint(&TrainState {
                     step,
                     params: session.params()?,
@@ -185,7 +230,14 @@ impl TrainerPlugin for Standard {
     }
 }
 
-register_plugin!(Trainer, "standard", "1.0.0", "AdamW/SGD with PyTorch semantics, full batch or minibatch, evaluation schedule and checkpoints", PARAMS, Standard);
+register_plugin!(
+    Trainer,
+    "standard",
+    "1.0.0",
+    "AdamW/SGD with PyTorch semantics, full batch or minibatch, evaluation schedule and checkpoints",
+    PARAMS,
+    Standard
+);
 
 #[cfg(test)]
 mod tests {
@@ -202,7 +254,10 @@ mod tests {
             .with("resume_every", 0)
             .with_defaults(PARAMS);
         let r = Recipe::from_params(&p, 10).unwrap();
-        assert_eq!(r.eval_steps.iter().copied().collect::<Vec<_>>(), vec![0, 1, 10, 100, 250, 400, 800, 1000]);
+        assert_eq!(
+            r.eval_steps.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 10, 100, 250, 400, 800, 1000]
+        );
         assert_eq!(r.checkpoint_steps.iter().copied().collect::<Vec<_>>(), vec![0, 250, 1000]);
         assert_eq!(r.step.batch_size, 10);
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use ticketlab_core::tensor::LossPrecision;
+use ticketlab_engine::tensor::LossPrecision;
 use ticketlab_plugins::bench::BenchModel;
 
 use crate::failure::{Failure, print};
@@ -43,12 +43,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     load::set_threads(args.threads, 1)?;
     if args.flush_denormals {
         // Before the first matrix product, so the kernels' thread pool inherits the setting.
-        ticketlab_core::tensor::denormals::flush_to_zero();
+        ticketlab_engine::tensor::denormals::flush_to_zero();
     }
     let registry = load::registry(&[])?;
     let precision = if args.f64_loss { LossPrecision::F64 } else { LossPrecision::F32 };
-    let model = BenchModel::parse(&args.model).ok_or_else(|| Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model)))?;
-    let r = ticketlab_plugins::bench::train_step(&registry, model, args.steps, args.warmup, precision).map_err(Failure::failed)?;
+    let model = BenchModel::parse(&args.model).ok_or_else(|| {
+        Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model))
+    })?;
+    let r =
+        ticketlab_plugins::bench::train_step(&registry, model, args.steps, args.warmup, precision)
+            .map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;
         return print(&format!("{text}\n"));

@@ -26,11 +26,13 @@ pub struct Args {
 /// Prints the converted file on stdout.
 pub fn run(args: Args) -> Result<(), Failure> {
     let name = args.file.display().to_string();
-    let text = std::fs::read(&args.file).map_err(|e| Failure::input(format!("cannot read {name}: {e}")))?;
+    let text = std::fs::read(&args.file)
+        .map_err(|e| Failure::input(format!("cannot read {name}: {e}")))?;
     let to = match args.to {
         Form::Yaml => ticketlab_dsl::Format::Yaml,
         Form::Tlx => ticketlab_dsl::Format::Tlx,
     };
-    let out = ticketlab_dsl::format(&name, &text, to).map_err(|d| Failure::Rendered { text: d.render(), code: 2 })?;
+    let out = ticketlab_dsl::format(&name, &text, to)
+        .map_err(|d| Failure::Rendered { text: d.render(), code: 2 })?;
     print(&out)
 }

@@ -11,7 +11,7 @@ pub mod snapshot;
 
 use std::path::PathBuf;
 
-use ticketlab_core::engine::Store;
+use ticketlab_engine::Store;
 
 use crate::failure::Failure;
 
@@ -20,7 +20,8 @@ pub fn store(dir: Option<&PathBuf>) -> Result<Store, Failure> {
     match dir {
         Some(d) => Ok(Store::new(d)),
         None => {
-            let cwd = std::env::current_dir().map_err(|e| Failure::input(format!("cannot read the working directory: {e}")))?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::input(format!("cannot read the working directory: {e}")))?;
             Ok(Store::in_dir(&cwd))
         }
     }

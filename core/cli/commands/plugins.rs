@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ticketlab_core::plugin::describe;
+use ticketlab_api::plugin::describe;
 
 use crate::failure::{Failure, print};
 use crate::load;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use ticketlab_core::output::report;
-use ticketlab_core::output::rundir::utc_stamp;
+use ticketlab_output::report;
+use ticketlab_output::rundir::utc_stamp;
 
 use crate::failure::{Failure, print};
 
@@ -23,9 +23,9 @@ pub struct Args {
 
 /// Regenerates one report or writes a comparison. A directory that is not a run directory, or a
 /// malformed file in one, is an input error (exit 2); failing to write is a failure (exit 1).
-fn failure(e: ticketlab_core::Error) -> Failure {
+fn failure(e: ticketlab_api::Error) -> Failure {
     match e {
-        ticketlab_core::Error::Io { .. } => Failure::failed(e),
+        ticketlab_api::Error::Io { .. } => Failure::failed(e),
         _ => Failure::input(e),
     }
 }
@@ -34,7 +34,9 @@ fn failure(e: ticketlab_core::Error) -> Failure {
 pub fn run(args: Args) -> Result<(), Failure> {
     if let [dir] = args.dirs.as_slice() {
         if args.out.is_some() {
-            return Err(Failure::input("--out is for comparing several run directories; with one, its report is rewritten in place"));
+            return Err(Failure::input(
+                "--out is for comparing several run directories; with one, its report is rewritten in place",
+            ));
         }
         report::regenerate(dir).map_err(failure)?;
         return print(&format!("report: {}\n", dir.join("report.md").display()));

@@ -3,12 +3,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use ticketlab_core::artifact::Artifact;
-use ticketlab_core::engine::{Backend, ExecOptions, Store, execute, plan};
-use ticketlab_core::output::progress::{Progress, ProgressMode};
-use ticketlab_core::ir::StageKind;
-use ticketlab_core::output::rundir::names::MANIFEST;
-use ticketlab_core::output::rundir::{self, RunOutputs, StageFacts};
+use ticketlab_api::artifact::Artifact;
+use ticketlab_api::ir::StageKind;
+use ticketlab_engine::{Backend, ExecOptions, Store, execute, plan};
+use ticketlab_output::progress::{Progress, ProgressMode};
+use ticketlab_output::rundir::names::MANIFEST;
+use ticketlab_output::rundir::{self, RunOutputs, StageFacts};
 
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};
@@ -73,14 +73,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let source = args.file.clone().map_or(Source::Quickstart, Source::File);
     let loaded = load::experiment(source, &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
-    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current()).map_err(Failure::input)?;
-    let mut options = ExecOptions { base_dir: loaded.source.base_dir(), interrupt_after_steps: args.interrupt_after_steps, jobs, only_stored: None };
-    if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty()) {
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current())
+        .map_err(Failure::input)?;
+    let mut options = ExecOptions {
+        base_dir: loaded.source.base_dir(),
+        interrupt_after_steps: args.interrupt_after_steps,
+        jobs,
+        only_stored: None,
+    };
+    if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty())
+    {
         return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
     }
     let name = &loaded.ir.name;
-    let to_compute = plan.stages.iter().filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key)).count();
-    let submission = slurm::Submission { source: &loaded.source, experiment: &args.experiment, store: &store, options: &args.slurm_options, name, tasks: to_compute.max(1) };
+    let to_compute = plan
+        .stages
+        .iter()
+        .filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key))
+        .count();
+    let submission = slurm::Submission {
+        source: &loaded.source,
+        experiment: &args.experiment,
+        store: &store,
+        options: &args.slurm_options,
+        name,
+        tasks: to_compute.max(1),
+    };
     if args.on == Target::Slurm && args.dry_run {
         return print(&slurm::script(&submission)?);
     }
@@ -95,17 +113,24 @@ pub fn run(args: Args) -> Result<(), Failure> {
         slurm::preflight()?;
         let job = slurm::submit(&script, &store, &plan, name, !args.no_wait)?;
         if args.no_wait {
-            return print(&format!("submitted Slurm job {job} ({} tasks); when it has ended, run the same command again to write the run directory\n", submission.tasks));
+            return print(&format!(
+                "submitted Slurm job {job} ({} tasks); when it has ended, run the same command again to write the run directory\n",
+                submission.tasks
+            ));
         }
         let logs = store.root().join("slurm");
-        options.only_stored = Some(format!("the Slurm array (job {job}) did not finish it; its logs are in {}. Run the command again to compute what is missing", logs.display()));
+        options.only_stored = Some(format!(
+            "the Slurm array (job {job}) did not finish it; its logs are in {}. Run the command again to compute what is missing",
+            logs.display()
+        ));
     }
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
     drop(progress);
     let facts = StageFacts::from_execution(&plan, &exec);
     let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
-    let outputs = RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
+    let outputs =
+        RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
     let written = rundir::write_run_dir(&dir, &outputs);
     if !args.quiet {
         print(&summary(&exec))?;
@@ -125,7 +150,10 @@ fn unused(dir: PathBuf) -> PathBuf {
     if !dir.exists() {
         return dir;
     }
-    (2..).map(|i| PathBuf::from(format!("{}-{i}", dir.display()))).find(|d| !d.exists()).expect("some suffix is free")
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", dir.display())))
+        .find(|d| !d.exists())
+        .expect("some suffix is free")
 }
 
 /// Refuses, before any stage runs, a run directory that holds another run (unless `force`) or
@@ -142,7 +170,12 @@ fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure>
         std::fs::create_dir_all(folder)
             .and_then(|()| std::fs::write(&file, b"ok"))
             .and_then(|()| std::fs::remove_file(&file))
-            .map_err(|e| Failure::input(format!("cannot write the {what} {} ({e}); choose a writable {flag}", folder.display())))
+            .map_err(|e| {
+                Failure::input(format!(
+                    "cannot write the {what} {} ({e}); choose a writable {flag}",
+                    folder.display()
+                ))
+            })
     };
     probe(dir, "run directory", "--out")?;
     probe(store.root(), "store", "--store")
@@ -151,11 +184,15 @@ fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure>
 /// The command line as typed (the program as `ticketlab`), quoted for a POSIX shell where
 /// needed.
 fn command_line() -> String {
-    std::iter::once("ticketlab".to_string()).chain(std::env::args().skip(1)).map(|a| slurm::quote(&a)).collect::<Vec<_>>().join(" ")
+    std::iter::once("ticketlab".to_string())
+        .chain(std::env::args().skip(1))
+        .map(|a| slurm::quote(&a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A table of the trained arms' headline numbers and a count of stages by outcome.
-fn summary(exec: &ticketlab_core::engine::Execution) -> String {
+fn summary(exec: &ticketlab_engine::Execution) -> String {
     let mut out = String::new();
     let runs: Vec<_> = exec
         .reports
@@ -167,7 +204,11 @@ fn summary(exec: &ticketlab_core::engine::Execution) -> String {
         .collect();
     if !runs.is_empty() {
         let width = runs.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(3);
-        let _ = writeln!(out, "{:<width$}  {:>7}  {:>7}  {:>7}  {:>8}  {:>9}  {:>7}", "arm", "steps", "t_mem", "t_gen", "tau_grok", "test acc", "density");
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>7}  {:>7}  {:>7}  {:>8}  {:>9}  {:>7}",
+            "arm", "steps", "t_mem", "t_gen", "tau_grok", "test acc", "density"
+        );
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         for (name, run) in runs {
             let s = &run.summary;

@@ -1,9 +1,9 @@
 //! `ticketlab snapshot FILE`: run deterministically in a temporary store and print the
-//! snapshot (see `ticketlab_core::testing`) as YAML, for committing and diffing.
+//! snapshot (see `ticketlab_testing`) as YAML, for committing and diffing.
 
 use std::path::PathBuf;
 
-use ticketlab_core::testing::{SnapshotOptions, snapshot};
+use ticketlab_testing::{SnapshotOptions, snapshot};
 
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};

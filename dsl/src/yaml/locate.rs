@@ -156,7 +156,10 @@ impl Scanner<'_> {
     }
 
     fn line_end(&self, pos: usize) -> usize {
-        self.src[pos.min(self.src.len())..].iter().position(|&b| b == b'\n').map_or(self.src.len(), |i| pos + i)
+        self.src[pos.min(self.src.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.src.len(), |i| pos + i)
     }
 
     fn column(&self, pos: usize) -> usize {
@@ -278,7 +281,8 @@ impl Scanner<'_> {
     fn key_text(&self, start: usize, end: usize) -> String {
         let raw = String::from_utf8_lossy(&self.src[start..end]).into_owned();
         match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(&raw).unwrap_or_else(|_| raw.trim_matches('"').to_string()),
+            Some(b'"') => serde_json::from_str::<String>(&raw)
+                .unwrap_or_else(|_| raw.trim_matches('"').to_string()),
             Some(b'\'') => {
                 let inner = raw.strip_prefix('\'').unwrap_or(&raw);
                 inner.strip_suffix('\'').unwrap_or(inner).replace("''", "'")
@@ -299,7 +303,9 @@ impl Scanner<'_> {
             let value_end = self.after_colon(&child, key_span, colon + 1, indent);
             end = end.max(value_end);
             match self.next_line_content(value_end) {
-                Some((next, ind)) if ind == indent && next > start && !self.is_seq_item(next) => self.pos = next,
+                Some((next, ind)) if ind == indent && next > start && !self.is_seq_item(next) => {
+                    self.pos = next
+                }
                 _ => break,
             }
         }
@@ -428,7 +434,8 @@ impl Scanner<'_> {
                 if !self.enter(self.pos) {
                     return self.pos;
                 }
-                let end = if self.peek() == b'{' { self.flow_map(path) } else { self.flow_seq(path) };
+                let end =
+                    if self.peek() == b'{' { self.flow_map(path) } else { self.flow_seq(path) };
                 self.leave();
                 end
             }
@@ -438,7 +445,9 @@ impl Scanner<'_> {
             }
             _ => {
                 let start = self.pos;
-                while self.pos < self.src.len() && !matches!(self.peek(), b',' | b']' | b'}' | b'\n' | b'\r') {
+                while self.pos < self.src.len()
+                    && !matches!(self.peek(), b',' | b']' | b'}' | b'\n' | b'\r')
+                {
                     if self.peek() == b'#' && self.pos > start && self.at(self.pos - 1) == b' ' {
                         break;
                     }
@@ -476,7 +485,10 @@ impl Scanner<'_> {
                 let mut i = key_start;
                 while i < self.src.len() && !matches!(self.at(i), b',' | b'}' | b'\n') {
                     if self.at(i) == b':'
-                        && matches!(self.at(i + 1), b' ' | b'\n' | b'\r' | b',' | b'}' | b'[' | b'{' | b'"')
+                        && matches!(
+                            self.at(i + 1),
+                            b' ' | b'\n' | b'\r' | b',' | b'}' | b'[' | b'{' | b'"'
+                        )
                     {
                         break;
                     }
@@ -570,7 +582,8 @@ mod tests {
 
     #[test]
     fn block_scalars_and_dotted_keys() {
-        let src = "description: >-\n  a: b\n  c\nsweep:\n  grid: { mask.rate: [0.3, 0.6] }\n  seeds: 2\n";
+        let src =
+            "description: >-\n  a: b\n  c\nsweep:\n  grid: { mask.rate: [0.3, 0.6] }\n  seeds: 2\n";
         let l = Locations::scan(src);
         assert_eq!(text_at(src, l.value(&["sweep", "grid", "mask.rate", "1"])), "0.6");
         assert_eq!(text_at(src, l.value(&["sweep", "seeds"])), "2");

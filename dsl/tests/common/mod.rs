@@ -1,7 +1,7 @@
 //! Shared test helpers: the real built-in registry, the workspace's files, and loading.
 //!
 //! The tests check files against `Registry::builtin()` with the plugins of `ticketlab-plugins`
-//! linked in (a dev-dependency: the plugins crate depends on the core only, not on this crate),
+//! linked in (a dev-dependency: the plugins crate does not depend on this crate),
 //! so the diagnostics show the built-ins' real parameter schemas.
 
 #![allow(dead_code)]
@@ -9,10 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ticketlab_core::data::Dataset;
-use ticketlab_core::plugin::registry::{Origin, PluginEntry, PluginInstance, Registry};
-use ticketlab_core::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, PluginKind, StageContext};
-use ticketlab_core::{Error, Result};
+use ticketlab_api::data::Dataset;
+use ticketlab_api::plugin::registry::{Origin, PluginEntry, PluginInstance, Registry};
+use ticketlab_api::plugin::{
+    DatasetPlugin, ParamSpec, ParamType, Params, PluginKind, StageContext,
+};
+use ticketlab_api::{Error, Result};
 // Links the built-in plugins into the test binary, so that `Registry::builtin` finds them.
 use ticketlab_plugins as _;
 
@@ -84,13 +86,13 @@ pub fn stem(rel: &str) -> String {
 pub fn load(
     rel: &str,
     overrides: &[&str],
-) -> std::result::Result<ticketlab_core::ir::ExperimentIr, ticketlab_dsl::Diagnostics> {
+) -> std::result::Result<ticketlab_api::ir::ExperimentIr, ticketlab_dsl::Diagnostics> {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     ticketlab_dsl::load_source(rel, &read(rel), &registry(), &overrides)
 }
 
 /// Like [`load`], panicking with the rendered diagnostics.
-pub fn load_ok(rel: &str, overrides: &[&str]) -> ticketlab_core::ir::ExperimentIr {
+pub fn load_ok(rel: &str, overrides: &[&str]) -> ticketlab_api::ir::ExperimentIr {
     load(rel, overrides).unwrap_or_else(|d| panic!("{}", d.render()))
 }
 
@@ -98,6 +100,6 @@ pub fn load_ok(rel: &str, overrides: &[&str]) -> ticketlab_core::ir::ExperimentI
 pub fn load_text(
     name: &str,
     text: &str,
-) -> std::result::Result<ticketlab_core::ir::ExperimentIr, ticketlab_dsl::Diagnostics> {
+) -> std::result::Result<ticketlab_api::ir::ExperimentIr, ticketlab_dsl::Diagnostics> {
     ticketlab_dsl::load_source(name, text.as_bytes(), &registry(), &[])
 }

@@ -12,10 +12,12 @@ use std::sync::{Once, OnceLock};
 use serde_json::{Value, json};
 
 use crate::abi::{
-    self, Buf, BuildFn, BuildRequest, DatasetOutput, PluginDescriptor, PluginList, ScoreFn, ScoreOutput,
-    ScoreRequest, Status, StrView,
+    self, Buf, BuildFn, BuildRequest, DatasetOutput, PluginDescriptor, PluginList, ScoreFn,
+    ScoreOutput, ScoreRequest, Status, StrView,
 };
-use crate::{Dataset, DatasetOut, LayerView, Params, Pruner, ScoreContext, TargetKind, params::schema_json};
+use crate::{
+    Dataset, DatasetOut, LayerView, Params, Pruner, ScoreContext, TargetKind, params::schema_json,
+};
 
 /// Moves `v` into a [`Buf`] of element type `elem`; [`free_buf`] gives it back to the allocator.
 fn buf<T>(v: Vec<T>, elem: u32) -> Buf {
@@ -72,7 +74,10 @@ fn install_panic_hook() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if GUARDED.with(Cell::get) {
-                let at = info.location().map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                    .unwrap_or_default();
                 LOCATION.with(|l| *l.borrow_mut() = at);
             } else {
                 previous(info);
@@ -100,7 +105,9 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, (Status, Strin
 fn parse_params(view: StrView) -> Result<Params, String> {
     // SAFETY: the host passes a view of a string it keeps alive for the call.
     let text = unsafe { view.to_str() }.ok_or("the parameters are not UTF-8")?;
-    serde_json::from_str(text).map(Params).map_err(|e| format!("the parameters are not valid JSON: {e}"))
+    serde_json::from_str(text)
+        .map(Params)
+        .map_err(|e| format!("the parameters are not valid JSON: {e}"))
 }
 
 /// The layers of a request as safe views.
@@ -117,10 +124,16 @@ unsafe fn layers<'a>(req: &'a ScoreRequest) -> Result<Vec<LayerView<'a>>, String
         let raw = std::slice::from_raw_parts(req.layers, req.n_layers);
         raw.iter()
             .map(|l| {
-                let slice = |p: *const f32| if l.len == 0 { &[][..] } else { std::slice::from_raw_parts(p, l.len) };
+                let slice = |p: *const f32| {
+                    if l.len == 0 { &[][..] } else { std::slice::from_raw_parts(p, l.len) }
+                };
                 Ok(LayerView {
                     name: l.name.to_str().ok_or("a layer name is not UTF-8")?,
-                    shape: if l.ndim == 0 { &[] } else { std::slice::from_raw_parts(l.shape, l.ndim) },
+                    shape: if l.ndim == 0 {
+                        &[]
+                    } else {
+                        std::slice::from_raw_parts(l.shape, l.ndim)
+                    },
                     weights: slice(l.weights),
                     mask: slice(l.mask),
                 })
@@ -133,7 +146,10 @@ unsafe fn layers<'a>(req: &'a ScoreRequest) -> Result<Vec<LayerView<'a>>, String
 ///
 /// # Safety
 /// Called by the host with valid pointers (see [`abi::ScoreFn`]).
-pub unsafe extern "C" fn score<P: Pruner>(req: *const ScoreRequest, out: *mut ScoreOutput) -> Status {
+pub unsafe extern "C" fn score<P: Pruner>(
+    req: *const ScoreRequest,
+    out: *mut ScoreOutput,
+) -> Status {
     if req.is_null() || out.is_null() {
         return abi::STATUS_ERROR;
     }
@@ -175,7 +191,10 @@ fn metadata(d: &DatasetOut) -> String {
 ///
 /// # Safety
 /// Called by the host with valid pointers (see [`abi::BuildFn`]).
-pub unsafe extern "C" fn build<D: Dataset>(req: *const BuildRequest, out: *mut DatasetOutput) -> Status {
+pub unsafe extern "C" fn build<D: Dataset>(
+    req: *const BuildRequest,
+    out: *mut DatasetOutput,
+) -> Status {
     if req.is_null() || out.is_null() {
         return abi::STATUS_ERROR;
     }
@@ -289,7 +308,10 @@ impl Registration {
 
 /// The body of the entry symbol: builds the list once (catching panics in the plugins'
 /// `params()`), then returns it.
-pub fn entry(cell: &'static OnceLock<Registration>, declare: fn() -> Vec<Declared>) -> *const PluginList {
+pub fn entry(
+    cell: &'static OnceLock<Registration>,
+    declare: fn() -> Vec<Declared>,
+) -> *const PluginList {
     let registration = cell.get_or_init(|| Registration::new(guarded(|| Ok(declare()))));
     &registration.list
 }

@@ -44,7 +44,10 @@
 //! A library stays loaded for the life of the process (unloading Rust libraries is unsound
 //! once they have run thread-local destructors), so a plugin may keep `'static` state.
 
-pub mod abi;
+// Exports `extern "C"` functions and reads the host's raw views.
+#![allow(unsafe_code)]
+
+pub use ticketlab_abi as abi;
 #[doc(hidden)]
 pub mod export;
 mod params;
@@ -108,7 +111,12 @@ pub trait Pruner: Default {
     /// Scores every weight of every layer: one `Vec` per layer, in the order of `layers`, each
     /// as long as its layer. Return `Err(message)` for input the pruner cannot handle; the
     /// message is shown to the user with the plugin's name.
-    fn score(&self, params: &Params, layers: &[LayerView<'_>], ctx: &ScoreContext) -> Result<Vec<Vec<f32>>, String>;
+    fn score(
+        &self,
+        params: &Params,
+        layers: &[LayerView<'_>],
+        ctx: &ScoreContext,
+    ) -> Result<Vec<Vec<f32>>, String>;
 }
 
 /// What a task predicts.

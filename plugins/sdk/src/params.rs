@@ -69,7 +69,15 @@ pub struct ParamDecl {
 impl ParamDecl {
     /// A required parameter of type `ty`; refine with the builder methods.
     pub fn new(name: &str, ty: ParamTy, doc: &str) -> Self {
-        Self { name: name.into(), ty, default: None, min: None, max: None, max_exclusive: false, doc: doc.into() }
+        Self {
+            name: name.into(),
+            ty,
+            default: None,
+            min: None,
+            max: None,
+            max_exclusive: false,
+            doc: doc.into(),
+        }
     }
 
     /// An integer parameter.
@@ -181,12 +189,16 @@ impl Params {
 
     /// A non-negative integer.
     pub fn u64(&self, key: &str) -> Result<u64, String> {
-        self.need(key)?.as_u64().ok_or_else(|| format!("parameter `{key}`: expected a non-negative integer"))
+        self.need(key)?
+            .as_u64()
+            .ok_or_else(|| format!("parameter `{key}`: expected a non-negative integer"))
     }
 
     /// A boolean.
     pub fn bool(&self, key: &str) -> Result<bool, String> {
-        self.need(key)?.as_bool().ok_or_else(|| format!("parameter `{key}`: expected true or false"))
+        self.need(key)?
+            .as_bool()
+            .ok_or_else(|| format!("parameter `{key}`: expected true or false"))
     }
 
     /// A string.

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::abi::{self, BuildRequest, DatasetOutput, LayerView as RawLayer, ScoreOutput, ScoreRequest, StrView};
+use crate::abi::{
+    self, BuildRequest, DatasetOutput, LayerView as RawLayer, ScoreOutput, ScoreRequest, StrView,
+};
 use crate::export::{self, Declared, Registration};
 use crate::*;
 
@@ -18,12 +20,20 @@ impl Pruner for Scaled {
         vec![ParamDecl::float("factor", "scale").default(1.0)]
     }
 
-    fn score(&self, params: &Params, layers: &[LayerView<'_>], ctx: &ScoreContext) -> Result<Vec<Vec<f32>>, String> {
+    fn score(
+        &self,
+        params: &Params,
+        layers: &[LayerView<'_>],
+        ctx: &ScoreContext,
+    ) -> Result<Vec<Vec<f32>>, String> {
         let factor = params.f64("factor")? as f32;
         match params.str("behave").unwrap_or("ok") {
             "panic" => panic!("scaled blew up at seed {}", ctx.seed),
             "refuse" => Err("cannot score this".into()),
-            _ => Ok(layers.iter().map(|l| l.weights.iter().map(|w| factor * w.abs()).collect()).collect()),
+            _ => Ok(layers
+                .iter()
+                .map(|l| l.weights.iter().map(|w| factor * w.abs()).collect())
+                .collect()),
         }
     }
 }
@@ -55,8 +65,16 @@ impl Dataset for Tiny {
 /// Calls the pruner trampoline with one layer and returns (status, scores, counts, error).
 fn call_score(params: &str) -> (abi::Status, Vec<f32>, Vec<u64>, String) {
     let (shape, w, m) = ([2usize, 2], [1.0f32, -2.0, 3.0, -4.0], [1.0f32; 4]);
-    let layer = RawLayer { name: StrView::new("l"), shape: shape.as_ptr(), ndim: 2, weights: w.as_ptr(), mask: m.as_ptr(), len: 4 };
-    let req = ScoreRequest { params_json: StrView::new(params), seed: 7, layers: &layer, n_layers: 1 };
+    let layer = RawLayer {
+        name: StrView::new("l"),
+        shape: shape.as_ptr(),
+        ndim: 2,
+        weights: w.as_ptr(),
+        mask: m.as_ptr(),
+        len: 4,
+    };
+    let req =
+        ScoreRequest { params_json: StrView::new(params), seed: 7, layers: &layer, n_layers: 1 };
     let mut out = ScoreOutput::EMPTY;
     // SAFETY: valid request and output for the call.
     let status = unsafe { export::score::<Scaled>(&req, &mut out) };
@@ -123,7 +141,8 @@ fn datasets_return_metadata_and_splits() {
 #[test]
 fn entry_lists_every_declared_plugin() {
     static CELL: std::sync::OnceLock<Registration> = std::sync::OnceLock::new();
-    let list = export::entry(&CELL, || vec![Declared::pruner::<Scaled>(), Declared::dataset::<Tiny>()]);
+    let list =
+        export::entry(&CELL, || vec![Declared::pruner::<Scaled>(), Declared::dataset::<Tiny>()]);
     // SAFETY: the list lives in `CELL` for the rest of the process.
     let list = unsafe { &*list };
     assert_eq!((list.abi_version, list.status, list.len), (abi::ABI_VERSION, abi::STATUS_OK, 2));
@@ -134,7 +153,8 @@ fn entry_lists_every_declared_plugin() {
     assert!(plugins[0].score.is_some() && plugins[0].build.is_none());
     assert_eq!(plugins[1].kind, abi::KIND_DATASET);
     // SAFETY: as above.
-    let schema: Value = serde_json::from_str(unsafe { plugins[0].params_schema.to_str() }.unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(unsafe { plugins[0].params_schema.to_str() }.unwrap()).unwrap();
     assert_eq!(schema[0]["name"], "factor");
 }
 

@@ -33,10 +33,10 @@
 use std::f64::consts::PI;
 
 use serde_json::{Value, json};
-use ticketlab_core::artifact::AnalysisArtifact;
-use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::{HostTensor, MaskSet, NamedTensors};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::artifact::AnalysisArtifact;
+use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
+use ticketlab_api::{Error, Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("embed", ParamType::Str, "the embedding `[d_emb, vocab]`").default("\"embed.W_E\""),
@@ -87,16 +87,33 @@ struct Names<'a> {
 }
 
 /// `name` from `params`, masked, as f64 with its shape; the error names the analysis parameter.
-fn fetch(params: &NamedTensors, mask: Option<&MaskSet>, name: &str, key: &str, what: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+fn fetch(
+    params: &NamedTensors,
+    mask: Option<&MaskSet>,
+    name: &str,
+    key: &str,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<f64>)> {
     let t: &HostTensor = params.get(name).ok_or_else(|| {
         let known: Vec<&str> = params.keys().map(String::as_str).collect();
-        Error::param(key, format!("{what} has no parameter `{name}`; its parameters are {}", known.join(", ")))
+        Error::param(
+            key,
+            format!("{what} has no parameter `{name}`; its parameters are {}", known.join(", ")),
+        )
     })?;
     if t.shape.len() != 2 {
-        return Err(Error::shape(name, format!("fourier_entropy needs a matrix, `{name}` is {:?}", t.shape)));
+        return Err(Error::shape(
+            name,
+            format!("fourier_entropy needs a matrix, `{name}` is {:?}", t.shape),
+        ));
     }
     let m = mask.and_then(|m| m.get(name));
-    let data = t.data.iter().enumerate().map(|(i, v)| f64::from(*v) * m.map_or(1.0, |m| f64::from(m.data[i]))).collect();
+    let data = t
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| f64::from(*v) * m.map_or(1.0, |m| f64::from(m.data[i])))
+        .collect();
     Ok((t.shape.clone(), data))
 }
 
@@ -117,26 +134,48 @@ fn matmul(a: &[f64], b: &[f64], r: usize, d: usize, c: usize, a_transposed: bool
 }
 
 /// The effective `[neurons, vocab]` matrix of one side.
-fn effective(params: &NamedTensors, mask: Option<&MaskSet>, names: &Names<'_>, output: bool, what: &str) -> Result<(usize, usize, Vec<f64>)> {
+fn effective(
+    params: &NamedTensors,
+    mask: Option<&MaskSet>,
+    names: &Names<'_>,
+    output: bool,
+    what: &str,
+) -> Result<(usize, usize, Vec<f64>)> {
     if output {
         let (so, wo) = fetch(params, mask, names.outproj, "outproj", what)?;
         let (su, wu) = fetch(params, mask, names.unembed, "unembed", what)?;
         if so[0] != su[0] {
-            return Err(Error::shape("fourier_entropy", format!("`{}` {so:?} and `{}` {su:?} do not share d_emb", names.outproj, names.unembed)));
+            return Err(Error::shape(
+                "fourier_entropy",
+                format!(
+                    "`{}` {so:?} and `{}` {su:?} do not share d_emb",
+                    names.outproj, names.unembed
+                ),
+            ));
         }
         Ok((so[1], su[1], matmul(&wo, &wu, so[1], so[0], su[1], true)))
     } else {
         let (si, wi) = fetch(params, mask, names.inproj, "inproj", what)?;
         let (se, we) = fetch(params, mask, names.embed, "embed", what)?;
         if si[1] != se[0] {
-            return Err(Error::shape("fourier_entropy", format!("`{}` {si:?} does not multiply `{}` {se:?}", names.inproj, names.embed)));
+            return Err(Error::shape(
+                "fourier_entropy",
+                format!("`{}` {si:?} does not multiply `{}` {se:?}", names.inproj, names.embed),
+            ));
         }
         Ok((si[0], se[1], matmul(&wi, &we, si[0], si[1], se[1], false)))
     }
 }
 
 /// Per-neuron spectra (`None` for silent neurons) of one side of one set of weights.
-fn spectra(params: &NamedTensors, mask: Option<&MaskSet>, names: &Names<'_>, output: bool, k: Option<usize>, what: &str) -> Result<(usize, Vec<Option<Vec<f64>>>)> {
+fn spectra(
+    params: &NamedTensors,
+    mask: Option<&MaskSet>,
+    names: &Names<'_>,
+    output: bool,
+    k: Option<usize>,
+    what: &str,
+) -> Result<(usize, Vec<Option<Vec<f64>>>)> {
     let (neurons, vocab, w) = effective(params, mask, names, output, what)?;
     let k = k.unwrap_or((vocab / 2).saturating_sub(1)).clamp(1, (vocab / 2).max(1));
     Ok((k, (0..neurons).map(|i| normalised_spectrum(&w[i * vocab..(i + 1) * vocab], k)).collect()))
@@ -146,7 +185,11 @@ fn spectra(params: &NamedTensors, mask: Option<&MaskSet>, names: &Names<'_>, out
 fn entropies(s: &[Option<Vec<f64>>]) -> (f64, f64, usize) {
     let used: Vec<&Vec<f64>> = s.iter().flatten().collect();
     let n = used.len().max(1) as f64;
-    (used.iter().map(|q| shannon_entropy(q)).sum::<f64>() / n, used.iter().map(|q| code_cross_entropy(q)).sum::<f64>() / n, used.len())
+    (
+        used.iter().map(|q| shannon_entropy(q)).sum::<f64>() / n,
+        used.iter().map(|q| code_cross_entropy(q)).sum::<f64>() / n,
+        used.len(),
+    )
 }
 
 /// Spectra as heatmap rows: zeros for silent neurons.
@@ -168,7 +211,12 @@ struct FourierEntropy;
 
 impl AnalysisPlugin for FourierEntropy {
     fn analyze(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
-        let names = Names { embed: params.str("embed")?, inproj: params.str("inproj")?, outproj: params.str("outproj")?, unembed: params.str("unembed")? };
+        let names = Names {
+            embed: params.str("embed")?,
+            inproj: params.str("inproj")?,
+            outproj: params.str("outproj")?,
+            unembed: params.str("unembed")?,
+        };
         let sides: &[(&str, bool)] = match params.str("side")? {
             "input" => &[("input", false)],
             "output" => &[("output", true)],
@@ -179,14 +227,21 @@ impl AnalysisPlugin for FourierEntropy {
             k => Some(k),
         };
         if inputs.runs.is_empty() && inputs.models.is_empty() {
-            return Err(Error::param("runs", "fourier_entropy needs at least one run or model input"));
+            return Err(Error::param(
+                "runs",
+                "fourier_entropy needs at least one run or model input",
+            ));
         }
         let mut k_used = 0;
         let mut runs = serde_json::Map::new();
         for (arm, run) in &inputs.runs {
             let what = format!("run `{arm}`");
             let mask = run.init.mask.as_ref();
-            let (last_step, last) = run.checkpoints.iter().next_back().map_or((run.summary.steps, &run.final_params), |(s, p)| (*s, p));
+            let (last_step, last) = run
+                .checkpoints
+                .iter()
+                .next_back()
+                .map_or((run.summary.steps, &run.final_params), |(s, p)| (*s, p));
             let mut entry = json!({"steps": run.checkpoints.keys().collect::<Vec<_>>(), "spectrum_step": last_step});
             for (side, output) in sides {
                 let (mut sh, mut ce, mut used) = (Vec::new(), Vec::new(), Vec::new());
@@ -199,7 +254,11 @@ impl AnalysisPlugin for FourierEntropy {
                 }
                 let (kk, s) = spectra(last, mask, &names, *output, k, &what)?;
                 k_used = kk;
-                place(&mut entry, side, json!({"shannon": sh, "code_ce": ce, "neurons": used, "spectrum": heatmap(&s, kk)}));
+                place(
+                    &mut entry,
+                    side,
+                    json!({"shannon": sh, "code_ce": ce, "neurons": used, "spectrum": heatmap(&s, kk)}),
+                );
             }
             runs.insert(arm.to_string(), entry);
         }
@@ -208,18 +267,33 @@ impl AnalysisPlugin for FourierEntropy {
             let what = format!("model `{stage}`");
             let mut entry = json!({});
             for (side, output) in sides {
-                let (kk, s) = spectra(&model.params, model.mask.as_ref(), &names, *output, k, &what)?;
+                let (kk, s) =
+                    spectra(&model.params, model.mask.as_ref(), &names, *output, k, &what)?;
                 let (a, b, n) = entropies(&s);
-                place(&mut entry, side, json!({"shannon": a, "code_ce": b, "neurons": n, "spectrum": heatmap(&s, kk)}));
+                place(
+                    &mut entry,
+                    side,
+                    json!({"shannon": a, "code_ce": b, "neurons": n, "spectrum": heatmap(&s, kk)}),
+                );
                 k_used = kk;
             }
             models.insert(stage.to_string(), entry);
         }
-        Ok(AnalysisArtifact { analysis: "fourier_entropy".into(), value: json!({"frequencies": k_used, "runs": runs, "models": models}) })
+        Ok(AnalysisArtifact {
+            analysis: "fourier_entropy".into(),
+            value: json!({"frequencies": k_used, "runs": runs, "models": models}),
+        })
     }
 }
 
-register_plugin!(Analysis, "fourier_entropy", "1.0.0", "Fourier entropy of per-neuron effective weights (W_in·W_E and W_outᵀ·W_U) over checkpoints", PARAMS, FourierEntropy);
+register_plugin!(
+    Analysis,
+    "fourier_entropy",
+    "1.0.0",
+    "Fourier entropy of per-neuron effective weights (W_in·W_E and W_outᵀ·W_U) over checkpoints",
+    PARAMS,
+    FourierEntropy
+);
 
 #[cfg(test)]
 mod tests {
@@ -229,7 +303,7 @@ mod tests {
         let mut x = seed;
         (0..n)
             .map(|_| {
-                x = ticketlab_core::seed::splitmix64(x);
+                x = ticketlab_api::seed::splitmix64(x);
                 (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
             })
             .collect()
@@ -238,12 +312,17 @@ mod tests {
     #[test]
     fn pure_sinusoid_is_concentrated_and_noise_is_flat() {
         let p = 67;
-        let sine: Vec<f64> = (0..p).map(|t| (2.0 * PI * 5.0 * t as f64 / p as f64 + 0.3).cos()).collect();
+        let sine: Vec<f64> =
+            (0..p).map(|t| (2.0 * PI * 5.0 * t as f64 / p as f64 + 0.3).cos()).collect();
         let s = normalised_spectrum(&sine, 32).unwrap();
         assert!(s[4] > 0.999, "all mass at frequency 5: {}", s[4]);
         assert!(shannon_entropy(&s) < 0.01);
         // A one-hot distribution over 32: ln(31 + e) - 1.
-        assert!((code_cross_entropy(&s) - ((31.0 + 1f64.exp()).ln() - 1.0)).abs() < 1e-3, "{}", code_cross_entropy(&s));
+        assert!(
+            (code_cross_entropy(&s) - ((31.0 + 1f64.exp()).ln() - 1.0)).abs() < 1e-3,
+            "{}",
+            code_cross_entropy(&s)
+        );
         // Noise: many neurons average near ln 32 for both quantities.
         let (mut sh, mut ce) = (0.0, 0.0);
         for seed in 0..48 {
@@ -261,7 +340,12 @@ mod tests {
     fn amplitude_is_scaled_by_half_the_length() {
         // cos(2πkt/N) has |F_k| = N/2: amplitude 1 before normalisation.
         let n = 16;
-        let row: Vec<f64> = (0..n).map(|t| (2.0 * PI * 3.0 * t as f64 / n as f64).cos() + 0.5 * (2.0 * PI * t as f64 / n as f64).sin()).collect();
+        let row: Vec<f64> = (0..n)
+            .map(|t| {
+                (2.0 * PI * 3.0 * t as f64 / n as f64).cos()
+                    + 0.5 * (2.0 * PI * t as f64 / n as f64).sin()
+            })
+            .collect();
         let q = normalised_spectrum(&row, 7).unwrap();
         assert!((q[2] - 1.0 / 1.5).abs() < 1e-9 && (q[0] - 0.5 / 1.5).abs() < 1e-9, "{q:?}");
         assert!((shannon_entropy(&[0.5, 0.5]) - 2f64.ln()).abs() < 1e-12);
@@ -272,7 +356,11 @@ mod tests {
         // W_E = identity-like [d_emb = p, p]; W_in rows are cosines over d_emb = p.
         let mut we = vec![0.0f32; p * p];
         (0..p).for_each(|i| we[i * p + i] = 1.0);
-        let win: Vec<f32> = (0..neurons).flat_map(|f| (0..p).map(move |t| (2.0 * PI * (f + 1) as f64 * t as f64 / p as f64).cos() as f32)).collect();
+        let win: Vec<f32> = (0..neurons)
+            .flat_map(|f| {
+                (0..p).map(move |t| (2.0 * PI * (f + 1) as f64 * t as f64 / p as f64).cos() as f32)
+            })
+            .collect();
         let wout: Vec<f32> = noise(p * neurons, 9).into_iter().map(|v| v as f32).collect();
         [
             ("embed.W_E".to_string(), HostTensor::new(vec![p, p], we.clone())),
@@ -285,7 +373,12 @@ mod tests {
 
     #[test]
     fn effective_weights_of_a_periodic_network() {
-        let names = Names { embed: "embed.W_E", inproj: "inproj.W", outproj: "outproj.W", unembed: "unembed.W_U" };
+        let names = Names {
+            embed: "embed.W_E",
+            inproj: "inproj.W",
+            outproj: "outproj.W",
+            unembed: "unembed.W_U",
+        };
         let params = periodic_params(23, 4);
         let (k, s) = spectra(&params, None, &names, false, None, "test").unwrap();
         assert_eq!(k, 10);
@@ -297,10 +390,20 @@ mod tests {
         let (_, out) = spectra(&params, None, &names, true, None, "test").unwrap();
         assert!(entropies(&out).0 > 1.5, "noise on the output side");
         // Masking neuron 0's input weights silences it.
-        let mask: MaskSet = [("inproj.W".to_string(), HostTensor::new(vec![4, 23], (0..92).map(|i| if i < 23 { 0.0 } else { 1.0 }).collect()))].into();
+        let mask: MaskSet = [(
+            "inproj.W".to_string(),
+            HostTensor::new(vec![4, 23], (0..92).map(|i| if i < 23 { 0.0 } else { 1.0 }).collect()),
+        )]
+        .into();
         let (_, masked) = spectra(&params, Some(&mask), &names, false, None, "test").unwrap();
         assert!(masked[0].is_none() && entropies(&masked).2 == 3);
-        let err = spectra(&params, None, &Names { embed: "W_E", ..names }, false, None, "run `dense`").unwrap_err().to_string();
-        assert!(err.contains("embed") && err.contains("`W_E`") && err.contains("run `dense`"), "{err}");
+        let err =
+            spectra(&params, None, &Names { embed: "W_E", ..names }, false, None, "run `dense`")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("embed") && err.contains("`W_E`") && err.contains("run `dense`"),
+            "{err}"
+        );
     }
 }

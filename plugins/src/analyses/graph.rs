@@ -37,10 +37,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::{Value, json};
-use ticketlab_core::artifact::AnalysisArtifact;
-use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::{HostTensor, MaskSet, NamedTensors};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::artifact::AnalysisArtifact;
+use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
+use ticketlab_api::{Error, Result, register_plugin};
 
 use super::jaccard::magnitude_mask;
 use super::linalg::symmetric_eigenvalues;
@@ -51,7 +51,8 @@ const PARAMS: &[ParamSpec] = &[
 ];
 
 /// The metrics, in output order.
-pub const METRICS: [&str; 5] = ["weighted_spectral_gap", "spectral_gap", "ramanujan_gap", "avg_path_length", "clustering"];
+pub const METRICS: [&str; 5] =
+    ["weighted_spectral_gap", "spectral_gap", "ramanujan_gap", "avg_path_length", "clustering"];
 
 /// Singular values of the `rows × cols` row-major matrix `m`, decreasing (square roots of the
 /// eigenvalues of the smaller Gram matrix).
@@ -129,7 +130,12 @@ pub fn average_clustering(adj: &[Vec<usize>]) -> f64 {
                 return 0.0;
             }
             let nb: Vec<usize> = sets[i].iter().copied().collect();
-            let links = nb.iter().enumerate().flat_map(|(x, &a)| nb[x + 1..].iter().map(move |&b| (a, b))).filter(|(a, b)| sets[*a].contains(b)).count();
+            let links = nb
+                .iter()
+                .enumerate()
+                .flat_map(|(x, &a)| nb[x + 1..].iter().map(move |&b| (a, b)))
+                .filter(|(a, b)| sets[*a].contains(b))
+                .count();
             2.0 * links as f64 / (k * (k - 1)) as f64
         })
         .sum();
@@ -151,12 +157,19 @@ pub fn relational_graph(mask: &[f32], rows: usize, cols: usize, groups: usize) -
             }
         }
     }
-    linked.iter().map(|row| row.iter().enumerate().filter(|(_, l)| **l).map(|(j, _)| j).collect()).collect()
+    linked
+        .iter()
+        .map(|row| row.iter().enumerate().filter(|(_, l)| **l).map(|(j, _)| j).collect())
+        .collect()
 }
 
 /// The metrics of one layer (`None` for tensors that are not matrices); the weighted gap is
 /// `None` without weights.
-fn layer_metrics(mask: &HostTensor, weights: Option<&HostTensor>, groups: usize) -> Option<[Option<f64>; 5]> {
+fn layer_metrics(
+    mask: &HostTensor,
+    weights: Option<&HostTensor>,
+    groups: usize,
+) -> Option<[Option<f64>; 5]> {
     if mask.shape.len() != 2 {
         return None;
     }
@@ -165,14 +178,21 @@ fn layer_metrics(mask: &HostTensor, weights: Option<&HostTensor>, groups: usize)
     let gap = |s: &[f64]| s.first().copied().unwrap_or(0.0) - s.get(1).copied().unwrap_or(0.0);
     let sv = singular_values(&unweighted, rows, cols);
     let weighted = weights.map(|w| {
-        let m: Vec<f64> = w.data.iter().zip(&mask.data).map(|(a, k)| f64::from(a.abs() * k)).collect();
+        let m: Vec<f64> =
+            w.data.iter().zip(&mask.data).map(|(a, k)| f64::from(a.abs() * k)).collect();
         gap(&singular_values(&m, rows, cols))
     });
     let edges: f64 = unweighted.iter().sum();
     let d_avg = 2.0 * edges / (rows + cols) as f64;
     let ramanujan = (2.0 * d_avg - 1.0).max(0.0).sqrt() - sv.get(1).copied().unwrap_or(0.0);
     let adj = relational_graph(&mask.data, rows, cols, groups);
-    Some([weighted, Some(gap(&sv)), Some(ramanujan), Some(average_shortest_path(&adj)), Some(average_clustering(&adj))])
+    Some([
+        weighted,
+        Some(gap(&sv)),
+        Some(ramanujan),
+        Some(average_shortest_path(&adj)),
+        Some(average_clustering(&adj)),
+    ])
 }
 
 /// Per-layer metrics of a mask and their mean over layers.
@@ -182,8 +202,12 @@ struct MaskMetrics {
 }
 
 fn metrics(mask: &MaskSet, weights: Option<&NamedTensors>, groups: usize) -> MaskMetrics {
-    let layers: BTreeMap<String, [Option<f64>; 5]> =
-        mask.iter().filter_map(|(n, m)| layer_metrics(m, weights.and_then(|w| w.get(n)), groups).map(|v| (n.clone(), v))).collect();
+    let layers: BTreeMap<String, [Option<f64>; 5]> = mask
+        .iter()
+        .filter_map(|(n, m)| {
+            layer_metrics(m, weights.and_then(|w| w.get(n)), groups).map(|v| (n.clone(), v))
+        })
+        .collect();
     let mut mean = [None; 5];
     for (i, slot) in mean.iter_mut().enumerate() {
         let vals: Vec<f64> = layers.values().filter_map(|v| v[i]).collect();
@@ -199,7 +223,11 @@ fn as_object(v: &[Option<f64>; 5]) -> Value {
 }
 
 /// Series over a run's checkpoints.
-fn run_series(run: &ticketlab_core::artifact::RunArtifact, rate: f64, groups: usize) -> Result<Value> {
+fn run_series(
+    run: &ticketlab_api::artifact::RunArtifact,
+    rate: f64,
+    groups: usize,
+) -> Result<Value> {
     let mut mean: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
     let mut layers: BTreeMap<String, BTreeMap<&str, Vec<Option<f64>>>> = BTreeMap::new();
     for ckpt in run.checkpoints.values() {
@@ -216,7 +244,8 @@ fn run_series(run: &ticketlab_core::artifact::RunArtifact, rate: f64, groups: us
 }
 
 fn point(m: &MaskMetrics) -> Value {
-    let layers: serde_json::Map<String, Value> = m.layers.iter().map(|(k, v)| (k.clone(), as_object(v))).collect();
+    let layers: serde_json::Map<String, Value> =
+        m.layers.iter().map(|(k, v)| (k.clone(), as_object(v))).collect();
     json!({"mean": as_object(&m.mean), "layers": layers})
 }
 
@@ -229,10 +258,16 @@ impl AnalysisPlugin for GraphMetrics {
         let groups = params.usize("groups")?.max(1);
         let rate = params.f64("rate")?;
         if !(0.0..1.0).contains(&rate) {
-            return Err(Error::param("rate", format!("{rate} is out of range: the pruning rate must be in [0, 1)")));
+            return Err(Error::param(
+                "rate",
+                format!("{rate} is out of range: the pruning rate must be in [0, 1)"),
+            ));
         }
         if inputs.runs.is_empty() && inputs.models.is_empty() && inputs.masks.is_empty() {
-            return Err(Error::param("runs", "graph_metrics needs at least one run, model or mask input"));
+            return Err(Error::param(
+                "runs",
+                "graph_metrics needs at least one run, model or mask input",
+            ));
         }
         let mut runs = serde_json::Map::new();
         for (arm, run) in &inputs.runs {
@@ -242,16 +277,39 @@ impl AnalysisPlugin for GraphMetrics {
         for (stage, model) in &inputs.models {
             let mask: MaskSet = match &model.mask {
                 Some(m) => m.clone(),
-                None => model.prunable.iter().filter_map(|n| model.params.get(n).map(|t| (n.clone(), HostTensor::full(t.shape.clone(), 1.0)))).collect(),
+                None => model
+                    .prunable
+                    .iter()
+                    .filter_map(|n| {
+                        model
+                            .params
+                            .get(n)
+                            .map(|t| (n.clone(), HostTensor::full(t.shape.clone(), 1.0)))
+                    })
+                    .collect(),
             };
             models.insert(stage.to_string(), point(&metrics(&mask, Some(&model.params), groups)));
         }
-        let masks: serde_json::Map<String, Value> = inputs.masks.iter().map(|(stage, m)| (stage.to_string(), point(&metrics(&m.masks, None, groups)))).collect();
-        Ok(AnalysisArtifact { analysis: "graph_metrics".into(), value: json!({"rate": rate, "groups": groups, "runs": runs, "models": models, "masks": masks}) })
+        let masks: serde_json::Map<String, Value> = inputs
+            .masks
+            .iter()
+            .map(|(stage, m)| (stage.to_string(), point(&metrics(&m.masks, None, groups))))
+            .collect();
+        Ok(AnalysisArtifact {
+            analysis: "graph_metrics".into(),
+            value: json!({"rate": rate, "groups": groups, "runs": runs, "models": models, "masks": masks}),
+        })
     }
 }
 
-register_plugin!(Analysis, "graph_metrics", "1.0.0", "Spectral gaps, Ramanujan gap, path length and clustering of pruned layers", PARAMS, GraphMetrics);
+register_plugin!(
+    Analysis,
+    "graph_metrics",
+    "1.0.0",
+    "Spectral gaps, Ramanujan gap, path length and clustering of pruned layers",
+    PARAMS,
+    GraphMetrics
+);
 
 #[cfg(test)]
 mod tests {
@@ -305,7 +363,12 @@ mod tests {
         assert!((sv[0] - 3f64.sqrt()).abs() < 1e-9 && (sv[1] - 1.0).abs() < 1e-9);
         let t: Vec<f64> = (0..3).flat_map(|i| (0..2).map(move |j| path[j * 3 + i])).collect();
         assert_eq!(singular_values(&t, 3, 2), sv, "tall and wide give the same spectrum");
-        let m = layer_metrics(&HostTensor::new(vec![2, 3], path.iter().map(|v| *v as f32).collect()), Some(&HostTensor::full(vec![2, 3], -2.0)), 2).unwrap();
+        let m = layer_metrics(
+            &HostTensor::new(vec![2, 3], path.iter().map(|v| *v as f32).collect()),
+            Some(&HostTensor::full(vec![2, 3], -2.0)),
+            2,
+        )
+        .unwrap();
         assert!((m[1].unwrap() - (3f64.sqrt() - 1.0)).abs() < 1e-9);
         assert!((m[0].unwrap() - 2.0 * (3f64.sqrt() - 1.0)).abs() < 1e-9, "weighted by |w| = 2");
         // d_avg = 8/5: sqrt(2.2) − 1.

@@ -2,7 +2,7 @@
 //!
 //! For each input run, the global magnitude mask at `rate` (the paper's k = 0.6) is computed
 //! from every checkpoint (ranking only the weights alive in the run's own mask, with the core's
-//! exact-k and tie rules, [`ticketlab_core::pruning::select_global`]). For each pair of
+//! exact-k and tie rules, [`ticketlab_engine::pruning::select_global`]). For each pair of
 //! successive checkpoints `(t, t')`, per layer and over all layers,
 //! `JD = 1 − |m_t ∧ m_t'| / |m_t ∨ m_t'|` (0 when both are empty), together with the change of
 //! test accuracy over the same interval, read from the run's last evaluation at or before each
@@ -19,14 +19,19 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use ticketlab_core::artifact::{AnalysisArtifact, RunArtifact};
-use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::pruning::select_global;
-use ticketlab_core::tensor::{HostTensor, MaskSet, NamedTensors};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
+use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
+use ticketlab_api::{Error, Result, register_plugin};
+use ticketlab_engine::pruning::select_global;
 
-const PARAMS: &[ParamSpec] =
-    &[ParamSpec::new("rate", ParamType::Float, "pruning rate (fraction removed) of the global magnitude masks compared").default("0.6").range_exclusive(0.0, 1.0)];
+const PARAMS: &[ParamSpec] = &[ParamSpec::new(
+    "rate",
+    ParamType::Float,
+    "pruning rate (fraction removed) of the global magnitude masks compared",
+)
+.default("0.6")
+.range_exclusive(0.0, 1.0)];
 
 /// `1 − |a ∧ b| / |a ∨ b|` of two 0/1 vectors (0 when both are empty).
 pub fn jaccard_distance(a: &[f32], b: &[f32]) -> f64 {
@@ -42,14 +47,35 @@ pub fn jaccard_distance(a: &[f32], b: &[f32]) -> f64 {
 /// The global magnitude mask of `weights` at `rate` over the prunable layers of a run: the
 /// alive weights of `run_mask` (all weights of the prunable layers when dense) are ranked by
 /// `|w|` and exactly `round((1 − rate) · total)` are kept.
-pub fn magnitude_mask(weights: &NamedTensors, prunable: &[String], run_mask: Option<&MaskSet>, rate: f64) -> Result<MaskSet> {
+pub fn magnitude_mask(
+    weights: &NamedTensors,
+    prunable: &[String],
+    run_mask: Option<&MaskSet>,
+    rate: f64,
+) -> Result<MaskSet> {
     let mut alive = MaskSet::new();
     for name in prunable {
-        let w = weights.get(name).ok_or_else(|| Error::param(name, "is prunable but missing from a checkpoint"))?;
-        let m = run_mask.and_then(|m| m.get(name)).cloned().unwrap_or_else(|| HostTensor::full(w.shape.clone(), 1.0));
+        let w = weights
+            .get(name)
+            .ok_or_else(|| Error::param(name, "is prunable but missing from a checkpoint"))?;
+        let m = run_mask
+            .and_then(|m| m.get(name))
+            .cloned()
+            .unwrap_or_else(|| HostTensor::full(w.shape.clone(), 1.0));
         alive.insert(name.clone(), m);
     }
-    let scores: NamedTensors = alive.keys().map(|n| (n.clone(), HostTensor::new(weights[n].shape.clone(), weights[n].data.iter().map(|v| v.abs()).collect()))).collect();
+    let scores: NamedTensors = alive
+        .keys()
+        .map(|n| {
+            (
+                n.clone(),
+                HostTensor::new(
+                    weights[n].shape.clone(),
+                    weights[n].data.iter().map(|v| v.abs()).collect(),
+                ),
+            )
+        })
+        .collect();
     let total: usize = alive.values().map(HostTensor::len).sum();
     Ok(select_global(&alive, &scores, ((1.0 - rate) * total as f64).round() as usize))
 }
@@ -77,7 +103,9 @@ fn run_series(run: &RunArtifact, rate: f64) -> Result<serde_json::Value> {
             b.extend_from_slice(&m1[name].data);
         }
         all.push(jaccard_distance(&a, &b));
-        delta.push(test_acc_at(run, *t1).zip(test_acc_at(run, *t0)).map(|(after, before)| after - before));
+        delta.push(
+            test_acc_at(run, *t1).zip(test_acc_at(run, *t0)).map(|(after, before)| after - before),
+        );
     }
     Ok(json!({"intervals": intervals, "layers": layers, "all": all, "delta_test_acc": delta}))
 }
@@ -90,7 +118,10 @@ impl AnalysisPlugin for Jaccard {
     fn analyze(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
         let rate = params.f64("rate")?;
         if !(0.0..1.0).contains(&rate) {
-            return Err(Error::param("rate", format!("{rate} is out of range: the pruning rate must be in [0, 1)")));
+            return Err(Error::param(
+                "rate",
+                format!("{rate} is out of range: the pruning rate must be in [0, 1)"),
+            ));
         }
         if inputs.runs.is_empty() {
             return Err(Error::param("runs", "jaccard needs at least one run with checkpoints"));
@@ -99,11 +130,21 @@ impl AnalysisPlugin for Jaccard {
         for (arm, run) in &inputs.runs {
             runs.insert(arm.to_string(), run_series(run, rate)?);
         }
-        Ok(AnalysisArtifact { analysis: "jaccard".into(), value: json!({"rate": rate, "runs": runs}) })
+        Ok(AnalysisArtifact {
+            analysis: "jaccard".into(),
+            value: json!({"rate": rate, "runs": runs}),
+        })
     }
 }
 
-register_plugin!(Analysis, "jaccard", "1.0.0", "Per-layer Jaccard distance of magnitude masks between successive checkpoints", PARAMS, Jaccard);
+register_plugin!(
+    Analysis,
+    "jaccard",
+    "1.0.0",
+    "Per-layer Jaccard distance of magnitude masks between successive checkpoints",
+    PARAMS,
+    Jaccard
+);
 
 #[cfg(test)]
 mod tests {
@@ -132,7 +173,8 @@ mod tests {
         assert_eq!(m["b"].data, vec![1.0, 1.0]);
         assert!(!m.contains_key("bias"));
         // With `a[1]` pruned in the run, 0.3 takes its place.
-        let run_mask: MaskSet = [("a".to_string(), HostTensor::new(vec![4], vec![1.0, 0.0, 1.0, 1.0]))].into();
+        let run_mask: MaskSet =
+            [("a".to_string(), HostTensor::new(vec![4], vec![1.0, 0.0, 1.0, 1.0]))].into();
         let m = magnitude_mask(&w, &prunable, Some(&run_mask), 0.5).unwrap();
         assert_eq!(m["a"].data, vec![0.0, 0.0, 1.0, 0.0]);
     }

@@ -9,7 +9,10 @@ pub fn symmetric_eigenvalues(a: &[f64], n: usize) -> Vec<f64> {
     assert_eq!(a.len(), n * n, "symmetric_eigenvalues: {} values for n = {n}", a.len());
     let mut m = a.to_vec();
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * n + j] * m[i * n + j]).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * n + j] * m[i * n + j])
+            .sum();
         let scale: f64 = m.iter().map(|v| v * v).sum::<f64>().max(f64::MIN_POSITIVE);
         if off <= 1e-24 * scale {
             break;
@@ -53,6 +56,10 @@ mod tests {
         assert!((ev[0] - 3.0).abs() < 1e-10 && (ev[1] - 1.0).abs() < 1e-10);
         // Path graph on 3 nodes: ±sqrt(2), 0.
         let ev = symmetric_eigenvalues(&[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0], 3);
-        assert!((ev[0] - 2f64.sqrt()).abs() < 1e-10 && ev[1].abs() < 1e-10 && (ev[2] + 2f64.sqrt()).abs() < 1e-10);
+        assert!(
+            (ev[0] - 2f64.sqrt()).abs() < 1e-10
+                && ev[1].abs() < 1e-10
+                && (ev[2] + 2f64.sqrt()).abs() < 1e-10
+        );
     }
 }

@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use ticketlab_core::artifact::AnalysisArtifact;
-use ticketlab_core::plugin::{AnalysisInputs, AnalysisPlugin, Params};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::artifact::AnalysisArtifact;
+use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, Params};
+use ticketlab_api::{Error, Result, register_plugin};
 
 /// The `weight_norms` analysis.
 #[derive(Default)]
@@ -36,7 +36,10 @@ impl AnalysisPlugin for WeightNorms {
                     e.1.push(n.l2);
                 }
             }
-            let layers: serde_json::Map<String, serde_json::Value> = layers.into_iter().map(|(k, (l1, l2))| (k.to_string(), json!({"l1": l1, "l2": l2}))).collect();
+            let layers: serde_json::Map<String, serde_json::Value> = layers
+                .into_iter()
+                .map(|(k, (l1, l2))| (k.to_string(), json!({"l1": l1, "l2": l2})))
+                .collect();
             runs.insert(
                 arm.to_string(),
                 json!({
@@ -51,4 +54,11 @@ impl AnalysisPlugin for WeightNorms {
     }
 }
 
-register_plugin!(Analysis, "weight_norms", "1.0.0", "Global and per-layer L1/L2 weight norms over training", &[], WeightNorms);
+register_plugin!(
+    Analysis,
+    "weight_norms",
+    "1.0.0",
+    "Global and per-layer L1/L2 weight norms over training",
+    &[],
+    WeightNorms
+);

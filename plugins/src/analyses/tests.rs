@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use ticketlab_core::artifact::{ArchSpec, MaskArtifact, ModelArtifact, RunArtifact};
-use ticketlab_core::metrics::{EvalRecord, Norms, RunSummary};
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{AnalysisInputs, Params, PluginKind, StageContext};
-use ticketlab_core::tensor::{HostTensor, MaskSet, NamedTensors};
+use ticketlab_api::artifact::{ArchSpec, MaskArtifact, ModelArtifact, RunArtifact};
+use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::plugin::{AnalysisInputs, Params, PluginKind, StageContext};
+use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
 
-use super::{code_cross_entropy, jaccard_distance, magnitude_mask, normalised_spectrum, shannon_entropy};
+use super::{
+    code_cross_entropy, jaccard_distance, magnitude_mask, normalised_spectrum, shannon_entropy,
+};
 
 const P: usize = 11;
 const D: usize = 8;
@@ -22,25 +24,39 @@ fn weights(seed: u64) -> NamedTensors {
     let mut draw = |n: usize| -> Vec<f32> {
         (0..n)
             .map(|_| {
-                x = ticketlab_core::seed::splitmix64(x);
+                x = ticketlab_api::seed::splitmix64(x);
                 ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) as f32
             })
             .collect()
     };
-    [("embed.W_E", vec![D, P]), ("inproj.W", vec![W, D]), ("outproj.W", vec![D, W]), ("unembed.W_U", vec![D, P])]
-        .into_iter()
-        .map(|(n, s)| {
-            let len = s.iter().product();
-            (n.to_string(), HostTensor::new(s, draw(len)))
-        })
-        .collect()
+    [
+        ("embed.W_E", vec![D, P]),
+        ("inproj.W", vec![W, D]),
+        ("outproj.W", vec![D, W]),
+        ("unembed.W_U", vec![D, P]),
+    ]
+    .into_iter()
+    .map(|(n, s)| {
+        let len = s.iter().product();
+        (n.to_string(), HostTensor::new(s, draw(len)))
+    })
+    .collect()
 }
 
 fn record(step: u64, acc: f64, params: &NamedTensors) -> EvalRecord {
-    let layers: BTreeMap<String, Norms> = params.iter().map(|(k, t)| (k.clone(), Norms { l1: t.l1(), l2: t.l2() })).collect();
+    let layers: BTreeMap<String, Norms> =
+        params.iter().map(|(k, t)| (k.clone(), Norms { l1: t.l1(), l2: t.l2() })).collect();
     let l1 = layers.values().map(|n| n.l1).sum();
     let l2 = layers.values().map(|n| n.l2 * n.l2).sum::<f64>().sqrt();
-    EvalRecord { step, train_loss: 1.0 - acc, train_acc: Some(if step == 0 { 0.0 } else { 1.0 }), test_loss: 1.0 - acc, test_acc: Some(acc), norms: Norms { l1, l2 }, layers }
+    EvalRecord {
+        step,
+        train_loss: 1.0 - acc,
+        train_acc: Some(if step == 0 { 0.0 } else { 1.0 }),
+        test_loss: 1.0 - acc,
+        test_acc: Some(acc),
+        norms: Norms { l1, l2 },
+        layers,
+    }
 }
 
 /// A run with checkpoints at 0, 100, 200 and evaluations every 50 steps.
@@ -54,9 +70,15 @@ fn run(mask: Option<MaskSet>, accs: [f64; 5]) -> RunArtifact {
         }
         w
     };
-    let ckpts: BTreeMap<u64, NamedTensors> = [(0, apply(weights(1))), (100, apply(weights(1))), (200, apply(weights(2)))].into();
-    let records: Vec<EvalRecord> = accs.iter().enumerate().map(|(i, a)| record(50 * i as u64, *a, &ckpts[&(100 * (i as u64 / 2))])).collect();
-    let density = mask.as_ref().map_or(1.0, |m| ticketlab_core::artifact::DensityReport::of(m).density);
+    let ckpts: BTreeMap<u64, NamedTensors> =
+        [(0, apply(weights(1))), (100, apply(weights(1))), (200, apply(weights(2)))].into();
+    let records: Vec<EvalRecord> = accs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| record(50 * i as u64, *a, &ckpts[&(100 * (i as u64 / 2))]))
+        .collect();
+    let density =
+        mask.as_ref().map_or(1.0, |m| ticketlab_api::artifact::DensityReport::of(m).density);
     let init = ModelArtifact {
         arch: ArchSpec { plugin: "mlp_modular".into(), params: Params::new() },
         params: ckpts[&0].clone(),
@@ -64,19 +86,38 @@ fn run(mask: Option<MaskSet>, accs: [f64; 5]) -> RunArtifact {
         prunable: PRUNABLE.iter().map(|s| s.to_string()).collect(),
         origin: "test".into(),
     };
-    RunArtifact { init, final_params: ckpts[&200].clone(), checkpoints: ckpts, summary: RunSummary::from_records(&records, 0.95, density).unwrap(), records }
+    RunArtifact {
+        init,
+        final_params: ckpts[&200].clone(),
+        checkpoints: ckpts,
+        summary: RunSummary::from_records(&records, 0.95, density).unwrap(),
+        records,
+    }
 }
 
 fn ticket_mask() -> MaskSet {
     magnitude_mask(&weights(1), &PRUNABLE.map(String::from), None, 0.6).unwrap()
 }
 
-fn analyse(name: &str, params: Params, runs: &[(&str, &RunArtifact)], masks: &[(&str, &MaskArtifact)], kind: PluginKind) -> serde_json::Value {
+fn analyse(
+    name: &str,
+    params: Params,
+    runs: &[(&str, &RunArtifact)],
+    masks: &[(&str, &MaskArtifact)],
+    kind: PluginKind,
+) -> serde_json::Value {
     let registry = Registry::builtin().unwrap();
     let entry = registry.get(kind, name).unwrap();
     let p = params.with_defaults(&entry.params);
     let ctx = StageContext { stage: name.into(), seed: 0, base_dir: ".".into() };
-    let inputs = AnalysisInputs { runs: runs.to_vec(), masks: masks.to_vec(), models: vec![], data: None, arch: None, ctx: &ctx };
+    let inputs = AnalysisInputs {
+        runs: runs.to_vec(),
+        masks: masks.to_vec(),
+        models: vec![],
+        data: None,
+        arch: None,
+        ctx: &ctx,
+    };
     let out = match kind {
         PluginKind::Report => registry.report(name).unwrap().report(&p, &inputs).unwrap(),
         _ => registry.analysis(name).unwrap().analyze(&p, &inputs).unwrap(),
@@ -89,7 +130,13 @@ fn analyse(name: &str, params: Params, runs: &[(&str, &RunArtifact)], masks: &[(
 fn fourier_entropy_series_and_spectra() {
     let dense = run(None, [0.0, 0.1, 0.2, 0.5, 1.0]);
     let ticket = run(Some(ticket_mask()), [0.0, 0.5, 1.0, 1.0, 1.0]);
-    let v = analyse("fourier_entropy", Params::new(), &[("dense", &dense), ("ticket", &ticket)], &[], PluginKind::Analysis);
+    let v = analyse(
+        "fourier_entropy",
+        Params::new(),
+        &[("dense", &dense), ("ticket", &ticket)],
+        &[],
+        PluginKind::Analysis,
+    );
     assert_eq!(v["frequencies"], 4);
     for (arm, r) in [("dense", &dense), ("ticket", &ticket)] {
         let e = &v["runs"][arm];
@@ -101,7 +148,13 @@ fn fourier_entropy_series_and_spectra() {
         let (we, wi) = (&w["embed.W_E"], &w["inproj.W"]);
         let (mut sh, mut ce, mut n) = (0.0, 0.0, 0.0);
         for i in 0..W {
-            let row: Vec<f64> = (0..P).map(|t| (0..D).map(|j| f64::from(wi.data[i * D + j]) * f64::from(we.data[j * P + t])).sum()).collect();
+            let row: Vec<f64> = (0..P)
+                .map(|t| {
+                    (0..D)
+                        .map(|j| f64::from(wi.data[i * D + j]) * f64::from(we.data[j * P + t]))
+                        .sum()
+                })
+                .collect();
             if let Some(q) = normalised_spectrum(&row, 4) {
                 sh += shannon_entropy(&q);
                 ce += code_cross_entropy(&q);
@@ -112,8 +165,17 @@ fn fourier_entropy_series_and_spectra() {
         assert!((e["code_ce"][2].as_f64().unwrap() - ce / n).abs() < 1e-9, "{arm}");
         assert_eq!(e["neurons"][2].as_u64().unwrap() as f64, n);
     }
-    let only_output = analyse("fourier_entropy", Params::new().with("side", "output"), &[("dense", &dense)], &[], PluginKind::Analysis);
-    assert!(only_output["runs"]["dense"].get("shannon").is_none() && only_output["runs"]["dense"]["output"]["shannon"].is_array());
+    let only_output = analyse(
+        "fourier_entropy",
+        Params::new().with("side", "output"),
+        &[("dense", &dense)],
+        &[],
+        PluginKind::Analysis,
+    );
+    assert!(
+        only_output["runs"]["dense"].get("shannon").is_none()
+            && only_output["runs"]["dense"]["output"]["shannon"].is_array()
+    );
 }
 
 #[test]
@@ -128,10 +190,15 @@ fn jaccard_pairs_successive_checkpoints_with_accuracy_changes() {
     for layer in PRUNABLE {
         let series = &e["layers"][layer];
         assert_eq!(series[0], 0.0);
-        assert!((series[1].as_f64().unwrap() - jaccard_distance(&m0[layer].data, &m2[layer].data)).abs() < 1e-12);
+        assert!(
+            (series[1].as_f64().unwrap() - jaccard_distance(&m0[layer].data, &m2[layer].data))
+                .abs()
+                < 1e-12
+        );
     }
     assert!(e["all"][1].as_f64().unwrap() > 0.0);
-    let delta: Vec<f64> = e["delta_test_acc"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
+    let delta: Vec<f64> =
+        e["delta_test_acc"].as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect();
     assert!((delta[0] - 0.2).abs() < 1e-12 && (delta[1] - 0.8).abs() < 1e-12, "{delta:?}");
 }
 
@@ -139,14 +206,20 @@ fn jaccard_pairs_successive_checkpoints_with_accuracy_changes() {
 fn graph_metrics_of_runs_and_masks() {
     let dense = run(None, [0.0, 0.1, 0.2, 0.5, 1.0]);
     let mask = MaskArtifact {
-        report: ticketlab_core::artifact::DensityReport::of(&ticket_mask()),
+        report: ticketlab_api::artifact::DensityReport::of(&ticket_mask()),
         masks: ticket_mask(),
         pruner: "pruner/magnitude@1.0.0".into(),
         rate: 0.6,
         scored_at: None,
         warnings: vec![],
     };
-    let v = analyse("graph_metrics", Params::new().with("groups", 4), &[("dense", &dense)], &[("mask", &mask)], PluginKind::Analysis);
+    let v = analyse(
+        "graph_metrics",
+        Params::new().with("groups", 4),
+        &[("dense", &dense)],
+        &[("mask", &mask)],
+        PluginKind::Analysis,
+    );
     let e = &v["runs"]["dense"];
     assert_eq!(e["steps"], serde_json::json!([0, 100, 200]));
     for metric in super::graph::METRICS {
@@ -155,11 +228,23 @@ fn graph_metrics_of_runs_and_masks() {
     }
     // The run at checkpoint 0 has the ticket's mask (same weights, same rate): same unweighted metrics.
     for metric in ["spectral_gap", "ramanujan_gap", "avg_path_length", "clustering"] {
-        assert!((e["mean"][metric][0].as_f64().unwrap() - v["masks"]["mask"]["mean"][metric].as_f64().unwrap()).abs() < 1e-9, "{metric}");
+        assert!(
+            (e["mean"][metric][0].as_f64().unwrap()
+                - v["masks"]["mask"]["mean"][metric].as_f64().unwrap())
+            .abs()
+                < 1e-9,
+            "{metric}"
+        );
     }
     assert!(v["masks"]["mask"]["mean"]["weighted_spectral_gap"].is_null());
     // rate 0: the dense run's own (full) mask: every relational graph is complete.
-    let full = analyse("graph_metrics", Params::new().with("groups", 4).with("rate", 0.0), &[("dense", &dense)], &[], PluginKind::Analysis);
+    let full = analyse(
+        "graph_metrics",
+        Params::new().with("groups", 4).with("rate", 0.0),
+        &[("dense", &dense)],
+        &[],
+        PluginKind::Analysis,
+    );
     assert_eq!(full["runs"]["dense"]["mean"]["avg_path_length"][0], 1.0);
     assert_eq!(full["runs"]["dense"]["mean"]["clustering"][0], 1.0);
 }
@@ -170,7 +255,12 @@ fn weight_norms_follow_the_evaluations() {
     let v = analyse("weight_norms", Params::new(), &[("dense", &dense)], &[], PluginKind::Analysis);
     let e = &v["runs"]["dense"];
     assert_eq!(e["steps"], serde_json::json!([0, 50, 100, 150, 200]));
-    assert!((e["layers"]["inproj.W"]["l2"][4].as_f64().unwrap() - dense.checkpoints[&200]["inproj.W"].l2()).abs() < 1e-12);
+    assert!(
+        (e["layers"]["inproj.W"]["l2"][4].as_f64().unwrap()
+            - dense.checkpoints[&200]["inproj.W"].l2())
+        .abs()
+            < 1e-12
+    );
     assert!((e["l1"][0].as_f64().unwrap() - dense.records[0].norms.l1).abs() < 1e-12);
 }
 
@@ -178,7 +268,13 @@ fn weight_norms_follow_the_evaluations() {
 fn compare_reports_speedups_against_the_first_run() {
     let dense = run(None, [0.0, 0.1, 0.2, 0.5, 1.0]);
     let ticket = run(Some(ticket_mask()), [0.0, 0.5, 1.0, 1.0, 1.0]);
-    let v = analyse("compare", Params::new(), &[("dense", &dense), ("ticket", &ticket)], &[], PluginKind::Report);
+    let v = analyse(
+        "compare",
+        Params::new(),
+        &[("dense", &dense), ("ticket", &ticket)],
+        &[],
+        PluginKind::Report,
+    );
     assert_eq!(v["baseline"], "dense");
     let arms = v["arms"].as_array().unwrap();
     assert_eq!((arms[0]["t_gen"].as_u64(), arms[1]["t_gen"].as_u64()), (Some(200), Some(100)));

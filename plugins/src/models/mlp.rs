@@ -2,15 +2,28 @@
 
 use std::collections::BTreeMap;
 
-use ticketlab_core::data::DatasetInfo;
-use ticketlab_core::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::{Architecture, GraphBuilder, Init, ParamDef, Var};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::data::DatasetInfo;
+use ticketlab_api::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{Architecture, GraphBuilder, Init, ParamDef, Var};
+use ticketlab_api::{Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("hidden", ParamType::IntList, "hidden layer widths, input side first (e.g. [40, 48, 500])").default("[200, 200]").min(1.0),
-    ParamSpec::new("init_scale", ParamType::Float, "weights ~ N(0, (init_scale/sqrt(d_in))^2)").default("1.0").min(0.0),
-    ParamSpec::new("bias", ParamType::Bool, "add a bias (initialised to 0, not prunable) to every layer").default("false"),
+    ParamSpec::new(
+        "hidden",
+        ParamType::IntList,
+        "hidden layer widths, input side first (e.g. [40, 48, 500])",
+    )
+    .default("[200, 200]")
+    .min(1.0),
+    ParamSpec::new("init_scale", ParamType::Float, "weights ~ N(0, (init_scale/sqrt(d_in))^2)")
+        .default("1.0")
+        .min(0.0),
+    ParamSpec::new(
+        "bias",
+        ParamType::Bool,
+        "add a bias (initialised to 0, not prunable) to every layer",
+    )
+    .default("false"),
     super::PRUNABLE,
 ];
 
@@ -44,7 +57,12 @@ impl Mlp {
                 prunable: true,
             });
             if bias {
-                defs.push(ParamDef { name: format!("layers.{i}.bias"), shape: vec![fan_out], init: Init::Zeros, prunable: false });
+                defs.push(ParamDef {
+                    name: format!("layers.{i}.bias"),
+                    shape: vec![fan_out],
+                    init: Init::Zeros,
+                    prunable: false,
+                });
             }
         }
         Ok(Self { defs: super::apply_prunable(defs, params)?, layers: widths.len() - 1, bias })
@@ -82,4 +100,11 @@ impl Architecture for Mlp {
     }
 }
 
-register_plugin!(Architecture, "mlp", "1.0.0", "Generic ReLU MLP on flattened inputs with hidden widths from the file", PARAMS, MlpPlugin);
+register_plugin!(
+    Architecture,
+    "mlp",
+    "1.0.0",
+    "Generic ReLU MLP on flattened inputs with hidden widths from the file",
+    PARAMS,
+    MlpPlugin
+);

@@ -2,15 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use ticketlab_core::data::DatasetInfo;
-use ticketlab_core::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::{Architecture, GraphBuilder, Init, ParamDef, Var};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::data::DatasetInfo;
+use ticketlab_api::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{Architecture, GraphBuilder, Init, ParamDef, Var};
+use ticketlab_api::{Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("d_emb", ParamType::Int, "embedding width").default("500").min(1.0),
     ParamSpec::new("width", ParamType::Int, "hidden neurons of W_in").default("48").min(1.0),
-    ParamSpec::new("kappa", ParamType::Float, "initialisation scale: weights ~ N(0, (kappa/sqrt(d_in))^2)").default("1.0").min(0.0),
+    ParamSpec::new(
+        "kappa",
+        ParamType::Float,
+        "initialisation scale: weights ~ N(0, (kappa/sqrt(d_in))^2)",
+    )
+    .default("1.0")
+    .min(0.0),
     super::PRUNABLE,
 ];
 
@@ -26,10 +32,16 @@ struct Model {
 impl ArchitecturePlugin for MlpModular {
     fn build(&self, params: &Params, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
         let (vocab, _) = super::tokens("mlp_modular", info)?;
-        let (d, w, k) = (params.usize("d_emb")?, params.usize("width")?, params.f64("kappa")? as f32);
+        let (d, w, k) =
+            (params.usize("d_emb")?, params.usize("width")?, params.f64("kappa")? as f32);
         let out = info.output_dim;
         let std = |fan_in: usize| Init::Normal { std: k / (fan_in as f32).sqrt() };
-        let def = |name: &str, shape: Vec<usize>, init| ParamDef { name: name.into(), shape, init, prunable: true };
+        let def = |name: &str, shape: Vec<usize>, init| ParamDef {
+            name: name.into(),
+            shape,
+            init,
+            prunable: true,
+        };
         let defs = vec![
             def("embed.W_E", vec![d, vocab], std(vocab)),
             def("inproj.W", vec![w, d], std(d)),
@@ -62,12 +74,20 @@ impl Architecture for Model {
     }
 }
 
-register_plugin!(Architecture, "mlp_modular", "1.0.0", "The paper's MLP: summed token embeddings, one ReLU layer, projection, unembedding", PARAMS, MlpModular);
+register_plugin!(
+    Architecture,
+    "mlp_modular",
+    "1.0.0",
+    "The paper's MLP: summed token embeddings, one ReLU layer, projection, unembedding",
+    PARAMS,
+    MlpModular
+);
 
 #[cfg(test)]
 mod tests {
-    use ticketlab_core::plugin::registry::Registry;
-    use ticketlab_core::tensor::{StepSpec, TrainingSession, init_params};
+    use ticketlab_api::plugin::registry::Registry;
+    use ticketlab_api::tensor::init_params;
+    use ticketlab_engine::tensor::{StepSpec, TrainingSession};
 
     /// Issue-level check of the engine: the paper's MLP (p = 67, d_emb 500, width 48, 911
     /// training pairs, full batch, AdamW lr 1e-3, wd 1.0, betas 0.9/0.98) memorises its
@@ -77,7 +97,14 @@ mod tests {
         let registry = Registry::builtin().unwrap();
         let (data, arch) = crate::bench::paper_setup(&registry).unwrap();
         assert_eq!(data.train.len(), 911);
-        let mut s = TrainingSession::new(arch.as_ref(), init_params(arch.as_ref(), 0), None, &StepSpec::paper(911), &data.train).unwrap();
+        let mut s = TrainingSession::new(
+            arch.as_ref(),
+            init_params(arch.as_ref(), 0),
+            None,
+            &StepSpec::paper(911),
+            &data.train,
+        )
+        .unwrap();
         s.set_batch(&data.train).unwrap();
         let mut reached = None;
         for step in 1..=1500 {

@@ -1,13 +1,21 @@
 //! The MNIST MLP of the paper's appendix B.1: 784-200-200-10, no biases, init scale alpha.
 
-use ticketlab_core::data::DatasetInfo;
-use ticketlab_core::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::Architecture;
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::data::DatasetInfo;
+use ticketlab_api::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::Architecture;
+use ticketlab_api::{Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("width", ParamType::Int, "hidden width of both hidden layers").default("200").min(1.0),
-    ParamSpec::new("alpha", ParamType::Float, "initialisation scale: weights ~ N(0, (alpha/sqrt(d_in))^2) (Omnigrok's alpha)").default("8.0").min(0.0),
+    ParamSpec::new("width", ParamType::Int, "hidden width of both hidden layers")
+        .default("200")
+        .min(1.0),
+    ParamSpec::new(
+        "alpha",
+        ParamType::Float,
+        "initialisation scale: weights ~ N(0, (alpha/sqrt(d_in))^2) (Omnigrok's alpha)",
+    )
+    .default("8.0")
+    .min(0.0),
     super::PRUNABLE,
 ];
 
@@ -18,7 +26,10 @@ struct MnistMlp;
 impl ArchitecturePlugin for MnistMlp {
     fn build(&self, params: &Params, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
         let width = params.usize("width")?;
-        let mut spec = Params::new().with("hidden", vec![width, width]).with("init_scale", params.f64("alpha")?).with("bias", false);
+        let mut spec = Params::new()
+            .with("hidden", vec![width, width])
+            .with("init_scale", params.f64("alpha")?)
+            .with("bias", false);
         if let Some(prunable) = params.get("prunable") {
             spec = spec.with("prunable", prunable.clone());
         }
@@ -26,5 +37,11 @@ impl ArchitecturePlugin for MnistMlp {
     }
 }
 
-register_plugin!(Architecture, "mnist_mlp", "1.0.0", "The paper's MNIST MLP: 784-200-200-10, no biases, init scale alpha = 8", PARAMS, MnistMlp);
-
+register_plugin!(
+    Architecture,
+    "mnist_mlp",
+    "1.0.0",
+    "The paper's MNIST MLP: 784-200-200-10, no biases, init scale alpha = 8",
+    PARAMS,
+    MnistMlp
+);

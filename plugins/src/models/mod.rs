@@ -10,9 +10,9 @@ mod mlp_modular;
 mod mnist_mlp;
 mod transformer;
 
-use ticketlab_core::plugin::{ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::ParamDef;
-use ticketlab_core::{Error, Result};
+use ticketlab_api::plugin::{ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::ParamDef;
+use ticketlab_api::{Error, Result};
 
 /// The `prunable` parameter every architecture accepts.
 pub(crate) const PRUNABLE: ParamSpec = ParamSpec::new(
@@ -35,7 +35,10 @@ pub(crate) fn apply_prunable(mut defs: Vec<ParamDef>, params: &Params) -> Result
     for n in &names {
         if !defs.iter().any(|d| &d.name == n) {
             let known: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-            return Err(Error::param("prunable", format!("layer `{n}` does not exist; layers: {}", known.join(", "))));
+            return Err(Error::param(
+                "prunable",
+                format!("layer `{n}` does not exist; layers: {}", known.join(", ")),
+            ));
         }
     }
     for d in defs.iter_mut() {
@@ -45,37 +48,57 @@ pub(crate) fn apply_prunable(mut defs: Vec<ParamDef>, params: &Params) -> Result
 }
 
 /// The token facts of a dataset, or an error naming the architecture.
-pub(crate) fn tokens(arch: &str, info: &ticketlab_core::data::DatasetInfo) -> Result<(usize, usize)> {
-    info.tokens
-        .as_ref()
-        .map(|t| (t.vocab, t.n_ctx))
-        .ok_or_else(|| Error::plugin(format!("architecture/{arch}"), "needs a token task (such as `modular`); use `mlp` for dense inputs"))
+pub(crate) fn tokens(
+    arch: &str,
+    info: &ticketlab_api::data::DatasetInfo,
+) -> Result<(usize, usize)> {
+    info.tokens.as_ref().map(|t| (t.vocab, t.n_ctx)).ok_or_else(|| {
+        Error::plugin(
+            format!("architecture/{arch}"),
+            "needs a token task (such as `modular`); use `mlp` for dense inputs",
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use ticketlab_core::data::{DatasetInfo, TokenInfo};
-    use ticketlab_core::plugin::registry::Registry;
+    use ticketlab_api::data::{DatasetInfo, TokenInfo};
+    use ticketlab_api::plugin::registry::Registry;
 
     use super::*;
 
     fn defs() -> Vec<ParamDef> {
-        let def = |name: &str| ParamDef { name: name.into(), shape: vec![2], init: ticketlab_core::tensor::Init::Zeros, prunable: true };
+        let def = |name: &str| ParamDef {
+            name: name.into(),
+            shape: vec![2],
+            init: ticketlab_api::tensor::Init::Zeros,
+            prunable: true,
+        };
         vec![def("embed.W_E"), def("mlp.W_in")]
     }
 
     #[test]
     fn the_prunable_override_selects_layers_and_refuses_unknown_ones() {
-        let only = apply_prunable(defs(), &Params::new().with("prunable", vec!["mlp.W_in"])).unwrap();
+        let only =
+            apply_prunable(defs(), &Params::new().with("prunable", vec!["mlp.W_in"])).unwrap();
         assert_eq!(only.iter().map(|d| d.prunable).collect::<Vec<_>>(), [false, true]);
         for default in [Params::new(), Params::new().with("prunable", Vec::<String>::new())] {
             assert!(apply_prunable(defs(), &default).unwrap().iter().all(|d| d.prunable));
         }
-        let err = apply_prunable(defs(), &Params::new().with("prunable", vec!["mlp.W_out"])).unwrap_err().to_string();
-        assert!(err.contains("layer `mlp.W_out` does not exist; layers: embed.W_E, mlp.W_in"), "{err}");
+        let err = apply_prunable(defs(), &Params::new().with("prunable", vec!["mlp.W_out"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer `mlp.W_out` does not exist; layers: embed.W_E, mlp.W_in"),
+            "{err}"
+        );
         // A value of the wrong type is an error, not the default.
-        for bad in [serde_json::json!("mlp.W_in"), serde_json::json!([1, 2]), serde_json::Value::Null] {
-            let err = apply_prunable(defs(), &Params::new().with("prunable", bad.clone())).unwrap_err().to_string();
+        for bad in
+            [serde_json::json!("mlp.W_in"), serde_json::json!([1, 2]), serde_json::Value::Null]
+        {
+            let err = apply_prunable(defs(), &Params::new().with("prunable", bad.clone()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("prunable") && err.contains("expected"), "{bad}: {err}");
         }
     }
@@ -84,19 +107,41 @@ mod tests {
     #[test]
     fn every_architecture_refuses_an_unknown_prunable_layer() {
         let registry = Registry::builtin().unwrap();
-        let tokens = DatasetInfo { input_shape: vec![2, 5], output_dim: 5, tokens: Some(TokenInfo { vocab: 5, n_ctx: 2 }) };
+        let tokens = DatasetInfo {
+            input_shape: vec![2, 5],
+            output_dim: 5,
+            tokens: Some(TokenInfo { vocab: 5, n_ctx: 2 }),
+        };
         let dense = DatasetInfo { input_shape: vec![4], output_dim: 3, tokens: None };
-        for (name, info) in [("mlp", &dense), ("mnist_mlp", &dense), ("mlp_modular", &tokens), ("transformer_modular", &tokens)] {
-            let entry = registry.get(ticketlab_core::plugin::PluginKind::Architecture, name).unwrap();
+        for (name, info) in [
+            ("mlp", &dense),
+            ("mnist_mlp", &dense),
+            ("mlp_modular", &tokens),
+            ("transformer_modular", &tokens),
+        ] {
+            let entry =
+                registry.get(ticketlab_api::plugin::PluginKind::Architecture, name).unwrap();
             let params = Params::new().with_defaults(&entry.params);
             let arch = registry.architecture(name).unwrap();
             let built = arch.build(&params, info).unwrap_or_else(|e| panic!("{name}: {e}"));
             let first = built.parameters()[0].name.clone();
-            let one = arch.build(&params.clone().with("prunable", vec![first.clone()]), info).unwrap();
+            let one =
+                arch.build(&params.clone().with("prunable", vec![first.clone()]), info).unwrap();
             assert_eq!(one.prunable(), [first], "{name}");
-            let err = arch.build(&params.clone().with("prunable", vec!["no_such.weight"]), info).err().expect("refused").to_string();
-            assert!(err.contains("layer `no_such.weight` does not exist; layers: "), "{name}: {err}");
-            let err = arch.build(&params.with("prunable", "everything"), info).err().expect("refused").to_string();
+            let err = arch
+                .build(&params.clone().with("prunable", vec!["no_such.weight"]), info)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                err.contains("layer `no_such.weight` does not exist; layers: "),
+                "{name}: {err}"
+            );
+            let err = arch
+                .build(&params.with("prunable", "everything"), info)
+                .err()
+                .expect("refused")
+                .to_string();
             assert!(err.contains("expected a list"), "{name}: {err}");
         }
     }

@@ -4,16 +4,23 @@
 
 use std::collections::BTreeMap;
 
-use ticketlab_core::data::DatasetInfo;
-use ticketlab_core::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
-use ticketlab_core::tensor::{Architecture, GraphBuilder, HostTensor, Init, ParamDef, Var};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::data::DatasetInfo;
+use ticketlab_api::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
+use ticketlab_api::tensor::{Architecture, GraphBuilder, HostTensor, Init, ParamDef, Var};
+use ticketlab_api::{Error, Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("d_model", ParamType::Int, "residual width").default("128").min(1.0),
     ParamSpec::new("d_mlp", ParamType::Int, "MLP hidden width").default("128").min(1.0),
-    ParamSpec::new("heads", ParamType::Int, "attention heads (d_head = d_model / heads)").default("1").min(1.0),
-    ParamSpec::new("mlp_bias", ParamType::Bool, "MLP biases b_in, b_out (present in the paper's arxiv_version branch; not prunable)").default("false"),
+    ParamSpec::new("heads", ParamType::Int, "attention heads (d_head = d_model / heads)")
+        .default("1")
+        .min(1.0),
+    ParamSpec::new(
+        "mlp_bias",
+        ParamType::Bool,
+        "MLP biases b_in, b_out (present in the paper's arxiv_version branch; not prunable)",
+    )
+    .default("false"),
     super::PRUNABLE,
 ];
 
@@ -31,12 +38,21 @@ struct Transformer {
 impl ArchitecturePlugin for TransformerPlugin {
     fn build(&self, params: &Params, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
         let (vocab, n_ctx) = super::tokens("transformer_modular", info)?;
-        let (d, d_mlp, heads) = (params.usize("d_model")?, params.usize("d_mlp")?, params.usize("heads")?);
+        let (d, d_mlp, heads) =
+            (params.usize("d_model")?, params.usize("d_mlp")?, params.usize("heads")?);
         if d % heads != 0 {
-            return Err(Error::param("heads", format!("d_model = {d} is not divisible by heads = {heads}")));
+            return Err(Error::param(
+                "heads",
+                format!("d_model = {d} is not divisible by heads = {heads}"),
+            ));
         }
         let normal = |fan_in: usize| Init::Normal { std: 1.0 / (fan_in as f32).sqrt() };
-        let def = |name: &str, shape: Vec<usize>, init, prunable| ParamDef { name: name.into(), shape, init, prunable };
+        let def = |name: &str, shape: Vec<usize>, init, prunable| ParamDef {
+            name: name.into(),
+            shape,
+            init,
+            prunable,
+        };
         let mut defs = vec![
             def("embed.W_E", vec![d, vocab], normal(vocab), true),
             def("attn.W_Q", vec![d, d], normal(d), true),
@@ -52,7 +68,13 @@ impl ArchitecturePlugin for TransformerPlugin {
             defs.push(def("mlp.b_in", vec![d_mlp], Init::Zeros, false));
             defs.push(def("mlp.b_out", vec![d], Init::Zeros, false));
         }
-        Ok(Box::new(Transformer { defs: super::apply_prunable(defs, params)?, heads, d_head: d / heads, n_ctx, mlp_bias }))
+        Ok(Box::new(Transformer {
+            defs: super::apply_prunable(defs, params)?,
+            heads,
+            d_head: d / heads,
+            n_ctx,
+            mlp_bias,
+        }))
     }
 }
 
@@ -89,10 +111,18 @@ impl Architecture for Transformer {
             let wt = g.transpose(p[w])?;
             g.linear(resid, wt)
         };
-        let (q, k, v) = (project(g, "attn.W_Q", resid)?, project(g, "attn.W_K", resid)?, project(g, "attn.W_V", resid)?);
+        let (q, k, v) = (
+            project(g, "attn.W_Q", resid)?,
+            project(g, "attn.W_K", resid)?,
+            project(g, "attn.W_V", resid)?,
+        );
         let mut heads_out: Option<Var> = None;
         for h in 0..self.heads {
-            let (qh, kh, vh) = (g.slice(q, 2, h * dh, (h + 1) * dh)?, g.slice(k, 2, h * dh, (h + 1) * dh)?, g.slice(v, 2, h * dh, (h + 1) * dh)?);
+            let (qh, kh, vh) = (
+                g.slice(q, 2, h * dh, (h + 1) * dh)?,
+                g.slice(k, 2, h * dh, (h + 1) * dh)?,
+                g.slice(v, 2, h * dh, (h + 1) * dh)?,
+            );
             let kt = g.transpose(kh)?;
             let scores = g.matmul(qh, kt)?; // [B, T, T]
             let scores = g.scale(scores, 1.0 / (dh as f32).sqrt())?;
@@ -126,14 +156,22 @@ impl Architecture for Transformer {
     }
 }
 
-register_plugin!(Architecture, "transformer_modular", "1.0.0", "The paper code's 1-layer transformer: no LayerNorm, no positional embedding, causal attention", PARAMS, TransformerPlugin);
+register_plugin!(
+    Architecture,
+    "transformer_modular",
+    "1.0.0",
+    "The paper code's 1-layer transformer: no LayerNorm, no positional embedding, causal attention",
+    PARAMS,
+    TransformerPlugin
+);
 
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
-    use ticketlab_core::plugin::registry::Registry;
-    use ticketlab_core::plugin::{Params, PluginKind, StageContext};
-    use ticketlab_core::tensor::{LossKind, NamedTensors, Objective, evaluate, forward, gradients, init_params, standard_normal};
+    use ticketlab_api::plugin::registry::Registry;
+    use ticketlab_api::plugin::{Params, PluginKind, StageContext};
+    use ticketlab_api::tensor::{NamedTensors, init_params, standard_normal};
+    use ticketlab_engine::tensor::{LossKind, Objective, evaluate, forward, gradients};
 
     /// The transformer's gradient agrees with central differences of its own loss along a
     /// random direction (forward and backward read the same position), and the logits at the
@@ -143,14 +181,31 @@ mod tests {
         let registry = Registry::builtin().unwrap();
         let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
         let spec = |kind, name| registry.require(kind, name).unwrap().params.clone();
-        let dp = Params::new().with("op", "add").with("p", 7).with("pairs", "all").with_defaults(&spec(PluginKind::Dataset, "modular"));
+        let dp = Params::new()
+            .with("op", "add")
+            .with("p", 7)
+            .with("pairs", "all")
+            .with_defaults(&spec(PluginKind::Dataset, "modular"));
         let data = registry.dataset("modular").unwrap().build(&dp, &ctx).unwrap();
-        let ap = Params::new().with("d_model", 8).with("d_mlp", 16).with("heads", 2).with("mlp_bias", true).with_defaults(&spec(PluginKind::Architecture, "transformer_modular"));
-        let arch = registry.architecture("transformer_modular").unwrap().build(&ap, &data.info).unwrap();
+        let ap = Params::new()
+            .with("d_model", 8)
+            .with("d_mlp", 16)
+            .with("heads", 2)
+            .with("mlp_bias", true)
+            .with_defaults(&spec(PluginKind::Architecture, "transformer_modular"));
+        let arch =
+            registry.architecture("transformer_modular").unwrap().build(&ap, &data.info).unwrap();
         let params = init_params(arch.as_ref(), 1);
         let split = &data.train;
 
-        let grad = gradients(arch.as_ref(), &params, None, split, Objective::CrossEntropy { temperature: 1.0 }).unwrap();
+        let grad = gradients(
+            arch.as_ref(),
+            &params,
+            None,
+            split,
+            Objective::CrossEntropy { temperature: 1.0 },
+        )
+        .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let direction: NamedTensors = params
             .iter()
@@ -165,7 +220,10 @@ mod tests {
                 .iter()
                 .map(|(k, t)| {
                     let mut m = t.clone();
-                    m.data.iter_mut().zip(&direction[k].data).for_each(|(w, d)| *w += (eps * f64::from(*d)) as f32);
+                    m.data
+                        .iter_mut()
+                        .zip(&direction[k].data)
+                        .for_each(|(w, d)| *w += (eps * f64::from(*d)) as f32);
                     (k.clone(), m)
                 })
                 .collect();
@@ -174,16 +232,29 @@ mod tests {
         // Small enough that no ReLU of the MLP changes side along the step.
         let eps = 1e-4;
         let differences = (along(eps) - along(-eps)) / (2.0 * eps);
-        let analytic: f64 = grad.iter().map(|(k, g)| g.data.iter().zip(&direction[k].data).map(|(a, b)| f64::from(a * b)).sum::<f64>()).sum();
-        assert!((analytic - differences).abs() <= 2e-3 * (1.0 + differences.abs()), "gradient {analytic} vs differences {differences}");
+        let analytic: f64 = grad
+            .iter()
+            .map(|(k, g)| {
+                g.data.iter().zip(&direction[k].data).map(|(a, b)| f64::from(a * b)).sum::<f64>()
+            })
+            .sum();
+        assert!(
+            (analytic - differences).abs() <= 2e-3 * (1.0 + differences.abs()),
+            "gradient {analytic} vs differences {differences}"
+        );
 
         // Examples (a, b) and (a, b') give different logits: the last position attends to both.
         let out = forward(arch.as_ref(), &params, None, &split.x).unwrap();
         let width = out.shape[1];
         let row = |i: usize| &out.data[i * width..(i + 1) * width];
-        let tokens = |i: usize| &split.x.data[i * split.x.shape[1..].iter().product::<usize>()..][..split.x.shape[1..].iter().product::<usize>()];
+        let tokens = |i: usize| {
+            &split.x.data[i * split.x.shape[1..].iter().product::<usize>()..]
+                [..split.x.shape[1..].iter().product::<usize>()]
+        };
         let first_token = |i: usize| tokens(i)[..7].to_vec();
-        let pair = (0..split.len()).flat_map(|i| (0..split.len()).map(move |j| (i, j))).find(|&(i, j)| i != j && first_token(i) == first_token(j));
+        let pair = (0..split.len())
+            .flat_map(|i| (0..split.len()).map(move |j| (i, j)))
+            .find(|&(i, j)| i != j && first_token(i) == first_token(j));
         let (i, j) = pair.expect("two training pairs share their first token");
         assert_ne!(row(i), row(j), "the second token changes the logits");
     }

@@ -2,11 +2,11 @@
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use ticketlab_core::data::Split;
-use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext};
-use ticketlab_core::pruning::apply_mask;
-use ticketlab_core::tensor::{HostTensor, NamedTensors, standard_normal};
-use ticketlab_core::{Error, Result, seed};
+use ticketlab_api::data::Split;
+use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext};
+use ticketlab_api::tensor::{HostTensor, NamedTensors, standard_normal};
+use ticketlab_api::{Error, Result, seed};
+use ticketlab_engine::pruning::apply_mask;
 
 /// The `batch` parameter of the data-dependent pruners.
 pub(crate) const BATCH: ParamSpec = ParamSpec::new(
@@ -19,11 +19,23 @@ pub(crate) const BATCH: ParamSpec = ParamSpec::new(
 
 /// One score tensor per prunable layer (the layers of the current mask), from
 /// `f(layer, flat index, raw weight)`.
-pub(crate) fn per_weight(ctx: &PruneContext<'_>, mut f: impl FnMut(&str, usize, f32) -> f32) -> Result<NamedTensors> {
+pub(crate) fn per_weight(
+    ctx: &PruneContext<'_>,
+    mut f: impl FnMut(&str, usize, f32) -> f32,
+) -> Result<NamedTensors> {
     let mut out = NamedTensors::new();
     for (name, m) in ctx.mask {
-        let w = ctx.params.get(name).ok_or_else(|| Error::param(name, "missing from the scored weights"))?;
-        out.insert(name.clone(), HostTensor::new(m.shape.clone(), w.data.iter().enumerate().map(|(i, v)| f(name, i, *v)).collect()));
+        let w = ctx
+            .params
+            .get(name)
+            .ok_or_else(|| Error::param(name, "missing from the scored weights"))?;
+        out.insert(
+            name.clone(),
+            HostTensor::new(
+                m.shape.clone(),
+                w.data.iter().enumerate().map(|(i, v)| f(name, i, *v)).collect(),
+            ),
+        );
     }
     Ok(out)
 }
@@ -53,7 +65,10 @@ pub(crate) fn scoring_split(params: &Params, ctx: &PruneContext<'_>) -> Result<S
 /// and SynFlow's all-ones input, which takes its shape from a training example).
 pub(crate) fn training_examples(ctx: &PruneContext<'_>) -> Result<usize> {
     match ctx.data.train.len() {
-        0 => Err(Error::param("data", "the training split is empty; data-dependent pruners need at least one training example")),
+        0 => Err(Error::param(
+            "data",
+            "the training split is empty; data-dependent pruners need at least one training example",
+        )),
         n => Ok(n),
     }
 }
@@ -76,7 +91,9 @@ pub(crate) fn normalise(mut scores: NamedTensors, norm: impl Fn(f64) -> f64) -> 
 pub(crate) fn gaussian_scores(ctx: &PruneContext<'_>) -> NamedTensors {
     let mut out = NamedTensors::new();
     for (name, m) in ctx.mask {
-        let stream = seed::splitmix64(ctx.ctx.seed ^ seed::splitmix64(seed::fnv1a(name) ^ ctx.round.0 as u64));
+        let stream = seed::splitmix64(
+            ctx.ctx.seed ^ seed::splitmix64(seed::fnv1a(name) ^ ctx.round.0 as u64),
+        );
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(stream);
         let data = (0..m.len()).map(|_| standard_normal(&mut rng) as f32).collect();
         out.insert(name.clone(), HostTensor::new(m.shape.clone(), data));

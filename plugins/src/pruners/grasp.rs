@@ -5,16 +5,22 @@
 //! `−θ ⊙ Hg` of the GraSP paper); the core keeps the highest scores, so the score is `θ ⊙ Hg`
 //! as is. Classification tasks only (the temperature acts on logits).
 
-use ticketlab_core::data::Targets;
-use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
-use ticketlab_core::tensor::{Objective, gradients, hessian_gradient_product};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::data::Targets;
+use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::{Error, Result, register_plugin};
+use ticketlab_engine::tensor::{Objective, gradients, hessian_gradient_product};
 
 use super::common::{BATCH, masked, normalise, per_weight, scoring_split};
 
 const PARAMS: &[ParamSpec] = &[
     BATCH,
-    ParamSpec::new("temperature", ParamType::Float, "the logits are divided by this before the cross-entropy (Synaptic-Flow: 200)").default("200.0").min(1e-6),
+    ParamSpec::new(
+        "temperature",
+        ParamType::Float,
+        "the logits are divided by this before the cross-entropy (Synaptic-Flow: 200)",
+    )
+    .default("200.0")
+    .min(1e-6),
 ];
 
 /// `θ ⊙ Hg`, signed.
@@ -25,7 +31,10 @@ impl PrunerPlugin for Grasp {
     fn score(&self, params: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         let split = scoring_split(params, ctx)?;
         if let Targets::Regression { .. } = split.y {
-            return Err(Error::plugin("pruner/grasp", "scores the cross-entropy of tempered logits and needs a classification task; use `snip` or `synflow` for regression"));
+            return Err(Error::plugin(
+                "pruner/grasp",
+                "scores the cross-entropy of tempered logits and needs a classification task; use `snip` or `synflow` for regression",
+            ));
         }
         let objective = Objective::CrossEntropy { temperature: params.f64("temperature")? as f32 };
         let w = masked(ctx);
@@ -36,4 +45,11 @@ impl PrunerPlugin for Grasp {
     }
 }
 
-register_plugin!(Pruner, "grasp", "1.0.0", "GraSP: w * (Hessian-gradient product) at temperature 200, by double backward", PARAMS, Grasp);
+register_plugin!(
+    Pruner,
+    "grasp",
+    "1.0.0",
+    "GraSP: w * (Hessian-gradient product) at temperature 200, by double backward",
+    PARAMS,
+    Grasp
+);

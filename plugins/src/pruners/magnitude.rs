@@ -1,8 +1,8 @@
 //! Magnitude pruning: `score = |θ|` of the scored weights (a checkpoint for the grokking
 //! ticket, PAPER-SPEC section 4 step 3). Global or layer-wise through the core's `scope`.
 
-use ticketlab_core::plugin::{Params, PruneContext, PrunerPlugin, Scores};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::{Result, register_plugin};
 
 use super::common::per_weight;
 
@@ -16,4 +16,11 @@ impl PrunerPlugin for Magnitude {
     }
 }
 
-register_plugin!(Pruner, "magnitude", "1.0.0", "Magnitude |w|, global or layer-wise (the grokking-ticket mask)", &[], Magnitude);
+register_plugin!(
+    Pruner,
+    "magnitude",
+    "1.0.0",
+    "Magnitude |w|, global or layer-wise (the grokking-ticket mask)",
+    &[],
+    Magnitude
+);

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use ticketlab_core::plugin::{Params, PruneContext, PrunerPlugin, Scores};
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::{Error, Result, register_plugin};
 
 use super::common::gaussian_scores;
 
@@ -26,7 +26,14 @@ impl PrunerPlugin for Random {
     }
 }
 
-register_plugin!(Pruner, "random", "1.0.0", "Random exact-k pruning (seeded Gaussian scores), global or layer-wise", &[], Random);
+register_plugin!(
+    Pruner,
+    "random",
+    "1.0.0",
+    "Random exact-k pruning (seeded Gaussian scores), global or layer-wise",
+    &[],
+    Random
+);
 
 /// A reference mask's per-layer counts with randomly chosen weights.
 #[derive(Default)]
@@ -34,16 +41,25 @@ pub(crate) struct Shuffle;
 
 impl PrunerPlugin for Shuffle {
     fn score(&self, _: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
-        let reference = ctx
-            .reference_mask
-            .ok_or_else(|| Error::plugin("pruner/shuffle", "needs the mask to shuffle: connect a prune stage to this stage's `mask` input"))?;
+        let reference = ctx.reference_mask.ok_or_else(|| {
+            Error::plugin(
+                "pruner/shuffle",
+                "needs the mask to shuffle: connect a prune stage to this stage's `mask` input",
+            )
+        })?;
         let mut keep = BTreeMap::new();
         for (name, m) in reference {
             let own = ctx.mask.get(name).ok_or_else(|| {
                 Error::plugin("pruner/shuffle", format!("the reference mask has layer `{name}`, which is not a prunable layer of this model"))
             })?;
             if own.shape != m.shape {
-                return Err(Error::plugin("pruner/shuffle", format!("reference mask of `{name}` is {:?}, the layer is {:?}", m.shape, own.shape)));
+                return Err(Error::plugin(
+                    "pruner/shuffle",
+                    format!(
+                        "reference mask of `{name}` is {:?}, the layer is {:?}",
+                        m.shape, own.shape
+                    ),
+                ));
             }
             keep.insert(name.clone(), m.data.iter().filter(|v| **v != 0.0).count());
         }
@@ -51,4 +67,11 @@ impl PrunerPlugin for Shuffle {
     }
 }
 
-register_plugin!(Pruner, "shuffle", "1.0.0", "Control: a reference mask's per-layer densities with randomly chosen weights", &[], Shuffle);
+register_plugin!(
+    Pruner,
+    "shuffle",
+    "1.0.0",
+    "Control: a reference mask's per-layer densities with randomly chosen weights",
+    &[],
+    Shuffle
+);

@@ -4,10 +4,10 @@
 //! cross-entropy for classification tasks and the mean squared error for regression tasks.
 //! Scores are divided by their sum, as the reference code (the ranking is unchanged).
 
-use ticketlab_core::data::Targets;
-use ticketlab_core::plugin::{ParamSpec, Params, PruneContext, PrunerPlugin, Scores};
-use ticketlab_core::tensor::{Objective, gradients};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::data::Targets;
+use ticketlab_api::plugin::{ParamSpec, Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::{Result, register_plugin};
+use ticketlab_engine::tensor::{Objective, gradients};
 
 use super::common::{BATCH, masked, normalise, per_weight, scoring_split};
 
@@ -31,4 +31,11 @@ impl PrunerPlugin for Snip {
     }
 }
 
-register_plugin!(Pruner, "snip", "1.0.0", "SNIP: |g * w| of the training loss (connection sensitivity)", PARAMS, Snip);
+register_plugin!(
+    Pruner,
+    "snip",
+    "1.0.0",
+    "SNIP: |g * w| of the training loss (connection sensitivity)",
+    PARAMS,
+    Snip
+);

@@ -17,9 +17,10 @@
 //!   score is multiplied by the same positive constant and the ranking is unchanged. For other
 //!   networks (biases, attention, normalisation) the rescaled ranking can differ.
 
-use ticketlab_core::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
-use ticketlab_core::tensor::{HostTensor, Objective, gradients};
-use ticketlab_core::{Result, register_plugin};
+use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::tensor::HostTensor;
+use ticketlab_api::{Result, register_plugin};
+use ticketlab_engine::tensor::{Objective, gradients};
 
 use super::common::{BATCH, masked, per_weight, scoring_split, training_examples};
 
@@ -46,7 +47,7 @@ impl PrunerPlugin for Synflow {
                 training_examples(ctx)?;
                 let one = ctx.data.train.select(&[0]);
                 let shape = one.x.shape.clone();
-                ticketlab_core::data::Split { x: HostTensor::full(shape, 1.0), y: one.y }
+                ticketlab_api::data::Split { x: HostTensor::full(shape, 1.0), y: one.y }
             }
             _ => scoring_split(params, ctx)?,
         };
@@ -69,4 +70,11 @@ impl PrunerPlugin for Synflow {
     }
 }
 
-register_plugin!(Pruner, "synflow", "1.0.0", "SynFlow: |w * dR/dw| of the |w|-linearised network, one or many rounds", PARAMS, Synflow);
+register_plugin!(
+    Pruner,
+    "synflow",
+    "1.0.0",
+    "SynFlow: |w * dR/dw| of the |w|-linearised network, one or many rounds",
+    PARAMS,
+    Synflow
+);

@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
-use ticketlab_core::artifact::MaskArtifact;
-use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
-use ticketlab_core::ir::PRUNE_PARAMS;
-use ticketlab_core::plugin::registry::Registry;
-use ticketlab_core::plugin::{Params, PruneContext, PrunerPlugin, StageContext};
-use ticketlab_core::pruning::{MaskRequest, dense_mask, make_mask};
-use ticketlab_core::tensor::{Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var};
-use ticketlab_core::{Result, seed};
+use ticketlab_api::artifact::MaskArtifact;
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::ir::PRUNE_PARAMS;
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin, StageContext};
+use ticketlab_api::tensor::{
+    Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var,
+};
+use ticketlab_api::{Result, seed};
+use ticketlab_engine::pruning::{MaskRequest, dense_mask, make_mask};
 
 use super::grasp::Grasp;
 use super::magnitude::Magnitude;
@@ -31,8 +33,18 @@ struct Tiny;
 impl Architecture for Tiny {
     fn parameters(&self) -> Vec<ParamDef> {
         vec![
-            ParamDef { name: "a".into(), shape: vec![N_IN, HIDDEN], init: Init::Normal { std: 0.8 }, prunable: true },
-            ParamDef { name: "b".into(), shape: vec![HIDDEN, CLASSES], init: Init::Normal { std: 0.8 }, prunable: true },
+            ParamDef {
+                name: "a".into(),
+                shape: vec![N_IN, HIDDEN],
+                init: Init::Normal { std: 0.8 },
+                prunable: true,
+            },
+            ParamDef {
+                name: "b".into(),
+                shape: vec![HIDDEN, CLASSES],
+                init: Init::Normal { std: 0.8 },
+                prunable: true,
+            },
         ]
     }
     fn forward(&self, g: &mut GraphBuilder, p: &BTreeMap<String, Var>, x: Var) -> Result<Var> {
@@ -55,7 +67,12 @@ fn fixture(seed: u64) -> (NamedTensors, Dataset) {
     let x = HostTensor::new(vec![N, N_IN], draw(N * N_IN));
     let labels = (0..N).map(|i| (i % CLASSES) as u32).collect();
     let split = Split { x, y: Targets::Classes { labels, n_classes: CLASSES } };
-    let data = Dataset { description: "tiny".into(), info: DatasetInfo { input_shape: vec![N_IN], output_dim: CLASSES, tokens: None }, train: split.clone(), test: split };
+    let data = Dataset {
+        description: "tiny".into(),
+        info: DatasetInfo { input_shape: vec![N_IN], output_dim: CLASSES, tokens: None },
+        train: split.clone(),
+        test: split,
+    };
     (params, data)
 }
 
@@ -71,16 +88,24 @@ struct Host {
 
 impl Host {
     fn new(p: &NamedTensors, mask: &MaskSet, d: &Dataset) -> Self {
-        let m = |n: &str| -> Vec<f64> { p[n].data.iter().zip(&mask[n].data).map(|(w, k)| f64::from(w * k)).collect() };
+        let m = |n: &str| -> Vec<f64> {
+            p[n].data.iter().zip(&mask[n].data).map(|(w, k)| f64::from(w * k)).collect()
+        };
         let Targets::Classes { labels, .. } = &d.train.y else { unreachable!() };
-        Self { a: m("a"), b: m("b"), x: d.train.x.data.iter().map(|v| f64::from(*v)).collect(), y: labels.iter().map(|l| *l as usize).collect() }
+        Self {
+            a: m("a"),
+            b: m("b"),
+            x: d.train.x.data.iter().map(|v| f64::from(*v)).collect(),
+            y: labels.iter().map(|l| *l as usize).collect(),
+        }
     }
 
     fn pre(&self, a: &[f64]) -> Vec<f64> {
         let mut h = vec![0.0; N * HIDDEN];
         for i in 0..N {
             for j in 0..HIDDEN {
-                h[i * HIDDEN + j] = (0..N_IN).map(|k| self.x[i * N_IN + k] * a[k * HIDDEN + j]).sum();
+                h[i * HIDDEN + j] =
+                    (0..N_IN).map(|k| self.x[i * N_IN + k] * a[k * HIDDEN + j]).sum();
             }
         }
         h
@@ -91,7 +116,8 @@ impl Host {
         let mut z = vec![0.0; N * CLASSES];
         for i in 0..N {
             for c in 0..CLASSES {
-                z[i * CLASSES + c] = (0..HIDDEN).map(|j| h[i * HIDDEN + j] * b[j * CLASSES + c]).sum();
+                z[i * CLASSES + c] =
+                    (0..HIDDEN).map(|j| h[i * HIDDEN + j] * b[j * CLASSES + c]).sum();
             }
         }
         z
@@ -102,7 +128,8 @@ impl Host {
         let z = self.outputs(a, b);
         (0..N)
             .map(|i| {
-                let row: Vec<f64> = z[i * CLASSES..(i + 1) * CLASSES].iter().map(|v| v / t).collect();
+                let row: Vec<f64> =
+                    z[i * CLASSES..(i + 1) * CLASSES].iter().map(|v| v / t).collect();
                 let m = row.iter().fold(f64::NEG_INFINITY, |p, q| p.max(*q));
                 m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln() - row[self.y[i]]
             })
@@ -157,7 +184,10 @@ fn axpy(x: &[f64], s: f64, v: &[f64]) -> Vec<f64> {
 fn close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((f64::from(*g) - w).abs() <= tol * scale, "{what}[{i}]: engine {g} vs reference {w} (scale {scale})");
+        assert!(
+            (f64::from(*g) - w).abs() <= tol * scale,
+            "{what}[{i}]: engine {g} vs reference {w} (scale {scale})"
+        );
     }
 }
 
@@ -165,8 +195,21 @@ fn sctx(seed: u64) -> StageContext {
     StageContext { stage: "prune".into(), seed, base_dir: ".".into() }
 }
 
-fn pctx<'a>(p: &'a NamedTensors, m: &'a MaskSet, d: &'a Dataset, sc: &'a StageContext) -> PruneContext<'a> {
-    PruneContext { arch: &Tiny, params: p, mask: m, reference_mask: None, data: d, ctx: sc, round: (0, 1) }
+fn pctx<'a>(
+    p: &'a NamedTensors,
+    m: &'a MaskSet,
+    d: &'a Dataset,
+    sc: &'a StageContext,
+) -> PruneContext<'a> {
+    PruneContext {
+        arch: &Tiny,
+        params: p,
+        mask: m,
+        reference_mask: None,
+        data: d,
+        ctx: sc,
+        round: (0, 1),
+    }
 }
 
 /// A mask that prunes a few weights of each layer, to check masked scoring.
@@ -178,26 +221,38 @@ fn partial_mask() -> MaskSet {
 }
 
 fn pruner_params() -> Params {
-    Params::new().with("batch", 0).with("temperature", 1.0).with("input", "batch").with("rounds", 1).with("precision", "f32")
+    Params::new()
+        .with("batch", 0)
+        .with("temperature", 1.0)
+        .with("input", "batch")
+        .with("rounds", 1)
+        .with("precision", "f32")
 }
 
 #[test]
 fn host_reference_gradient_matches_finite_differences() {
     let (p, d) = fixture(1);
     let host = Host::new(&p, &dense_mask(&Tiny), &d);
-    assert!(host.pre(&host.a).iter().all(|v| v.abs() > 1e-3), "fixture pre-activations must avoid the ReLU kink");
+    assert!(
+        host.pre(&host.a).iter().all(|v| v.abs() > 1e-3),
+        "fixture pre-activations must avoid the ReLU kink"
+    );
     let (ga, gb) = host.grad(&host.a, &host.b, 3.0);
     let eps = 1e-6;
     for i in 0..host.a.len() {
         let mut e = vec![0.0; host.a.len()];
         e[i] = 1.0;
-        let fd = (host.loss(&axpy(&host.a, eps, &e), &host.b, 3.0) - host.loss(&axpy(&host.a, -eps, &e), &host.b, 3.0)) / (2.0 * eps);
+        let fd = (host.loss(&axpy(&host.a, eps, &e), &host.b, 3.0)
+            - host.loss(&axpy(&host.a, -eps, &e), &host.b, 3.0))
+            / (2.0 * eps);
         assert!((fd - ga[i]).abs() < 1e-7, "dA[{i}]: {fd} vs {}", ga[i]);
     }
     for i in 0..host.b.len() {
         let mut e = vec![0.0; host.b.len()];
         e[i] = 1.0;
-        let fd = (host.loss(&host.a, &axpy(&host.b, eps, &e), 3.0) - host.loss(&host.a, &axpy(&host.b, -eps, &e), 3.0)) / (2.0 * eps);
+        let fd = (host.loss(&host.a, &axpy(&host.b, eps, &e), 3.0)
+            - host.loss(&host.a, &axpy(&host.b, -eps, &e), 3.0))
+            / (2.0 * eps);
         assert!((fd - gb[i]).abs() < 1e-7, "dB[{i}]: {fd} vs {}", gb[i]);
     }
 }
@@ -252,11 +307,17 @@ fn grasp_is_weight_times_hessian_gradient_product() {
         let total: f64 = ra.iter().chain(&rb).sum::<f64>().abs() + 1e-10;
         ra.iter_mut().chain(rb.iter_mut()).for_each(|v| *v /= total);
         let sc = sctx(0);
-        let s = Grasp.score(&pruner_params().with("temperature", t), &pctx(&p, &m, &d, &sc)).unwrap().scores;
+        let s = Grasp
+            .score(&pruner_params().with("temperature", t), &pctx(&p, &m, &d, &sc))
+            .unwrap()
+            .scores;
         close(&format!("grasp a (T = {t})"), &s["a"].data, &ra, 2e-3);
         close(&format!("grasp b (T = {t})"), &s["b"].data, &rb, 2e-3);
         // Signed: GraSP scores are not absolute values.
-        assert!(s.values().flat_map(|v| v.data.iter()).any(|v| *v < 0.0) && s.values().flat_map(|v| v.data.iter()).any(|v| *v > 0.0));
+        assert!(
+            s.values().flat_map(|v| v.data.iter()).any(|v| *v < 0.0)
+                && s.values().flat_map(|v| v.data.iter()).any(|v| *v > 0.0)
+        );
     }
 }
 
@@ -279,16 +340,29 @@ fn synflow_is_the_synaptic_flow_of_the_absolute_network() {
         let ra: Vec<f64> = ga.iter().zip(&h.a).map(|(g, w)| (g * w).abs()).collect();
         let rb: Vec<f64> = gb.iter().zip(&h.b).map(|(g, w)| (g * w).abs()).collect();
         let sc = sctx(0);
-        let s = Synflow.score(&pruner_params().with("input", input), &pctx(&p, &m, &d, &sc)).unwrap().scores;
+        let s = Synflow
+            .score(&pruner_params().with("input", input), &pctx(&p, &m, &d, &sc))
+            .unwrap()
+            .scores;
         close(&format!("synflow a ({input})"), &s["a"].data, &ra, 1e-5);
         close(&format!("synflow b ({input})"), &s["b"].data, &rb, 1e-5);
         assert_eq!((s["a"].data[1], s["b"].data[4]), (0.0, 0.0), "masked weights score exactly 0");
         // Rescaling each tensor by its maximum multiplies every score by one constant.
-        let r = Synflow.score(&pruner_params().with("input", input).with("precision", "f32_rescaled"), &pctx(&p, &m, &d, &sc)).unwrap().scores;
+        let r = Synflow
+            .score(
+                &pruner_params().with("input", input).with("precision", "f32_rescaled"),
+                &pctx(&p, &m, &d, &sc),
+            )
+            .unwrap()
+            .scores;
         let ratio = f64::from(s["a"].data[0]) / f64::from(r["a"].data[0]);
         for name in ["a", "b"] {
             for (x, y) in s[name].data.iter().zip(&r[name].data) {
-                assert!((f64::from(*x) - ratio * f64::from(*y)).abs() <= 1e-4 * f64::from(*x).abs().max(1e-6), "{name}: {x} vs {ratio} * {y}");
+                assert!(
+                    (f64::from(*x) - ratio * f64::from(*y)).abs()
+                        <= 1e-4 * f64::from(*x).abs().max(1e-6),
+                    "{name}: {x} vs {ratio} * {y}"
+                );
             }
         }
     }
@@ -328,7 +402,10 @@ fn random_is_seeded_per_stage_and_shuffle_keeps_reference_counts() {
     let mut c = pctx(&p, &m, &d, &s7);
     c.reference_mask = Some(&reference);
     let s = Shuffle.score(&pruner_params(), &c).unwrap();
-    assert_eq!(s.keep_per_layer.unwrap(), BTreeMap::from([("a".to_string(), 11), ("b".to_string(), 11)]));
+    assert_eq!(
+        s.keep_per_layer.unwrap(),
+        BTreeMap::from([("a".to_string(), 11), ("b".to_string(), 11)])
+    );
     let foreign: MaskSet = [("c".to_string(), HostTensor::full(vec![2], 1.0))].into();
     c.reference_mask = Some(&foreign);
     assert!(Shuffle.score(&pruner_params(), &c).unwrap_err().to_string().contains("`c`"));
@@ -362,7 +439,10 @@ fn synflow_refuses_an_empty_training_split() {
     let m = dense_mask(&Tiny);
     let sc = sctx(0);
     for input in ["ones", "batch"] {
-        let err = Synflow.score(&pruner_params().with("input", input), &pctx(&p, &m, &d, &sc)).unwrap_err().to_string();
+        let err = Synflow
+            .score(&pruner_params().with("input", input), &pctx(&p, &m, &d, &sc))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("the training split is empty"), "{input}: {err}");
     }
 }
@@ -370,7 +450,8 @@ fn synflow_refuses_an_empty_training_split() {
 #[test]
 fn regression_tasks_score_with_mse_or_are_refused() {
     let (p, mut d) = fixture(1);
-    d.train.y = Targets::Regression { values: HostTensor::new(vec![N, CLASSES], vec![0.5; N * CLASSES]) };
+    d.train.y =
+        Targets::Regression { values: HostTensor::new(vec![N, CLASSES], vec![0.5; N * CLASSES]) };
     let m = dense_mask(&Tiny);
     let sc = sctx(0);
     let s = Snip.score(&pruner_params(), &pctx(&p, &m, &d, &sc)).unwrap().scores;
@@ -383,13 +464,29 @@ fn regression_tasks_score_with_mse_or_are_refused() {
 
 /// Stage parameters as the checker would fill them: the core's defaults, then the plugin's.
 fn stage_params(registry: &Registry, name: &str) -> Params {
-    let entry = registry.get(ticketlab_core::plugin::PluginKind::Pruner, name).expect("registered");
+    let entry = registry.get(ticketlab_api::plugin::PluginKind::Pruner, name).expect("registered");
     Params::new().with_defaults(PRUNE_PARAMS).with_defaults(&entry.params)
 }
 
-fn prune(pruner: &dyn PrunerPlugin, params: &Params, weights: &NamedTensors, current: &MaskSet, reference: Option<&MaskSet>, data: &Dataset) -> MaskArtifact {
+fn prune(
+    pruner: &dyn PrunerPlugin,
+    params: &Params,
+    weights: &NamedTensors,
+    current: &MaskSet,
+    reference: Option<&MaskSet>,
+    data: &Dataset,
+) -> MaskArtifact {
     let ctx = sctx(11);
-    let req = MaskRequest { pruner_id: "pruner/test@1", params, arch: &Tiny, weights, current, reference, data, ctx: &ctx, scored_at: None };
+    let input = PruneContext {
+        arch: &Tiny,
+        params: weights,
+        mask: current,
+        reference_mask: reference,
+        data,
+        ctx: &ctx,
+        round: (0, 1),
+    };
+    let req = MaskRequest { pruner_id: "pruner/test@1", params, input, scored_at: None };
     make_mask(pruner, &req).unwrap()
 }
 
@@ -398,7 +495,15 @@ fn every_pruner_keeps_the_invariants_under_repeated_pruning() {
     let registry = Registry::builtin().unwrap();
     let (weights, data) = fixture(6);
     let total = 24;
-    let reference = prune(registry.pruner("magnitude").unwrap().as_ref(), &stage_params(&registry, "magnitude").with("rate", 0.5), &weights, &dense_mask(&Tiny), None, &data).masks;
+    let reference = prune(
+        registry.pruner("magnitude").unwrap().as_ref(),
+        &stage_params(&registry, "magnitude").with("rate", 0.5),
+        &weights,
+        &dense_mask(&Tiny),
+        None,
+        &data,
+    )
+    .masks;
     for name in ["magnitude", "random", "shuffle", "snip", "grasp", "synflow"] {
         let pruner = registry.pruner(name).unwrap();
         let mut current = dense_mask(&Tiny);
@@ -408,27 +513,38 @@ fn every_pruner_keeps_the_invariants_under_repeated_pruning() {
                 params = params.with("rounds", 4);
             }
             let out = prune(pruner.as_ref(), &params, &weights, &current, Some(&reference), &data);
-            let again = prune(pruner.as_ref(), &params, &weights, &current, Some(&reference), &data);
+            let again =
+                prune(pruner.as_ref(), &params, &weights, &current, Some(&reference), &data);
             assert_eq!(out.masks, again.masks, "{name}: deterministic");
             for (layer, m) in &out.masks {
                 assert!(m.data.iter().all(|v| *v == 0.0 || *v == 1.0), "{name}: binary mask");
                 for (n, o) in m.data.iter().zip(&current[layer].data) {
                     assert!(n <= o, "{name} level {level}: `{layer}` revived a weight");
                 }
-                assert_eq!(out.report.layers[layer].kept, m.data.iter().filter(|v| **v == 1.0).count());
+                assert_eq!(
+                    out.report.layers[layer].kept,
+                    m.data.iter().filter(|v| **v == 1.0).count()
+                );
             }
             if name == "shuffle" {
                 // The reference's per-layer counts, whatever the rate (from a dense model only).
                 if level == 0 {
                     for (layer, m) in &out.masks {
-                        assert_eq!(out.report.layers[layer].kept, reference[layer].data.iter().filter(|v| **v == 1.0).count());
+                        assert_eq!(
+                            out.report.layers[layer].kept,
+                            reference[layer].data.iter().filter(|v| **v == 1.0).count()
+                        );
                         assert_eq!(m.len(), reference[layer].len());
                     }
                 }
             } else {
                 let want = ((1.0 - rate) * total as f64).round() as usize;
                 assert_eq!(out.report.kept, want, "{name} at rate {rate}: exact k");
-                assert!(out.warnings.iter().all(|w| !w.contains("kept only")), "{name}: {:?}", out.warnings);
+                assert!(
+                    out.warnings.iter().all(|w| !w.contains("kept only")),
+                    "{name}: {:?}",
+                    out.warnings
+                );
             }
             current = out.masks;
         }
@@ -441,7 +557,14 @@ fn layerwise_scope_holds_for_data_dependent_pruners() {
     let (weights, data) = fixture(7);
     for name in ["snip", "grasp", "synflow", "random", "magnitude"] {
         let params = stage_params(&registry, name).with("rate", 0.5).with("scope", "layerwise");
-        let out = prune(registry.pruner(name).unwrap().as_ref(), &params, &weights, &dense_mask(&Tiny), None, &data);
+        let out = prune(
+            registry.pruner(name).unwrap().as_ref(),
+            &params,
+            &weights,
+            &dense_mask(&Tiny),
+            None,
+            &data,
+        );
         assert_eq!((out.report.layers["a"].kept, out.report.layers["b"].kept), (6, 6), "{name}");
     }
 }

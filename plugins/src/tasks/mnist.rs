@@ -13,10 +13,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets};
-use ticketlab_core::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
-use ticketlab_core::tensor::HostTensor;
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
+use ticketlab_api::tensor::HostTensor;
+use ticketlab_api::{Error, Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("path", ParamType::Str, "directory with images-idx3-ubyte[.gz] and labels-idx1-ubyte[.gz]; a relative path is looked up from the experiment file's directory upwards, then in the working directory").default("\"data/mnist-10k\""),
@@ -29,7 +29,9 @@ fn read_idx(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -41,33 +43,55 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// Parses an IDX file with the given magic and number of dimensions; returns dims and payload.
-fn parse_idx<'a>(path: &Path, bytes: &'a [u8], magic: u32, ndims: usize) -> Result<(Vec<usize>, &'a [u8])> {
+fn parse_idx<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    magic: u32,
+    ndims: usize,
+) -> Result<(Vec<usize>, &'a [u8])> {
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(Error::data(path, format!("truncated header: {} bytes, expected at least {header}", bytes.len())));
+        return Err(Error::data(
+            path,
+            format!("truncated header: {} bytes, expected at least {header}", bytes.len()),
+        ));
     }
     let found = be_u32(bytes, 0);
     if found != magic {
-        return Err(Error::data(path, format!("wrong magic number {found} (expected {magic}); is this the right IDX file?")));
+        return Err(Error::data(
+            path,
+            format!("wrong magic number {found} (expected {magic}); is this the right IDX file?"),
+        ));
     }
     let dims: Vec<usize> = (0..ndims).map(|i| be_u32(bytes, 4 + 4 * i) as usize).collect();
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |a, d| a.checked_mul(*d))
-        .ok_or_else(|| Error::data(path, format!("dimensions {dims:?} are too large to be real")))?;
+    let expected = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d)).ok_or_else(|| {
+        Error::data(path, format!("dimensions {dims:?} are too large to be real"))
+    })?;
     let payload = &bytes[header..];
     if payload.len() < expected {
-        return Err(Error::data(path, format!("truncated data: {} bytes for dims {dims:?}, expected {expected}", payload.len())));
+        return Err(Error::data(
+            path,
+            format!(
+                "truncated data: {} bytes for dims {dims:?}, expected {expected}",
+                payload.len()
+            ),
+        ));
     }
     Ok((dims, &payload[..expected]))
 }
 
 /// The first existing of `NAME.gz` and `NAME` in `dir`.
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
-    [dir.join(format!("{name}.gz")), dir.join(name)]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| Error::data(dir.join(name), format!("not found (nor {name}.gz); set `path` to a directory holding the IDX pair")))
+    [dir.join(format!("{name}.gz")), dir.join(name)].into_iter().find(|p| p.is_file()).ok_or_else(
+        || {
+            Error::data(
+                dir.join(name),
+                format!(
+                    "not found (nor {name}.gz); set `path` to a directory holding the IDX pair"
+                ),
+            )
+        },
+    )
 }
 
 /// Loads images (scaled to [0, 1]) and labels from an IDX pair in `dir`.
@@ -77,13 +101,19 @@ pub fn load_idx_pair(dir: &Path) -> Result<(HostTensor, Vec<u32>)> {
     let (idims, pixels) = parse_idx(&ip, &ib, 2051, 3)?;
     let (ldims, labels) = parse_idx(&lp, &lb, 2049, 1)?;
     if idims[0] != ldims[0] {
-        return Err(Error::data(&lp, format!("{} labels for {} images in {}", ldims[0], idims[0], ip.display())));
+        return Err(Error::data(
+            &lp,
+            format!("{} labels for {} images in {}", ldims[0], idims[0], ip.display()),
+        ));
     }
     if let Some(bad) = labels.iter().find(|l| **l > 9) {
         return Err(Error::data(&lp, format!("label {bad} is not a digit")));
     }
     let x = pixels.iter().map(|p| f32::from(*p) / 255.0).collect();
-    Ok((HostTensor::new(vec![idims[0], idims[1] * idims[2]], x), labels.iter().map(|l| u32::from(*l)).collect()))
+    Ok((
+        HostTensor::new(vec![idims[0], idims[1] * idims[2]], x),
+        labels.iter().map(|l| u32::from(*l)).collect(),
+    ))
 }
 
 /// Finds the data directory `given`: as is when absolute, else under `base_dir` or one of its
@@ -101,7 +131,13 @@ pub fn resolve(given: &Path, base_dir: &Path) -> Result<PathBuf> {
         }
         tried.push(candidate.display().to_string());
     }
-    Err(Error::data(given, format!("no such data directory (looked in {}); set `path` to the directory holding the IDX pair", tried.join(", "))))
+    Err(Error::data(
+        given,
+        format!(
+            "no such data directory (looked in {}); set `path` to the directory holding the IDX pair",
+            tried.join(", ")
+        ),
+    ))
 }
 
 /// The `mnist` dataset plugin.
@@ -119,10 +155,22 @@ impl DatasetPlugin for Mnist {
             t => t,
         };
         if train_size >= n {
-            return Err(Error::param("train_size", format!("{train_size} training digits leave none for testing: {} holds {n}", dir.display())));
+            return Err(Error::param(
+                "train_size",
+                format!(
+                    "{train_size} training digits leave none for testing: {} holds {n}",
+                    dir.display()
+                ),
+            ));
         }
         if train_size + test_size > n {
-            return Err(Error::param("test_size", format!("{train_size} train + {test_size} test digits, but {} holds {n}", dir.display())));
+            return Err(Error::param(
+                "test_size",
+                format!(
+                    "{train_size} train + {test_size} test digits, but {} holds {n}",
+                    dir.display()
+                ),
+            ));
         }
         let width = x.shape[1];
         let split = |lo: usize, hi: usize| Split {
@@ -130,7 +178,10 @@ impl DatasetPlugin for Mnist {
             y: Targets::Classes { labels: labels[lo..hi].to_vec(), n_classes: 10 },
         };
         Ok(Dataset {
-            description: format!("MNIST from {}: {train_size} train / {test_size} test digits", dir.display()),
+            description: format!(
+                "MNIST from {}: {train_size} train / {test_size} test digits",
+                dir.display()
+            ),
             info: DatasetInfo { input_shape: vec![width], output_dim: 10, tokens: None },
             train: split(0, train_size),
             test: split(train_size, train_size + test_size),
@@ -138,7 +189,14 @@ impl DatasetPlugin for Mnist {
     }
 }
 
-register_plugin!(Dataset, "mnist", "1.0.0", "MNIST digits from an IDX pair (gzipped or not); first N for training", PARAMS, Mnist);
+register_plugin!(
+    Dataset,
+    "mnist",
+    "1.0.0",
+    "MNIST digits from an IDX pair (gzipped or not); first N for training",
+    PARAMS,
+    Mnist
+);
 
 #[cfg(test)]
 mod tests {
@@ -173,16 +231,24 @@ mod tests {
     #[test]
     fn the_default_path_is_found_from_the_experiments_directory() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: root.join("experiments") };
-        let p = Params::new().with("path", "data/mnist-10k").with("train_size", 1000).with("test_size", 0);
+        let ctx =
+            StageContext { stage: "data".into(), seed: 0, base_dir: root.join("experiments") };
+        let p = Params::new()
+            .with("path", "data/mnist-10k")
+            .with("train_size", 1000)
+            .with("test_size", 0);
         let d = Mnist.build(&p, &ctx).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (1000, 9000));
         assert_eq!(d.train.x.shape, vec![1000, 784]);
         let absolute = std::fs::canonicalize(repo_data()).unwrap();
-        let p = p.with("path", absolute.to_str().unwrap()).with("train_size", 100).with("test_size", 50);
+        let p = p
+            .with("path", absolute.to_str().unwrap())
+            .with("train_size", 100)
+            .with("test_size", 50);
         let d = Mnist.build(&p, &ctx).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (100, 50));
-        let err = Mnist.build(&p.clone().with("path", "data/nowhere"), &ctx).unwrap_err().to_string();
+        let err =
+            Mnist.build(&p.clone().with("path", "data/nowhere"), &ctx).unwrap_err().to_string();
         assert!(err.contains("data/nowhere") && err.contains("no such data directory"), "{err}");
         let err = Mnist.build(&p.clone().with("train_size", 10000), &ctx).unwrap_err().to_string();
         assert!(err.contains("train_size"), "{err}");
@@ -223,10 +289,16 @@ mod tests {
         labels.extend([1, 2, 3]);
         write("labels-idx1-ubyte", &labels);
         let err = load_idx_pair(&dir).unwrap_err().to_string();
-        assert!(err.contains("labels-idx1-ubyte") && err.contains("3 labels for 2 images"), "{err}");
+        assert!(
+            err.contains("labels-idx1-ubyte") && err.contains("3 labels for 2 images"),
+            "{err}"
+        );
         write("labels-idx1-ubyte", &header(2051, &[2]));
         let err = load_idx_pair(&dir).unwrap_err().to_string();
-        assert!(err.contains("labels-idx1-ubyte") && err.contains("wrong magic number 2051"), "{err}");
+        assert!(
+            err.contains("labels-idx1-ubyte") && err.contains("wrong magic number 2051"),
+            "{err}"
+        );
         let mut labels = header(2049, &[2]);
         labels.extend([1, 12]);
         write("labels-idx1-ubyte", &labels);

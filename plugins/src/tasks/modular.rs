@@ -3,10 +3,10 @@
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use ticketlab_core::data::{Dataset, DatasetInfo, Split, Targets, TokenInfo};
-use ticketlab_core::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
-use ticketlab_core::tensor::HostTensor;
-use ticketlab_core::{Error, Result, register_plugin};
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets, TokenInfo};
+use ticketlab_api::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
+use ticketlab_api::tensor::HostTensor;
+use ticketlab_api::{Error, Result, register_plugin};
 
 /// The operations of the paper's code (its `slth` branch names in parentheses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,13 @@ const PARAMS: &[ParamSpec] = &[
 struct Modular;
 
 /// Builds the dataset: one-hot tokens `[n, 2, p]`, labels `op(a, b) mod p`.
-pub fn modular_dataset(op: Operation, p: usize, all_pairs: bool, train_fraction: f64, split_seed: u64) -> Result<Dataset> {
+pub fn modular_dataset(
+    op: Operation,
+    p: usize,
+    all_pairs: bool,
+    train_fraction: f64,
+    split_seed: u64,
+) -> Result<Dataset> {
     if p < 2 {
         return Err(Error::param("p", format!("the modulus must be at least 2, got {p}")));
     }
@@ -107,15 +113,22 @@ pub fn modular_dataset(op: Operation, p: usize, all_pairs: bool, train_fraction:
     // already a 4 GB dataset with all pairs).
     let n_pairs = if all_pairs { p.saturating_mul(p) } else { p.saturating_mul(p + 1) / 2 };
     if p > 1000 || n_pairs.saturating_mul(2 * p) > 1 << 30 {
-        return Err(Error::param("p", format!("p = {p} gives {n_pairs} one-hot pairs of width 2p, more than this task is built for (at most 2^30 input values)")));
+        return Err(Error::param(
+            "p",
+            format!(
+                "p = {p} gives {n_pairs} one-hot pairs of width 2p, more than this task is built for (at most 2^30 input values)"
+            ),
+        ));
     }
-    let mut pairs: Vec<(usize, usize)> = (0..p)
-        .flat_map(|a| (if all_pairs { 0 } else { a }..p).map(move |b| (a, b)))
-        .collect();
+    let mut pairs: Vec<(usize, usize)> =
+        (0..p).flat_map(|a| (if all_pairs { 0 } else { a }..p).map(move |b| (a, b))).collect();
     pairs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split_seed));
     let n_train = (train_fraction * pairs.len() as f64) as usize;
     if n_train == 0 || n_train == pairs.len() {
-        return Err(Error::param("train_fraction", format!("{train_fraction} of {} pairs leaves an empty split", pairs.len())));
+        return Err(Error::param(
+            "train_fraction",
+            format!("{train_fraction} of {} pairs leaves an empty split", pairs.len()),
+        ));
     }
     let split = |ps: &[(usize, usize)]| {
         let mut x = vec![0.0f32; ps.len() * 2 * p];
@@ -128,12 +141,23 @@ pub fn modular_dataset(op: Operation, p: usize, all_pairs: bool, train_fraction:
                 op.apply(a as u64, b as u64, p as u64) as u32
             })
             .collect();
-        Split { x: HostTensor::new(vec![ps.len(), 2, p], x), y: Targets::Classes { labels, n_classes: p } }
+        Split {
+            x: HostTensor::new(vec![ps.len(), 2, p], x),
+            y: Targets::Classes { labels, n_classes: p },
+        }
     };
     let name = OPS.iter().find(|(_, o)| *o == op).map_or("?", |(n, _)| n);
     Ok(Dataset {
-        description: format!("{name} mod {p}, {} train / {} test pairs", n_train, pairs.len() - n_train),
-        info: DatasetInfo { input_shape: vec![2, p], output_dim: p, tokens: Some(TokenInfo { vocab: p, n_ctx: 2 }) },
+        description: format!(
+            "{name} mod {p}, {} train / {} test pairs",
+            n_train,
+            pairs.len() - n_train
+        ),
+        info: DatasetInfo {
+            input_shape: vec![2, p],
+            output_dim: p,
+            tokens: Some(TokenInfo { vocab: p, n_ctx: 2 }),
+        },
         train: split(&pairs[..n_train]),
         test: split(&pairs[n_train..]),
     })
@@ -142,8 +166,10 @@ pub fn modular_dataset(op: Operation, p: usize, all_pairs: bool, train_fraction:
 impl DatasetPlugin for Modular {
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let op_name = params.str("op")?;
-        let op = Operation::parse(op_name).ok_or_else(|| Error::param("op", format!("unknown operation `{op_name}`")))?;
-        let p = usize::try_from(params.i64("p")?).map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
+        let op = Operation::parse(op_name)
+            .ok_or_else(|| Error::param("op", format!("unknown operation `{op_name}`")))?;
+        let p = usize::try_from(params.i64("p")?)
+            .map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
         let seed = match params.i64("split_seed")? {
             -1 => ctx.seed,
             s => s as u64,
@@ -152,7 +178,14 @@ impl DatasetPlugin for Modular {
     }
 }
 
-register_plugin!(Dataset, "modular", "1.0.0", "Modular arithmetic op(a, b) mod p with one-hot tokens (the paper's main task)", PARAMS, Modular);
+register_plugin!(
+    Dataset,
+    "modular",
+    "1.0.0",
+    "Modular arithmetic op(a, b) mod p with one-hot tokens (the paper's main task)",
+    PARAMS,
+    Modular
+);
 
 #[cfg(test)]
 mod tests {
@@ -183,7 +216,8 @@ mod tests {
             for (name, op) in OPS {
                 for a in 0..p {
                     for b in 0..p {
-                        let want = reference(name, i128::from(a), i128::from(b)).rem_euclid(i128::from(p));
+                        let want =
+                            reference(name, i128::from(a), i128::from(b)).rem_euclid(i128::from(p));
                         assert_eq!(i128::from(op.apply(a, b, p)), want, "{name}({a}, {b}) mod {p}");
                     }
                 }
@@ -201,17 +235,25 @@ mod tests {
                 .map(|r| {
                     let row = &s.x.data[r * 22..(r + 1) * 22];
                     assert_eq!(row.iter().sum::<f32>(), 2.0, "exactly one token each");
-                    (row[..11].iter().position(|v| *v == 1.0).unwrap(), row[11..].iter().position(|v| *v == 1.0).unwrap())
+                    (
+                        row[..11].iter().position(|v| *v == 1.0).unwrap(),
+                        row[11..].iter().position(|v| *v == 1.0).unwrap(),
+                    )
                 })
                 .collect()
         };
-        let mut all: Vec<(usize, usize)> = pairs(&d.train).into_iter().chain(pairs(&d.test)).collect();
+        let mut all: Vec<(usize, usize)> =
+            pairs(&d.train).into_iter().chain(pairs(&d.test)).collect();
         assert!(all.iter().all(|(a, b)| a <= b), "symmetric pairs have a <= b");
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 66);
         assert_eq!(d.train.len(), 26); // int(0.4 * 66)
-        assert_eq!(modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().train.len() + modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().test.len(), 4489);
+        assert_eq!(
+            modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().train.len()
+                + modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().test.len(),
+            4489
+        );
     }
 
     #[test]
@@ -245,13 +287,25 @@ mod tests {
         let err = modular_dataset(Operation::Add, 2, false, 0.2, 0).unwrap_err().to_string();
         assert!(err.contains("empty split"), "{err}");
         let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
-        let p = Params::new().with("op", "add").with("p", -3).with("pairs", "symmetric").with("train_fraction", 0.4).with("split_seed", -1);
+        let p = Params::new()
+            .with("op", "add")
+            .with("p", -3)
+            .with("pairs", "symmetric")
+            .with("train_fraction", 0.4)
+            .with("split_seed", -1);
         assert!(Modular.build(&p, &ctx).unwrap_err().to_string().contains("at least 2"));
     }
 
     #[test]
     fn the_split_seed_defaults_to_the_stage_seed() {
-        let params = |s: i64| Params::new().with("op", "multiply").with("p", 13).with("pairs", "all").with("train_fraction", 0.5).with("split_seed", s);
+        let params = |s: i64| {
+            Params::new()
+                .with("op", "multiply")
+                .with("p", 13)
+                .with("pairs", "all")
+                .with("train_fraction", 0.5)
+                .with("split_seed", s)
+        };
         let ctx = StageContext { stage: "data".into(), seed: 42, base_dir: ".".into() };
         let d = Modular.build(&params(-1), &ctx).unwrap();
         assert_eq!(d, Modular.build(&params(42), &ctx).unwrap());

@@ -9,7 +9,9 @@
 //! The one-hot inputs take `p² · 2p = 2p³` floats, so `p` is capped at [`MAX_P`] (2·256³ floats
 //! are 128 MiB; p = 1000 would be 8 GB).
 
-use ticketlab_plugin_sdk::{Dataset, DatasetOut, ParamDecl, Params, Rng, SplitOut, TargetKind, TokenLayout, export_dataset};
+use ticketlab_plugin_sdk::{
+    Dataset, DatasetOut, ParamDecl, Params, Rng, SplitOut, TargetKind, TokenLayout, export_dataset,
+};
 
 /// The largest modulus: the inputs of every pair take `2p³` floats.
 const MAX_P: u64 = 256;
@@ -20,7 +22,8 @@ struct ModSub;
 impl Dataset for ModSub {
     const NAME: &'static str = "modsub";
     const VERSION: &'static str = "0.1.0";
-    const SUMMARY: &'static str = "Modular subtraction (a - b) mod p with one-hot tokens, every ordered pair";
+    const SUMMARY: &'static str =
+        "Modular subtraction (a - b) mod p with one-hot tokens, every ordered pair";
 
     fn params() -> Vec<ParamDecl> {
         vec![
@@ -45,11 +48,15 @@ impl Dataset for ModSub {
             -1 => seed,
             s => s as u64,
         };
-        let mut pairs: Vec<(usize, usize)> = (0..p).flat_map(|a| (0..p).map(move |b| (a, b))).collect();
+        let mut pairs: Vec<(usize, usize)> =
+            (0..p).flat_map(|a| (0..p).map(move |b| (a, b))).collect();
         Rng::new(split_seed).shuffle(&mut pairs);
         let n_train = (fraction * pairs.len() as f64) as usize;
         if n_train == 0 || n_train == pairs.len() {
-            return Err(format!("train_fraction {fraction} of {} pairs leaves an empty split", pairs.len()));
+            return Err(format!(
+                "train_fraction {fraction} of {} pairs leaves an empty split",
+                pairs.len()
+            ));
         }
         let split = |pairs: &[(usize, usize)]| {
             let mut x = vec![0.0; pairs.len() * 2 * p];
@@ -62,7 +69,10 @@ impl Dataset for ModSub {
             SplitOut { x, y }
         };
         Ok(DatasetOut {
-            description: format!("(a-b) mod {p}, {n_train} train / {} test pairs", pairs.len() - n_train),
+            description: format!(
+                "(a-b) mod {p}, {n_train} train / {} test pairs",
+                pairs.len() - n_train
+            ),
             input_shape: vec![2, p],
             targets: TargetKind::Classes(p),
             tokens: Some(TokenLayout { vocab: p, n_ctx: 2 }),

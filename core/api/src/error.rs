@@ -1,0 +1,140 @@
+//! The error type shared by the engine and the plugins.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside ticketlab-core, grouped by where it comes from.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A plugin or stage parameter is missing, of the wrong type, or out of range.
+    #[error("parameter `{key}`: {message}")]
+    Param {
+        /// The parameter's name (or key path).
+        key: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// Shapes that do not fit while building a graph.
+    #[error("shape error in {layer}: {message}")]
+    Shape {
+        /// The layer or operation being built.
+        layer: String,
+        /// The shapes involved and what was expected.
+        message: String,
+    },
+    /// A data file that cannot be read or is malformed.
+    #[error("{}: {message}", path.display())]
+    Data {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Training diverged (NaN or infinite loss).
+    #[error("training diverged at step {step}: {message}")]
+    Diverged {
+        /// The step at which a non-finite value appeared.
+        step: u64,
+        /// Which quantity became non-finite and what to try.
+        message: String,
+    },
+    /// A plugin failed, was refused, or could not be found.
+    #[error("plugin `{plugin}`: {message}")]
+    Plugin {
+        /// `kind/name` of the plugin, or the library path for dynamic ones.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A stage failed; wraps the cause with the stage's name.
+    #[error("stage `{stage}` failed: {source}")]
+    Stage {
+        /// The stage's name.
+        stage: String,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A panic inside the tensor backend or a plugin, caught at a boundary.
+    #[error("internal panic in {context}: {message}")]
+    Panic {
+        /// Where it was caught.
+        context: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The execution was stopped on purpose after a resumable state was saved (see
+    /// `ExecOptions::interrupt_after_steps`); nothing else runs.
+    #[error(
+        "interrupted at step {step} as asked; the state is saved and the next run resumes from it"
+    )]
+    Interrupted {
+        /// The step of the saved state.
+        step: u64,
+    },
+    /// The content-addressed store.
+    #[error("store: {0}")]
+    Store(String),
+    /// Input/output errors with the path involved.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, with a message that says what to do.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// A parameter error.
+    pub fn param(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Param { key: key.into(), message: message.into() }
+    }
+
+    /// A shape error.
+    pub fn shape(layer: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Shape { layer: layer.into(), message: message.into() }
+    }
+
+    /// A data error for a file.
+    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Data { path: path.into(), message: message.into() }
+    }
+
+    /// A plugin error.
+    pub fn plugin(plugin: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Plugin { plugin: plugin.into(), message: message.into() }
+    }
+
+    /// An I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Wraps `self` as the cause of a failed stage.
+    pub fn in_stage(self, stage: impl Into<String>) -> Self {
+        Error::Stage { stage: stage.into(), source: Box::new(self) }
+    }
+}
+
+/// Runs `f`, turning a panic (luminal signals errors by panicking) into [`Error::Panic`].
+pub fn catch_panic<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Error::Panic { context: context.to_string(), message })
+        }
+    }
+}

@@ -1,0 +1,723 @@
+//! The executor: runs a plan stage by stage against the store.
+//!
+//! For each stage in plan order: if the store holds its key, the result is loaded; otherwise
+//! the stage's plugin is called with its parameters and typed inputs, inside
+//! [`catch_panic`](crate::error::catch_panic) (the tensor backend reports some errors by
+//! panicking), and the result is stored before the next stage starts. A failing stage does not
+//! stop the others: the stages that need its result (directly or through other stages) are
+//! reported as not run, and every independent stage still runs, so one diverging arm of an
+//! overnight sweep costs only that arm. Finished stages stay in the store and in the returned
+//! [`Execution`], so rerunning after a fix computes only what is missing.
+//!
+//! What each kind does:
+//!
+//! | kind | inputs | computation |
+//! |---|---|---|
+//! | dataset | - | [`DatasetPlugin::build`](crate::plugin::DatasetPlugin::build) |
+//! | model | `data` | [`ArchitecturePlugin::build`](crate::plugin::ArchitecturePlugin::build), then [`init_params`] with the stage's seed |
+//! | train | `model`, `data` | [`TrainerPlugin::train`](crate::plugin::TrainerPlugin::train), resuming from `partial/<key>` if present |
+//! | prune | `from`, `data`, `mask`? | weights chosen by `at`, scored from the model's own mask (all ones for a dense model) by [`crate::pruning::make_mask`]; `mask` is the reference of controls such as `shuffle` |
+//! | rewind | `from`, `mask`?, `data`? | weights chosen by `to`, masked by `mask` (else the model's own mask) in the stage's `mode` by [`crate::rewind::rewind`] |
+//! | analyze, report | `runs`, `masks`, `models`, `data` | the plugin, with [`AnalysisInputs`] |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+use super::events::{RunEvents, StageOutcome, StageReport};
+use super::key::StageKey;
+use super::lease::{Claim, Holder, Lease};
+use super::planner::{Plan, PlannedStage};
+use super::store::{ObjectInfo, Store};
+use crate::artifact::{ArchSpec, Artifact, MaskArtifact, ModelArtifact, RunArtifact};
+use crate::data::{Dataset, DatasetInfo};
+use crate::error::catch_panic;
+use crate::ir::{StageIr, StageKind};
+use crate::metrics::EvalRecord;
+use crate::plugin::registry::Registry;
+use crate::plugin::{
+    AnalysisInputs, Params, PluginKind, PruneContext, StageContext, TrainJob, TrainObserver,
+    TrainState,
+};
+use crate::tensor::{Architecture, NamedTensors, init_params};
+use crate::{Error, Result};
+use crate::{pruning, rewind};
+
+/// How to execute.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Directory that relative data paths resolve against (the experiment file's directory).
+    pub base_dir: PathBuf,
+    /// Stop the whole execution with an error as soon as a training stage has saved a
+    /// resumable state at or after this many steps, as if the process had been killed there.
+    /// Used to test resumption; the next execution continues from that state.
+    pub interrupt_after_steps: Option<u64>,
+    /// Stages computed at once (0 and 1 both mean one at a time, in plan order).
+    pub jobs: usize,
+    /// Only load stages from the store: a stage not stored fails with this explanation (after
+    /// a Slurm array, whose tasks computed the stages).
+    pub only_stored: Option<String>,
+}
+
+/// The outcome of an execution: what ran, every artifact, and the first error if any.
+#[derive(Debug)]
+pub struct Execution {
+    /// One report per planned stage, in plan order; each failed stage's report carries its
+    /// error message.
+    pub reports: Vec<StageReport>,
+    /// The artifact of every stage that finished (ran or cached), by stage name.
+    pub artifacts: BTreeMap<String, Artifact>,
+    /// The first error, in plan order (already wrapped with the stage's name).
+    pub error: Option<Error>,
+}
+
+impl Execution {
+    /// Whether every stage finished.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// The artifact of stage `name`.
+    pub fn artifact(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.get(name)
+    }
+
+    /// Stage names by outcome label (`ran`, `cached`, ...), for summaries and tests.
+    pub fn names_with(&self, outcome: fn(&StageOutcome) -> bool) -> Vec<&str> {
+        self.reports.iter().filter(|r| outcome(&r.outcome)).map(|r| r.name.as_str()).collect()
+    }
+
+    /// The error message of every failed stage, in plan order.
+    pub fn failures(&self) -> Vec<&str> {
+        self.reports
+            .iter()
+            .filter(|r| r.outcome == StageOutcome::Failed)
+            .filter_map(|r| r.error.as_deref())
+            .collect()
+    }
+}
+
+/// What a worker tells the scheduler: progress of a running stage, or its end.
+enum Message {
+    Progress { stage: String, record: EvalRecord, total_steps: u64 },
+    Log(String),
+    Finished { index: usize, result: Result<(Artifact, StageOutcome)>, seconds: f64 },
+}
+
+/// Forwards a worker's events to the scheduler, which alone talks to the caller's sink (so
+/// the sink needs no locking and sees one event at a time).
+struct ChannelEvents(mpsc::Sender<Message>);
+
+impl RunEvents for ChannelEvents {
+    fn train_progress(&mut self, stage: &str, record: &EvalRecord, total_steps: u64) {
+        let _ = self.0.send(Message::Progress {
+            stage: stage.to_string(),
+            record: record.clone(),
+            total_steps,
+        });
+    }
+
+    fn log(&mut self, line: &str) {
+        let _ = self.0.send(Message::Log(line.to_string()));
+    }
+}
+
+/// Executes `plan` against `store`, reporting to `events`.
+///
+/// Stages run on worker threads, at most [`ExecOptions::jobs`] at once: a stage starts once
+/// every stage it reads has finished, earlier stages of the plan first. Each stage computes the
+/// same numbers whatever runs beside it, so any number of jobs gives the results of one job.
+/// With one job, stages start and finish in plan order.
+///
+/// A stage is computed under the store's lease for its key ([`crate::lease`]), so
+/// processes that share a store (a Slurm array, two runs started by hand) split the work: a
+/// stage another live process holds is skipped, and loaded once stored; if that process dies,
+/// its lease expires and this one takes the stage over, resuming from its saved state.
+pub fn execute(
+    plan: &Plan,
+    registry: &Registry,
+    store: &Store,
+    options: &ExecOptions,
+    events: &mut dyn RunEvents,
+) -> Execution {
+    events.plan_ready(plan);
+    let jobs = options.jobs.max(1);
+    let n = plan.stages.len();
+    let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
+    let mut reports: Vec<Option<StageReport>> = vec![None; n];
+    let mut errors: Vec<Option<Error>> = (0..n).map(|_| None).collect();
+    // Stages that failed or could not run, each with the failed stage it waits on.
+    let mut blocked: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut started = vec![false; n];
+    // Stages another process was seen computing (announced once each).
+    let mut announced = vec![false; n];
+    let mut running = 0usize;
+    let mut interrupted = false;
+    let (tx, rx) = mpsc::channel::<Message>();
+    let report = |ps: &PlannedStage, outcome, seconds, error: Option<String>| StageReport {
+        name: ps.stage.name.clone(),
+        kind: ps.stage.kind,
+        plugin: ps.stage.plugin.clone(),
+        key: ps.key.clone(),
+        outcome,
+        seconds,
+        error,
+    };
+    std::thread::scope(|scope| {
+        loop {
+            // Start (or skip) every stage that can, in plan order, while workers are free.
+            for (index, ps) in plan.stages.iter().enumerate() {
+                if started[index] {
+                    continue;
+                }
+                let stage = &ps.stage;
+                let inputs: Vec<&str> =
+                    stage.inputs.values().flatten().map(String::as_str).collect();
+                let waits_on = inputs.iter().find_map(|p| blocked.get(p).copied());
+                if interrupted || waits_on.is_some() {
+                    if let Some(failed) = waits_on {
+                        blocked.insert(&stage.name, failed);
+                    }
+                    let r = report(
+                        ps,
+                        StageOutcome::NotRun,
+                        0.0,
+                        waits_on.map(|f| format!("needs the result of `{f}`, which failed")),
+                    );
+                    events.stage_finished(stage, &r);
+                    reports[index] = Some(r);
+                    started[index] = true;
+                    continue;
+                }
+                if running == jobs {
+                    break;
+                }
+                if !inputs.iter().all(|p| artifacts.contains_key(*p)) {
+                    continue;
+                }
+                // A stage another process sharing the store computes is skipped until its
+                // result is stored or that process is gone; this process goes on with others.
+                let claimed = match &options.only_stored {
+                    Some(why) if !store.contains(&ps.key) => {
+                        Err(Error::Other(format!("not in the store: {why}")))
+                    }
+                    _ => claim(store, &ps.key),
+                };
+                let (cached, lease) = match claimed {
+                    Ok(Ok(claimed)) => claimed,
+                    Ok(Err(holder)) => {
+                        if !announced[index] {
+                            announced[index] = true;
+                            events.log(&format!("{}: {holder} is computing it in the same store; waiting for its result", stage.name));
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        started[index] = true;
+                        running += 1;
+                        let _ = tx.send(Message::Finished { index, result: Err(e), seconds: 0.0 });
+                        continue;
+                    }
+                };
+                started[index] = true;
+                running += 1;
+                events.stage_started(stage, &ps.key, cached);
+                let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let result = if cached {
+                        store.load(&ps.key).map(|a| (a, StageOutcome::Cached))
+                    } else {
+                        ex.run_stage(ps, &mut ChannelEvents(tx.clone()))
+                    };
+                    // Released once the result is stored (or the stage failed).
+                    drop(lease);
+                    let _ = tx.send(Message::Finished {
+                        index,
+                        result,
+                        seconds: start.elapsed().as_secs_f64(),
+                    });
+                });
+            }
+            if running == 0 && started.iter().all(|&s| s) {
+                break;
+            }
+            // Progress is forwarded as it comes; the stages are looked at again only once one
+            // has finished or the wait for another process's stages has timed out.
+            let finished = loop {
+                match rx.recv_timeout(WAIT_POLL) {
+                    Ok(Message::Progress { stage, record, total_steps }) => {
+                        events.train_progress(&stage, &record, total_steps)
+                    }
+                    Ok(Message::Log(line)) => events.log(&line),
+                    Ok(Message::Finished { index, result, seconds }) => {
+                        break Some((index, result, seconds));
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        unreachable!("the scheduler holds a sender")
+                    }
+                }
+            };
+            let Some((index, result, seconds)) = finished else { continue };
+            running -= 1;
+            let ps = &plan.stages[index];
+            let stage = &ps.stage;
+            let r = match result {
+                Ok((artifact, outcome)) => {
+                    if let Artifact::Mask(m) = &artifact {
+                        for w in &m.warnings {
+                            events.log(&format!("{}: warning: {w}", stage.name));
+                        }
+                    }
+                    artifacts.insert(stage.name.clone(), Arc::new(artifact));
+                    report(ps, outcome, seconds, None)
+                }
+                Err(e) => {
+                    interrupted |= matches!(e, Error::Interrupted { .. });
+                    blocked.insert(&stage.name, &stage.name);
+                    let e = e.in_stage(&stage.name);
+                    let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
+                    errors[index] = Some(e);
+                    r
+                }
+            };
+            events.stage_finished(stage, &r);
+            reports[index] = Some(r);
+        }
+    });
+    Execution {
+        reports: reports.into_iter().map(|r| r.expect("every stage is reported")).collect(),
+        // Every worker's copy is gone once the scope ends, so the artifacts unwrap without a copy.
+        artifacts: artifacts
+            .into_iter()
+            .map(|(k, a)| (k, Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone())))
+            .collect(),
+        error: errors.into_iter().flatten().next(),
+    }
+}
+
+/// How often a run waiting for another process's stages looks at the store again.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether `key` is stored, and else this process's lease to compute it; or who else holds it.
+fn claim(
+    store: &Store,
+    key: &StageKey,
+) -> Result<std::result::Result<(bool, Option<Lease>), Holder>> {
+    if store.contains(key) {
+        return Ok(Ok((true, None)));
+    }
+    match store.claim(key)? {
+        // Stored between the look and the claim: load it rather than compute it again.
+        Claim::Acquired(_) if store.contains(key) => Ok(Ok((true, None))),
+        Claim::Acquired(lease) => Ok(Ok((false, Some(lease)))),
+        Claim::HeldBy(holder) => Ok(Err(holder)),
+    }
+}
+
+/// What one stage's computation reads: the plan, the plugins, the store and the artifacts of
+/// the stages finished before it started.
+struct Executor<'a> {
+    plan: &'a Plan,
+    registry: &'a Registry,
+    store: &'a Store,
+    options: &'a ExecOptions,
+    artifacts: BTreeMap<String, Arc<Artifact>>,
+}
+
+impl Executor<'_> {
+    /// Computes and stores one stage.
+    fn run_stage(
+        &self,
+        ps: &PlannedStage,
+        events: &mut dyn RunEvents,
+    ) -> Result<(Artifact, StageOutcome)> {
+        let stage = &ps.stage;
+        let start = Instant::now();
+        let (artifact, outcome) =
+            catch_panic(&format!("stage `{}`", stage.name), || self.compute(ps, events))?;
+        let info = ObjectInfo {
+            stage: &stage.name,
+            kind: stage.kind,
+            plugin: ps.fingerprint.as_deref(),
+            params: &stage.params,
+            seed: stage.seed,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        self.store.save(&ps.key, &info, &artifact)?;
+        if stage.kind == StageKind::Train {
+            self.store.remove_partial(&ps.key)?;
+        }
+        Ok((artifact, outcome))
+    }
+
+    fn compute(
+        &self,
+        ps: &PlannedStage,
+        events: &mut dyn RunEvents,
+    ) -> Result<(Artifact, StageOutcome)> {
+        let stage = &ps.stage;
+        let params = Params(stage.params.clone());
+        let ctx = StageContext {
+            stage: stage.name.clone(),
+            seed: stage.seed,
+            base_dir: self.options.base_dir.clone(),
+        };
+        let plugin = || {
+            stage
+                .plugin
+                .as_deref()
+                .ok_or_else(|| Error::Other(format!("stage `{}` names no plugin", stage.name)))
+        };
+        let ran = |a| Ok((a, StageOutcome::Ran));
+        match stage.kind {
+            StageKind::Dataset => {
+                let data = self.registry.dataset(plugin()?)?.build(&params, &ctx)?;
+                ran(Artifact::Dataset(Box::new(data)))
+            }
+            StageKind::Model => {
+                let data = self.dataset(stage, "data")?;
+                let name = plugin()?;
+                let arch = self.registry.architecture(name)?.build(&params, &data.info)?;
+                let weights = init_params(arch.as_ref(), stage.seed);
+                ran(Artifact::Model(Box::new(ModelArtifact {
+                    arch: ArchSpec { plugin: name.to_string(), params },
+                    params: weights,
+                    mask: None,
+                    prunable: arch.prunable(),
+                    origin: "init".into(),
+                })))
+            }
+            StageKind::Train => self.train(ps, &params, &ctx, events),
+            StageKind::Prune => ran(Artifact::Mask(Box::new(self.prune(stage, &params, &ctx)?))),
+            StageKind::Rewind => ran(Artifact::Model(Box::new(self.rewind(stage, &params)?))),
+            StageKind::Analyze | StageKind::Report => {
+                let runs = self.many(stage, "runs", "runs", |a| {
+                    if let Artifact::Run(r) = a { Some(r.as_ref()) } else { None }
+                })?;
+                let masks = self.many(stage, "masks", "masks", |a| {
+                    if let Artifact::Mask(m) = a { Some(m.as_ref()) } else { None }
+                })?;
+                let models = self.many(stage, "models", "models", |a| {
+                    if let Artifact::Model(m) = a { Some(m.as_ref()) } else { None }
+                })?;
+                let data = self.data_or_upstream(stage)?;
+                let spec = runs
+                    .first()
+                    .map(|(_, r)| &r.init.arch)
+                    .or_else(|| models.first().map(|(_, m)| &m.arch));
+                let arch = match (spec, data) {
+                    (Some(spec), Some(d)) => Some(self.architecture(spec, &d.info)?),
+                    _ => None,
+                };
+                let inputs =
+                    AnalysisInputs { runs, masks, models, data, arch: arch.as_deref(), ctx: &ctx };
+                let value = if stage.kind == StageKind::Analyze {
+                    self.registry.analysis(plugin()?)?.analyze(&params, &inputs)?
+                } else {
+                    self.registry.report(plugin()?)?.report(&params, &inputs)?
+                };
+                ran(Artifact::Analysis(Box::new(value)))
+            }
+        }
+    }
+
+    fn train(
+        &self,
+        ps: &PlannedStage,
+        params: &Params,
+        ctx: &StageContext,
+        events: &mut dyn RunEvents,
+    ) -> Result<(Artifact, StageOutcome)> {
+        let stage = &ps.stage;
+        let model = self.model(stage, "model")?;
+        let data = self.dataset(stage, "data")?;
+        let arch = self.architecture(&model.arch, &data.info)?;
+        let resume = self.store.load_partial(&ps.key)?;
+        let outcome = match &resume {
+            Some(state) => {
+                events.log(&format!(
+                    "{}: resuming from the state saved at step {}",
+                    stage.name, state.step
+                ));
+                StageOutcome::Resumed { from_step: state.step }
+            }
+            None => StageOutcome::Ran,
+        };
+        let mut observer = StoreObserver {
+            store: self.store,
+            key: &ps.key,
+            stage: &stage.name,
+            events,
+            interrupt_after: self.options.interrupt_after_steps,
+        };
+        let job = TrainJob {
+            arch: arch.as_ref(),
+            init: model,
+            data,
+            ctx,
+            resume,
+            observer: &mut observer,
+        };
+        let run = self
+            .registry
+            .trainer(stage.plugin.as_deref().unwrap_or_default())?
+            .train(params, job)?;
+        Ok((Artifact::Run(Box::new(run)), outcome))
+    }
+
+    fn prune(&self, stage: &StageIr, params: &Params, ctx: &StageContext) -> Result<MaskArtifact> {
+        let from = self.one(stage, "from")?;
+        let data = self.dataset(stage, "data")?;
+        let (model, weights, scored_at) = select_weights(stage, from, params.str("at")?, "at")?;
+        let arch = self.architecture(&model.arch, &data.info)?;
+        let reference = match self.optional(stage, "mask")? {
+            Some(Artifact::Mask(m)) => Some(&m.masks),
+            Some(_) => return Err(wrong_type(stage, "mask", "a mask")),
+            None => None,
+        };
+        let dense;
+        let current = match &model.mask {
+            Some(m) => m,
+            None => {
+                dense = pruning::dense_mask(arch.as_ref());
+                &dense
+            }
+        };
+        let name = stage.plugin.as_deref().unwrap_or_default();
+        let pruner_id = self.registry.require(PluginKind::Pruner, name)?.fingerprint();
+        let input = PruneContext {
+            arch: arch.as_ref(),
+            params: weights,
+            mask: current,
+            reference_mask: reference,
+            data,
+            ctx,
+            round: (0, 1),
+        };
+        let request = pruning::MaskRequest { pruner_id: &pruner_id, params, input, scored_at };
+        pruning::make_mask(self.registry.pruner(name)?.as_ref(), &request)
+    }
+
+    fn rewind(&self, stage: &StageIr, params: &Params) -> Result<ModelArtifact> {
+        let from = self.one(stage, "from")?;
+        let to = params.str("to")?;
+        let mode = params.str("mode")?;
+        let (model, weights, _) = select_weights(stage, from, to, "to")?;
+        let (mask, mask_origin) = match self.optional(stage, "mask")? {
+            Some(Artifact::Mask(m)) => {
+                (Some(&m.masks), format!(" with mask `{}`", self.producers(stage, "mask")[0]))
+            }
+            Some(_) => return Err(wrong_type(stage, "mask", "a mask")),
+            None => (model.mask.as_ref(), String::new()),
+        };
+        let data = self.data_or_upstream(stage)?.ok_or_else(|| {
+            Error::Other(format!(
+                "stage `{}` cannot find the dataset its model was built for; connect it to `data`",
+                stage.name
+            ))
+        })?;
+        let arch = self.architecture(&model.arch, &data.info)?;
+        let (weights, mask) = rewind::rewind(
+            rewind::RewindMode::parse(mode)?,
+            weights,
+            mask,
+            arch.as_ref(),
+            stage.seed,
+        )?;
+        Ok(ModelArtifact {
+            arch: model.arch.clone(),
+            params: weights,
+            mask,
+            prunable: model.prunable.clone(),
+            origin: format!(
+                "{mode} of `{}` to {to}{mask_origin}",
+                self.producers(stage, "from")[0]
+            ),
+        })
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    fn artifact(&self, name: &str) -> Result<&Artifact> {
+        self.artifacts
+            .get(name)
+            .map(Arc::as_ref)
+            .ok_or_else(|| Error::Other(format!("the result of stage `{name}` is not available")))
+    }
+
+    /// The producers connected to `port`.
+    fn producers<'s>(&self, stage: &'s StageIr, port: &str) -> &'s [String] {
+        stage.inputs.get(port).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn optional(&self, stage: &StageIr, port: &str) -> Result<Option<&Artifact>> {
+        match self.producers(stage, port) {
+            [] => Ok(None),
+            [one] => self.artifact(one).map(Some),
+            many => Err(Error::Other(format!(
+                "port `{port}` of stage `{}` takes one stage, not {}",
+                stage.name,
+                many.len()
+            ))),
+        }
+    }
+
+    fn one(&self, stage: &StageIr, port: &str) -> Result<&Artifact> {
+        self.optional(stage, port)?.ok_or_else(|| {
+            Error::Other(format!("stage `{}` needs an input on port `{port}`", stage.name))
+        })
+    }
+
+    /// The artifacts connected to a list port, with their stage names; `expected` names the
+    /// type for the error when `pick` refuses one.
+    fn many<'a, T>(
+        &'a self,
+        stage: &'a StageIr,
+        port: &str,
+        expected: &str,
+        pick: fn(&'a Artifact) -> Option<&'a T>,
+    ) -> Result<Vec<(&'a str, &'a T)>> {
+        self.producers(stage, port)
+            .iter()
+            .map(|p| {
+                let a = self.artifact(p)?;
+                pick(a).map(|t| (p.as_str(), t)).ok_or_else(|| wrong_type(stage, port, expected))
+            })
+            .collect()
+    }
+
+    fn dataset(&self, stage: &StageIr, port: &str) -> Result<&Dataset> {
+        match self.one(stage, port)? {
+            Artifact::Dataset(d) => Ok(d),
+            _ => Err(wrong_type(stage, port, "a dataset")),
+        }
+    }
+
+    fn model(&self, stage: &StageIr, port: &str) -> Result<&ModelArtifact> {
+        match self.one(stage, port)? {
+            Artifact::Model(m) => Ok(m),
+            _ => Err(wrong_type(stage, port, "a model")),
+        }
+    }
+
+    /// The dataset on the `data` port if connected, else the one found upstream.
+    fn data_or_upstream(&self, stage: &StageIr) -> Result<Option<&Dataset>> {
+        match stage.inputs.contains_key("data") {
+            true => self.dataset(stage, "data").map(Some),
+            false => Ok(self.find_dataset(&stage.name)),
+        }
+    }
+
+    /// The dataset the stage's inputs were built from, searching upstream depth first.
+    fn find_dataset(&self, name: &str) -> Option<&Dataset> {
+        let stage = &self.plan.stage(name)?.stage;
+        for producers in stage.inputs.values() {
+            for p in producers {
+                match self.artifacts.get(p).map(Arc::as_ref) {
+                    Some(Artifact::Dataset(d)) => return Some(d),
+                    Some(_) => {
+                        if let Some(d) = self.find_dataset(p) {
+                            return Some(d);
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn architecture(&self, spec: &ArchSpec, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
+        self.registry.architecture(&spec.plugin)?.build(&spec.params, info)
+    }
+}
+
+fn wrong_type(stage: &StageIr, port: &str, expected: &str) -> Error {
+    Error::Other(format!("stage `{}`: port `{port}` expects {expected}", stage.name))
+}
+
+/// The model (arch, mask, prunable names) and the weights a prune or rewind stage works on.
+///
+/// For a run, `which` (the `at` or `to` parameter) picks `final`, `init` or a checkpoint step;
+/// for a model, only its own weights exist (`final` and `init` both mean them). The third value
+/// is the step of the chosen weights (`None` = initialisation).
+fn select_weights<'a>(
+    stage: &StageIr,
+    from: &'a Artifact,
+    which: &str,
+    param: &str,
+) -> Result<(&'a ModelArtifact, &'a NamedTensors, Option<u64>)> {
+    match from {
+        Artifact::Run(run) => select_from_run(run, which, param).map(|(w, s)| (&run.init, w, s)),
+        Artifact::Model(m) => match which {
+            "final" | "init" => Ok((m.as_ref(), &m.params, None)),
+            _ => Err(Error::param(
+                param,
+                format!(
+                    "`{which}` selects a checkpoint, but `from` of stage `{}` is a model, which has none; connect a train stage or use `{param}: init`",
+                    stage.name
+                ),
+            )),
+        },
+        _ => Err(wrong_type(stage, "from", "a model or a run")),
+    }
+}
+
+fn select_from_run<'a>(
+    run: &'a RunArtifact,
+    which: &str,
+    param: &str,
+) -> Result<(&'a NamedTensors, Option<u64>)> {
+    match which {
+        "final" => Ok((&run.final_params, Some(run.summary.steps))),
+        "init" => Ok((&run.init.params, None)),
+        step => {
+            let n: u64 = step.parse().map_err(|_| {
+                Error::param(param, format!("`{step}` is not `final`, `init` or a step number"))
+            })?;
+            if n == 0 {
+                return Ok((&run.init.params, None));
+            }
+            run.checkpoints.get(&n).map(|w| (w, Some(n))).ok_or_else(|| {
+                let have: Vec<String> = run.checkpoints.keys().map(u64::to_string).collect();
+                Error::param(
+                    param,
+                    format!(
+                        "the run has no checkpoint at step {n}; saved steps: {}. Add {n} to the trainer's `checkpoint_steps`",
+                        have.join(", ")
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// Persists resumable states and forwards progress.
+struct StoreObserver<'a, 'e> {
+    store: &'a Store,
+    key: &'a StageKey,
+    stage: &'a str,
+    events: &'e mut dyn RunEvents,
+    interrupt_after: Option<u64>,
+}
+
+impl TrainObserver for StoreObserver<'_, '_> {
+    fn on_eval(&mut self, record: &EvalRecord, total_steps: u64) {
+        self.events.train_progress(self.stage, record, total_steps);
+    }
+
+    fn on_checkpoint(&mut self, state: &TrainState) -> Result<()> {
+        self.store.save_partial(self.key, state)?;
+        match self.interrupt_after {
+            Some(n) if state.step >= n => Err(Error::Interrupted { step: state.step }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,509 @@
+//! Executor plumbing with small in-test plugins: caching, invalidation, resumption, failures.
+//!
+//! The trainer here is a stand-in whose "training" is exact arithmetic (w += lr per step), so
+//! these tests check the executor and the store, not numerics; the end-to-end tests with the
+//! real plugins are in the workspace's integration tests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::artifact::{AnalysisArtifact, RunArtifact};
+use crate::data::{Split, Targets};
+use crate::events::NoEvents;
+use crate::ir::ExperimentIr;
+use crate::key::Backend;
+use crate::metrics::{Norms, RunSummary};
+use crate::planner::plan;
+use crate::plugin::registry::{Origin, PluginEntry, PluginInstance};
+use crate::plugin::{AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, PluginKind, TrainerPlugin};
+use ticketlab_api::tensor::{GraphBuilder, HostTensor, Init, ParamDef, Var};
+
+struct Data;
+impl DatasetPlugin for Data {
+    fn build(&self, params: &Params, _ctx: &StageContext) -> Result<Dataset> {
+        let n = params.usize("n")?;
+        let split = |k: usize| Split {
+            x: HostTensor::new(vec![k, 2], (0..k * 2).map(|i| i as f32).collect()),
+            y: Targets::Classes { labels: (0..k as u32).map(|i| i % 2).collect(), n_classes: 2 },
+        };
+        Ok(Dataset {
+            description: format!("{n} points"),
+            info: DatasetInfo { input_shape: vec![2], output_dim: 2, tokens: None },
+            train: split(n),
+            test: split(2),
+        })
+    }
+}
+
+struct Arch;
+impl Architecture for Arch {
+    fn parameters(&self) -> Vec<ParamDef> {
+        vec![ParamDef {
+            name: "w".into(),
+            shape: vec![2, 2],
+            init: Init::Normal { std: 1.0 },
+            prunable: true,
+        }]
+    }
+    fn forward(&self, g: &mut GraphBuilder, params: &BTreeMap<String, Var>, x: Var) -> Result<Var> {
+        g.matmul(x, params["w"])
+    }
+}
+
+struct ArchPlugin;
+impl ArchitecturePlugin for ArchPlugin {
+    fn build(&self, _params: &Params, _info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
+        Ok(Box::new(Arch))
+    }
+}
+
+/// "Trains" by adding `lr` to every weight per step; offers a resumable state every
+/// `resume_every` steps; panics at step `panic_at` if set.
+struct Trainer;
+impl TrainerPlugin for Trainer {
+    fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact> {
+        let steps = params.usize("steps")? as u64;
+        let lr = params.f64("lr")? as f32;
+        let every = params.usize("resume_every")? as u64;
+        let panic_at = params.i64("panic_at")?;
+        let (mut w, mut records, start) = match job.resume {
+            Some(s) => (s.params, s.records, s.step),
+            None => (job.init.params.clone(), Vec::new(), 0),
+        };
+        let record = |step: u64, w: &NamedTensors| {
+            let l1: f64 = w.values().map(HostTensor::l1).sum();
+            EvalRecord {
+                step,
+                train_loss: 1.0 / (1.0 + step as f64),
+                train_acc: Some((step as f64 / steps.max(1) as f64).min(1.0)),
+                test_loss: 1.0,
+                test_acc: Some(0.5),
+                norms: Norms { l1, l2: l1 },
+                layers: BTreeMap::new(),
+            }
+        };
+        for step in start..steps {
+            if step == 0 {
+                records.push(record(0, &w));
+            }
+            if panic_at >= 0 && step == panic_at as u64 {
+                panic!("boom at step {step}");
+            }
+            w.values_mut().for_each(|t| t.data.iter_mut().for_each(|v| *v += lr));
+            let done = step + 1;
+            let r = record(done, &w);
+            job.observer.on_eval(&r, steps);
+            records.push(r);
+            if every > 0 && done % every == 0 && done < steps {
+                job.observer.on_checkpoint(&TrainState {
+                    step: done,
+                    params: w.clone(),
+                    optimizer: BTreeMap::new(),
+                    records: records.clone(),
+                    checkpoints: BTreeMap::new(),
+                    rng_counter: done,
+                })?;
+            }
+        }
+        let summary = RunSummary::from_records(&records, 0.95, 1.0)
+            .ok_or_else(|| Error::Other("no records".into()))?;
+        Ok(RunArtifact {
+            init: job.init.clone(),
+            final_params: w,
+            checkpoints: BTreeMap::new(),
+            records,
+            summary,
+        })
+    }
+}
+
+struct CountRuns;
+impl AnalysisPlugin for CountRuns {
+    fn analyze(&self, _params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact> {
+        let names: Vec<&str> = inputs.runs.iter().map(|(n, _)| *n).collect();
+        Ok(AnalysisArtifact {
+            analysis: "count".into(),
+            value: json!({"runs": names, "has_arch": inputs.arch.is_some()}),
+        })
+    }
+}
+
+fn entry(kind: PluginKind, name: &str, instance: PluginInstance) -> PluginEntry {
+    PluginEntry {
+        kind,
+        name: name.into(),
+        version: "1.0.0".into(),
+        summary: String::new(),
+        params: Vec::new(),
+        origin: Origin::BuiltIn,
+        instance,
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::default();
+    r.insert(entry(PluginKind::Dataset, "points", PluginInstance::Dataset(Arc::new(Data))))
+        .unwrap();
+    r.insert(entry(
+        PluginKind::Architecture,
+        "lin",
+        PluginInstance::Architecture(Arc::new(ArchPlugin)),
+    ))
+    .unwrap();
+    r.insert(entry(PluginKind::Trainer, "adder", PluginInstance::Trainer(Arc::new(Trainer))))
+        .unwrap();
+    r.insert(entry(PluginKind::Analysis, "count", PluginInstance::Analysis(Arc::new(CountRuns))))
+        .unwrap();
+    r
+}
+
+fn stage(
+    name: &str,
+    kind: StageKind,
+    plugin: &str,
+    params: Value,
+    inputs: &[(&str, &[&str])],
+) -> StageIr {
+    StageIr {
+        name: name.into(),
+        kind,
+        plugin: Some(plugin.into()),
+        params: serde_json::from_value(params).unwrap(),
+        inputs: inputs
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.iter().map(|x| x.to_string()).collect()))
+            .collect(),
+        seed: ticketlab_api::seed::derive(0, name),
+        sweep: BTreeMap::new(),
+    }
+}
+
+fn experiment(steps: u64, b_lr: f64, panic_at: i64) -> ExperimentIr {
+    let train = |lr: f64, panic_at: i64| json!({"steps": steps, "lr": lr, "resume_every": 3, "panic_at": panic_at});
+    ExperimentIr {
+        name: "t".into(),
+        description: String::new(),
+        seed: 0,
+        plugins: Vec::new(),
+        stages: vec![
+            stage("data", StageKind::Dataset, "points", json!({"n": 4}), &[]),
+            stage("init", StageKind::Model, "lin", json!({}), &[("data", &["data"])]),
+            stage(
+                "a",
+                StageKind::Train,
+                "adder",
+                train(0.5, -1),
+                &[("model", &["init"]), ("data", &["data"])],
+            ),
+            stage(
+                "b",
+                StageKind::Train,
+                "adder",
+                train(b_lr, panic_at),
+                &[("model", &["init"]), ("data", &["data"])],
+            ),
+            stage("count", StageKind::Analyze, "count", json!({}), &[("runs", &["a", "b"])]),
+        ],
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p =
+            std::env::temp_dir().join(format!("ticketlab-exec-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Self(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(ir: &ExperimentIr, store: &Store, interrupt: Option<u64>) -> Execution {
+    let r = registry();
+    let p = plan(ir, &r, Some(store), &Backend::cpu()).unwrap();
+    execute(
+        &p,
+        &r,
+        store,
+        &ExecOptions {
+            base_dir: ".".into(),
+            interrupt_after_steps: interrupt,
+            jobs: 1,
+            only_stored: None,
+        },
+        &mut NoEvents,
+    )
+}
+
+fn outcomes(e: &Execution) -> Vec<(&str, &'static str)> {
+    e.reports.iter().map(|r| (r.name.as_str(), r.outcome.label())).collect()
+}
+
+fn final_w(e: &Execution, name: &str) -> Vec<f32> {
+    match e.artifact(name) {
+        Some(Artifact::Run(r)) => r.final_params["w"].data.clone(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_second_run_computes_nothing_and_loads_the_same_results() {
+    let dir = TempDir::new("twice");
+    let store = Store::new(&dir.0);
+    let ir = experiment(7, 0.25, -1);
+    let first = run(&ir, &store, None);
+    assert!(first.is_ok(), "{:?}", first.error);
+    assert!(first.reports.iter().all(|r| r.outcome == StageOutcome::Ran));
+    let second = run(&ir, &store, None);
+    assert!(
+        second.reports.iter().all(|r| r.outcome == StageOutcome::Cached),
+        "{:?}",
+        outcomes(&second)
+    );
+    assert_eq!(format!("{:?}", first.artifacts), format!("{:?}", second.artifacts));
+    match second.artifact("count") {
+        Some(Artifact::Analysis(a)) => {
+            assert_eq!(a.value, json!({"runs": ["a", "b"], "has_arch": true}))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !dir.0.join("partial").read_dir().unwrap().any(|_| true),
+        "partial states are removed once stored"
+    );
+}
+
+#[test]
+fn changing_a_parameter_reruns_that_stage_and_downstream_only() {
+    let dir = TempDir::new("change");
+    let store = Store::new(&dir.0);
+    assert!(run(&experiment(7, 0.25, -1), &store, None).is_ok());
+    let changed = run(&experiment(7, 0.125, -1), &store, None);
+    assert_eq!(
+        outcomes(&changed),
+        [("data", "cached"), ("init", "cached"), ("a", "cached"), ("b", "ran"), ("count", "ran")]
+    );
+}
+
+#[test]
+fn an_interrupted_training_resumes_and_matches_an_uninterrupted_run() {
+    let whole_dir = TempDir::new("whole");
+    let whole = run(&experiment(10, 0.25, -1), &Store::new(&whole_dir.0), None);
+    assert!(whole.is_ok());
+
+    let dir = TempDir::new("resume");
+    let store = Store::new(&dir.0);
+    let cut = run(&experiment(10, 0.25, -1), &store, Some(4));
+    let err = cut.error.as_ref().expect("interrupted").to_string();
+    assert!(err.contains("stage `a`") && err.contains("interrupted at step 6"), "{err}");
+    assert_eq!(
+        outcomes(&cut),
+        [("data", "ran"), ("init", "ran"), ("a", "failed"), ("b", "not run"), ("count", "not run")]
+    );
+    let p = plan(&experiment(10, 0.25, -1), &registry(), Some(&store), &Backend::cpu()).unwrap();
+    assert_eq!(p.stage("a").unwrap().resume_from, Some(6));
+    assert!(p.render().contains("will resume at step 6"));
+
+    let resumed = run(&experiment(10, 0.25, -1), &store, None);
+    assert!(resumed.is_ok(), "{:?}", resumed.error);
+    assert_eq!(resumed.reports[2].outcome, StageOutcome::Resumed { from_step: 6 });
+    for arm in ["a", "b"] {
+        assert_eq!(final_w(&resumed, arm), final_w(&whole, arm));
+        let (Some(Artifact::Run(x)), Some(Artifact::Run(y))) =
+            (resumed.artifact(arm), whole.artifact(arm))
+        else {
+            panic!()
+        };
+        assert_eq!(x.records, y.records);
+        assert_eq!(x.summary, y.summary);
+    }
+}
+
+#[test]
+fn a_panicking_stage_fails_alone_and_keeps_what_finished() {
+    let dir = TempDir::new("panic");
+    let store = Store::new(&dir.0);
+    let failed = run(&experiment(5, 0.25, 2), &store, None);
+    let err = failed.error.as_ref().unwrap();
+    assert!(
+        matches!(err, Error::Stage { stage, source } if stage == "b" && matches!(**source, Error::Panic { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("boom at step 2"), "{err}");
+    assert_eq!(
+        outcomes(&failed),
+        [("data", "ran"), ("init", "ran"), ("a", "ran"), ("b", "failed"), ("count", "not run")]
+    );
+    assert_eq!(failed.reports[3].error.as_deref(), Some(err.to_string().as_str()));
+    // The fixed experiment reuses the three finished stages.
+    let fixed = run(&experiment(5, 0.25, -1), &store, None);
+    assert_eq!(
+        outcomes(&fixed),
+        [("data", "cached"), ("init", "cached"), ("a", "cached"), ("b", "ran"), ("count", "ran")]
+    );
+}
+
+#[test]
+fn a_failing_stage_stops_only_what_needs_it() {
+    let dir = TempDir::new("keep-going");
+    let store = Store::new(&dir.0);
+    let mut ir = experiment(5, 0.25, -1);
+    ir.stages[2].params.insert("panic_at".into(), json!(2));
+    let failed = run(&ir, &store, None);
+    // `b` does not need `a`, so it still trains; `count` needs both and is not run.
+    assert_eq!(
+        outcomes(&failed),
+        [("data", "ran"), ("init", "ran"), ("a", "failed"), ("b", "ran"), ("count", "not run")]
+    );
+    assert!(
+        matches!(&failed.error, Some(Error::Stage { stage, .. }) if stage == "a"),
+        "{:?}",
+        failed.error
+    );
+    assert_eq!(failed.failures().len(), 1);
+    assert_eq!(failed.reports[4].error.as_deref(), Some("needs the result of `a`, which failed"));
+    assert!(failed.artifact("b").is_some(), "the independent arm's result is kept");
+}
+
+#[test]
+fn a_corrupt_object_is_an_error_that_names_it() {
+    let dir = TempDir::new("corrupt");
+    let store = Store::new(&dir.0);
+    let ir = experiment(3, 0.25, -1);
+    let first = run(&ir, &store, None);
+    let key = &first.reports[1].key;
+    std::fs::write(store.object_dir(key).join("model.safetensors"), b"truncated").unwrap();
+    let again = run(&ir, &store, None);
+    let err = again.error.unwrap().to_string();
+    assert!(
+        err.contains("stage `init`") && err.contains("corrupt") && err.contains(key.as_str()),
+        "{err}"
+    );
+    assert!(store.object_dir(key).join("model.safetensors").exists());
+}
+
+#[test]
+fn weights_are_selected_by_at_and_to() {
+    let dir = TempDir::new("select");
+    let e = run(&experiment(3, 0.25, -1), &Store::new(&dir.0), None);
+    let Some(Artifact::Run(r)) = e.artifact("a") else { panic!() };
+    let mut r = r.as_ref().clone();
+    r.checkpoints.insert(2, r.final_params.clone());
+    assert_eq!(select_from_run(&r, "final", "at").unwrap().1, Some(3));
+    assert_eq!(select_from_run(&r, "init", "at").unwrap().0, &r.init.params);
+    assert_eq!(select_from_run(&r, "0", "at").unwrap().1, None);
+    assert_eq!(select_from_run(&r, "2", "at").unwrap().1, Some(2));
+    let err = select_from_run(&r, "5", "at").unwrap_err().to_string();
+    assert!(err.contains("no checkpoint at step 5") && err.contains("saved steps: 2"), "{err}");
+    assert!(select_from_run(&r, "later", "to").unwrap_err().to_string().contains("`later` is not"));
+}
+
+/// Scores weights by magnitude.
+struct Abs;
+impl crate::plugin::PrunerPlugin for Abs {
+    fn score(
+        &self,
+        _params: &Params,
+        ctx: &crate::plugin::PruneContext<'_>,
+    ) -> Result<crate::plugin::Scores> {
+        let scores = ctx
+            .mask
+            .keys()
+            .map(|n| {
+                (
+                    n.clone(),
+                    HostTensor::new(
+                        ctx.params[n].shape.clone(),
+                        ctx.params[n].data.iter().map(|v| v.abs()).collect(),
+                    ),
+                )
+            })
+            .collect();
+        Ok(crate::plugin::Scores { scores, keep_per_layer: None })
+    }
+}
+
+fn prune_params(rate: f64, at: &str) -> Value {
+    json!({"rate": rate, "scope": "global", "at": at, "schedule": "exponential", "on_collapse": "warn"})
+}
+
+#[test]
+fn prune_rewind_and_retrain_a_ticket() {
+    let dir = TempDir::new("ticket");
+    let store = Store::new(&dir.0);
+    let mut r = registry();
+    r.insert(entry(PluginKind::Pruner, "abs", PluginInstance::Pruner(Arc::new(Abs)))).unwrap();
+    let mut ir = experiment(4, 0.25, -1);
+    ir.stages.truncate(3);
+    let train = json!({"steps": 4, "lr": 0.25, "resume_every": 0, "panic_at": -1});
+    ir.stages.extend([
+        stage(
+            "mask",
+            StageKind::Prune,
+            "abs",
+            prune_params(0.5, "final"),
+            &[("from", &["a"]), ("data", &["data"])],
+        ),
+        StageIr {
+            plugin: None,
+            ..stage(
+                "ticket",
+                StageKind::Rewind,
+                "",
+                json!({"to": "init", "mode": "rewind"}),
+                &[("from", &["a"]), ("mask", &["mask"])],
+            )
+        },
+        stage(
+            "t2",
+            StageKind::Train,
+            "adder",
+            train,
+            &[("model", &["ticket"]), ("data", &["data"])],
+        ),
+        stage(
+            "again",
+            StageKind::Prune,
+            "abs",
+            prune_params(0.75, "init"),
+            &[("from", &["t2"]), ("data", &["data"])],
+        ),
+    ]);
+    let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
+    let e = execute(&p, &r, &store, &ExecOptions::default(), &mut NoEvents);
+    assert!(e.is_ok(), "{}", e.error.unwrap());
+    let (
+        Some(Artifact::Run(a)),
+        Some(Artifact::Mask(m)),
+        Some(Artifact::Model(t)),
+        Some(Artifact::Mask(m2)),
+    ) = (e.artifact("a"), e.artifact("mask"), e.artifact("ticket"), e.artifact("again"))
+    else {
+        panic!("{:?}", e.artifacts.keys())
+    };
+    assert_eq!((m.report.kept, m.report.total, m.scored_at), (2, 4, Some(4)));
+    // The two largest final weights are kept.
+    let fin = &a.final_params["w"].data;
+    let mut order: Vec<usize> = (0..4).collect();
+    order.sort_by(|&i, &j| fin[j].abs().total_cmp(&fin[i].abs()));
+    for (i, k) in m.masks["w"].data.iter().enumerate() {
+        assert_eq!(*k == 1.0, order[..2].contains(&i), "weight {i}");
+    }
+    // The ticket is the initialisation times the mask, and carries the mask.
+    let expected: Vec<f32> =
+        a.init.params["w"].data.iter().zip(&m.masks["w"].data).map(|(w, k)| w * k).collect();
+    assert_eq!(t.params["w"].data, expected);
+    assert_eq!(t.mask.as_ref(), Some(&m.masks));
+    assert_eq!(t.origin, "rewind of `a` to init with mask `mask`");
+    // Pruning the ticket's run again starts from its mask: the new mask is inside the old one.
+    assert_eq!(m2.report.kept, 1);
+    assert!(m2.masks["w"].data.iter().zip(&m.masks["w"].data).all(|(new, old)| new <= old));
+    assert_eq!(m2.scored_at, None);
+}

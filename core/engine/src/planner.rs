@@ -1,0 +1,170 @@
+//! The plan: every stage of an experiment with its cache key and whether it is already stored.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::key::{Backend, KeyVersions, StageKey, stage_key};
+use super::store::Store;
+use crate::ir::{ExperimentIr, StageIr};
+use crate::plugin::registry::Registry;
+use crate::{Error, Result};
+
+/// One stage of a plan.
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    /// The stage, as checked and expanded.
+    pub stage: StageIr,
+    /// Its cache key.
+    pub key: StageKey,
+    /// The plugin's fingerprint (`kind/name@version`), `None` for rewind.
+    pub fingerprint: Option<String>,
+    /// Whether the store already holds its result.
+    pub cached: bool,
+    /// For a training stage that is not cached: the step of a saved partial state to resume.
+    pub resume_from: Option<u64>,
+}
+
+impl PlannedStage {
+    /// `will run`, `cached`, or `will resume at step N`.
+    pub fn status(&self) -> String {
+        match (self.cached, self.resume_from) {
+            (true, _) => "cached".into(),
+            (false, Some(step)) => format!("will resume at step {step}"),
+            (false, None) => "will run".into(),
+        }
+    }
+}
+
+/// An experiment's stages in execution order, keyed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The experiment's name.
+    pub name: String,
+    /// The backend the keys were computed for.
+    pub backend: Backend,
+    /// Stages in the IR's (topological) order.
+    pub stages: Vec<PlannedStage>,
+}
+
+/// Plans `ir`: computes every stage's key and, if a store is given, whether it is cached.
+///
+/// Fails when a stage names a plugin the registry does not have or reads a stage that does not
+/// come before it (the checker rules both out for IR it produced).
+pub fn plan(
+    ir: &ExperimentIr,
+    registry: &Registry,
+    store: Option<&Store>,
+    backend: &Backend,
+) -> Result<Plan> {
+    plan_with(ir, registry, store, backend, &KeyVersions::current())
+}
+
+/// [`plan`] with explicit versions hashed into the keys (see [`KeyVersions`]).
+pub fn plan_with(
+    ir: &ExperimentIr,
+    registry: &Registry,
+    store: Option<&Store>,
+    backend: &Backend,
+    versions: &KeyVersions,
+) -> Result<Plan> {
+    let mut keys: BTreeMap<&str, StageKey> = BTreeMap::new();
+    let mut stages = Vec::with_capacity(ir.stages.len());
+    for stage in &ir.stages {
+        let fingerprint = match (stage.kind.plugin_kind(), &stage.plugin) {
+            (Some(kind), Some(name)) => Some(
+                registry.require(kind, name).map_err(|e| e.in_stage(&stage.name))?.fingerprint(),
+            ),
+            (Some(kind), None) => {
+                return Err(Error::Other(format!(
+                    "stage `{}` ({}) names no {kind} plugin",
+                    stage.name,
+                    stage.kind.as_str()
+                )));
+            }
+            (None, _) => None,
+        };
+        let mut upstream = BTreeMap::new();
+        for (port, producers) in &stage.inputs {
+            let mut ks = Vec::with_capacity(producers.len());
+            for p in producers {
+                let k = keys.get(p.as_str()).ok_or_else(|| {
+                    Error::Other(format!(
+                        "stage `{}` reads `{p}` through `{port}`, but `{p}` is not an earlier stage of the experiment",
+                        stage.name
+                    ))
+                })?;
+                ks.push(k.clone());
+            }
+            upstream.insert(port.clone(), ks);
+        }
+        let key = stage_key(stage, fingerprint.as_deref(), &upstream, backend, versions);
+        let cached = store.is_some_and(|s| s.contains(&key));
+        let resume_from = match store {
+            Some(s) if !cached && stage.kind == crate::ir::StageKind::Train => {
+                s.partial_step(&key).ok().flatten()
+            }
+            _ => None,
+        };
+        keys.insert(&stage.name, key.clone());
+        stages.push(PlannedStage { stage: stage.clone(), key, fingerprint, cached, resume_from });
+    }
+    Ok(Plan { name: ir.name.clone(), backend: backend.clone(), stages })
+}
+
+impl Plan {
+    /// The planned stage called `name`.
+    pub fn stage(&self, name: &str) -> Option<&PlannedStage> {
+        self.stages.iter().find(|s| s.stage.name == name)
+    }
+
+    /// Number of stages that will compute something.
+    pub fn to_run(&self) -> usize {
+        self.stages.iter().filter(|s| !s.cached).count()
+    }
+
+    /// A table for people: one line per stage with kind, plugin, key prefix and status,
+    /// followed by a count.
+    pub fn render(&self) -> String {
+        let rows: Vec<[String; 5]> = self
+            .stages
+            .iter()
+            .map(|s| {
+                [
+                    s.stage.name.clone(),
+                    s.stage.kind.as_str().to_string(),
+                    s.stage.plugin.clone().unwrap_or_else(|| "-".into()),
+                    s.key.short().to_string(),
+                    s.status(),
+                ]
+            })
+            .collect();
+        let header = ["stage", "kind", "plugin", "key", "status"].map(String::from);
+        let mut widths = [0usize; 5];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "experiment {} ({} on {}/{})",
+            self.name,
+            plural(self.stages.len(), "stage"),
+            self.backend.device,
+            self.backend.precision
+        );
+        for row in std::iter::once(&header).chain(&rows) {
+            let line: Vec<String> =
+                row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+        }
+        let cached = self.stages.len() - self.to_run();
+        let _ = writeln!(out, "{} to run, {cached} cached", self.to_run());
+        out
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+}

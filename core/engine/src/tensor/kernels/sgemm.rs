@@ -1,0 +1,408 @@
+//! Contractions (`Mul -> SumReduce`) as strided `matrixmultiply::sgemm` calls.
+
+// matrixmultiply's GEMM takes raw pointers and strides; blocks of one product share an output.
+#![allow(unsafe_code)]
+
+use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
+use luminal::graph::{Graph, NodeIndex};
+use luminal::op::{self, InputTensor, Operator};
+use luminal::prelude::petgraph::Direction;
+use luminal::prelude::petgraph::visit::EdgeRef;
+use luminal::shape::ShapeTracker;
+use luminal::tensor::Tensor;
+
+use super::views::{Axis, axes_of, logical_shape, vec_of};
+
+/// `C[.., M, N] = sum_K A[.., M, K] B[.., K, N]` over arbitrary strided views of the Mul's
+/// operands, where `axis` is the contracted axis of the Mul's logical shape.
+#[derive(Debug, Clone, PartialEq)]
+struct Sgemm {
+    axis: usize,
+}
+
+/// Axis roles in a contraction.
+struct ContractionPlan {
+    m: Option<usize>,
+    n: Option<usize>,
+    batch: Vec<usize>,
+}
+
+/// Classifies the axes of a Mul's logical shape; `None` if it is not a plain contraction.
+fn plan_contraction(a: &[Axis], b: &[Axis], k: usize) -> Option<ContractionPlan> {
+    if a.iter().chain(b).any(|x| x.checked) || a[k].stride == 0 || b[k].stride == 0 {
+        return None;
+    }
+    let mut plan = ContractionPlan { m: None, n: None, batch: Vec::new() };
+    for i in (0..a.len()).filter(|&i| i != k) {
+        match (a[i].stride != 0 || a[i].size == 1, b[i].stride != 0 || b[i].size == 1) {
+            (true, false) if plan.m.is_none() => plan.m = Some(i),
+            (false, true) if plan.n.is_none() => plan.n = Some(i),
+            (true, true) => plan.batch.push(i),
+            _ => return None,
+        }
+    }
+    Some(plan)
+}
+
+impl Operator for Sgemm {
+    fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let (va, vb) = (axes_of(&inp[0].1), axes_of(&inp[1].1));
+        let shape = logical_shape(&inp[0].1);
+        let plan = plan_contraction(&va, &vb, self.axis).expect("checked when compiled");
+        let (a, b) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
+        // Output: the logical shape without the contracted axis, row-major.
+        let out_axes: Vec<usize> = (0..shape.len()).filter(|&i| i != self.axis).collect();
+        let mut out_strides = vec![0isize; shape.len()];
+        let mut acc = 1isize;
+        for &i in out_axes.iter().rev() {
+            out_strides[i] = acc;
+            acc *= shape[i] as isize;
+        }
+        let total = acc as usize;
+        let size = |ax: Option<usize>| ax.map_or(1, |i| shape[i]);
+        let stride = |v: &[Axis], ax: Option<usize>| ax.map_or(0, |i| v[i].stride);
+        let (m, n, k) = (size(plan.m), size(plan.n), shape[self.axis]);
+        let batches: usize = plan.batch.iter().map(|&i| shape[i]).product();
+        // Slices that start past 0 (within bounds) shift each operand's first element.
+        let start = |v: &[Axis]| -> isize { v.iter().map(|x| x.offset * x.stride).sum() };
+        let (start_a, start_b) = (start(&va), start(&vb));
+        let mut idx = vec![0usize; plan.batch.len()];
+        let mut gemms = Vec::with_capacity(batches);
+        for _ in 0..batches {
+            let offset = |strides: &dyn Fn(usize) -> isize| -> isize {
+                plan.batch.iter().zip(&idx).map(|(&ax, &j)| strides(ax) * j as isize).sum()
+            };
+            let (oa, ob, oc) = (
+                start_a + offset(&|i| va[i].stride),
+                start_b + offset(&|i| vb[i].stride),
+                offset(&|i| out_strides[i]),
+            );
+            gemms.push(Gemm {
+                m,
+                k,
+                n,
+                a: Strided { offset: oa, rows: stride(&va, plan.m), cols: va[self.axis].stride },
+                b: Strided { offset: ob, rows: vb[self.axis].stride, cols: stride(&vb, plan.n) },
+                c: Strided {
+                    offset: oc,
+                    rows: plan.m.map_or(0, |i| out_strides[i]),
+                    cols: plan.n.map_or(0, |i| out_strides[i]),
+                },
+            });
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[plan.batch[d]] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        // One dense product fills the whole output: no need to zero it first.
+        if let [g] = gemms[..]
+            && m * n * k > SMALL_PRODUCT
+            && !g.a_is_sparse(a)
+            && !g.transposed().a_is_sparse(b)
+        {
+            let mut out: Vec<f32> = Vec::with_capacity(total);
+            g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
+            // SAFETY: with beta = 0, sgemm writes every element of C without reading it
+            // ("If beta is zero, then C does not need to be initialized"), and C, the row-major
+            // `m x n` output of the only batch entry, is all `total` elements of the buffer.
+            unsafe { out.set_len(total) };
+            return vec![Tensor::new(out)];
+        }
+        let mut out = vec![0.0f32; total];
+        for g in gemms {
+            if m * n * k <= SMALL_PRODUCT {
+                g.small(a, b, &mut out);
+            } else if g.a_is_sparse(a) {
+                g.sparse_a(a, b, &mut out);
+            } else if g.transposed().a_is_sparse(b) {
+                // C^T = B^T A^T: the same loop with B's non-zeros.
+                g.transposed().sparse_a(b, a, &mut out);
+            } else {
+                g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
+            }
+        }
+        vec![Tensor::new(out)]
+    }
+}
+
+/// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
+#[derive(Debug, Clone, Copy)]
+struct Strided {
+    offset: isize,
+    rows: isize,
+    cols: isize,
+}
+
+impl Strided {
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> usize {
+        (self.offset + i as isize * self.rows + j as isize * self.cols) as usize
+    }
+}
+
+/// One `C[m, n] = A[m, k] B[k, n]` of a contraction (one batch entry).
+#[derive(Debug, Clone, Copy)]
+struct Gemm {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: Strided,
+}
+
+/// Products of at most this many multiply-adds (per batch entry) run as plain loops: for the
+/// attention of a short context (a batch of `2 x 128 x 2` products per example), packing the
+/// operands for sgemm costs more than the product itself.
+const SMALL_PRODUCT: usize = 4096;
+
+/// Products of at least this many multiply-adds are split over the kernel threads. Measured on
+/// a 2-vCPU machine (tests/bench/BENCHMARKS.md): splitting the MNIST MLP's 40M and 157M
+/// products saves time, splitting the transformer's 30M ones made its step slower.
+const PARALLEL_PRODUCT: usize = 32 << 20;
+
+/// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
+const SPARSE_DENSITY: f64 = 0.125;
+
+/// Products computed by the sparse loop, so tests can tell that it ran.
+#[cfg(test)]
+pub(crate) static SPARSE_PRODUCTS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl Gemm {
+    /// The product `C^T = B^T A^T` (same buffers, roles of A and B swapped).
+    fn transposed(&self) -> Gemm {
+        let t = |s: Strided| Strided { offset: s.offset, rows: s.cols, cols: s.rows };
+        Gemm { m: self.n, k: self.k, n: self.m, a: t(self.b), b: t(self.a), c: t(self.c) }
+    }
+
+    /// Whether A is mostly zeros: the one-hot or token-count inputs of an embedding, and their
+    /// transpose in the embedding's weight gradient. Multiplying those with sgemm spends most
+    /// of its work on zeros (an embedding lookup is a matrix product in a graph without a
+    /// gather op). A dense A is recognised within its first rows: the scan stops once a
+    /// thousand elements are more than a quarter non-zero.
+    fn a_is_sparse(&self, a: &[f32]) -> bool {
+        let (mut nonzero, mut scanned) = (0usize, 0usize);
+        for i in 0..self.m {
+            nonzero += (0..self.k).filter(|&j| a[self.a.at(i, j)] != 0.0).count();
+            scanned += self.k;
+            if scanned >= 1024 && nonzero * 4 > scanned {
+                return false;
+            }
+        }
+        (nonzero as f64) <= SPARSE_DENSITY * scanned as f64
+    }
+
+    /// `C[i, :] = sum of a_ij * B[j, :]` over the non-zero `a_ij`, in order of `j`. B is
+    /// copied into contiguous rows first when its rows are strided (a transposed weight), and a
+    /// row of C is built in a buffer when C's rows are strided.
+    fn sparse_a(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        #[cfg(test)]
+        SPARSE_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.n;
+        let copied: Vec<f32>;
+        let (rows_b, b_at): (&[f32], Strided) = if self.b.cols == 1 {
+            (b, self.b)
+        } else {
+            copied = (0..self.k)
+                .flat_map(|j| (0..n).map(move |l| (j, l)))
+                .map(|(j, l)| b[self.b.at(j, l)])
+                .collect();
+            (&copied, Strided { offset: 0, rows: n as isize, cols: 1 })
+        };
+        let mut row = vec![0.0f32; n];
+        for i in 0..self.m {
+            row.fill(0.0);
+            for j in 0..self.k {
+                let aij = a[self.a.at(i, j)];
+                if aij != 0.0 {
+                    let row_b = &rows_b[b_at.at(j, 0)..][..n];
+                    row.iter_mut().zip(row_b).for_each(|(o, x)| *o += aij * x);
+                }
+            }
+            if self.c.cols == 1 {
+                c[self.c.at(i, 0)..][..n].copy_from_slice(&row);
+            } else {
+                row.iter().enumerate().for_each(|(l, v)| c[self.c.at(i, l)] = *v);
+            }
+        }
+    }
+
+    /// `C = A B` as dot products, each summed in order of `k`.
+    fn small(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
+        for i in 0..self.m {
+            for l in 0..self.n {
+                let mut sum = 0.0f32;
+                for j in 0..self.k {
+                    sum += a[self.a.at(i, j)] * b[self.b.at(j, l)];
+                }
+                c[self.c.at(i, l)] = sum;
+            }
+        }
+    }
+
+    /// `C = A B` on `threads` threads: a product of at least [`PARALLEL_PRODUCT`] multiply-adds
+    /// is cut into blocks of rows of C (of columns when C has too few rows), each one sgemm call
+    /// on its own thread. Each element of C is still one sum over K in sgemm's order.
+    fn dense_on(&self, threads: usize, a: &[f32], b: &[f32], out: SharedOut) {
+        let parts = if self.m * self.n * self.k >= PARALLEL_PRODUCT { threads } else { 1 };
+        if parts <= 1 {
+            self.sgemm(a, b, out);
+            return;
+        }
+        let by_rows = self.m >= self.n;
+        let len = if by_rows { self.m } else { self.n };
+        let blocks: Vec<Gemm> = (0..parts)
+            .map(|p| (p * len / parts, (p + 1) * len / parts))
+            .filter(|(lo, hi)| lo < hi)
+            .map(|(lo, hi)| {
+                let mut g = *self;
+                if by_rows {
+                    g.m = hi - lo;
+                    g.a.offset += lo as isize * self.a.rows;
+                    g.c.offset += lo as isize * self.c.rows;
+                } else {
+                    g.n = hi - lo;
+                    g.b.offset += lo as isize * self.b.cols;
+                    g.c.offset += lo as isize * self.c.cols;
+                }
+                g
+            })
+            .collect();
+        super::pool(threads).scope(|s| {
+            for g in &blocks[1..] {
+                s.spawn(move |_| g.sgemm(a, b, out));
+            }
+            blocks[0].sgemm(a, b, out);
+        });
+    }
+
+    /// One `matrixmultiply::sgemm` call writing C through `c`.
+    fn sgemm(&self, a: &[f32], b: &[f32], c: SharedOut) {
+        // SAFETY: every index sgemm touches, offset + (i < m) * rows + (j < k) * cols, lies
+        // inside its buffer: the strides come from views whose extents luminal checked against
+        // these buffers, no axis is padded, and a slice only moves the offset within the buffer.
+        // Blocks of one product running at once write disjoint rows (or columns) of C.
+        unsafe {
+            matrixmultiply::sgemm(
+                self.m,
+                self.k,
+                self.n,
+                1.0,
+                a.as_ptr().offset(self.a.offset),
+                self.a.rows,
+                self.a.cols,
+                b.as_ptr().offset(self.b.offset),
+                self.b.rows,
+                self.b.cols,
+                0.0,
+                c.0.offset(self.c.offset),
+                self.c.rows,
+                self.c.cols,
+            );
+        }
+    }
+}
+
+/// The output buffer of a product whose blocks are computed on several threads, each writing
+/// its own rows or columns.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: the blocks that share a `SharedOut` write disjoint elements, and the buffer outlives
+// the scope that runs them.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Fuses `Mul -> SumReduce` contractions into [`Sgemm`].
+#[derive(Debug, Default)]
+pub struct ContractionPass;
+
+impl Compiler for ContractionPass {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+        for sum in nodes {
+            let Some(op::SumReduce(axis)) =
+                graph.graph[sum].as_any().downcast_ref::<op::SumReduce>().cloned()
+            else {
+                continue;
+            };
+            let Some(edge) = graph.graph.edges_directed(sum, Direction::Incoming).next() else {
+                continue;
+            };
+            let mul = edge.source();
+            let Some((_, _, sum_view)) = edge.weight().as_data() else { continue };
+            let mul_consumers = graph.graph.edges_directed(mul, Direction::Outgoing).count();
+            if !graph.graph[mul].as_any().is::<op::Mul>()
+                || mul_consumers != 1
+                || graph.no_delete.contains(&mul)
+                || !crate::tensor::graph::is_plain(&sum_view)
+            {
+                continue;
+            }
+            let mut inputs: Vec<(u8, NodeIndex, u8, ShapeTracker)> = graph
+                .graph
+                .edges_directed(mul, Direction::Incoming)
+                .filter_map(|e| e.weight().as_data().map(|(i, o, v)| (i, e.source(), o, v)))
+                .collect();
+            inputs.sort_by_key(|x| x.0);
+            let (va, vb) = (axes_of(&inputs[0].3), axes_of(&inputs[1].3));
+            // Without an M or an N axis it is a batch of dot products (e.g. the loss's
+            // sum(log_softmax * targets) per example): one sgemm call per dot product would
+            // cost more than the strided multiply and reduce.
+            if plan_contraction(&va, &vb, axis).is_none_or(|p| p.m.is_none() && p.n.is_none()) {
+                continue;
+            }
+            let fused = graph
+                .add_op(Sgemm { axis })
+                .input(inputs[0].1, inputs[0].2, inputs[0].3)
+                .input(inputs[1].1, inputs[1].2, inputs[1].3)
+                .finish();
+            move_outgoing_edge(sum, fused, &mut graph.graph);
+            move_references(&mut remap, &mut graph.no_delete, &mut graph.to_retrieve, sum, fused);
+            graph.graph.remove_node(sum);
+            graph.graph.remove_node(mul);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| {
+                ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// A product large enough to be split gives the same bits on 1, 2 and 3 threads, split by
+    /// rows (tall C) and by columns (wide C).
+    #[test]
+    fn split_products_give_the_same_bits_on_every_thread_count() {
+        for (m, k, n) in [(512, 256, 256), (64, 256, 2048)] {
+            assert!(m * n * k >= PARALLEL_PRODUCT);
+            let (a, b) = (values(m * k, 1), values(k * n, 2));
+            let row_major = |cols: usize| Strided { offset: 0, rows: cols as isize, cols: 1 };
+            let g = Gemm { m, k, n, a: row_major(k), b: row_major(n), c: row_major(n) };
+            let run = |threads| {
+                let mut c = vec![0.0f32; m * n];
+                g.dense_on(threads, &a, &b, SharedOut(c.as_mut_ptr()));
+                c
+            };
+            let one = run(1);
+            assert!(one.iter().any(|&v| v != 0.0));
+            for threads in [2, 3] {
+                assert!(
+                    run(threads).iter().zip(&one).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{k}x{n} on {threads} threads"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! SVG figures of a run, drawn with plotters' SVG backend (text stays `<text>`; no fonts needed).
+//!
+//! Two families, so a report can be regenerated from the run directory alone:
+//! - [`metric_figures`], from `summary.json` and `metrics.jsonl`: accuracy against step
+//!   ([`ACCURACY`]), loss ([`LOSS`]), weight norms ([`NORMS`]) and, when more than one arm
+//!   trained under a mask, t_gen and tau_grok against the pruning rate ([`RATE`]);
+//! - [`artifact_figures`], from the artifacts: per-layer mask density ([`MASKS`]) and, for each
+//!   `fourier_entropy` analysis stage, entropy over training and per-neuron spectra; for each
+//!   `jaccard` analysis stage, the mask's movement between checkpoints per analysed run.
+//!
+//! Each arm keeps one colour ([`arm_colour`]) across figures, in summary order. Figures are
+//! listed in `figures/index.json` ([`FigureIndex`]), in the order the report shows them.
+
+mod curves;
+mod fourier;
+mod jaccard;
+mod masks;
+mod sweep;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::files;
+use super::rundir::MetricLine;
+use super::summary::Summary;
+use crate::artifact::Artifact;
+use crate::ir::ExperimentIr;
+use crate::metrics::EvalRecord;
+use crate::{Error, Result};
+
+/// File name of the accuracy figure.
+pub const ACCURACY: &str = "accuracy.svg";
+/// File name of the loss figure.
+pub const LOSS: &str = "loss.svg";
+/// File name of the weight-norm figure.
+pub const NORMS: &str = "norms.svg";
+/// File name of the t_gen / tau_grok against pruning rate figure.
+pub const RATE: &str = "rate.svg";
+/// File name of the mask density figure.
+pub const MASKS: &str = "masks.svg";
+/// The index of the figures folder.
+pub const INDEX: &str = "index.json";
+
+/// One figure: its SVG text and how the report presents it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// File name under `figures/`.
+    pub file: String,
+    /// Title shown above it.
+    pub title: String,
+    /// One-sentence caption: what is drawn and how to read it.
+    pub caption: String,
+    /// Whether it is drawn from `metrics.jsonl`/`summary.json` (and so redrawn by
+    /// regeneration) rather than from artifacts.
+    pub from_metrics: bool,
+    /// The SVG document (not stored in the index).
+    #[serde(skip)]
+    pub svg: String,
+}
+
+/// `figures/index.json`: the figures in report order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FigureIndex {
+    /// Figures in order; their `svg` is empty until loaded.
+    pub figures: Vec<Figure>,
+}
+
+/// The figures drawn from the summary and the evaluation records.
+pub fn metric_figures(summary: &Summary, metrics: &[MetricLine]) -> Result<Vec<Figure>> {
+    let arms = arm_series(summary, metrics);
+    let mut out = Vec::new();
+    out.extend(curves::accuracy(summary, &arms)?);
+    out.extend(curves::loss(&arms)?);
+    out.extend(curves::norms(&arms)?);
+    out.extend(sweep::rate(summary)?);
+    Ok(out)
+}
+
+/// The figures drawn from artifacts: mask densities, Fourier and Jaccard analyses.
+pub fn artifact_figures(
+    ir: &ExperimentIr,
+    artifacts: &BTreeMap<String, Artifact>,
+    summary: &Summary,
+) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    out.extend(masks::densities(ir, artifacts)?);
+    for stage in &ir.stages {
+        let Some(Artifact::Analysis(a)) = artifacts.get(&stage.name) else { continue };
+        match a.analysis.as_str() {
+            "fourier_entropy" => out.extend(fourier::figures(&stage.name, &a.value, summary)?),
+            "jaccard" => out.extend(jaccard::figures(&stage.name, &a.value, summary)?),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Writes every figure under `dir/figures/` and the index listing them in order.
+pub fn write_figures(dir: &Path, figures: &[Figure]) -> Result<()> {
+    let folder = dir.join(super::rundir::names::FIGURES);
+    for f in figures {
+        files::write(&folder.join(&f.file), &f.svg)?;
+    }
+    files::write_json(&folder.join(INDEX), &FigureIndex { figures: figures.to_vec() })
+}
+
+/// Reads the figures of `dir/figures/index.json` that were drawn from artifacts (those cannot
+/// be redrawn from the run directory), with their SVG; a listed file that is missing is an error
+/// naming it.
+pub fn read_artifact_figures(dir: &Path) -> Result<Vec<Figure>> {
+    let folder = dir.join(super::rundir::names::FIGURES);
+    let index = folder.join(INDEX);
+    if !index.exists() {
+        return Ok(Vec::new());
+    }
+    let idx: FigureIndex = files::read_json(&index)?;
+    let mut figures: Vec<Figure> = idx.figures.into_iter().filter(|f| !f.from_metrics).collect();
+    for f in &mut figures {
+        if !is_plain_file_name(&f.file) {
+            return Err(Error::data(
+                &index,
+                format!(
+                    "lists `{}`, which is not a file of the figures folder; rerun the experiment to rewrite it",
+                    f.file
+                ),
+            ));
+        }
+        f.svg = files::read(&folder.join(&f.file))?;
+    }
+    Ok(figures)
+}
+
+/// Colours of arms, in summary order (cycled past the end).
+pub const PALETTE: [(u8, u8, u8); 10] = [
+    (0x1F, 0x77, 0xB4),
+    (0xFF, 0x7F, 0x0E),
+    (0x2C, 0xA0, 0x2C),
+    (0xD6, 0x27, 0x28),
+    (0x94, 0x67, 0xBD),
+    (0x8C, 0x56, 0x4B),
+    (0xE3, 0x77, 0xC2),
+    (0x7F, 0x7F, 0x7F),
+    (0xBC, 0xBD, 0x22),
+    (0x17, 0xBE, 0xCF),
+];
+
+/// The colour of the `i`-th arm.
+pub fn arm_colour(i: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// The colour of the `i`-th arm as written in the SVG (`#RRGGBB`, upper case).
+pub fn arm_colour_hex(i: usize) -> String {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    format!("#{r:02X}{g:02X}{b:02X}")
+}
+
+/// One arm's records with its colour index.
+pub(crate) struct ArmSeries<'a> {
+    pub name: &'a str,
+    pub colour: RGBColor,
+    pub records: Vec<&'a EvalRecord>,
+}
+
+/// Arms in summary order (then any arm only present in the metrics), each with its records.
+fn arm_series<'a>(summary: &'a Summary, metrics: &'a [MetricLine]) -> Vec<ArmSeries<'a>> {
+    let mut names: Vec<&str> = summary.arms.iter().map(|a| a.arm.as_str()).collect();
+    for m in metrics {
+        if !names.contains(&m.arm.as_str()) {
+            names.push(&m.arm);
+        }
+    }
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut records: Vec<&EvalRecord> =
+                metrics.iter().filter(|m| m.arm == name).map(|m| &m.record).collect();
+            records.sort_by_key(|r| r.step);
+            ArmSeries { name, colour: arm_colour(i), records }
+        })
+        .collect()
+}
+
+/// The SVG drawing area figures draw on.
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// What drawing code returns (plotters' errors, boxed).
+pub(crate) type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Figure width and height in pixels.
+pub(crate) const SIZE: (u32, u32) = (760, 440);
+/// Font family of every label.
+pub(crate) const FONT: &str = "sans-serif";
+
+/// A legend entry for a line series: a short line in the series' own style.
+pub(crate) fn legend_line(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style)
+}
+
+/// Draws `chart`'s series labels in the figures' one legend style.
+pub(crate) fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    font_size: u32,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .label_font((FONT, font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .position(position)
+        .draw()?;
+    Ok(())
+}
+
+/// Draws with `draw` on a white SVG canvas of `size` and returns the document.
+pub(crate) fn render(
+    file: &str,
+    size: (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> Drawn,
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let result = root
+            .fill(&WHITE)
+            .map_err(|e| e.into())
+            .and_then(|_| draw(&root))
+            .and_then(|_| root.present().map_err(|e| e.into()));
+        result.map_err(|e: Box<dyn std::error::Error>| {
+            Error::Other(format!("drawing figures/{file}: {e}"))
+        })?;
+    }
+    Ok(svg)
+}
+
+/// A compact axis label: integers without decimals, `12k`, `1.5M`, small values with 3 digits.
+pub(crate) fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{}M", trim(v / 1e6))
+    } else if a >= 1e4 {
+        format!("{}k", trim(v / 1e3))
+    } else if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else if a >= 0.01 {
+        trim(v)
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `(lo, hi)` padded for an axis; a degenerate range is widened around its value.
+pub(crate) fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        let d = if lo.abs() > 1e-12 { lo.abs() * 0.1 } else { 1.0 };
+        return (lo - d, hi + d);
+    }
+    let d = (hi - lo) * 0.05;
+    (lo - d, hi + d)
+}
+
+/// Whether `c` may appear in the file names ticketlab writes.
+fn safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// `name` as part of a file name: letters, digits, `-`, `_` and `.` are kept and anything else
+/// becomes `_`. When that changed the name, or the name is longer than 80 bytes, the first 8
+/// hex digits of its SHA-256 are appended (and the rest cut to 80), so distinct stage names never
+/// share a file and a sweep's long names stay within file-name limits.
+pub(crate) fn file_safe(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe: String = name.chars().map(|c| if safe_char(c) { c } else { '_' }).collect();
+    if safe == name && name.len() <= 80 {
+        return safe;
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{}-{hash}", safe.chars().take(80).collect::<String>())
+}
+
+/// Whether `name` is a plain file name inside a folder (no path, no hidden file).
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(safe_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_compact() {
+        assert_eq!(fmt_num(100.0), "100");
+        assert_eq!(fmt_num(25_000.0), "25k");
+        assert_eq!(fmt_num(1_500_000.0), "1.5M");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(0.001), "1.0e-3");
+    }
+
+    #[test]
+    fn file_names_are_safe_and_distinct() {
+        assert_eq!(file_safe("dense"), "dense");
+        let a = file_safe("a[x=p q]");
+        let b = file_safe("a[x=p_q]");
+        assert!(a.starts_with("a_x_p_q_-") && b.starts_with("a_x_p_q_-") && a != b, "{a} {b}");
+        let long = file_safe(&"n".repeat(300));
+        assert_eq!(long.len(), 80 + 9);
+        assert!(is_plain_file_name(&a) && is_plain_file_name(&long));
+        assert!(
+            !is_plain_file_name("../x.svg")
+                && !is_plain_file_name("/etc/passwd")
+                && !is_plain_file_name(".hidden")
+        );
+    }
+
+    #[test]
+    fn colours_match_the_svg_spelling() {
+        assert_eq!(arm_colour_hex(0), "#1F77B4");
+        assert_eq!(arm_colour_hex(10), arm_colour_hex(0));
+    }
+}

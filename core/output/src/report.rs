@@ -1,0 +1,553 @@
+//! The report: `report.md` and a self-contained `report.html`, answering "did it grok, when,
+//! and how much sooner than the baseline?".
+//!
+//! A report is built only from files of the run directory ([`RunFiles`]), never from the
+//! store, so [`regenerate`] can rebuild it after the fact (redrawing the figures that come from
+//! `metrics.jsonl`, keeping those drawn from artifacts) and [`compare`] can put several run
+//! directories side by side. Both documents come from one [`Doc`], so they always agree.
+//!
+//! Sections, in order: the description, a "Did it grok?" list with one sentence per arm, the
+//! arms table (headline metrics and the speed-up against the baseline), the figures, the masks
+//! (per-layer density and warnings), the command that reproduces the run, and the stages with
+//! their status, wall time and cache key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::doc::{Block, Column, Doc, Span, bold, code, text};
+use super::figures::{self, Figure};
+use super::files;
+use super::rundir::{Manifest, MaskSummary, MetricLine, names, parse_metrics};
+use super::summary::{Summary, SummaryRow};
+use crate::ir::ExperimentIr;
+use crate::{Error, Result};
+
+/// What a report is built from: the parsed files of one run directory.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `experiment.resolved.json`.
+    pub ir: ExperimentIr,
+    /// `manifest.json`.
+    pub manifest: Manifest,
+    /// `summary.json`.
+    pub summary: Summary,
+    /// `metrics.jsonl`.
+    pub metrics: Vec<MetricLine>,
+    /// `masks.json` (empty when the run made no mask).
+    pub masks: Vec<MaskSummary>,
+}
+
+impl RunFiles {
+    /// Reads the files of the run directory `dir`; a missing or malformed file is an error
+    /// naming it.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let need = |name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::data(
+                    &path,
+                    format!(
+                        "missing: {} is not a run directory written by `ticketlab run`",
+                        dir.display()
+                    ),
+                ))
+            }
+        };
+        let metrics_path = need(names::METRICS)?;
+        let masks_path = dir.join(names::MASKS);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ir: files::read_json(&need(names::RESOLVED_JSON)?)?,
+            manifest: files::read_json(&need(names::MANIFEST)?)?,
+            summary: files::read_json(&need(names::SUMMARY_JSON)?)?,
+            metrics: parse_metrics(&metrics_path, &files::read(&metrics_path)?)?,
+            masks: if masks_path.is_file() { files::read_json(&masks_path)? } else { Vec::new() },
+        })
+    }
+}
+
+/// Writes `report.md` and `report.html` of `run` into `run.dir`, showing `figures` (already
+/// written under `figures/`).
+pub fn write(run: &RunFiles, figures: &[Figure]) -> Result<()> {
+    write_doc(&run.dir, &run_doc(run, figures))
+}
+
+/// Rebuilds the report of the run directory `dir` from its files: the figures drawn from
+/// `metrics.jsonl` and `summary.json` are redrawn, those drawn from artifacts are kept.
+pub fn regenerate(dir: &Path) -> Result<()> {
+    let run = RunFiles::read(dir)?;
+    let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
+    figs.extend(figures::read_artifact_figures(dir)?);
+    figures::write_figures(dir, &figs)?;
+    write(&run, &figs)
+}
+
+/// Writes a comparison of the run directories `dirs` into `out`: one table of every arm of
+/// every run, and the metric figures with each arm named `run/arm`. Returns the path of the
+/// Markdown report.
+pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<PathBuf> {
+    if out.join(names::MANIFEST).exists() {
+        return Err(Error::data(
+            out,
+            "is a run directory: its report would be replaced by the comparison; choose another --out",
+        ));
+    }
+    let runs: Vec<RunFiles> = dirs.iter().map(|d| RunFiles::read(d)).collect::<Result<_>>()?;
+    let labels = run_labels(&runs);
+    let (summary, metrics) = merged(&runs, &labels);
+    let figs = figures::metric_figures(&summary, &metrics)?;
+    figures::write_figures(out, &figs)?;
+    write_doc(out, &comparison_doc(&runs, &labels, &figs))?;
+    Ok(out.join(names::REPORT_MD))
+}
+
+fn write_doc(dir: &Path, doc: &Doc) -> Result<()> {
+    files::write(&dir.join(names::REPORT_MD), doc.to_markdown())?;
+    files::write(&dir.join(names::REPORT_HTML), doc.to_html())
+}
+
+/// The report of one run.
+fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
+    let mut doc = Doc { title: run.ir.name.clone(), blocks: Vec::new() };
+    if !run.ir.description.trim().is_empty() {
+        doc.push(Block::Para(vec![text(run.ir.description.trim())]));
+    }
+    doc.push(Block::Heading(2, "Did it grok?".into()));
+    if run.summary.arms.is_empty() {
+        doc.push(Block::Para(vec![text(
+            "No training stage finished, so there is nothing to compare.",
+        )]));
+    } else {
+        doc.push(Block::List(run.summary.arms.iter().map(verdict).collect()));
+    }
+    doc.push(Block::Heading(2, "Arms".into()));
+    doc.push(arms_table(&run.summary, None));
+    push_figures(&mut doc, figures);
+    if !run.masks.is_empty() {
+        doc.push(Block::Heading(2, "Masks".into()));
+        doc.push(masks_table(&run.masks));
+        let warnings: Vec<Vec<Span>> = run
+            .masks
+            .iter()
+            .flat_map(|m| m.warnings.iter().map(|w| vec![code(&m.stage), text(format!(": {w}"))]))
+            .collect();
+        if !warnings.is_empty() {
+            doc.push(Block::List(warnings));
+        }
+    }
+    doc.push(Block::Heading(2, "Reproduce".into()));
+    doc.push(Block::Code { lang: "sh".into(), text: run.manifest.command.clone() });
+    let m = &run.manifest;
+    doc.push(Block::Para(vec![text(format!(
+        "ticketlab {}, backend {}, {} thread(s), root seed {}; written {}. Stages already in the store are loaded, not recomputed.",
+        m.ticketlab_version, m.backend, m.threads, m.root_seed, m.created_utc
+    ))]));
+    doc.push(Block::Heading(2, "Stages".into()));
+    doc.push(stages_table(m));
+    doc
+}
+
+/// The comparison of several runs.
+fn comparison_doc(runs: &[RunFiles], labels: &[String], figures: &[Figure]) -> Doc {
+    let mut doc = Doc { title: format!("Comparison of {} runs", runs.len()), blocks: Vec::new() };
+    doc.push(Block::Heading(2, "Runs".into()));
+    doc.push(Block::Table {
+        columns: columns(&[
+            ("run", false),
+            ("experiment", false),
+            ("baseline", false),
+            ("arms", true),
+            ("command", false),
+        ]),
+        rows: runs
+            .iter()
+            .zip(labels)
+            .map(|(r, label)| {
+                vec![
+                    label.clone(),
+                    r.ir.name.clone(),
+                    r.summary.baseline.clone().unwrap_or_else(|| "-".into()),
+                    r.summary.arms.len().to_string(),
+                    format!("`{}`", r.manifest.command),
+                ]
+            })
+            .collect(),
+    });
+    doc.push(Block::Heading(2, "Arms".into()));
+    doc.push(Block::Para(vec![text("Speed-ups are against each run's own baseline.")]));
+    let mut rows = Vec::new();
+    for (r, label) in runs.iter().zip(labels) {
+        if let Block::Table { rows: r, .. } = arms_table(&r.summary, Some(label)) {
+            rows.extend(r);
+        }
+    }
+    doc.push(Block::Table { columns: arm_columns(true), rows });
+    push_figures(&mut doc, figures);
+    doc
+}
+
+fn push_figures(doc: &mut Doc, figures: &[Figure]) {
+    if figures.is_empty() {
+        return;
+    }
+    doc.push(Block::Heading(2, "Figures".into()));
+    for f in figures {
+        doc.push(Block::Figure {
+            path: format!("{}/{}", names::FIGURES, f.file),
+            title: f.title.clone(),
+            caption: f.caption.clone(),
+            svg: f.svg.clone(),
+        });
+    }
+}
+
+/// One sentence on whether and when `arm` memorised and generalised, against the baseline.
+fn verdict(arm: &SummaryRow) -> Vec<Span> {
+    let p = pct(arm.run.threshold);
+    let mut out = vec![bold(&arm.arm), text(format!(" ({}): ", kind_of(arm)))];
+    match arm.run.t_mem {
+        Some(t) => out.push(text(format!("memorised (train accuracy ≥ {p}) at step {t}; "))),
+        None => out.push(text(format!("never reached {p} train accuracy; "))),
+    }
+    match arm.run.t_gen {
+        Some(t) => {
+            out.push(text(format!("generalised (test accuracy ≥ {p}) at step {t}")));
+            if let Some(tau) = arm.run.tau_grok {
+                out.push(text(format!(", tau_grok {}", num(tau))));
+            }
+        }
+        None => out.push(text(format!(
+            "did not reach {p} test accuracy in {} steps (final test accuracy {})",
+            arm.run.steps,
+            arm.run.final_test_acc.map_or("-".into(), pct)
+        ))),
+    }
+    let baseline = arm.baseline.as_deref().filter(|b| *b != arm.arm);
+    match (baseline, arm.speedup_t_gen) {
+        (Some(b), Some(s)) if s > 1.0 => {
+            out.extend([text(": "), bold(format!("{}× sooner than {b}", num(s)))])
+        }
+        (Some(b), Some(s)) if s < 1.0 => {
+            out.push(text(format!(": {}× later than {b}", num(1.0 / s))))
+        }
+        (Some(b), Some(_)) => out.push(text(format!(": at the same step as {b}"))),
+        (Some(b), None) if arm.run.t_gen.is_some() => {
+            out.push(text(format!(" ({b} never generalised)")))
+        }
+        _ => {}
+    }
+    out.push(text("."));
+    out
+}
+
+fn kind_of(arm: &SummaryRow) -> String {
+    match arm.mask_rate {
+        Some(r) => format!("mask rate {}, density {}", num(r), num(arm.run.density)),
+        None if arm.run.density < 1.0 => format!("density {}", num(arm.run.density)),
+        None => "dense".into(),
+    }
+}
+
+fn arm_columns(with_run: bool) -> Vec<Column> {
+    let mut cols = vec![
+        ("arm", false),
+        ("steps", true),
+        ("density", true),
+        ("mask rate", true),
+        ("t_mem", true),
+    ];
+    cols.extend([
+        ("t_gen", true),
+        ("tau_grok", true),
+        ("speed-up", true),
+        ("train acc", true),
+        ("test acc", true),
+    ]);
+    cols.extend([("test loss", true), ("L1", true), ("L2", true)]);
+    if with_run {
+        cols.insert(0, ("run", false));
+    }
+    columns(&cols)
+}
+
+/// The arms table; with `run`, every row starts with that run's label.
+fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
+    let dash = || "-".to_string();
+    let rows = summary
+        .arms
+        .iter()
+        .map(|a| {
+            let mut row: Vec<String> = run.map(|r| vec![r.to_string()]).unwrap_or_default();
+            let is_base =
+                summary.arms.iter().any(|other| other.baseline.as_deref() == Some(&a.arm));
+            row.push(if is_base {
+                format!("`{}` (baseline)", a.arm)
+            } else {
+                format!("`{}`", a.arm)
+            });
+            row.extend([
+                a.run.steps.to_string(),
+                num(a.run.density),
+                a.mask_rate.map_or_else(dash, num),
+                a.run.t_mem.map_or_else(dash, |t| t.to_string()),
+                a.run.t_gen.map_or_else(dash, |t| t.to_string()),
+                a.run.tau_grok.map_or_else(dash, num),
+                a.speedup_t_gen.map_or_else(dash, |s| format!("{}×", num(s))),
+                a.run.final_train_acc.map_or_else(dash, pct),
+                a.run.final_test_acc.map_or_else(dash, pct),
+                num(a.run.final_test_loss),
+                num(a.run.l1),
+                num(a.run.l2),
+            ]);
+            row
+        })
+        .collect();
+    Block::Table { columns: arm_columns(run.is_some()), rows }
+}
+
+fn masks_table(masks: &[MaskSummary]) -> Block {
+    let rows = masks
+        .iter()
+        .map(|m| {
+            let layers: Vec<String> =
+                m.layers.iter().map(|(name, l)| format!("{name} {}", num(l.density))).collect();
+            vec![
+                format!("`{}`", m.stage),
+                m.pruner.clone(),
+                num(m.rate),
+                m.scored_at.map_or_else(|| "init".to_string(), |s| s.to_string()),
+                num(m.density),
+                layers.join(", "),
+            ]
+        })
+        .collect();
+    let cols = [
+        ("mask", false),
+        ("pruner", false),
+        ("rate", true),
+        ("scored at", true),
+        ("density", true),
+    ];
+    let mut columns = columns(&cols);
+    columns.push(Column { header: "per-layer density".into(), numeric: false });
+    Block::Table { columns, rows }
+}
+
+fn stages_table(m: &Manifest) -> Block {
+    let rows = m
+        .stages
+        .iter()
+        .map(|s| {
+            let status = match s.cached {
+                Some(true) => "cached",
+                Some(false) => "ran",
+                None => "did not finish",
+            };
+            let key = s.key.as_deref().map_or("-".to_string(), |k| {
+                format!("`{}`", k.chars().take(12).collect::<String>())
+            });
+            vec![
+                format!("`{}`", s.name),
+                s.kind.as_str().to_string(),
+                s.plugin.clone().unwrap_or_else(|| "-".into()),
+                status.to_string(),
+                s.seconds.map_or("-".into(), |t| format!("{t:.1}")),
+                key,
+            ]
+        })
+        .collect();
+    let cols = [
+        ("stage", false),
+        ("kind", false),
+        ("plugin", false),
+        ("status", false),
+        ("seconds", true),
+        ("key", false),
+    ];
+    Block::Table { columns: columns(&cols), rows }
+}
+
+fn columns(spec: &[(&str, bool)]) -> Vec<Column> {
+    spec.iter().map(|(h, n)| Column { header: (*h).to_string(), numeric: *n }).collect()
+}
+
+/// Labels of runs for a comparison: the directory names, made unique with `#2`, `#3`, ...
+fn run_labels(runs: &[RunFiles]) -> Vec<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    runs.iter()
+        .map(|r| {
+            let base = r
+                .dir
+                .file_name()
+                .map_or_else(|| r.dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { base } else { format!("{base}#{n}") }
+        })
+        .collect()
+}
+
+/// One summary and one set of metric lines for all runs, arms named `label/arm`.
+fn merged(runs: &[RunFiles], labels: &[String]) -> (Summary, Vec<MetricLine>) {
+    let name = |label: &str, arm: &str| format!("{label}/{arm}");
+    let mut summary = Summary { experiment: "comparison".into(), baseline: None, arms: Vec::new() };
+    let mut metrics = Vec::new();
+    for (r, label) in runs.iter().zip(labels) {
+        summary.arms.extend(r.summary.arms.iter().map(|a| SummaryRow {
+            arm: name(label, &a.arm),
+            baseline: a.baseline.as_ref().map(|b| name(label, b)),
+            ..a.clone()
+        }));
+        metrics.extend(
+            r.metrics
+                .iter()
+                .map(|m| MetricLine { arm: name(label, &m.arm), record: m.record.clone() }),
+        );
+    }
+    (summary, metrics)
+}
+
+/// A percentage with one decimal (`95.0%`).
+fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+/// A number with four significant digits and no trailing zeros (`5.2`, `26`, `0.0001631`).
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RunSummary;
+
+    fn row(arm: &str, t_gen: Option<u64>, rate: Option<f64>, speedup: Option<f64>) -> SummaryRow {
+        let run = RunSummary {
+            steps: 1000,
+            threshold: 0.95,
+            t_mem: Some(50),
+            t_gen,
+            tau_grok: t_gen.map(|t| t as f64 / 50.0),
+            final_train_acc: Some(1.0),
+            final_test_acc: Some(if t_gen.is_some() { 1.0 } else { 0.31 }),
+            final_train_loss: 0.0,
+            final_test_loss: 0.5,
+            density: rate.map_or(1.0, |r| 1.0 - r),
+            l1: 10.0,
+            l2: 2.0,
+        };
+        SummaryRow {
+            arm: arm.into(),
+            run,
+            mask_rate: rate,
+            speedup_t_gen: speedup,
+            baseline: Some("dense".into()),
+        }
+    }
+
+    fn said(spans: &[Span]) -> String {
+        spans
+            .iter()
+            .map(|s| match s {
+                Span::Text(t) | Span::Code(t) | Span::Bold(t) => t.as_str(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn verdicts_say_when_and_how_much_sooner() {
+        let summary = Summary {
+            experiment: "e".into(),
+            baseline: Some("dense".into()),
+            arms: vec![
+                row("dense", Some(900), None, Some(1.0)),
+                row("ticket", Some(300), Some(0.6), Some(3.0)),
+                row("pai", None, Some(0.6), None),
+            ],
+        };
+        let v: Vec<String> = summary.arms.iter().map(|a| said(&verdict(a))).collect();
+        assert_eq!(
+            v[0],
+            "dense (dense): memorised (train accuracy ≥ 95.0%) at step 50; generalised (test accuracy ≥ 95.0%) at step 900, tau_grok 18."
+        );
+        assert!(
+            v[1].contains("mask rate 0.6, density 0.4")
+                && v[1].ends_with("at step 300, tau_grok 6: 3× sooner than dense."),
+            "{}",
+            v[1]
+        );
+        assert!(
+            v[2].contains(
+                "did not reach 95.0% test accuracy in 1000 steps (final test accuracy 31.0%)"
+            ),
+            "{}",
+            v[2]
+        );
+        let later = row("late", Some(1800), Some(0.9), Some(0.5));
+        assert!(said(&verdict(&later)).ends_with(": 2× later than dense."));
+    }
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(num(26.0), "26");
+        assert_eq!(num(5.2), "5.2");
+        assert_eq!(num(0.400019778), "0.4");
+        assert_eq!(num(3146.0599), "3146");
+        assert_eq!(num(123456.7), "123457");
+        assert_eq!(num(0.00016302), "0.000163");
+        assert_eq!(num(f64::NAN), "NaN");
+        assert_eq!(pct(0.957), "95.7%");
+    }
+
+    #[test]
+    fn comparison_labels_are_unique() {
+        let run = |dir: &str| RunFiles {
+            dir: PathBuf::from(dir),
+            ir: ExperimentIr {
+                name: "e".into(),
+                description: String::new(),
+                seed: 0,
+                plugins: Vec::new(),
+                stages: Vec::new(),
+            },
+            manifest: Manifest::default(),
+            summary: Summary {
+                experiment: "e".into(),
+                baseline: None,
+                arms: vec![row("dense", Some(10), None, None)],
+            },
+            metrics: Vec::new(),
+            masks: Vec::new(),
+        };
+        let runs = [run("a/x"), run("b/x"), run("c/y")];
+        let labels = run_labels(&runs);
+        assert_eq!(labels, ["x", "x#2", "y"]);
+        let (summary, _) = merged(&runs, &labels);
+        let names: Vec<&str> = summary.arms.iter().map(|a| a.arm.as_str()).collect();
+        assert_eq!(names, ["x/dense", "x#2/dense", "y/dense"]);
+        assert_eq!(
+            summary.arms[1].baseline.as_deref(),
+            Some("x#2/dense"),
+            "baselines are renamed with their arms"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! The run directory: everything one execution leaves for people and scripts.
+//!
+//! [`write_run_dir`] writes, into one directory:
+//!
+//! | file | content |
+//! |---|---|
+//! | `experiment.resolved.json` | the IR, canonical JSON (every default filled) |
+//! | `experiment.resolved.yaml` | the same, as YAML |
+//! | `manifest.json` | versions, plugins, seeds, cache keys, backend, threads, wall times ([`Manifest`]) |
+//! | `metrics.jsonl` | one line per evaluation per trained arm: `{"arm": STAGE, ...EvalRecord}` |
+//! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in the README) |
+//! | `masks.json` | per mask stage: pruner, rate, scored step, global and per-layer density, warnings ([`MaskSummary`]) |
+//! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
+//! | `figures/*.svg`, `figures/index.json` | the figures ([`super::figures`]) |
+//! | `report.md`, `report.html` | the report ([`super::report`]) |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::summary::Summary;
+use super::{figures, files, report};
+use crate::artifact::{Artifact, LayerDensity};
+use crate::ir::{ExperimentIr, StageKind};
+use crate::metrics::EvalRecord;
+use crate::{Error, Result};
+use ticketlab_engine::{Execution, Plan};
+
+/// File names inside a run directory.
+pub mod names {
+    /// The IR as canonical JSON.
+    pub const RESOLVED_JSON: &str = "experiment.resolved.json";
+    /// The IR as YAML.
+    pub const RESOLVED_YAML: &str = "experiment.resolved.yaml";
+    /// The manifest.
+    pub const MANIFEST: &str = "manifest.json";
+    /// Evaluation records.
+    pub const METRICS: &str = "metrics.jsonl";
+    /// Summary table, CSV.
+    pub const SUMMARY_CSV: &str = "summary.csv";
+    /// Summary table, JSON.
+    pub const SUMMARY_JSON: &str = "summary.json";
+    /// Mask statistics.
+    pub const MASKS: &str = "masks.json";
+    /// Analysis outputs folder.
+    pub const ANALYSES: &str = "analyses";
+    /// Figures folder.
+    pub const FIGURES: &str = "figures";
+    /// Markdown report.
+    pub const REPORT_MD: &str = "report.md";
+    /// HTML report.
+    pub const REPORT_HTML: &str = "report.html";
+}
+
+/// Wall time of one stage in this execution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    /// Seconds spent (loading, for a cached stage).
+    pub seconds: f64,
+    /// Whether the result came from the store.
+    pub cached: bool,
+}
+
+/// Per-stage facts of one execution, owned, for building [`RunOutputs`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageFacts {
+    /// Cache key by stage name.
+    pub keys: BTreeMap<String, String>,
+    /// Wall time by stage name (stages that did not finish are absent).
+    pub timings: BTreeMap<String, StageTiming>,
+    /// Plugin fingerprint (`kind/name@version`) by stage name (rewind stages are absent).
+    pub plugins: BTreeMap<String, String>,
+}
+
+impl StageFacts {
+    /// Collects keys and fingerprints from `plan` and timings from `execution`'s reports.
+    pub fn from_execution(plan: &Plan, execution: &Execution) -> Self {
+        let mut facts = Self::default();
+        for ps in &plan.stages {
+            facts.keys.insert(ps.stage.name.clone(), ps.key.to_string());
+            if let Some(fp) = &ps.fingerprint {
+                facts.plugins.insert(ps.stage.name.clone(), fp.clone());
+            }
+        }
+        for r in execution.reports.iter().filter(|r| r.outcome.succeeded()) {
+            let cached = matches!(r.outcome, ticketlab_engine::StageOutcome::Cached);
+            facts.timings.insert(r.name.clone(), StageTiming { seconds: r.seconds, cached });
+        }
+        facts
+    }
+}
+
+/// Everything [`write_run_dir`] needs, borrowed from the caller.
+#[derive(Debug, Clone)]
+pub struct RunOutputs<'a> {
+    /// The resolved experiment.
+    pub ir: &'a ExperimentIr,
+    /// The artifact of every finished stage, by stage name.
+    pub artifacts: &'a BTreeMap<String, Artifact>,
+    /// Cache key by stage name.
+    pub keys: &'a BTreeMap<String, String>,
+    /// Wall time by stage name.
+    pub timings: &'a BTreeMap<String, StageTiming>,
+    /// Plugin fingerprint (`kind/name@version`) by stage name.
+    pub plugins: &'a BTreeMap<String, String>,
+    /// The exact command line that reproduces the run.
+    pub command: String,
+    /// Worker threads used.
+    pub threads: usize,
+    /// Backend label, e.g. `cpu/f32`.
+    pub backend: &'a str,
+}
+
+impl<'a> RunOutputs<'a> {
+    /// Outputs from an execution's artifacts and the facts collected by
+    /// [`StageFacts::from_execution`].
+    pub fn new(
+        ir: &'a ExperimentIr,
+        artifacts: &'a BTreeMap<String, Artifact>,
+        facts: &'a StageFacts,
+        command: String,
+        threads: usize,
+        backend: &'a str,
+    ) -> Self {
+        Self {
+            ir,
+            artifacts,
+            keys: &facts.keys,
+            timings: &facts.timings,
+            plugins: &facts.plugins,
+            command,
+            threads,
+            backend,
+        }
+    }
+}
+
+/// One stage in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestStage {
+    /// Stage name.
+    pub name: String,
+    /// Stage kind.
+    pub kind: StageKind,
+    /// Plugin fingerprint (`kind/name@version`), or the plugin name when no fingerprint is known;
+    /// `None` for rewind.
+    pub plugin: Option<String>,
+    /// Derived seed.
+    pub seed: u64,
+    /// Cache key.
+    pub key: Option<String>,
+    /// Wall time in seconds (`None`: did not finish).
+    pub seconds: Option<f64>,
+    /// Whether it was loaded from the store.
+    pub cached: Option<bool>,
+}
+
+/// The content of `manifest.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// ticketlab's version.
+    pub ticketlab_version: String,
+    /// Experiment name.
+    pub experiment: String,
+    /// The command that reproduces the run.
+    pub command: String,
+    /// When the directory was written (UTC, `yyyy-mm-ddThh:mm:ssZ`).
+    pub created_utc: String,
+    /// Root seed.
+    pub root_seed: u64,
+    /// Backend label.
+    pub backend: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Distinct plugin fingerprints used, sorted.
+    pub plugins: Vec<String>,
+    /// Dynamic plugin libraries, as written in the experiment.
+    pub plugin_libraries: Vec<String>,
+    /// Sum of the stages' wall times, in seconds.
+    pub total_seconds: f64,
+    /// Every stage, in IR order.
+    pub stages: Vec<ManifestStage>,
+}
+
+impl Manifest {
+    /// Builds the manifest of `outputs`, stamped with the current time.
+    pub fn build(outputs: &RunOutputs<'_>) -> Self {
+        let stages: Vec<ManifestStage> = outputs
+            .ir
+            .stages
+            .iter()
+            .map(|s| {
+                let t = outputs.timings.get(&s.name);
+                ManifestStage {
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    plugin: outputs.plugins.get(&s.name).cloned().or_else(|| s.plugin.clone()),
+                    seed: s.seed,
+                    key: outputs.keys.get(&s.name).cloned(),
+                    seconds: t.map(|t| t.seconds),
+                    cached: t.map(|t| t.cached),
+                }
+            })
+            .collect();
+        let mut plugins: Vec<String> = stages.iter().filter_map(|s| s.plugin.clone()).collect();
+        plugins.sort();
+        plugins.dedup();
+        Self {
+            ticketlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            experiment: outputs.ir.name.clone(),
+            command: outputs.command.clone(),
+            created_utc: utc_stamp(SystemTime::now(), true),
+            root_seed: outputs.ir.seed,
+            backend: outputs.backend.to_string(),
+            threads: outputs.threads,
+            plugins,
+            plugin_libraries: outputs.ir.plugins.clone(),
+            total_seconds: stages.iter().filter_map(|s| s.seconds).sum(),
+            stages,
+        }
+    }
+}
+
+/// One line of `metrics.jsonl`: an evaluation record of one arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricLine {
+    /// The train stage's name.
+    pub arm: String,
+    /// The evaluation.
+    #[serde(flatten)]
+    pub record: EvalRecord,
+}
+
+/// The evaluation records of every trained arm, in IR order.
+pub fn metric_lines(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -> Vec<MetricLine> {
+    ir.stages
+        .iter()
+        .filter_map(|s| match artifacts.get(&s.name) {
+            Some(Artifact::Run(run)) => Some((s, run)),
+            _ => None,
+        })
+        .flat_map(|(s, run)| {
+            run.records.iter().map(|r| MetricLine { arm: s.name.clone(), record: r.clone() })
+        })
+        .collect()
+}
+
+/// Renders `metrics.jsonl`: one compact JSON object per line.
+pub fn metrics_jsonl(lines: &[MetricLine]) -> Result<String> {
+    let mut out = String::new();
+    for l in lines {
+        let s =
+            serde_json::to_string(l).map_err(|e| Error::Other(format!("metrics.jsonl: {e}")))?;
+        out.push_str(&s);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Parses `metrics.jsonl` (the file at `path`, for error messages).
+pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricLine>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<MetricLine>(l).map_err(|e| {
+                Error::data(path, format!("line {}: not an evaluation record ({e})", i + 1))
+            })
+        })
+        .collect()
+}
+
+/// One entry of `masks.json`: what a prune stage produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskSummary {
+    /// The prune stage's name.
+    pub stage: String,
+    /// The pruner (`name@version`).
+    pub pruner: String,
+    /// Pruning rate: the fraction of prunable weights removed.
+    pub rate: f64,
+    /// The step of the scored weights (`None`: the initialisation).
+    pub scored_at: Option<u64>,
+    /// Fraction of all prunable weights kept.
+    pub density: f64,
+    /// Kept and total counts per prunable layer.
+    pub layers: BTreeMap<String, LayerDensity>,
+    /// Warnings raised while pruning (layer collapse, an input already sparser than asked).
+    pub warnings: Vec<String>,
+}
+
+/// The masks of every finished prune stage, in IR order.
+pub fn mask_summaries(
+    ir: &ExperimentIr,
+    artifacts: &BTreeMap<String, Artifact>,
+) -> Vec<MaskSummary> {
+    ir.stages
+        .iter()
+        .filter_map(|s| match artifacts.get(&s.name) {
+            Some(Artifact::Mask(m)) => Some(MaskSummary {
+                stage: s.name.clone(),
+                pruner: m.pruner.clone(),
+                rate: m.rate,
+                scored_at: m.scored_at,
+                density: m.report.density,
+                layers: m.report.layers.clone(),
+                warnings: m.warnings.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes the whole run directory (creating `dir`): the files in the module table, then the
+/// figures and the report. The files a report is built from are written first, so a failure
+/// while drawing leaves the numbers in place.
+pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let ir = outputs.ir;
+    files::write(&dir.join(names::RESOLVED_JSON), ir.to_canonical_json())?;
+    let yaml = serde_yaml::to_string(ir)
+        .map_err(|e| Error::Other(format!("{}: {e}", names::RESOLVED_YAML)))?;
+    files::write(&dir.join(names::RESOLVED_YAML), yaml)?;
+    let manifest = Manifest::build(outputs);
+    files::write_json(&dir.join(names::MANIFEST), &manifest)?;
+    let metrics = metric_lines(ir, outputs.artifacts);
+    files::write(&dir.join(names::METRICS), metrics_jsonl(&metrics)?)?;
+    let summary = Summary::build(ir, outputs.artifacts);
+    files::write(&dir.join(names::SUMMARY_CSV), summary.to_csv()?)?;
+    files::write_json(&dir.join(names::SUMMARY_JSON), &summary)?;
+    let masks = mask_summaries(ir, outputs.artifacts);
+    files::write_json(&dir.join(names::MASKS), &masks)?;
+    for stage in &ir.stages {
+        if let Some(Artifact::Analysis(a)) = outputs.artifacts.get(&stage.name) {
+            files::write_json(
+                &dir.join(names::ANALYSES)
+                    .join(format!("{}.json", figures::file_safe(&stage.name))),
+                &a.value,
+            )?;
+        }
+    }
+    let mut figs = figures::metric_figures(&summary, &metrics)?;
+    figs.extend(figures::artifact_figures(ir, outputs.artifacts, &summary)?);
+    figures::write_figures(dir, &figs)?;
+    let run = report::RunFiles {
+        dir: dir.to_path_buf(),
+        ir: ir.clone(),
+        manifest,
+        summary,
+        metrics,
+        masks,
+    };
+    report::write(&run, &figs)
+}
+
+/// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
+/// (relative to the current directory), the name made safe by [`figures::file_safe`].
+pub fn default_run_dir(name: &str) -> PathBuf {
+    PathBuf::from("runs").join(format!(
+        "{}-{}",
+        figures::file_safe(name),
+        utc_stamp(SystemTime::now(), false)
+    ))
+}
+
+/// Formats `t` in UTC: `yyyy-mm-ddThh:mm:ssZ` when `readable`, else `yyyymmddThhmmss`.
+pub fn utc_stamp(t: SystemTime, readable: bool) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if readable {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    } else {
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}")
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Norms;
+    use std::time::Duration;
+
+    #[test]
+    fn utc_stamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661); // 2000-02-29 01:01:01
+        assert_eq!(utc_stamp(t, false), "20000229T010101");
+        assert_eq!(utc_stamp(t, true), "2000-02-29T01:01:01Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH, false), "19700101T000000");
+    }
+
+    #[test]
+    fn default_dir_sanitises_the_name() {
+        let d = default_run_dir("grid/a b");
+        let s = d.to_string_lossy();
+        // The sanitised name, a hash of the original (it was changed), and the timestamp.
+        assert!(s.starts_with("runs/grid_a_b-"), "{s}");
+        assert_eq!(d.file_name().unwrap().len(), "grid_a_b-".len() + 9 + 15);
+    }
+
+    #[test]
+    fn nan_losses_round_trip_as_null() {
+        let rec = EvalRecord {
+            step: 3,
+            train_loss: f64::NAN,
+            train_acc: None,
+            test_loss: 1.5,
+            test_acc: Some(0.5),
+            norms: Norms { l1: 1.0, l2: f64::INFINITY },
+            layers: BTreeMap::new(),
+        };
+        let text = metrics_jsonl(&[MetricLine { arm: "a".into(), record: rec }]).unwrap();
+        assert!(text.contains("\"train_loss\":null"), "{text}");
+        let back = parse_metrics(Path::new("m"), &text).unwrap();
+        assert!(back[0].record.train_loss.is_nan());
+        assert_eq!(back[0].record.test_loss, 1.5);
+        assert_eq!(back[0].arm, "a");
+    }
+}

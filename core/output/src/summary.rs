@@ -1,0 +1,211 @@
+//! The per-arm headline rows of `summary.csv` and `summary.json` (schema: the README's `summary.json` section).
+//!
+//! Every train stage that produced a [`RunArtifact`](crate::artifact::RunArtifact) is an *arm*.
+//! An arm's speed-up is `baseline t_gen / arm t_gen` (above 1: the arm generalises sooner, the
+//! `compare` report's convention), against the `baseline` of the first report stage (in IR
+//! order) that compares the arm; in a sweep that is the baseline copy of the arm's own sweep
+//! point and seed. An arm no report compares is measured against the summary's `baseline`: the
+//! baseline of the first compared arm (in IR order), else the first arm.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::Artifact;
+use crate::ir::{ExperimentIr, StageKind};
+use crate::metrics::RunSummary;
+
+/// One row of the summary: the headline numbers of one trained arm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRow {
+    /// The train stage's name.
+    pub arm: String,
+    /// The run's own numbers: steps, threshold, t_mem, t_gen, tau_grok, final accuracies and
+    /// losses, density, L1 and L2.
+    #[serde(flatten)]
+    pub run: RunSummary,
+    /// Pruning rate of the mask the arm trained under, traced upstream through rewind and
+    /// model stages to a prune stage; `None` for a dense arm.
+    pub mask_rate: Option<f64>,
+    /// `baseline t_gen / arm t_gen` (> 1: sooner than the baseline); `None` when either arm
+    /// never reached the threshold.
+    pub speedup_t_gen: Option<f64>,
+    /// The arm `speedup_t_gen` is measured against (the arm itself for a baseline); `None`
+    /// when there is none. Absent from files written before it existed.
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+/// The content of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The baseline arm: a report stage's `baseline`, else the first arm in IR order; `None`
+    /// when nothing was trained.
+    pub baseline: Option<String>,
+    /// One row per arm, in IR order.
+    pub arms: Vec<SummaryRow>,
+}
+
+impl Summary {
+    /// Builds the summary of every finished train stage of `ir` found in `artifacts`.
+    pub fn build(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -> Self {
+        let mut arms: Vec<SummaryRow> = ir
+            .stages
+            .iter()
+            .filter(|s| s.kind == StageKind::Train)
+            .filter_map(|s| match artifacts.get(&s.name) {
+                Some(Artifact::Run(run)) => Some(SummaryRow {
+                    arm: s.name.clone(),
+                    run: run.summary.clone(),
+                    mask_rate: mask_rate(ir, artifacts, &s.name),
+                    speedup_t_gen: None,
+                    baseline: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let compared = compared_against(ir, artifacts);
+        let baseline = ir
+            .stages
+            .iter()
+            .filter_map(|s| compared.get(s.name.as_str()))
+            .find(|b| arms.iter().any(|a| &a.arm == *b))
+            .map(|b| b.to_string())
+            .or_else(|| arms.first().map(|a| a.arm.clone()));
+        let t_gen = |name: &str| arms.iter().find(|a| a.arm == name).and_then(|a| a.run.t_gen);
+        let measured: Vec<(Option<String>, Option<f64>)> = arms
+            .iter()
+            .map(|a| {
+                let base = compared.get(a.arm.as_str()).copied().or(baseline.as_deref());
+                (base.map(str::to_string), speedup(base.and_then(t_gen), a.run.t_gen))
+            })
+            .collect();
+        for (a, (base, s)) in arms.iter_mut().zip(measured) {
+            a.baseline = base;
+            a.speedup_t_gen = s;
+        }
+        Self { experiment: ir.name.clone(), baseline, arms }
+    }
+
+    /// The row of arm `name`.
+    pub fn arm(&self, name: &str) -> Option<&SummaryRow> {
+        self.arms.iter().find(|a| a.arm == name)
+    }
+
+    /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
+    pub fn to_csv(&self) -> crate::Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let io = |e: csv::Error| crate::Error::Other(format!("writing summary.csv: {e}"));
+        w.write_record(CSV_COLUMNS).map_err(io)?;
+        for a in &self.arms {
+            w.write_record(csv_cells(a)).map_err(io)?;
+        }
+        let bytes =
+            w.into_inner().map_err(|e| crate::Error::Other(format!("writing summary.csv: {e}")))?;
+        String::from_utf8(bytes)
+            .map_err(|e| crate::Error::Other(format!("summary.csv is not UTF-8: {e}")))
+    }
+}
+
+/// Column names of `summary.csv`, in order (the fields of [`SummaryRow`]).
+pub const CSV_COLUMNS: [&str; 16] = [
+    "arm",
+    "steps",
+    "threshold",
+    "t_mem",
+    "t_gen",
+    "tau_grok",
+    "final_train_acc",
+    "final_test_acc",
+    "final_train_loss",
+    "final_test_loss",
+    "density",
+    "l1",
+    "l2",
+    "mask_rate",
+    "speedup_t_gen",
+    "baseline",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn csv_cells(a: &SummaryRow) -> Vec<String> {
+    let r = &a.run;
+    vec![
+        a.arm.clone(),
+        r.steps.to_string(),
+        r.threshold.to_string(),
+        opt(r.t_mem),
+        opt(r.t_gen),
+        opt(r.tau_grok),
+        opt(r.final_train_acc),
+        opt(r.final_test_acc),
+        r.final_train_loss.to_string(),
+        r.final_test_loss.to_string(),
+        r.density.to_string(),
+        r.l1.to_string(),
+        r.l2.to_string(),
+        opt(a.mask_rate),
+        opt(a.speedup_t_gen),
+        opt(a.baseline.as_deref()),
+    ]
+}
+
+/// For each arm a report stage compares, the `baseline` of the first such report (in IR
+/// order): in a sweep, each point's `compare` measures its arms against its own baseline copy.
+fn compared_against<'a>(
+    ir: &ExperimentIr,
+    artifacts: &'a BTreeMap<String, Artifact>,
+) -> BTreeMap<&'a str, &'a str> {
+    let mut out = BTreeMap::new();
+    for s in ir.stages.iter().filter(|s| s.kind == StageKind::Report) {
+        let Some(Artifact::Analysis(a)) = artifacts.get(&s.name) else { continue };
+        let Some(baseline) = a.value.get("baseline").and_then(|b| b.as_str()) else { continue };
+        let arms = a.value.get("arms").and_then(|v| v.as_array()).into_iter().flatten();
+        for arm in arms.filter_map(|r| r.get("arm").and_then(|n| n.as_str())) {
+            out.entry(arm).or_insert(baseline);
+        }
+    }
+    out
+}
+
+/// `base / arm` when both generalised; an arm generalising at step 0 counts as step 1.
+pub fn speedup(base_t_gen: Option<u64>, arm_t_gen: Option<u64>) -> Option<f64> {
+    match (base_t_gen, arm_t_gen) {
+        (Some(b), Some(a)) => Some(b.max(1) as f64 / a.max(1) as f64),
+        _ => None,
+    }
+}
+
+/// The pruning rate of the mask stage `name` trained or was built under, if any.
+///
+/// Walks upstream: a train stage reads its `model`; a rewind stage its `mask` if connected,
+/// else its `from`; a prune stage is the answer (its artifact's rate, else its `rate` parameter).
+pub fn mask_rate(
+    ir: &ExperimentIr,
+    artifacts: &BTreeMap<String, Artifact>,
+    name: &str,
+) -> Option<f64> {
+    let mut current = name;
+    // Each hop moves to an earlier stage of a DAG, so the walk ends; the bound guards bad input.
+    for _ in 0..=ir.stages.len() {
+        let stage = ir.stage(current)?;
+        let first = |port: &str| stage.inputs.get(port).and_then(|v| v.first()).map(String::as_str);
+        current = match stage.kind {
+            StageKind::Prune => {
+                return match artifacts.get(current) {
+                    Some(Artifact::Mask(m)) => Some(m.rate),
+                    _ => stage.params.get("rate").and_then(|v| v.as_f64()),
+                };
+            }
+            StageKind::Train => first("model")?,
+            StageKind::Rewind => first("mask").or_else(|| first("from"))?,
+            _ => return None,
+        };
+    }
+    None
+}

@@ -1,0 +1,8 @@
+//! The experiment-file front end's tests, in one test binary.
+
+mod common;
+mod diagnostics;
+mod fmt;
+mod robustness;
+mod sweeps;
+mod twins;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::metrics::{EvalRecord, RunSummary};
-use crate::plugin::Params;
+use crate::plugin::params::Params;
 use crate::tensor::{MaskSet, NamedTensors};
 
 /// Which architecture plugin built a model, with which parameters.

@@ -131,7 +131,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
     let outputs =
         RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
-    let written = rundir::write_run_dir(&dir, &outputs);
+    let written = ticketlab_output::write_run(&dir, &outputs);
     if !args.quiet {
         print(&summary(&exec))?;
         if written.is_ok() {

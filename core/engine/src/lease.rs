@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::key::StageKey;
-use super::store::Store;
+use super::store::{Store, host_name};
 use crate::{Error, Result};
 
 /// How often a holder renews its lease.
@@ -209,11 +209,6 @@ fn read_holder(path: &Path) -> Option<Holder> {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// This machine's host name.
-pub fn host_name() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// Whether a process with this id runs on this host (where `/proc` tells; elsewhere assumed).

@@ -263,7 +263,7 @@ impl Store {
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         // Host and pid: processes on several machines may share the store.
-        Ok(dir.join(format!("{stem}.{}.{}.{n}", super::lease::host_name(), std::process::id())))
+        Ok(dir.join(format!("{stem}.{}.{}.{n}", host_name(), std::process::id())))
     }
 }
 
@@ -634,6 +634,12 @@ fn decode_state(bytes: &[u8]) -> std::result::Result<TrainState, String> {
         checkpoints: group_by_step(st.f32_with_prefix("checkpoints/")?)?,
         rng_counter: j.rng_counter,
     })
+}
+
+/// This machine's host name (in temporary file names and leases, so that processes on several
+/// machines sharing a store never collide).
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 #[cfg(test)]

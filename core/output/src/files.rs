@@ -1,4 +1,4 @@
-//! Small file helpers that attach the path to every I/O error.
+//! Small file helpers: I/O that attaches the path to every error, and safe file names.
 
 use std::path::Path;
 
@@ -36,4 +36,28 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
             format!("not a valid ticketlab run file ({e}); rerun the experiment to rewrite it"),
         )
     })
+}
+
+/// `name` as part of a file name: letters, digits, `-`, `_` and `.` are kept and anything else
+/// becomes `_`. When that changed the name, or the name is longer than 80 bytes, the first 8
+/// hex digits of its SHA-256 are appended (and the rest cut to 80), so distinct stage names never
+/// share a file and a sweep's long names stay within file-name limits.
+pub(crate) fn file_safe(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe: String = name.chars().map(|c| if safe_char(c) { c } else { '_' }).collect();
+    if safe == name && name.len() <= 80 {
+        return safe;
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{}-{hash}", safe.chars().take(80).collect::<String>())
+}
+
+/// Whether `c` may appear in the file names ticketlab writes.
+fn safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Whether `name` is a plain file name inside a folder (no path, no hidden file).
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(safe_char)
 }

@@ -1,8 +1,10 @@
 //! ticketlab-output: what a run leaves behind for people, the run directory and the progress
 //! display. It reads the engine's results and never feeds the engine.
 //!
-//! - [`rundir`]: writes `experiment.resolved.{json,yaml}`, `manifest.json`, `metrics.jsonl`,
-//!   `summary.{csv,json}`, then the figures and the report, into one directory.
+//! - [`write_run`]: a whole run directory, in the order data flows: [`rundir`] writes
+//!   `experiment.resolved.{json,yaml}`, `manifest.json`, `metrics.jsonl`, `summary.{csv,json}`
+//!   and `masks.json`, then [`figures`] draws from them (and from the artifacts), then
+//!   [`report`] renders both.
 //! - [`summary`]: the per-arm headline rows (schema in the README).
 //! - [`doc`]: the small document model both report formats are rendered from.
 //! - [`figures`]: SVG figures under `figures/`.
@@ -21,3 +23,14 @@ pub mod summary;
 
 // The vocabulary the output modules share, imported once.
 pub(crate) use ticketlab_api::{Error, Result, artifact, ir, metrics};
+
+use std::path::Path;
+
+/// Writes the run directory `dir` of one execution: the data files, the figures, the report.
+pub fn write_run(dir: &Path, outputs: &rundir::RunOutputs<'_>) -> Result<()> {
+    let run = rundir::write_run_dir(dir, outputs)?;
+    let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
+    figs.extend(figures::artifact_figures(outputs.ir, outputs.artifacts, &run.summary)?);
+    figures::write_figures(dir, &figs)?;
+    report::write(&run, &figs)
+}

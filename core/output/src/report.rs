@@ -17,58 +17,9 @@ use std::path::{Path, PathBuf};
 use super::doc::{Block, Column, Doc, Span, bold, code, text};
 use super::figures::{self, Figure};
 use super::files;
-use super::rundir::{Manifest, MaskSummary, MetricLine, names, parse_metrics};
+use super::rundir::{Manifest, MaskSummary, MetricLine, RunFiles, names};
 use super::summary::{Summary, SummaryRow};
-use crate::ir::ExperimentIr;
 use crate::{Error, Result};
-
-/// What a report is built from: the parsed files of one run directory.
-#[derive(Debug, Clone)]
-pub struct RunFiles {
-    /// The directory.
-    pub dir: PathBuf,
-    /// `experiment.resolved.json`.
-    pub ir: ExperimentIr,
-    /// `manifest.json`.
-    pub manifest: Manifest,
-    /// `summary.json`.
-    pub summary: Summary,
-    /// `metrics.jsonl`.
-    pub metrics: Vec<MetricLine>,
-    /// `masks.json` (empty when the run made no mask).
-    pub masks: Vec<MaskSummary>,
-}
-
-impl RunFiles {
-    /// Reads the files of the run directory `dir`; a missing or malformed file is an error
-    /// naming it.
-    pub fn read(dir: &Path) -> Result<Self> {
-        let need = |name: &str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(Error::data(
-                    &path,
-                    format!(
-                        "missing: {} is not a run directory written by `ticketlab run`",
-                        dir.display()
-                    ),
-                ))
-            }
-        };
-        let metrics_path = need(names::METRICS)?;
-        let masks_path = dir.join(names::MASKS);
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            ir: files::read_json(&need(names::RESOLVED_JSON)?)?,
-            manifest: files::read_json(&need(names::MANIFEST)?)?,
-            summary: files::read_json(&need(names::SUMMARY_JSON)?)?,
-            metrics: parse_metrics(&metrics_path, &files::read(&metrics_path)?)?,
-            masks: if masks_path.is_file() { files::read_json(&masks_path)? } else { Vec::new() },
-        })
-    }
-}
 
 /// Writes `report.md` and `report.html` of `run` into `run.dir`, showing `figures` (already
 /// written under `figures/`).
@@ -522,7 +473,7 @@ mod tests {
     fn comparison_labels_are_unique() {
         let run = |dir: &str| RunFiles {
             dir: PathBuf::from(dir),
-            ir: ExperimentIr {
+            ir: crate::ir::ExperimentIr {
                 name: "e".into(),
                 description: String::new(),
                 seed: 0,

@@ -1,6 +1,7 @@
 //! The run directory: everything one execution leaves for people and scripts.
 //!
-//! [`write_run_dir`] writes, into one directory:
+//! [`write_run_dir`] writes the data files into one directory, and [`crate::write_run`] the
+//! figures and the report after them:
 //!
 //! | file | content |
 //! |---|---|
@@ -11,8 +12,8 @@
 //! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in the README) |
 //! | `masks.json` | per mask stage: pruner, rate, scored step, global and per-layer density, warnings ([`MaskSummary`]) |
 //! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
-//! | `figures/*.svg`, `figures/index.json` | the figures ([`super::figures`]) |
-//! | `report.md`, `report.html` | the report ([`super::report`]) |
+//! | `figures/*.svg`, `figures/index.json` | the figures ([`crate::figures`]) |
+//! | `report.md`, `report.html` | the report ([`crate::report`]) |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::files;
 use super::summary::Summary;
-use super::{figures, files, report};
 use crate::artifact::{Artifact, LayerDensity};
 use crate::ir::{ExperimentIr, StageKind};
 use crate::metrics::EvalRecord;
@@ -316,7 +317,7 @@ pub fn mask_summaries(
 /// Writes the whole run directory (creating `dir`): the files in the module table, then the
 /// figures and the report. The files a report is built from are written first, so a failure
 /// while drawing leaves the numbers in place.
-pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<()> {
+pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ir = outputs.ir;
     files::write(&dir.join(names::RESOLVED_JSON), ir.to_canonical_json())?;
@@ -335,32 +336,68 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<()> {
     for stage in &ir.stages {
         if let Some(Artifact::Analysis(a)) = outputs.artifacts.get(&stage.name) {
             files::write_json(
-                &dir.join(names::ANALYSES)
-                    .join(format!("{}.json", figures::file_safe(&stage.name))),
+                &dir.join(names::ANALYSES).join(format!("{}.json", files::file_safe(&stage.name))),
                 &a.value,
             )?;
         }
     }
-    let mut figs = figures::metric_figures(&summary, &metrics)?;
-    figs.extend(figures::artifact_figures(ir, outputs.artifacts, &summary)?);
-    figures::write_figures(dir, &figs)?;
-    let run = report::RunFiles {
-        dir: dir.to_path_buf(),
-        ir: ir.clone(),
-        manifest,
-        summary,
-        metrics,
-        masks,
-    };
-    report::write(&run, &figs)
+    Ok(RunFiles { dir: dir.to_path_buf(), ir: ir.clone(), manifest, summary, metrics, masks })
+}
+
+/// The parsed files of one run directory: what a report is built from.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// The directory.
+    pub dir: PathBuf,
+    /// `experiment.resolved.json`.
+    pub ir: ExperimentIr,
+    /// `manifest.json`.
+    pub manifest: Manifest,
+    /// `summary.json`.
+    pub summary: Summary,
+    /// `metrics.jsonl`.
+    pub metrics: Vec<MetricLine>,
+    /// `masks.json` (empty when the run made no mask).
+    pub masks: Vec<MaskSummary>,
+}
+
+impl RunFiles {
+    /// Reads the files of the run directory `dir`; a missing or malformed file is an error
+    /// naming it.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let need = |name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::data(
+                    &path,
+                    format!(
+                        "missing: {} is not a run directory written by `ticketlab run`",
+                        dir.display()
+                    ),
+                ))
+            }
+        };
+        let metrics_path = need(names::METRICS)?;
+        let masks_path = dir.join(names::MASKS);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ir: files::read_json(&need(names::RESOLVED_JSON)?)?,
+            manifest: files::read_json(&need(names::MANIFEST)?)?,
+            summary: files::read_json(&need(names::SUMMARY_JSON)?)?,
+            metrics: parse_metrics(&metrics_path, &files::read(&metrics_path)?)?,
+            masks: if masks_path.is_file() { files::read_json(&masks_path)? } else { Vec::new() },
+        })
+    }
 }
 
 /// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
-/// (relative to the current directory), the name made safe by [`figures::file_safe`].
+/// (relative to the current directory), the name made safe by [`files::file_safe`].
 pub fn default_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!(
         "{}-{}",
-        figures::file_safe(name),
+        files::file_safe(name),
         utc_stamp(SystemTime::now(), false)
     ))
 }

@@ -25,6 +25,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::files;
+use super::files::{file_safe, is_plain_file_name};
 use super::rundir::MetricLine;
 use super::summary::Summary;
 use crate::artifact::Artifact;
@@ -271,30 +272,6 @@ pub(crate) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     }
     let d = (hi - lo) * 0.05;
     (lo - d, hi + d)
-}
-
-/// Whether `c` may appear in the file names ticketlab writes.
-fn safe_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
-}
-
-/// `name` as part of a file name: letters, digits, `-`, `_` and `.` are kept and anything else
-/// becomes `_`. When that changed the name, or the name is longer than 80 bytes, the first 8
-/// hex digits of its SHA-256 are appended (and the rest cut to 80), so distinct stage names never
-/// share a file and a sweep's long names stay within file-name limits.
-pub(crate) fn file_safe(name: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let safe: String = name.chars().map(|c| if safe_char(c) { c } else { '_' }).collect();
-    if safe == name && name.len() <= 80 {
-        return safe;
-    }
-    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
-    format!("{}-{hash}", safe.chars().take(80).collect::<String>())
-}
-
-/// Whether `name` is a plain file name inside a folder (no path, no hidden file).
-pub(crate) fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && name.chars().all(safe_char)
 }
 
 #[cfg(test)]

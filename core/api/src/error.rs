@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong inside ticketlab-core, grouped by where it comes from.
+/// Everything that can go wrong inside ticketlab, grouped by where it comes from.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

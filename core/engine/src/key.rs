@@ -21,7 +21,7 @@
 //!   `dense@seed0`, trains with the same key as `dense`, but its analyses must say
 //!   `dense@seed0`);
 //! - `backend`, `precision`, `core`: where and how the numbers are computed, and the version of
-//!   ticketlab-core (a new version may compute differently, so it never reuses old results);
+//!   ticketlab-engine (a new version may compute differently, so it never reuses old results);
 //! - `format`: the version of this recipe ([`KEY_FORMAT`]).
 //!
 //! Canonical JSON means: object keys sorted at every depth, no whitespace, and numbers written
@@ -42,7 +42,7 @@ use crate::ir::{StageIr, StageKind};
 /// Version of the key recipe; bumping it invalidates every stored result.
 pub const KEY_FORMAT: u32 = 1;
 
-/// Version of ticketlab-core, hashed into every key.
+/// Version of ticketlab-engine, hashed into every key.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A stage's content key: 64 lowercase hex digits.

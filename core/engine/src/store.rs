@@ -72,7 +72,7 @@ pub struct ObjectMeta {
     pub params: BTreeMap<String, Value>,
     /// The stage's seed.
     pub seed: u64,
-    /// ticketlab-core version of the writer.
+    /// ticketlab-engine version of the writer.
     pub ticketlab: String,
     /// Seconds the stage took to compute.
     pub seconds: f64,

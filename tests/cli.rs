@@ -595,3 +595,35 @@ fn a_compare_baseline_names_the_copy_of_its_own_sweep_point_and_seed() {
         assert_eq!(baseline, format!("dense{point}"), "{arm}");
     }
 }
+
+/// A model too large for the memory allowed is refused before its weights are drawn, with the
+/// parameter named; the stages that do not need it still run.
+#[test]
+fn a_model_beyond_the_memory_limit_is_refused_before_it_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let extra = tiny();
+    let args = with(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--set",
+            "init.width=10000000",
+            "--max-memory",
+            "1G",
+            "--store",
+            "store",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        &extra,
+    );
+    let out = ticketlab(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("parameter `width`") && err.contains("--max-memory"), "{err}");
+    assert!(dir.path().join("out/manifest.json").is_file(), "the run directory is written");
+    let bad = ticketlab(&["run", file.to_str().unwrap(), "--max-memory", "lots"], dir.path());
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -621,6 +621,23 @@ fn refuses_a_file_that_is_not_a_library() {
     insta::assert_snapshot!(shown, @"plugin `[DIR]/libfake.so`: is not a loadable shared library ([loader message]); pass a `cdylib` built with ticketlab-plugin-sdk");
 }
 
+/// A library cut short (an interrupted copy or build) is refused with a message, in this
+/// process: before the check, the system loader mapped it and the process died of SIGBUS.
+#[test]
+fn refuses_a_truncated_library_without_crashing() {
+    let whole = std::fs::read(example("noisy_magnitude")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for keep in [whole.len() / 2, whole.len() - 1, 100] {
+        let cut = dir.path().join(format!("libcut{keep}.so"));
+        std::fs::write(&cut, &whole[..keep]).unwrap();
+        let err = load_error(&cut);
+        assert!(
+            err.contains("is truncated or malformed") && err.contains("rebuild the plugin"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn refuses_a_library_without_the_abi_version() {
     insta::assert_snapshot!(load_error(&fixture("not_a_plugin")), @"plugin `[BUILD]/debug/libnot_a_plugin.so`: is not a ticketlab plugin: it does not export `ticketlab_plugin_abi_version`; export its plugins with `ticketlab_plugin_sdk::export_pruner!(Type)` or `export_dataset!(Type)`");

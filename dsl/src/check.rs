@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
+use ticketlab_api::Error;
 use ticketlab_api::ir::{ArtifactType, Port, StageKind};
-use ticketlab_api::plugin::ParamSpec;
 use ticketlab_api::plugin::registry::{Registry, closest, suggestion};
+use ticketlab_api::plugin::{ParamSpec, Params};
 
 use crate::ast::{
     Experiment, Gaps, InputAst, ParamAst, Span, StageAst, SweepAst, SweepAxis, is_ident,
@@ -394,6 +395,27 @@ impl Checker<'_> {
                 ok = false;
             }
         }
+        // The plugin's own check of how its values combine.
+        let entry = kind.plugin_kind().zip(plugin).and_then(|(pk, p)| self.registry.get(pk, p));
+        if let (true, Some(entry)) = (ok, entry)
+            && let Err(e) = entry.instance.check(&Params(out.clone()))
+        {
+            let (key, message) = match &e {
+                Error::Param { key, message } => (Some(key.as_str()), message.clone()),
+                other => (None, other.to_string()),
+            };
+            let given = key.and_then(|k| s.with.iter().find(|p| p.key.node == k));
+            let span = given.map_or(s.name.span, |p| p.value.span);
+            let note = given.map(set_by_note).unwrap_or_default();
+            let subject =
+                key.map_or_else(|| format!("stage `{name}`"), |k| format!("`{name}.{k}`"));
+            self.error(
+                Diag::new(format!("invalid value for {subject}{note}: {message}"))
+                    .label(span, "refused by the plugin")
+                    .help(format!("see `ticketlab plugins describe {what}`")),
+            );
+            ok = false;
+        }
         ok.then_some(out)
     }
 
@@ -653,7 +675,36 @@ impl Checker<'_> {
                     .help("add `grid`, `zip` or `seeds`, or remove the sweep"),
             );
         }
-        Sweep { grid, zip, seeds: sw.seeds.as_ref().map_or(1, |s| s.node) }
+        let sweep = Sweep { grid, zip, seeds: sw.seeds.as_ref().map_or(1, |s| s.node) };
+        self.sweep_size(&sweep, sw);
+        sweep
+    }
+
+    /// Refuses a sweep of more than [`crate::MAX_SWEEP_POINTS`] points before anything is
+    /// expanded.
+    fn sweep_size(&mut self, sweep: &Sweep, sw: &SweepAst) {
+        let rows = sweep.zip.first().map_or(1, |a| a.values.len() as u64);
+        let points = sweep
+            .grid
+            .iter()
+            .try_fold(rows, |n, a| n.checked_mul(a.values.len() as u64))
+            .and_then(|n| n.checked_mul(sweep.seeds));
+        if points.is_some_and(|n| n <= crate::MAX_SWEEP_POINTS) {
+            return;
+        }
+        let count = points.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+        let span = match &sw.seeds {
+            Some(s) if s.node > crate::MAX_SWEEP_POINTS => s.span,
+            _ => sw.span,
+        };
+        self.error(
+            Diag::new(format!(
+                "the sweep has {count} points (grid combinations x zip rows x seeds), more than the {} one experiment may have",
+                crate::MAX_SWEEP_POINTS
+            ))
+            .label(span, "this sweep")
+            .help("sweep fewer values or seeds, or split the study into several experiment files"),
+        );
     }
 
     /// Checks axes, returning each valid one with the axis as written; `distinct` refuses

@@ -57,6 +57,11 @@ impl CliOverrides {
 /// can exhaust the stack.
 pub const MAX_NESTING: usize = 64;
 
+/// The most sweep points (grid combinations x zip rows x seed repeats) one experiment may have:
+/// far beyond any study one machine or cluster runs, and small enough that checking and
+/// planning the expanded stages stays within memory.
+pub const MAX_SWEEP_POINTS: u64 = 100_000;
+
 /// The two forms of an experiment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

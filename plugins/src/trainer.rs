@@ -10,7 +10,7 @@ use ticketlab_api::data::Dataset;
 use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
 use ticketlab_api::tensor::NamedTensors;
-use ticketlab_api::{Error, Result, register_plugin, seed};
+use ticketlab_api::{Error, Result, budget, register_plugin, seed};
 use ticketlab_engine::tensor::{
     LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec, TrainingSession,
 };
@@ -28,7 +28,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
     ParamSpec::new("loss_precision", ParamType::Choice(&["f32", "f64"]), "compute the training loss and its gradient in the graph in f32, or on the host in f64 as the reference code does (one extra forward pass per step)").default("\"f32\""),
     ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (0 = only log-spaced points and the end)").default("100").min(0.0),
-    ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").min(0.0).at_most("steps"),
+    ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").range(0.0, 100000.0).at_most("steps"),
     ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
     ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
     ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
@@ -39,12 +39,36 @@ const PARAMS: &[ParamSpec] = &[
 #[derive(Default)]
 struct Standard;
 
+/// Which steps something happens at: every `every` steps (0 = never), at the listed steps,
+/// and at the first and last step. Held as a rule, not a list, so a huge `steps` allocates
+/// nothing.
+struct Schedule {
+    every: u64,
+    listed: BTreeSet<u64>,
+    last: u64,
+}
+
+impl Schedule {
+    fn contains(&self, step: u64) -> bool {
+        step == 0
+            || step == self.last
+            || (self.every > 0 && step.is_multiple_of(self.every))
+            || self.listed.contains(&step)
+    }
+
+    /// How many steps of `0..=last` it holds, at most.
+    fn count(&self) -> u64 {
+        let periodic = self.last.checked_div(self.every).map_or(0, |n| n + 1);
+        periodic.saturating_add(self.listed.len() as u64).saturating_add(2)
+    }
+}
+
 /// Parsed trainer parameters.
 struct Recipe {
     steps: u64,
     step: StepSpec,
-    eval_steps: BTreeSet<u64>,
-    checkpoint_steps: BTreeSet<u64>,
+    evaluations: Schedule,
+    checkpoints: Schedule,
     threshold: f64,
     resume_every: u64,
 }
@@ -75,25 +99,6 @@ impl Recipe {
         let loss = if p.str("loss")? == "mse" { LossKind::Mse } else { LossKind::CrossEntropy };
         let precision =
             if p.str("loss_precision")? == "f64" { LossPrecision::F64 } else { LossPrecision::F32 };
-        let mut eval_steps: BTreeSet<u64> = [0, steps].into();
-        let every = p.usize("eval_every")? as u64;
-        if every > 0 {
-            eval_steps.extend((0..=steps).step_by(every as usize));
-        }
-        // At most `steps` distinct log-spaced steps exist.
-        let points = p.usize("eval_log_points")?.min(steps as usize + 1);
-        if points > 0 && steps > 1 {
-            let top = (steps as f64).ln();
-            eval_steps.extend(
-                (0..points)
-                    .map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64),
-            );
-        }
-        let mut checkpoint_steps: BTreeSet<u64> = [0, steps].into();
-        let every = p.usize("checkpoint_every")? as u64;
-        if every > 0 {
-            checkpoint_steps.extend((0..=steps).step_by(every as usize));
-        }
         let extra = p.usize_list("checkpoint_steps")?;
         if let Some(late) = extra.iter().find(|&&s| s as u64 > steps) {
             // Checked with the file's values before running; a sweep can still combine them.
@@ -104,17 +109,66 @@ impl Recipe {
                 ),
             ));
         }
-        checkpoint_steps.extend(extra.into_iter().map(|s| s as u64));
-        // Every checkpoint is also evaluated, so analyses can pair masks with accuracy.
-        eval_steps.extend(checkpoint_steps.iter().copied());
+        let checkpoints = Schedule {
+            every: p.usize("checkpoint_every")? as u64,
+            listed: extra.into_iter().map(|s| s as u64).collect(),
+            last: steps,
+        };
+        // Log-spaced steps (at most `steps` distinct ones exist; the count is capped by its
+        // schema). Checkpoint steps are evaluated too (see `Recipe::evaluates`).
+        let mut listed = BTreeSet::new();
+        let points = (p.usize("eval_log_points")? as u64).min(steps + 1);
+        if points > 0 && steps > 1 {
+            let top = (steps as f64).ln();
+            listed.extend(
+                (0..points)
+                    .map(|i| (top * i as f64 / (points - 1).max(1) as f64).exp().round() as u64),
+            );
+        }
+        let evaluations = Schedule { every: p.usize("eval_every")? as u64, listed, last: steps };
         Ok(Self {
             steps,
             step: StepSpec { loss, precision, optimizer, batch_size },
-            eval_steps,
-            checkpoint_steps,
+            evaluations,
+            checkpoints,
             threshold: p.f64("threshold")?,
             resume_every: p.usize("resume_every")? as u64,
         })
+    }
+
+    /// Whether `step` is evaluated: by the evaluation schedule, and at every checkpoint, so
+    /// analyses can pair masks with accuracy.
+    fn evaluates(&self, step: u64) -> bool {
+        self.evaluations.contains(step) || self.checkpoints.contains(step)
+    }
+
+    /// Refuses a schedule whose evaluations or checkpoints, kept in memory until the run ends,
+    /// would not fit: `weights` values per checkpoint, `layers` norms per evaluation.
+    fn check_memory(&self, weights: u64, layers: u64) -> Result<()> {
+        // Weights, gradients, two optimizer moments and a mask while training.
+        budget::require(
+            "model",
+            &format!("training {weights} weights"),
+            budget::f32_bytes(weights).saturating_mul(5),
+            "use a smaller model",
+        )?;
+        let checkpoints = self.checkpoints.count();
+        budget::require(
+            "checkpoint_every",
+            &format!("keeping {checkpoints} checkpoints of {weights} weights"),
+            budget::f32_bytes(weights).saturating_mul(checkpoints),
+            "checkpoint less often (a larger `checkpoint_every`, or 0 with `checkpoint_steps`)",
+        )?;
+        let evaluations = self.evaluations.count().saturating_add(checkpoints);
+        // An evaluation record: steps, losses, accuracies, and two norms per layer and in all.
+        let record = 96 + 16 * (layers + 1);
+        budget::require(
+            "eval_every",
+            &format!("keeping up to {evaluations} evaluations"),
+            record.saturating_mul(evaluations),
+            "evaluate less often (a larger `eval_every`, or 0 for log-spaced points only)",
+        )?;
+        Ok(())
     }
 }
 
@@ -168,6 +222,8 @@ impl TrainerPlugin for Standard {
         let data = job.data;
         let recipe = Recipe::from_params(params, data.train.len())?;
         let init = job.init;
+        let weights = init.params.values().map(|t| t.data.len() as u64).sum();
+        recipe.check_memory(weights, init.params.len() as u64)?;
         let mask = init.mask.clone();
         let mut session = TrainingSession::new(
             job.arch,
@@ -189,14 +245,12 @@ impl TrainerPlugin for Standard {
         }
         let seed_value = job.ctx.seed;
         for step in start..=recipe.steps {
-            if recipe.eval_steps.contains(&step)
-                && records.last().is_none_or(|r: &EvalRecord| r.step < step)
-            {
+            if recipe.evaluates(step) && records.last().is_none_or(|r: &EvalRecord| r.step < step) {
                 let record = evaluate(&mut session, data, step)?;
                 job.observer.on_eval(&record, recipe.steps);
                 records.push(record);
             }
-            if recipe.checkpoint_steps.contains(&step) {
+            if recipe.checkpoints.contains(step) {
                 checkpoints.insert(step, session.params()?);
             }
             if step > start
@@ -254,12 +308,45 @@ mod tests {
             .with("resume_every", 0)
             .with_defaults(PARAMS);
         let r = Recipe::from_params(&p, 10).unwrap();
-        assert_eq!(
-            r.eval_steps.iter().copied().collect::<Vec<_>>(),
-            vec![0, 1, 10, 100, 250, 400, 800, 1000]
-        );
-        assert_eq!(r.checkpoint_steps.iter().copied().collect::<Vec<_>>(), vec![0, 250, 1000]);
+        let listed = |f: &dyn Fn(u64) -> bool| (0..=r.steps).filter(|&s| f(s)).collect::<Vec<_>>();
+        assert_eq!(listed(&|s| r.evaluates(s)), vec![0, 1, 10, 100, 250, 400, 800, 1000]);
+        assert_eq!(listed(&|s| r.checkpoints.contains(s)), vec![0, 250, 1000]);
         assert_eq!(r.step.batch_size, 10);
+    }
+
+    #[test]
+    fn huge_step_counts_allocate_nothing_until_their_memory_is_checked() {
+        let recipe = |steps: u64, eval_every: u64| {
+            let p = Params::new()
+                .with("steps", steps)
+                .with("eval_every", eval_every)
+                .with("checkpoint_every", 0)
+                .with("eval_log_points", 100000)
+                .with_defaults(PARAMS);
+            Recipe::from_params(&p, 10).unwrap()
+        };
+        let start = std::time::Instant::now();
+        let r = recipe(i64::MAX as u64, 100);
+        assert!(start.elapsed().as_secs() < 5, "the schedule was built step by step");
+        assert!(r.evaluates(0) && r.evaluates(200) && r.evaluates(i64::MAX as u64));
+        assert!(!r.evaluates(201) || r.evaluations.listed.contains(&201));
+        let err = r.check_memory(1000, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("parameter `eval_every`") && err.contains("evaluate less often"),
+            "{err}"
+        );
+        // Without periodic evaluations, a long run keeps only the log-spaced points.
+        assert!(recipe(i64::MAX as u64, 0).check_memory(1000, 3).is_ok());
+        let p = Params::new()
+            .with("steps", 1_000_000_000)
+            .with("checkpoint_every", 1)
+            .with("eval_every", 0)
+            .with_defaults(PARAMS);
+        let err =
+            Recipe::from_params(&p, 10).unwrap().check_memory(1000, 3).unwrap_err().to_string();
+        assert!(err.contains("parameter `checkpoint_every`"), "{err}");
+        let err = recipe(100, 10).check_memory(u64::MAX / 8, 3).unwrap_err().to_string();
+        assert!(err.contains("parameter `model`") && err.contains("smaller model"), "{err}");
     }
 
     #[test]

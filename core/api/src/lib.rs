@@ -14,6 +14,7 @@
 //! - [`metrics`]: evaluation records and grokking metrics (t_mem, t_gen, tau_grok).
 //! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
 //! - [`error`]: the one error type, with the fix in every message.
+//! - [`budget`]: memory budgets checked before a stage allocates.
 //!
 //! The crates around it, in the direction data flows: `ticketlab-dsl` (file -> AST -> IR),
 //! `ticketlab-engine` (IR -> plan -> stages -> store), `ticketlab-output` (store -> run
@@ -21,6 +22,7 @@
 //! `ticketlab` command-line program.
 
 pub mod artifact;
+pub mod budget;
 pub mod data;
 pub mod error;
 pub mod ir;

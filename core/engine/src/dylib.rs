@@ -14,7 +14,9 @@
 //!
 //! 1. the path must name an existing file (it is made absolute, so the system's library search
 //!    path is never consulted);
-//! 2. the file must be a loadable shared library;
+//! 2. the file must be a loadable shared library, and an ELF file's headers, segments and
+//!    sections must lie inside it (checked before the system loader maps it, which would
+//!    otherwise kill the process with SIGBUS on a truncated file);
 //! 3. it must export [`abi::ABI_VERSION_SYMBOL`], and that must return [`abi::ABI_VERSION`]:
 //!    this is checked **before** any other symbol is touched, because nothing else about a
 //!    library built for another ABI can be trusted;
@@ -34,6 +36,7 @@
 #![allow(unsafe_code)]
 
 mod dataset;
+mod elf;
 mod pruner;
 mod schema;
 
@@ -146,6 +149,9 @@ impl LibraryFile {
             return Err(refuse("is not a file; pass the shared library itself, e.g. `target/debug/libmy_plugin.so`".into()));
         }
         let bytes = std::fs::read(&absolute).map_err(|e| Error::io(&absolute, e))?;
+        elf::check(&bytes).map_err(|why| {
+            refuse(format!("is truncated or malformed ({why}); rebuild the plugin (`cargo build`) and pass the new library"))
+        })?;
         Ok(LibraryFile {
             given: path.to_path_buf(),
             path: absolute,

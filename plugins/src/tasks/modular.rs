@@ -98,14 +98,9 @@ const PARAMS: &[ParamSpec] = &[
 #[derive(Default)]
 struct Modular;
 
-/// Builds the dataset: one-hot tokens `[n, 2, p]`, labels `op(a, b) mod p`.
-pub fn modular_dataset(
-    op: Operation,
-    p: usize,
-    all_pairs: bool,
-    train_fraction: f64,
-    split_seed: u64,
-) -> Result<Dataset> {
+/// The number of pairs and of training pairs, or why `p`, the pairs and `train_fraction` cannot
+/// make a dataset (checked before anything runs, and again when building).
+fn sizes(p: usize, all_pairs: bool, train_fraction: f64) -> Result<(usize, usize)> {
     if p < 2 {
         return Err(Error::param("p", format!("the modulus must be at least 2, got {p}")));
     }
@@ -120,16 +115,32 @@ pub fn modular_dataset(
             ),
         ));
     }
+    let n_train = (train_fraction * n_pairs as f64) as usize;
+    if n_train == 0 || n_train >= n_pairs {
+        let empty = if n_train == 0 { "training" } else { "test" };
+        return Err(Error::param(
+            "train_fraction",
+            format!(
+                "{train_fraction} of {n_pairs} pairs leaves the {empty} split empty; use a fraction that keeps at least one pair on each side"
+            ),
+        ));
+    }
+    Ok((n_pairs, n_train))
+}
+
+/// Builds the dataset: one-hot tokens `[n, 2, p]`, labels `op(a, b) mod p`.
+pub fn modular_dataset(
+    op: Operation,
+    p: usize,
+    all_pairs: bool,
+    train_fraction: f64,
+    split_seed: u64,
+) -> Result<Dataset> {
+    sizes(p, all_pairs, train_fraction)?;
     let mut pairs: Vec<(usize, usize)> =
         (0..p).flat_map(|a| (if all_pairs { 0 } else { a }..p).map(move |b| (a, b))).collect();
     pairs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split_seed));
     let n_train = (train_fraction * pairs.len() as f64) as usize;
-    if n_train == 0 || n_train == pairs.len() {
-        return Err(Error::param(
-            "train_fraction",
-            format!("{train_fraction} of {} pairs leaves an empty split", pairs.len()),
-        ));
-    }
     let split = |ps: &[(usize, usize)]| {
         let mut x = vec![0.0f32; ps.len() * 2 * p];
         let labels = ps
@@ -175,6 +186,12 @@ impl DatasetPlugin for Modular {
             s => s as u64,
         };
         modular_dataset(op, p, params.str("pairs")? == "all", params.f64("train_fraction")?, seed)
+    }
+
+    fn check(&self, params: &Params) -> Result<()> {
+        let p = usize::try_from(params.i64("p")?)
+            .map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
+        sizes(p, params.str("pairs")? == "all", params.f64("train_fraction")?).map(|_| ())
     }
 }
 

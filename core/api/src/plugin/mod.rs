@@ -89,6 +89,16 @@ pub struct StageContext {
 pub trait DatasetPlugin: Send + Sync {
     /// Builds the dataset. Must be deterministic in `params` and `ctx.seed`.
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset>;
+
+    /// Refuses values that cannot build a dataset because of how they combine (a split left
+    /// empty, a size beyond what the task is built for), cheaply and before anything runs: the
+    /// checker calls it with every value known and reports an [`Error::Param`] at that
+    /// parameter. The default accepts everything.
+    ///
+    /// [`Error::Param`]: crate::Error::Param
+    fn check(&self, _params: &Params) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An architecture plugin.

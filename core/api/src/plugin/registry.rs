@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{
-    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, ParamSpec, PluginCtor, PluginDescriptor,
-    PluginKind, PrunerPlugin, ReportPlugin, TrainerPlugin,
+    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, ParamSpec, Params, PluginCtor,
+    PluginDescriptor, PluginKind, PrunerPlugin, ReportPlugin, TrainerPlugin,
 };
 use crate::{Error, Result};
 
@@ -65,6 +65,15 @@ pub enum PluginInstance {
 }
 
 impl PluginInstance {
+    /// The plugin's own check of a stage's values (see [`DatasetPlugin::check`]); kinds
+    /// without one accept everything.
+    pub fn check(&self, params: &Params) -> Result<()> {
+        match self {
+            PluginInstance::Dataset(d) => d.check(params),
+            _ => Ok(()),
+        }
+    }
+
     fn from_ctor(ctor: PluginCtor) -> Self {
         match ctor {
             PluginCtor::Dataset(f) => PluginInstance::Dataset(Arc::from(f())),

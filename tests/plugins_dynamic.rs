@@ -748,6 +748,59 @@ stages:
     assert!(words.contains("registered twice: built into ticketlab by `ticketlab_plugins::pruners::magnitude` and loaded from"), "{words}");
 }
 
+/// A plugin that takes its process down (a stack overflow, an abort) fails only its stage: the
+/// program runs every plugin call in a child process. The stages that do not need it finish and
+/// stay stored, and the run directory is written.
+#[test]
+fn a_crashing_plugin_fails_its_stage_and_the_run_goes_on() {
+    use crate::cli::{stderr, ticketlab};
+    let lib = fixture("misbehaving");
+    let lib = lib.to_str().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    for (stage, behave) in [("mask", "overflow"), ("mask", "abort"), ("other_data", "abort")] {
+        let file = cwd.path().join(format!("crash_{stage}_{behave}.yaml"));
+        let (mask_behave, data_behave) =
+            if stage == "mask" { (behave, "ok") } else { ("ok", behave) };
+        std::fs::write(
+            &file,
+            format!(
+                "name: crash
+seed: 0
+plugins: [{lib}]
+stages:
+  data: {{ kind: dataset, uses: modular, with: {{ p: 7 }} }}
+  other_data: {{ kind: dataset, uses: bad_data, with: {{ behave: {data_behave} }} }}
+  init: {{ kind: model, uses: mlp_modular, inputs: {{ data: data }} }}
+  dense: {{ kind: train, uses: standard, with: {{ steps: 5 }}, inputs: {{ model: init, data: data }} }}
+  mask: {{ kind: prune, uses: misbehaving, with: {{ rate: 0.5, behave: {mask_behave} }}, inputs: {{ from: dense, data: data }} }}
+"
+            ),
+        )
+        .unwrap();
+        let out = ticketlab(
+            &["run", file.to_str().unwrap(), "--out", &format!("run_{stage}_{behave}"), "--quiet"],
+            cwd.path(),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{stage} {behave}: {err}");
+        let words = err
+            .split_whitespace()
+            .filter(|w| !["×", "│"].contains(w))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(words.contains(&format!("stage `{stage}` failed")), "{words}");
+        assert!(
+            words.contains("was aborted (SIGABRT") && words.contains("libmisbehaving"),
+            "{words}"
+        );
+        assert!(words.contains("only this stage fails"), "{words}");
+        let run = cwd.path().join(format!("run_{stage}_{behave}"));
+        assert!(run.join("manifest.json").is_file(), "{stage} {behave}: no run directory");
+        let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+        assert!(summary.contains("\"dense\""), "the dense arm finished: {summary}");
+    }
+}
+
 fn misbehaving(behave: &str) -> String {
     let err = score_with(&fixture("misbehaving"), "misbehaving", &[("behave", behave.into())], 0)
         .expect_err("refused");

@@ -54,6 +54,10 @@ enum Command {
     Report(commands::report::Args),
     /// Time training steps of the tensor engine.
     Bench(commands::bench::Args),
+    /// Serve one dynamic plugin call on stdin and stdout (ticketlab runs every plugin call in
+    /// such a process, so that a crashing plugin fails only its stage).
+    #[command(hide = true)]
+    PluginHost,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,9 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
+    if !matches!(cli.command, Command::PluginHost) {
+        ticketlab_engine::dylib::isolate_calls(std::env::current_exe().ok());
+    }
     match cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Plan(a) => commands::plan::run(a),
@@ -84,5 +91,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::PluginHost => {
+            ticketlab_engine::dylib::serve_isolated_call().map_err(Failure::failed)
+        }
     }
 }

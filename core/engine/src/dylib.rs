@@ -23,6 +23,11 @@
 //! 4. it must export [`abi::ENTRY_SYMBOL`], whose list must be well formed: known kinds, valid
 //!    names and versions, parameter schemas that parse and whose defaults pass their own checks.
 //!
+//! Calls: with [`isolate_calls`] set (the `ticketlab` program does), every `score` and `build`
+//! call runs in a child process ([`isolate`]), so a plugin that overflows its stack, aborts or
+//! crashes fails its stage with a message naming the library, and the run goes on. What comes
+//! back is checked the same way in both cases.
+//!
 //! Libraries are never unloaded: a Rust `cdylib` that has run thread-local destructors or
 //! handed out function pointers cannot be closed safely (closing it crashes at thread exit on
 //! some platforms, and some platforms ignore closing anyway), so every opened library is leaked
@@ -37,8 +42,11 @@
 
 mod dataset;
 mod elf;
+mod isolate;
 mod pruner;
 mod schema;
+
+pub use isolate::{isolate_calls, serve_isolated_call};
 
 pub use ticketlab_abi as abi;
 
@@ -70,7 +78,8 @@ pub fn register_library(registry: &mut Registry, path: &Path) -> Result<Vec<Stri
     if !known.is_empty() {
         return Ok(known);
     }
-    let (library, entries) = load(file)?;
+    let (library, plugins) = load(file)?;
+    let entries: Vec<PluginEntry> = plugins.into_iter().map(|(e, _)| e).collect();
     for (i, entry) in entries.iter().enumerate() {
         if entries[..i].iter().any(|e| e.kind == entry.kind && e.name == entry.name) {
             return Err(library.error(format!(
@@ -95,7 +104,7 @@ pub fn register_library(registry: &mut Registry, path: &Path) -> Result<Vec<Stri
 
 /// Opens an identified library and returns its plugins (steps 2 to 4 of the module docs). The
 /// library stays loaded for the life of the process.
-fn load(file: LibraryFile) -> Result<(Loaded, Vec<PluginEntry>)> {
+fn load(file: LibraryFile) -> Result<(Loaded, Vec<(PluginEntry, Adapter)>)> {
     let library = Loaded::open(file)?;
     let list = library.plugin_list()?;
     let descriptors: &[abi::PluginDescriptor] = if list.len == 0 || list.plugins.is_null() {
@@ -261,7 +270,7 @@ impl Loaded {
         index: usize,
         d: &abi::PluginDescriptor,
         free_buf: abi::FreeBufFn,
-    ) -> Result<PluginEntry> {
+    ) -> Result<(PluginEntry, Adapter)> {
         let text = |what: &str, view: abi::StrView| {
             // SAFETY: descriptor strings live as long as the library (forever).
             unsafe { view.to_str() }
@@ -299,17 +308,17 @@ impl Loaded {
                 "{kind} `{name}` has no `{f}` function; export it with the SDK's macros"
             ))
         };
-        let instance = match kind {
-            PluginKind::Pruner => PluginInstance::Pruner(Arc::new(pruner::DynPruner::new(
-                call,
-                d.score.ok_or_else(|| missing("score"))?,
-            ))),
-            _ => PluginInstance::Dataset(Arc::new(dataset::DynDataset::new(
-                call,
-                d.build.ok_or_else(|| missing("build"))?,
-            ))),
+        let (instance, adapter) = match kind {
+            PluginKind::Pruner => {
+                let p = pruner::DynPruner::new(call, d.score.ok_or_else(|| missing("score"))?);
+                (PluginInstance::Pruner(Arc::new(p.clone())), Adapter::Pruner(p))
+            }
+            _ => {
+                let b = dataset::DynDataset::new(call, d.build.ok_or_else(|| missing("build"))?);
+                (PluginInstance::Dataset(Arc::new(b.clone())), Adapter::Dataset(b))
+            }
         };
-        Ok(PluginEntry {
+        let entry = PluginEntry {
             kind,
             name,
             version,
@@ -317,8 +326,25 @@ impl Loaded {
             params,
             origin: Origin::Dynamic { path: self.path.clone(), sha256: self.sha256.clone() },
             instance,
-        })
+        };
+        Ok((entry, adapter))
     }
+}
+
+/// A plugin of a library, as the host calls it.
+enum Adapter {
+    Pruner(pruner::DynPruner),
+    Dataset(dataset::DynDataset),
+}
+
+/// The plugin `name` of the library at `path`, for a call isolated in this process.
+fn open_adapter(path: &Path, name: &str) -> Result<Adapter> {
+    let (library, plugins) = load(LibraryFile::identify(path)?)?;
+    plugins
+        .into_iter()
+        .find(|(e, _)| e.name == name)
+        .map(|(_, adapter)| adapter)
+        .ok_or_else(|| library.error(format!("has no plugin `{name}` any more; was it rebuilt?")))
 }
 
 /// The loader's own explanation, without the path it repeats (the error already names it).
@@ -336,6 +362,7 @@ fn is_identifier(name: &str) -> bool {
 }
 
 /// What an adapter needs to call into its library and report problems.
+#[derive(Clone)]
 struct CallSite {
     /// `kind/name`.
     id: String,
@@ -352,10 +379,10 @@ impl CallSite {
     }
 
     /// The error for a call that did not return [`abi::STATUS_OK`].
-    fn failed(&self, status: abi::Status, error: &OwnedBuf) -> Error {
+    fn failed(&self, status: abi::Status, error: &Returned) -> Error {
         let message = error
-            .slice::<u8>()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .values::<u8>()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "no message".to_string());
         match status {
@@ -365,31 +392,83 @@ impl CallSite {
         }
     }
 
-    /// Takes ownership of an output buffer of this library's call: freed by the library when
-    /// dropped.
-    fn own(&self, buf: abi::Buf) -> OwnedBuf {
-        OwnedBuf { buf, free_buf: self.free_buf }
-    }
-}
-
-/// An output buffer handed back to the library that allocated it when dropped, on every path.
-struct OwnedBuf {
-    buf: abi::Buf,
-    free_buf: abi::FreeBufFn,
-}
-
-impl OwnedBuf {
-    /// The elements, if the buffer holds `T`s.
-    fn slice<T: Copy>(&self) -> Option<&[T]> {
-        // SAFETY: the buffer is an output of a finished call and is freed only on drop.
-        unsafe { self.buf.as_slice::<T>() }
-    }
-}
-
-impl Drop for OwnedBuf {
-    fn drop(&mut self) {
-        let owned = std::mem::replace(&mut self.buf, abi::Buf::EMPTY);
+    /// Copies an output buffer of this library's call and hands it back to the library, which
+    /// frees it.
+    fn take(&self, buf: abi::Buf) -> Returned {
+        let size = Returned::size_of(buf.elem);
+        let bytes = match size {
+            Some(size) if !buf.ptr.is_null() && buf.len > 0 => {
+                // SAFETY: the buffer is an output of a finished call: `len` elements of `elem`
+                // bytes each, allocated by the library and not freed until below.
+                unsafe { std::slice::from_raw_parts(buf.ptr as *const u8, buf.len * size) }.to_vec()
+            }
+            _ => Vec::new(),
+        };
+        let returned = Returned { elem: buf.elem, len: buf.len, bytes };
         // SAFETY: the buffer came from this library's call and is freed exactly once.
-        unsafe { (self.free_buf)(owned) };
+        unsafe { (self.free_buf)(buf) };
+        returned
+    }
+}
+
+/// An output buffer of a plugin call, owned by the host: copied out of the library's memory,
+/// or read back from a call isolated in another process (see [`isolate`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Returned {
+    /// [`abi::Buf::elem`].
+    elem: u32,
+    /// Elements.
+    len: usize,
+    /// The elements' bytes, in this machine's byte order (empty for an unknown element type).
+    bytes: Vec<u8>,
+}
+
+impl Returned {
+    /// The size of an element of type `elem`, if the ABI knows it.
+    fn size_of(elem: u32) -> Option<usize> {
+        match elem {
+            abi::ELEM_U8 => Some(1),
+            abi::ELEM_F32 => Some(4),
+            abi::ELEM_U64 => Some(8),
+            _ => None,
+        }
+    }
+
+    /// The elements, if the buffer holds `T`s (an empty buffer holds any type).
+    fn values<T: Element>(&self) -> Option<Vec<T>> {
+        if self.len == 0 {
+            return Some(Vec::new());
+        }
+        if Self::size_of(self.elem) != Some(T::SIZE) || self.bytes.len() != self.len * T::SIZE {
+            return None;
+        }
+        Some(self.bytes.chunks_exact(T::SIZE).map(T::from_bytes).collect())
+    }
+}
+
+/// The element types of output buffers.
+trait Element: Sized {
+    const SIZE: usize;
+    fn from_bytes(bytes: &[u8]) -> Self;
+}
+
+impl Element for u8 {
+    const SIZE: usize = 1;
+    fn from_bytes(bytes: &[u8]) -> Self {
+        bytes[0]
+    }
+}
+
+impl Element for f32 {
+    const SIZE: usize = 4;
+    fn from_bytes(bytes: &[u8]) -> Self {
+        f32::from_ne_bytes(bytes.try_into().expect("chunks of 4 bytes"))
+    }
+}
+
+impl Element for u64 {
+    const SIZE: usize = 8;
+    fn from_bytes(bytes: &[u8]) -> Self {
+        u64::from_ne_bytes(bytes.try_into().expect("chunks of 8 bytes"))
     }
 }

@@ -7,11 +7,12 @@ use crate::plugin::{DatasetPlugin, Params, StageContext};
 use crate::tensor::HostTensor;
 use crate::{Error, Result};
 
-use super::{CallSite, abi};
+use super::{CallSite, Returned, abi, isolate};
 
 /// Calls a library's `build` function and checks the dataset before the engine sees it:
 /// metadata that parses, splits whose sizes agree with the input shape, finite inputs, class
 /// labels that are integers below the class count, and no empty split.
+#[derive(Clone)]
 pub(super) struct DynDataset {
     call: CallSite,
     build: abi::BuildFn,
@@ -44,22 +45,16 @@ impl DatasetPlugin for DynDataset {
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let params_json = serde_json::to_string(params)
             .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
-        let request =
-            abi::BuildRequest { params_json: abi::StrView::new(&params_json), seed: ctx.seed };
-        let mut out = abi::DatasetOutput::EMPTY;
-        // SAFETY: the ABI version matched at load time, so `build` has this signature; the
-        // request borrows `params_json`, alive until the call returns.
-        let status = unsafe { (self.build)(&request, &mut out) };
-        let abi::DatasetOutput { metadata, train_x, train_y, test_x, test_y, error } = out;
-        let own = |b| self.call.own(b);
-        let (metadata, train_x, train_y, test_x, test_y, error) =
-            (own(metadata), own(train_x), own(train_y), own(test_x), own(test_y), own(error));
+        let (status, [metadata, train_x, train_y, test_x, test_y, error]) = match isolate::host() {
+            Some(host) => isolate::build(&host, &self.call, &params_json, ctx.seed)?,
+            None => self.call_build(&params_json, ctx.seed),
+        };
         if status != abi::STATUS_OK {
             return Err(self.call.failed(status, &error));
         }
         let meta: Metadata = metadata
-            .slice::<u8>()
-            .and_then(|b| serde_json::from_slice(b).ok())
+            .values::<u8>()
+            .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| self.call.error("returned metadata that is not the JSON object the SDK writes; build it with the current SDK"))?;
         let row: usize = meta.input_shape.iter().product();
         if meta.input_shape.is_empty() || row == 0 {
@@ -91,15 +86,15 @@ impl DatasetPlugin for DynDataset {
             "train",
             &meta,
             row,
-            train_x.slice().ok_or_else(wrong_type)?,
-            train_y.slice().ok_or_else(wrong_type)?,
+            &train_x.values().ok_or_else(wrong_type)?,
+            &train_y.values().ok_or_else(wrong_type)?,
         )?;
         let test = self.split(
             "test",
             &meta,
             row,
-            test_x.slice().ok_or_else(wrong_type)?,
-            test_y.slice().ok_or_else(wrong_type)?,
+            &test_x.values().ok_or_else(wrong_type)?,
+            &test_y.values().ok_or_else(wrong_type)?,
         )?;
         Ok(Dataset {
             description: meta.description,
@@ -111,6 +106,22 @@ impl DatasetPlugin for DynDataset {
 }
 
 impl DynDataset {
+    /// Calls the library's `build` in this process: the status and the `metadata`, `train_x`,
+    /// `train_y`, `test_x`, `test_y` and `error` buffers.
+    pub(super) fn call_build(&self, params_json: &str, seed: u64) -> (abi::Status, [Returned; 6]) {
+        let request = abi::BuildRequest { params_json: abi::StrView::new(params_json), seed };
+        let mut out = abi::DatasetOutput::EMPTY;
+        // SAFETY: the ABI version matched at load time, so `build` has this signature; the
+        // request borrows `params_json`, alive until the call returns.
+        let status = unsafe { (self.build)(&request, &mut out) };
+        let abi::DatasetOutput { metadata, train_x, train_y, test_x, test_y, error } = out;
+        let take = |b| self.call.take(b);
+        (
+            status,
+            [take(metadata), take(train_x), take(train_y), take(test_x), take(test_y), take(error)],
+        )
+    }
+
     /// One checked split.
     fn split(
         &self,

@@ -4,12 +4,13 @@ use crate::plugin::{Params, PruneContext, PrunerPlugin, Scores};
 use crate::tensor::{HostTensor, NamedTensors};
 use crate::{Error, Result};
 
-use super::{CallSite, abi};
+use super::{CallSite, Returned, abi, isolate};
 
 /// Calls a library's `score` function with views of the weights and mask of every prunable
 /// layer (in the mask's order: sorted by name) and checks what comes back: one score per
 /// weight of every layer, never NaN. The core then turns the scores into a mask (and refuses
 /// infinite scores of alive weights).
+#[derive(Clone)]
 pub(super) struct DynPruner {
     call: CallSite,
     score: abi::ScoreFn,
@@ -22,11 +23,11 @@ impl DynPruner {
 }
 
 /// The borrowed inputs of one call, kept alive while the library reads them.
-struct Layer<'a> {
-    name: &'a str,
-    shape: &'a [usize],
-    weights: &'a [f32],
-    mask: &'a [f32],
+pub(super) struct Layer<'a> {
+    pub(super) name: &'a str,
+    pub(super) shape: &'a [usize],
+    pub(super) weights: &'a [f32],
+    pub(super) mask: &'a [f32],
 }
 
 impl PrunerPlugin for DynPruner {
@@ -47,33 +48,13 @@ impl PrunerPlugin for DynPruner {
                 Ok(Layer { name, shape: &m.shape, weights: &w.data, mask: &m.data })
             })
             .collect::<Result<Vec<_>>>()?;
-        let views: Vec<abi::LayerView> = layers
-            .iter()
-            .map(|l| abi::LayerView {
-                name: abi::StrView::new(l.name),
-                shape: l.shape.as_ptr(),
-                ndim: l.shape.len(),
-                weights: l.weights.as_ptr(),
-                mask: l.mask.as_ptr(),
-                len: l.weights.len(),
-            })
-            .collect();
         let params_json = serde_json::to_string(params)
             .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
-        let request = abi::ScoreRequest {
-            params_json: abi::StrView::new(&params_json),
-            seed: ctx.ctx.seed,
-            layers: views.as_ptr(),
-            n_layers: views.len(),
+        let seed = ctx.ctx.seed;
+        let (status, [scores, counts, error]) = match isolate::host() {
+            Some(host) => isolate::score(&host, &self.call, &params_json, seed, &layers)?,
+            None => self.call_score(&params_json, seed, &layers),
         };
-        let mut out = abi::ScoreOutput::EMPTY;
-        // SAFETY: the ABI version matched at load time, so `score` has this signature; every
-        // pointer in `request` borrows `layers`, `views` and `params_json`, alive until the
-        // call returns; the library never keeps them.
-        let status = unsafe { (self.score)(&request, &mut out) };
-        let abi::ScoreOutput { scores, counts, error } = out;
-        let (scores, counts, error) =
-            (self.call.own(scores), self.call.own(counts), self.call.own(error));
         if status != abi::STATUS_OK {
             return Err(self.call.failed(status, &error));
         }
@@ -81,9 +62,9 @@ impl PrunerPlugin for DynPruner {
             self.call
                 .error("returned scores of the wrong element type; build it with the current SDK")
         };
-        let flat = scores.slice::<f32>().ok_or_else(wrong_type)?;
-        let counts = counts.slice::<u64>().ok_or_else(wrong_type)?;
-        self.check(&layers, counts, flat)?;
+        let flat = scores.values::<f32>().ok_or_else(wrong_type)?;
+        let counts = counts.values::<u64>().ok_or_else(wrong_type)?;
+        self.check(&layers, &counts, &flat)?;
         let mut out = NamedTensors::new();
         let mut offset = 0;
         for l in &layers {
@@ -96,6 +77,40 @@ impl PrunerPlugin for DynPruner {
 }
 
 impl DynPruner {
+    /// Calls the library's `score` in this process: the status and the `scores`, `counts` and
+    /// `error` buffers.
+    pub(super) fn call_score(
+        &self,
+        params_json: &str,
+        seed: u64,
+        layers: &[Layer<'_>],
+    ) -> (abi::Status, [Returned; 3]) {
+        let views: Vec<abi::LayerView> = layers
+            .iter()
+            .map(|l| abi::LayerView {
+                name: abi::StrView::new(l.name),
+                shape: l.shape.as_ptr(),
+                ndim: l.shape.len(),
+                weights: l.weights.as_ptr(),
+                mask: l.mask.as_ptr(),
+                len: l.weights.len(),
+            })
+            .collect();
+        let request = abi::ScoreRequest {
+            params_json: abi::StrView::new(params_json),
+            seed,
+            layers: views.as_ptr(),
+            n_layers: views.len(),
+        };
+        let mut out = abi::ScoreOutput::EMPTY;
+        // SAFETY: the ABI version matched at load time, so `score` has this signature; every
+        // pointer in `request` borrows `layers`, `views` and `params_json`, alive until the
+        // call returns; the library never keeps them.
+        let status = unsafe { (self.score)(&request, &mut out) };
+        let abi::ScoreOutput { scores, counts, error } = out;
+        (status, [self.call.take(scores), self.call.take(counts), self.call.take(error)])
+    }
+
     /// One score per weight of every layer, and no NaN.
     fn check(&self, layers: &[Layer<'_>], counts: &[u64], flat: &[f32]) -> Result<()> {
         if counts.len() != layers.len() {

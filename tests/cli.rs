@@ -622,8 +622,26 @@ fn a_model_beyond_the_memory_limit_is_refused_before_it_is_allocated() {
     let out = ticketlab(&args, dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("parameter `width`") && err.contains("--max-memory"), "{err}");
+    assert!(err.contains("parameter `width`") && err.contains("more than the 1.0 GiB"), "{err}");
     assert!(dir.path().join("out/manifest.json").is_file(), "the run directory is written");
     let bad = ticketlab(&["run", file.to_str().unwrap(), "--max-memory", "lots"], dir.path());
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+/// A learning rate that makes the loss NaN stops that arm with the step and the fix; the stages
+/// that need it are reported as not run, and the run directory is still written.
+#[test]
+fn a_diverging_arm_fails_with_its_step_and_the_fix() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let mut set = tiny();
+    set.extend(["--set".to_string(), "dense.lr=1e30".to_string()]);
+    let args =
+        with(&["run", file.to_str().unwrap(), "--store", "s", "--out", "out", "--quiet"], &set);
+    let out = ticketlab(&args, cwd.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("stage `dense` failed: training diverged at step"), "{err}");
+    assert!(err.contains("lower the learning rate"), "{err}");
+    assert!(cwd.path().join("out/manifest.json").is_file(), "the run directory is written");
 }

@@ -862,7 +862,7 @@ fn broken_datasets_are_refused() {
         .map(|b| format!("{b}: {}", redact(&bad_data(b).expect_err("refused").to_string())))
         .collect();
     insta::assert_snapshot!(errors.join("\n"), @"
-    panic: plugin `dataset/bad_data`: panicked at misbehaving/src/lib.rs:62:24: dataset exploded; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)
+    panic: plugin `dataset/bad_data`: panicked at misbehaving/src/lib.rs:64:24: dataset exploded; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)
     ragged: plugin `dataset/bad_data`: returned 5 train inputs, not a multiple of the input shape [2] (2 values per example) (library [BUILD]/debug/libmisbehaving.so)
     bad_label: plugin `dataset/bad_data`: returned test label 2 at index 0; labels must be integers in 0..2 (library [BUILD]/debug/libmisbehaving.so)
     nan_input: plugin `dataset/bad_data`: returned a non-finite train input (NaN) at index 3 (library [BUILD]/debug/libmisbehaving.so)

@@ -3,6 +3,7 @@
 mod common;
 mod diagnostics;
 mod fmt;
+mod fuzz;
 mod robustness;
 mod sweeps;
 mod twins;

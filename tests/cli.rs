@@ -596,35 +596,32 @@ fn a_compare_baseline_names_the_copy_of_its_own_sweep_point_and_seed() {
     }
 }
 
-/// A model too large for the memory allowed is refused before its weights are drawn, with the
-/// parameter named; the stages that do not need it still run.
+/// A model too large for the memory allowed is refused before anything runs, at the parameter
+/// to change, by `check`, `plan` and `run` alike; `plan` shows every stage's estimate.
 #[test]
-fn a_model_beyond_the_memory_limit_is_refused_before_it_is_allocated() {
+fn a_model_beyond_the_memory_limit_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
-    let extra = tiny();
-    let args = with(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--set",
-            "init.width=10000000",
-            "--max-memory",
-            "1G",
-            "--store",
-            "store",
-            "--out",
-            "out",
-            "--quiet",
-        ],
-        &extra,
-    );
-    let out = ticketlab(&args, dir.path());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("parameter `width`") && err.contains("more than the 1.0 GiB"), "{err}");
-    assert!(dir.path().join("out/manifest.json").is_file(), "the run directory is written");
-    let bad = ticketlab(&["run", file.to_str().unwrap(), "--max-memory", "lots"], dir.path());
+    let file = file.to_str().unwrap();
+    let huge = ["--set", "init.width=10000000", "--max-memory", "1G"];
+    for command in [&["check", file][..], &["plan", file], &["run", file, "--out", "out"]] {
+        let args: Vec<&str> = command.iter().chain(&huge).copied().collect();
+        let out = ticketlab(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
+        let err = unwrapped_stderr(&out);
+        assert!(
+            err.contains("quickstart.yaml:17:32: `init.width` (from `--set init.width=10000000`)"),
+            "{err}"
+        );
+        assert!(err.contains("more than the 1.0 GiB of --max-memory"), "{err}");
+    }
+    assert!(!dir.path().join("out").exists(), "nothing ran");
+    let plan = ticketlab(&["plan", file, "--max-memory", "1G"], dir.path());
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let init =
+        stdout(&plan).lines().find(|l| l.trim_start().starts_with("init ")).map(str::to_string);
+    assert!(init.is_some_and(|l| l.contains("KiB")), "{}", stdout(&plan));
+    let bad = ticketlab(&["run", file, "--max-memory", "lots"], dir.path());
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
 

@@ -38,6 +38,10 @@ pub struct ExperimentArgs {
     /// Load a dynamic plugin library (in addition to the file's `plugins:` list); repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
+    /// Refuse a stage whose estimated memory (weights, checkpoints, kept evaluations) is more
+    /// than SIZE (e.g. 8G; default: this machine's memory), before anything runs.
+    #[arg(long, value_name = "SIZE", value_parser = ticketlab_api::budget::parse_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Where an experiment comes from.
@@ -104,6 +108,7 @@ fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
 /// A file that cannot be read, parsed or checked is an input error (exit code 2) for every
 /// command, `check` included.
 pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failure> {
+    ticketlab_api::budget::set_memory_limit(args.max_memory);
     let mut registry = registry(&args.plugins)?;
     let (name, text) = match &source {
         Source::File(path) => {

@@ -73,6 +73,9 @@ pub fn script(s: &Submission<'_>) -> Result<String, Failure> {
     if let Some(n) = s.experiment.seeds {
         args.extend(["--seeds".to_string(), n.to_string()]);
     }
+    if let Some(bytes) = s.experiment.max_memory {
+        args.extend(["--max-memory".to_string(), bytes.to_string()]);
+    }
     for p in &s.experiment.plugins {
         args.extend(["--plugin".to_string(), absolute(p)?.display().to_string()]);
     }

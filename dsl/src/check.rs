@@ -109,12 +109,12 @@ fn spec_help(spec: &ParamSpec) -> String {
     format!("`{}` ({ty}): {}", spec.name, spec.doc)
 }
 
-fn set_by_note(p: &ParamAst) -> String {
+pub(crate) fn set_by_note(p: &ParamAst) -> String {
     p.set_by.as_ref().map(|s| format!(" (from `--set {s}`)")).unwrap_or_default()
 }
 
 /// ` (from `--grid ...`)` for an axis added on the command line.
-fn flag_note(axis: &SweepAxis) -> String {
+pub(crate) fn flag_note(axis: &SweepAxis) -> String {
     axis.set_by.as_ref().map(|s| format!(" (from `{s}`)")).unwrap_or_default()
 }
 

@@ -17,6 +17,7 @@ pub mod check;
 pub mod diag;
 pub mod fmt;
 pub mod lower;
+pub mod memory;
 pub mod overrides;
 pub mod sweep;
 pub mod tlx;
@@ -263,7 +264,15 @@ pub fn load_source_with(
         diags.extend(d);
     }
     match check::check(&ast, registry) {
-        Ok(checked) if diags.is_empty() => Ok(lower::lower_checked(&checked)),
+        Ok(checked) if diags.is_empty() => {
+            let ir = lower::lower_checked(&checked);
+            let refused = memory::refusals(&ast, &ir, registry);
+            if refused.is_empty() {
+                return Ok(ir);
+            }
+            diags.extend(refused);
+            Err(collect(src, diags))
+        }
         Ok(_) => Err(collect(src, diags)),
         Err(more) => {
             diags.extend(more);

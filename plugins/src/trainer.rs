@@ -8,7 +8,9 @@ use rand::seq::SliceRandom;
 use ticketlab_api::artifact::{DensityReport, RunArtifact};
 use ticketlab_api::data::Dataset;
 use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
-use ticketlab_api::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin};
+use ticketlab_api::plugin::{
+    ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
+};
 use ticketlab_api::tensor::NamedTensors;
 use ticketlab_api::{Error, Result, budget, register_plugin, seed};
 use ticketlab_engine::tensor::{
@@ -142,33 +144,36 @@ impl Recipe {
         self.evaluations.contains(step) || self.checkpoints.contains(step)
     }
 
-    /// Refuses a schedule whose evaluations or checkpoints, kept in memory until the run ends,
-    /// would not fit: `weights` values per checkpoint, `layers` norms per evaluation.
-    fn check_memory(&self, weights: u64, layers: u64) -> Result<()> {
+    /// The bytes a run keeps in memory for `weights` values in `tensors` tensors (the weights,
+    /// gradients, optimizer moments and mask; every checkpoint; every evaluation record), each
+    /// part refused when it alone would not fit, naming the parameter to change.
+    fn memory(&self, weights: u64, tensors: u64) -> Result<u64> {
         // Weights, gradients, two optimizer moments and a mask while training.
+        let training = budget::f32_bytes(weights).saturating_mul(5);
         budget::require(
             "model",
             &format!("training {weights} weights"),
-            budget::f32_bytes(weights).saturating_mul(5),
+            training,
             "use a smaller model",
         )?;
         let checkpoints = self.checkpoints.count();
+        let kept = budget::f32_bytes(weights).saturating_mul(checkpoints);
         budget::require(
             "checkpoint_every",
             &format!("keeping {checkpoints} checkpoints of {weights} weights"),
-            budget::f32_bytes(weights).saturating_mul(checkpoints),
+            kept,
             "checkpoint less often (a larger `checkpoint_every`, or 0 with `checkpoint_steps`)",
         )?;
         let evaluations = self.evaluations.count().saturating_add(checkpoints);
-        // An evaluation record: steps, losses, accuracies, and two norms per layer and in all.
-        let record = 96 + 16 * (layers + 1);
+        // An evaluation record: steps, losses, accuracies, and two norms per tensor and in all.
+        let records = (96 + 16 * (tensors + 1)).saturating_mul(evaluations);
         budget::require(
             "eval_every",
             &format!("keeping up to {evaluations} evaluations"),
-            record.saturating_mul(evaluations),
+            records,
             "evaluate less often (a larger `eval_every`, or 0 for log-spaced points only)",
         )?;
-        Ok(())
+        Ok(training.saturating_add(kept).saturating_add(records))
     }
 }
 
@@ -223,7 +228,7 @@ impl TrainerPlugin for Standard {
         let recipe = Recipe::from_params(params, data.train.len())?;
         let init = job.init;
         let weights = init.params.values().map(|t| t.data.len() as u64).sum();
-        recipe.check_memory(weights, init.params.len() as u64)?;
+        recipe.memory(weights, init.params.len() as u64)?;
         let mask = init.mask.clone();
         let mut session = TrainingSession::new(
             job.arch,
@@ -282,6 +287,11 @@ impl TrainerPlugin for Standard {
             .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
         Ok(RunArtifact { init: init.clone(), final_params, checkpoints, records, summary })
     }
+
+    fn memory(&self, params: &Params, model: &ModelSize) -> Result<Option<u64>> {
+        let recipe = Recipe::from_params(params, model.examples as usize)?;
+        recipe.memory(model.weights, model.tensors).map(Some)
+    }
 }
 
 register_plugin!(
@@ -330,22 +340,21 @@ mod tests {
         assert!(start.elapsed().as_secs() < 5, "the schedule was built step by step");
         assert!(r.evaluates(0) && r.evaluates(200) && r.evaluates(i64::MAX as u64));
         assert!(!r.evaluates(201) || r.evaluations.listed.contains(&201));
-        let err = r.check_memory(1000, 3).unwrap_err().to_string();
+        let err = r.memory(1000, 3).unwrap_err().to_string();
         assert!(
             err.contains("parameter `eval_every`") && err.contains("evaluate less often"),
             "{err}"
         );
         // Without periodic evaluations, a long run keeps only the log-spaced points.
-        assert!(recipe(i64::MAX as u64, 0).check_memory(1000, 3).is_ok());
+        assert!(recipe(i64::MAX as u64, 0).memory(1000, 3).is_ok());
         let p = Params::new()
             .with("steps", 1_000_000_000)
             .with("checkpoint_every", 1)
             .with("eval_every", 0)
             .with_defaults(PARAMS);
-        let err =
-            Recipe::from_params(&p, 10).unwrap().check_memory(1000, 3).unwrap_err().to_string();
+        let err = Recipe::from_params(&p, 10).unwrap().memory(1000, 3).unwrap_err().to_string();
         assert!(err.contains("parameter `checkpoint_every`"), "{err}");
-        let err = recipe(100, 10).check_memory(u64::MAX / 8, 3).unwrap_err().to_string();
+        let err = recipe(100, 10).memory(u64::MAX / 8, 3).unwrap_err().to_string();
         assert!(err.contains("parameter `model`") && err.contains("smaller model"), "{err}");
     }
 

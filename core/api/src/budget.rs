@@ -2,8 +2,14 @@
 //! beforehand, so that a value too large for the machine is refused with an error naming the
 //! parameter instead of aborting the process when the allocation fails.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::data::DatasetShape;
+use crate::ir::{ExperimentIr, StageIr, StageKind};
+use crate::plugin::registry::Registry;
+use crate::plugin::{ModelSize, Params};
+use crate::tensor::Architecture;
 use crate::{Error, Result};
 
 /// The limit set with [`set_memory_limit`]; 0 = none set (the machine's memory).
@@ -95,6 +101,125 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The memory of each stage of `ir` that can be estimated from parameters alone, in bytes, or
+/// the [`Error::Param`] of a stage beyond the limit. Stages whose size cannot be known before
+/// they run (a dataset without [`crate::plugin::DatasetPlugin::shape`], analyses) are left out.
+/// Nothing is allocated: architectures are built (which only records shapes), never their
+/// weights.
+pub fn estimate(ir: &ExperimentIr, registry: &Registry) -> BTreeMap<String, Result<u64>> {
+    let mut shapes: BTreeMap<&str, DatasetShape> = BTreeMap::new();
+    // The model each stage works on: its size, the model stage and that stage's likeliest
+    // culprit parameter (where a model too large to train is reported).
+    let mut models: BTreeMap<&str, Model> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for stage in &ir.stages {
+        let params = Params(stage.params.clone());
+        let plugin = stage.plugin.as_deref().unwrap_or_default();
+        let input = |port: &str| stage.inputs.get(port).and_then(|p| p.first()).map(String::as_str);
+        let model_of = |port: &str, models: &BTreeMap<&str, Model>| {
+            input(port)
+                .and_then(|m| models.get(m).cloned().or_else(|| upstream_model(ir, m, models)))
+        };
+        let estimate = match stage.kind {
+            StageKind::Dataset => {
+                registry.dataset(plugin).ok().and_then(|d| d.shape(&params)).map(|shape| {
+                    let row = elements(&shape.info.input_shape)
+                        .saturating_add(shape.info.output_dim as u64);
+                    let bytes = f32_bytes(row.saturating_mul((shape.train + shape.test) as u64));
+                    shapes.insert(&stage.name, shape);
+                    Ok(bytes)
+                })
+            }
+            StageKind::Model => input("data").and_then(|d| shapes.get(d)).and_then(|shape| {
+                let arch = registry.architecture(plugin).ok()?.build(&params, &shape.info).ok()?;
+                let size = model_size(arch.as_ref(), shape.train);
+                let model = Model {
+                    size,
+                    stage: stage.name.clone(),
+                    culprit: culprit(&params).to_string(),
+                };
+                models.insert(&stage.name, model);
+                Some(check_weights(arch.as_ref(), &params).map(|()| f32_bytes(size.weights)))
+            }),
+            StageKind::Train => model_of("model", &models).and_then(|model| {
+                models.insert(&stage.name, model.clone());
+                match registry.trainer(plugin).ok()?.memory(&params, &model.size) {
+                    // Too large to train at all: the model's sizes are to change, not the
+                    // trainer's, so the model stage is refused.
+                    Err(Error::Param { key, message }) if key == "model" => {
+                        let refused = Err(Error::param(model.culprit.clone(), message));
+                        let slot = out.entry(model.stage.clone()).or_insert(Ok(0));
+                        if slot.is_ok() {
+                            *slot = refused;
+                        }
+                        None
+                    }
+                    other => other.transpose(),
+                }
+            }),
+            StageKind::Prune | StageKind::Rewind => model_of("from", &models).map(|model| {
+                // The weights read and the mask or weights written.
+                let bytes = f32_bytes(model.size.weights).saturating_mul(2);
+                models.insert(&stage.name, model);
+                Ok(bytes)
+            }),
+            StageKind::Analyze | StageKind::Report => None,
+        };
+        if let Some(e) = estimate {
+            out.insert(stage.name.clone(), e);
+        }
+    }
+    out
+}
+
+/// The model a stage works on, for [`estimate`].
+#[derive(Debug, Clone)]
+struct Model {
+    size: ModelSize,
+    stage: String,
+    culprit: String,
+}
+
+/// The model size of a stage fed by `name`, found through the stages upstream of it.
+fn upstream_model(ir: &ExperimentIr, name: &str, models: &BTreeMap<&str, Model>) -> Option<Model> {
+    let stage: &StageIr = ir.stages.iter().find(|s| s.name == name)?;
+    stage.inputs.values().flatten().find_map(|p| models.get(p.as_str()).cloned())
+}
+
+/// The architecture parameter with the largest value: the likeliest cause of a model too large.
+fn culprit(params: &Params) -> &str {
+    params
+        .0
+        .iter()
+        .filter_map(|(k, v)| v.as_f64().map(|x| (k, x)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or("architecture", |(k, _)| k.as_str())
+}
+
+fn model_size(arch: &dyn Architecture, examples: usize) -> ModelSize {
+    let defs = arch.parameters();
+    ModelSize {
+        weights: defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add),
+        tensors: defs.len() as u64,
+        examples: examples as u64,
+    }
+}
+
+/// Refuses a model whose weights would not fit, naming the architecture parameter with the
+/// largest value (the likeliest culprit) and the largest weight tensor.
+pub fn check_weights(arch: &dyn Architecture, params: &Params) -> Result<()> {
+    let defs = arch.parameters();
+    let weights = defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add);
+    let largest = defs.iter().max_by_key(|d| elements(&d.shape));
+    let what = match largest {
+        Some(d) => {
+            format!("the model's {weights} weights (the largest, `{}`, is {:?})", d.name, d.shape)
+        }
+        None => format!("the model's {weights} weights"),
+    };
+    require(culprit(params), &what, f32_bytes(weights), "use a smaller model")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +232,38 @@ mod tests {
         assert_eq!(parse_size("2000"), Ok(2000));
         assert!(parse_size("4X").is_err() && parse_size("").is_err() && parse_size("0").is_err());
         assert_eq!(human(3 << 29), "1.5 GiB");
+    }
+
+    /// An architecture of one `[n, n]` weight that builds no graph.
+    struct Square(usize);
+
+    impl Architecture for Square {
+        fn parameters(&self) -> Vec<crate::tensor::ParamDef> {
+            let init = crate::tensor::Init::Zeros;
+            vec![crate::tensor::ParamDef {
+                name: "w".into(),
+                shape: vec![self.0, self.0],
+                init,
+                prunable: true,
+            }]
+        }
+
+        fn forward(
+            &self,
+            _: &mut crate::tensor::GraphBuilder,
+            _: &BTreeMap<String, crate::tensor::Var>,
+            x: crate::tensor::Var,
+        ) -> Result<crate::tensor::Var> {
+            Ok(x)
+        }
+    }
+
+    #[test]
+    fn a_model_beyond_the_limit_is_refused_at_its_largest_parameter() {
+        let params = Params::new().with("width", 100_000).with("depth", 2);
+        let err = check_weights(&Square(1 << 40), &params).unwrap_err().to_string();
+        assert!(err.starts_with("parameter `width`: the model's") && err.contains("`w`"), "{err}");
+        assert!(check_weights(&Square(10), &params).is_ok());
     }
 
     #[test]

@@ -106,6 +106,18 @@ pub struct DatasetInfo {
     pub tokens: Option<TokenInfo>,
 }
 
+/// What a dataset will hold, known from its parameters without building it (for memory
+/// estimates before anything runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetShape {
+    /// Shape facts.
+    pub info: DatasetInfo,
+    /// Training examples.
+    pub train: usize,
+    /// Test examples.
+    pub test: usize,
+}
+
 /// A task's data: train and test splits and their shape facts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {

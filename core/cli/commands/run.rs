@@ -37,10 +37,6 @@ pub struct Args {
     /// Threads of the matrix kernels of each stage (default: the cores divided by --jobs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Refuse a stage whose weights, checkpoints or evaluations would need more memory than SIZE
-    /// (e.g. 8G; default: this machine's memory), before it allocates them.
-    #[arg(long, value_name = "SIZE", value_parser = ticketlab_api::budget::parse_size)]
-    pub max_memory: Option<u64>,
     /// Replace the run in `--out` if it holds one (otherwise an earlier run is never
     /// overwritten).
     #[arg(long)]
@@ -85,7 +81,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
         jobs,
         only_stored: None,
     };
-    ticketlab_api::budget::set_memory_limit(args.max_memory);
     if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty())
     {
         return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));

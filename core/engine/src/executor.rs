@@ -383,7 +383,7 @@ impl Executor<'_> {
                 let data = self.dataset(stage, "data")?;
                 let name = plugin()?;
                 let arch = self.registry.architecture(name)?.build(&params, &data.info)?;
-                check_model_size(arch.as_ref(), &params)?;
+                budget::check_weights(arch.as_ref(), &params)?;
                 let weights = init_params(arch.as_ref(), stage.seed);
                 ran(Artifact::Model(Box::new(ModelArtifact {
                     arch: ArchSpec { plugin: name.to_string(), params },
@@ -636,27 +636,6 @@ impl Executor<'_> {
     fn architecture(&self, spec: &ArchSpec, info: &DatasetInfo) -> Result<Box<dyn Architecture>> {
         self.registry.architecture(&spec.plugin)?.build(&spec.params, info)
     }
-}
-
-/// Refuses a model whose weights would not fit in memory, before they are drawn, naming the
-/// architecture parameter with the largest value (the likeliest culprit).
-fn check_model_size(arch: &dyn Architecture, params: &Params) -> Result<()> {
-    let defs = arch.parameters();
-    let weights = defs.iter().map(|d| budget::elements(&d.shape)).fold(0, u64::saturating_add);
-    let largest = defs.iter().max_by_key(|d| budget::elements(&d.shape));
-    let culprit = params
-        .0
-        .iter()
-        .filter_map(|(k, v)| v.as_f64().map(|x| (k, x)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or("architecture", |(k, _)| k.as_str());
-    let what = match largest {
-        Some(d) => {
-            format!("the model's {weights} weights (the largest, `{}`, is {:?})", d.name, d.shape)
-        }
-        None => format!("the model's {weights} weights"),
-    };
-    budget::require(culprit, &what, budget::f32_bytes(weights), "use a smaller model")
 }
 
 fn wrong_type(stage: &StageIr, port: &str, expected: &str) -> Error {

@@ -8,6 +8,7 @@ use super::store::Store;
 use crate::ir::{ExperimentIr, StageIr};
 use crate::plugin::registry::Registry;
 use crate::{Error, Result};
+use ticketlab_api::budget;
 
 /// One stage of a plan.
 #[derive(Debug, Clone)]
@@ -22,6 +23,9 @@ pub struct PlannedStage {
     pub cached: bool,
     /// For a training stage that is not cached: the step of a saved partial state to resume.
     pub resume_from: Option<u64>,
+    /// The memory the stage will use, estimated from its parameters
+    /// ([`ticketlab_api::budget::estimate`]); `None` when it cannot be known before it runs.
+    pub memory: Option<u64>,
 }
 
 impl PlannedStage {
@@ -69,6 +73,7 @@ pub fn plan_with(
 ) -> Result<Plan> {
     let mut keys: BTreeMap<&str, StageKey> = BTreeMap::new();
     let mut stages = Vec::with_capacity(ir.stages.len());
+    let memory = budget::estimate(ir, registry);
     for stage in &ir.stages {
         let fingerprint = match (stage.kind.plugin_kind(), &stage.plugin) {
             (Some(kind), Some(name)) => Some(
@@ -106,7 +111,15 @@ pub fn plan_with(
             _ => None,
         };
         keys.insert(&stage.name, key.clone());
-        stages.push(PlannedStage { stage: stage.clone(), key, fingerprint, cached, resume_from });
+        let memory = memory.get(&stage.name).and_then(|m| m.as_ref().ok()).copied();
+        stages.push(PlannedStage {
+            stage: stage.clone(),
+            key,
+            fingerprint,
+            cached,
+            resume_from,
+            memory,
+        });
     }
     Ok(Plan { name: ir.name.clone(), backend: backend.clone(), stages })
 }
@@ -122,10 +135,11 @@ impl Plan {
         self.stages.iter().filter(|s| !s.cached).count()
     }
 
-    /// A table for people: one line per stage with kind, plugin, key prefix and status,
+    /// A table for people: one line per stage with kind, plugin, key prefix, estimated memory
+    /// and status,
     /// followed by a count.
     pub fn render(&self) -> String {
-        let rows: Vec<[String; 5]> = self
+        let rows: Vec<[String; 6]> = self
             .stages
             .iter()
             .map(|s| {
@@ -134,12 +148,13 @@ impl Plan {
                     s.stage.kind.as_str().to_string(),
                     s.stage.plugin.clone().unwrap_or_else(|| "-".into()),
                     s.key.short().to_string(),
+                    s.memory.map_or_else(|| "-".into(), budget::human),
                     s.status(),
                 ]
             })
             .collect();
-        let header = ["stage", "kind", "plugin", "key", "status"].map(String::from);
-        let mut widths = [0usize; 5];
+        let header = ["stage", "kind", "plugin", "key", "memory", "status"].map(String::from);
+        let mut widths = [0usize; 6];
         for row in std::iter::once(&header).chain(&rows) {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());

@@ -437,6 +437,7 @@ mod tests {
                     fingerprint: s.plugin.clone(),
                     cached: *cached,
                     resume_from: *resume_from,
+                    memory: None,
                 })
                 .collect(),
         };

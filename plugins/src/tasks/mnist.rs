@@ -13,7 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::data::{Dataset, DatasetInfo, DatasetShape, Split, Targets};
 use ticketlab_api::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
 use ticketlab_api::tensor::HostTensor;
 use ticketlab_api::{Error, Result, register_plugin};
@@ -145,6 +145,17 @@ pub fn resolve(given: &Path, base_dir: &Path) -> Result<PathBuf> {
 struct Mnist;
 
 impl DatasetPlugin for Mnist {
+    /// 784 pixels in, 10 classes out; the test split counts as empty when it is "the rest" of a
+    /// file not read yet, so the estimate is a lower bound then.
+    fn shape(&self, params: &Params) -> Option<DatasetShape> {
+        let info = DatasetInfo { input_shape: vec![784], output_dim: 10, tokens: None };
+        Some(DatasetShape {
+            info,
+            train: params.usize("train_size").ok()?,
+            test: params.usize("test_size").ok()?,
+        })
+    }
+
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let dir = resolve(Path::new(params.str("path")?), &ctx.base_dir)?;
         let (x, labels) = load_idx_pair(&dir)?;

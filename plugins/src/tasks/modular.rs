@@ -3,7 +3,7 @@
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets, TokenInfo};
+use ticketlab_api::data::{Dataset, DatasetInfo, DatasetShape, Split, Targets, TokenInfo};
 use ticketlab_api::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
 use ticketlab_api::tensor::HostTensor;
 use ticketlab_api::{Error, Result, register_plugin};
@@ -128,6 +128,15 @@ fn sizes(p: usize, all_pairs: bool, train_fraction: f64) -> Result<(usize, usize
     Ok((n_pairs, n_train))
 }
 
+/// Shape facts of the task mod `p`: two one-hot tokens in, `p` classes out.
+fn info(p: usize) -> DatasetInfo {
+    DatasetInfo {
+        input_shape: vec![2, p],
+        output_dim: p,
+        tokens: Some(TokenInfo { vocab: p, n_ctx: 2 }),
+    }
+}
+
 /// Builds the dataset: one-hot tokens `[n, 2, p]`, labels `op(a, b) mod p`.
 pub fn modular_dataset(
     op: Operation,
@@ -164,11 +173,7 @@ pub fn modular_dataset(
             n_train,
             pairs.len() - n_train
         ),
-        info: DatasetInfo {
-            input_shape: vec![2, p],
-            output_dim: p,
-            tokens: Some(TokenInfo { vocab: p, n_ctx: 2 }),
-        },
+        info: info(p),
         train: split(&pairs[..n_train]),
         test: split(&pairs[n_train..]),
     })
@@ -192,6 +197,13 @@ impl DatasetPlugin for Modular {
         let p = usize::try_from(params.i64("p")?)
             .map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
         sizes(p, params.str("pairs")? == "all", params.f64("train_fraction")?).map(|_| ())
+    }
+
+    fn shape(&self, params: &Params) -> Option<DatasetShape> {
+        let p = usize::try_from(params.i64("p").ok()?).ok()?;
+        let all_pairs = params.str("pairs").ok()? == "all";
+        let (pairs, train) = sizes(p, all_pairs, params.f64("train_fraction").ok()?).ok()?;
+        Some(DatasetShape { info: info(p), train, test: pairs - train })
     }
 }
 

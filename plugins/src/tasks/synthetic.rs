@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 
 use rand::{Rng, SeedableRng};
-use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::data::{Dataset, DatasetInfo, DatasetShape, Split, Targets};
 use ticketlab_api::plugin::{DatasetPlugin, ParamSpec, ParamType, Params, StageContext};
 use ticketlab_api::tensor::{HostTensor, standard_normal};
 use ticketlab_api::{Error, Result, register_plugin};
@@ -60,6 +60,16 @@ const POLY_PARAMS: &[ParamSpec] = &[
 struct Polynomial;
 
 impl DatasetPlugin for Polynomial {
+    fn shape(&self, params: &Params) -> Option<DatasetShape> {
+        let width = params.usize("dim").ok()?;
+        let info = DatasetInfo { input_shape: vec![width], output_dim: 1, tokens: None };
+        Some(DatasetShape {
+            info,
+            train: params.usize("n_train").ok()?,
+            test: params.usize("n_test").ok()?,
+        })
+    }
+
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let (d, n_train, n_test) =
             (params.usize("dim")?, params.usize("n_train")?, params.usize("n_test")?);
@@ -185,6 +195,16 @@ fn disjoint_test_inputs(
 }
 
 impl DatasetPlugin for SparseParity {
+    fn shape(&self, params: &Params) -> Option<DatasetShape> {
+        let width = params.usize("n").ok()?;
+        let info = DatasetInfo { input_shape: vec![width], output_dim: 2, tokens: None };
+        Some(DatasetShape {
+            info,
+            train: params.usize("n_train").ok()?,
+            test: params.usize("n_test").ok()?,
+        })
+    }
+
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let (n, k) = (params.usize("n")?, params.usize("k")?);
         if k > n {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::artifact::{AnalysisArtifact, MaskArtifact, ModelArtifact, RunArtifact};
-use crate::data::{Dataset, DatasetInfo};
+use crate::data::{Dataset, DatasetInfo, DatasetShape};
 use crate::metrics::EvalRecord;
 use crate::tensor::{Architecture, MaskSet, NamedTensors};
 
@@ -99,6 +99,12 @@ pub trait DatasetPlugin: Send + Sync {
     fn check(&self, _params: &Params) -> Result<()> {
         Ok(())
     }
+
+    /// The shapes and split sizes `params` will give, without building anything, for memory
+    /// estimates before anything runs; `None` (the default) when they cannot be known cheaply.
+    fn shape(&self, _params: &Params) -> Option<DatasetShape> {
+        None
+    }
 }
 
 /// An architecture plugin.
@@ -162,6 +168,24 @@ pub struct TrainJob<'a> {
 pub trait TrainerPlugin: Send + Sync {
     /// Trains and returns the run.
     fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact>;
+
+    /// The bytes a run with `params` keeps in memory for a model of `model`'s size, checked
+    /// against [`crate::budget`]: an [`Error::Param`](crate::Error::Param) at the parameter to
+    /// change when it is too much. `None` (the default) when the trainer cannot say.
+    fn memory(&self, _params: &Params, _model: &ModelSize) -> Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// The size of what a trainer trains: for memory estimates before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSize {
+    /// Weights, in all.
+    pub weights: u64,
+    /// Weight tensors.
+    pub tensors: u64,
+    /// Training examples.
+    pub examples: u64,
 }
 
 /// What a pruner sees when scoring (the one context type of pruners: the engine's

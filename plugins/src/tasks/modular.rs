@@ -314,7 +314,7 @@ mod tests {
         let err = modular_dataset(Operation::Add, 100_000, false, 0.4, 0).unwrap_err().to_string();
         assert!(err.contains("p = 100000"), "{err}");
         let err = modular_dataset(Operation::Add, 2, false, 0.2, 0).unwrap_err().to_string();
-        assert!(err.contains("empty split"), "{err}");
+        assert!(err.contains("leaves the training split empty"), "{err}");
         let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
         let p = Params::new()
             .with("op", "add")

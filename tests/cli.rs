@@ -642,3 +642,57 @@ fn a_diverging_arm_fails_with_its_step_and_the_fix() {
     assert!(err.contains("lower the learning rate"), "{err}");
     assert!(cwd.path().join("out/manifest.json").is_file(), "the run directory is written");
 }
+
+/// `runs` lists run directories with their headline; `store` shows what the store holds, and
+/// `store gc` removes only entries no run directory refers to (`--dry-run` removes nothing).
+#[test]
+fn runs_lists_run_directories_and_store_gc_keeps_what_they_use() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let longer = [set.clone(), vec!["--set".into(), "dense.steps=40".into()]].concat();
+    for (out, extra) in [("runs/a", &set), ("runs/b", &longer)] {
+        let args = with(&["run", file, "--store", "s", "--out", out, "--quiet"], extra);
+        let run = ticketlab(&args, cwd.path());
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    }
+    let listed = ticketlab(&["runs"], cwd.path());
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let text = stdout(&listed);
+    // Too few steps to generalise: the headline says so, with the best accuracy reached.
+    for needle in [
+        "runs/a",
+        "runs/b",
+        "quickstart",
+        "no arm generalised; best test accuracy",
+        "2 run directories",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let shown = stdout(&ticketlab(&["store", "--store", "s"], cwd.path()));
+    assert!(shown.contains("entries") && shown.contains("train"), "{shown}");
+
+    std::fs::remove_dir_all(cwd.path().join("runs/b")).unwrap();
+    let count = |t: &str| {
+        t.lines().filter(|l| l.starts_with("would remove ") || l.starts_with("removed ")).count()
+    };
+    let dry = ticketlab(&["store", "gc", "--store", "s", "--dry-run"], cwd.path());
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let would = count(&stdout(&dry));
+    assert!(would > 0, "{}", stdout(&dry));
+    assert_eq!(
+        stdout(&ticketlab(&["store", "--store", "s"], cwd.path())),
+        shown,
+        "--dry-run removed something"
+    );
+    let gc = ticketlab(&["store", "gc", "--store", "s"], cwd.path());
+    assert_eq!(count(&stdout(&gc)), would, "{}", stdout(&gc));
+    // What run a used is all still there.
+    let plan = ticketlab(&with(&["plan", file, "--store", "s"], &set), cwd.path());
+    assert!(stdout(&plan).contains("0 to run"), "{}", stdout(&plan));
+    std::fs::create_dir(cwd.path().join("empty")).unwrap();
+    let refused = ticketlab(&["store", "gc", "--store", "s", "--runs", "empty"], cwd.path());
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(unwrapped_stderr(&refused).contains("nothing was removed"), "{}", stderr(&refused));
+}

@@ -54,6 +54,10 @@ enum Command {
     Report(commands::report::Args),
     /// Time training steps of the tensor engine.
     Bench(commands::bench::Args),
+    /// List run directories: experiment, date, arms, headline result, whether they finished.
+    Runs(commands::runs::Args),
+    /// Show what the store holds, or remove what no run directory refers to (`store gc`).
+    Store(commands::store::Args),
     /// Serve one dynamic plugin call on stdin and stdout (ticketlab runs every plugin call in
     /// such a process, so that a crashing plugin fails only its stage).
     #[command(hide = true)]
@@ -91,6 +95,8 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Runs(a) => commands::runs::run(a),
+        Command::Store(a) => commands::store::run(a),
         Command::PluginHost => {
             ticketlab_engine::dylib::serve_isolated_call().map_err(Failure::failed)
         }

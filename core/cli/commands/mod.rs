@@ -7,7 +7,9 @@ pub mod plan;
 pub mod plugins;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod snapshot;
+pub mod store;
 
 use std::path::PathBuf;
 

@@ -137,6 +137,45 @@ impl Store {
         self.object_dir(key).join("meta.json").is_file()
     }
 
+    /// Every finished object, sorted by stage name then key, with its size on disk; an object
+    /// whose `meta.json` cannot be read is listed with the reason.
+    pub fn objects(&self) -> Result<Vec<StoredObject>> {
+        let dir = self.root.join("objects");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(key) = StageKey::parse(&name) else { continue };
+            if !self.contains(&key) {
+                continue;
+            }
+            let meta = self.meta(&key).map_err(|e| e.to_string());
+            out.push(StoredObject { bytes: folder_bytes(&entry.path()), meta, key });
+        }
+        out.sort_by(|a, b| {
+            let stage =
+                |o: &StoredObject| o.meta.as_ref().map(|m| m.stage.clone()).unwrap_or_default();
+            stage(a).cmp(&stage(b)).then_with(|| a.key.as_str().cmp(b.key.as_str()))
+        });
+        Ok(out)
+    }
+
+    /// Removes the finished object `key` and any partial state of it.
+    pub fn remove(&self, key: &StageKey) -> Result<()> {
+        let dir = self.object_dir(key);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        self.remove_partial(key)
+    }
+
     /// The metadata of a finished object.
     pub fn meta(&self, key: &StageKey) -> Result<ObjectMeta> {
         let dir = self.object_dir(key);
@@ -634,6 +673,29 @@ fn decode_state(bytes: &[u8]) -> std::result::Result<TrainState, String> {
         checkpoints: group_by_step(st.f32_with_prefix("checkpoints/")?)?,
         rng_counter: j.rng_counter,
     })
+}
+
+/// One finished object of a store, as [`Store::objects`] lists it.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// Its key.
+    pub key: StageKey,
+    /// Its metadata, or why it cannot be read.
+    pub meta: std::result::Result<ObjectMeta, String>,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// The bytes of the files in `dir` and its subfolders.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 /// This machine's host name (in temporary file names and leases, so that processes on several

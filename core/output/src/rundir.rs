@@ -392,6 +392,27 @@ impl RunFiles {
     }
 }
 
+/// The run directories in `dirs`: each folder that is one (it holds `manifest.json`), and the
+/// run directories directly inside each other folder; sorted by path.
+pub fn find_runs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        if dir.join(names::MANIFEST).is_file() {
+            found.push(dir.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries.filter_map(|e| e.ok()) {
+            if entry.path().join(names::MANIFEST).is_file() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
 /// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
 /// (relative to the current directory), the name made safe by [`files::file_safe`].
 pub fn default_run_dir(name: &str) -> PathBuf {

@@ -54,6 +54,7 @@ fn the_run_directory_has_every_file() {
         "experiment.resolved.yaml",
         "manifest.json",
         "metrics.jsonl",
+        "metrics.csv",
         "summary.csv",
         "summary.json",
         "masks.json",
@@ -75,7 +76,7 @@ fn the_run_directory_has_every_file() {
     );
     let csv = read(&dir.join("summary.csv"));
     assert_eq!(csv.lines().count(), 3, "a header and one row per arm: {csv}");
-    assert!(csv.starts_with("arm,steps,threshold,t_mem,t_gen,tau_grok,"), "{csv}");
+    assert!(csv.starts_with("arm,stage,seed,pruner,steps,threshold,t_mem,t_gen,tau_grok,"), "{csv}");
     let manifest: Value = serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
     assert_eq!(manifest["threads"], 1);
     assert_eq!(manifest["stages"].as_array().unwrap().len(), 7);
@@ -292,4 +293,55 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// `summary.csv` and `metrics.csv` are flat tables: one column per swept parameter, a seed
+/// column, the pruner; one metrics row per evaluation of every arm.
+#[test]
+fn the_csv_files_are_flat_tables_of_arms_and_evaluations() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let args = with(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--grid",
+            "mask.rate=[0.3, 0.6]",
+            "--seeds",
+            "2",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        &set,
+    );
+    let out = ticketlab(&args, cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let read = |name: &str| {
+        let text = std::fs::read_to_string(cwd.path().join("out").join(name)).unwrap();
+        let rows: Vec<Vec<String>> =
+            text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect();
+        rows
+    };
+    let summary = read("summary.csv");
+    let col = |rows: &[Vec<String>], name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(&summary[0][..5], ["arm", "stage", "seed", "pruner", "mask.rate"]);
+    // Two dense arms (one per seed) and four tickets (two rates x two seeds).
+    assert_eq!(summary.len(), 1 + 6);
+    let ticket = |rate: &str, seed: &str| {
+        summary.iter().any(|r| {
+            r[col(&summary, "stage")] == "ticket_train"
+                && r[col(&summary, "mask.rate")] == rate
+                && r[col(&summary, "seed")] == seed
+                && r[col(&summary, "pruner")] == "magnitude"
+        })
+    };
+    assert!(ticket("0.3", "0") && ticket("0.6", "1"), "{summary:?}");
+    let metrics = read("metrics.csv");
+    let lines =
+        std::fs::read_to_string(cwd.path().join("out/metrics.jsonl")).unwrap().lines().count();
+    assert_eq!(metrics.len(), 1 + lines);
+    assert_eq!(&metrics[0][..4], ["arm", "stage", "seed", "mask.rate"]);
+    assert!(metrics[0].contains(&"test_acc".to_string()));
 }

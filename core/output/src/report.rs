@@ -408,6 +408,10 @@ mod tests {
         };
         SummaryRow {
             arm: arm.into(),
+            stage: arm.into(),
+            seed: 0,
+            sweep: Default::default(),
+            pruner: rate.map(|_| "magnitude".into()),
             run,
             mask_rate: rate,
             speedup_t_gen: speedup,

@@ -9,6 +9,7 @@
 //! | `experiment.resolved.yaml` | the same, as YAML |
 //! | `manifest.json` | versions, plugins, seeds, cache keys, backend, threads, wall times ([`Manifest`]) |
 //! | `metrics.jsonl` | one line per evaluation per trained arm: `{"arm": STAGE, ...EvalRecord}` |
+//! | `metrics.csv` | the same evaluations as a long table with each arm's stage, seed and swept values ([`metrics_csv`]) |
 //! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in the README) |
 //! | `masks.json` | per mask stage: pruner, rate, scored step, global and per-layer density, warnings ([`MaskSummary`]) |
 //! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::files;
 use super::summary::Summary;
 use crate::artifact::{Artifact, LayerDensity};
-use crate::ir::{ExperimentIr, StageKind};
+use crate::ir::{ExperimentIr, StageKind, written_name};
 use crate::metrics::EvalRecord;
 use crate::{Error, Result};
 use ticketlab_engine::{Execution, Plan};
@@ -39,6 +40,8 @@ pub mod names {
     pub const MANIFEST: &str = "manifest.json";
     /// Evaluation records.
     pub const METRICS: &str = "metrics.jsonl";
+    /// Evaluation records, long CSV.
+    pub const METRICS_CSV: &str = "metrics.csv";
     /// Summary table, CSV.
     pub const SUMMARY_CSV: &str = "summary.csv";
     /// Summary table, JSON.
@@ -248,6 +251,39 @@ pub fn metric_lines(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -
         .collect()
 }
 
+/// Renders `metrics.csv`, the long table: one row per evaluation per arm, with the arm's stage,
+/// seed and swept values (from `summary`), then step, losses, accuracies and global norms.
+pub fn metrics_csv(lines: &[MetricLine], summary: &Summary) -> Result<String> {
+    let swept = crate::summary::swept_keys(summary.arms.iter().map(|a| &a.sweep));
+    let mut header: Vec<String> = ["arm", "stage", "seed"].map(String::from).to_vec();
+    header.extend(swept.iter().cloned());
+    header.extend(
+        ["step", "train_loss", "train_acc", "test_loss", "test_acc", "l1", "l2"].map(String::from),
+    );
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let rows = lines.iter().map(|l| {
+        let arm = summary.arm(&l.arm);
+        let r = &l.record;
+        let mut row = vec![
+            l.arm.clone(),
+            arm.map_or_else(|| written_name(&l.arm).to_string(), |a| a.stage.clone()),
+            arm.map(|a| a.seed.to_string()).unwrap_or_default(),
+        ];
+        row.extend(swept.iter().map(|k| crate::summary::cell(arm.and_then(|a| a.sweep.get(k)))));
+        row.extend([
+            r.step.to_string(),
+            r.train_loss.to_string(),
+            opt(r.train_acc),
+            r.test_loss.to_string(),
+            opt(r.test_acc),
+            r.norms.l1.to_string(),
+            r.norms.l2.to_string(),
+        ]);
+        row
+    });
+    crate::summary::write_csv(names::METRICS_CSV, &header, rows)
+}
+
 /// Renders `metrics.jsonl`: one compact JSON object per line.
 pub fn metrics_jsonl(lines: &[MetricLine]) -> Result<String> {
     let mut out = String::new();
@@ -330,6 +366,7 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
     files::write(&dir.join(names::METRICS), metrics_jsonl(&metrics)?)?;
     let summary = Summary::build(ir, outputs.artifacts);
     files::write(&dir.join(names::SUMMARY_CSV), summary.to_csv()?)?;
+    files::write(&dir.join(names::METRICS_CSV), metrics_csv(&metrics, &summary)?)?;
     files::write_json(&dir.join(names::SUMMARY_JSON), &summary)?;
     let masks = mask_summaries(ir, outputs.artifacts);
     files::write_json(&dir.join(names::MASKS), &masks)?;

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::artifact::Artifact;
-use crate::ir::{ExperimentIr, StageKind};
+use crate::ir::{ExperimentIr, StageIr, StageKind, written_name};
 use crate::metrics::RunSummary;
 
 /// One row of the summary: the headline numbers of one trained arm.
@@ -20,6 +21,18 @@ use crate::metrics::RunSummary;
 pub struct SummaryRow {
     /// The train stage's name.
     pub arm: String,
+    /// The stage's name in the experiment file (`arm` without its sweep point and seed repeat).
+    #[serde(default)]
+    pub stage: String,
+    /// The root seed of the arm's repeat (`--seeds`, `sweep: seeds`).
+    #[serde(default)]
+    pub seed: u64,
+    /// The swept values of the arm's sweep point (`STAGE.PARAM` to value; empty when not swept).
+    #[serde(default)]
+    pub sweep: BTreeMap<String, Value>,
+    /// The pruner of the mask the arm trained under (`None` for a dense arm).
+    #[serde(default)]
+    pub pruner: Option<String>,
     /// The run's own numbers: steps, threshold, t_mem, t_gen, tau_grok, final accuracies and
     /// losses, density, L1 and L2.
     #[serde(flatten)]
@@ -58,6 +71,10 @@ impl Summary {
             .filter_map(|s| match artifacts.get(&s.name) {
                 Some(Artifact::Run(run)) => Some(SummaryRow {
                     arm: s.name.clone(),
+                    stage: written_name(&s.name).to_string(),
+                    seed: repeat_seed(&s.name).unwrap_or(ir.seed),
+                    sweep: s.sweep.clone(),
+                    pruner: mask_stage(ir, &s.name).and_then(|m| m.plugin.clone()),
                     run: run.summary.clone(),
                     mask_rate: mask_rate(ir, artifacts, &s.name),
                     speedup_t_gen: None,
@@ -95,23 +112,26 @@ impl Summary {
     }
 
     /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
+    /// Columns: `arm`, `stage`, `seed`, `pruner`, one per swept parameter (`STAGE.PARAM`, sorted),
+    /// then the numbers of [`NUMBER_COLUMNS`].
     pub fn to_csv(&self) -> crate::Result<String> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| crate::Error::Other(format!("writing summary.csv: {e}"));
-        w.write_record(CSV_COLUMNS).map_err(io)?;
-        for a in &self.arms {
-            w.write_record(csv_cells(a)).map_err(io)?;
-        }
-        let bytes =
-            w.into_inner().map_err(|e| crate::Error::Other(format!("writing summary.csv: {e}")))?;
-        String::from_utf8(bytes)
-            .map_err(|e| crate::Error::Other(format!("summary.csv is not UTF-8: {e}")))
+        let swept = swept_keys(self.arms.iter().map(|a| &a.sweep));
+        let mut header: Vec<String> = ["arm", "stage", "seed", "pruner"].map(String::from).to_vec();
+        header.extend(swept.iter().cloned());
+        header.extend(NUMBER_COLUMNS.iter().map(|c| c.to_string()));
+        let rows = self.arms.iter().map(|a| {
+            let mut row =
+                vec![a.arm.clone(), a.stage.clone(), a.seed.to_string(), opt(a.pruner.as_deref())];
+            row.extend(swept.iter().map(|k| cell(a.sweep.get(k))));
+            row.extend(number_cells(a));
+            row
+        });
+        write_csv("summary.csv", &header, rows)
     }
 }
 
-/// Column names of `summary.csv`, in order (the fields of [`SummaryRow`]).
-pub const CSV_COLUMNS: [&str; 16] = [
-    "arm",
+/// The numeric columns of `summary.csv`, in order, after the arm's identity and sweep point.
+pub const NUMBER_COLUMNS: [&str; 15] = [
     "steps",
     "threshold",
     "t_mem",
@@ -133,10 +153,40 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn csv_cells(a: &SummaryRow) -> Vec<String> {
+/// A swept value as a CSV cell: a string as itself, anything else as compact JSON.
+pub fn cell(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Every swept key of `points`, sorted.
+pub fn swept_keys<'a>(points: impl Iterator<Item = &'a BTreeMap<String, Value>>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = points.flat_map(|p| p.keys()).collect();
+    keys.into_iter().cloned().collect()
+}
+
+/// CSV text with `header` and `rows`.
+pub fn write_csv(
+    file: &str,
+    header: &[String],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> crate::Result<String> {
+    let io = |e: csv::Error| crate::Error::Other(format!("writing {file}: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(io)?;
+    for row in rows {
+        w.write_record(&row).map_err(io)?;
+    }
+    let bytes = w.into_inner().map_err(|e| crate::Error::Other(format!("writing {file}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| crate::Error::Other(format!("{file} is not UTF-8: {e}")))
+}
+
+fn number_cells(a: &SummaryRow) -> Vec<String> {
     let r = &a.run;
     vec![
-        a.arm.clone(),
         r.steps.to_string(),
         r.threshold.to_string(),
         opt(r.t_mem),
@@ -153,6 +203,11 @@ fn csv_cells(a: &SummaryRow) -> Vec<String> {
         opt(a.speedup_t_gen),
         opt(a.baseline.as_deref()),
     ]
+}
+
+/// The root seed of a seed repeat from a stage name's `@seedN` suffix.
+pub fn repeat_seed(name: &str) -> Option<u64> {
+    name.rsplit_once("@seed").and_then(|(_, n)| n.parse().ok())
 }
 
 /// For each arm a report stage compares, the `baseline` of the first such report (in IR
@@ -181,31 +236,36 @@ pub fn speedup(base_t_gen: Option<u64>, arm_t_gen: Option<u64>) -> Option<f64> {
     }
 }
 
-/// The pruning rate of the mask stage `name` trained or was built under, if any.
+/// The prune stage whose mask stage `name` trained or was built under, if any.
 ///
 /// Walks upstream: a train stage reads its `model`; a rewind stage its `mask` if connected,
-/// else its `from`; a prune stage is the answer (its artifact's rate, else its `rate` parameter).
-pub fn mask_rate(
-    ir: &ExperimentIr,
-    artifacts: &BTreeMap<String, Artifact>,
-    name: &str,
-) -> Option<f64> {
+/// else its `from`; a prune stage is the answer.
+pub fn mask_stage<'a>(ir: &'a ExperimentIr, name: &str) -> Option<&'a StageIr> {
     let mut current = name;
     // Each hop moves to an earlier stage of a DAG, so the walk ends; the bound guards bad input.
     for _ in 0..=ir.stages.len() {
         let stage = ir.stage(current)?;
         let first = |port: &str| stage.inputs.get(port).and_then(|v| v.first()).map(String::as_str);
         current = match stage.kind {
-            StageKind::Prune => {
-                return match artifacts.get(current) {
-                    Some(Artifact::Mask(m)) => Some(m.rate),
-                    _ => stage.params.get("rate").and_then(|v| v.as_f64()),
-                };
-            }
+            StageKind::Prune => return Some(stage),
             StageKind::Train => first("model")?,
             StageKind::Rewind => first("mask").or_else(|| first("from"))?,
             _ => return None,
         };
     }
     None
+}
+
+/// The pruning rate of the mask stage `name` trained or was built under, if any: the prune
+/// stage's artifact's rate, else its `rate` parameter.
+pub fn mask_rate(
+    ir: &ExperimentIr,
+    artifacts: &BTreeMap<String, Artifact>,
+    name: &str,
+) -> Option<f64> {
+    let stage = mask_stage(ir, name)?;
+    match artifacts.get(&stage.name) {
+        Some(Artifact::Mask(m)) => Some(m.rate),
+        _ => stage.params.get("rate").and_then(|v| v.as_f64()),
+    }
 }

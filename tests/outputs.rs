@@ -76,7 +76,10 @@ fn the_run_directory_has_every_file() {
     );
     let csv = read(&dir.join("summary.csv"));
     assert_eq!(csv.lines().count(), 3, "a header and one row per arm: {csv}");
-    assert!(csv.starts_with("arm,stage,seed,pruner,steps,threshold,t_mem,t_gen,tau_grok,"), "{csv}");
+    assert!(
+        csv.starts_with("arm,stage,seed,pruner,steps,threshold,t_mem,t_gen,tau_grok,"),
+        "{csv}"
+    );
     let manifest: Value = serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
     assert_eq!(manifest["threads"], 1);
     assert_eq!(manifest["stages"].as_array().unwrap().len(), 7);
@@ -344,4 +347,20 @@ fn the_csv_files_are_flat_tables_of_arms_and_evaluations() {
     assert_eq!(metrics.len(), 1 + lines);
     assert_eq!(&metrics[0][..4], ["arm", "stage", "seed", "mask.rate"]);
     assert!(metrics[0].contains(&"test_acc".to_string()));
+}
+
+/// With seed repeats the report has a table of every arm over its seeds.
+#[test]
+fn the_report_aggregates_arms_over_their_seeds() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let args = with(&["run", file.to_str().unwrap(), "--seeds", "2", "--out", "out", "--quiet"], &set);
+    let out = ticketlab(&args, cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();
+    assert!(report.contains("## Over seeds"), "{report}");
+    let dense = report.lines().find(|l| l.starts_with("| `dense` |")).unwrap_or_default();
+    // Both seeds memorise within the tiny run and neither generalises.
+    assert!(dense.contains("| 2 |") && dense.contains(" ± ") && dense.contains("never"), "{dense}");
 }

@@ -187,11 +187,16 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
             } else {
                 kept_count(target, total)
             };
+            let before: usize = current.values().map(count_kept).sum();
             if report.kept < wanted {
-                let before: usize = current.values().map(count_kept).sum();
                 warnings.push(format!(
                     "rate {rate} asks to keep {wanted} of {total} prunable weights, but the input mask kept only {before}; the new mask keeps {}",
                     report.kept
+                ));
+            } else if report.kept == before && rate > 0.0 {
+                warnings.push(format!(
+                    "pruning removed nothing: `rate` counts all {total} prunable weights, and the input mask already keeps {before}, exactly the number that rate {rate} keeps; to prune the remaining weights further, raise `rate` above {:.4}",
+                    1.0 - before as f64 / total.max(1) as f64
                 ));
             }
         }
@@ -517,6 +522,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(z.masks["a"].data, vec![1.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// `rate` counts all prunable weights: pruning 0.5 from a mask that already keeps half
+    /// removes nothing, and says so with the rate that would prune further.
+    #[test]
+    fn pruning_that_removes_nothing_warns() {
+        let current = masks(vec![1.0, 1.0, 0.0, 0.0], vec![1.0, 0.0, 1.0, 0.0]);
+        let m =
+            run(&Fixed::new((0..8).map(|i| i as f32).collect()), &params(0.5, "global"), &current)
+                .unwrap();
+        assert_eq!(m.masks, current);
+        assert!(
+            m.warnings
+                .iter()
+                .any(|w| w.starts_with("pruning removed nothing") && w.contains("above 0.5000")),
+            "{:?}",
+            m.warnings
+        );
+        let m =
+            run(&Fixed::new((0..8).map(|i| i as f32).collect()), &params(0.75, "global"), &current)
+                .unwrap();
+        assert_eq!(m.report.kept, 2);
+        assert!(!m.warnings.iter().any(|w| w.contains("removed nothing")), "{:?}", m.warnings);
     }
 
     #[test]

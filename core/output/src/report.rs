@@ -18,7 +18,7 @@ use super::doc::{Block, Column, Doc, Span, bold, code, text};
 use super::figures::{self, Figure};
 use super::files;
 use super::rundir::{Manifest, MaskSummary, MetricLine, RunFiles, names};
-use super::summary::{Summary, SummaryRow};
+use super::summary::{SeedGroup, Spread, Summary, SummaryRow};
 use crate::{Error, Result};
 
 /// Writes `report.md` and `report.html` of `run` into `run.dir`, showing `figures` (already
@@ -77,6 +77,14 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     }
     doc.push(Block::Heading(2, "Arms".into()));
     doc.push(arms_table(&run.summary, None));
+    let groups = run.summary.over_seeds();
+    if groups.iter().any(|g| g.seeds.len() > 1) {
+        doc.push(Block::Heading(2, "Over seeds".into()));
+        doc.push(Block::Para(vec![text(
+            "Each arm over its seed repeats, each seed measured against its own baseline: mean ± standard deviation, then median (range), of the seeds that reached the threshold; \"never\" counts the others.",
+        )]));
+        doc.push(seeds_table(&groups));
+    }
     push_figures(&mut doc, figures);
     if !run.masks.is_empty() {
         doc.push(Block::Heading(2, "Masks".into()));
@@ -258,6 +266,55 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
         })
         .collect();
     Block::Table { columns: arm_columns(run.is_some()), rows }
+}
+
+fn seeds_table(groups: &[SeedGroup]) -> Block {
+    let cell = |values: &[Option<f64>], unit: &str| match Spread::of(values) {
+        None => "never".to_string(),
+        Some(s) => {
+            let never = if s.never > 0 { format!("; never {}", s.never) } else { String::new() };
+            format!(
+                "{}{unit} ± {}{unit}; {}{unit} ({}–{}){never}",
+                num(s.mean),
+                num(s.std),
+                num(s.median),
+                num(s.min),
+                num(s.max)
+            )
+        }
+    };
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let point: Vec<String> = g
+                .sweep
+                .iter()
+                .map(|(k, v)| format!("{k}={}", crate::summary::cell(Some(v))))
+                .collect();
+            let arm = if point.is_empty() {
+                format!("`{}`", g.stage)
+            } else {
+                format!("`{}` [{}]", g.stage, point.join(", "))
+            };
+            vec![
+                arm,
+                g.seeds.len().to_string(),
+                cell(&g.t_mem, ""),
+                cell(&g.t_gen, ""),
+                cell(&g.tau_grok, ""),
+                cell(&g.speedup_t_gen, "×"),
+            ]
+        })
+        .collect();
+    let spec = [
+        ("arm", false),
+        ("seeds", true),
+        ("t_mem", false),
+        ("t_gen", false),
+        ("tau_grok", false),
+        ("speed-up", false),
+    ];
+    Block::Table { columns: columns(&spec), rows }
 }
 
 fn masks_table(masks: &[MaskSummary]) -> Block {

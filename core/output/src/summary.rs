@@ -111,6 +111,32 @@ impl Summary {
         self.arms.iter().find(|a| a.arm == name)
     }
 
+    /// The arms grouped over their seed repeats: one group per written stage and sweep point,
+    /// in the order they first appear, each seed measured against its own baseline.
+    pub fn over_seeds(&self) -> Vec<SeedGroup> {
+        let mut groups: Vec<SeedGroup> = Vec::new();
+        for a in &self.arms {
+            let i = match groups.iter().position(|g| g.stage == a.stage && g.sweep == a.sweep) {
+                Some(i) => i,
+                None => {
+                    groups.push(SeedGroup {
+                        stage: a.stage.clone(),
+                        sweep: a.sweep.clone(),
+                        ..SeedGroup::default()
+                    });
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[i];
+            g.seeds.push(a.seed);
+            g.t_mem.push(a.run.t_mem.map(|t| t as f64));
+            g.t_gen.push(a.run.t_gen.map(|t| t as f64));
+            g.tau_grok.push(a.run.tau_grok);
+            g.speedup_t_gen.push(a.speedup_t_gen);
+        }
+        groups
+    }
+
     /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
     /// Columns: `arm`, `stage`, `seed`, `pruner`, one per swept parameter (`STAGE.PARAM`, sorted),
     /// then the numbers of [`NUMBER_COLUMNS`].
@@ -127,6 +153,73 @@ impl Summary {
             row
         });
         write_csv("summary.csv", &header, rows)
+    }
+}
+
+/// One arm over its seed repeats: the values of each seed (`None`: never reached).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeedGroup {
+    /// The stage's name in the experiment file.
+    pub stage: String,
+    /// The sweep point.
+    pub sweep: BTreeMap<String, Value>,
+    /// The seeds, in order.
+    pub seeds: Vec<u64>,
+    /// t_mem of each seed.
+    pub t_mem: Vec<Option<f64>>,
+    /// t_gen of each seed.
+    pub t_gen: Vec<Option<f64>>,
+    /// tau_grok of each seed.
+    pub tau_grok: Vec<Option<f64>>,
+    /// The speed-up of each seed against its own baseline.
+    pub speedup_t_gen: Vec<Option<f64>>,
+}
+
+/// Mean, sample standard deviation, median, minimum and maximum of the values reached, and how
+/// many were not.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// Values reached.
+    pub n: usize,
+    /// Values never reached.
+    pub never: usize,
+    /// Their mean.
+    pub mean: f64,
+    /// Their sample standard deviation (0 for one value).
+    pub std: f64,
+    /// Their median.
+    pub median: f64,
+    /// Their smallest.
+    pub min: f64,
+    /// Their largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of the values reached; `None` when none was.
+    pub fn of(values: &[Option<f64>]) -> Option<Self> {
+        let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Spread {
+            n,
+            never: values.len() - n,
+            mean,
+            std: var.sqrt(),
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
     }
 }
 
@@ -267,5 +360,22 @@ pub fn mask_rate(
     match artifacts.get(&stage.name) {
         Some(Artifact::Mask(m)) => Some(m.rate),
         _ => stage.params.get("rate").and_then(|v| v.as_f64()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_count_what_never_happened() {
+        let s = Spread::of(&[Some(1000.0), None, Some(3000.0), Some(2000.0)]).unwrap();
+        assert_eq!(
+            (s.n, s.never, s.mean, s.median, s.min, s.max),
+            (3, 1, 2000.0, 2000.0, 1000.0, 3000.0)
+        );
+        assert!((s.std - 1000.0).abs() < 1e-9);
+        assert_eq!(Spread::of(&[None, None]), None);
+        assert_eq!(Spread::of(&[Some(2.0), Some(4.0)]).unwrap().median, 3.0);
     }
 }

@@ -696,3 +696,45 @@ fn runs_lists_run_directories_and_store_gc_keeps_what_they_use() {
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(unwrapped_stderr(&refused).contains("nothing was removed"), "{}", stderr(&refused));
 }
+
+/// Keys hold only what changes a result: a sweep copy of a stage that draws no random numbers
+/// (magnitude pruning, rewinding, full-batch training) is the stored stage, and how often a
+/// trainer saves a resumable state changes nothing.
+#[test]
+fn a_sweep_copy_of_a_deterministic_stage_reuses_the_stored_result() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let file = file.to_str().unwrap();
+    let set = tiny();
+    let run = ticketlab(&with(&["run", file, "--store", "s", "--quiet"], &set), cwd.path());
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let status = |extra: &[&str]| {
+        let args: Vec<&str> = with(&["plan", file, "--store", "s"], &set)
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let out = ticketlab(&args, cwd.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .skip(2)
+            .filter_map(|l| {
+                let stage = l.split_whitespace().next()?;
+                Some((stage.split('[').next()?.to_string(), l.trim_end().ends_with("cached")))
+            })
+            .collect::<Vec<_>>()
+    };
+    let swept = status(&["--grid", "mask.rate=[0.6]"]);
+    for stage in ["data", "init", "dense", "mask", "ticket", "ticket_train"] {
+        assert!(
+            swept.iter().any(|(s, cached)| s == stage && *cached),
+            "{stage} is not cached: {swept:?}"
+        );
+    }
+    let resumed = status(&["--set", "dense.resume_every=7"]);
+    assert!(resumed.iter().all(|(_, cached)| *cached), "{resumed:?}");
+    // A stage that draws random numbers (the initialisation) is another computation under the
+    // seed of another name: not reused.
+    let random = status(&["--grid", "init.width=[48]"]);
+    assert!(random.iter().any(|(s, cached)| s == "init" && !cached), "{random:?}");
+}

@@ -355,7 +355,8 @@ fn the_report_aggregates_arms_over_their_seeds() {
     let cwd = tempfile::tempdir().unwrap();
     let file = root().join("experiments/quickstart.yaml");
     let set = tiny();
-    let args = with(&["run", file.to_str().unwrap(), "--seeds", "2", "--out", "out", "--quiet"], &set);
+    let args =
+        with(&["run", file.to_str().unwrap(), "--seeds", "2", "--out", "out", "--quiet"], &set);
     let out = ticketlab(&args, cwd.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();

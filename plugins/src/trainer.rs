@@ -34,7 +34,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
     ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
     ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
-    ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never)").default("1000").min(0.0),
+    ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
 ];
 
 /// The standard trainer.
@@ -291,6 +291,11 @@ impl TrainerPlugin for Standard {
     fn memory(&self, params: &Params, model: &ModelSize) -> Result<Option<u64>> {
         let recipe = Recipe::from_params(params, model.examples as usize)?;
         recipe.memory(model.weights, model.tensors).map(Some)
+    }
+
+    /// Only minibatches are drawn with the seed; full-batch training draws nothing.
+    fn uses_seed(&self, params: &Params) -> bool {
+        params.usize("batch_size").map_or(true, |b| b != 0)
     }
 }
 

@@ -12,10 +12,15 @@
 //! - `plugin`: the plugin's [fingerprint](crate::plugin::registry::PluginEntry::fingerprint)
 //!   (kind, name, version and, for a dynamic plugin, the SHA-256 of its library), `null` for
 //!   rewind stages, which call no plugin;
-//! - `params`: every parameter, defaults filled by the checker;
+//! - `params`: every parameter that can change the result, defaults filled by the checker
+//!   (parameters marked [`not_in_key`](crate::plugin::ParamSpec::not_in_key), such as how
+//!   often a trainer saves a resumable state, are left out);
 //! - `upstream`: for each connected input port, the keys of the producing stages in the order
 //!   they are connected (so a key changes whenever anything upstream changes);
-//! - `seed`: the stage's derived seed (see [`crate::seed`]);
+//! - `seed`: the stage's derived seed (see [`ticketlab_api::seed`]), or `null` when the stage
+//!   draws no random numbers with its parameters (its plugin's `uses_seed`; a rewind stage unless
+//!   it re-initialises): a sweep or seed-repeat copy of such a stage with the same parameters
+//!   and inputs is the same computation and reuses the stored result;
 //! - `input_names`: for analyze and report stages only, the names of the stages connected to
 //!   each port, because their results name the runs they read (a seed repeat's first copy,
 //!   `dense@seed0`, trains with the same key as `dense`, but its analyses must say
@@ -28,7 +33,7 @@
 //! the same whatever way they were spelled: an integral float such as `1.0` or `1e3` is written
 //! as the integer `1` or `1000`, so `lr: 1` and `lr: 1.0` give the same key. The stage's *name*
 //! is not hashed directly, only through its seed (and, for analyses, its inputs' names); a stage
-//! renamed gets a new seed and therefore a new key.
+//! that uses its seed gets a new key when renamed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,7 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::ir::{StageIr, StageKind};
 
 /// Version of the key recipe; bumping it invalidates every stored result.
-pub const KEY_FORMAT: u32 = 1;
+pub const KEY_FORMAT: u32 = 2;
 
 /// Version of ticketlab-engine, hashed into every key.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -138,7 +143,7 @@ impl KeyVersions {
 /// (`None` for rewind); `upstream` maps each input port to the keys of its producers, in the
 /// order of `stage.inputs`.
 pub fn stage_key(
-    stage: &StageIr,
+    stage: &KeyedStage<'_>,
     fingerprint: Option<&str>,
     upstream: &BTreeMap<String, Vec<StageKey>>,
     backend: &Backend,
@@ -151,7 +156,7 @@ pub fn stage_key(
 
 /// The canonical JSON line that [`stage_key`] hashes (exposed for tests and debugging).
 pub fn key_material(
-    stage: &StageIr,
+    keyed: &KeyedStage<'_>,
     fingerprint: Option<&str>,
     upstream: &BTreeMap<String, Vec<StageKey>>,
     backend: &Backend,
@@ -163,13 +168,14 @@ pub fn key_material(
         .iter()
         .map(|(port, keys)| (port.as_str(), keys.iter().map(StageKey::as_str).collect()))
         .collect();
+    let stage = keyed.stage;
     let mut material = json!({
         "format": KEY_FORMAT,
         "kind": stage.kind,
         "plugin": plugin,
-        "params": stage.params,
+        "params": keyed.params,
         "upstream": upstream,
-        "seed": stage.seed,
+        "seed": keyed.seed,
         "backend": backend.device,
         "precision": backend.precision,
         "core": versions.core,
@@ -178,6 +184,25 @@ pub fn key_material(
         material["input_names"] = json!(stage.inputs);
     }
     canonical(&material).to_string()
+}
+
+/// What of a stage its key covers: the parameters that can change its result, and its seed if
+/// it uses one.
+#[derive(Debug, Clone)]
+pub struct KeyedStage<'a> {
+    /// The stage.
+    pub stage: &'a StageIr,
+    /// The parameters in the key.
+    pub params: BTreeMap<String, Value>,
+    /// The seed in the key; `None` for a stage that draws no random numbers.
+    pub seed: Option<u64>,
+}
+
+impl<'a> KeyedStage<'a> {
+    /// Every parameter and the seed.
+    pub fn all(stage: &'a StageIr) -> Self {
+        Self { stage, params: stage.params.clone(), seed: Some(stage.seed) }
+    }
 }
 
 /// `kind/name@version#hash` → `kind/name`.
@@ -236,7 +261,7 @@ mod tests {
 
     fn key_of(s: &StageIr, upstream: &BTreeMap<String, Vec<StageKey>>) -> StageKey {
         stage_key(
-            s,
+            &KeyedStage::all(s),
             Some("pruner/magnitude@1.0.0"),
             upstream,
             &Backend::cpu(),
@@ -261,7 +286,7 @@ mod tests {
         seeded.seed = 8;
         assert_ne!(k, key_of(&seeded, &up("a")), "seed");
         let v2 = stage_key(
-            &base,
+            &KeyedStage::all(&base),
             Some("pruner/magnitude@1.0.1"),
             &up("a"),
             &Backend::cpu(),
@@ -272,7 +297,7 @@ mod tests {
         assert_ne!(
             k,
             stage_key(
-                &base,
+                &KeyedStage::all(&base),
                 Some("pruner/magnitude@1.0.0"),
                 &up("a"),
                 &cuda,
@@ -301,8 +326,20 @@ mod tests {
     fn redacted_keys_ignore_versions() {
         let s = stage(json!({"rate": 0.6}));
         let r = KeyVersions::redacted();
-        let a = stage_key(&s, Some("pruner/magnitude@1.0.0"), &up("a"), &Backend::cpu(), &r);
-        let b = stage_key(&s, Some("pruner/magnitude@2.0.0#abc"), &up("a"), &Backend::cpu(), &r);
+        let a = stage_key(
+            &KeyedStage::all(&s),
+            Some("pruner/magnitude@1.0.0"),
+            &up("a"),
+            &Backend::cpu(),
+            &r,
+        );
+        let b = stage_key(
+            &KeyedStage::all(&s),
+            Some("pruner/magnitude@2.0.0#abc"),
+            &up("a"),
+            &Backend::cpu(),
+            &r,
+        );
         assert_eq!(a, b);
     }
 
@@ -331,18 +368,39 @@ mod tests {
         );
         let versions = KeyVersions { core: "0.0.0-test".into(), plugin_versions: true };
         let b = Backend::cpu();
-        let k_data =
-            stage_key(&data, Some("dataset/modular@1.0.0"), &BTreeMap::new(), &b, &versions);
+        let k_data = stage_key(
+            &KeyedStage::all(&data),
+            Some("dataset/modular@1.0.0"),
+            &BTreeMap::new(),
+            &b,
+            &versions,
+        );
         let up_init = BTreeMap::from([("data".to_string(), vec![k_data.clone()])]);
-        let k_init =
-            stage_key(&init, Some("architecture/mlp_modular@1.0.0"), &up_init, &b, &versions);
+        let k_init = stage_key(
+            &KeyedStage::all(&init),
+            Some("architecture/mlp_modular@1.0.0"),
+            &up_init,
+            &b,
+            &versions,
+        );
         let up_train = BTreeMap::from([
             ("data".to_string(), vec![k_data.clone()]),
             ("model".to_string(), vec![k_init.clone()]),
         ]);
-        let material =
-            key_material(&train, Some("trainer/standard@1.0.0"), &up_train, &b, &versions);
-        let k_train = stage_key(&train, Some("trainer/standard@1.0.0"), &up_train, &b, &versions);
+        let material = key_material(
+            &KeyedStage::all(&train),
+            Some("trainer/standard@1.0.0"),
+            &up_train,
+            &b,
+            &versions,
+        );
+        let k_train = stage_key(
+            &KeyedStage::all(&train),
+            Some("trainer/standard@1.0.0"),
+            &up_train,
+            &b,
+            &versions,
+        );
         insta::assert_snapshot!(format!(
             "data:  {k_data}\ninit:  {k_init}\ndense: {k_train}\n\n{material}"
         ));

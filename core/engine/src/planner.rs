@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::key::{Backend, KeyVersions, StageKey, stage_key};
+use super::key::{Backend, KeyVersions, KeyedStage, StageKey, stage_key};
 use super::store::Store;
-use crate::ir::{ExperimentIr, StageIr};
-use crate::plugin::registry::Registry;
+use crate::ir::{ExperimentIr, StageIr, StageKind};
+use crate::plugin::Params;
+use crate::plugin::registry::{PluginEntry, Registry};
 use crate::{Error, Result};
 use ticketlab_api::budget;
 
@@ -75,10 +76,14 @@ pub fn plan_with(
     let mut stages = Vec::with_capacity(ir.stages.len());
     let memory = budget::estimate(ir, registry);
     for stage in &ir.stages {
+        let entry = match (stage.kind.plugin_kind(), &stage.plugin) {
+            (Some(kind), Some(name)) => {
+                Some(registry.require(kind, name).map_err(|e| e.in_stage(&stage.name))?)
+            }
+            _ => None,
+        };
         let fingerprint = match (stage.kind.plugin_kind(), &stage.plugin) {
-            (Some(kind), Some(name)) => Some(
-                registry.require(kind, name).map_err(|e| e.in_stage(&stage.name))?.fingerprint(),
-            ),
+            (Some(_), Some(_)) => entry.map(|e| e.fingerprint()),
             (Some(kind), None) => {
                 return Err(Error::Other(format!(
                     "stage `{}` ({}) names no {kind} plugin",
@@ -102,10 +107,11 @@ pub fn plan_with(
             }
             upstream.insert(port.clone(), ks);
         }
-        let key = stage_key(stage, fingerprint.as_deref(), &upstream, backend, versions);
+        let key =
+            stage_key(&keyed(stage, entry), fingerprint.as_deref(), &upstream, backend, versions);
         let cached = store.is_some_and(|s| s.contains(&key));
         let resume_from = match store {
-            Some(s) if !cached && stage.kind == crate::ir::StageKind::Train => {
+            Some(s) if !cached && stage.kind == StageKind::Train => {
                 s.partial_step(&key).ok().flatten()
             }
             _ => None,
@@ -122,6 +128,33 @@ pub fn plan_with(
         });
     }
     Ok(Plan { name: ir.name.clone(), backend: backend.clone(), stages })
+}
+
+/// What of `stage` its key covers: the parameters that can change its result (every one not
+/// marked [`not_in_key`](crate::plugin::ParamSpec::not_in_key)), and its seed unless it draws
+/// no random numbers (its plugin's `uses_seed`; a rewind stage only when it re-initialises).
+fn keyed<'a>(stage: &'a StageIr, entry: Option<&PluginEntry>) -> KeyedStage<'a> {
+    let bookkeeping: Vec<&str> = stage
+        .kind
+        .core_params()
+        .iter()
+        .chain(entry.map(|e| e.params.as_slice()).unwrap_or_default())
+        .filter(|p| !p.in_key)
+        .map(|p| p.name)
+        .collect();
+    let params = stage.params.iter().filter(|(k, _)| !bookkeeping.contains(&k.as_str()));
+    let uses_seed = match (stage.kind, entry) {
+        (StageKind::Rewind, _) => {
+            stage.params.get("mode").and_then(|m| m.as_str()) == Some("reinit")
+        }
+        (StageKind::Model, _) | (_, None) => true,
+        (_, Some(e)) => e.instance.uses_seed(&Params(stage.params.clone())),
+    };
+    KeyedStage {
+        stage,
+        params: params.map(|(k, v)| (k.clone(), v.clone())).collect(),
+        seed: uses_seed.then_some(stage.seed),
+    }
 }
 
 impl Plan {

@@ -28,6 +28,11 @@ const PARAMS: &[ParamSpec] = &[
 pub(crate) struct Grasp;
 
 impl PrunerPlugin for Grasp {
+    /// Only a `batch` subset of the training split is drawn with the seed.
+    fn uses_seed(&self, params: &Params) -> bool {
+        params.usize("batch").map_or(true, |b| b != 0)
+    }
+
     fn score(&self, params: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         let split = scoring_split(params, ctx)?;
         if let Targets::Regression { .. } = split.y {

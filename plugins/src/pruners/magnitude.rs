@@ -14,6 +14,10 @@ impl PrunerPlugin for Magnitude {
     fn score(&self, _: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         Ok(Scores { scores: per_weight(ctx, |_, _, w| w.abs())?, keep_per_layer: None })
     }
+
+    fn uses_seed(&self, _: &Params) -> bool {
+        false
+    }
 }
 
 register_plugin!(

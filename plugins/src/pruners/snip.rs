@@ -18,6 +18,11 @@ const PARAMS: &[ParamSpec] = &[BATCH];
 pub(crate) struct Snip;
 
 impl PrunerPlugin for Snip {
+    /// Only a `batch` subset of the training split is drawn with the seed.
+    fn uses_seed(&self, params: &Params) -> bool {
+        params.usize("batch").map_or(true, |b| b != 0)
+    }
+
     fn score(&self, params: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         let split = scoring_split(params, ctx)?;
         let objective = match split.y {

@@ -41,6 +41,11 @@ const PARAMS: &[ParamSpec] = &[
 pub(crate) struct Synflow;
 
 impl PrunerPlugin for Synflow {
+    /// Only a `batch` subset of the training split is drawn with the seed.
+    fn uses_seed(&self, params: &Params) -> bool {
+        params.usize("batch").map_or(true, |b| b != 0)
+    }
+
     fn score(&self, params: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         let split = match params.str("input")? {
             "ones" => {

@@ -199,6 +199,11 @@ impl DatasetPlugin for Modular {
         sizes(p, params.str("pairs")? == "all", params.f64("train_fraction")?).map(|_| ())
     }
 
+    /// The split is drawn with the stage seed only when `split_seed` is -1.
+    fn uses_seed(&self, params: &Params) -> bool {
+        params.i64("split_seed").map_or(true, |s| s == -1)
+    }
+
     fn shape(&self, params: &Params) -> Option<DatasetShape> {
         let p = usize::try_from(params.i64("p").ok()?).ok()?;
         let all_pairs = params.str("pairs").ok()? == "all";

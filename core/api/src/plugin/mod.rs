@@ -105,6 +105,14 @@ pub trait DatasetPlugin: Send + Sync {
     fn shape(&self, _params: &Params) -> Option<DatasetShape> {
         None
     }
+
+    /// Whether the result depends on the stage's seed with these parameters. A plugin that draws
+    /// no random numbers returns `false`, and the stage's cache key then leaves the seed out, so a
+    /// copy of the stage in a sweep or seed repeat (same parameters and inputs, another seed)
+    /// reuses the stored result. The default, `true`, is always safe.
+    fn uses_seed(&self, _params: &Params) -> bool {
+        true
+    }
 }
 
 /// An architecture plugin.
@@ -175,6 +183,14 @@ pub trait TrainerPlugin: Send + Sync {
     fn memory(&self, _params: &Params, _model: &ModelSize) -> Result<Option<u64>> {
         Ok(None)
     }
+
+    /// Whether the result depends on the stage's seed with these parameters. A plugin that draws
+    /// no random numbers returns `false`, and the stage's cache key then leaves the seed out, so a
+    /// copy of the stage in a sweep or seed repeat (same parameters and inputs, another seed)
+    /// reuses the stored result. The default, `true`, is always safe.
+    fn uses_seed(&self, _params: &Params) -> bool {
+        true
+    }
 }
 
 /// The size of what a trainer trains: for memory estimates before anything runs.
@@ -226,6 +242,14 @@ pub trait PrunerPlugin: Send + Sync {
     /// Number of scoring rounds (iterative pruners), default 1.
     fn rounds(&self, _params: &Params) -> usize {
         1
+    }
+
+    /// Whether the result depends on the stage's seed with these parameters. A plugin that draws
+    /// no random numbers returns `false`, and the stage's cache key then leaves the seed out, so a
+    /// copy of the stage in a sweep or seed repeat (same parameters and inputs, another seed)
+    /// reuses the stored result. The default, `true`, is always safe.
+    fn uses_seed(&self, _params: &Params) -> bool {
+        true
     }
 }
 

@@ -74,6 +74,17 @@ impl PluginInstance {
         }
     }
 
+    /// Whether the plugin's result depends on the stage's seed with `params` (see
+    /// [`DatasetPlugin::uses_seed`]); kinds that cannot say are assumed to.
+    pub fn uses_seed(&self, params: &Params) -> bool {
+        match self {
+            PluginInstance::Dataset(d) => d.uses_seed(params),
+            PluginInstance::Trainer(t) => t.uses_seed(params),
+            PluginInstance::Pruner(p) => p.uses_seed(params),
+            _ => true,
+        }
+    }
+
     fn from_ctor(ctor: PluginCtor) -> Self {
         match ctor {
             PluginCtor::Dataset(f) => PluginInstance::Dataset(Arc::from(f())),

@@ -60,6 +60,9 @@ pub struct ParamSpec {
     /// Another numeric parameter of the same plugin that bounds this one (and each element of
     /// a list) from above, e.g. checkpoint steps are at most `steps`.
     pub at_most: Option<&'static str>,
+    /// Whether the value can change the stage's result, and so belongs in its cache key (false
+    /// for bookkeeping such as how often a trainer saves a resumable state).
+    pub in_key: bool,
     /// One-line documentation.
     pub doc: &'static str,
 }
@@ -75,8 +78,15 @@ impl ParamSpec {
             max: None,
             max_exclusive: false,
             at_most: None,
+            in_key: true,
             doc,
         }
+    }
+
+    /// Leaves the parameter out of cache keys: it cannot change the result.
+    pub const fn not_in_key(mut self) -> Self {
+        self.in_key = false;
+        self
     }
 
     /// Sets the default (a JSON literal).

@@ -30,6 +30,18 @@ pub const MAX_VALUES: usize = 1 << 28;
 /// The most input features (`dim`, `n`).
 const MAX_WIDTH: f64 = 100_000.0;
 
+/// The shape of a task of `n_train` and `n_test` vectors whose width is the parameter `width`,
+/// with `output_dim` outputs.
+fn vector_shape(params: &Params, width: &str, output_dim: usize) -> Option<DatasetShape> {
+    let info =
+        DatasetInfo { input_shape: vec![params.usize(width).ok()?], output_dim, tokens: None };
+    Some(DatasetShape {
+        info,
+        train: params.usize("n_train").ok()?,
+        test: params.usize("n_test").ok()?,
+    })
+}
+
 /// Refuses splits of `n_train + n_test` examples of `width` values beyond [`MAX_VALUES`].
 fn check_size(width_param: &str, width: usize, n_train: usize, n_test: usize) -> Result<()> {
     let values = n_train.saturating_add(n_test).saturating_mul(width);
@@ -61,13 +73,7 @@ struct Polynomial;
 
 impl DatasetPlugin for Polynomial {
     fn shape(&self, params: &Params) -> Option<DatasetShape> {
-        let width = params.usize("dim").ok()?;
-        let info = DatasetInfo { input_shape: vec![width], output_dim: 1, tokens: None };
-        Some(DatasetShape {
-            info,
-            train: params.usize("n_train").ok()?,
-            test: params.usize("n_test").ok()?,
-        })
+        vector_shape(params, "dim", 1)
     }
 
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
@@ -196,13 +202,7 @@ fn disjoint_test_inputs(
 
 impl DatasetPlugin for SparseParity {
     fn shape(&self, params: &Params) -> Option<DatasetShape> {
-        let width = params.usize("n").ok()?;
-        let info = DatasetInfo { input_shape: vec![width], output_dim: 2, tokens: None };
-        Some(DatasetShape {
-            info,
-            train: params.usize("n_train").ok()?,
-            test: params.usize("n_test").ok()?,
-        })
+        vector_shape(params, "n", 2)
     }
 
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {

@@ -26,6 +26,9 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("beta2", ParamType::Float, "AdamW beta2").default("0.98").range_exclusive(0.0, 1.0),
     ParamSpec::new("eps", ParamType::Float, "AdamW epsilon").default("1e-8").min(0.0),
     ParamSpec::new("momentum", ParamType::Float, "SGD momentum").default("0.0").range_exclusive(0.0, 1.0),
+    ParamSpec::new("lr_schedule", ParamType::Choice(&["constant", "cosine"]), "learning rate after the warmup: `constant`, or `cosine` decay from `lr` to 0 at `steps` (the closed form of PyTorch's CosineAnnealingLR over the steps after the warmup)").default("\"constant\""),
+    ParamSpec::new("warmup_steps", ParamType::Int, "linear warmup: step t < N (from 0) uses lr * (t + 1) / N (0 = none)").default("0").min(0.0).at_most("steps"),
+    ParamSpec::new("grad_clip", ParamType::Float, "clip each step's gradient to this global L2 norm before the update, as PyTorch's clip_grad_norm_ (0 = no clipping)").default("0").min(0.0),
     ParamSpec::new("batch_size", ParamType::Int, "examples per step; 0 = the whole training split (full batch)").default("0").min(0.0),
     ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
     ParamSpec::new("loss_precision", ParamType::Choice(&["f32", "f64"]), "compute the training loss and its gradient in the graph in f32, or on the host in f64 as the reference code does (one extra forward pass per step)").default("\"f32\""),
@@ -40,6 +43,38 @@ const PARAMS: &[ParamSpec] = &[
 /// The standard trainer.
 #[derive(Default)]
 struct Standard;
+
+/// The learning rate of each step: a linear warmup over `warmup` steps, then `lr` or a cosine
+/// decay from `lr` to 0 at `steps`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LrSchedule {
+    lr: f64,
+    warmup: u64,
+    cosine: bool,
+    steps: u64,
+}
+
+impl LrSchedule {
+    /// The learning rate of the update taken at `step` (0-based): `lr * (step + 1) / warmup`
+    /// during the warmup, then `lr`, or the closed form of PyTorch's `CosineAnnealingLR` with
+    /// `T_max` the steps after the warmup and `eta_min` 0.
+    fn at(&self, step: u64) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        if !self.cosine {
+            return self.lr;
+        }
+        let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+        let t = (step - self.warmup) as f64;
+        self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t / span).cos())
+    }
+
+    /// Whether the rate ever differs from `lr`.
+    fn varies(&self) -> bool {
+        self.warmup > 0 || self.cosine
+    }
+}
 
 /// Which steps something happens at: every `every` steps (0 = never), at the listed steps,
 /// and at the first and last step. Held as a rule, not a list, so a huge `steps` allocates
@@ -69,6 +104,8 @@ impl Schedule {
 struct Recipe {
     steps: u64,
     step: StepSpec,
+    schedule: LrSchedule,
+    grad_clip: Option<f64>,
     evaluations: Schedule,
     checkpoints: Schedule,
     threshold: f64,
@@ -128,9 +165,18 @@ impl Recipe {
             );
         }
         let evaluations = Schedule { every: p.usize("eval_every")? as u64, listed, last: steps };
+        let schedule = LrSchedule {
+            lr: optimizer.lr,
+            warmup: p.usize("warmup_steps")? as u64,
+            cosine: p.str("lr_schedule")? == "cosine",
+            steps,
+        };
+        let grad_clip = Some(p.f64("grad_clip")?).filter(|&c| c > 0.0);
         Ok(Self {
             steps,
             step: StepSpec { loss, precision, optimizer, batch_size },
+            schedule,
+            grad_clip,
             evaluations,
             checkpoints,
             threshold: p.f64("threshold")?,
@@ -244,6 +290,7 @@ impl TrainerPlugin for Standard {
             }
             None => (Vec::new(), BTreeMap::new(), 0),
         };
+        session.set_grad_clip(recipe.grad_clip);
         let full_batch = recipe.step.batch_size == data.train.len();
         if full_batch {
             session.set_batch(&data.train)?;
@@ -278,6 +325,9 @@ impl TrainerPlugin for Standard {
             if !full_batch {
                 let idx = minibatch(seed_value, step, data.train.len(), recipe.step.batch_size);
                 session.set_batch(&data.train.select(&idx))?;
+            }
+            if recipe.schedule.varies() {
+                session.set_lr(recipe.schedule.at(step));
             }
             session.step()?;
         }
@@ -361,6 +411,18 @@ mod tests {
         assert!(err.contains("parameter `checkpoint_every`"), "{err}");
         let err = recipe(100, 10).memory(u64::MAX / 8, 3).unwrap_err().to_string();
         assert!(err.contains("parameter `model`") && err.contains("smaller model"), "{err}");
+    }
+
+    #[test]
+    fn learning_rates_warm_up_linearly_then_stay_or_decay_as_a_cosine() {
+        let s = LrSchedule { lr: 1.0, warmup: 4, cosine: true, steps: 104 };
+        let at = |step| s.at(step);
+        assert_eq!([at(0), at(1), at(3)], [0.25, 0.5, 1.0]);
+        assert_eq!(at(4), 1.0);
+        assert!((at(54) - 0.5).abs() < 1e-12, "half way down: {}", at(54));
+        assert!(at(103) > 0.0 && at(103) < 1e-3 && at(104).abs() < 1e-12);
+        let constant = LrSchedule { lr: 0.1, warmup: 0, cosine: false, steps: 10 };
+        assert!(!constant.varies() && constant.at(7) == 0.1);
     }
 
     #[test]

@@ -89,6 +89,11 @@ impl OptimizerState {
         self.step
     }
 
+    /// Sets the learning rate of the next steps.
+    pub(crate) fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
     /// Updates parameter number `index` (in the order given to [`OptimizerState::new`]) in
     /// place for the step being taken; masked entries end at exactly +0.0.
     ///

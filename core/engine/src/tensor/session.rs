@@ -605,6 +605,8 @@ pub struct TrainingSession<'a> {
     eval_graphs: HashMap<(usize, bool), EvalGraph>,
     /// The current batch, kept for the extra forward pass of an f64 loss.
     batch: Option<Split>,
+    /// The largest global L2 norm of a step's gradient (`None`: no clipping).
+    grad_clip: Option<f64>,
 }
 
 impl<'a> TrainingSession<'a> {
@@ -664,6 +666,7 @@ impl<'a> TrainingSession<'a> {
                 optimizer,
                 eval_graphs: HashMap::new(),
                 batch: None,
+                grad_clip: None,
             })
         })
     }
@@ -706,6 +709,9 @@ impl<'a> TrainingSession<'a> {
             for &node in &self.grad_nodes {
                 grads.push(take(g, node)?);
             }
+            if let Some(max_norm) = self.grad_clip {
+                clip_grad_norm(&mut grads, max_norm);
+            }
             for (index, (p, grad)) in self.step_graph.params.iter().zip(&grads).enumerate() {
                 let weights = leaf_buffer(g, p.leaf)?;
                 let mask =
@@ -739,6 +745,17 @@ impl<'a> TrainingSession<'a> {
         });
         self.batch = Some(batch);
         result
+    }
+
+    /// Sets the learning rate of the next steps (for schedules).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.optimizer.set_lr(lr);
+    }
+
+    /// Clips every step's gradient to a global L2 norm of at most `max_norm` before the update
+    /// (`None`: no clipping), as PyTorch's `clip_grad_norm_` does.
+    pub fn set_grad_clip(&mut self, max_norm: Option<f64>) {
+        self.grad_clip = max_norm;
     }
 
     /// Optimizer steps taken.
@@ -811,6 +828,19 @@ impl<'a> TrainingSession<'a> {
         let mask = self.mask.clone();
         load_params(&mut self.step_graph, params, mask.as_ref());
         Ok(())
+    }
+}
+
+/// Scales `grads` so that their global L2 norm is at most `max_norm`, as PyTorch's
+/// `clip_grad_norm_`: the norm is taken over every gradient (in f64, in order, so the result is
+/// the same for every thread count) and the factor is `max_norm / (norm + 1e-6)`, applied only
+/// when below 1.
+fn clip_grad_norm(grads: &mut [Vec<f32>], max_norm: f64) {
+    let norm = grads.iter().flatten().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>().sqrt();
+    let factor = max_norm / (norm + 1e-6);
+    if factor < 1.0 {
+        let factor = factor as f32;
+        grads.iter_mut().flatten().for_each(|g| *g *= factor);
     }
 }
 

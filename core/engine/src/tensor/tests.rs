@@ -762,6 +762,7 @@ fn sgd_step_gradient(
     split: &Split,
     precision: LossPrecision,
     lr: f64,
+    clip: Option<f64>,
 ) -> (f64, NamedTensors) {
     let optimizer = OptimizerConfig {
         kind: OptimizerKind::Sgd,
@@ -774,6 +775,7 @@ fn sgd_step_gradient(
     let spec =
         StepSpec { loss: LossKind::CrossEntropy, precision, optimizer, batch_size: split.len() };
     let mut s = TrainingSession::new(&Tiny, params.clone(), None, &spec, split).unwrap();
+    s.set_grad_clip(clip);
     s.set_batch(split).unwrap();
     let loss = s.step().unwrap();
     let after = s.params().unwrap();
@@ -796,13 +798,41 @@ fn sgd_step_gradient(
     (loss, grad)
 }
 
+/// Clipping scales the whole gradient to the global norm asked for, as PyTorch's
+/// `clip_grad_norm_`, and leaves a gradient already below it alone.
+#[test]
+fn gradients_are_clipped_to_a_global_norm() {
+    let params = init_params(&Tiny, 60);
+    let split = tiny_split(24, 61);
+    let norm = |g: &NamedTensors| {
+        g.values().flat_map(|t| &t.data).map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt()
+    };
+    let (_, full) = sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0, None);
+    let total = norm(&full);
+    let (_, clipped) =
+        sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0, Some(total / 4.0));
+    assert!(
+        (norm(&clipped) - total / 4.0).abs() < 1e-4 * total,
+        "{} vs {}",
+        norm(&clipped),
+        total / 4.0
+    );
+    for (k, t) in &full {
+        for (a, b) in t.data.iter().zip(&clipped[k].data) {
+            assert!((a / 4.0 - b).abs() <= 1e-4 * (1e-3 + a.abs()), "{k}: {a} / 4 vs {b}");
+        }
+    }
+    let (_, loose) = sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0, Some(total * 2.0));
+    assert_eq!(loose, full);
+}
+
 #[test]
 fn f64_loss_gives_the_same_gradient_and_f32_keeps_confident_gradients() {
     let params = init_params(&Tiny, 60);
     let split = tiny_split(24, 61);
     let before = evaluate(&Tiny, &params, None, &split, LossKind::CrossEntropy).unwrap();
-    let (l32, g32) = sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0);
-    let (l64, g64) = sgd_step_gradient(&params, &split, LossPrecision::F64, 1.0);
+    let (l32, g32) = sgd_step_gradient(&params, &split, LossPrecision::F32, 1.0, None);
+    let (l64, g64) = sgd_step_gradient(&params, &split, LossPrecision::F64, 1.0, None);
     assert_eq!(l64.to_bits(), before.loss.to_bits(), "the f64 step reports the evaluation's loss");
     assert!((l32 - l64).abs() < 1e-6 * l64, "{l32} vs {l64}");
     for (k, t) in &g32 {
@@ -850,8 +880,8 @@ fn f64_loss_gives_the_same_gradient_and_f32_keeps_confident_gradients() {
         diff / reference.iter().map(|v| v.abs()).sum::<f64>()
     };
     // The gradients are about 1e-9: a huge step makes them visible next to the weights.
-    let (_, g32) = sgd_step_gradient(&confident, &sure, LossPrecision::F32, 1e9);
-    let (_, g64) = sgd_step_gradient(&confident, &sure, LossPrecision::F64, 1e9);
+    let (_, g32) = sgd_step_gradient(&confident, &sure, LossPrecision::F32, 1e9, None);
+    let (_, g64) = sgd_step_gradient(&confident, &sure, LossPrecision::F64, 1e9, None);
     // In f32, p(label) rounds to 1 and (p - 1) to 0, but the max-subtraction routes the sum of
     // the other classes' gradients back to the argmax, so the f32 graph keeps the gradient too.
     assert!(error(&g64) < 1e-3, "f64 loss: relative error {}", error(&g64));

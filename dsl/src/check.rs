@@ -109,7 +109,22 @@ fn spec_help(spec: &ParamSpec) -> String {
     format!("`{}` ({ty}): {}", spec.name, spec.doc)
 }
 
-pub(crate) fn set_by_note(p: &ParamAst) -> String {
+/// Where parameter `key` of stage `s` is written: its value's span and the note of a `--set`
+/// that gave it; the stage's name when the file leaves it to its default (or `key` is `None`).
+pub(crate) fn param_place(s: &StageAst, key: Option<&str>) -> (Span, String) {
+    let given = key.and_then(|k| s.with.iter().find(|p| p.key.node == k));
+    (given.map_or(s.name.span, |p| p.value.span), given.map(set_by_note).unwrap_or_default())
+}
+
+/// The parameter an error is about, if it names one, and its message.
+pub(crate) fn param_error(e: &Error) -> (Option<&str>, String) {
+    match e {
+        Error::Param { key, message } => (Some(key.as_str()), message.clone()),
+        other => (None, other.to_string()),
+    }
+}
+
+fn set_by_note(p: &ParamAst) -> String {
     p.set_by.as_ref().map(|s| format!(" (from `--set {s}`)")).unwrap_or_default()
 }
 
@@ -384,9 +399,7 @@ impl Checker<'_> {
             out.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for spec in &specs {
             if let Err(e) = spec.check_bound(&values) {
-                let given = s.with.iter().find(|p| p.key.node == spec.name);
-                let span = given.map_or(s.name.span, |p| p.value.span);
-                let note = given.map(set_by_note).unwrap_or_default();
+                let (span, note) = param_place(s, Some(spec.name));
                 self.error(
                     Diag::new(format!("invalid value for `{name}.{}`{note}: {e}", spec.name))
                         .label(span, "beyond its bound")
@@ -400,13 +413,8 @@ impl Checker<'_> {
         if let (true, Some(entry)) = (ok, entry)
             && let Err(e) = entry.instance.check(&Params(out.clone()))
         {
-            let (key, message) = match &e {
-                Error::Param { key, message } => (Some(key.as_str()), message.clone()),
-                other => (None, other.to_string()),
-            };
-            let given = key.and_then(|k| s.with.iter().find(|p| p.key.node == k));
-            let span = given.map_or(s.name.span, |p| p.value.span);
-            let note = given.map(set_by_note).unwrap_or_default();
+            let (key, message) = param_error(&e);
+            let (span, note) = param_place(s, key);
             let subject =
                 key.map_or_else(|| format!("stage `{name}`"), |k| format!("`{name}.{k}`"));
             self.error(

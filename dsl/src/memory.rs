@@ -8,13 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use ticketlab_api::Error;
 use ticketlab_api::budget;
 use ticketlab_api::ir::{ExperimentIr, written_name};
 use ticketlab_api::plugin::registry::Registry;
 
 use crate::ast::Experiment;
-use crate::check::{flag_note, set_by_note};
+use crate::check::{flag_note, param_error, param_place};
 use crate::diag::Diag;
 
 /// A diagnostic for every written stage with a copy beyond the memory allowed.
@@ -28,10 +27,7 @@ pub fn refusals(ast: &Experiment, ir: &ExperimentIr, registry: &Registry) -> Vec
             continue;
         }
         let Some(stage) = ast.stages.iter().find(|s| s.name.node == base) else { continue };
-        let (key, message) = match &e {
-            Error::Param { key, message } => (Some(key.as_str()), message.clone()),
-            other => (None, other.to_string()),
-        };
+        let (key, message) = param_error(&e);
         // The value to change: the sweep axis that set it in this copy, else the stage's own.
         let axis = key.and_then(|k| {
             let full = format!("{base}.{k}");
@@ -41,12 +37,10 @@ pub fn refusals(ast: &Experiment, ir: &ExperimentIr, registry: &Registry) -> Vec
                 .flat_map(|s| s.grid.iter().chain(&s.zip))
                 .find(|a| swept && a.key.node == full)
         });
-        let given = key.and_then(|k| stage.with.iter().find(|p| p.key.node == k));
-        let (span, note) = match (axis, given) {
-            (Some(a), _) if !a.key.span.is_empty() => (a.key.span, flag_note(a)),
-            (Some(a), _) => (stage.name.span, flag_note(a)),
-            (None, Some(p)) => (p.value.span, set_by_note(p)),
-            (None, None) => (stage.name.span, String::new()),
+        let (span, note) = match axis {
+            Some(a) if !a.key.span.is_empty() => (a.key.span, flag_note(a)),
+            Some(a) => (stage.name.span, flag_note(a)),
+            None => param_place(stage, key),
         };
         let subject = match key {
             Some(k) => format!("`{base}.{k}`{note}"),

@@ -3,13 +3,14 @@
 //! parameter instead of aborting the process when the allocation fails.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::data::DatasetShape;
-use crate::ir::{ExperimentIr, StageIr, StageKind};
+use crate::ir::{ExperimentIr, StageKind};
 use crate::plugin::registry::Registry;
 use crate::plugin::{ModelSize, Params};
-use crate::tensor::Architecture;
+use crate::tensor::{Architecture, ParamDef};
 use crate::{Error, Result};
 
 /// The limit set with [`set_memory_limit`]; 0 = none set (the machine's memory).
@@ -29,14 +30,17 @@ pub fn memory_limit() -> (u64, &'static str) {
     }
 }
 
-/// Total memory from `/proc/meminfo`; where that cannot be read, no limit.
+/// Total memory from `/proc/meminfo`, read once; where that cannot be read, no limit.
 fn machine_memory() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/meminfo") else { return u64::MAX };
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse::<u64>().ok())
-        .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+    static TOTAL: OnceLock<u64> = OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let Ok(text) = std::fs::read_to_string("/proc/meminfo") else { return u64::MAX };
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kb| kb.trim().parse::<u64>().ok())
+            .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
+    })
 }
 
 /// Refuses `bytes` beyond the limit: an [`Error::Param`] at `key` saying what needs the memory
@@ -182,8 +186,7 @@ struct Model {
 
 /// The model size of a stage fed by `name`, found through the stages upstream of it.
 fn upstream_model(ir: &ExperimentIr, name: &str, models: &BTreeMap<&str, Model>) -> Option<Model> {
-    let stage: &StageIr = ir.stages.iter().find(|s| s.name == name)?;
-    stage.inputs.values().flatten().find_map(|p| models.get(p.as_str()).cloned())
+    ir.stage(name)?.inputs.values().flatten().find_map(|p| models.get(p.as_str()).cloned())
 }
 
 /// The architecture parameter with the largest value: the likeliest cause of a model too large.
@@ -199,17 +202,22 @@ fn culprit(params: &Params) -> &str {
 fn model_size(arch: &dyn Architecture, examples: usize) -> ModelSize {
     let defs = arch.parameters();
     ModelSize {
-        weights: defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add),
+        weights: weight_count(&defs),
         tensors: defs.len() as u64,
         examples: examples as u64,
     }
+}
+
+/// The weights of `defs`, in all, saturating.
+fn weight_count(defs: &[ParamDef]) -> u64 {
+    defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add)
 }
 
 /// Refuses a model whose weights would not fit, naming the architecture parameter with the
 /// largest value (the likeliest culprit) and the largest weight tensor.
 pub fn check_weights(arch: &dyn Architecture, params: &Params) -> Result<()> {
     let defs = arch.parameters();
-    let weights = defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add);
+    let weights = weight_count(&defs);
     let largest = defs.iter().max_by_key(|d| elements(&d.shape));
     let what = match largest {
         Some(d) => {

@@ -15,6 +15,7 @@
 //! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
 //! - [`error`]: the one error type, with the fix in every message.
 //! - [`budget`]: memory budgets checked before a stage allocates.
+//! - [`text`]: aligned plain-text tables for the commands.
 //!
 //! The crates around it, in the direction data flows: `ticketlab-dsl` (file -> AST -> IR),
 //! `ticketlab-engine` (IR -> plan -> stages -> store), `ticketlab-output` (store -> run
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod seed;
 pub mod tensor;
+pub mod text;
 
 pub use error::{Error, Result};
 #[doc(hidden)]

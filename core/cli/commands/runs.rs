@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use ticketlab_output::rundir::{RunFiles, find_runs};
+use ticketlab_api::text::table;
+use ticketlab_output::rundir::{find_runs, read_manifest, read_summary};
 use ticketlab_output::summary::Summary;
 
 use crate::failure::{Failure, print};
@@ -18,14 +19,13 @@ pub struct Args {
 
 /// Prints one line per run directory.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let dirs = if args.dirs.is_empty() { vec![PathBuf::from("runs")] } else { args.dirs };
-    let found = find_runs(&dirs).map_err(Failure::input)?;
+    let found = find_runs(&args.dirs).map_err(Failure::input)?;
     let mut rows: Vec<[String; 6]> = found
         .iter()
-        .map(|dir| match RunFiles::read(dir) {
-            Ok(run) => {
-                let stages = run.manifest.stages.len();
-                let done = run.manifest.stages.iter().filter(|s| s.seconds.is_some()).count();
+        .map(|dir| match read_manifest(dir).and_then(|m| Ok((m, read_summary(dir)?))) {
+            Ok((manifest, summary)) => {
+                let stages = manifest.stages.len();
+                let done = manifest.stages.iter().filter(|s| s.seconds.is_some()).count();
                 let finished = if done == stages {
                     "yes".to_string()
                 } else {
@@ -33,11 +33,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 };
                 [
                     dir.display().to_string(),
-                    run.manifest.experiment.clone(),
-                    run.manifest.created_utc.clone(),
-                    run.summary.arms.len().to_string(),
+                    manifest.experiment,
+                    manifest.created_utc,
+                    summary.arms.len().to_string(),
                     finished,
-                    headline(&run.summary),
+                    headline(&summary),
                 ]
             }
             Err(e) => [
@@ -52,19 +52,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .collect();
     // Newest first (the dates are ISO 8601, so they sort as text).
     rows.sort_by(|a, b| b[2].cmp(&a[2]).then_with(|| a[0].cmp(&b[0])));
-    let header =
-        ["run", "experiment", "created (UTC)", "arms", "finished", "headline"].map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
+    let mut out =
+        table(["run", "experiment", "created (UTC)", "arms", "finished", "headline"], &rows);
     let _ =
         writeln!(out, "{} run director{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" });
     print(&out)

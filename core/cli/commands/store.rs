@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ticketlab_api::budget::human;
-use ticketlab_output::rundir::{RunFiles, find_runs};
+use ticketlab_output::rundir::{RUNS_DIR, find_runs, read_manifest};
 
 use crate::failure::{Failure, print};
 
@@ -59,19 +59,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         return print(&out);
     };
-    let dirs = if runs.is_empty() { vec![PathBuf::from("runs")] } else { runs };
-    let found = find_runs(&dirs).map_err(Failure::input)?;
+    let found = find_runs(&runs).map_err(Failure::input)?;
     if found.is_empty() {
+        let looked: Vec<String> = runs.iter().map(|d| d.display().to_string()).collect();
+        let looked = if looked.is_empty() { RUNS_DIR.to_string() } else { looked.join(", ") };
         return Err(Failure::input(format!(
-            "no run directories in {}; pass the folders that hold them with --runs DIR (nothing was removed)",
-            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            "no run directories in {looked}; pass the folders that hold them with --runs DIR (nothing was removed)"
         )));
     }
     let mut kept: BTreeSet<String> = BTreeSet::new();
     for dir in &found {
         // A run directory that cannot be read protects nothing: refuse rather than guess.
-        let run = RunFiles::read(dir).map_err(Failure::input)?;
-        kept.extend(run.manifest.stages.iter().filter_map(|s| s.key.clone()));
+        let manifest = read_manifest(dir).map_err(Failure::input)?;
+        kept.extend(manifest.stages.into_iter().filter_map(|s| s.key));
     }
     let unused: Vec<_> = objects.iter().filter(|o| !kept.contains(o.key.as_str())).collect();
     let mut out = String::new();

@@ -10,6 +10,7 @@ use crate::plugin::Params;
 use crate::plugin::registry::{PluginEntry, Registry};
 use crate::{Error, Result};
 use ticketlab_api::budget;
+use ticketlab_api::text::table;
 
 /// One stage of a plan.
 #[derive(Debug, Clone)]
@@ -186,13 +187,6 @@ impl Plan {
                 ]
             })
             .collect();
-        let header = ["stage", "kind", "plugin", "key", "memory", "status"].map(String::from);
-        let mut widths = [0usize; 6];
-        for row in std::iter::once(&header).chain(&rows) {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -202,10 +196,8 @@ impl Plan {
             self.backend.device,
             self.backend.precision
         );
-        for row in std::iter::once(&header).chain(&rows) {
-            let line: Vec<String> =
-                row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+        for line in table(["stage", "kind", "plugin", "key", "memory", "status"], &rows).lines() {
+            let _ = writeln!(out, "  {line}");
         }
         let cached = self.stages.len() - self.to_run();
         let _ = writeln!(out, "{} to run, {cached} cached", self.to_run());

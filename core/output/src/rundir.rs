@@ -260,7 +260,6 @@ pub fn metrics_csv(lines: &[MetricLine], summary: &Summary) -> Result<String> {
     header.extend(
         ["step", "train_loss", "train_acc", "test_loss", "test_acc", "l1", "l2"].map(String::from),
     );
-    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let rows = lines.iter().map(|l| {
         let arm = summary.arm(&l.arm);
         let r = &l.record;
@@ -273,9 +272,9 @@ pub fn metrics_csv(lines: &[MetricLine], summary: &Summary) -> Result<String> {
         row.extend([
             r.step.to_string(),
             r.train_loss.to_string(),
-            opt(r.train_acc),
+            crate::summary::opt(r.train_acc),
             r.test_loss.to_string(),
-            opt(r.test_acc),
+            crate::summary::opt(r.test_acc),
             r.norms.l1.to_string(),
             r.norms.l2.to_string(),
         ]);
@@ -402,43 +401,62 @@ impl RunFiles {
     /// Reads the files of the run directory `dir`; a missing or malformed file is an error
     /// naming it.
     pub fn read(dir: &Path) -> Result<Self> {
-        let need = |name: &str| {
-            let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(Error::data(
-                    &path,
-                    format!(
-                        "missing: {} is not a run directory written by `ticketlab run`",
-                        dir.display()
-                    ),
-                ))
-            }
-        };
-        let metrics_path = need(names::METRICS)?;
+        let metrics_path = need(dir, names::METRICS)?;
         let masks_path = dir.join(names::MASKS);
         Ok(Self {
             dir: dir.to_path_buf(),
-            ir: files::read_json(&need(names::RESOLVED_JSON)?)?,
-            manifest: files::read_json(&need(names::MANIFEST)?)?,
-            summary: files::read_json(&need(names::SUMMARY_JSON)?)?,
+            ir: files::read_json(&need(dir, names::RESOLVED_JSON)?)?,
+            manifest: read_manifest(dir)?,
+            summary: read_summary(dir)?,
             metrics: parse_metrics(&metrics_path, &files::read(&metrics_path)?)?,
             masks: if masks_path.is_file() { files::read_json(&masks_path)? } else { Vec::new() },
         })
     }
 }
 
-/// The run directories in `dirs`: each folder that is one (it holds `manifest.json`), and the
-/// run directories directly inside each other folder; sorted by path.
+/// The manifest of the run directory `dir` alone (listings that need no metrics).
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    files::read_json(&need(dir, names::MANIFEST)?)
+}
+
+/// The summary of the run directory `dir` alone.
+pub fn read_summary(dir: &Path) -> Result<Summary> {
+    files::read_json(&need(dir, names::SUMMARY_JSON)?)
+}
+
+/// The path of the file `name` of the run directory `dir`, or an error saying it is missing.
+fn need(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    Err(Error::data(
+        &path,
+        format!("missing: {} is not a run directory written by `ticketlab run`", dir.display()),
+    ))
+}
+
+/// The folder run directories go into by default, relative to the working directory.
+pub const RUNS_DIR: &str = "runs";
+
+/// The run directories in `dirs` (none given: [`RUNS_DIR`]): each folder that is one (it holds
+/// `manifest.json`), and the run directories directly inside each other folder; sorted by path.
 pub fn find_runs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let default = [PathBuf::from(RUNS_DIR)];
+    let dirs = if dirs.is_empty() { &default[..] } else { dirs };
     let mut found = Vec::new();
     for dir in dirs {
         if dir.join(names::MANIFEST).is_file() {
             found.push(dir.clone());
             continue;
         }
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::data(
+                dir,
+                format!("no such folder; name a run directory or a folder of them (`ticketlab run` writes them under {RUNS_DIR}/)"),
+            ),
+            _ => Error::io(dir, e),
+        })?;
         for entry in entries.filter_map(|e| e.ok()) {
             if entry.path().join(names::MANIFEST).is_file() {
                 found.push(entry.path());
@@ -453,7 +471,7 @@ pub fn find_runs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// The default run directory of experiment `name`: `runs/<name>-<UTC yyyymmddThhmmss>`
 /// (relative to the current directory), the name made safe by [`files::file_safe`].
 pub fn default_run_dir(name: &str) -> PathBuf {
-    PathBuf::from("runs").join(format!(
+    PathBuf::from(RUNS_DIR).join(format!(
         "{}-{}",
         files::file_safe(name),
         utc_stamp(SystemTime::now(), false)

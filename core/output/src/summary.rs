@@ -242,7 +242,8 @@ pub const NUMBER_COLUMNS: [&str; 15] = [
     "baseline",
 ];
 
-fn opt<T: ToString>(v: Option<T>) -> String {
+/// A CSV cell of an optional value: empty when absent.
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 

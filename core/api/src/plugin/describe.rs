@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::registry::{Origin, PluginEntry, Registry, suggestion};
 use super::{ParamSpec, ParamType, PluginKind};
 use crate::ir::StageKind;
+use crate::text::table;
 use crate::{Error, Result};
 
 /// A table of every plugin: kind, name, version, origin (`built-in` or `dynamic`) and summary,
@@ -27,34 +28,6 @@ pub fn list(registry: &Registry) -> String {
         })
         .collect();
     table(["kind", "name", "version", "origin", "summary"], &rows)
-}
-
-/// Left-aligned columns separated by two spaces; the last column is not padded.
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; N]| {
-        let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in rows {
-        line(std::array::from_fn(|i| row[i].as_str()));
-    }
-    out
 }
 
 /// The stage kind whose stages use plugins of `kind`.
@@ -339,12 +312,6 @@ mod tests {
         assert_eq!(yaml_value(&Value::from("yes")), "\"yes\"");
         assert_eq!(yaml_value(&Value::from("2000")), "\"2000\"");
         assert_eq!(yaml_value(&Value::from("a b")), "\"a b\"");
-    }
-
-    #[test]
-    fn tables_align_columns() {
-        let rows = [["a".to_string(), "long".to_string()], ["bbb".to_string(), "x".to_string()]];
-        assert_eq!(table(["k", "v"], &rows), "k    v\na    long\nbbb  x\n");
     }
 
     #[test]

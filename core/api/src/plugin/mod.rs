@@ -179,7 +179,9 @@ pub trait TrainerPlugin: Send + Sync {
 
     /// The bytes a run with `params` keeps in memory for a model of `model`'s size, checked
     /// against [`crate::budget`]: an [`Error::Param`](crate::Error::Param) at the parameter to
-    /// change when it is too much. `None` (the default) when the trainer cannot say.
+    /// change when it is too much, or at the key `model` when the model is too large to train
+    /// at all (the estimate then reports it at the model stage's sizes). `None` (the default)
+    /// when the trainer cannot say.
     fn memory(&self, _params: &Params, _model: &ModelSize) -> Result<Option<u64>> {
         Ok(None)
     }

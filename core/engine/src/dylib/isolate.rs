@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::pruner::Layer;
-use super::{Adapter, CallSite, Returned, abi, open_adapter};
+use super::{Adapter, CallSite, Element, Returned, abi, open_adapter};
 use crate::{Error, Result};
 
 /// The program that serves isolated calls, if calls are isolated.
@@ -197,7 +197,7 @@ pub fn serve_isolated_call() -> Result<()> {
                     arrays.push(
                         bytes
                             .chunks_exact(4)
-                            .map(|b| f32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                            .map(<f32 as Element>::from_bytes)
                             .collect::<Vec<f32>>(),
                     );
                 }

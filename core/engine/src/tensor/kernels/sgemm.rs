@@ -112,20 +112,47 @@ impl Operator for Sgemm {
             return vec![Tensor::new(out)];
         }
         let mut out = vec![0.0f32; total];
+        if m * n * k <= SMALL_PRODUCT {
+            small_batch(super::threads(), &gemms, a, b, &mut out);
+            return vec![Tensor::new(out)];
+        }
+        let threads = super::threads();
         for g in gemms {
-            if m * n * k <= SMALL_PRODUCT {
-                g.small(a, b, &mut out);
-            } else if g.a_is_sparse(a) {
+            if g.a_is_sparse(a) {
                 g.sparse_a(a, b, &mut out);
             } else if g.transposed().a_is_sparse(b) {
                 // C^T = B^T A^T: the same loop with B's non-zeros.
                 g.transposed().sparse_a(b, a, &mut out);
             } else {
-                g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
+                g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
             }
         }
         vec![Tensor::new(out)]
     }
+}
+
+/// The small products of a contraction (one per batch entry, e.g. attention's per-example
+/// products), their batch entries split over `threads` when there are enough of them
+/// (each entry writes its own elements of `out`).
+fn small_batch(threads: usize, gemms: &[Gemm], a: &[f32], b: &[f32], out: &mut [f32]) {
+    let work: usize = gemms.iter().map(|g| g.m * g.n * g.k).sum();
+    let parts = if work >= SMALL_BATCH_PARALLEL { threads.min(gemms.len()) } else { 1 };
+    let out = SharedOut(out.as_mut_ptr());
+    let run = |lo: usize, hi: usize| {
+        let mut scratch = Scratch::default();
+        gemms[lo..hi].iter().for_each(|g| g.small(a, b, out, &mut scratch));
+    };
+    if parts <= 1 {
+        return run(0, gemms.len());
+    }
+    let cut = |p: usize| p * gemms.len() / parts;
+    super::pool(threads).scope(|s| {
+        for p in 1..parts {
+            let run = &run;
+            s.spawn(move |_| run(cut(p), cut(p + 1)));
+        }
+        run(0, cut(1));
+    });
 }
 
 /// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
@@ -166,6 +193,10 @@ const PARALLEL_PRODUCT: usize = 32 << 20;
 
 /// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
 const SPARSE_DENSITY: f64 = 0.125;
+
+/// A contraction of small products splits its batch entries over the threads from this many
+/// multiply-adds in all.
+const SMALL_BATCH_PARALLEL: usize = 1 << 20;
 
 /// Products computed by the sparse loop, so tests can tell that it ran.
 #[cfg(test)]
@@ -231,15 +262,59 @@ impl Gemm {
         }
     }
 
-    /// `C = A B` as dot products, each summed in order of `k`.
-    fn small(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
-        for i in 0..self.m {
-            for l in 0..self.n {
-                let mut sum = 0.0f32;
-                for j in 0..self.k {
-                    sum += a[self.a.at(i, j)] * b[self.b.at(j, l)];
+    /// `C = A B` with every element summed in order of `k` (bit for bit the plain loop
+    /// `sum += a_ij * b_jl`), as row updates over contiguous copies so that they vectorise.
+    /// Oriented so that the rows updated are the longer side of C.
+    fn small(&self, a: &[f32], b: &[f32], c: SharedOut, scratch: &mut Scratch) {
+        if self.n < self.m {
+            return self.transposed().small(b, a, c, scratch);
+        }
+        let (m, k, n) = (self.m, self.k, self.n);
+        if n < 16 {
+            // Too narrow to vectorise a row: one dot product per element.
+            for i in 0..m {
+                for l in 0..n {
+                    let sum =
+                        (0..k).fold(0.0f32, |s, j| s + a[self.a.at(i, j)] * b[self.b.at(j, l)]);
+                    // SAFETY: element (i, l) of C lies inside the output buffer and belongs to
+                    // this product alone.
+                    unsafe { *c.0.add(self.c.at(i, l)) = sum };
                 }
-                c[self.c.at(i, l)] = sum;
+            }
+            return;
+        }
+        scratch.rows_c.clear();
+        scratch.rows_c.resize(m * n, 0.0);
+        scratch.row_b.resize(n, 0.0);
+        for j in 0..k {
+            let row_b: &[f32] = if self.b.cols == 1 {
+                &b[self.b.at(j, 0)..][..n]
+            } else {
+                scratch.row_b.iter_mut().enumerate().for_each(|(l, x)| *x = b[self.b.at(j, l)]);
+                &scratch.row_b
+            };
+            for (i, row_c) in scratch.rows_c.chunks_exact_mut(n).enumerate() {
+                let aij = a[self.a.at(i, j)];
+                row_c.iter_mut().zip(row_b).for_each(|(o, x)| *o += aij * x);
+            }
+        }
+        self.write(&scratch.rows_c, c);
+    }
+
+    /// Writes the row-major `m x n` result `rows_c` into C, elements no other product of the
+    /// contraction writes.
+    fn write(&self, rows_c: &[f32], c: SharedOut) {
+        let n = self.n;
+        for (i, row) in rows_c.chunks_exact(n).enumerate() {
+            if self.c.cols == 1 {
+                // SAFETY: row i of C lies inside the output buffer (its strides come from the
+                // output's own shape) and belongs to this product alone.
+                unsafe { c.slice(self.c.at(i, 0), n) }.copy_from_slice(row);
+            } else {
+                for (l, v) in row.iter().enumerate() {
+                    // SAFETY: as above, for element (i, l).
+                    unsafe { *c.0.add(self.c.at(i, l)) = *v };
+                }
             }
         }
     }
@@ -307,10 +382,29 @@ impl Gemm {
     }
 }
 
+/// Buffers [`Gemm::small`] reuses over the batch entries of a contraction.
+#[derive(Default)]
+struct Scratch {
+    rows_c: Vec<f32>,
+    row_b: Vec<f32>,
+}
+
 /// The output buffer of a product whose blocks are computed on several threads, each writing
 /// its own rows or columns.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
+
+impl SharedOut {
+    /// Elements `start..start + len` of the buffer.
+    ///
+    /// # Safety
+    /// The buffer holds them and outlives the slice, and no other holder of this `SharedOut`
+    /// touches them meanwhile.
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        // SAFETY: as the caller promises.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
 
 // SAFETY: the blocks that share a `SharedOut` write disjoint elements, and the buffer outlives
 // the scope that runs them.
@@ -403,6 +497,69 @@ mod tests {
                     "{m}x{k}x{n} on {threads} threads"
                 );
             }
+        }
+    }
+
+    /// Small products give the bits of the plain loop `sum += a_ij * b_jl` in order of `k`
+    /// for every layout of A, B and C (row updates, transposed orientation, narrow dot
+    /// products), and a batch of them is the same on 1, 2 and 3 threads.
+    #[test]
+    fn small_products_give_the_plain_loops_bits_on_every_thread_count() {
+        let layouts = |rows: usize, cols: usize| {
+            [
+                Strided { offset: 0, rows: cols as isize, cols: 1 },
+                Strided { offset: 0, rows: 1, cols: rows as isize },
+            ]
+        };
+        for (m, k, n) in [(2, 128, 2), (2, 2, 128), (128, 2, 2), (3, 5, 40), (40, 7, 3)] {
+            let (a, b) = (values(m * k, 3), values(k * n, 4));
+            for (la, lb, lc) in layouts(m, k)
+                .into_iter()
+                .flat_map(|la| layouts(k, n).map(move |lb| (la, lb)))
+                .flat_map(|(la, lb)| layouts(m, n).map(move |lc| (la, lb, lc)))
+            {
+                let g = Gemm { m, k, n, a: la, b: lb, c: lc };
+                let mut plain = vec![0.0f32; m * n];
+                for i in 0..m {
+                    for l in 0..n {
+                        let mut sum = 0.0f32;
+                        for j in 0..k {
+                            sum += a[la.at(i, j)] * b[lb.at(j, l)];
+                        }
+                        plain[lc.at(i, l)] = sum;
+                    }
+                }
+                let mut c = vec![f32::NAN; m * n];
+                g.small(&a, &b, SharedOut(c.as_mut_ptr()), &mut Scratch::default());
+                assert!(
+                    c.iter().zip(&plain).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{m}x{k}x{n} with {la:?} {lb:?} {lc:?}"
+                );
+            }
+        }
+        // A batch of 2,100 products of 2 x 128 x 2, each writing its own 2 x 2 block.
+        let (m, k, n, batch) = (2, 128, 2, 2100);
+        let (a, b) = (values(batch * m * k, 5), values(batch * k * n, 6));
+        let gemms: Vec<Gemm> = (0..batch)
+            .map(|e| Gemm {
+                m,
+                k,
+                n,
+                a: Strided { offset: (e * m * k) as isize, rows: k as isize, cols: 1 },
+                b: Strided { offset: (e * k * n) as isize, rows: 1, cols: k as isize },
+                c: Strided { offset: (e * m * n) as isize, rows: n as isize, cols: 1 },
+            })
+            .collect();
+        assert!(batch * m * n * k >= SMALL_BATCH_PARALLEL);
+        let run = |threads| {
+            let mut out = vec![0.0f32; batch * m * n];
+            small_batch(threads, &gemms, &a, &b, &mut out);
+            out
+        };
+        let one = run(1);
+        assert!(one.iter().all(|v| v.is_finite()) && one.iter().any(|&v| v != 0.0));
+        for threads in [2, 3] {
+            assert!(one.iter().zip(run(threads)).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 }

@@ -365,3 +365,35 @@ fn the_report_aggregates_arms_over_their_seeds() {
     // Both seeds memorise within the tiny run and neither generalises.
     assert!(dense.contains("| 2 |") && dense.contains(" ± ") && dense.contains("never"), "{dense}");
 }
+
+/// `--grid mask.uses=[...]` trains one ticket per pruner: the summary names each pruner in its
+/// own column and in the swept `mask.uses` column.
+#[test]
+fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let args = with(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--grid",
+            "mask.uses=[magnitude, random]",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        &set,
+    );
+    let out = ticketlab(&args, cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = std::fs::read_to_string(cwd.path().join("out/summary.csv")).unwrap();
+    let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[..5], ["arm", "stage", "seed", "pruner", "mask.uses"]);
+    for pruner in ["magnitude", "random"] {
+        assert!(
+            summary.lines().any(|l| l.contains(&format!(",ticket_train,0,{pruner},{pruner},"))),
+            "{summary}"
+        );
+    }
+}

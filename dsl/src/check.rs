@@ -47,6 +47,22 @@ pub struct Axis {
     pub param: String,
     /// The values.
     pub values: Vec<Value>,
+    /// For a `STAGE.uses` axis (which plugin the stage uses): each plugin's parameters, the
+    /// stage's own with that plugin's defaults filled.
+    pub plugin_params: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+/// The sweep key that chooses a stage's plugin: `STAGE.uses`.
+pub const USES: &str = "uses";
+
+/// The plugins a `STAGE.uses` axis of `ast` lists for `stage`, as written.
+fn swept_plugins<'a>(ast: &'a Experiment, stage: &str) -> impl Iterator<Item = &'a str> {
+    let key = format!("{stage}.{USES}");
+    ast.sweep
+        .iter()
+        .flat_map(|sw| sw.grid.iter().chain(&sw.zip))
+        .filter(move |a| a.key.node == key)
+        .flat_map(|a| a.values.iter().filter_map(|v| v.node.as_str()))
 }
 
 /// A checked sweep.
@@ -675,7 +691,8 @@ impl Checker<'_> {
                 }
             }
         }
-        let zip = zip.into_iter().map(|(a, _)| a).collect();
+        let zip: Vec<Axis> = zip.into_iter().map(|(a, _)| a).collect();
+        self.swept_params_fit_every_plugin(&grid.iter().chain(&zip).collect::<Vec<_>>(), ast);
         if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() && !self.gaps.sweep {
             self.error(
                 Diag::new("the sweep is empty")
@@ -775,8 +792,16 @@ impl Checker<'_> {
             return None;
         };
         let kind = StageKind::parse(&s.kind.node)?;
+        if param == USES {
+            return self.uses_axis(axis, s, kind, refuse_repeats);
+        }
         let plugin = s.uses.as_ref().map(|u| u.node.as_str());
-        let specs = self.specs(kind, plugin)?;
+        let mut specs = self.specs(kind, plugin)?;
+        // With its plugin swept, a stage takes the parameters of any of those plugins; which
+        // combinations fail is reported once all axes are known.
+        for other in swept_plugins(ast, stage) {
+            specs.extend(self.specs(kind, Some(other)).unwrap_or_default());
+        }
         let Some(spec) = specs.iter().find(|p| p.name == param) else {
             let valid: Vec<&str> = specs.iter().map(|p| p.name).collect();
             let d = Diag::new(format!(
@@ -820,6 +845,119 @@ impl Checker<'_> {
             stage: stage.to_string(),
             param: param.to_string(),
             values: axis.values.iter().map(|v| v.node.clone()).collect(),
+            plugin_params: BTreeMap::new(),
         })
+    }
+
+    /// A `STAGE.uses` axis: every value names a plugin of the stage's kind, and the stage's
+    /// parameters are valid for each (problems are reported at the parameter and the value).
+    fn uses_axis(
+        &mut self,
+        axis: &SweepAxis,
+        s: &StageAst,
+        kind: StageKind,
+        refuse_repeats: bool,
+    ) -> Option<Axis> {
+        let (key, note, stage) = (axis.key.node.as_str(), flag_note(axis), s.name.node.as_str());
+        let Some(pk) = kind.plugin_kind() else {
+            let d = Diag::new(format!(
+                "sweep key `{key}`{note}: rewind stage `{stage}` uses no plugin to sweep"
+            ));
+            self.error(axis_label(d, axis, axis.key.span, "rewind is built into the core").help(
+                "sweep its `mode` instead (rewind, reinit, norm_l1, norm_l2), or the `uses` of a stage with a plugin",
+            ));
+            return None;
+        };
+        if axis.values.is_empty() {
+            let d = Diag::new(format!("sweep axis `{key}`{note} has no values"));
+            self.error(
+                axis_label(d, axis, axis.span, "empty list")
+                    .help("give at least one plugin name, or remove the axis"),
+            );
+            return None;
+        }
+        let known = self.registry.names(pk);
+        let mut plugin_params = BTreeMap::new();
+        let mut ok = true;
+        for v in &axis.values {
+            let Some(name) = v.node.as_str().filter(|n| self.registry.get(pk, n).is_some()) else {
+                let written = v.node.as_str().map_or_else(|| v.node.to_string(), str::to_string);
+                let d = Diag::new(format!(
+                    "invalid sweep value for `{key}`{note}: no {pk} plugin called `{written}`"
+                ));
+                self.error(axis_label(d, axis, v.span, "unknown plugin").help(suggestion(
+                    &written,
+                    &known,
+                    &format!("known {pk} plugins"),
+                )));
+                ok = false;
+                continue;
+            };
+            if plugin_params.contains_key(name) {
+                if refuse_repeats {
+                    let d = Diag::new(format!("sweep axis `{key}`{note} lists `{name}` twice"));
+                    self.error(
+                        axis_label(d, axis, v.span, "repeated value")
+                            .help("each value of a grid axis makes a sweep point; list it once"),
+                    );
+                    ok = false;
+                }
+                continue;
+            }
+            let before = self.diags.len();
+            match self.params(s, kind, Some(name)) {
+                Some(params) => {
+                    plugin_params.insert(name.to_string(), params);
+                }
+                None => ok = false,
+            }
+            for d in &mut self.diags[before..] {
+                d.message.push_str(&format!(" (with `uses: {name}`, swept by `{key}`{note})"));
+                if axis.set_by.is_none() || !v.span.is_empty() {
+                    d.labels.push((v.span, format!("`{stage}` uses `{name}` here")));
+                }
+            }
+        }
+        ok.then(|| Axis {
+            key: key.to_string(),
+            stage: stage.to_string(),
+            param: USES.to_string(),
+            values: axis.values.iter().map(|v| v.node.clone()).collect(),
+            plugin_params,
+        })
+    }
+
+    /// Every other swept parameter of a stage whose plugin is swept is a parameter of each of
+    /// its plugins, with values valid for each.
+    fn swept_params_fit_every_plugin(&mut self, axes: &[&Axis], ast: &Experiment) {
+        for uses in axes.iter().filter(|a| a.param == USES) {
+            let Some(s) = ast.stage(&uses.stage) else { continue };
+            let Some(kind) = StageKind::parse(&s.kind.node) else { continue };
+            for other in axes.iter().filter(|a| a.stage == uses.stage && a.param != USES) {
+                for plugin in uses.plugin_params.keys() {
+                    let Some(specs) = self.specs(kind, Some(plugin)) else { continue };
+                    let problem = match specs.iter().find(|p| p.name == other.param) {
+                        None => Some(format!("`{plugin}` has no parameter `{}`", other.param)),
+                        Some(spec) => other.values.iter().find_map(|v| {
+                            spec.check(v).err().map(|e| format!("`{plugin}` refuses {v}: {e}"))
+                        }),
+                    };
+                    if let Some(problem) = problem {
+                        let span = s.uses.as_ref().map_or(s.name.span, |u| u.span);
+                        self.error(
+                            Diag::new(format!(
+                                "sweep axes `{}` and `{}` do not combine: {problem}",
+                                uses.key, other.key
+                            ))
+                            .label(span, format!("`{}` is swept", uses.key))
+                            .help(format!(
+                                "sweep `{}` only over plugins that take it, or split the study into two experiments",
+                                other.key
+                            )),
+                        );
+                    }
+                }
+            }
+        }
     }
 }

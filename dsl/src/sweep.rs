@@ -6,7 +6,9 @@
 //! of every stage upstream of it. A stage that depends on no swept value is shared by all points.
 //! Copies are named `stage[key=value,...]` (keys sorted, values as compact JSON). With
 //! `seeds: N > 1` the whole experiment is repeated with root seeds `seed + 0 .. seed + N - 1` and
-//! every stage name gets `@seedR`, R being the repeat's root seed.
+//! every stage name gets `@seedR`, R being the repeat's root seed. A `STAGE.uses` axis sweeps
+//! which plugin a stage uses: each copy takes that plugin's parameters (its defaults filled),
+//! then the point's other swept values.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -14,7 +16,7 @@ use serde_json::Value;
 use ticketlab_api::ir::StageIr;
 use ticketlab_api::seed;
 
-use crate::check::{Checked, CheckedStage, Sweep};
+use crate::check::{Checked, CheckedStage, Sweep, USES};
 
 /// A sweep point: `STAGE.PARAM` to value.
 pub type Point = BTreeMap<String, Value>;
@@ -72,8 +74,14 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
     let by_name: HashMap<&str, &CheckedStage> =
         checked.stages.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut own: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    // `STAGE.uses` axes: each plugin's parameters for that stage.
+    let mut plugin_params: HashMap<&str, &BTreeMap<String, BTreeMap<String, Value>>> =
+        HashMap::new();
     for axis in checked.sweep.grid.iter().chain(&checked.sweep.zip) {
         own.entry(axis.stage.as_str()).or_default().insert(axis.key.clone());
+        if axis.param == USES {
+            plugin_params.insert(axis.stage.as_str(), &axis.plugin_params);
+        }
     }
     let mut relevant: HashMap<String, BTreeSet<String>> = HashMap::new();
     for s in &checked.stages {
@@ -93,10 +101,20 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                 if stages.contains_key(&name) {
                     continue;
                 }
-                let mut params = s.params.clone();
+                // The plugin first (it decides the defaults), then the swept parameters.
+                let plugin = restricted
+                    .get(&format!("{}.{USES}", s.name))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| s.plugin.clone());
+                let mut params = match (plugin_params.get(s.name.as_str()), &plugin) {
+                    (Some(by_plugin), Some(p)) => by_plugin.get(p).cloned().unwrap_or_default(),
+                    _ => s.params.clone(),
+                };
                 for (key, value) in &restricted {
                     if let Some((stage, param)) = key.split_once('.')
                         && stage == s.name
+                        && param != USES
                     {
                         params.insert(param.to_string(), value.clone());
                     }
@@ -120,7 +138,7 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                     seed: seed::derive(root, &unrepeated),
                     name: name.clone(),
                     kind: s.kind,
-                    plugin: s.plugin.clone(),
+                    plugin,
                     params,
                     inputs,
                     sweep: restricted,

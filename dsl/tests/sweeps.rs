@@ -406,3 +406,68 @@ fn adding_a_stage_changes_no_other_stage_seed_or_key() {
         );
     }
 }
+
+/// `STAGE.uses` sweeps which plugin a stage uses: one copy per plugin, each with its own
+/// parameters and defaults, combined with the other axes like any swept parameter; from the
+/// file and from `--grid` alike.
+#[test]
+fn sweeping_uses_copies_the_stage_once_per_plugin() {
+    let ir = quickstart_with("  grid: { mask.uses: [magnitude, snip], mask.rate: [0.3, 0.6] }\n");
+    assert_well_formed(&ir);
+    assert_eq!(ir.stages.len(), 3 + 4 * 4);
+    for (uses, rate) in [("magnitude", "0.3"), ("snip", "0.6")] {
+        let name = format!("mask[mask.rate={rate},mask.uses=\"{uses}\"]");
+        let mask = ir.stage(&name).unwrap_or_else(|| panic!("{name} in {:?}", names(&ir)));
+        assert_eq!(mask.plugin.as_deref(), Some(uses));
+        assert_eq!(mask.params["rate"].to_string(), rate);
+        assert!(!mask.params.contains_key("uses"));
+        // snip's own parameter comes with its default; magnitude has none of its own.
+        assert_eq!(mask.params.contains_key("batch"), uses == "snip", "{:?}", mask.params);
+        let ticket = ir.stage(&format!("ticket[mask.rate={rate},mask.uses=\"{uses}\"]")).unwrap();
+        assert_eq!(ticket.inputs["mask"], std::slice::from_ref(&mask.name));
+    }
+    let cli = quickstart_cli(
+        "",
+        &flags(&["mask.uses=[magnitude, snip]", "mask.rate=[0.3, 0.6]"], &[], None),
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(json(&cli), json(&ir));
+}
+
+/// A swept plugin is checked like the file's own: an unknown name (with a suggestion), a
+/// rewind stage (no plugin), a parameter the stage gives that a swept plugin does not take,
+/// and a swept parameter that a swept plugin does not take.
+#[test]
+fn sweeping_uses_is_checked_for_every_plugin() {
+    let refused = |file: &str, grid: &[&str]| {
+        messages(&quickstart_cli(file, &flags(grid, &[], None)).expect_err("refused"))
+    };
+    let d = refused("", &["mask.uses=[magnitude, snipp]"]);
+    assert!(d.contains("no pruner plugin called `snipp`") && d.contains("snip"), "{d}");
+    let d = refused("", &["ticket.uses=[magnitude]"]);
+    assert!(d.contains("rewind stage `ticket` uses no plugin to sweep"), "{d}");
+    let d = refused("", &["mask.uses=[snip, magnitude]", "mask.batch=[10, 20]"]);
+    assert!(
+        d.contains(
+            "`mask.uses` and `mask.batch` do not combine: `magnitude` has no parameter `batch`"
+        ),
+        "{d}"
+    );
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
+    let with_batch = base.replace(
+        "uses: magnitude\n    with: { rate: 0.6 }",
+        "uses: snip\n    with: { rate: 0.6, batch: 8 }",
+    );
+    assert_ne!(with_batch, base);
+    let d = messages(
+        &common::load_text(
+            "experiments/sweep.yaml",
+            &format!("{with_batch}sweep:\n  grid: {{ mask.uses: [snip, magnitude] }}\n"),
+        )
+        .expect_err("refused"),
+    );
+    assert!(
+        d.contains("unknown parameter `batch` in stage `mask` (prune/magnitude) (with `uses: magnitude`, swept by `mask.uses`)"),
+        "{d}"
+    );
+}

@@ -364,6 +364,14 @@ fn the_report_aggregates_arms_over_their_seeds() {
     let dense = report.lines().find(|l| l.starts_with("| `dense` |")).unwrap_or_default();
     // Both seeds memorise within the tiny run and neither generalises.
     assert!(dense.contains("| 2 |") && dense.contains(" ± ") && dense.contains("never"), "{dense}");
+    // Figures draw each arm once, as the mean over its seeds with a band.
+    for figure in ["accuracy.svg", "loss.svg", "norms.svg", "masks.svg"] {
+        let svg = std::fs::read_to_string(cwd.path().join("out/figures").join(figure)).unwrap();
+        assert!(!svg.contains("@seed"), "{figure} names seed repeats");
+        assert!(svg.contains("mean of 2 seeds"), "{figure} says it shows means");
+    }
+    let accuracy = std::fs::read_to_string(cwd.path().join("out/figures/accuracy.svg")).unwrap();
+    assert!(accuracy.contains("<polygon"), "the seeds' band");
 }
 
 /// `--grid mask.uses=[...]` trains one ticket per pruner: the summary names each pruner in its
@@ -390,10 +398,17 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
     let summary = std::fs::read_to_string(cwd.path().join("out/summary.csv")).unwrap();
     let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
     assert_eq!(&header[..5], ["arm", "stage", "seed", "pruner", "mask.uses"]);
+    let rate = std::fs::read_to_string(cwd.path().join("out/figures/rate.svg")).unwrap();
+    let report = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();
     for pruner in ["magnitude", "random"] {
         assert!(
             summary.lines().any(|l| l.contains(&format!(",ticket_train,0,{pruner},{pruner},"))),
             "{summary}"
         );
+        // One line per pruner in the rate figure, and a pruner column in the report.
+        assert!(rate.contains(&format!("ticket_train ({pruner})")), "{pruner} line");
+        assert!(report.contains(&format!(" | {pruner} | ")), "{pruner} column: {report}");
     }
+    // The tiny run generalises nowhere: every point sits in the "never" row.
+    assert!(rate.contains("never"), "never row");
 }

@@ -214,6 +214,7 @@ fn kind_of(arm: &SummaryRow) -> String {
 fn arm_columns(with_run: bool) -> Vec<Column> {
     let mut cols = vec![
         ("arm", false),
+        ("pruner", false),
         ("steps", true),
         ("density", true),
         ("mask rate", true),
@@ -249,6 +250,7 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
                 format!("`{}`", a.arm)
             });
             row.extend([
+                a.pruner.clone().unwrap_or_else(dash),
                 a.run.steps.to_string(),
                 num(a.run.density),
                 a.mask_rate.map_or_else(dash, num),

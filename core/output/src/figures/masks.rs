@@ -1,10 +1,13 @@
-//! Per-layer density of every mask, as grouped bars.
+//! Per-layer density of every mask (over its seed repeats), as grouped bars.
 
 use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use super::{Area, Drawn, FONT, Figure, MASKS, SIZE, arm_colour, fmt_num, render};
+use super::{
+    Area, Drawn, FONT, Figure, LegendEntry, MASKS, Mark, SIZE, arm_colour, beside_legend, fmt_num,
+    legend_width, over_seeds_name, render,
+};
 use crate::artifact::{Artifact, MaskArtifact};
 use crate::ir::ExperimentIr;
 
@@ -32,10 +35,39 @@ pub(super) fn densities(
             }
         }
     }
+    // Masks grouped over their seed repeats, in IR order.
+    let mut groups: Vec<(&str, Vec<&MaskArtifact>)> = Vec::new();
+    for (name, m) in &masks {
+        let group = over_seeds_name(name);
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, ms)) => ms.push(m),
+            None => groups.push((group, vec![m])),
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let legend: Vec<LegendEntry> = groups
+        .iter()
+        .enumerate()
+        .map(|(j, (name, ms))| {
+            let density: Vec<f64> = ms.iter().map(|m| m.report.density).collect();
+            let seeds =
+                if ms.len() > 1 { format!(", mean of {} seeds", ms.len()) } else { String::new() };
+            LegendEntry {
+                label: format!(
+                    "{name} (rate {}, density {}{seeds})",
+                    fmt_num(ms[0].rate),
+                    fmt_num(mean(&density))
+                ),
+                colour: arm_colour(j),
+                mark: Mark::Bar,
+            }
+        })
+        .collect();
     let n = layers.len().max(1) as f64;
-    let width = (SIZE.0).max(120 + 70 * layers.len() as u32);
+    let width = (SIZE.0).max(120 + 70 * layers.len() as u32) + legend_width(&legend);
     let svg = render(MASKS, (width, SIZE.1), |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
+        let plot = beside_legend(root, &legend)?;
+        let mut chart = ChartBuilder::on(&plot)
             .caption("Mask density per layer", (FONT, 18))
             .margin(12)
             .x_label_area_size(50)
@@ -57,30 +89,38 @@ pub(super) fn densities(
             .y_desc("fraction kept")
             .y_label_formatter(&|v| fmt_num(*v))
             .draw()?;
-        let bar = 0.8 / masks.len() as f64;
-        for (j, (name, m)) in masks.iter().enumerate() {
+        let bar = 0.8 / groups.len() as f64;
+        for (j, (_, ms)) in groups.iter().enumerate() {
             let c = arm_colour(j);
-            let bars = layers.iter().enumerate().filter_map(|(i, l)| {
-                let d = m.report.layers.get(*l)?.density;
+            for (i, l) in layers.iter().enumerate() {
+                let d: Vec<f64> =
+                    ms.iter().filter_map(|m| m.report.layers.get(*l).map(|x| x.density)).collect();
+                if d.is_empty() {
+                    continue;
+                }
                 let x0 = i as f64 - 0.4 + j as f64 * bar;
-                Some(Rectangle::new([(x0, 0.0), (x0 + bar * 0.9, d)], c.filled()))
-            });
-            chart
-                .draw_series(bars)?
-                .label(format!(
-                    "{name} (rate {}, global density {})",
-                    fmt_num(m.rate),
-                    fmt_num(m.report.density)
-                ))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+                let mid = x0 + bar * 0.45;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x0 + bar * 0.9, mean(&d))],
+                    c.filled(),
+                )))?;
+                let (lo, hi) = d
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                if hi > lo {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(mid, lo), (mid, hi)],
+                        BLACK.stroke_width(1),
+                    )))?;
+                }
+            }
         }
-        super::legend(&mut chart, 12, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })?;
     Ok(Some(Figure {
         file: MASKS.into(),
         title: "Mask density per layer".into(),
-        caption: "Fraction of each prunable layer's weights kept by each mask; a bar at 0 is a collapsed layer.".into(),
+        caption: "Fraction of each prunable layer's weights kept by each mask; with seed repeats, the mean over the seeds with a line from the lowest to the highest. A bar at 0 is a collapsed layer.".into(),
         from_metrics: false,
         svg,
     }))

@@ -161,14 +161,58 @@ pub fn arm_colour_hex(i: usize) -> String {
     format!("#{r:02X}{g:02X}{b:02X}")
 }
 
-/// One arm's records with its colour index.
+/// One arm over its seed repeats (`dense@seed0`, `dense@seed1` are the arm `dense`): its
+/// colour and each seed's records in step order.
 pub(crate) struct ArmSeries<'a> {
-    pub name: &'a str,
+    pub name: String,
     pub colour: RGBColor,
-    pub records: Vec<&'a EvalRecord>,
+    pub runs: Vec<Vec<&'a EvalRecord>>,
 }
 
-/// Arms in summary order (then any arm only present in the metrics), each with its records.
+impl ArmSeries<'_> {
+    /// Every evaluation of every seed.
+    pub(crate) fn records(&self) -> impl Iterator<Item = &EvalRecord> {
+        self.runs.iter().flatten().copied()
+    }
+
+    /// `(step, mean, min, max)` of `value` over the seeds, at each step every seed evaluated
+    /// with a finite value (and, for a log step axis, `step > 0`).
+    pub(crate) fn mean_band(
+        &self,
+        positive_steps: bool,
+        value: impl Fn(&EvalRecord) -> Option<f64>,
+    ) -> Vec<(f64, f64, f64, f64)> {
+        let mut by_step: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for run in &self.runs {
+            for r in run.iter().filter(|r| !positive_steps || r.step > 0) {
+                if let Some(v) = value(r).filter(|v| v.is_finite()) {
+                    by_step.entry(r.step).or_default().push(v);
+                }
+            }
+        }
+        by_step
+            .into_iter()
+            .filter(|(_, vs)| vs.len() == self.runs.len())
+            .map(|(step, vs)| {
+                let mean = vs.iter().sum::<f64>() / vs.len() as f64;
+                let (lo, hi) = vs
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                (step as f64, mean, lo, hi)
+            })
+            .collect()
+    }
+}
+
+/// An arm's name without its seed repeat's `@seedN`.
+pub(crate) fn over_seeds_name(arm: &str) -> &str {
+    match crate::summary::repeat_seed(arm) {
+        Some(_) => arm.rsplit_once("@seed").map_or(arm, |(name, _)| name),
+        None => arm,
+    }
+}
+
+/// Arms in summary order (then any arm only present in the metrics), seeds grouped.
 fn arm_series<'a>(summary: &'a Summary, metrics: &'a [MetricLine]) -> Vec<ArmSeries<'a>> {
     let mut names: Vec<&str> = summary.arms.iter().map(|a| a.arm.as_str()).collect();
     for m in metrics {
@@ -176,16 +220,106 @@ fn arm_series<'a>(summary: &'a Summary, metrics: &'a [MetricLine]) -> Vec<ArmSer
             names.push(&m.arm);
         }
     }
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut records: Vec<&EvalRecord> =
-                metrics.iter().filter(|m| m.arm == name).map(|m| &m.record).collect();
-            records.sort_by_key(|r| r.step);
-            ArmSeries { name, colour: arm_colour(i), records }
-        })
-        .collect()
+    let mut out: Vec<ArmSeries<'a>> = Vec::new();
+    for name in names {
+        let mut records: Vec<&EvalRecord> =
+            metrics.iter().filter(|m| m.arm == name).map(|m| &m.record).collect();
+        records.sort_by_key(|r| r.step);
+        let group = over_seeds_name(name);
+        match out.iter_mut().find(|a| a.name == group) {
+            Some(a) => a.runs.push(records),
+            None => {
+                let colour = arm_colour(out.len());
+                out.push(ArmSeries { name: group.to_string(), colour, runs: vec![records] });
+            }
+        }
+    }
+    out
+}
+
+/// The first evaluated step after 0 (where a log step axis starts), and the last.
+pub(crate) fn step_range(arms: &[ArmSeries<'_>]) -> (f64, f64) {
+    let steps = || arms.iter().flat_map(|a| a.records().map(|r| r.step)).filter(|s| *s > 0);
+    let first = steps().min().unwrap_or(1);
+    let last = steps().max().unwrap_or(10).max(first * 10);
+    (first as f64, last as f64)
+}
+
+/// One entry of a legend drawn beside the plot: a label and how its series is drawn.
+pub(crate) struct LegendEntry {
+    pub label: String,
+    pub colour: RGBColor,
+    pub mark: Mark,
+}
+
+/// How a legend entry draws its series' sample.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Mark {
+    Line,
+    Dashed,
+    Bar,
+}
+
+/// Width in pixels of a legend column holding `entries` (at most [`LEGEND_MAX`]).
+pub(crate) fn legend_width(entries: &[LegendEntry]) -> u32 {
+    let chars = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(0) as u32;
+    if entries.is_empty() { 0 } else { (40 + chars * 11 / 2).min(LEGEND_MAX) }
+}
+
+/// The widest legend column; longer labels are cut with an ellipsis.
+const LEGEND_MAX: u32 = 560;
+
+/// Splits `root` into the plot (left) and a legend column of `entries` (right), drawn outside
+/// the plot so it never covers data.
+pub(crate) fn beside_legend<'a>(
+    root: &Area<'a>,
+    entries: &[LegendEntry],
+) -> std::result::Result<Area<'a>, Box<dyn std::error::Error>> {
+    let width = legend_width(entries);
+    if width == 0 {
+        return Ok(root.clone());
+    }
+    let (w, _) = root.dim_in_pixel();
+    let (plot, side) = root.split_horizontally(w.saturating_sub(width));
+    // Labels are cut only when the column is at its widest.
+    let max_chars = if width < LEGEND_MAX { usize::MAX } else { ((width - 40) * 2 / 11) as usize };
+    for (i, e) in entries.iter().enumerate() {
+        let y = 50 + 17 * i as i32;
+        let sample: Vec<(i32, i32)> = vec![(6, y), (28, y)];
+        match e.mark {
+            Mark::Line => side.draw(&PathElement::new(sample, e.colour.stroke_width(2)))?,
+            Mark::Dashed => {
+                side.draw(&PathElement::new(vec![(6, y), (13, y)], e.colour.stroke_width(2)))?;
+                side.draw(&PathElement::new(vec![(19, y), (28, y)], e.colour.stroke_width(2)))?
+            }
+            Mark::Bar => {
+                side.draw(&Rectangle::new([(10, y - 5), (24, y + 5)], e.colour.filled()))?
+            }
+        }
+        let label = if e.label.chars().count() > max_chars {
+            let cut: String = e.label.chars().take(max_chars.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            e.label.clone()
+        };
+        side.draw(&Text::new(label, (34, y - 6), (FONT, 11).into_font()))?;
+    }
+    Ok(plot)
+}
+
+/// Tick labels for a log axis over `lo..hi` in one notation: powers of ten as `1e-3` when the
+/// range reaches below 0.01 or above 10,000, else [`fmt_num`].
+pub(crate) fn log_tick_formatter(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
+    let scientific = lo < 0.01 || hi >= 1e4;
+    move |v: &f64| {
+        if scientific {
+            let e = v.log10().floor();
+            let m = v / 10f64.powf(e);
+            if (m - 1.0).abs() < 1e-6 { format!("1e{e}") } else { format!("{}e{e}", trim(m)) }
+        } else {
+            fmt_num(*v)
+        }
+    }
 }
 
 /// The SVG drawing area figures draw on.
@@ -301,6 +435,16 @@ mod tests {
                 && !is_plain_file_name("/etc/passwd")
                 && !is_plain_file_name(".hidden")
         );
+    }
+
+    /// A log axis reaching below 0.01 labels every tick as a power of ten, one notation.
+    #[test]
+    fn log_ticks_use_one_notation() {
+        let wide = log_tick_formatter(1e-6, 10.0);
+        let ticks: Vec<String> = [1e-6, 1e-3, 0.1, 1.0, 10.0, 0.002].iter().map(&wide).collect();
+        assert_eq!(ticks, ["1e-6", "1e-3", "1e-1", "1e0", "1e1", "2e-3"]);
+        let narrow = log_tick_formatter(0.05, 5.0);
+        assert_eq!([0.1, 1.0, 2.5].iter().map(narrow).collect::<Vec<_>>(), ["0.1", "1", "2.5"]);
     }
 
     #[test]

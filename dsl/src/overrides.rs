@@ -13,6 +13,7 @@
 //! that the checker's diagnostics about it name the flag.
 //!
 //! A `--set` on a parameter that is swept is refused: the sweep's values would silently win.
+//! `--set STAGE.uses=NAME` changes the plugin a stage uses.
 
 use serde_yaml::Value as Yaml;
 
@@ -251,6 +252,18 @@ fn apply_one(ast: &mut Experiment, arg: &str) -> Result<(), Diag> {
             &suggestion(stage, &names, "stages"),
         ));
     };
+    if param == crate::check::USES {
+        // `STAGE.uses` chooses the stage's plugin, as in the file.
+        let Some(name) = value.as_str() else {
+            return Err(bad(
+                format!("`uses` names a plugin, found `{text}`"),
+                "write e.g. `--set mask.uses=snip`",
+            ));
+        };
+        let span = s.uses.as_ref().map_or(s.name.span, |u| u.span);
+        s.uses = Some(Spanned::new(name.to_string(), span));
+        return Ok(());
+    }
     set_param(s, param, value, arg);
     Ok(())
 }

@@ -471,3 +471,22 @@ fn sweeping_uses_is_checked_for_every_plugin() {
         "{d}"
     );
 }
+
+/// `--set mask.uses=random` is the file with `uses: random`; a value that is not a name is
+/// refused naming the flag.
+#[test]
+fn setting_uses_changes_the_plugin() {
+    let set = |arg: &str| CliOverrides { set: vec![arg.to_string()], ..flags(&[], &[], None) };
+    let ir =
+        quickstart_cli("", &set("mask.uses=random")).unwrap_or_else(|d| panic!("{}", d.render()));
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
+    let file = common::load_text(
+        "experiments/sweep.yaml",
+        &base.replace("uses: magnitude", "uses: random"),
+    )
+    .unwrap();
+    assert_eq!(ir.stage("mask").unwrap().plugin.as_deref(), Some("random"));
+    assert_eq!(json(&ir), json(&file));
+    let d = messages(&quickstart_cli("", &set("mask.uses=[a, b]")).unwrap_err());
+    assert!(d.contains("`--set mask.uses=[a, b]`: `uses` names a plugin"), "{d}");
+}

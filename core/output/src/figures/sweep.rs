@@ -78,7 +78,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     if base_seeds > 0 {
         legend.push(LegendEntry {
             label: if base_seeds > 1 {
-                format!("dense baseline (mean of {base_seeds} seeds; band: min to max)")
+                format!("dense baseline (mean of {base_seeds}; band: min to max)")
             } else {
                 "dense baseline".into()
             },

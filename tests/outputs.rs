@@ -412,3 +412,37 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
     // The tiny run generalises nowhere: every point sits in the "never" row.
     assert!(rate.contains("never"), "never row");
 }
+
+/// `--set mask.levels=2` runs iterative magnitude pruning: the second level's ticket keeps
+/// (1 - rate)^2 of the weights, inside the first level's mask, and both are arms.
+#[test]
+fn levels_prune_the_previous_levels_ticket_further() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let args = with(
+        &["run", file.to_str().unwrap(), "--set", "mask.levels=2", "--out", "out", "--quiet"],
+        &set,
+    );
+    let out = ticketlab(&args, cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cwd.path().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let density = |arm: &str| {
+        summary["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arm"] == arm)
+            .and_then(|a| a["density"].as_f64())
+            .unwrap_or_else(|| panic!("{arm} in {summary}"))
+    };
+    assert!((density("ticket_train[mask.level=1]") - 0.4).abs() < 1e-3);
+    assert!((density("ticket_train[mask.level=2]") - 0.16).abs() < 1e-3);
+    let masks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.path().join("out/masks.json")).unwrap())
+            .unwrap();
+    assert!(masks.to_string().contains("mask[mask.level=2]"), "{masks}");
+}

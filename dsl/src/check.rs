@@ -52,6 +52,8 @@ pub struct Axis {
     pub plugin_params: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
+use ticketlab_api::ir::LEVELS;
+
 /// The sweep key that chooses a stage's plugin: `STAGE.uses`.
 pub const USES: &str = "uses";
 
@@ -91,6 +93,35 @@ pub struct Checked {
     pub stages: Vec<CheckedStage>,
     /// The sweep (one point and one seed when absent).
     pub sweep: Sweep,
+    /// Iterative pruning chains (prune stages with `levels` above 1).
+    pub levels: Vec<Levels>,
+}
+
+/// A prune stage with `levels: N > 1`: N levels of prune, rewind and retrain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Levels {
+    /// The prune stage.
+    pub prune: String,
+    /// The train stage whose run the next level prunes (it reads the rewind of this mask).
+    pub train: String,
+    /// Number of levels.
+    pub levels: u64,
+    /// The fraction of the remaining weights each level removes (the stage's `rate`).
+    pub rate: f64,
+}
+
+impl Levels {
+    /// The sweep key of the level: `STAGE.level`.
+    pub fn key(&self) -> String {
+        format!("{}.level", self.prune)
+    }
+
+    /// The rate of level `level` (1-based) over all prunable weights: `1 - (1 - rate)^level`,
+    /// rounded to 12 decimals so that level 1 is exactly `rate`.
+    pub fn rate_at(&self, level: u64) -> f64 {
+        let kept = (1.0 - self.rate).powi(level as i32);
+        ((1.0 - kept) * 1e12).round() / 1e12
+    }
 }
 
 /// Checks `ast` against `registry`; on failure, every problem found.
@@ -252,6 +283,7 @@ impl Checker<'_> {
             Some(sw) => self.sweep(sw, ast),
             None => Sweep { seeds: 1, ..Sweep::default() },
         };
+        let levels = self.levels(&stages, &sweep, ast);
         Checked {
             name: ast.name.node.clone(),
             description: ast.description.as_ref().map(|d| d.node.clone()).unwrap_or_default(),
@@ -259,7 +291,75 @@ impl Checker<'_> {
             plugins: ast.plugins.iter().map(|p| p.node.clone()).collect(),
             stages,
             sweep,
+            levels,
         }
+    }
+
+    /// The iterative pruning chains: every prune stage with `levels` above 1 must be read by
+    /// exactly one rewind stage, itself read by exactly one train stage, and must not be swept
+    /// by its level.
+    fn levels(&mut self, stages: &[CheckedStage], sweep: &Sweep, ast: &Experiment) -> Vec<Levels> {
+        let mut out = Vec::new();
+        for p in stages.iter().filter(|s| s.kind == StageKind::Prune) {
+            let n = p.params.get(LEVELS).and_then(Value::as_u64).unwrap_or(1);
+            let swept = sweep
+                .grid
+                .iter()
+                .chain(&sweep.zip)
+                .find(|a| a.stage == p.name && (a.param == LEVELS || a.param == "level"));
+            let (span, note) = ast
+                .stage(&p.name)
+                .map_or((Span::default(), String::new()), |s| param_place(s, Some(LEVELS)));
+            if let Some(axis) = swept {
+                self.error(
+                    Diag::new(format!("sweep key `{}` cannot be swept: levels run one after another, each pruning the previous level's run", axis.key))
+                        .label(span, "levels set here")
+                        .help(format!("set `levels` once; every level up to it is an arm of the report (`{}.level` in summary.csv)", p.name)),
+                );
+                continue;
+            }
+            if n <= 1 {
+                continue;
+            }
+            let reads = |s: &CheckedStage, port: &str, name: &str| {
+                s.inputs.get(port).is_some_and(|v| v.iter().any(|x| x == name))
+            };
+            let rewinds: Vec<&CheckedStage> = stages
+                .iter()
+                .filter(|s| s.kind == StageKind::Rewind && reads(s, "mask", &p.name))
+                .collect();
+            let trains: Vec<&CheckedStage> = match rewinds[..] {
+                [r] => stages
+                    .iter()
+                    .filter(|s| s.kind == StageKind::Train && reads(s, "model", &r.name))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let [train] = trains[..] else {
+                self.error(
+                    Diag::new(format!(
+                        "`{}.levels = {n}` needs one rewind stage reading this mask and one train stage reading that rewind (found {} rewind and {} train)",
+                        p.name,
+                        rewinds.len(),
+                        trains.len()
+                    ))
+                    .label(span, "levels set here")
+                    .help("add `rewind` (inputs: { from: RUN, mask: THIS }) and `train` (inputs: { model: THAT_REWIND }) stages, as in experiments/quickstart.yaml"),
+                );
+                continue;
+            };
+            if !p.inputs.contains_key("from") {
+                self.error(
+                    Diag::new(format!("`{}.levels = {n}` needs a `from` input: each level prunes the previous level's run", p.name))
+                        .label(span, "levels set here")
+                        .help("give the prune stage `from: RUN` (the dense run for level 1)"),
+                );
+                continue;
+            }
+            let rate = p.params.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
+            out.push(Levels { prune: p.name.clone(), train: train.name.clone(), levels: n, rate });
+        }
+        out
     }
 
     fn stage(&mut self, s: &StageAst, names: &[&str]) -> Option<CheckedStage> {

@@ -8,7 +8,9 @@
 //! `seeds: N > 1` the whole experiment is repeated with root seeds `seed + 0 .. seed + N - 1` and
 //! every stage name gets `@seedR`, R being the repeat's root seed. A `STAGE.uses` axis sweeps
 //! which plugin a stage uses: each copy takes that plugin's parameters (its defaults filled),
-//! then the point's other swept values.
+//! then the point's other swept values. A prune stage with `levels: N` adds the axis
+//! `STAGE.level = 1..N` to the grid: level L prunes the run of level L - 1 (its `from` becomes
+//! the chain's train stage at level L - 1) at the rate `1 - (1 - rate)^L`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,7 +18,8 @@ use serde_json::Value;
 use ticketlab_api::ir::StageIr;
 use ticketlab_api::seed;
 
-use crate::check::{Checked, CheckedStage, Sweep, USES};
+use crate::check::{Axis, Checked, CheckedStage, Levels, Sweep, USES};
+use ticketlab_api::ir::{LEVELS, StageKind};
 
 /// A sweep point: `STAGE.PARAM` to value.
 pub type Point = BTreeMap<String, Value>;
@@ -83,11 +86,25 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
             plugin_params.insert(axis.stage.as_str(), &axis.plugin_params);
         }
     }
+    // Iterative pruning: each chain's level is one more grid axis of its prune stage.
+    let mut sweep = checked.sweep.clone();
+    let levels: HashMap<&str, &Levels> =
+        checked.levels.iter().map(|l| (l.prune.as_str(), l)).collect();
+    for l in &checked.levels {
+        own.entry(l.prune.as_str()).or_default().insert(l.key());
+        sweep.grid.push(Axis {
+            key: l.key(),
+            stage: l.prune.clone(),
+            param: "level".into(),
+            values: (1..=l.levels).map(Value::from).collect(),
+            plugin_params: BTreeMap::new(),
+        });
+    }
     let mut relevant: HashMap<String, BTreeSet<String>> = HashMap::new();
     for s in &checked.stages {
         relevant_keys(&s.name, &by_name, &own, &mut relevant);
     }
-    let points = points(&checked.sweep);
+    let points = points(&sweep);
     let seeds = checked.sweep.seeds.max(1);
     let mut stages: BTreeMap<String, StageIr> = BTreeMap::new();
     for r in 0..seeds {
@@ -115,11 +132,22 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                     if let Some((stage, param)) = key.split_once('.')
                         && stage == s.name
                         && param != USES
+                        && !levels.contains_key(stage)
                     {
                         params.insert(param.to_string(), value.clone());
                     }
                 }
-                let inputs = s
+                if s.kind == StageKind::Prune {
+                    params.remove(LEVELS);
+                }
+                // Level L prunes the run of level L - 1 at the rate that keeps (1 - rate)^L.
+                let level = levels
+                    .get(s.name.as_str())
+                    .and_then(|l| Some((*l, restricted.get(&l.key())?.as_u64()?)));
+                if let Some((l, at)) = level {
+                    params.insert("rate".into(), Value::from(l.rate_at(at)));
+                }
+                let mut inputs: BTreeMap<String, Vec<String>> = s
                     .inputs
                     .iter()
                     .map(|(port, producers)| {
@@ -133,6 +161,13 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                         (port.clone(), names)
                     })
                     .collect();
+                if let Some((l, at)) = level.filter(|(_, at)| *at > 1) {
+                    let mut previous = point.clone();
+                    previous.insert(l.key(), Value::from(at - 1));
+                    let keys = relevant.get(&l.train).cloned().unwrap_or_default();
+                    let run = expanded_name(&l.train, &restrict(&previous, &keys), &suffix);
+                    inputs.insert("from".into(), vec![run]);
+                }
                 let ir = StageIr {
                     // The repeat is in the root, not the name: repeat 0 is the unrepeated run.
                     seed: seed::derive(root, &unrepeated),

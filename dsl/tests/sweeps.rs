@@ -490,3 +490,69 @@ fn setting_uses_changes_the_plugin() {
     let d = messages(&quickstart_cli("", &set("mask.uses=[a, b]")).unwrap_err());
     assert!(d.contains("`--set mask.uses=[a, b]`: `uses` names a plugin"), "{d}");
 }
+
+/// `levels: N` on a prune stage is iterative magnitude pruning: level L prunes the run of
+/// level L - 1 at the rate that keeps (1 - rate)^L of all weights, rewinds to the file's
+/// run and retrains; every level is a copy named `[mask.level=L]`, and `levels` itself is
+/// consumed (the prune parameters are those of a plain prune stage).
+#[test]
+fn levels_chain_prune_rewind_and_retrain() {
+    let set = |args: &[&str]| CliOverrides {
+        set: args.iter().map(|s| s.to_string()).collect(),
+        ..flags(&[], &[], None)
+    };
+    let ir = quickstart_cli("", &set(&["mask.levels=3", "mask.rate=0.2"]))
+        .unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_well_formed(&ir);
+    assert_eq!(ir.stages.len(), 3 + 4 * 3);
+    for (level, rate) in [(1, 0.2), (2, 0.36), (3, 0.488)] {
+        let mask = ir.stage(&format!("mask[mask.level={level}]")).unwrap();
+        assert_eq!(mask.params["rate"].as_f64(), Some(rate), "level {level}");
+        assert!(!mask.params.contains_key("levels"));
+        let from = if level == 1 {
+            "dense".to_string()
+        } else {
+            format!("ticket_train[mask.level={}]", level - 1)
+        };
+        assert_eq!(mask.inputs["from"], [from]);
+        let ticket = ir.stage(&format!("ticket[mask.level={level}]")).unwrap();
+        assert_eq!(ticket.inputs["from"], ["dense"]);
+        assert_eq!(ticket.inputs["mask"], std::slice::from_ref(&mask.name));
+    }
+    // Level 1 is the plain prune stage under another name: the same parameters and inputs.
+    let plain = quickstart_cli("", &set(&["mask.rate=0.2"])).unwrap();
+    let level1 = ir.stage("mask[mask.level=1]").unwrap();
+    assert_eq!(level1.params, plain.stage("mask").unwrap().params);
+    // Levels combine with seeds: each repeat chains its own runs.
+    let seeded = quickstart_cli("  seeds: 2\n", &set(&["mask.levels=2"])).unwrap();
+    assert_eq!(
+        seeded.stage("mask[mask.level=2]@seed1").unwrap().inputs["from"],
+        ["ticket_train[mask.level=1]@seed1"]
+    );
+}
+
+/// A levels chain needs its rewind and train stages and a `from` run, and cannot be swept.
+#[test]
+fn levels_are_checked() {
+    let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
+    let without_train = base
+        .replace("  ticket_train:\n    kind: train", "  ticket_train:\n    kind: analyze")
+        .replace("inputs: { runs: [dense, ticket_train] }", "inputs: { runs: [dense] }");
+    let d = messages(
+        &ticketlab_dsl::load_source_with(
+            "experiments/imp.yaml",
+            without_train.as_bytes(),
+            &common::registry(),
+            &CliOverrides { set: vec!["mask.levels=2".into()], ..flags(&[], &[], None) },
+        )
+        .expect_err("refused"),
+    );
+    assert!(
+        d.contains(
+            "`mask.levels = 2` needs one rewind stage reading this mask and one train stage"
+        ),
+        "{d}"
+    );
+    let d = messages(&quickstart_cli("", &flags(&["mask.levels=[1, 2]"], &[], None)).unwrap_err());
+    assert!(d.contains("sweep key `mask.levels` cannot be swept"), "{d}");
+}

@@ -179,7 +179,13 @@ pub const PRUNE_PARAMS: &[ParamSpec] = &[
         .default("\"exponential\""),
     ParamSpec::new("on_collapse", ParamType::Choice(&["warn", "error"]), "what to do when a layer ends at density 0")
         .default("\"warn\""),
+    ParamSpec::new(LEVELS, ParamType::Int, "iterative magnitude pruning as OpenLTH: N levels of prune, rewind (the rewind stage that reads this mask) and retrain (the train stage that reads that rewind), each level pruning `rate` of the weights the previous level kept; level L's copies are named `stage[STAGE.level=L]`")
+        .default("1")
+        .range(1.0, 100.0),
 ];
+
+/// The prune parameter that repeats prune, rewind and retrain; the sweep expansion consumes it.
+pub const LEVELS: &str = "levels";
 
 /// Parameters of rewind stages.
 pub const REWIND_PARAMS: &[ParamSpec] = &[

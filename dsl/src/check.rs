@@ -338,7 +338,7 @@ impl Checker<'_> {
             let [train] = trains[..] else {
                 self.error(
                     Diag::new(format!(
-                        "`{}.levels = {n}` needs one rewind stage reading this mask and one train stage reading that rewind (found {} rewind and {} train)",
+                        "`{}.levels = {n}`{note} needs one rewind stage reading this mask and one train stage reading that rewind (found {} rewind and {} train)",
                         p.name,
                         rewinds.len(),
                         trains.len()
@@ -350,7 +350,7 @@ impl Checker<'_> {
             };
             if !p.inputs.contains_key("from") {
                 self.error(
-                    Diag::new(format!("`{}.levels = {n}` needs a `from` input: each level prunes the previous level's run", p.name))
+                    Diag::new(format!("`{}.levels = {n}`{note} needs a `from` input: each level prunes the previous level's run", p.name))
                         .label(span, "levels set here")
                         .help("give the prune stage `from: RUN` (the dense run for level 1)"),
                 );

@@ -549,7 +549,7 @@ fn levels_are_checked() {
     );
     assert!(
         d.contains(
-            "`mask.levels = 2` needs one rewind stage reading this mask and one train stage"
+            "`mask.levels = 2` (from `--set mask.levels=2`) needs one rewind stage reading this mask and one train stage"
         ),
         "{d}"
     );

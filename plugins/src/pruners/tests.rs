@@ -227,6 +227,7 @@ fn pruner_params() -> Params {
         .with("input", "batch")
         .with("rounds", 1)
         .with("precision", "f32")
+        .with("preserve", "layer")
 }
 
 #[test]
@@ -567,4 +568,31 @@ fn layerwise_scope_holds_for_data_dependent_pruners() {
         );
         assert_eq!((out.report.layers["a"].kept, out.report.layers["b"].kept), (6, 6), "{name}");
     }
+}
+
+/// `preserve: rows` keeps every row's count of the reference mask, at random positions, and a
+/// different seed moves them.
+#[test]
+fn shuffle_can_keep_every_rows_count() {
+    let (p, d) = fixture(1);
+    let m = dense_mask(&Tiny);
+    let reference = partial_mask();
+    let rows = pruner_params().with("preserve", "rows");
+    let run = |seed| {
+        let sc = sctx(seed);
+        let mut c = pctx(&p, &m, &d, &sc);
+        c.reference_mask = Some(&reference);
+        Shuffle.score(&rows, &c).unwrap()
+    };
+    let (a, b) = (run(7), run(8));
+    for (name, r) in &reference {
+        let width = r.len() / r.shape[0];
+        let picked = &a.scores[name].data;
+        assert!(picked.iter().all(|v| *v == 0.0 || *v == 1.0));
+        for (row_ref, row) in r.data.chunks(width).zip(picked.chunks(width)) {
+            let count = |v: &[f32]| v.iter().filter(|x| **x != 0.0).count();
+            assert_eq!(count(row_ref), count(row), "{name}");
+        }
+    }
+    assert_ne!(a.scores, b.scores);
 }

@@ -5,6 +5,7 @@
 
 pub mod analyses;
 pub mod bench;
+pub mod edge_popup;
 pub mod models;
 pub mod pruners;
 pub mod report;

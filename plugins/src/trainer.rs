@@ -232,7 +232,11 @@ pub fn norms(params: &NamedTensors) -> (Norms, BTreeMap<String, Norms>) {
     (Norms { l1, l2 }, layers)
 }
 
-fn evaluate(session: &mut TrainingSession<'_>, data: &Dataset, step: u64) -> Result<EvalRecord> {
+pub(crate) fn evaluate(
+    session: &mut TrainingSession<'_>,
+    data: &Dataset,
+    step: u64,
+) -> Result<EvalRecord> {
     let train = session.evaluate(&data.train)?;
     let test = session.evaluate(&data.test)?;
     if !train.loss.is_finite() {

@@ -13,7 +13,7 @@ pub mod optim;
 mod reassociate;
 pub mod session;
 
-pub use optim::{OptimizerConfig, OptimizerKind};
+pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
 pub use session::{
     EvalResult, LossKind, LossPrecision, Objective, StepSpec, TrainingSession, evaluate, forward,
     gradients, hessian_gradient_product,

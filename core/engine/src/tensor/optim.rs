@@ -47,7 +47,7 @@ impl OptimizerConfig {
 }
 
 /// Optimizer state: moments of every parameter in two flat buffers, and the step count.
-pub(crate) struct OptimizerState {
+pub struct OptimizerState {
     config: OptimizerConfig,
     step: u64,
     /// Each parameter's name, shape and range in the flat buffers, in the architecture's order.
@@ -67,7 +67,7 @@ struct Slot {
 
 impl OptimizerState {
     /// Zeroed state for `params`.
-    pub(crate) fn new(config: OptimizerConfig, params: &[ParamDef]) -> Self {
+    pub fn new(config: OptimizerConfig, params: &[ParamDef]) -> Self {
         let mut slots = Vec::with_capacity(params.len());
         let mut total = 0;
         for p in params {
@@ -103,7 +103,7 @@ impl OptimizerState {
     /// AdamW: `p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g;
     /// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`.
     /// SGD: `g += wd*p; buf = g (first step) or momentum*buf + g; p -= lr*buf`.
-    pub(crate) fn update(&mut self, index: usize, p: &mut [f32], g: &[f32], mask: Option<&[f32]>) {
+    pub fn update(&mut self, index: usize, p: &mut [f32], g: &[f32], mask: Option<&[f32]>) {
         let c = self.config;
         let t = self.step + 1;
         let range = self.slots[index].range.clone();
@@ -165,7 +165,7 @@ impl OptimizerState {
     }
 
     /// Marks the step as taken.
-    pub(crate) fn finish_step(&mut self) {
+    pub fn finish_step(&mut self) {
         self.step += 1;
     }
 

@@ -697,21 +697,11 @@ impl<'a> TrainingSession<'a> {
     /// One optimizer step on the current batch; returns the batch loss before the update.
     pub fn step(&mut self) -> Result<f64> {
         catch_panic("training step", || {
-            let host_loss_value = match self.spec.precision {
-                LossPrecision::F32 => None,
-                LossPrecision::F64 => Some(self.feed_loss_gradient()?),
-            };
-            let g = &mut self.step_graph.g;
-            g.cx.execute();
-            let graph_loss = f64::from(take(g, self.loss_node)?[0]);
-            let loss = host_loss_value.unwrap_or(graph_loss);
-            let mut grads = Vec::with_capacity(self.grad_nodes.len());
-            for &node in &self.grad_nodes {
-                grads.push(take(g, node)?);
-            }
+            let (loss, mut grads) = self.loss_and_gradients()?;
             if let Some(max_norm) = self.grad_clip {
                 clip_grad_norm(&mut grads, max_norm);
             }
+            let g = &mut self.step_graph.g;
             for (index, (p, grad)) in self.step_graph.params.iter().zip(&grads).enumerate() {
                 let weights = leaf_buffer(g, p.leaf)?;
                 let mask =
@@ -727,6 +717,51 @@ impl<'a> TrainingSession<'a> {
             }
             Ok(loss)
         })
+    }
+
+    /// The loss on the current batch and its gradient with respect to every parameter (of the
+    /// effective weights `m * theta`), without updating anything: for trainers that update
+    /// something else than the weights, such as edge-popup's scores.
+    pub fn gradients(&mut self) -> Result<(f64, NamedTensors)> {
+        catch_panic("gradient computation", || {
+            let (loss, grads) = self.loss_and_gradients()?;
+            let out = self
+                .defs
+                .iter()
+                .zip(grads)
+                .map(|(d, g)| (d.name.clone(), HostTensor::new(d.shape.clone(), g)))
+                .collect();
+            Ok((loss, out))
+        })
+    }
+
+    /// Replaces the weights (the session's mask, if any, still applies), keeping the optimizer
+    /// state and step count.
+    pub fn set_params(&mut self, params: &NamedTensors) -> Result<()> {
+        check_params(&self.defs, params)?;
+        let mut params = params.clone();
+        if let Some(m) = &self.mask {
+            crate::pruning::apply_mask(&mut params, m);
+        }
+        let mask = self.mask.clone();
+        load_params(&mut self.step_graph, &params, mask.as_ref());
+        Ok(())
+    }
+
+    /// Runs the step graph: the batch loss and each parameter's gradient, in parameter order.
+    fn loss_and_gradients(&mut self) -> Result<(f64, Vec<Vec<f32>>)> {
+        let host_loss_value = match self.spec.precision {
+            LossPrecision::F32 => None,
+            LossPrecision::F64 => Some(self.feed_loss_gradient()?),
+        };
+        let g = &mut self.step_graph.g;
+        g.cx.execute();
+        let graph_loss = f64::from(take(g, self.loss_node)?[0]);
+        let mut grads = Vec::with_capacity(self.grad_nodes.len());
+        for &node in &self.grad_nodes {
+            grads.push(take(g, node)?);
+        }
+        Ok((host_loss_value.unwrap_or(graph_loss), grads))
     }
 
     /// Runs the forward pass on the current batch, computes the loss and its gradient with

@@ -298,31 +298,27 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Runs the tiny quickstart with `extra` arguments into `out/` of a fresh directory, which it
+/// returns with the path of `out/` once the run has succeeded.
+fn tiny_quickstart(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let mut args = vec!["run", file.to_str().unwrap(), "--out", "out", "--quiet"];
+    args.extend_from_slice(extra);
+    let out = ticketlab(&with(&args, &set), cwd.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dir = cwd.path().join("out");
+    (cwd, dir)
+}
+
 /// `summary.csv` and `metrics.csv` are flat tables: one column per swept parameter, a seed
 /// column, the pruner; one metrics row per evaluation of every arm.
 #[test]
 fn the_csv_files_are_flat_tables_of_arms_and_evaluations() {
-    let cwd = tempfile::tempdir().unwrap();
-    let file = root().join("experiments/quickstart.yaml");
-    let set = tiny();
-    let args = with(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--grid",
-            "mask.rate=[0.3, 0.6]",
-            "--seeds",
-            "2",
-            "--out",
-            "out",
-            "--quiet",
-        ],
-        &set,
-    );
-    let out = ticketlab(&args, cwd.path());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_cwd, out) = tiny_quickstart(&["--grid", "mask.rate=[0.3, 0.6]", "--seeds", "2"]);
     let read = |name: &str| {
-        let text = std::fs::read_to_string(cwd.path().join("out").join(name)).unwrap();
+        let text = std::fs::read_to_string(out.join(name)).unwrap();
         let rows: Vec<Vec<String>> =
             text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect();
         rows
@@ -342,8 +338,7 @@ fn the_csv_files_are_flat_tables_of_arms_and_evaluations() {
     };
     assert!(ticket("0.3", "0") && ticket("0.6", "1"), "{summary:?}");
     let metrics = read("metrics.csv");
-    let lines =
-        std::fs::read_to_string(cwd.path().join("out/metrics.jsonl")).unwrap().lines().count();
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count();
     assert_eq!(metrics.len(), 1 + lines);
     assert_eq!(&metrics[0][..4], ["arm", "stage", "seed", "mask.rate"]);
     assert!(metrics[0].contains(&"test_acc".to_string()));
@@ -352,25 +347,19 @@ fn the_csv_files_are_flat_tables_of_arms_and_evaluations() {
 /// With seed repeats the report has a table of every arm over its seeds.
 #[test]
 fn the_report_aggregates_arms_over_their_seeds() {
-    let cwd = tempfile::tempdir().unwrap();
-    let file = root().join("experiments/quickstart.yaml");
-    let set = tiny();
-    let args =
-        with(&["run", file.to_str().unwrap(), "--seeds", "2", "--out", "out", "--quiet"], &set);
-    let out = ticketlab(&args, cwd.path());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();
+    let (_cwd, out) = tiny_quickstart(&["--seeds", "2"]);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Over seeds"), "{report}");
     let dense = report.lines().find(|l| l.starts_with("| `dense` |")).unwrap_or_default();
     // Both seeds memorise within the tiny run and neither generalises.
     assert!(dense.contains("| 2 |") && dense.contains(" ± ") && dense.contains("never"), "{dense}");
     // Figures draw each arm once, as the mean over its seeds with a band.
     for figure in ["accuracy.svg", "loss.svg", "norms.svg", "masks.svg"] {
-        let svg = std::fs::read_to_string(cwd.path().join("out/figures").join(figure)).unwrap();
+        let svg = std::fs::read_to_string(out.join("figures").join(figure)).unwrap();
         assert!(!svg.contains("@seed"), "{figure} names seed repeats");
         assert!(svg.contains("mean of 2 seeds"), "{figure} says it shows means");
     }
-    let accuracy = std::fs::read_to_string(cwd.path().join("out/figures/accuracy.svg")).unwrap();
+    let accuracy = std::fs::read_to_string(out.join("figures/accuracy.svg")).unwrap();
     assert!(accuracy.contains("<polygon"), "the seeds' band");
 }
 
@@ -378,28 +367,12 @@ fn the_report_aggregates_arms_over_their_seeds() {
 /// own column and in the swept `mask.uses` column.
 #[test]
 fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
-    let cwd = tempfile::tempdir().unwrap();
-    let file = root().join("experiments/quickstart.yaml");
-    let set = tiny();
-    let args = with(
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--grid",
-            "mask.uses=[magnitude, random]",
-            "--out",
-            "out",
-            "--quiet",
-        ],
-        &set,
-    );
-    let out = ticketlab(&args, cwd.path());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary = std::fs::read_to_string(cwd.path().join("out/summary.csv")).unwrap();
+    let (_cwd, out) = tiny_quickstart(&["--grid", "mask.uses=[magnitude, random]"]);
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let header: Vec<&str> = summary.lines().next().unwrap().split(',').collect();
     assert_eq!(&header[..5], ["arm", "stage", "seed", "pruner", "mask.uses"]);
-    let rate = std::fs::read_to_string(cwd.path().join("out/figures/rate.svg")).unwrap();
-    let report = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();
+    let rate = std::fs::read_to_string(out.join("figures/rate.svg")).unwrap();
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for pruner in ["magnitude", "random"] {
         assert!(
             summary.lines().any(|l| l.contains(&format!(",ticket_train,0,{pruner},{pruner},"))),
@@ -417,19 +390,9 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
 /// (1 - rate)^2 of the weights, inside the first level's mask, and both are arms.
 #[test]
 fn levels_prune_the_previous_levels_ticket_further() {
-    let cwd = tempfile::tempdir().unwrap();
-    let file = root().join("experiments/quickstart.yaml");
-    let set = tiny();
-    let args = with(
-        &["run", file.to_str().unwrap(), "--set", "mask.levels=2", "--out", "out", "--quiet"],
-        &set,
-    );
-    let out = ticketlab(&args, cwd.path());
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(cwd.path().join("out/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let (_cwd, out) = tiny_quickstart(&["--set", "mask.levels=2"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let density = |arm: &str| {
         summary["arms"]
             .as_array()
@@ -442,7 +405,6 @@ fn levels_prune_the_previous_levels_ticket_further() {
     assert!((density("ticket_train[mask.level=1]") - 0.4).abs() < 1e-3);
     assert!((density("ticket_train[mask.level=2]") - 0.16).abs() < 1e-3);
     let masks: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cwd.path().join("out/masks.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("masks.json")).unwrap()).unwrap();
     assert!(masks.to_string().contains("mask[mask.level=2]"), "{masks}");
 }

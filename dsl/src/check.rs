@@ -914,12 +914,7 @@ impl Checker<'_> {
             )));
             return None;
         };
-        if axis.values.is_empty() {
-            let d = Diag::new(format!("sweep axis `{key}`{note} has no values"));
-            self.error(
-                axis_label(d, axis, axis.span, "empty list")
-                    .help("give at least one value, or remove the axis"),
-            );
+        if self.refuse_empty(axis) {
             return None;
         }
         let mut ok = true;
@@ -949,6 +944,20 @@ impl Checker<'_> {
         })
     }
 
+    /// Reports an axis without values; true when it had none.
+    fn refuse_empty(&mut self, axis: &SweepAxis) -> bool {
+        if !axis.values.is_empty() {
+            return false;
+        }
+        let d =
+            Diag::new(format!("sweep axis `{}`{} has no values", axis.key.node, flag_note(axis)));
+        self.error(
+            axis_label(d, axis, axis.span, "empty list")
+                .help("give at least one value, or remove the axis"),
+        );
+        true
+    }
+
     /// A `STAGE.uses` axis: every value names a plugin of the stage's kind, and the stage's
     /// parameters are valid for each (problems are reported at the parameter and the value).
     fn uses_axis(
@@ -968,12 +977,7 @@ impl Checker<'_> {
             ));
             return None;
         };
-        if axis.values.is_empty() {
-            let d = Diag::new(format!("sweep axis `{key}`{note} has no values"));
-            self.error(
-                axis_label(d, axis, axis.span, "empty list")
-                    .help("give at least one plugin name, or remove the axis"),
-            );
+        if self.refuse_empty(axis) {
             return None;
         }
         let known = self.registry.names(pk);

@@ -10,6 +10,7 @@
 //! evaluations are those of the masked network at each step, its final weights the masked
 //! network's (0 outside the last selection), its density `keep`.
 
+use crate::trainer::{BETA1, BETA2, THRESHOLD};
 use rand::{Rng, SeedableRng};
 use ticketlab_api::artifact::RunArtifact;
 use ticketlab_api::metrics::{EvalRecord, RunSummary};
@@ -27,10 +28,10 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("learn_weights", ParamType::Bool, "also train the weights (on the gradient of the kept ones): the paper's \"EP w/ WD\"; false: weights frozen, only scores learnt (\"EP w/o WD\")").default("false"),
     ParamSpec::new("lr", ParamType::Float, "AdamW learning rate of the scores (and of the weights with `learn_weights`)").default("0.01").min(0.0),
     ParamSpec::new("weight_decay", ParamType::Float, "AdamW weight decay, on the scores (as the reference code's optimizer over them) and on learnt weights").default("1.0").min(0.0),
-    ParamSpec::new("beta1", ParamType::Float, "AdamW beta1").default("0.9").range_exclusive(0.0, 1.0),
-    ParamSpec::new("beta2", ParamType::Float, "AdamW beta2").default("0.98").range_exclusive(0.0, 1.0),
+    BETA1,
+    BETA2,
     ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (and at the end)").default("100").min(1.0),
-    ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
+    THRESHOLD,
 ];
 
 /// The edge-popup trainer.

@@ -34,6 +34,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("pruner", "snip"),
     ("pruner", "synflow"),
     ("report", "compare"),
+    ("trainer", "edge_popup"),
     ("trainer", "standard"),
 ];
 

@@ -22,8 +22,8 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("optimizer", ParamType::Choice(&["adamw", "sgd"]), "AdamW (decoupled weight decay) or SGD with momentum, with PyTorch semantics").default("\"adamw\""),
     ParamSpec::new("lr", ParamType::Float, "learning rate").default("0.001").min(0.0),
     ParamSpec::new("weight_decay", ParamType::Float, "weight decay (AdamW: decoupled; SGD: added to the gradient)").default("1.0").min(0.0),
-    ParamSpec::new("beta1", ParamType::Float, "AdamW beta1").default("0.9").range_exclusive(0.0, 1.0),
-    ParamSpec::new("beta2", ParamType::Float, "AdamW beta2").default("0.98").range_exclusive(0.0, 1.0),
+    BETA1,
+    BETA2,
     ParamSpec::new("eps", ParamType::Float, "AdamW epsilon").default("1e-8").min(0.0),
     ParamSpec::new("momentum", ParamType::Float, "SGD momentum").default("0.0").range_exclusive(0.0, 1.0),
     ParamSpec::new("lr_schedule", ParamType::Choice(&["constant", "cosine"]), "learning rate after the warmup: `constant`, or `cosine` decay from `lr` to 0 at `steps` (the closed form of PyTorch's CosineAnnealingLR over the steps after the warmup)").default("\"constant\""),
@@ -36,9 +36,23 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("eval_log_points", ParamType::Int, "additional log-spaced evaluation steps between 1 and `steps`").default("0").range(0.0, 100000.0).at_most("steps"),
     ParamSpec::new("checkpoint_every", ParamType::Int, "save weights every N steps (0 = none besides step 0 and the end)").default("0").min(0.0),
     ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
-    ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen").default("0.95").range(0.0, 1.0),
+    THRESHOLD,
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
 ];
+
+/// AdamW's beta1, shared by the trainers.
+pub(crate) const BETA1: ParamSpec = ParamSpec::new("beta1", ParamType::Float, "AdamW beta1")
+    .default("0.9")
+    .range_exclusive(0.0, 1.0);
+/// AdamW's beta2, shared by the trainers.
+pub(crate) const BETA2: ParamSpec = ParamSpec::new("beta2", ParamType::Float, "AdamW beta2")
+    .default("0.98")
+    .range_exclusive(0.0, 1.0);
+/// The accuracy threshold of t_mem and t_gen, shared by the trainers.
+pub(crate) const THRESHOLD: ParamSpec =
+    ParamSpec::new("threshold", ParamType::Float, "accuracy threshold P for t_mem and t_gen")
+        .default("0.95")
+        .range(0.0, 1.0);
 
 /// The standard trainer.
 #[derive(Default)]

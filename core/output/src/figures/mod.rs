@@ -307,6 +307,14 @@ pub(crate) fn beside_legend<'a>(
     Ok(plot)
 }
 
+/// Tick labels for a linear axis reaching `hi`: with `hi` of 10,000 or more, every tick from
+/// 1,000 up in thousands (`5k`, `10k`), so one axis never mixes `5000` and `10k`.
+pub(crate) fn linear_tick_formatter(hi: f64) -> impl Fn(&f64) -> String {
+    move |v: &f64| {
+        if hi >= 1e4 && v.abs() >= 1e3 { format!("{}k", trim(v / 1e3)) } else { fmt_num(*v) }
+    }
+}
+
 /// Tick labels for a log axis over `lo..hi` in one notation: powers of ten as `1e-3` when the
 /// range reaches below 0.01 or above 10,000, else [`fmt_num`].
 pub(crate) fn log_tick_formatter(lo: f64, hi: f64) -> impl Fn(&f64) -> String {
@@ -443,6 +451,11 @@ mod tests {
         let wide = log_tick_formatter(1e-6, 10.0);
         let ticks: Vec<String> = [1e-6, 1e-3, 0.1, 1.0, 10.0, 0.002].iter().map(&wide).collect();
         assert_eq!(ticks, ["1e-6", "1e-3", "1e-1", "1e0", "1e1", "2e-3"]);
+        let thousands = linear_tick_formatter(20_000.0);
+        assert_eq!(
+            [0.0, 500.0, 5000.0, 15_000.0].iter().map(thousands).collect::<Vec<_>>(),
+            ["0", "500", "5k", "15k"]
+        );
         let narrow = log_tick_formatter(0.05, 5.0);
         assert_eq!([0.1, 1.0, 2.5].iter().map(narrow).collect::<Vec<_>>(), ["0.1", "1", "2.5"]);
     }

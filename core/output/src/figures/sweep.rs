@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::{
     Area, Drawn, FONT, Figure, LegendEntry, Mark, RATE, SIZE, arm_colour, beside_legend, fmt_num,
-    legend_width, padded, render,
+    legend_width, linear_tick_formatter, padded, render,
 };
 use crate::summary::{Spread, Summary, SummaryRow};
 
@@ -120,6 +120,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
             // A row above the values for the arms that never reached the threshold.
             let never_y = hi + (hi - lo) * 0.06;
             let top = hi + (hi - lo) * 0.14;
+            let ticks = linear_tick_formatter(hi);
             let mut chart = ChartBuilder::on(area)
                 .caption(label, (FONT, 14))
                 .margin(8)
@@ -132,7 +133,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                 .x_desc("pruning rate (fraction removed)")
                 .x_labels(6)
                 .x_label_formatter(&|v| fmt_num(*v))
-                .y_label_formatter(&|v| if *v > hi { String::new() } else { fmt_num(*v) })
+                .y_label_formatter(&|v| if *v > hi { String::new() } else { ticks(v) })
                 .draw()?;
             let grey = RGBColor(0x70, 0x70, 0x70);
             if let Some(b) = base {

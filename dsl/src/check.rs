@@ -106,8 +106,6 @@ pub struct Levels {
     pub train: String,
     /// Number of levels.
     pub levels: u64,
-    /// The fraction of the remaining weights each level removes (the stage's `rate`).
-    pub rate: f64,
 }
 
 impl Levels {
@@ -116,10 +114,11 @@ impl Levels {
         format!("{}.level", self.prune)
     }
 
-    /// The rate of level `level` (1-based) over all prunable weights: `1 - (1 - rate)^level`,
-    /// rounded to 12 decimals so that level 1 is exactly `rate`.
-    pub fn rate_at(&self, level: u64) -> f64 {
-        let kept = (1.0 - self.rate).powi(level as i32);
+    /// The rate of level `level` (1-based) over all prunable weights when each level removes
+    /// `rate` of the remaining ones: `1 - (1 - rate)^level`, rounded to 12 decimals so that
+    /// level 1 is exactly `rate`.
+    pub fn rate_at(rate: f64, level: u64) -> f64 {
+        let kept = (1.0 - rate).powi(level as i32);
         ((1.0 - kept) * 1e12).round() / 1e12
     }
 }
@@ -356,8 +355,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let rate = p.params.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
-            out.push(Levels { prune: p.name.clone(), train: train.name.clone(), levels: n, rate });
+            out.push(Levels { prune: p.name.clone(), train: train.name.clone(), levels: n });
         }
         out
     }

@@ -132,7 +132,7 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                     if let Some((stage, param)) = key.split_once('.')
                         && stage == s.name
                         && param != USES
-                        && !levels.contains_key(stage)
+                        && levels.get(stage).is_none_or(|l| l.key() != *key)
                     {
                         params.insert(param.to_string(), value.clone());
                     }
@@ -144,8 +144,10 @@ pub fn expand(checked: &Checked) -> Vec<StageIr> {
                 let level = levels
                     .get(s.name.as_str())
                     .and_then(|l| Some((*l, restricted.get(&l.key())?.as_u64()?)));
-                if let Some((l, at)) = level {
-                    params.insert("rate".into(), Value::from(l.rate_at(at)));
+                if let Some((_, at)) = level {
+                    // `rate` as swept or written: the fraction of the remaining weights.
+                    let rate = params.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
+                    params.insert("rate".into(), Value::from(Levels::rate_at(rate, at)));
                 }
                 let mut inputs: BTreeMap<String, Vec<String>> = s
                     .inputs

@@ -523,6 +523,13 @@ fn levels_chain_prune_rewind_and_retrain() {
     let plain = quickstart_cli("", &set(&["mask.rate=0.2"])).unwrap();
     let level1 = ir.stage("mask[mask.level=1]").unwrap();
     assert_eq!(level1.params, plain.stage("mask").unwrap().params);
+    // A swept rate is each level's fraction of the remaining weights, per point.
+    let swept =
+        quickstart_cli("  grid: { mask.rate: [0.5, 0.2] }\n", &set(&["mask.levels=2"])).unwrap();
+    let level2 = |rate: &str| swept.stage(&format!("mask[mask.level=2,mask.rate={rate}]")).unwrap();
+    assert_eq!(level2("0.5").params["rate"].as_f64(), Some(0.75));
+    assert_eq!(level2("0.2").params["rate"].as_f64(), Some(0.36));
+    assert_eq!(level2("0.2").inputs["from"], ["ticket_train[mask.level=1,mask.rate=0.2]"]);
     // Levels combine with seeds: each repeat chains its own runs.
     let seeded = quickstart_cli("  seeds: 2\n", &set(&["mask.levels=2"])).unwrap();
     assert_eq!(

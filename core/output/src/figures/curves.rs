@@ -103,17 +103,18 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
     }
     let (xmin, xmax) = step_range(arms);
     let legend = curve_legend(arms, true);
-    // Markers: (step, label, colour, dashed) of every arm's median t_mem and t_gen.
+    // Markers: (step, label, colour, dashed) of every arm's median t_mem and t_gen, drawn no
+    // further left than the axis starts.
     let mut markers: Vec<(f64, &str, RGBColor, bool)> = Vec::new();
     for arm in arms {
         if let Some(t) = median_step(summary, &arm.name, |r| r.run.t_mem) {
-            markers.push((t, "t_mem", arm.colour, true));
+            markers.push((t.max(xmin), "t_mem", arm.colour, true));
         }
         if let Some(t) = median_step(summary, &arm.name, |r| r.run.t_gen) {
-            markers.push((t, "t_gen", arm.colour, false));
+            markers.push((t.max(xmin), "t_gen", arm.colour, false));
         }
     }
-    let xs: Vec<f64> = markers.iter().map(|m| m.0.max(xmin)).collect();
+    let xs: Vec<f64> = markers.iter().map(|m| m.0).collect();
     // A label is about 35 px wide on a plot of about 650 px.
     let rows = label_rows(&xs, 40.0 / 650.0 * (xmax / xmin).log10());
     let size = (SIZE.0 + legend_width(&legend), SIZE.1);
@@ -145,13 +146,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
             draw_mean(&mut chart, arm, &arm.mean_band(true, |r| r.train_acc), true)?;
             draw_mean(&mut chart, arm, &arm.mean_band(true, |r| r.test_acc), false)?;
         }
-        for ((x, label, c, dashed), row) in xs
-            .iter()
-            .zip(&markers)
-            .map(|(x, m)| (*x, m))
-            .map(|(x, m)| (x, m.1, m.2, m.3))
-            .zip(&rows)
-        {
+        for (&(x, label, c, dashed), row) in markers.iter().zip(&rows) {
             let style = c.mix(0.6).stroke_width(1);
             if dashed {
                 chart.draw_series(DashedLineSeries::new(vec![(x, 0.0), (x, 1.02)], 3, 3, style))?;

@@ -1,8 +1,8 @@
 //! ticketlab-engine: from the IR to stored results.
 //!
 //! - [`tensor`]: compiled training graphs on luminal 0.2.0: autograd (double backward
-//!   included), graph passes (matrix-chain reassociation, token gathers), CPU kernels,
-//!   optimizers with PyTorch semantics, evaluation and training sessions.
+//!   included), graph passes (row narrowing, matrix-chain reassociation, token gathers), CPU
+//!   kernels, optimizers with PyTorch semantics, evaluation and training sessions.
 //! - [`pruning`] and [`rewind`]: the prune and rewind stages' computations.
 //! - [`dylib`]: loading dynamic plugins over the C ABI of `ticketlab-abi`.
 //! - [`planner`], [`key`], [`store`], [`lease`], [`executor`], [`events`]: running a plan.

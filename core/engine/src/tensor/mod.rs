@@ -9,6 +9,7 @@ pub mod autograd;
 mod contraction;
 pub mod denormals;
 pub mod kernels;
+mod narrow;
 pub mod optim;
 mod reassociate;
 pub mod session;

@@ -1,4 +1,4 @@
-//! Tests of the graph passes that change how products are computed: matrix-chain
+//! Tests of the graph passes that change how products are computed: row narrowing, matrix-chain
 //! reassociation and token gathers. Each compares the rewritten graph with the graph left as
 //! built (forward value and every input's gradient), checks that the rewrite fired or left the
 //! graph exactly as it was, and checks the cost model.
@@ -9,6 +9,7 @@ use luminal::graph::NodeIndex;
 use luminal::tensor::Tensor;
 use rand::Rng;
 
+use super::narrow::narrow;
 use super::reassociate::{Order, reassociate};
 use super::tests::{every_third_masked, random, rng, train_100_steps_masked, weighted_sum};
 use super::*;
@@ -21,6 +22,8 @@ struct Evaluated {
     grads: Vec<Vec<f32>>,
     /// Chains rewritten before autograd and after it.
     rewrites: usize,
+    /// Nodes narrowed to the rows their readers need.
+    narrowed: usize,
     /// Nodes and edges of the graph just before the kernel passes.
     structure: (usize, usize),
     /// Debug names of the compiled graph's ops.
@@ -41,9 +44,10 @@ fn evaluate(
         inputs.iter().enumerate().map(|(i, (s, _))| g.input(&format!("in{i}"), s)).collect();
     let y = build(&mut g, &leaves);
     let mut loss = weighted_sum(&mut g, y, 7);
-    let mut rewrites = 0;
+    let (mut rewrites, mut narrowed) = (0, 0);
     if passes {
         let mut held = [loss.node];
+        narrowed = narrow(&mut g, &held).unwrap();
         rewrites += reassociate(&mut g, &mut held).unwrap();
         loss = Var { node: held[0], view: loss.view };
     }
@@ -90,6 +94,7 @@ fn evaluate(
         loss: read(ids[0])[0],
         grads: ids[1..].iter().map(|&id| read(id)).collect(),
         rewrites,
+        narrowed,
         structure,
         ops,
     }
@@ -355,6 +360,108 @@ impl Architecture for ChainMlp {
         let out = g.matmul(hidden, wout)?;
         g.matmul(out, p["W_U"])
     }
+}
+
+/// A block of a transformer on inputs `[batch, ctx, d]` (an MLP with a residual, then causal
+/// single-head attention with a residual) whose result is read at positions `start..end` only.
+fn block_read_at(start: usize, end: usize) -> impl Fn(&mut GraphBuilder, &[Var]) -> Var {
+    move |g: &mut GraphBuilder, x: &[Var]| {
+        let [batch, ctx, d] = x[0].shape()[..] else { unreachable!("inputs are [batch, ctx, d]") };
+        let project = |g: &mut GraphBuilder, v: Var, w: Var| {
+            let wt = g.transpose(w).unwrap();
+            g.linear(v, wt).unwrap()
+        };
+        let (q, k, v) = (project(g, x[0], x[1]), project(g, x[0], x[2]), project(g, x[0], x[3]));
+        let kt = g.transpose(k).unwrap();
+        let scores = g.matmul(q, kt).unwrap();
+        let mut causal = vec![0.0f32; ctx * ctx];
+        for i in 0..ctx {
+            for j in i + 1..ctx {
+                causal[i * ctx + j] = -1e10;
+            }
+        }
+        let causal = g.tensor_constant("causal", &HostTensor::new(vec![ctx, ctx], causal));
+        let causal = g.expand(causal, 0, batch).unwrap();
+        let scores = g.add(scores, causal).unwrap();
+        let attention = g.softmax(scores).unwrap();
+        let z = g.matmul(attention, v).unwrap();
+        let resid = g.add(x[0], z).unwrap();
+        let pre = project(g, resid, x[4]);
+        let hidden = g.relu(pre).unwrap();
+        let out = project(g, hidden, x[5]);
+        let resid = g.add(resid, out).unwrap();
+        let read = g.slice(resid, 1, start, end).unwrap();
+        let read = g.reshape(read, &[batch * (end - start), d]).unwrap();
+        g.matmul(read, x[6]).unwrap()
+    }
+}
+
+/// Inputs of [`block_read_at`]: `[batch, ctx, d]`, W_Q, W_K, W_V `[d, d]`, W_in `[h, d]`,
+/// W_out `[d, h]`, W_U `[d, 3]`.
+fn block_inputs(
+    batch: usize,
+    ctx: usize,
+    d: usize,
+    h: usize,
+    seed: u64,
+) -> Vec<(Vec<usize>, Vec<f32>)> {
+    vec![
+        (vec![batch, ctx, d], random(&[batch, ctx, d], seed, -1.0, 1.0)),
+        matrix(d, d, seed + 1),
+        matrix(d, d, seed + 2),
+        matrix(d, d, seed + 3),
+        matrix(h, d, seed + 4),
+        matrix(d, h, seed + 5),
+        matrix(d, 3, seed + 6),
+    ]
+}
+
+#[test]
+fn rows_read_by_nobody_are_not_computed_on_random_shapes() {
+    let mut r = rng(30);
+    for case in 0..8u64 {
+        let (batch, ctx, d, h) =
+            (r.gen_range(1..7), r.gen_range(2..6), r.gen_range(1..9), r.gen_range(1..12));
+        let start = r.gen_range(0..ctx);
+        let end = r.gen_range(start + 1..=ctx);
+        let inputs = block_inputs(batch, ctx, d, h, 100 + 10 * case);
+        let name = format!("case {case}: [{batch}, {ctx}, {d}] read at {start}..{end}");
+        let (on, off) = compare(&name, &block_read_at(start, end), &inputs, None);
+        // Every element still computed has the same operands in the same order.
+        assert_eq!(on.loss.to_bits(), off.loss.to_bits(), "{name}: the value is exact");
+        if end - start < ctx {
+            // The queries, attention, both residuals, the MLP and their products.
+            assert!(on.narrowed >= 10, "{name}: {} nodes narrowed", on.narrowed);
+        } else {
+            assert_eq!(on.narrowed, 0, "{name}: every row is read");
+        }
+    }
+}
+
+#[test]
+fn rows_read_elsewhere_are_computed() {
+    // `relu(x W^T)` read at the last position, and (or not) read whole by a sum as well.
+    let inputs = [(vec![3, 4, 5], random(&[3, 4, 5], 40, -1.0, 1.0)), matrix(6, 5, 41)];
+    let build = |read_whole: bool| {
+        move |g: &mut GraphBuilder, x: &[Var]| {
+            let wt = g.transpose(x[1]).unwrap();
+            let pre = g.linear(x[0], wt).unwrap();
+            let hidden = g.relu(pre).unwrap();
+            let last = g.slice(hidden, 1, 3, 4).unwrap();
+            let last = g.reshape(last, &[3, 6]).unwrap();
+            if !read_whole {
+                return last;
+            }
+            let total = g.sum_all(hidden).unwrap();
+            let total = g.broadcast_to(total, &[3, 6]).unwrap();
+            g.add(last, total).unwrap()
+        }
+    };
+    let (alone, _) = compare("read at the last position", &build(false), &inputs, None);
+    assert!(alone.narrowed >= 3, "the ReLU and the product narrow: {}", alone.narrowed);
+    let (shared, off) = compare("read whole too", &build(true), &inputs, None);
+    assert_eq!(shared.narrowed, 0, "a node read whole is computed whole");
+    assert_eq!(shared.structure, off.structure, "the graph is unchanged");
 }
 
 thread_local! {

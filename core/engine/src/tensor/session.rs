@@ -22,6 +22,7 @@ use luminal::tensor::Tensor;
 use super::autograd;
 use super::graph::{GraphBuilder, Var};
 use super::kernels;
+use super::narrow::narrow;
 use super::optim::{OptimizerConfig, OptimizerState};
 use super::reassociate::reassociate;
 use crate::data::{Split, Targets};
@@ -172,6 +173,7 @@ fn build_forward(
     let outputs = arch.forward(&mut g, &effective, x)?;
     // Before autograd, so the gradients come from the cheaper algebra too.
     let mut held = [outputs.node];
+    narrow(&mut g, &held)?;
     reassociate(&mut g, &mut held)?;
     let outputs = Var { node: held[0], view: outputs.view };
     let expected_batch = x_shape[0];

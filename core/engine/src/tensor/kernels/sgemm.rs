@@ -419,8 +419,11 @@ impl Compiler for ContractionPass {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
         let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
         for sum in nodes {
-            let Some(op::SumReduce(axis)) =
-                graph.graph[sum].as_any().downcast_ref::<op::SumReduce>().cloned()
+            // Ids are reused, so a product's Mul may come after its SumReduce and be gone.
+            let Some(op::SumReduce(axis)) = graph
+                .graph
+                .node_weight(sum)
+                .and_then(|op| op.as_any().downcast_ref::<op::SumReduce>().cloned())
             else {
                 continue;
             };

@@ -386,6 +386,21 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
     assert!(rate.contains("never"), "never row");
 }
 
+/// A sweep over the rate and another parameter (here the width) draws one rate line, and one
+/// dense baseline, per width: arms of different widths are not averaged like seeds.
+#[test]
+fn the_rate_figure_keeps_other_swept_values_apart() {
+    let (_cwd, out) =
+        tiny_quickstart(&["--grid", "mask.rate=[0.4, 0.6]", "--grid", "init.width=[8, 12]"]);
+    let rate = std::fs::read_to_string(out.join("figures/rate.svg")).unwrap();
+    for width in [8, 12] {
+        let variant = format!("[init.width={width}]");
+        assert!(rate.contains(&format!("ticket_train (magnitude) {variant}")), "{rate}");
+        assert!(rate.contains(&format!("dense baseline {variant}")), "{rate}");
+    }
+    assert!(!rate.contains("mean of 2"), "the two widths are not averaged");
+}
+
 /// `--set mask.levels=2` runs iterative magnitude pruning: the second level's ticket keeps
 /// (1 - rate)^2 of the weights, inside the first level's mask, and both are arms.
 #[test]

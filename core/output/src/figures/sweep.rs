@@ -1,7 +1,7 @@
 //! t_gen and tau_grok against the pruning rate, when several arms trained under masks: one
-//! line per pruner (or control stage), each point the mean over its seeds with an error bar
-//! from the lowest to the highest, arms that never reached the threshold marked "never" at the
-//! top.
+//! line per pruner (or control stage) and value of any other swept parameter (a width, a
+//! learning rate), each point the mean over its seeds with an error bar from the lowest to the
+//! highest, arms that never reached the threshold marked "never" at the top.
 
 use std::collections::BTreeMap;
 
@@ -13,49 +13,84 @@ use super::{
 };
 use crate::summary::{Spread, Summary, SummaryRow};
 
+/// The dense baseline's colour when no line shares its variant, and the "never" label's.
+const GREY: RGBColor = RGBColor(0x70, 0x70, 0x70);
+
 /// Reads the plotted value of an arm.
 type Value = dyn Fn(&SummaryRow) -> Option<f64>;
 
 /// The values of one line at each rate, one per seed (`None`: never reached).
 type Line = BTreeMap<u64, (f64, Vec<Option<f64>>)>;
 
-/// A line's name: the arm's stage as the file names it, and its pruner.
-fn line_name(row: &SummaryRow) -> String {
-    match &row.pruner {
-        Some(p) => format!("{} ({p})", row.stage),
-        None => row.stage.clone(),
-    }
+/// The arm's swept values other than its mask's rate, level and pruner (which the rate axis
+/// and the line's name show), as `init.width=192`: arms that differ in them get their own line
+/// and baseline rather than being averaged as if they were seeds.
+fn variant(row: &SummaryRow) -> String {
+    row.sweep
+        .iter()
+        .filter(|(key, _)| ![".rate", ".level", ".uses"].iter().any(|s| key.ends_with(s)))
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `name`, followed by the variant in brackets when there is one.
+fn with_variant(name: String, variant: &str) -> String {
+    if variant.is_empty() { name } else { format!("{name} [{variant}]") }
+}
+
+/// One line of the figure: an arm's stage and pruner at one variant, over the rates.
+struct Curve {
+    name: String,
+    variant: String,
+    values: Line,
 }
 
 /// Every line's values of `value`, lines in summary order (rates keyed by their bits).
-fn lines(summary: &Summary, value: &dyn Fn(&SummaryRow) -> Option<f64>) -> Vec<(String, Line)> {
-    let mut out: Vec<(String, Line)> = Vec::new();
+fn lines(summary: &Summary, value: &Value) -> Vec<Curve> {
+    let mut out: Vec<Curve> = Vec::new();
     for row in &summary.arms {
         let Some(rate) = row.mask_rate else { continue };
-        let name = line_name(row);
-        let i = match out.iter().position(|(n, _)| *n == name) {
+        let variant = variant(row);
+        let stage = match &row.pruner {
+            Some(p) => format!("{} ({p})", row.stage),
+            None => row.stage.clone(),
+        };
+        let name = with_variant(stage, &variant);
+        let i = match out.iter().position(|c| c.name == name) {
             Some(i) => i,
             None => {
-                out.push((name, Line::new()));
+                out.push(Curve { name, variant, values: Line::new() });
                 out.len() - 1
             }
         };
         let v = value(row).filter(|v| v.is_finite());
-        out[i].1.entry(rate.to_bits()).or_insert((rate, Vec::new())).1.push(v);
+        out[i].values.entry(rate.to_bits()).or_insert((rate, Vec::new())).1.push(v);
     }
     out
 }
 
-/// The dense baselines' values (one per seed): rows without a mask that some arm is measured
-/// against.
-fn baselines(summary: &Summary, value: &Value) -> Vec<Option<f64>> {
-    summary
-        .arms
-        .iter()
-        .filter(|r| r.mask_rate.is_none())
-        .filter(|r| summary.arms.iter().any(|a| a.baseline.as_deref() == Some(r.arm.as_str())))
-        .map(|r| value(r).filter(|v| v.is_finite()))
-        .collect()
+/// The dense baselines' values, one group per variant (in summary order) with one value per
+/// seed: rows without a mask that some arm is measured against.
+fn baselines(summary: &Summary, value: &Value) -> Vec<(String, Vec<Option<f64>>)> {
+    let mut out: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    let measured_against =
+        |r: &SummaryRow| summary.arms.iter().any(|a| a.baseline.as_deref() == Some(r.arm.as_str()));
+    for row in summary.arms.iter().filter(|r| r.mask_rate.is_none() && measured_against(r)) {
+        let variant = variant(row);
+        let v = value(row).filter(|v| v.is_finite());
+        match out.iter_mut().find(|(w, _)| *w == variant) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((variant, vec![v])),
+        }
+    }
+    out
+}
+
+/// The colour of the baseline of `variant`: that of the first line at the same variant, grey
+/// when no line shares it (a sweep without other axes).
+fn baseline_colour(curves: &[Curve], variant: &str) -> RGBColor {
+    curves.iter().position(|c| !variant.is_empty() && c.variant == variant).map_or(GREY, arm_colour)
 }
 
 /// Two panels, t_gen and tau_grok against the rate; `None` unless more than one arm has a rate.
@@ -68,21 +103,24 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     let tau = |a: &SummaryRow| a.run.tau_grok;
     let panels: [(&str, &Value); 2] =
         [("t_gen (steps)", &t_gen), ("tau_grok = t_gen / t_mem", &tau)];
-    let names: Vec<String> = lines(summary, &t_gen).into_iter().map(|(n, _)| n).collect();
-    let mut legend: Vec<LegendEntry> = names
+    let curves = lines(summary, &t_gen);
+    let mut legend: Vec<LegendEntry> = curves
         .iter()
         .enumerate()
-        .map(|(i, n)| LegendEntry { label: n.clone(), colour: arm_colour(i), mark: Mark::Line })
+        .map(|(i, c)| LegendEntry {
+            label: c.name.clone(),
+            colour: arm_colour(i),
+            mark: Mark::Line,
+        })
         .collect();
-    let base_seeds = baselines(summary, &t_gen).len();
-    if base_seeds > 0 {
+    for (variant, seeds) in baselines(summary, &t_gen) {
+        let spread = match seeds.len() {
+            1 => String::new(),
+            n => format!(" (mean of {n}; band: min to max)"),
+        };
         legend.push(LegendEntry {
-            label: if base_seeds > 1 {
-                format!("dense baseline (mean of {base_seeds}; band: min to max)")
-            } else {
-                "dense baseline".into()
-            },
-            colour: RGBColor(0x70, 0x70, 0x70),
+            label: with_variant(format!("dense baseline{spread}"), &variant),
+            colour: baseline_colour(&curves, &variant),
             mark: Mark::Dashed,
         });
     }
@@ -97,11 +135,17 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
         let plot = plot.titled("Grokking against pruning rate", (FONT, 18))?;
         for (area, (label, value)) in plot.split_evenly((1, 2)).iter().zip(panels) {
             let lines = lines(summary, value);
-            let base = Spread::of(&baselines(summary, value));
+            let bases: Vec<(RGBColor, Spread)> = baselines(summary, value)
+                .iter()
+                .filter_map(|(variant, vs)| {
+                    Spread::of(vs).map(|s| (baseline_colour(&curves, variant), s))
+                })
+                .collect();
             let spreads: Vec<Vec<(f64, Option<Spread>, usize)>> = lines
                 .iter()
-                .map(|(_, line)| {
-                    let mut pts: Vec<_> = line
+                .map(|curve| {
+                    let mut pts: Vec<_> = curve
+                        .values
                         .values()
                         .map(|(rate, vs)| {
                             let s = Spread::of(vs);
@@ -114,7 +158,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                 .collect();
             let reached = spreads.iter().flatten().filter_map(|p| p.1).flat_map(|s| [s.min, s.max]);
             let (lo, hi) = reached
-                .chain(base.iter().flat_map(|b| [b.min, b.max]))
+                .chain(bases.iter().flat_map(|(_, b)| [b.min, b.max]))
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
             let (lo, hi) = padded(lo, hi);
             // A row above the values for the arms that never reached the threshold.
@@ -135,25 +179,24 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                 .x_label_formatter(&|v| fmt_num(*v))
                 .y_label_formatter(&|v| if *v > hi { String::new() } else { ticks(v) })
                 .draw()?;
-            let grey = RGBColor(0x70, 0x70, 0x70);
-            if let Some(b) = base {
+            for (colour, b) in &bases {
                 if b.n > 1 {
                     chart.draw_series(std::iter::once(Rectangle::new(
                         [(rlo, b.min), (rhi, b.max)],
-                        grey.mix(0.12).filled(),
+                        colour.mix(0.12).filled(),
                     )))?;
                 }
                 chart.draw_series(DashedLineSeries::new(
                     vec![(rlo, b.mean), (rhi, b.mean)],
                     5,
                     4,
-                    grey.stroke_width(1),
+                    colour.stroke_width(1),
                 ))?;
             }
             chart.draw_series(std::iter::once(Text::new(
                 "never",
                 (rlo, never_y),
-                (FONT, 11).into_font().color(&grey),
+                (FONT, 11).into_font().color(&GREY),
             )))?;
             for (i, pts) in spreads.iter().enumerate() {
                 let c = arm_colour(i);
@@ -187,7 +230,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
     Ok(Some(Figure {
         file: RATE.into(),
         title: "t_gen and tau_grok against pruning rate".into(),
-        caption: "One line per pruner (or control stage) over the rate: each point the mean over its seeds, the error bar from the lowest to the highest seed. A triangle in the top row (\"never\") marks a rate where at least one seed never reached the accuracy threshold; the dashed line is the dense baseline, with a band over its seeds.".into(),
+        caption: "One line per pruner (or control stage), and per value of any other swept parameter, over the rate: each point the mean over its seeds, the error bar from the lowest to the highest seed. A triangle in the top row (\"never\") marks a rate where at least one seed never reached the accuracy threshold; a dashed line is a dense baseline (one per value of the other swept parameters, in the colour of its lines), with a band over its seeds.".into(),
         from_metrics: true,
         svg,
     }))

@@ -217,12 +217,12 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
                         )?;
                     }
                 }
-                // Never reached by at least one seed: a hollow triangle in the top row.
-                chart.draw_series(
-                    pts.iter()
-                        .filter(|p| p.2 > 0)
-                        .map(|(r, _, _)| TriangleMarker::new((*r, never_y), 6, c.stroke_width(2))),
-                )?;
+                // Never reached by at least one seed: a hollow triangle in the top row, the
+                // lines' triangles side by side so that none hides another.
+                let shift = (i as f64 - (spreads.len() - 1) as f64 / 2.0) * (rhi - rlo) * 0.012;
+                chart.draw_series(pts.iter().filter(|p| p.2 > 0).map(|(r, _, _)| {
+                    TriangleMarker::new((r + shift, never_y), 6, c.stroke_width(2))
+                }))?;
             }
         }
         Ok(())

@@ -399,6 +399,9 @@ fn the_rate_figure_keeps_other_swept_values_apart() {
         assert!(rate.contains(&format!("dense baseline {variant}")), "{rate}");
     }
     assert!(!rate.contains("mean of 2"), "the two widths are not averaged");
+    // Lines in the order of the values (8 before 12), not of their text.
+    let at = |width: u32| rate.find(&format!("ticket_train (magnitude) [init.width={width}]"));
+    assert!(at(8) < at(12), "width 8 is listed first");
 }
 
 /// `--set mask.levels=2` runs iterative magnitude pruning: the second level's ticket keeps

@@ -3,6 +3,7 @@
 //! learning rate), each point the mean over its seeds with an error bar from the lowest to the
 //! highest, arms that never reached the threshold marked "never" at the top.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use plotters::prelude::*;
@@ -23,74 +24,108 @@ type Value = dyn Fn(&SummaryRow) -> Option<f64>;
 type Line = BTreeMap<u64, (f64, Vec<Option<f64>>)>;
 
 /// The arm's swept values other than its mask's rate, level and pruner (which the rate axis
-/// and the line's name show), as `init.width=192`: arms that differ in them get their own line
-/// and baseline rather than being averaged as if they were seeds.
-fn variant(row: &SummaryRow) -> String {
-    row.sweep
-        .iter()
-        .filter(|(key, _)| ![".rate", ".level", ".uses"].iter().any(|s| key.ends_with(s)))
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// and the line's name show), such as `init.width=192`: arms that differ in them get their own
+/// line and baseline rather than being averaged as if they were seeds.
+#[derive(Debug, Clone, PartialEq)]
+struct Variant(Vec<(String, serde_json::Value)>);
 
-/// `name`, followed by the variant in brackets when there is one.
-fn with_variant(name: String, variant: &str) -> String {
-    if variant.is_empty() { name } else { format!("{name} [{variant}]") }
+impl Variant {
+    fn of(row: &SummaryRow) -> Self {
+        let other = |key: &String| ![".rate", ".level", ".uses"].iter().any(|s| key.ends_with(s));
+        Self(
+            row.sweep
+                .iter()
+                .filter(|(k, _)| other(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    /// `name`, followed by the swept values in brackets when there are any.
+    fn label(&self, name: String) -> String {
+        if self.0.is_empty() {
+            return name;
+        }
+        let values: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{name} [{}]", values.join(", "))
+    }
+
+    /// Numbers by value (a width of 48 before one of 384), anything else by its JSON text.
+    fn order(&self, other: &Self) -> Ordering {
+        let by_value =
+            self.0.iter().zip(&other.0).map(|((_, a), (_, b))| match (a.as_f64(), b.as_f64()) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                _ => a.to_string().cmp(&b.to_string()),
+            });
+        by_value.fold(Ordering::Equal, Ordering::then).then(self.0.len().cmp(&other.0.len()))
+    }
 }
 
 /// One line of the figure: an arm's stage and pruner at one variant, over the rates.
 struct Curve {
     name: String,
-    variant: String,
+    /// The rank of the line's stage and pruner among the summary's, for the line order.
+    stage: usize,
+    variant: Variant,
     values: Line,
 }
 
-/// Every line's values of `value`, lines in summary order (rates keyed by their bits).
+/// Every line's values of `value`: stages in summary order, each stage's variants in value
+/// order (rates keyed by their bits).
 fn lines(summary: &Summary, value: &Value) -> Vec<Curve> {
+    let mut stages: Vec<String> = Vec::new();
     let mut out: Vec<Curve> = Vec::new();
     for row in &summary.arms {
         let Some(rate) = row.mask_rate else { continue };
-        let variant = variant(row);
-        let stage = match &row.pruner {
+        let variant = Variant::of(row);
+        let stage_name = match &row.pruner {
             Some(p) => format!("{} ({p})", row.stage),
             None => row.stage.clone(),
         };
-        let name = with_variant(stage, &variant);
+        let stage = stages.iter().position(|s| *s == stage_name).unwrap_or_else(|| {
+            stages.push(stage_name.clone());
+            stages.len() - 1
+        });
+        let name = variant.label(stage_name);
         let i = match out.iter().position(|c| c.name == name) {
             Some(i) => i,
             None => {
-                out.push(Curve { name, variant, values: Line::new() });
+                out.push(Curve { name, stage, variant, values: Line::new() });
                 out.len() - 1
             }
         };
         let v = value(row).filter(|v| v.is_finite());
         out[i].values.entry(rate.to_bits()).or_insert((rate, Vec::new())).1.push(v);
     }
+    out.sort_by(|a, b| a.stage.cmp(&b.stage).then_with(|| a.variant.order(&b.variant)));
     out
 }
 
-/// The dense baselines' values, one group per variant (in summary order) with one value per
+/// The dense baselines' values, one group per variant (in value order) with one value per
 /// seed: rows without a mask that some arm is measured against.
-fn baselines(summary: &Summary, value: &Value) -> Vec<(String, Vec<Option<f64>>)> {
-    let mut out: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+fn baselines(summary: &Summary, value: &Value) -> Vec<(Variant, Vec<Option<f64>>)> {
+    let mut out: Vec<(Variant, Vec<Option<f64>>)> = Vec::new();
     let measured_against =
         |r: &SummaryRow| summary.arms.iter().any(|a| a.baseline.as_deref() == Some(r.arm.as_str()));
     for row in summary.arms.iter().filter(|r| r.mask_rate.is_none() && measured_against(r)) {
-        let variant = variant(row);
+        let variant = Variant::of(row);
         let v = value(row).filter(|v| v.is_finite());
         match out.iter_mut().find(|(w, _)| *w == variant) {
             Some((_, vs)) => vs.push(v),
             None => out.push((variant, vec![v])),
         }
     }
+    out.sort_by(|a, b| a.0.order(&b.0));
     out
 }
 
 /// The colour of the baseline of `variant`: that of the first line at the same variant, grey
 /// when no line shares it (a sweep without other axes).
-fn baseline_colour(curves: &[Curve], variant: &str) -> RGBColor {
-    curves.iter().position(|c| !variant.is_empty() && c.variant == variant).map_or(GREY, arm_colour)
+fn baseline_colour(curves: &[Curve], variant: &Variant) -> RGBColor {
+    curves
+        .iter()
+        .position(|c| !variant.0.is_empty() && c.variant == *variant)
+        .map_or(GREY, arm_colour)
 }
 
 /// Two panels, t_gen and tau_grok against the rate; `None` unless more than one arm has a rate.
@@ -119,7 +154,7 @@ pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
             n => format!(" (mean of {n}; band: min to max)"),
         };
         legend.push(LegendEntry {
-            label: with_variant(format!("dense baseline{spread}"), &variant),
+            label: variant.label(format!("dense baseline{spread}")),
             colour: baseline_colour(&curves, &variant),
             mark: Mark::Dashed,
         });

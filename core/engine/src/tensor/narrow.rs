@@ -12,7 +12,9 @@
 //! held by the caller. The rewrite rebuilds the narrowed nodes on narrowed inputs: every
 //! element still computed has the same operands, summed in the same order, so the values are
 //! bit for bit those of the unnarrowed graph. Run on the forward graph before autograd, the
-//! gradient graph comes out of the narrowed forward.
+//! gradient graph comes out of the narrowed forward: a weight gradient then sums the same
+//! non-zero terms over fewer rows, which the matrix kernel may group differently, so it can
+//! differ from the unnarrowed one in its last bits.
 
 use std::collections::HashMap;
 

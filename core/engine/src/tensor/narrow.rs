@@ -16,6 +16,7 @@
 //! non-zero terms over fewer rows, which the matrix kernel may group differently, so it can
 //! differ from the unnarrowed one in its last bits.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 
 use luminal::graph::NodeIndex;
@@ -51,13 +52,23 @@ impl Rows {
     }
 }
 
-/// How a node computes its output from its inputs, as far as narrowing is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A builder op of one input.
+type Unary = fn(&mut GraphBuilder, Var) -> Var;
+/// A builder op of two inputs of the same shape.
+type Binary = fn(&mut GraphBuilder, Var, Var) -> Result<Var>;
+/// A builder reduction over an axis.
+type Reduction = fn(&mut GraphBuilder, Var, usize) -> Result<Var>;
+
+/// How a node computes its output from its inputs, as far as narrowing is concerned, with the
+/// builder op that rebuilds it on narrowed inputs.
+#[derive(Debug, Clone, Copy)]
 enum Kind {
+    /// Output element `i` from input element `i` (through the edge view).
+    Unary(Unary),
     /// Output element `i` from input elements `i` (through the edge views).
-    Elementwise,
+    Binary(Binary),
     /// A sum or maximum over this input axis.
-    Reduce(usize),
+    Reduce(Reduction, usize),
     /// Anything else (leaves, constants, compiled kernels): never narrowed.
     Other,
 }
@@ -65,28 +76,36 @@ enum Kind {
 fn kind(g: &GraphBuilder, node: NodeIndex) -> Kind {
     let any = g.cx.graph[node].as_any();
     if let Some(op::SumReduce(axis)) = any.downcast_ref::<op::SumReduce>() {
-        return Kind::Reduce(*axis);
+        return Kind::Reduce(GraphBuilder::sum_reduce, *axis);
     }
     if let Some(op::MaxReduce(axis)) = any.downcast_ref::<op::MaxReduce>() {
-        return Kind::Reduce(*axis);
+        return Kind::Reduce(GraphBuilder::max_reduce, *axis);
     }
-    let elementwise = any.is::<op::Add>()
-        || any.is::<op::Mul>()
-        || any.is::<op::LessThan>()
-        || any.is::<op::Mod>()
-        || any.is::<op::Log2>()
-        || any.is::<op::Exp2>()
-        || any.is::<op::Sin>()
-        || any.is::<op::Sqrt>()
-        || any.is::<op::Recip>()
-        || any.is::<op::Contiguous>();
-    if elementwise { Kind::Elementwise } else { Kind::Other }
+    let op = any.type_id();
+    let binary: [(TypeId, Binary); 4] = [
+        (TypeId::of::<op::Add>(), GraphBuilder::add),
+        (TypeId::of::<op::Mul>(), GraphBuilder::mul),
+        (TypeId::of::<op::LessThan>(), GraphBuilder::less_than),
+        (TypeId::of::<op::Mod>(), GraphBuilder::modulo),
+    ];
+    let unary: [(TypeId, Unary); 6] = [
+        (TypeId::of::<op::Log2>(), GraphBuilder::log2),
+        (TypeId::of::<op::Exp2>(), GraphBuilder::exp2),
+        (TypeId::of::<op::Sin>(), GraphBuilder::sin),
+        (TypeId::of::<op::Sqrt>(), GraphBuilder::sqrt),
+        (TypeId::of::<op::Recip>(), GraphBuilder::recip),
+        (TypeId::of::<op::Contiguous>(), GraphBuilder::contiguous),
+    ];
+    if let Some(&(_, f)) = binary.iter().find(|(id, _)| *id == op) {
+        return Kind::Binary(f);
+    }
+    unary.iter().find(|(id, _)| *id == op).map_or(Kind::Other, |&(_, f)| Kind::Unary(f))
 }
 
 /// The input axis that output axis `axis` of a node of `kind` reads.
 fn input_axis(kind: Kind, axis: usize) -> usize {
     match kind {
-        Kind::Reduce(reduced) if axis >= reduced => axis + 1,
+        Kind::Reduce(_, reduced) if axis >= reduced => axis + 1,
         _ => axis,
     }
 }
@@ -172,7 +191,7 @@ fn demand(
     let (q, rows) = match reader_needs {
         Some(rows) => {
             let k = kind(g, reader);
-            if k == Kind::Other || !sliced.is_empty() {
+            if matches!(k, Kind::Other) || !sliced.is_empty() {
                 return None;
             }
             (input_axis(k, rows.axis), rows)
@@ -206,7 +225,7 @@ pub(crate) fn narrow(g: &mut GraphBuilder, held: &[NodeIndex]) -> Result<usize> 
         let fixed = held.contains(&node)
             || g.cx.no_delete.contains(&node)
             || g.cx.to_retrieve.contains(&node)
-            || kind(g, node) == Kind::Other;
+            || matches!(kind(g, node), Kind::Other);
         if fixed {
             continue;
         }
@@ -269,7 +288,7 @@ pub(crate) fn narrow(g: &mut GraphBuilder, held: &[NodeIndex]) -> Result<usize> 
             };
             inputs.push(input);
         }
-        let new = rebuild(g, node, k, &inputs)?;
+        let new = rebuild(g, k, &inputs)?;
         narrowed.insert(node, new.node);
     }
     // 3. Readers that were not rebuilt read a slice: they now read the narrowed buffer whole.
@@ -334,38 +353,15 @@ fn select(g: &mut GraphBuilder, x: Var, q: usize, rows: Rows) -> Result<Var> {
     g.reshape(kept, &merged)
 }
 
-/// `node`'s op applied to new inputs.
-fn rebuild(g: &mut GraphBuilder, node: NodeIndex, k: Kind, inputs: &[Var]) -> Result<Var> {
-    let any = g.cx.graph[node].as_any();
-    let (a, b) = (inputs[0], inputs.get(1).copied());
-    let binary = |g: &mut GraphBuilder, f: fn(&mut GraphBuilder, Var, Var) -> Result<Var>| {
-        f(g, a, b.expect("binary ops have two inputs"))
-    };
-    if any.is::<op::Add>() {
-        binary(g, GraphBuilder::add)
-    } else if any.is::<op::Mul>() {
-        binary(g, GraphBuilder::mul)
-    } else if any.is::<op::LessThan>() {
-        binary(g, GraphBuilder::less_than)
-    } else if any.is::<op::Mod>() {
-        binary(g, GraphBuilder::modulo)
-    } else if any.is::<op::Log2>() {
-        Ok(g.log2(a))
-    } else if any.is::<op::Exp2>() {
-        Ok(g.exp2(a))
-    } else if any.is::<op::Sin>() {
-        Ok(g.sin(a))
-    } else if any.is::<op::Sqrt>() {
-        Ok(g.sqrt(a))
-    } else if any.is::<op::Recip>() {
-        Ok(g.recip(a))
-    } else if any.is::<op::Contiguous>() {
-        Ok(g.contiguous(a))
-    } else if any.is::<op::SumReduce>() {
-        let Kind::Reduce(axis) = k else { unreachable!("a SumReduce is a reduction") };
-        g.sum_reduce(a, axis)
-    } else {
-        let Kind::Reduce(axis) = k else { unreachable!("only reductions are left") };
-        g.max_reduce(a, axis)
+/// The op of a node of kind `k` applied to new inputs.
+fn rebuild(g: &mut GraphBuilder, k: Kind, inputs: &[Var]) -> Result<Var> {
+    match (k, inputs) {
+        (Kind::Unary(f), &[a]) => Ok(f(g, a)),
+        (Kind::Binary(f), &[a, b]) => f(g, a, b),
+        (Kind::Reduce(f, axis), &[a]) => f(g, a, axis),
+        _ => Err(crate::Error::shape(
+            "row narrowing",
+            format!("cannot rebuild {k:?} on {} inputs", inputs.len()),
+        )),
     }
 }

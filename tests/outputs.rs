@@ -382,6 +382,8 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
         assert!(rate.contains(&format!("ticket_train ({pruner})")), "{pruner} line");
         assert!(report.contains(&format!(" | {pruner} | ")), "{pruner} column: {report}");
     }
+    // The pruner names the line; the swept `mask.uses` is not repeated as a variant.
+    assert!(!rate.contains("[mask.uses="), "{rate}");
     // The tiny run generalises nowhere: every point sits in the "never" row.
     assert!(rate.contains("never"), "never row");
 }

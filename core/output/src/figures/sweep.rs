@@ -23,19 +23,23 @@ type Value = dyn Fn(&SummaryRow) -> Option<f64>;
 /// The values of one line at each rate, one per seed (`None`: never reached).
 type Line = BTreeMap<u64, (f64, Vec<Option<f64>>)>;
 
-/// The arm's swept values other than its mask's rate, level and pruner (which the rate axis
-/// and the line's name show), such as `init.width=192`: arms that differ in them get their own
-/// line and baseline rather than being averaged as if they were seeds.
+/// The arm's swept values other than its mask's rate and level (which the rate axis shows) and
+/// its pruner (which the line's name shows), such as `init.width=192`: arms that differ in them
+/// get their own line and baseline rather than being averaged as if they were seeds.
 #[derive(Debug, Clone, PartialEq)]
 struct Variant(Vec<(String, serde_json::Value)>);
 
 impl Variant {
     fn of(row: &SummaryRow) -> Self {
-        let other = |key: &String| ![".rate", ".level", ".uses"].iter().any(|s| key.ends_with(s));
+        let shown = |key: &String, value: &serde_json::Value| {
+            key.ends_with(".rate")
+                || key.ends_with(".level")
+                || key.ends_with(".uses") && value.as_str() == row.pruner.as_deref()
+        };
         Self(
             row.sweep
                 .iter()
-                .filter(|(k, _)| other(k))
+                .filter(|(k, v)| !shown(k, v))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         )

@@ -1,5 +1,6 @@
 //! Integration tests.
 
+mod batch_arms;
 mod cache;
 mod cli;
 mod layout;

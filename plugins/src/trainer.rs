@@ -9,12 +9,13 @@ use ticketlab_api::artifact::{DensityReport, RunArtifact};
 use ticketlab_api::data::Dataset;
 use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
 use ticketlab_api::plugin::{
-    ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
+    ArmJob, ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
 };
 use ticketlab_api::tensor::NamedTensors;
 use ticketlab_api::{Error, Result, budget, register_plugin, seed};
 use ticketlab_engine::tensor::{
-    LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec, TrainingSession,
+    ArmInit, EvalResult, LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec,
+    TrainingSession, kernels,
 };
 
 const PARAMS: &[ParamSpec] = &[
@@ -38,6 +39,25 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
     THRESHOLD,
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
+    ParamSpec::new("batch_arms", ParamType::Bool, "train in one compiled graph with the other arms of the run that share this stage's shapes, data and schedule (`run --batch-arms off` turns it off for a whole run); not in the cache key, as each arm gets the numbers it gets alone").default("true").not_in_key(),
+];
+
+/// The parameters each arm of a batch may have its own value of: everything the host-side
+/// optimizer, the learning-rate schedule and the summary read. The others shape the compiled
+/// graph or the loop, so arms trained together must agree on them.
+const PER_ARM: &[&str] = &[
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "eps",
+    "momentum",
+    "lr_schedule",
+    "warmup_steps",
+    "grad_clip",
+    "threshold",
+    "batch_arms",
 ];
 
 /// AdamW's beta1, shared by the trainers.
@@ -246,13 +266,14 @@ pub fn norms(params: &NamedTensors) -> (Norms, BTreeMap<String, Norms>) {
     (Norms { l1, l2 }, layers)
 }
 
-pub(crate) fn evaluate(
-    session: &mut TrainingSession<'_>,
-    data: &Dataset,
+/// The evaluation record of one arm at `step` from its train and test results; an error when
+/// its train loss is not finite.
+pub(crate) fn eval_record(
     step: u64,
+    train: EvalResult,
+    test: EvalResult,
+    params: &NamedTensors,
 ) -> Result<EvalRecord> {
-    let train = session.evaluate(&data.train)?;
-    let test = session.evaluate(&data.test)?;
     if !train.loss.is_finite() {
         return Err(Error::Diverged {
             step,
@@ -262,7 +283,7 @@ pub(crate) fn evaluate(
             ),
         });
     }
-    let (global, layers) = norms(&session.params()?);
+    let (global, layers) = norms(params);
     Ok(EvalRecord {
         step,
         train_loss: train.loss,
@@ -272,6 +293,17 @@ pub(crate) fn evaluate(
         norms: global,
         layers,
     })
+}
+
+/// The evaluation record of a session of one arm at `step`.
+pub(crate) fn evaluate(
+    session: &mut TrainingSession<'_>,
+    data: &Dataset,
+    step: u64,
+) -> Result<EvalRecord> {
+    let train = session.evaluate(&data.train)?;
+    let test = session.evaluate(&data.test)?;
+    eval_record(step, train, test, &session.params()?)
 }
 
 /// The examples of minibatch number `step`: a fresh seeded shuffle per step, so a resumed
@@ -288,72 +320,59 @@ fn minibatch(seed_value: u64, step: u64, n: usize, size: usize) -> Vec<usize> {
 
 impl TrainerPlugin for Standard {
     fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact> {
-        let data = job.data;
-        let recipe = Recipe::from_params(params, data.train.len())?;
-        let init = job.init;
-        let weights = init.params.values().map(|t| t.data.len() as u64).sum();
-        recipe.memory(weights, init.params.len() as u64)?;
-        let mask = init.mask.clone();
-        let mut session = TrainingSession::new(
-            job.arch,
-            init.params.clone(),
-            mask.clone(),
-            &recipe.step,
-            &data.train,
-        )?;
-        let (mut records, mut checkpoints, start) = match job.resume {
-            Some(state) => {
-                session.restore(&state.params, &state.optimizer, state.step)?;
-                (state.records, state.checkpoints, state.step)
-            }
-            None => (Vec::new(), BTreeMap::new(), 0),
-        };
-        session.set_grad_clip(recipe.grad_clip);
-        let full_batch = recipe.step.batch_size == data.train.len();
-        if full_batch {
-            session.set_batch(&data.train)?;
+        // Reborrowed, so the job lives as long as `params`.
+        let TrainJob { arch, init, data, ctx, resume, observer } = job;
+        let job = TrainJob { arch, init, data, ctx, resume, observer: &mut *observer };
+        self.train_arms(vec![ArmJob { params, job }]).pop().expect("one result per arm")
+    }
+
+    fn batch_key(&self, params: &Params) -> Option<Params> {
+        if !params.bool("batch_arms").unwrap_or(true) {
+            return None;
         }
-        let seed_value = job.ctx.seed;
-        for step in start..=recipe.steps {
-            if recipe.evaluates(step) && records.last().is_none_or(|r: &EvalRecord| r.step < step) {
-                let record = evaluate(&mut session, data, step)?;
-                job.observer.on_eval(&record, recipe.steps);
-                records.push(record);
+        let shared = params.0.iter().filter(|(k, _)| !PER_ARM.contains(&k.as_str()));
+        Some(Params(shared.map(|(k, v)| (k.clone(), v.clone())).collect()))
+    }
+
+    /// The arms are split over the kernel threads, each share trained in one compiled graph
+    /// on its own thread (every arm's numbers are the same whatever the split).
+    fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
+        let mut results: Vec<Option<Result<RunArtifact>>> = (0..arms.len()).map(|_| None).collect();
+        let mut ready = Vec::with_capacity(arms.len());
+        for (index, arm) in arms.into_iter().enumerate() {
+            match Arm::new(arm) {
+                Ok(arm) => ready.push((index, arm)),
+                Err(e) => results[index] = Some(Err(e)),
             }
-            if recipe.checkpoints.contains(step) {
-                checkpoints.insert(step, session.params()?);
-            }
-            if step > start
-                && recipe.resume_every > 0
-                && step % recipe.resume_every == 0
-                && step < recipe.steps
-            {
-                job.observer.on_checkpoint(&TrainState {
-                    step,
-                    params: session.params()?,
-                    optimizer: session.optimizer_state(),
-                    records: records.clone(),
-                    checkpoints: checkpoints.clone(),
-                    rng_counter: step,
-                })?;
-            }
-            if step == recipe.steps {
-                break;
-            }
-            if !full_batch {
-                let idx = minibatch(seed_value, step, data.train.len(), recipe.step.batch_size);
-                session.set_batch(&data.train.select(&idx))?;
-            }
-            if recipe.schedule.varies() {
-                session.set_lr(recipe.schedule.at(step));
-            }
-            session.step()?;
         }
-        let final_params = session.params()?;
-        let density = mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
-        let summary = RunSummary::from_records(&records, recipe.threshold, density)
-            .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
-        Ok(RunArtifact { init: init.clone(), final_params, checkpoints, records, summary })
+        let threads = kernels::threads().clamp(1, ready.len().max(1));
+        let mut shares: Vec<Vec<(usize, Arm<'_>)>> = (0..threads).map(|_| Vec::new()).collect();
+        let per_share = ready.len().div_ceil(threads);
+        for (position, arm) in ready.into_iter().enumerate() {
+            shares[position / per_share.max(1)].push(arm);
+        }
+        shares.retain(|share| !share.is_empty());
+        let trained = std::thread::scope(|scope| {
+            let mut shares = shares.into_iter();
+            let here = shares.next();
+            let others: Vec<_> =
+                shares.map(|share| scope.spawn(move || train_together(share))).collect();
+            let mut trained = here.map(train_together).unwrap_or_default();
+            for handle in others {
+                // `train_together` catches panics; a thread that still dies loses its arms.
+                trained.extend(handle.join().unwrap_or_default());
+            }
+            trained
+        });
+        for (index, result) in trained {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::Other("the arm's training thread died".into())))
+            })
+            .collect()
     }
 
     fn memory(&self, params: &Params, model: &ModelSize) -> Result<Option<u64>> {
@@ -365,6 +384,172 @@ impl TrainerPlugin for Standard {
     fn uses_seed(&self, params: &Params) -> bool {
         params.usize("batch_size").map_or(true, |b| b != 0)
     }
+}
+
+/// One arm while it trains.
+struct Arm<'a> {
+    recipe: Recipe,
+    job: TrainJob<'a>,
+    records: Vec<EvalRecord>,
+    checkpoints: BTreeMap<u64, NamedTensors>,
+    /// Why it stopped before the end (it diverged, or its observer refused a state).
+    failed: Option<Error>,
+}
+
+impl<'a> Arm<'a> {
+    /// Reads the arm's recipe and checks its memory.
+    fn new(arm: ArmJob<'a>) -> Result<Self> {
+        let recipe = Recipe::from_params(arm.params, arm.job.data.train.len())?;
+        let init = arm.job.init;
+        let weights = init.params.values().map(|t| t.data.len() as u64).sum();
+        recipe.memory(weights, init.params.len() as u64)?;
+        Ok(Self {
+            recipe,
+            job: arm.job,
+            records: Vec::new(),
+            checkpoints: BTreeMap::new(),
+            failed: None,
+        })
+    }
+
+    fn live(&self) -> bool {
+        self.failed.is_none()
+    }
+
+    /// Records `result`'s error as the reason the arm stopped.
+    fn check<T>(&mut self, result: Result<T>) -> Option<T> {
+        result.map_err(|e| self.failed = Some(e)).ok()
+    }
+
+    /// The run, or why the arm stopped.
+    fn finish(self, final_params: Result<NamedTensors>) -> Result<RunArtifact> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let init = self.job.init;
+        let density = init.mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
+        let summary = RunSummary::from_records(&self.records, self.recipe.threshold, density)
+            .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
+        Ok(RunArtifact {
+            init: init.clone(),
+            final_params: final_params?,
+            checkpoints: self.checkpoints,
+            records: self.records,
+            summary,
+        })
+    }
+}
+
+/// Trains `arms` (with their indices) in one session: the first arm's architecture, data,
+/// steps and schedules are every arm's (the executor groups only arms that agree on them).
+/// Each result is the arm's own; an error that concerns the whole session fails every arm.
+fn train_together<'a>(arms: Vec<(usize, Arm<'a>)>) -> Vec<(usize, Result<RunArtifact>)> {
+    let (indices, mut arms): (Vec<usize>, Vec<Arm<'a>>) = arms.into_iter().unzip();
+    let outcome = ticketlab_api::error::catch_panic("training", || run_arms(&mut arms));
+    let finals = match outcome {
+        Ok(finals) => finals.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let message = e.to_string();
+            let mut first = Some(e);
+            arms.iter()
+                .map(|_| Err(first.take().unwrap_or_else(|| Error::Other(message.clone()))))
+                .collect::<Vec<_>>()
+        }
+    };
+    indices.into_iter().zip(arms.into_iter().zip(finals).map(|(arm, f)| arm.finish(f))).collect()
+}
+
+/// The training loop of [`train_together`]: each arm's final weights.
+fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
+    let (data, arch) = (arms[0].job.data, arms[0].job.arch);
+    let (steps, step_spec) = (arms[0].recipe.steps, arms[0].recipe.step);
+    let inits = arms
+        .iter()
+        .map(|a| ArmInit {
+            params: a.job.init.params.clone(),
+            mask: a.job.init.mask.clone(),
+            optimizer: a.recipe.step.optimizer,
+        })
+        .collect();
+    let mut session = TrainingSession::with_arms(arch, inits, &step_spec, &data.train)?;
+    let start = arms[0].job.resume.as_ref().map_or(0, |state| state.step);
+    for (index, arm) in arms.iter_mut().enumerate() {
+        session.set_grad_clip(index, arm.recipe.grad_clip);
+        let Some(state) = arm.job.resume.take() else { continue };
+        if state.step != start {
+            return Err(Error::Other("the arms of a batch must resume from the same step".into()));
+        }
+        session.restore(index, &state.params, &state.optimizer, state.step)?;
+        arm.records = state.records;
+        arm.checkpoints = state.checkpoints;
+    }
+    let full_batch = step_spec.batch_size == data.train.len();
+    if full_batch {
+        session.set_batch(&data.train)?;
+    }
+    let seed_value = arms[0].job.ctx.seed;
+    for step in start..=steps {
+        if arms[0].recipe.evaluates(step)
+            && arms.iter().any(|a| a.live() && a.records.last().is_none_or(|r| r.step < step))
+        {
+            let train = session.evaluate_arms(&data.train)?;
+            let test = session.evaluate_arms(&data.test)?;
+            for (index, arm) in arms.iter_mut().enumerate() {
+                if !arm.live() || arm.records.last().is_some_and(|r| r.step >= step) {
+                    continue;
+                }
+                let params = session.arm_params(index)?;
+                if let Some(record) =
+                    arm.check(eval_record(step, train[index], test[index], &params))
+                {
+                    arm.job.observer.on_eval(&record, steps);
+                    arm.records.push(record);
+                }
+            }
+        }
+        if arms[0].recipe.checkpoints.contains(step) {
+            for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
+                arm.checkpoints.insert(step, session.arm_params(index)?);
+            }
+        }
+        let resume_every = arms[0].recipe.resume_every;
+        if step > start && resume_every > 0 && step % resume_every == 0 && step < steps {
+            for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
+                let state = TrainState {
+                    step,
+                    params: session.arm_params(index)?,
+                    optimizer: session.optimizer_state(index),
+                    records: arm.records.clone(),
+                    checkpoints: arm.checkpoints.clone(),
+                    rng_counter: step,
+                };
+                let saved = arm.job.observer.on_checkpoint(&state);
+                arm.check(saved);
+            }
+        }
+        if step == steps || !arms.iter().any(Arm::live) {
+            break;
+        }
+        if !full_batch {
+            let idx = minibatch(seed_value, step, data.train.len(), step_spec.batch_size);
+            session.set_batch(&data.train.select(&idx))?;
+        }
+        for (index, arm) in arms.iter().enumerate() {
+            if arm.recipe.schedule.varies() {
+                session.set_lr(index, arm.recipe.schedule.at(step));
+            }
+        }
+        let losses = session.step_arms()?;
+        for (arm, loss) in arms.iter_mut().zip(losses) {
+            if arm.live() && !loss.is_finite() {
+                arm.failed = Some(Error::Diverged {
+                    step: step + 1,
+                    message: format!("loss is {loss}; lower the learning rate or check the data"),
+                });
+            }
+        }
+    }
+    (0..arms.len()).map(|index| session.arm_params(index)).collect()
 }
 
 register_plugin!(

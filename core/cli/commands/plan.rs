@@ -17,6 +17,11 @@ pub struct Args {
     /// The store to look results up in (default: .ticketlab in the working directory).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// `on`: training stages that share their shapes, data and schedule train together, one
+    /// compiled graph per batch (the plan's `batch` column); `off`: each alone. Each stage's
+    /// numbers are the same either way.
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub batch_arms: super::BatchArms,
 }
 
 /// Prints the plan table.
@@ -24,6 +29,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current())
+        .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
     print(&plan.render())
 }

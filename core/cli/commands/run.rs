@@ -37,6 +37,11 @@ pub struct Args {
     /// Threads of the matrix kernels of each stage (default: the cores divided by --jobs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// `on`: training stages that share their shapes, data and schedule train together, one
+    /// compiled graph per batch (the plan's `batch` column); `off`: each alone. Each stage's
+    /// numbers are the same either way.
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    pub batch_arms: super::BatchArms,
     /// Replace the run in `--out` if it holds one (otherwise an earlier run is never
     /// overwritten).
     #[arg(long)]
@@ -74,6 +79,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(source, &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current())
+        .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
     let mut options = ExecOptions {
         base_dir: loaded.source.base_dir(),

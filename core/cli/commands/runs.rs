@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // Newest first (the dates are ISO 8601, so they sort as text).
     rows.sort_by(|a, b| b[2].cmp(&a[2]).then_with(|| a[0].cmp(&b[0])));
     let mut out =
-        table(["run", "experiment", "created (UTC)", "arms", "finished", "headline"], &rows);
+        table(&["run", "experiment", "created (UTC)", "arms", "finished", "headline"], &rows);
     let _ =
         writeln!(out, "{} run director{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" });
     print(&out)

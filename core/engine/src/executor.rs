@@ -37,8 +37,8 @@ use crate::ir::{StageIr, StageKind};
 use crate::metrics::EvalRecord;
 use crate::plugin::registry::Registry;
 use crate::plugin::{
-    AnalysisInputs, Params, PluginKind, PruneContext, StageContext, TrainJob, TrainObserver,
-    TrainState,
+    AnalysisInputs, ArmJob, Params, PluginKind, PruneContext, StageContext, TrainJob,
+    TrainObserver, TrainState,
 };
 use crate::tensor::{Architecture, NamedTensors, init_params};
 use crate::{Error, Result};
@@ -99,15 +99,17 @@ impl Execution {
     }
 }
 
-/// What a worker tells the scheduler: progress of a running stage, or its end.
+/// What a worker tells the scheduler: progress of a running stage, or the end of its work
+/// (one stage, or the stages of a batch), each stage's result with its index.
 enum Message {
     Progress { stage: String, record: EvalRecord, total_steps: u64 },
     Log(String),
-    Finished { index: usize, result: Result<(Artifact, StageOutcome)>, seconds: f64 },
+    Finished { results: Vec<(usize, Result<(Artifact, StageOutcome)>)>, seconds: f64 },
 }
 
 /// Forwards a worker's events to the scheduler, which alone talks to the caller's sink (so
 /// the sink needs no locking and sees one event at a time).
+#[derive(Clone)]
 struct ChannelEvents(mpsc::Sender<Message>);
 
 impl RunEvents for ChannelEvents {
@@ -165,17 +167,19 @@ pub fn execute(
         seconds,
         error,
     };
+    // Whether a batch waits for members whose inputs are still being computed. It stops waiting
+    // when nothing else could run, so the scheduler never stalls on a batch.
+    let mut hold_batches = true;
     std::thread::scope(|scope| {
         loop {
+            let mut held_back = false;
             // Start (or skip) every stage that can, in plan order, while workers are free.
             for (index, ps) in plan.stages.iter().enumerate() {
                 if started[index] {
                     continue;
                 }
                 let stage = &ps.stage;
-                let inputs: Vec<&str> =
-                    stage.inputs.values().flatten().map(String::as_str).collect();
-                let waits_on = inputs.iter().find_map(|p| blocked.get(p).copied());
+                let waits_on = waiting_on(ps, &blocked);
                 if interrupted || waits_on.is_some() {
                     if let Some(failed) = waits_on {
                         blocked.insert(&stage.name, failed);
@@ -194,50 +198,71 @@ pub fn execute(
                 if running == jobs {
                     break;
                 }
-                if !inputs.iter().all(|p| artifacts.contains_key(*p)) {
+                let ready = |ps: &PlannedStage| {
+                    ps.stage.inputs.values().flatten().all(|p| artifacts.contains_key(p))
+                };
+                if !ready(ps) {
                     continue;
+                }
+                // The stage and, when it heads a batch, the other members ready to train with it.
+                let mut members = vec![index];
+                if let Some(batch) = ps.batch {
+                    let others = (index + 1..n)
+                        .filter(|&j| !started[j] && plan.stages[j].batch == Some(batch));
+                    let (ready_now, later): (Vec<usize>, Vec<usize>) =
+                        others.partition(|&j| ready(&plan.stages[j]));
+                    if hold_batches
+                        && later.iter().any(|&j| waiting_on(&plan.stages[j], &blocked).is_none())
+                    {
+                        held_back = true;
+                        continue;
+                    }
+                    members.extend(ready_now);
                 }
                 // A stage another process sharing the store computes is skipped until its
                 // result is stored or that process is gone; this process goes on with others.
-                let claimed = match &options.only_stored {
-                    Some(why) if !store.contains(&ps.key) => {
-                        Err(Error::Other(format!("not in the store: {why}")))
-                    }
-                    _ => claim(store, &ps.key),
-                };
-                let (cached, lease) = match claimed {
-                    Ok(Ok(claimed)) => claimed,
-                    Ok(Err(holder)) => {
-                        if !announced[index] {
-                            announced[index] = true;
-                            events.log(&format!("{}: {holder} is computing it in the same store; waiting for its result", stage.name));
+                let mut work = Vec::with_capacity(members.len());
+                for member in members {
+                    let ps = &plan.stages[member];
+                    let claimed = match &options.only_stored {
+                        Some(why) if !store.contains(&ps.key) => {
+                            Err(Error::Other(format!("not in the store: {why}")))
                         }
-                        continue;
+                        _ => claim(store, &ps.key),
+                    };
+                    match claimed {
+                        Ok(Ok((cached, lease))) => {
+                            started[member] = true;
+                            events.stage_started(&ps.stage, &ps.key, cached);
+                            work.push(Work { index: member, stage: ps, cached, lease });
+                        }
+                        Ok(Err(holder)) => {
+                            if !announced[member] {
+                                announced[member] = true;
+                                events.log(&format!("{}: {holder} is computing it in the same store; waiting for its result", ps.stage.name));
+                            }
+                        }
+                        Err(e) => {
+                            started[member] = true;
+                            running += 1;
+                            let _ = tx.send(Message::Finished {
+                                results: vec![(member, Err(e))],
+                                seconds: 0.0,
+                            });
+                        }
                     }
-                    Err(e) => {
-                        started[index] = true;
-                        running += 1;
-                        let _ = tx.send(Message::Finished { index, result: Err(e), seconds: 0.0 });
-                        continue;
-                    }
-                };
-                started[index] = true;
+                }
+                if work.is_empty() {
+                    continue;
+                }
                 running += 1;
-                events.stage_started(stage, &ps.key, cached);
                 let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
-                let tx = tx.clone();
+                let events = ChannelEvents(tx.clone());
                 scope.spawn(move || {
                     let start = Instant::now();
-                    let result = if cached {
-                        store.load(&ps.key).map(|a| (a, StageOutcome::Cached))
-                    } else {
-                        ex.run_stage(ps, &mut ChannelEvents(tx.clone()))
-                    };
-                    // Released once the result is stored (or the stage failed).
-                    drop(lease);
-                    let _ = tx.send(Message::Finished {
-                        index,
-                        result,
+                    let results = ex.run_work(work, &events);
+                    let _ = events.0.send(Message::Finished {
+                        results,
                         seconds: start.elapsed().as_secs_f64(),
                     });
                 });
@@ -245,6 +270,12 @@ pub fn execute(
             if running == 0 && started.iter().all(|&s| s) {
                 break;
             }
+            // Nothing runs and a batch waited for members: start it with the members it has.
+            if running == 0 && held_back {
+                hold_batches = false;
+                continue;
+            }
+            hold_batches = true;
             // Progress is forwarded as it comes; the stages are looked at again only once one
             // has finished or the wait for another process's stages has timed out.
             let finished = loop {
@@ -253,40 +284,40 @@ pub fn execute(
                         events.train_progress(&stage, &record, total_steps)
                     }
                     Ok(Message::Log(line)) => events.log(&line),
-                    Ok(Message::Finished { index, result, seconds }) => {
-                        break Some((index, result, seconds));
-                    }
+                    Ok(Message::Finished { results, seconds }) => break Some((results, seconds)),
                     Err(mpsc::RecvTimeoutError::Timeout) => break None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         unreachable!("the scheduler holds a sender")
                     }
                 }
             };
-            let Some((index, result, seconds)) = finished else { continue };
+            let Some((results, seconds)) = finished else { continue };
             running -= 1;
-            let ps = &plan.stages[index];
-            let stage = &ps.stage;
-            let r = match result {
-                Ok((artifact, outcome)) => {
-                    if let Artifact::Mask(m) = &artifact {
-                        for w in &m.warnings {
-                            events.log(&format!("{}: warning: {w}", stage.name));
+            for (index, result) in results {
+                let ps = &plan.stages[index];
+                let stage = &ps.stage;
+                let r = match result {
+                    Ok((artifact, outcome)) => {
+                        if let Artifact::Mask(m) = &artifact {
+                            for w in &m.warnings {
+                                events.log(&format!("{}: warning: {w}", stage.name));
+                            }
                         }
+                        artifacts.insert(stage.name.clone(), Arc::new(artifact));
+                        report(ps, outcome, seconds, None)
                     }
-                    artifacts.insert(stage.name.clone(), Arc::new(artifact));
-                    report(ps, outcome, seconds, None)
-                }
-                Err(e) => {
-                    interrupted |= matches!(e, Error::Interrupted { .. });
-                    blocked.insert(&stage.name, &stage.name);
-                    let e = e.in_stage(&stage.name);
-                    let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
-                    errors[index] = Some(e);
-                    r
-                }
-            };
-            events.stage_finished(stage, &r);
-            reports[index] = Some(r);
+                    Err(e) => {
+                        interrupted |= matches!(e, Error::Interrupted { .. });
+                        blocked.insert(&stage.name, &stage.name);
+                        let e = e.in_stage(&stage.name);
+                        let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
+                        errors[index] = Some(e);
+                        r
+                    }
+                };
+                events.stage_finished(stage, &r);
+                reports[index] = Some(r);
+            }
         }
     });
     Execution {
@@ -298,6 +329,20 @@ pub fn execute(
             .collect(),
         error: errors.into_iter().flatten().next(),
     }
+}
+
+/// The failed stage `ps` waits on (directly or through a stage that could not run), if any.
+fn waiting_on<'p>(ps: &PlannedStage, blocked: &BTreeMap<&str, &'p str>) -> Option<&'p str> {
+    ps.stage.inputs.values().flatten().find_map(|p| blocked.get(p.as_str()).copied())
+}
+
+/// One stage of a worker's work: loaded from the store, or computed under its lease.
+struct Work<'p> {
+    index: usize,
+    stage: &'p PlannedStage,
+    cached: bool,
+    /// Released once the result is stored (or the stage failed).
+    lease: Option<Lease>,
 }
 
 /// How often a run waiting for another process's stages looks at the store again.
@@ -330,16 +375,41 @@ struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    /// Computes and stores one stage.
-    fn run_stage(
+    /// Loads the cached stages of `work` and computes the others, the training stages of a
+    /// batch together, storing each result before its lease is released.
+    fn run_work(
         &self,
-        ps: &PlannedStage,
-        events: &mut dyn RunEvents,
-    ) -> Result<(Artifact, StageOutcome)> {
-        let stage = &ps.stage;
+        work: Vec<Work<'_>>,
+        events: &ChannelEvents,
+    ) -> Vec<(usize, Result<(Artifact, StageOutcome)>)> {
+        let (cached, compute): (Vec<Work<'_>>, Vec<Work<'_>>) =
+            work.into_iter().partition(|w| w.cached);
+        let mut results: Vec<_> = cached
+            .into_iter()
+            .map(|w| (w.index, self.store.load(&w.stage.key).map(|a| (a, StageOutcome::Cached))))
+            .collect();
         let start = Instant::now();
-        let (artifact, outcome) =
-            catch_panic(&format!("stage `{}`", stage.name), || self.compute(ps, events))?;
+        let stages: Vec<&PlannedStage> = compute.iter().map(|w| w.stage).collect();
+        let computed = if stages.iter().all(|ps| ps.stage.kind == StageKind::Train) {
+            self.train(&stages, events)
+        } else {
+            let name = |ps: &PlannedStage| format!("stage `{}`", ps.stage.name);
+            stages.iter().map(|ps| catch_panic(&name(ps), || self.compute(ps, events))).collect()
+        };
+        for (w, result) in compute.into_iter().zip(computed) {
+            let stored = result.and_then(|(artifact, outcome)| {
+                self.store_result(w.stage, &artifact, start)?;
+                Ok((artifact, outcome))
+            });
+            drop(w.lease);
+            results.push((w.index, stored));
+        }
+        results
+    }
+
+    /// Stores a computed stage's result (and drops a training stage's resumable state).
+    fn store_result(&self, ps: &PlannedStage, artifact: &Artifact, start: Instant) -> Result<()> {
+        let stage = &ps.stage;
         let info = ObjectInfo {
             stage: &stage.name,
             kind: stage.kind,
@@ -348,17 +418,17 @@ impl Executor<'_> {
             seed: stage.seed,
             seconds: start.elapsed().as_secs_f64(),
         };
-        self.store.save(&ps.key, &info, &artifact)?;
+        self.store.save(&ps.key, &info, artifact)?;
         if stage.kind == StageKind::Train {
             self.store.remove_partial(&ps.key)?;
         }
-        Ok((artifact, outcome))
+        Ok(())
     }
 
     fn compute(
         &self,
         ps: &PlannedStage,
-        events: &mut dyn RunEvents,
+        events: &ChannelEvents,
     ) -> Result<(Artifact, StageOutcome)> {
         let stage = &ps.stage;
         let params = Params(stage.params.clone());
@@ -393,7 +463,7 @@ impl Executor<'_> {
                     origin: "init".into(),
                 })))
             }
-            StageKind::Train => self.train(ps, &params, &ctx, events),
+            StageKind::Train => self.train(&[ps], events).pop().expect("one result per stage"),
             StageKind::Prune => ran(Artifact::Mask(Box::new(self.prune(stage, &params, &ctx)?))),
             StageKind::Rewind => ran(Artifact::Model(Box::new(self.rewind(stage, &params)?))),
             StageKind::Analyze | StageKind::Report => {
@@ -427,13 +497,78 @@ impl Executor<'_> {
         }
     }
 
+    /// Trains `stages` (one, or the members of a batch), each resuming from its saved state if
+    /// it has one: those that resume from the same step and mask the same parameters train
+    /// together ([`TrainerPlugin::train_arms`]). One result per stage, in order.
     fn train(
         &self,
-        ps: &PlannedStage,
-        params: &Params,
-        ctx: &StageContext,
-        events: &mut dyn RunEvents,
-    ) -> Result<(Artifact, StageOutcome)> {
+        stages: &[&PlannedStage],
+        events: &ChannelEvents,
+    ) -> Vec<Result<(Artifact, StageOutcome)>> {
+        let mut results: Vec<Option<Result<(Artifact, StageOutcome)>>> =
+            stages.iter().map(|_| None).collect();
+        let mut arms = Vec::with_capacity(stages.len());
+        for (i, ps) in stages.iter().enumerate() {
+            match self.train_inputs(ps, events) {
+                Ok(arm) => arms.push((i, arm)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // Arms that can share a compiled graph, in plan order.
+        let mut groups: Vec<Vec<(usize, TrainInputs<'_>)>> = Vec::new();
+        for (i, arm) in arms {
+            let fits = |g: &Vec<(usize, TrainInputs<'_>)>| {
+                let other = &g[0].1;
+                other.plugin == arm.plugin
+                    && other.resume.as_ref().map(|r| r.step) == arm.resume.as_ref().map(|r| r.step)
+                    && masked(other.model) == masked(arm.model)
+            };
+            match groups.iter_mut().find(|g| fits(g)) {
+                Some(g) => g.push((i, arm)),
+                None => groups.push(vec![(i, arm)]),
+            }
+        }
+        for group in groups {
+            let names: Vec<&str> =
+                group.iter().map(|(i, _)| stages[*i].stage.name.as_str()).collect();
+            let context = format!("stage `{}`", names.join("`, `"));
+            let (indices, mut arms): (Vec<usize>, Vec<TrainInputs<'_>>) = group.into_iter().unzip();
+            let runs = catch_panic(&context, || {
+                let trainer = self.registry.trainer(&arms[0].plugin)?;
+                let jobs = arms.iter_mut().map(TrainInputs::job).collect();
+                Ok(trainer.train_arms(jobs))
+            });
+            let outcomes = arms.iter().map(|a| a.outcome);
+            match runs {
+                Ok(runs) => {
+                    for ((i, run), outcome) in indices.into_iter().zip(runs).zip(outcomes) {
+                        results[i] = Some(run.map(|r| (Artifact::Run(Box::new(r)), outcome)));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let mut first = Some(e);
+                    for i in indices {
+                        let e = first.take().unwrap_or_else(|| Error::Other(message.clone()));
+                        results[i] = Some(Err(e));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::Other("the trainer returned no result".into())))
+            })
+            .collect()
+    }
+
+    /// What a train stage reads: its parameters, model, data, network and saved state.
+    fn train_inputs<'s>(
+        &'s self,
+        ps: &'s PlannedStage,
+        events: &ChannelEvents,
+    ) -> Result<TrainInputs<'s>> {
         let stage = &ps.stage;
         let model = self.model(stage, "model")?;
         let data = self.dataset(stage, "data")?;
@@ -441,7 +576,7 @@ impl Executor<'_> {
         let resume = self.store.load_partial(&ps.key)?;
         let outcome = match &resume {
             Some(state) => {
-                events.log(&format!(
+                events.clone().log(&format!(
                     "{}: resuming from the state saved at step {}",
                     stage.name, state.step
                 ));
@@ -449,26 +584,27 @@ impl Executor<'_> {
             }
             None => StageOutcome::Ran,
         };
-        let mut observer = StoreObserver {
-            store: self.store,
-            key: &ps.key,
-            stage: &stage.name,
-            events,
-            interrupt_after: self.options.interrupt_after_steps,
-        };
-        let job = TrainJob {
-            arch: arch.as_ref(),
-            init: model,
+        Ok(TrainInputs {
+            plugin: stage.plugin.clone().unwrap_or_default(),
+            params: Params(stage.params.clone()),
+            ctx: StageContext {
+                stage: stage.name.clone(),
+                seed: stage.seed,
+                base_dir: self.options.base_dir.clone(),
+            },
+            model,
             data,
-            ctx,
+            arch,
             resume,
-            observer: &mut observer,
-        };
-        let run = self
-            .registry
-            .trainer(stage.plugin.as_deref().unwrap_or_default())?
-            .train(params, job)?;
-        Ok((Artifact::Run(Box::new(run)), outcome))
+            outcome,
+            observer: StoreObserver {
+                store: self.store,
+                key: &ps.key,
+                stage: &stage.name,
+                events: events.clone(),
+                interrupt_after: self.options.interrupt_after_steps,
+            },
+        })
     }
 
     fn prune(&self, stage: &StageIr, params: &Params, ctx: &StageContext) -> Result<MaskArtifact> {
@@ -698,16 +834,51 @@ fn select_from_run<'a>(
     }
 }
 
+/// What a train stage reads (see [`Executor::train_inputs`]).
+struct TrainInputs<'a> {
+    plugin: String,
+    params: Params,
+    ctx: StageContext,
+    model: &'a ModelArtifact,
+    data: &'a Dataset,
+    arch: Box<dyn Architecture>,
+    resume: Option<TrainState>,
+    outcome: StageOutcome,
+    observer: StoreObserver<'a>,
+}
+
+impl TrainInputs<'_> {
+    /// The stage as one arm of [`TrainerPlugin::train_arms`].
+    fn job(&mut self) -> ArmJob<'_> {
+        ArmJob {
+            params: &self.params,
+            job: TrainJob {
+                arch: self.arch.as_ref(),
+                init: self.model,
+                data: self.data,
+                ctx: &self.ctx,
+                resume: self.resume.take(),
+                observer: &mut self.observer,
+            },
+        }
+    }
+}
+
+/// The names of the parameters `model` masks (arms of one graph must mask the same ones).
+fn masked(model: &ModelArtifact) -> Vec<&String> {
+    model.mask.iter().flatten().map(|(name, _)| name).collect()
+}
+
 /// Persists resumable states and forwards progress.
-struct StoreObserver<'a, 'e> {
+struct StoreObserver<'a> {
     store: &'a Store,
     key: &'a StageKey,
     stage: &'a str,
-    events: &'e mut dyn RunEvents,
+    events: ChannelEvents,
     interrupt_after: Option<u64>,
 }
 
-impl TrainObserver for StoreObserver<'_, '_> {
+impl TrainObserver for StoreObserver<'_> {
     fn on_eval(&mut self, record: &EvalRecord, total_steps: u64) {
         self.events.train_progress(self.stage, record, total_steps);
     }

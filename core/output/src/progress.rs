@@ -438,6 +438,7 @@ mod tests {
                     cached: *cached,
                     resume_from: *resume_from,
                     memory: None,
+                    batch: None,
                 })
                 .collect(),
         };

@@ -27,7 +27,7 @@ pub fn list(registry: &Registry) -> String {
             ]
         })
         .collect();
-    table(["kind", "name", "version", "origin", "summary"], &rows)
+    table(&["kind", "name", "version", "origin", "summary"], &rows)
 }
 
 /// The stage kind whose stages use plugins of `kind`.

@@ -121,8 +121,9 @@ pub trait ArchitecturePlugin: Send + Sync {
     fn build(&self, params: &Params, info: &DatasetInfo) -> Result<Box<dyn Architecture>>;
 }
 
-/// Called by trainers as training progresses.
-pub trait TrainObserver {
+/// Called by trainers as training progresses (from the thread that trains the arm, so it is
+/// `Send`).
+pub trait TrainObserver: Send {
     /// After each evaluation.
     fn on_eval(&mut self, record: &EvalRecord, total_steps: u64);
     /// A resumable state is available; the observer may persist it.
@@ -172,10 +173,34 @@ pub struct TrainJob<'a> {
     pub observer: &'a mut dyn TrainObserver,
 }
 
+/// One arm of a batch given to [`TrainerPlugin::train_arms`]: a train stage's parameters and job.
+pub struct ArmJob<'a> {
+    /// The stage's parameters.
+    pub params: &'a Params,
+    /// What to train.
+    pub job: TrainJob<'a>,
+}
+
 /// A trainer plugin.
 pub trait TrainerPlugin: Send + Sync {
     /// Trains and returns the run.
     fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact>;
+
+    /// The parameters that must be equal for train stages to be trained together by
+    /// [`train_arms`](Self::train_arms) (all of them but those each arm may have its own of, such
+    /// as the learning rate); `None` (the default) when these parameters cannot be batched.
+    fn batch_key(&self, _params: &Params) -> Option<Params> {
+        None
+    }
+
+    /// Trains several arms at once: stages whose architectures have the same shapes, that read
+    /// the same data, agree on [`batch_key`](Self::batch_key), resume from the same step and
+    /// mask the same parameters. Each arm's result must be the one [`train`](Self::train) gives
+    /// it alone; one result per arm, in order, so an arm that fails fails alone. The default
+    /// trains them one after another.
+    fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
+        arms.into_iter().map(|arm| self.train(arm.params, arm.job)).collect()
+    }
 
     /// The bytes a run with `params` keeps in memory for a model of `model`'s size, checked
     /// against [`crate::budget`]: an [`Error::Param`](crate::Error::Param) at the parameter to

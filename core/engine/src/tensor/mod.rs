@@ -16,8 +16,8 @@ pub mod session;
 
 pub use optim::{OptimizerConfig, OptimizerKind, OptimizerState};
 pub use session::{
-    EvalResult, LossKind, LossPrecision, Objective, StepSpec, TrainingSession, evaluate, forward,
-    gradients, hessian_gradient_product,
+    ArmInit, EvalResult, LossKind, LossPrecision, Objective, StepSpec, TrainingSession, evaluate,
+    forward, gradients, hessian_gradient_product,
 };
 
 // The vocabulary the engine works on, imported once for its modules.
@@ -25,6 +25,8 @@ pub(crate) use ticketlab_api::tensor::{
     Architecture, HostTensor, MaskSet, NamedTensors, ParamDef, graph, init_params,
 };
 
+#[cfg(test)]
+mod arm_tests;
 #[cfg(test)]
 mod pass_tests;
 #[cfg(test)]

@@ -126,6 +126,8 @@ struct ForwardGraph {
     /// For one-hot token inputs, the leaf of their indices (see [`kernels::TokenPass`]).
     tokens: Option<Var>,
     outputs: Var,
+    /// How many arms the compiled graph runs (see [`arm_graph`]); 1 for a plain graph.
+    arms: usize,
 }
 
 /// The token indices of one-hot inputs `[n, n_ctx, vocab]` (exactly one 1.0 per row, zeros
@@ -184,7 +186,7 @@ fn build_forward(
             format!("expected [batch={expected_batch}, outputs], got {out_shape:?}"),
         ));
     }
-    Ok(ForwardGraph { g, params, x, tokens, outputs })
+    Ok(ForwardGraph { g, params, x, tokens, outputs, arms: 1 })
 }
 
 fn set_leaf(g: &mut GraphBuilder, leaf: Var, data: Vec<f32>) {
@@ -199,14 +201,51 @@ fn retrieve(g: &mut GraphBuilder, node: NodeIndex) {
 
 /// Takes an output's buffer out of the graph (so the next execution recomputes it).
 fn take(g: &mut GraphBuilder, node: NodeIndex) -> Result<Vec<f32>> {
-    let mut t =
+    let t =
         g.cx.get_tensor(node, 0)
             .ok_or_else(|| Error::Other("graph output was not computed".into()))?;
+    host_f32(t)
+}
+
+/// Sets an armed leaf: one value per arm (a plain value in a graph of one arm).
+fn set_arms(fw: &mut ForwardGraph, leaf: Var, mut values: Vec<Vec<f32>>) {
+    if fw.arms == 1 {
+        return set_leaf(&mut fw.g, leaf, values.swap_remove(0));
+    }
+    let arms = values.into_iter().map(Tensor::new).collect();
+    fw.g.cx.set_tensor(leaf.node, 0, Tensor::new(kernels::PerArm(arms)));
+    fw.g.cx.no_delete.insert(leaf.node);
+}
+
+/// Takes each arm's value of an output out of the graph. An output that depends on no armed
+/// leaf (the zero gradient of an unused weight) is the same for every arm.
+fn take_arms(fw: &mut ForwardGraph, node: NodeIndex) -> Result<Vec<Vec<f32>>> {
+    let mut t =
+        fw.g.cx
+            .get_tensor(node, 0)
+            .ok_or_else(|| Error::Other("graph output was not computed".into()))?;
+    if let Some(arms) = t.data.as_any_mut().downcast_mut::<kernels::PerArm>() {
+        return std::mem::take(&mut arms.0).into_iter().map(host_f32).collect();
+    }
+    Ok(vec![host_f32(t)?; fw.arms])
+}
+
+fn host_f32(mut t: Tensor) -> Result<Vec<f32>> {
     t.data
         .as_any_mut()
         .downcast_mut::<Vec<f32>>()
         .map(std::mem::take)
         .ok_or_else(|| Error::Other("graph output is not a host f32 buffer".into()))
+}
+
+/// Makes a compiled graph run `arms` arms ([`kernels::arm`]): its weight and mask leaves, and
+/// `extra` (a per-arm input), hold one value per arm. A graph of one arm stays as it is.
+fn arm_graph(fw: &mut ForwardGraph, ids: &mut [NodeIndex], arms: usize, extra: Option<NodeIndex>) {
+    fw.arms = arms;
+    if arms > 1 {
+        let leaves = fw.params.iter().flat_map(|p| [Some(p.leaf.node), p.mask.map(|m| m.node)]);
+        kernels::arm(&mut fw.g.cx, ids, leaves.flatten().chain(extra).collect(), arms);
+    }
 }
 
 /// Makes `v` a plain buffer of its own shape (gradients may come out as views).
@@ -311,12 +350,16 @@ fn masked_values(name: &str, params: &NamedTensors, mask: Option<&MaskSet>) -> V
     }
 }
 
-/// Loads weights (and masks) into a forward graph's leaves.
-fn load_params(fw: &mut ForwardGraph, params: &NamedTensors, mask: Option<&MaskSet>) {
-    for p in &fw.params {
-        set_leaf(&mut fw.g, p.leaf, params[&p.name].data.clone());
-        if let (Some(leaf), Some(m)) = (p.mask, mask.and_then(|m| m.get(&p.name))) {
-            set_leaf(&mut fw.g, leaf, m.data.clone());
+/// Loads each arm's weights (and masks) into a forward graph's leaves.
+fn load_params(fw: &mut ForwardGraph, params: &[&NamedTensors], masks: &[Option<&MaskSet>]) {
+    for i in 0..fw.params.len() {
+        let (name, leaf, mask_leaf) = (&fw.params[i].name, fw.params[i].leaf, fw.params[i].mask);
+        let weights = params.iter().map(|p| p[name].data.clone()).collect();
+        let mask: Option<Vec<Vec<f32>>> =
+            masks.iter().map(|m| m.and_then(|m| m.get(name)).map(|m| m.data.clone())).collect();
+        set_arms(fw, leaf, weights);
+        if let (Some(leaf), Some(mask)) = (mask_leaf, mask) {
+            set_arms(fw, leaf, mask);
         }
     }
 }
@@ -375,7 +418,7 @@ pub fn forward(
         retrieve(&mut fw.g, out.node);
         let mut ids = vec![out.node];
         compile(&mut fw, &mut ids)?;
-        load_params(&mut fw, params, mask);
+        load_params(&mut fw, &[params], &[mask]);
         feed_input(&mut fw, x, indices)?;
         fw.g.cx.execute();
         Ok(HostTensor::new(shape, take(&mut fw.g, ids[0])?))
@@ -586,15 +629,40 @@ struct EvalGraph {
     width: usize,
 }
 
-/// One training step compiled once and executed many times.
+/// What one arm of a [`TrainingSession`] starts from and trains with.
+#[derive(Debug, Clone)]
+pub struct ArmInit {
+    /// Starting weights.
+    pub params: NamedTensors,
+    /// The mask (every arm of a session masks the same parameters).
+    pub mask: Option<MaskSet>,
+    /// The optimizer and its hyperparameters (each arm has its own).
+    pub optimizer: OptimizerConfig,
+}
+
+/// One arm's own state in a session.
+struct Arm {
+    mask: Option<MaskSet>,
+    optimizer: OptimizerState,
+    /// The largest global L2 norm of a step's gradient (`None`: no clipping).
+    grad_clip: Option<f64>,
+}
+
+/// One training step compiled once and executed many times, for one network or for several
+/// *arms* of the same shapes at once.
 ///
 /// The weights live in the step graph's leaf buffers; the optimizer updates them in place on
 /// the host between executions (a fused loop: cheaper on CPU than ~15 extra graph nodes per
 /// parameter), and masked entries are kept at exactly 0.
+///
+/// With several arms, the graph compiled for one arm runs each of its kernels once per arm
+/// ([`kernels::ArmPass`]): every arm has its own weights, mask, optimizer state, learning rate
+/// and gradient clipping, shares the batch, and gets exactly the numbers a session of its own
+/// would give.
 pub struct TrainingSession<'a> {
     arch: &'a dyn Architecture,
     defs: Vec<ParamDef>,
-    mask: Option<MaskSet>,
+    arms: Vec<Arm>,
     spec: StepSpec,
     step_graph: ForwardGraph,
     /// The leaf the step graph reads: one-hot targets (f32 loss) or the loss gradient with
@@ -602,17 +670,14 @@ pub struct TrainingSession<'a> {
     targets: Option<Var>,
     loss_node: NodeIndex,
     grad_nodes: Vec<NodeIndex>,
-    optimizer: OptimizerState,
     /// Compiled forward graphs by split size and whether the inputs are tokens.
     eval_graphs: HashMap<(usize, bool), EvalGraph>,
     /// The current batch, kept for the extra forward pass of an f64 loss.
     batch: Option<Split>,
-    /// The largest global L2 norm of a step's gradient (`None`: no clipping).
-    grad_clip: Option<f64>,
 }
 
 impl<'a> TrainingSession<'a> {
-    /// Compiles a session that trains as `spec` says, starting from `params`.
+    /// Compiles a session that trains one network as `spec` says, starting from `params`.
     pub fn new(
         arch: &'a dyn Architecture,
         params: NamedTensors,
@@ -620,14 +685,36 @@ impl<'a> TrainingSession<'a> {
         spec: &StepSpec,
         example: &Split,
     ) -> Result<Self> {
+        let arm = ArmInit { params, mask, optimizer: spec.optimizer };
+        Self::with_arms(arch, vec![arm], spec, example)
+    }
+
+    /// Compiles a session that trains `arms` at once, each as `spec` says but with its own
+    /// optimizer, on the same batches.
+    pub fn with_arms(
+        arch: &'a dyn Architecture,
+        arms: Vec<ArmInit>,
+        spec: &StepSpec,
+        example: &Split,
+    ) -> Result<Self> {
         catch_panic("compiling the training step", || {
             let defs = arch.parameters();
-            check_params(&defs, &params)?;
-            check_masks(&defs, mask.as_ref())?;
+            let first =
+                arms.first().ok_or_else(|| Error::Other("a session needs an arm".into()))?;
+            let masked: Vec<&String> = first.mask.iter().flatten().map(|(name, _)| name).collect();
+            for arm in &arms {
+                check_params(&defs, &arm.params)?;
+                check_masks(&defs, arm.mask.as_ref())?;
+                if arm.mask.iter().flatten().map(|(name, _)| name).ne(masked.iter().copied()) {
+                    return Err(Error::Other(
+                        "the arms of a session must mask the same parameters".into(),
+                    ));
+                }
+            }
             let mut x_shape = example.x.shape.clone();
             x_shape[0] = spec.batch_size;
             let tokens = token_indices(&example.x).is_some();
-            let mut fw = build_forward(arch, &defs, mask.as_ref(), &x_shape, tokens)?;
+            let mut fw = build_forward(arch, &defs, first.mask.as_ref(), &x_shape, tokens)?;
             let (loss_var, targets) = match spec.precision {
                 LossPrecision::F32 => objective_node(&mut fw.g, spec.loss.into(), fw.outputs)?,
                 LossPrecision::F64 => {
@@ -649,31 +736,48 @@ impl<'a> TrainingSession<'a> {
                 retrieve(&mut fw.g, id);
             }
             compile(&mut fw, &mut ids)?;
-            // Masked weights start (and stay) at exactly 0.
-            let mut params = params;
-            if let Some(m) = &mask {
-                crate::pruning::apply_mask(&mut params, m);
+            // An f64 loss feeds each arm its own gradient with respect to its outputs.
+            let host_gradient = targets.filter(|_| spec.precision == LossPrecision::F64);
+            arm_graph(&mut fw, &mut ids, arms.len(), host_gradient.map(|v| v.node));
+            let mut loaded = Vec::with_capacity(arms.len());
+            let mut states = Vec::with_capacity(arms.len());
+            for arm in arms {
+                // Masked weights start (and stay) at exactly 0.
+                let mut params = arm.params;
+                if let Some(m) = &arm.mask {
+                    crate::pruning::apply_mask(&mut params, m);
+                }
+                loaded.push(params);
+                states.push(Arm {
+                    mask: arm.mask,
+                    optimizer: OptimizerState::new(arm.optimizer, &defs),
+                    grad_clip: None,
+                });
             }
-            load_params(&mut fw, &params, mask.as_ref());
-            let optimizer = OptimizerState::new(spec.optimizer, &defs);
+            let masks: Vec<Option<&MaskSet>> = states.iter().map(|a| a.mask.as_ref()).collect();
+            load_params(&mut fw, &loaded.iter().collect::<Vec<_>>(), &masks);
             Ok(Self {
                 arch,
                 defs,
-                mask,
+                arms: states,
                 spec: *spec,
                 step_graph: fw,
                 targets,
                 loss_node: ids[0],
                 grad_nodes: ids[1..].to_vec(),
-                optimizer,
                 eval_graphs: HashMap::new(),
                 batch: None,
-                grad_clip: None,
             })
         })
     }
 
-    /// Sets the examples the next steps train on (once for full-batch training).
+    /// How many arms the session trains.
+    pub fn arms(&self) -> usize {
+        self.arms.len()
+    }
+
+    /// Sets the examples the next steps train on (once for full-batch training); every arm
+    /// trains on them.
     pub fn set_batch(&mut self, batch: &Split) -> Result<()> {
         if batch.len() != self.spec.batch_size {
             return Err(Error::shape(
@@ -696,122 +800,150 @@ impl<'a> TrainingSession<'a> {
         Ok(())
     }
 
-    /// One optimizer step on the current batch; returns the batch loss before the update.
+    /// One optimizer step of a session of one arm on the current batch; returns the batch loss
+    /// before the update, and an error when it is not finite.
     pub fn step(&mut self) -> Result<f64> {
+        let loss = self.step_arms()?[0];
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                step: self.steps(),
+                message: format!("loss is {loss}; lower the learning rate or check the data"),
+            });
+        }
+        Ok(loss)
+    }
+
+    /// One optimizer step of every arm on the current batch; returns each arm's batch loss
+    /// before the update. An arm whose loss is not finite has diverged; the others are not
+    /// affected by it, so the caller decides what to do with it.
+    pub fn step_arms(&mut self) -> Result<Vec<f64>> {
         catch_panic("training step", || {
-            let (loss, mut grads) = self.loss_and_gradients()?;
-            if let Some(max_norm) = self.grad_clip {
-                clip_grad_norm(&mut grads, max_norm);
+            let (losses, grads) = self.loss_and_gradients()?;
+            for (arm_index, (arm, mut grads)) in self.arms.iter_mut().zip(grads).enumerate() {
+                if let Some(max_norm) = arm.grad_clip {
+                    clip_grad_norm(&mut grads, max_norm);
+                }
+                for (index, (p, grad)) in self.step_graph.params.iter().zip(&grads).enumerate() {
+                    let weights = leaf_buffer(&mut self.step_graph.g, p.leaf, arm_index)?;
+                    let mask =
+                        arm.mask.as_ref().and_then(|m| m.get(&p.name)).map(|m| m.data.as_slice());
+                    arm.optimizer.update(index, weights, grad, mask);
+                }
+                arm.optimizer.finish_step();
             }
-            let g = &mut self.step_graph.g;
-            for (index, (p, grad)) in self.step_graph.params.iter().zip(&grads).enumerate() {
-                let weights = leaf_buffer(g, p.leaf)?;
-                let mask =
-                    self.mask.as_ref().and_then(|m| m.get(&p.name)).map(|m| m.data.as_slice());
-                self.optimizer.update(index, weights, grad, mask);
-            }
-            self.optimizer.finish_step();
-            if !loss.is_finite() {
-                return Err(Error::Diverged {
-                    step: self.optimizer.steps(),
-                    message: format!("loss is {loss}; lower the learning rate or check the data"),
-                });
-            }
-            Ok(loss)
+            Ok(losses)
         })
     }
 
     /// The loss on the current batch and its gradient with respect to every parameter (of the
-    /// effective weights `m * theta`), without updating anything: for trainers that update
-    /// something else than the weights, such as edge-popup's scores.
+    /// effective weights `m * theta`), without updating anything, for a session of one arm:
+    /// for trainers that update something else than the weights, such as edge-popup's scores.
     pub fn gradients(&mut self) -> Result<(f64, NamedTensors)> {
         catch_panic("gradient computation", || {
-            let (loss, grads) = self.loss_and_gradients()?;
+            let (losses, grads) = self.loss_and_gradients()?;
+            let grads = grads.into_iter().next().expect("a session has an arm");
             let out = self
                 .defs
                 .iter()
                 .zip(grads)
                 .map(|(d, g)| (d.name.clone(), HostTensor::new(d.shape.clone(), g)))
                 .collect();
-            Ok((loss, out))
+            Ok((losses[0], out))
         })
     }
 
-    /// Replaces the weights (the session's mask, if any, still applies), keeping the optimizer
-    /// state and step count.
+    /// Replaces the weights of a session of one arm (its mask, if any, still applies),
+    /// keeping the optimizer state and step count.
     pub fn set_params(&mut self, params: &NamedTensors) -> Result<()> {
         check_params(&self.defs, params)?;
         let mut params = params.clone();
-        if let Some(m) = &self.mask {
+        let mask = self.arms[0].mask.clone();
+        if let Some(m) = &mask {
             crate::pruning::apply_mask(&mut params, m);
         }
-        let mask = self.mask.clone();
-        load_params(&mut self.step_graph, &params, mask.as_ref());
+        load_params(&mut self.step_graph, &[&params], &[mask.as_ref()]);
         Ok(())
     }
 
-    /// Runs the step graph: the batch loss and each parameter's gradient, in parameter order.
-    fn loss_and_gradients(&mut self) -> Result<(f64, Vec<Vec<f32>>)> {
-        let host_loss_value = match self.spec.precision {
+    /// Runs the step graph: each arm's batch loss and each of its parameters' gradients, in
+    /// parameter order.
+    #[allow(clippy::type_complexity)]
+    fn loss_and_gradients(&mut self) -> Result<(Vec<f64>, Vec<Vec<Vec<f32>>>)> {
+        let host_losses = match self.spec.precision {
             LossPrecision::F32 => None,
             LossPrecision::F64 => Some(self.feed_loss_gradient()?),
         };
-        let g = &mut self.step_graph.g;
-        g.cx.execute();
-        let graph_loss = f64::from(take(g, self.loss_node)?[0]);
-        let mut grads = Vec::with_capacity(self.grad_nodes.len());
+        let fw = &mut self.step_graph;
+        fw.g.cx.execute();
+        let graph_losses = take_arms(fw, self.loss_node)?;
+        let mut grads: Vec<Vec<Vec<f32>>> =
+            (0..fw.arms).map(|_| Vec::with_capacity(self.grad_nodes.len())).collect();
         for &node in &self.grad_nodes {
-            grads.push(take(g, node)?);
+            for (arm, grad) in grads.iter_mut().zip(take_arms(fw, node)?) {
+                arm.push(grad);
+            }
         }
-        Ok((host_loss_value.unwrap_or(graph_loss), grads))
+        let losses =
+            host_losses.unwrap_or_else(|| graph_losses.iter().map(|l| f64::from(l[0])).collect());
+        Ok((losses, grads))
     }
 
-    /// Runs the forward pass on the current batch, computes the loss and its gradient with
-    /// respect to the outputs in f64, and feeds the gradient to the step graph.
-    fn feed_loss_gradient(&mut self) -> Result<f64> {
+    /// Runs the forward pass on the current batch, computes each arm's loss and its gradient
+    /// with respect to the outputs in f64, and feeds the gradients to the step graph.
+    fn feed_loss_gradient(&mut self) -> Result<Vec<f64>> {
         let batch = self.batch.take().ok_or_else(|| {
             Error::Other("no training batch was set: call `set_batch` before `step`".into())
         })?;
-        let outputs = self.outputs(&batch);
-        let result = outputs.and_then(|(out, width)| {
-            let mut grad = vec![0.0f32; out.len()];
-            let loss = host_loss(&out, width, &batch.y, self.spec.loss, Some(&mut grad))?;
+        let result = self.outputs(&batch).and_then(|(outputs, width)| {
+            let mut losses = Vec::with_capacity(outputs.len());
+            let mut grads = Vec::with_capacity(outputs.len());
+            for out in outputs {
+                let mut grad = vec![0.0f32; out.len()];
+                losses.push(host_loss(&out, width, &batch.y, self.spec.loss, Some(&mut grad))?);
+                grads.push(grad);
+            }
             let leaf = self.targets.expect("an f64 loss has a gradient leaf");
-            set_leaf(&mut self.step_graph.g, leaf, grad);
-            Ok(loss)
+            set_arms(&mut self.step_graph, leaf, grads);
+            Ok(losses)
         });
         self.batch = Some(batch);
         result
     }
 
-    /// Sets the learning rate of the next steps (for schedules).
-    pub fn set_lr(&mut self, lr: f64) {
-        self.optimizer.set_lr(lr);
+    /// Sets the learning rate of `arm`'s next steps (for schedules).
+    pub fn set_lr(&mut self, arm: usize, lr: f64) {
+        self.arms[arm].optimizer.set_lr(lr);
     }
 
-    /// Clips every step's gradient to a global L2 norm of at most `max_norm` before the update
-    /// (`None`: no clipping), as PyTorch's `clip_grad_norm_` does.
-    pub fn set_grad_clip(&mut self, max_norm: Option<f64>) {
-        self.grad_clip = max_norm;
+    /// Clips `arm`'s gradient to a global L2 norm of at most `max_norm` at every step before
+    /// the update (`None`: no clipping), as PyTorch's `clip_grad_norm_` does.
+    pub fn set_grad_clip(&mut self, arm: usize, max_norm: Option<f64>) {
+        self.arms[arm].grad_clip = max_norm;
     }
 
-    /// Optimizer steps taken.
+    /// Optimizer steps taken (by every arm alike).
     pub fn steps(&self) -> u64 {
-        self.optimizer.steps()
+        self.arms[0].optimizer.steps()
     }
 
-    /// Loss and accuracy on a split with the current weights.
+    /// Loss and accuracy on a split with the current weights, for a session of one arm.
     pub fn evaluate(&mut self, split: &Split) -> Result<EvalResult> {
+        Ok(self.evaluate_arms(split)?[0])
+    }
+
+    /// Each arm's loss and accuracy on a split with its current weights.
+    pub fn evaluate_arms(&mut self, split: &Split) -> Result<Vec<EvalResult>> {
         catch_panic("evaluation", || {
-            let (out, width) = self.outputs(split)?;
-            score_outputs(&out, width, &split.y, self.spec.loss)
+            let (outputs, width) = self.outputs(split)?;
+            outputs.iter().map(|out| score_outputs(out, width, &split.y, self.spec.loss)).collect()
         })
     }
 
-    /// The network's outputs on `split` with the current weights, and their width (one
-    /// compiled forward graph per split size, reused).
-    fn outputs(&mut self, split: &Split) -> Result<(Vec<f32>, usize)> {
-        let params = self.params()?;
+    /// Each arm's outputs on `split` with its current weights, and their width (one compiled
+    /// forward graph per split size, reused).
+    fn outputs(&mut self, split: &Split) -> Result<(Vec<Vec<f32>>, usize)> {
+        let params =
+            (0..self.arms.len()).map(|arm| self.arm_params(arm)).collect::<Result<Vec<_>>>()?;
         let indices = token_indices(&split.x);
         let key = (split.len(), indices.is_some());
         if !self.eval_graphs.contains_key(&key) {
@@ -820,50 +952,54 @@ impl<'a> TrainingSession<'a> {
             retrieve(&mut fw.g, out.node);
             let mut ids = vec![out.node];
             compile(&mut fw, &mut ids)?;
+            arm_graph(&mut fw, &mut ids, self.arms.len(), None);
             let width = out.shape()[1];
             self.eval_graphs.insert(key, EvalGraph { fw, output: ids[0], width });
         }
         let eg = self.eval_graphs.get_mut(&key).expect("inserted above");
-        load_params(&mut eg.fw, &params, None);
+        let unmasked = vec![None; params.len()];
+        load_params(&mut eg.fw, &params.iter().collect::<Vec<_>>(), &unmasked);
         feed_input(&mut eg.fw, &split.x, indices)?;
         eg.fw.g.cx.execute();
-        Ok((take(&mut eg.fw.g, eg.output)?, eg.width))
+        Ok((take_arms(&mut eg.fw, eg.output)?, eg.width))
     }
 
-    /// Current weights (masked entries exactly 0).
+    /// Current weights of a session of one arm (masked entries exactly 0).
     pub fn params(&self) -> Result<NamedTensors> {
+        self.arm_params(0)
+    }
+
+    /// Current weights of `arm` (masked entries exactly 0).
+    pub fn arm_params(&self, arm: usize) -> Result<NamedTensors> {
         let mut out = BTreeMap::new();
         for (p, def) in self.step_graph.params.iter().zip(&self.defs) {
-            let t = self.step_graph.g.cx.get_tensor_ref(p.leaf.node, 0).ok_or_else(|| {
+            let data = leaf_value(&self.step_graph.g, p.leaf, arm).ok_or_else(|| {
                 Error::Other(format!("weights of `{}` are missing from the graph", def.name))
             })?;
-            let data = t
-                .data
-                .as_any()
-                .downcast_ref::<Vec<f32>>()
-                .cloned()
-                .ok_or_else(|| Error::Other("weights are not host f32".into()))?;
-            out.insert(def.name.clone(), HostTensor::new(def.shape.clone(), data));
+            out.insert(def.name.clone(), HostTensor::new(def.shape.clone(), data.clone()));
         }
         Ok(out)
     }
 
-    /// Optimizer state, for checkpoints.
-    pub fn optimizer_state(&self) -> NamedTensors {
-        self.optimizer.export()
+    /// `arm`'s optimizer state, for checkpoints.
+    pub fn optimizer_state(&self, arm: usize) -> NamedTensors {
+        self.arms[arm].optimizer.export()
     }
 
-    /// Restores weights, optimizer state and step count (resume).
+    /// Restores `arm`'s weights, optimizer state and step count (resume). Every arm of a
+    /// session must be restored to the same step.
     pub fn restore(
         &mut self,
+        arm: usize,
         params: &NamedTensors,
         optimizer: &NamedTensors,
         step: u64,
     ) -> Result<()> {
         check_params(&self.defs, params)?;
-        self.optimizer.import(optimizer, step)?;
-        let mask = self.mask.clone();
-        load_params(&mut self.step_graph, params, mask.as_ref());
+        self.arms[arm].optimizer.import(optimizer, step)?;
+        for p in &self.step_graph.params {
+            *leaf_buffer(&mut self.step_graph.g, p.leaf, arm)? = params[&p.name].data.clone();
+        }
         Ok(())
     }
 }
@@ -881,10 +1017,26 @@ fn clip_grad_norm(grads: &mut [Vec<f32>], max_norm: f64) {
     }
 }
 
-/// The mutable buffer of a leaf.
-fn leaf_buffer(g: &mut GraphBuilder, leaf: Var) -> Result<&mut Vec<f32>> {
-    g.cx.tensors
-        .get_mut(&(leaf.node, 0))
-        .and_then(|t| t.data.as_any_mut().downcast_mut::<Vec<f32>>())
+/// The mutable buffer of `arm`'s value of a leaf.
+fn leaf_buffer(g: &mut GraphBuilder, leaf: Var, arm: usize) -> Result<&mut Vec<f32>> {
+    let t = g.cx.tensors.get_mut(&(leaf.node, 0));
+    let t = match t {
+        Some(t) if t.data.as_any().is::<kernels::PerArm>() => {
+            t.data.as_any_mut().downcast_mut::<kernels::PerArm>().and_then(|a| a.0.get_mut(arm))
+        }
+        other => other.filter(|_| arm == 0),
+    };
+    t.and_then(|t| t.data.as_any_mut().downcast_mut::<Vec<f32>>())
         .ok_or_else(|| Error::Other("a weight buffer is missing from the graph".into()))
+}
+
+/// `arm`'s value of a leaf.
+fn leaf_value(g: &GraphBuilder, leaf: Var, arm: usize) -> Option<&Vec<f32>> {
+    let t = g.cx.get_tensor_ref(leaf.node, 0)?;
+    let t = match t.data.as_any().downcast_ref::<kernels::PerArm>() {
+        Some(arms) => arms.0.get(arm)?,
+        None if arm == 0 => t,
+        None => return None,
+    };
+    t.data.as_any().downcast_ref::<Vec<f32>>()
 }

@@ -483,7 +483,7 @@ fn cross_entropy_is_stable_for_huge_logits() {
 }
 
 /// A tiny architecture for session tests: logits = relu(x @ W1) @ W2.
-struct Tiny;
+pub(super) struct Tiny;
 
 impl Architecture for Tiny {
     fn parameters(&self) -> Vec<ParamDef> {
@@ -515,7 +515,7 @@ impl Architecture for Tiny {
     }
 }
 
-fn tiny_split(n: usize, seed: u64) -> Split {
+pub(super) fn tiny_split(n: usize, seed: u64) -> Split {
     let x = random(&[n, 3], seed, -1.0, 1.0);
     let labels = (0..n).map(|i| u32::from(x[i * 3] + x[i * 3 + 1] > 0.0)).collect();
     Split { x: HostTensor::new(vec![n, 3], x), y: Targets::Classes { labels, n_classes: 2 } }
@@ -775,7 +775,7 @@ fn sgd_step_gradient(
     let spec =
         StepSpec { loss: LossKind::CrossEntropy, precision, optimizer, batch_size: split.len() };
     let mut s = TrainingSession::new(&Tiny, params.clone(), None, &spec, split).unwrap();
-    s.set_grad_clip(clip);
+    s.set_grad_clip(0, clip);
     s.set_batch(split).unwrap();
     let loss = s.step().unwrap();
     let after = s.params().unwrap();

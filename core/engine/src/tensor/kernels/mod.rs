@@ -19,6 +19,7 @@
 //! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
 //! contiguous, and luminal maps the buffer in place.
 
+mod arms;
 mod fuse;
 mod sgemm;
 mod strided;
@@ -31,6 +32,7 @@ use luminal::compiler_utils::{Compiler, ToIdsMut};
 use luminal::graph::{Graph, NodeIndex};
 use luminal::prelude::petgraph::Direction;
 
+pub use arms::{ArmPass, PerArm};
 pub use fuse::FusionPass;
 pub use sgemm::ContractionPass;
 #[cfg(test)]
@@ -134,6 +136,14 @@ pub fn compile(graph: &mut Graph, remap: &mut [NodeIndex], tokens: Option<TokenL
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => unreachable!("Device::from_env selects CUDA only with the `cuda` feature"),
     }
+}
+
+/// Makes `graph` (compiled by [`compile`]) run `arms` networks at once: every node that depends
+/// on one of `leaves` computes one value per arm ([`ArmPass`]). Each of those leaves must then
+/// hold a [`PerArm`] value, and each output that depends on them is one.
+pub fn arm(graph: &mut Graph, remap: &mut [NodeIndex], leaves: Vec<NodeIndex>, arms: usize) {
+    let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().collect();
+    graph.compile(ArmPass { leaves, arms }, &mut ids);
 }
 
 /// [`compile`] without [`FusionPass`], to check that fusion changes no result.

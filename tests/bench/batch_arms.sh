@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Times a sweep of six quickstart arms (the dense base, then tickets at six pruning rates, 4,000
+# steps each) with its tickets trained together in one batch (`--batch-arms on`, the default)
+# against each trained alone (`--batch-arms off`), both at `--jobs 1` with the default kernel
+# threads (the cores), alternately, REPEATS times, each run against a fresh store. Prints each
+# wall time, the medians and their ratio as JSON, and checks that both give the same metrics.
+#
+#   [REPEATS=3] tests/bench/batch_arms.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repeats="${REPEATS:-3}"
+cargo build --release --quiet --bin ticketlab
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+run() {
+    local batch="$1" i="$2" start end
+    start=$(date +%s.%N)
+    ./target/release/ticketlab run experiments/quickstart.yaml --quiet --jobs 1 \
+        --grid 'mask.rate=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]' --batch-arms "$batch" \
+        --store "$work/store-$batch-$i" --out "$work/out-$batch-$i"
+    end=$(date +%s.%N)
+    python3 -c "print(round($end - $start, 2))"
+}
+on=() off=()
+for i in $(seq "$repeats"); do
+    on+=("$(run on "$i")")
+    off+=("$(run off "$i")")
+    cmp -s "$work/out-on-$i/metrics.csv" "$work/out-off-$i/metrics.csv" || { echo "metrics differ" >&2; exit 1; }
+done
+python3 - "$(nproc)" "${on[*]}" "${off[*]}" <<'PY'
+import json, statistics, sys
+cores, on, off = int(sys.argv[1]), [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+print(json.dumps({
+    "workload": "quickstart.yaml, dense base + 6 tickets (mask.rate 0.1-0.6), 4000 steps each, --jobs 1",
+    "cores": cores,
+    "batch_arms_on_seconds": on,
+    "batch_arms_off_seconds": off,
+    "speedup": round(statistics.median(off) / statistics.median(on), 2),
+    "same_metrics": True,
+}))
+PY

@@ -71,10 +71,10 @@ fn dry_run_prints_the_array_script_and_submits_nothing() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let script = stdout(&out);
-    // The dense base and four tickets to train: five tasks.
+    // The dense base, then four tickets trained as one batch: two tasks.
     for needle in [
         "#!/bin/bash",
-        "#SBATCH --array=0-4",
+        "#SBATCH --array=0-1",
         "is not visible on",
         "#SBATCH --partition=debug",
         "#SBATCH --cpus-per-task=2",
@@ -89,6 +89,15 @@ fn dry_run_prints_the_array_script_and_submits_nothing() {
         "{script}"
     );
     assert!(!cwd.path().join("shared").exists(), "a dry run writes nothing");
+    // Without batches, each ticket is a task of its own, and the tasks are told so.
+    let base = ["run", &file, "--grid", GRID, "--on", "slurm", "--store", "shared", "--dry-run"];
+    let off = ticketlab(&with(&[&base[..], &["--batch-arms", "off"]].concat(), &set), cwd.path());
+    assert_eq!(off.status.code(), Some(0), "{}", stderr(&off));
+    let script = stdout(&off);
+    assert!(
+        script.contains("#SBATCH --array=0-4") && script.contains("--batch-arms off"),
+        "{script}"
+    );
 }
 
 /// Needs a running Slurm: `eval "$(tests/slurm/start.sh)"` exports SLURM_CONF; `.ci/run` runs
@@ -158,7 +167,7 @@ fn a_sweep_on_slurm_gives_the_summary_of_a_local_serial_run() {
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "out"))
         .collect();
-    assert_eq!(logs.len(), 5, "one log per array task");
+    assert_eq!(logs.len(), 2, "one log per array task: the dense base, then the tickets' batch");
     // Everything is stored now: a rerun submits a one-task array that computes nothing.
     let again = ticketlab(
         &with(

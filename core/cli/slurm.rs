@@ -41,6 +41,8 @@ pub struct Submission<'a> {
     pub name: &'a str,
     /// Array tasks.
     pub tasks: usize,
+    /// `--batch-arms`, forwarded to every task.
+    pub batch_arms: crate::commands::BatchArms,
 }
 
 /// The `sbatch` script of a submission.
@@ -86,6 +88,9 @@ pub fn script(s: &Submission<'_>) -> Result<String, Failure> {
         "1".into(),
         "--quiet".into(),
     ]);
+    if s.batch_arms == crate::commands::BatchArms::Off {
+        args.extend(["--batch-arms".to_string(), "off".to_string()]);
+    }
     let task_dir = logs.join(format!("{}-task", s.name));
     let _ = writeln!(out, "set -eu");
     // The script itself lies in the store: a node that cannot see it cannot share the store.

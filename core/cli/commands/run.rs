@@ -92,11 +92,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
     }
     let name = &loaded.ir.name;
-    let to_compute = plan
+    // One array task per training job: a stage alone, or a whole batch.
+    let to_compute: std::collections::BTreeSet<(Option<usize>, usize)> = plan
         .stages
         .iter()
-        .filter(|s| s.stage.kind == StageKind::Train && !store.contains(&s.key))
-        .count();
+        .enumerate()
+        .filter(|(_, s)| s.stage.kind == StageKind::Train && !store.contains(&s.key))
+        .map(|(i, s)| (s.batch, if s.batch.is_some() { 0 } else { i }))
+        .collect();
+    let to_compute = to_compute.len();
     let submission = slurm::Submission {
         source: &loaded.source,
         experiment: &args.experiment,
@@ -104,6 +108,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         options: &args.slurm_options,
         name,
         tasks: to_compute.max(1),
+        batch_arms: args.batch_arms,
     };
     if args.on == Target::Slurm && args.dry_run {
         return print(&slurm::script(&submission)?);

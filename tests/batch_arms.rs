@@ -2,9 +2,8 @@
 //! arm the numbers it gets alone, fail alone, and resume after the process is killed.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use crate::cli::{root, stderr, stdout, ticketlab, with};
+use crate::cli::{kill_once_states_are_saved, root, stderr, stdout, ticketlab, with};
 
 /// `--set` arguments of a short quickstart, with `extra` overrides.
 fn quickstart(extra: &[&str]) -> Vec<String> {
@@ -119,24 +118,9 @@ fn a_killed_batch_resumes_and_ends_like_an_uninterrupted_one() {
     assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
 
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
-        .args(with(&["run", &file, "--out", "killed", "--quiet", "--jobs", "1"], &args))
-        .current_dir(cwd.path())
-        .env("CI", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Both arms have saved a state once two files are there.
-    let partial = cwd.path().join(".ticketlab/partial");
-    let started = std::time::Instant::now();
-    while partial.read_dir().map_or(0, |d| d.count()) < 2 {
-        assert!(started.elapsed().as_secs() < 120, "no resumable state was saved");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it saved its states");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Both arms have saved a state once two are stored.
+    let killed = with(&["run", &file, "--out", "killed", "--quiet", "--jobs", "1"], &args);
+    kill_once_states_are_saved(&killed, cwd.path(), 2);
     let rest = ticketlab(&with(&["run", &file, "--out", "run"], &args), cwd.path());
     assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
     assert!(stdout(&rest).contains("2 resumed"), "{}", stdout(&rest));

@@ -461,31 +461,38 @@ fn a_killed_run_resumes_and_ends_like_an_uninterrupted_one() {
     assert_eq!(whole.status.code(), Some(0), "{}", stderr(&whole));
 
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
-        .args(with(&["run", file, "--out", "killed", "--quiet"], &set))
-        .current_dir(cwd.path())
-        .env("CI", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let partial = cwd.path().join(".ticketlab/partial");
-    let started = std::time::Instant::now();
-    while !partial.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        assert!(started.elapsed().as_secs() < 120, "no resumable state was saved");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it saved a resumable state"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_states_are_saved(
+        &with(&["run", file, "--out", "killed", "--quiet"], &set),
+        cwd.path(),
+        1,
+    );
     let rest = ticketlab(&with(&["run", file, "--out", "run"], &set), cwd.path());
     assert_eq!(rest.status.code(), Some(0), "{}", stderr(&rest));
     assert!(stdout(&rest).contains("1 resumed"), "{}", stdout(&rest));
     let summary = |dir: &Path| std::fs::read_to_string(dir.join("run/summary.json")).unwrap();
     assert_eq!(summary(cwd.path()), summary(whole_dir.path()));
+}
+
+/// Runs `ticketlab` with `args` in `cwd` and kills it with SIGKILL once its store (the default
+/// `.ticketlab`) holds `states` resumable training states.
+pub fn kill_once_states_are_saved(args: &[&str], cwd: &Path, states: usize) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CI", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = cwd.join(".ticketlab/partial");
+    let started = std::time::Instant::now();
+    while partial.read_dir().map_or(0, Iterator::count) < states {
+        assert!(started.elapsed().as_secs() < 120, "no resumable state was saved");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it saved its states");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// The counts of the run summary's last line: (ran, cached).

@@ -16,6 +16,9 @@
 //!   read views directly (broadcasts as stride 0, slices and pads as bounds), with adjacent axes
 //!   coalesced and a plain slice loop whenever every operand is contiguous.
 //!
+//! A session of several arms then runs [`ArmPass`] ([`arm`]): each node that depends on a weight
+//! runs its kernel once per arm, so one graph trains many networks of the same shapes.
+//!
 //! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
 //! contiguous, and luminal maps the buffer in place.
 

@@ -446,15 +446,9 @@ impl<'a> Arm<'a> {
 fn train_together<'a>(arms: Vec<(usize, Arm<'a>)>) -> Vec<(usize, Result<RunArtifact>)> {
     let (indices, mut arms): (Vec<usize>, Vec<Arm<'a>>) = arms.into_iter().unzip();
     let outcome = ticketlab_api::error::catch_panic("training", || run_arms(&mut arms));
-    let finals = match outcome {
+    let finals: Vec<Result<NamedTensors>> = match outcome {
         Ok(finals) => finals.into_iter().map(Ok).collect(),
-        Err(e) => {
-            let message = e.to_string();
-            let mut first = Some(e);
-            arms.iter()
-                .map(|_| Err(first.take().unwrap_or_else(|| Error::Other(message.clone()))))
-                .collect::<Vec<_>>()
-        }
+        Err(e) => e.shared_by(arms.len()).into_iter().map(Err).collect(),
     };
     indices.into_iter().zip(arms.into_iter().zip(finals).map(|(arm, f)| arm.finish(f))).collect()
 }
@@ -542,10 +536,7 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         let losses = session.step_arms()?;
         for (arm, loss) in arms.iter_mut().zip(losses) {
             if arm.live() && !loss.is_finite() {
-                arm.failed = Some(Error::Diverged {
-                    step: step + 1,
-                    message: format!("loss is {loss}; lower the learning rate or check the data"),
-                });
+                arm.failed = Some(Error::loss_diverged(step + 1, loss));
             }
         }
     }

@@ -118,6 +118,22 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// A training loss that is not finite after `step` steps.
+    pub fn loss_diverged(step: u64, loss: f64) -> Self {
+        Error::Diverged {
+            step,
+            message: format!("loss is {loss}; lower the learning rate or check the data"),
+        }
+    }
+
+    /// `self` for each of `n` things that failed together (the arms of a batch): `self` first,
+    /// then its message for the others (an error is not `Clone`: it may hold an I/O error).
+    pub fn shared_by(self, n: usize) -> Vec<Self> {
+        let message = self.to_string();
+        let mut first = Some(self);
+        (0..n).map(|_| first.take().unwrap_or_else(|| Error::Other(message.clone()))).collect()
+    }
+
     /// Wraps `self` as the cause of a failed stage.
     pub fn in_stage(self, stage: impl Into<String>) -> Self {
         Error::Stage { stage: stage.into(), source: Box::new(self) }

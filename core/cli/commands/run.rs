@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ticketlab_api::artifact::Artifact;
-use ticketlab_api::ir::StageKind;
 use ticketlab_engine::{Backend, ExecOptions, Store, execute, plan};
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
@@ -92,22 +91,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
     }
     let name = &loaded.ir.name;
-    // One array task per training job: a stage alone, or a whole batch.
-    let to_compute: std::collections::BTreeSet<(Option<usize>, usize)> = plan
-        .stages
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.stage.kind == StageKind::Train && !store.contains(&s.key))
-        .map(|(i, s)| (s.batch, if s.batch.is_some() { 0 } else { i }))
-        .collect();
-    let to_compute = to_compute.len();
     let submission = slurm::Submission {
         source: &loaded.source,
         experiment: &args.experiment,
         store: &store,
         options: &args.slurm_options,
         name,
-        tasks: to_compute.max(1),
+        // One array task per training job: a stage alone, or a whole batch.
+        tasks: plan.training_jobs().max(1),
         batch_arms: args.batch_arms,
     };
     if args.on == Target::Slurm && args.dry_run {

@@ -394,7 +394,7 @@ impl Executor<'_> {
             self.train(&stages, events)
         } else {
             let name = |ps: &PlannedStage| format!("stage `{}`", ps.stage.name);
-            stages.iter().map(|ps| catch_panic(&name(ps), || self.compute(ps, events))).collect()
+            stages.iter().map(|ps| catch_panic(&name(ps), || self.compute(ps))).collect()
         };
         for (w, result) in compute.into_iter().zip(computed) {
             let stored = result.and_then(|(artifact, outcome)| {
@@ -425,11 +425,8 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn compute(
-        &self,
-        ps: &PlannedStage,
-        events: &ChannelEvents,
-    ) -> Result<(Artifact, StageOutcome)> {
+    /// Computes a stage of any kind but `train` (see [`Executor::train`]).
+    fn compute(&self, ps: &PlannedStage) -> Result<(Artifact, StageOutcome)> {
         let stage = &ps.stage;
         let params = Params(stage.params.clone());
         let ctx = StageContext {
@@ -463,7 +460,7 @@ impl Executor<'_> {
                     origin: "init".into(),
                 })))
             }
-            StageKind::Train => self.train(&[ps], events).pop().expect("one result per stage"),
+            StageKind::Train => unreachable!("training stages are computed by `Executor::train`"),
             StageKind::Prune => ran(Artifact::Mask(Box::new(self.prune(stage, &params, &ctx)?))),
             StageKind::Rewind => ran(Artifact::Model(Box::new(self.rewind(stage, &params)?))),
             StageKind::Analyze | StageKind::Report => {
@@ -546,11 +543,8 @@ impl Executor<'_> {
                     }
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    let mut first = Some(e);
-                    for i in indices {
-                        let e = first.take().unwrap_or_else(|| Error::Other(message.clone()));
-                        results[i] = Some(Err(e));
+                    for (i, e) in indices.iter().zip(e.shared_by(indices.len())) {
+                        results[*i] = Some(Err(e));
                     }
                 }
             }
@@ -574,9 +568,16 @@ impl Executor<'_> {
         let data = self.dataset(stage, "data")?;
         let arch = self.architecture(&model.arch, &data.info)?;
         let resume = self.store.load_partial(&ps.key)?;
+        let mut observer = StoreObserver {
+            store: self.store,
+            key: &ps.key,
+            stage: &stage.name,
+            events: events.clone(),
+            interrupt_after: self.options.interrupt_after_steps,
+        };
         let outcome = match &resume {
             Some(state) => {
-                events.clone().log(&format!(
+                observer.events.log(&format!(
                     "{}: resuming from the state saved at step {}",
                     stage.name, state.step
                 ));
@@ -597,13 +598,7 @@ impl Executor<'_> {
             arch,
             resume,
             outcome,
-            observer: StoreObserver {
-                store: self.store,
-                key: &ps.key,
-                stage: &stage.name,
-                events: events.clone(),
-                interrupt_after: self.options.interrupt_after_steps,
-            },
+            observer,
         })
     }
 

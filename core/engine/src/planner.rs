@@ -139,10 +139,10 @@ pub fn plan_with(
 /// Groups the training stages still to compute that can train together
 /// ([`TrainerPlugin::train_arms`](crate::plugin::TrainerPlugin::train_arms)): the same trainer,
 /// equal [`batch_key`](crate::plugin::TrainerPlugin::batch_key) (and seed, when the trainer
-/// draws minibatches with it), the same data (by key: the seeds of a sweep usually share it), a
-/// model descended from a model stage of the same plugin and parameters (so the same shapes;
-/// other seeds give other weights), masked or not alike, and the same step to resume from. A stage never
-/// joins a batch holding a stage it depends on, so a batch can always start at once.
+/// draws minibatches with it), the same data (by cache key), a model descended from a model
+/// stage of the same plugin and parameters (so the same shapes; other seeds give other
+/// weights), masked or not alike, and the same step to resume from. A stage never joins a batch
+/// holding a stage it depends on, so a batch can always start at once.
 fn assign_batches(stages: &mut [PlannedStage], registry: &Registry) {
     let index: BTreeMap<&str, usize> =
         stages.iter().enumerate().map(|(i, s)| (s.stage.name.as_str(), i)).collect();
@@ -259,6 +259,14 @@ impl Plan {
     /// Number of stages that will compute something.
     pub fn to_run(&self) -> usize {
         self.stages.iter().filter(|s| !s.cached).count()
+    }
+
+    /// The training jobs still to compute: each training stage alone, a batch counted once.
+    pub fn training_jobs(&self) -> usize {
+        let training = self.stages.iter().filter(|s| s.stage.kind == StageKind::Train && !s.cached);
+        let batches: std::collections::BTreeSet<usize> =
+            training.clone().filter_map(|s| s.batch).collect();
+        training.filter(|s| s.batch.is_none()).count() + batches.len()
     }
 
     /// Drops every batch: each training stage then trains alone (`--batch-arms off`).

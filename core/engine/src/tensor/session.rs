@@ -805,10 +805,7 @@ impl<'a> TrainingSession<'a> {
     pub fn step(&mut self) -> Result<f64> {
         let loss = self.step_arms()?[0];
         if !loss.is_finite() {
-            return Err(Error::Diverged {
-                step: self.steps(),
-                message: format!("loss is {loss}; lower the learning rate or check the data"),
-            });
+            return Err(Error::loss_diverged(self.steps(), loss));
         }
         Ok(loss)
     }

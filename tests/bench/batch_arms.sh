@@ -7,19 +7,13 @@
 #
 #   [REPEATS=3] tests/bench/batch_arms.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 repeats="${REPEATS:-3}"
-cargo build --release --quiet --bin ticketlab
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/sweep_timing.sh"
 run() {
-    local batch="$1" i="$2" start end
-    start=$(date +%s.%N)
-    ./target/release/ticketlab run experiments/quickstart.yaml --quiet --jobs 1 \
+    local batch="$1" i="$2"
+    seconds ./target/release/ticketlab run experiments/quickstart.yaml --quiet --jobs 1 \
         --grid 'mask.rate=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]' --batch-arms "$batch" \
         --store "$work/store-$batch-$i" --out "$work/out-$batch-$i"
-    end=$(date +%s.%N)
-    python3 -c "print(round($end - $start, 2))"
 }
 on=() off=()
 for i in $(seq "$repeats"); do

@@ -3,25 +3,20 @@
 # experiments/rate_sweep.yaml (the same eleven trainings: the dense base and ten pruning rates)
 # shortened to STEPS steps per training, with --jobs 1 and --jobs JOBS, alternately, REPEATS
 # times, each run against a fresh store. Prints each wall time, the medians and their ratio as
-# JSON lines, and checks that both give the same summary.
+# JSON lines, and checks that both give the same summary. Batched arms are off, so the stages run
+# one at a time against concurrently (tests/bench/batch_arms.sh times batches).
 #
 #   [STEPS=3000] [REPEATS=3] [JOBS=2] tests/bench/jobs.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 steps="${STEPS:-3000}"
 repeats="${REPEATS:-3}"
 jobs="${JOBS:-2}"
-cargo build --release --quiet --bin ticketlab
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/sweep_timing.sh"
 run() {
-    local j="$1" i="$2" start end
-    start=$(date +%s.%N)
-    ./target/release/ticketlab run experiments/rate_sweep.yaml --quiet --jobs "$j" \
+    local j="$1" i="$2"
+    seconds ./target/release/ticketlab run experiments/rate_sweep.yaml --quiet --jobs "$j" --batch-arms off \
         --set dense.steps="$steps" --set ticket_train.steps="$steps" \
         --store "$work/store-$j-$i" --out "$work/out-$j-$i"
-    end=$(date +%s.%N)
-    python3 -c "print(round($end - $start, 2))"
 }
 one=() many=()
 for i in $(seq "$repeats"); do

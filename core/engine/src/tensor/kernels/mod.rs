@@ -8,7 +8,7 @@
 //! - [`ContractionPass`]: every `Mul -> SumReduce` contraction with a row or a column axis
 //!   (forward and backward layouts, any batch axes, transposes as strides) becomes one strided
 //!   `matrixmultiply::sgemm` call per batch entry, or a loop over the non-zeros when one operand
-//!   is mostly zeros (the one-hot inputs of an embedding and their transpose).
+//!   is mostly zeros ([`sparse`]: one-hot inputs, MNIST's digits, and their transposes).
 //! - [`FusionPass`]: connected elementwise ops whose intermediates nobody else reads (a ReLU,
 //!   the log-softmax chain, a mask multiply and its gradient) become one node that evaluates
 //!   them chunk by chunk without allocating the intermediates.
@@ -25,6 +25,7 @@
 mod arms;
 mod fuse;
 mod sgemm;
+mod sparse;
 mod strided;
 mod tokens;
 pub(crate) mod views;
@@ -39,7 +40,7 @@ pub use arms::{ArmPass, PerArm};
 pub use fuse::FusionPass;
 pub use sgemm::ContractionPass;
 #[cfg(test)]
-pub(crate) use sgemm::SPARSE_PRODUCTS;
+pub(crate) use sparse::SPARSE_PRODUCTS;
 pub use strided::StridedPass;
 pub use tokens::{TokenLeaves, TokenPass};
 

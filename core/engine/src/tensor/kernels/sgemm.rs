@@ -11,6 +11,7 @@ use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::sparse;
 use super::views::{Axis, axes_of, logical_shape, vec_of};
 
 /// `C[.., M, N] = sum_K A[.., M, K] B[.., K, N]` over arbitrary strided views of the Mul's
@@ -97,33 +98,28 @@ impl Operator for Sgemm {
                 idx[d] = 0;
             }
         }
-        // One dense product fills the whole output: no need to zero it first.
-        if let [g] = gemms[..]
-            && m * n * k > SMALL_PRODUCT
-            && !g.a_is_sparse(a)
-            && !g.transposed().a_is_sparse(b)
-        {
-            let mut out: Vec<f32> = Vec::with_capacity(total);
-            g.dense_on(super::threads(), a, b, SharedOut(out.as_mut_ptr()));
-            // SAFETY: with beta = 0, sgemm writes every element of C without reading it
-            // ("If beta is zero, then C does not need to be initialized"), and C, the row-major
-            // `m x n` output of the only batch entry, is all `total` elements of the buffer.
-            unsafe { out.set_len(total) };
+        let threads = super::threads();
+        if m * n * k <= SMALL_PRODUCT {
+            let mut out = vec![0.0f32; total];
+            small_batch(threads, &gemms, a, b, &mut out);
+            return vec![Tensor::new(out)];
+        }
+        if let [g] = gemms[..] {
+            let mut out: Vec<f32> = Vec::new();
+            if !sparse::product(&g, threads, a, b, total, &mut out) {
+                // One dense product fills the whole output: no need to zero it first.
+                out.reserve_exact(total);
+                g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
+                // SAFETY: with beta = 0, sgemm writes every element of C without reading it
+                // ("If beta is zero, then C does not need to be initialized"), and C, the
+                // row-major `m x n` output of the only batch entry, is all `total` elements.
+                unsafe { out.set_len(total) };
+            }
             return vec![Tensor::new(out)];
         }
         let mut out = vec![0.0f32; total];
-        if m * n * k <= SMALL_PRODUCT {
-            small_batch(super::threads(), &gemms, a, b, &mut out);
-            return vec![Tensor::new(out)];
-        }
-        let threads = super::threads();
-        for g in gemms {
-            if g.a_is_sparse(a) {
-                g.sparse_a(a, b, &mut out);
-            } else if g.transposed().a_is_sparse(b) {
-                // C^T = B^T A^T: the same loop with B's non-zeros.
-                g.transposed().sparse_a(b, a, &mut out);
-            } else {
+        for g in &gemms {
+            if !sparse::product(g, threads, a, b, total, &mut out) {
                 g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
             }
         }
@@ -157,28 +153,28 @@ fn small_batch(threads: usize, gemms: &[Gemm], a: &[f32], b: &[f32], out: &mut [
 
 /// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
 #[derive(Debug, Clone, Copy)]
-struct Strided {
-    offset: isize,
-    rows: isize,
-    cols: isize,
+pub(super) struct Strided {
+    pub(super) offset: isize,
+    pub(super) rows: isize,
+    pub(super) cols: isize,
 }
 
 impl Strided {
     #[inline(always)]
-    fn at(&self, i: usize, j: usize) -> usize {
+    pub(super) fn at(&self, i: usize, j: usize) -> usize {
         (self.offset + i as isize * self.rows + j as isize * self.cols) as usize
     }
 }
 
 /// One `C[m, n] = A[m, k] B[k, n]` of a contraction (one batch entry).
 #[derive(Debug, Clone, Copy)]
-struct Gemm {
-    m: usize,
-    k: usize,
-    n: usize,
-    a: Strided,
-    b: Strided,
-    c: Strided,
+pub(super) struct Gemm {
+    pub(super) m: usize,
+    pub(super) k: usize,
+    pub(super) n: usize,
+    pub(super) a: Strided,
+    pub(super) b: Strided,
+    pub(super) c: Strided,
 }
 
 /// Products of at most this many multiply-adds (per batch entry) run as plain loops: for the
@@ -189,77 +185,17 @@ const SMALL_PRODUCT: usize = 4096;
 /// Products of at least this many multiply-adds are split over the kernel threads. Measured on
 /// a 2-vCPU machine (tests/bench/BENCHMARKS.md): splitting the MNIST MLP's 40M and 157M
 /// products saves time, splitting the transformer's 30M ones made its step slower.
-const PARALLEL_PRODUCT: usize = 32 << 20;
-
-/// A has at most this fraction of non-zeros for the sparse loop to run instead of sgemm.
-const SPARSE_DENSITY: f64 = 0.125;
+pub(super) const PARALLEL_PRODUCT: usize = 32 << 20;
 
 /// A contraction of small products splits its batch entries over the threads from this many
 /// multiply-adds in all.
 const SMALL_BATCH_PARALLEL: usize = 1 << 20;
 
-/// Products computed by the sparse loop, so tests can tell that it ran.
-#[cfg(test)]
-pub(crate) static SPARSE_PRODUCTS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(0);
-
 impl Gemm {
     /// The product `C^T = B^T A^T` (same buffers, roles of A and B swapped).
-    fn transposed(&self) -> Gemm {
+    pub(super) fn transposed(&self) -> Gemm {
         let t = |s: Strided| Strided { offset: s.offset, rows: s.cols, cols: s.rows };
         Gemm { m: self.n, k: self.k, n: self.m, a: t(self.b), b: t(self.a), c: t(self.c) }
-    }
-
-    /// Whether A is mostly zeros: the one-hot or token-count inputs of an embedding, and their
-    /// transpose in the embedding's weight gradient. Multiplying those with sgemm spends most
-    /// of its work on zeros (an embedding lookup is a matrix product in a graph without a
-    /// gather op). A dense A is recognised within its first rows: the scan stops once a
-    /// thousand elements are more than a quarter non-zero.
-    fn a_is_sparse(&self, a: &[f32]) -> bool {
-        let (mut nonzero, mut scanned) = (0usize, 0usize);
-        for i in 0..self.m {
-            nonzero += (0..self.k).filter(|&j| a[self.a.at(i, j)] != 0.0).count();
-            scanned += self.k;
-            if scanned >= 1024 && nonzero * 4 > scanned {
-                return false;
-            }
-        }
-        (nonzero as f64) <= SPARSE_DENSITY * scanned as f64
-    }
-
-    /// `C[i, :] = sum of a_ij * B[j, :]` over the non-zero `a_ij`, in order of `j`. B is
-    /// copied into contiguous rows first when its rows are strided (a transposed weight), and a
-    /// row of C is built in a buffer when C's rows are strided.
-    fn sparse_a(&self, a: &[f32], b: &[f32], c: &mut [f32]) {
-        #[cfg(test)]
-        SPARSE_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let n = self.n;
-        let copied: Vec<f32>;
-        let (rows_b, b_at): (&[f32], Strided) = if self.b.cols == 1 {
-            (b, self.b)
-        } else {
-            copied = (0..self.k)
-                .flat_map(|j| (0..n).map(move |l| (j, l)))
-                .map(|(j, l)| b[self.b.at(j, l)])
-                .collect();
-            (&copied, Strided { offset: 0, rows: n as isize, cols: 1 })
-        };
-        let mut row = vec![0.0f32; n];
-        for i in 0..self.m {
-            row.fill(0.0);
-            for j in 0..self.k {
-                let aij = a[self.a.at(i, j)];
-                if aij != 0.0 {
-                    let row_b = &rows_b[b_at.at(j, 0)..][..n];
-                    row.iter_mut().zip(row_b).for_each(|(o, x)| *o += aij * x);
-                }
-            }
-            if self.c.cols == 1 {
-                c[self.c.at(i, 0)..][..n].copy_from_slice(&row);
-            } else {
-                row.iter().enumerate().for_each(|(l, v)| c[self.c.at(i, l)] = *v);
-            }
-        }
     }
 
     /// `C = A B` with every element summed in order of `k` (bit for bit the plain loop
@@ -303,7 +239,7 @@ impl Gemm {
 
     /// Writes the row-major `m x n` result `rows_c` into C, elements no other product of the
     /// contraction writes.
-    fn write(&self, rows_c: &[f32], c: SharedOut) {
+    pub(super) fn write(&self, rows_c: &[f32], c: SharedOut) {
         let n = self.n;
         for (i, row) in rows_c.chunks_exact(n).enumerate() {
             if self.c.cols == 1 {
@@ -392,7 +328,7 @@ struct Scratch {
 /// The output buffer of a product whose blocks are computed on several threads, each writing
 /// its own rows or columns.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(super) struct SharedOut(pub(super) *mut f32);
 
 impl SharedOut {
     /// Elements `start..start + len` of the buffer.
@@ -400,7 +336,7 @@ impl SharedOut {
     /// # Safety
     /// The buffer holds them and outlives the slice, and no other holder of this `SharedOut`
     /// touches them meanwhile.
-    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+    pub(super) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
         // SAFETY: as the caller promises.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }

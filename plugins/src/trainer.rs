@@ -352,12 +352,20 @@ impl TrainerPlugin for Standard {
             shares[position / per_share.max(1)].push(arm);
         }
         shares.retain(|share| !share.is_empty());
+        // Each share has a thread of its own: its products are not split again.
+        let alone = shares.len() > 1;
+        let train = move |share| {
+            if alone {
+                kernels::on_this_thread(|| train_together(share))
+            } else {
+                train_together(share)
+            }
+        };
         let trained = std::thread::scope(|scope| {
             let mut shares = shares.into_iter();
             let here = shares.next();
-            let others: Vec<_> =
-                shares.map(|share| scope.spawn(move || train_together(share))).collect();
-            let mut trained = here.map(train_together).unwrap_or_default();
+            let others: Vec<_> = shares.map(|share| scope.spawn(move || train(share))).collect();
+            let mut trained = here.map(train).unwrap_or_default();
             for handle in others {
                 // `train_together` catches panics; a thread that still dies loses its arms.
                 trained.extend(handle.join().unwrap_or_default());

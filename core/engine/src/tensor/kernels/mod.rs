@@ -27,6 +27,7 @@ mod fuse;
 mod sgemm;
 mod sparse;
 mod strided;
+mod team;
 mod tokens;
 pub(crate) mod views;
 
@@ -53,9 +54,32 @@ pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The threads a large matrix product is split over: as [`set_threads`] said, else
-/// `MATMUL_NUM_THREADS`, else 1.
+thread_local! {
+    /// Whether this thread's products stay on it ([`on_this_thread`]).
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's matrix products on this thread alone, whatever [`set_threads`]
+/// said: for work already split over the threads (the shares of a batch of arms), where
+/// splitting each product again would only make the threads wait for each other.
+pub fn on_this_thread<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the flag, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ALONE.set(self.0);
+        }
+    }
+    let _restore = Restore(ALONE.replace(true));
+    f()
+}
+
+/// The threads a large matrix product is split over: 1 inside [`on_this_thread`], else as
+/// [`set_threads`] said, else `MATMUL_NUM_THREADS`, else 1.
 pub fn threads() -> usize {
+    if ALONE.get() {
+        return 1;
+    }
     match THREADS.load(Ordering::Relaxed) {
         0 => std::env::var("MATMUL_NUM_THREADS")
             .ok()
@@ -64,26 +88,6 @@ pub fn threads() -> usize {
             .unwrap_or(1),
         n => n,
     }
-}
-
-/// A pool of `threads` workers for splitting products, made once per thread count and kept
-/// (starting threads for every product would cost more than the split saves).
-fn pool(threads: usize) -> std::sync::Arc<rayon::ThreadPool> {
-    static POOLS: std::sync::Mutex<Vec<(usize, std::sync::Arc<rayon::ThreadPool>)>> =
-        std::sync::Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return p.clone();
-    }
-    let p = std::sync::Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("ticketlab-kernel-{i}"))
-            .build()
-            .expect("the kernel thread pool starts"),
-    );
-    pools.push((threads, p.clone()));
-    p
 }
 
 /// Where compiled graphs run.

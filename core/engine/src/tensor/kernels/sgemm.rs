@@ -138,17 +138,8 @@ fn small_batch(threads: usize, gemms: &[Gemm], a: &[f32], b: &[f32], out: &mut [
         let mut scratch = Scratch::default();
         gemms[lo..hi].iter().for_each(|g| g.small(a, b, out, &mut scratch));
     };
-    if parts <= 1 {
-        return run(0, gemms.len());
-    }
     let cut = |p: usize| p * gemms.len() / parts;
-    super::pool(threads).scope(|s| {
-        for p in 1..parts {
-            let run = &run;
-            s.spawn(move |_| run(cut(p), cut(p + 1)));
-        }
-        run(0, cut(1));
-    });
+    super::team::split(threads, parts, &|p| run(cut(p), cut(p + 1)));
 }
 
 /// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
@@ -182,10 +173,11 @@ pub(super) struct Gemm {
 /// operands for sgemm costs more than the product itself.
 const SMALL_PRODUCT: usize = 4096;
 
-/// Products of at least this many multiply-adds are split over the kernel threads. Measured on
-/// a 2-vCPU machine (tests/bench/BENCHMARKS.md): splitting the MNIST MLP's 40M and 157M
-/// products saves time, splitting the transformer's 30M ones made its step slower.
-pub(super) const PARALLEL_PRODUCT: usize = 32 << 20;
+/// Products of at least this many multiply-adds (about 30 µs of sgemm) are split over the kernel
+/// threads. With helpers that stay awake between products ([`super::team`]) a split costs a few
+/// µs; while they slept between products (about 100 µs to wake), splitting the transformer's
+/// 15M and 30M products made its step slower (tests/bench/BENCHMARKS.md).
+pub(super) const PARALLEL_PRODUCT: usize = 2 << 20;
 
 /// A contraction of small products splits its batch entries over the threads from this many
 /// multiply-adds in all.
@@ -283,12 +275,7 @@ impl Gemm {
                 g
             })
             .collect();
-        super::pool(threads).scope(|s| {
-            for g in &blocks[1..] {
-                s.spawn(move |_| g.sgemm(a, b, out));
-            }
-            blocks[0].sgemm(a, b, out);
-        });
+        super::team::split(threads, blocks.len(), &|p| blocks[p].sgemm(a, b, out));
     }
 
     /// One `matrixmultiply::sgemm` call writing C through `c`.

@@ -13,18 +13,16 @@
 //! non-zeros are then sorted into rows if it was stored by columns. Threads split the rows of C,
 //! never a sum: every thread count gives the same bits.
 
-// The vectorised loops are compiled for AVX-512 behind a run-time check of the CPU.
+// The vectorised loops are compiled for AVX-512 behind a run-time check of the CPU, and the
+// threads write their own rows of one output.
 #![allow(unsafe_code)]
 
-use super::sgemm::{Gemm, SharedOut, Strided};
+use super::sgemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided};
 
 /// An operand with at most this fraction of non-zeros is multiplied by its non-zeros. Measured
 /// on the MNIST MLP (tests/bench/BENCHMARKS.md): its digits, 19% non-zero, run faster this way
 /// than through sgemm.
 const MAX_DENSITY: f64 = 0.25;
-
-/// Sparse products of at least this many multiply-adds are split over the kernel threads.
-const PARALLEL_WORK: usize = 8 << 20;
 
 /// Products computed by the sparse loop, so tests can tell that it ran.
 #[cfg(test)]
@@ -247,27 +245,14 @@ impl Buffers {
             if direct { &mut out[g.c.at(0, 0)..][..m * n] } else { &mut self.rows_c };
         let nonzeros = &self.seen[0].rows;
         let parts =
-            if nonzeros.values.len() * n >= PARALLEL_WORK { threads.clamp(1, m) } else { 1 };
-        if parts == 1 {
-            gather(nonzeros, 0, rows_b, c);
-        } else {
-            let mut blocks: Vec<(usize, &mut [f32])> = Vec::with_capacity(parts);
-            let mut rest = c;
-            for p in 0..parts {
-                let (lo, hi) = (p * m / parts, (p + 1) * m / parts);
-                let (block, tail) = rest.split_at_mut((hi - lo) * n);
-                blocks.push((lo, block));
-                rest = tail;
-            }
-            super::pool(threads).scope(|s| {
-                let mut blocks = blocks.into_iter();
-                let (first_row, first) = blocks.next().expect("two parts or more");
-                for (row, block) in blocks {
-                    s.spawn(move |_| gather(nonzeros, row, rows_b, block));
-                }
-                gather(nonzeros, first_row, rows_b, first);
-            });
-        }
+            if nonzeros.values.len() * n >= PARALLEL_PRODUCT { threads.clamp(1, m) } else { 1 };
+        let c_out = SharedOut(c.as_mut_ptr());
+        super::team::split(threads, parts, &|p| {
+            let (lo, hi) = (p * m / parts, (p + 1) * m / parts);
+            // SAFETY: rows `lo..hi` of C, inside it, are this part's alone.
+            let rows = unsafe { c_out.slice(lo * n, (hi - lo) * n) };
+            gather(nonzeros, lo, rows_b, rows);
+        });
         if !direct {
             g.write(&self.rows_c, SharedOut(out.as_mut_ptr()));
         }
@@ -489,7 +474,10 @@ mod tests {
         let (m, k, n) = (600, 784, 100);
         let a = sparse_matrix(m, k, 0.19, 1);
         let b: Vec<f32> = sparse_matrix(k, n, 1.0, 2);
-        assert!(a.iter().filter(|&&x| x != 0.0).count() * n >= PARALLEL_WORK, "split on threads");
+        assert!(
+            a.iter().filter(|&&x| x != 0.0).count() * n >= PARALLEL_PRODUCT,
+            "split on threads"
+        );
         let reference: Vec<f64> = (0..m)
             .flat_map(|i| (0..n).map(move |l| (i, l)))
             .map(|(i, l)| (0..k).map(|j| f64::from(a[i * k + j]) * f64::from(b[j * n + l])).sum())

@@ -1,0 +1,233 @@
+//! Helper threads that stay awake between the products of a training step.
+//!
+//! Splitting a product over threads pays only if the other threads start at once. A pooled
+//! thread that sleeps between products (rayon's workers do) takes about 100 µs to wake on a
+//! virtual machine: longer than half of most of the paper's products, so splitting them made
+//! steps slower. The helpers here wait for work by spinning, giving their core to any other
+//! runnable thread, for a while after each job before they sleep, and the calling thread runs
+//! the first part itself. No crate offers that trade (rayon's sleep is not configurable), so it
+//! is written here.
+//!
+//! One caller at a time uses the team; another caller meanwhile runs its parts itself, in the
+//! same order, with the same results.
+
+// A job borrows the caller's stack: its lifetime is erased while a helper runs it, and `split`
+// does not return (or unwind) before every helper is done with it.
+#![allow(unsafe_code)]
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// How long an idle helper spins before it sleeps: longer than the gaps between the products of
+/// a step, shorter than anything a person would notice a core busy for.
+const SPIN: Duration = Duration::from_millis(2);
+
+/// The work of one split: called once with each part's index.
+type Work<'a> = dyn Fn(usize) + Sync + 'a;
+
+/// Runs `work(p)` once for each part `p` in `0..parts`: part 0 on the calling thread, the others
+/// on helpers (at most `threads - 1` of them), or all on the calling thread when `threads` is 1
+/// or another thread is using the helpers. A part that panics is re-raised here once every part
+/// has finished.
+pub(super) fn split(threads: usize, parts: usize, work: &Work<'_>) {
+    let helpers = parts.min(threads).saturating_sub(1);
+    if helpers == 0 {
+        (0..parts).for_each(work);
+        return;
+    }
+    let mut team = match TEAM.try_lock() {
+        Ok(team) => team,
+        // A panic re-raised by an earlier split poisons the lock; the helpers are fine.
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return (0..parts).for_each(work),
+    };
+    while team.len() < helpers {
+        let helper = Helper::start(team.len());
+        team.push(helper);
+    }
+    // SAFETY: only the lifetime is erased. Every helper given the job has finished with it before
+    // `Posted` is dropped, which happens before this function returns or unwinds.
+    let job: &'static Work<'static> = unsafe { std::mem::transmute::<&Work<'_>, _>(work) };
+    let posted = Posted(&team[..helpers]);
+    // Parts past the helpers (more parts than threads) run here, after part 0.
+    for (h, helper) in posted.0.iter().enumerate() {
+        helper.post(job, h + 1);
+    }
+    work(0);
+    (helpers + 1..parts).for_each(work);
+    drop(posted);
+    if let Some(panic) = team[..helpers].iter().find_map(Helper::take_panic) {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The helpers, made on first use.
+static TEAM: Mutex<Vec<Arc<Helper>>> = Mutex::new(Vec::new());
+
+/// One helper thread and its mailbox.
+struct Helper {
+    /// The posted job and part; taken by the helper.
+    job: Mutex<Option<(&'static Work<'static>, usize)>>,
+    /// Whether a job waits in `job`.
+    posted: AtomicBool,
+    /// Whether the last job posted is done.
+    done: AtomicBool,
+    /// Whether the helper is asleep (or about to be), to be woken by the next post.
+    asleep: AtomicBool,
+    /// The panic of the last job, if it panicked.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    thread: Thread,
+}
+
+impl Helper {
+    fn start(index: usize) -> Arc<Self> {
+        // The helper needs its own thread's handle (to be woken), so it gets its mailbox after
+        // the thread has started.
+        let (mailbox_tx, mailbox_rx) = std::sync::mpsc::channel::<Arc<Helper>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("ticketlab-kernel-{index}"))
+            .spawn(move || {
+                if let Ok(helper) = mailbox_rx.recv() {
+                    helper.serve();
+                }
+            })
+            .expect("a kernel thread starts");
+        let helper = Arc::new(Helper {
+            job: Mutex::new(None),
+            posted: AtomicBool::new(false),
+            done: AtomicBool::new(true),
+            asleep: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            thread: thread.thread().clone(),
+        });
+        mailbox_tx.send(helper.clone()).expect("the helper thread waits for its mailbox");
+        helper
+    }
+
+    fn post(&self, job: &'static Work<'static>, part: usize) {
+        *self.job.lock().unwrap_or_else(PoisonError::into_inner) = Some((job, part));
+        self.done.store(false, Ordering::SeqCst);
+        self.posted.store(true, Ordering::SeqCst);
+        if self.asleep.load(Ordering::SeqCst) {
+            self.thread.unpark();
+        }
+    }
+
+    fn serve(&self) {
+        loop {
+            let idle = Instant::now();
+            let mut rounds = 0u32;
+            while !self.posted.load(Ordering::SeqCst) {
+                rounds += 1;
+                if !rounds.is_multiple_of(64) || idle.elapsed() < SPIN {
+                    std::thread::yield_now();
+                    continue;
+                }
+                self.asleep.store(true, Ordering::SeqCst);
+                if !self.posted.load(Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                self.asleep.store(false, Ordering::SeqCst);
+            }
+            self.posted.store(false, Ordering::SeqCst);
+            let job = self.job.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((work, part)) = job
+                && let Err(panic) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(part)))
+            {
+                *self.panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(panic);
+            }
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn take_panic(self: &Arc<Self>) -> Option<Box<dyn Any + Send>> {
+        self.panic.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Helpers running a job that borrows the caller's stack: dropping it (also while unwinding)
+/// waits until each has finished.
+struct Posted<'a>(&'a [Arc<Helper>]);
+
+impl Drop for Posted<'_> {
+    fn drop(&mut self) {
+        for helper in self.0 {
+            while !helper.done.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Every part runs exactly once, whatever the numbers of threads and parts.
+    #[test]
+    fn every_part_runs_once() {
+        for threads in 1..=4 {
+            for parts in 0..=6 {
+                let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+                split(threads, parts, &|p| {
+                    runs[p].fetch_add(1, Ordering::SeqCst);
+                });
+                assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == 1), "{threads} {parts}");
+            }
+        }
+    }
+
+    /// A part that panics on a helper is re-raised to the caller once the other parts are done,
+    /// and the helpers go on working.
+    #[test]
+    fn a_panicking_part_reaches_the_caller_after_the_others() {
+        let finished = AtomicUsize::new(0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            split(3, 3, &|p| {
+                if p == 2 {
+                    panic!("part {p} fails");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                finished.fetch_add(1, Ordering::SeqCst);
+            })
+        }));
+        let message = caught.expect_err("the panic is re-raised");
+        assert_eq!(message.downcast_ref::<String>().map(String::as_str), Some("part 2 fails"));
+        assert_eq!(finished.load(Ordering::SeqCst), 2);
+        // Part 1 runs on a helper again (within a few tries: other tests use the helpers too).
+        let on_a_helper = (0..1000).any(|_| {
+            let name = Mutex::new(None);
+            split(2, 2, &|p| {
+                if p == 1 {
+                    *name.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+                }
+            });
+            name.into_inner().unwrap().is_some_and(|n| n.starts_with("ticketlab-kernel"))
+        });
+        assert!(on_a_helper);
+    }
+
+    /// Callers on several threads at once each get all their parts run (one of them by the
+    /// helpers, the others by themselves).
+    #[test]
+    fn concurrent_callers_each_run_their_parts() {
+        std::thread::scope(|scope| {
+            for caller in 0..4 {
+                scope.spawn(move || {
+                    for _ in 0..200 {
+                        let runs: Vec<AtomicUsize> = (0..3).map(|_| AtomicUsize::new(0)).collect();
+                        split(2, 3, &|p| {
+                            runs[p].fetch_add(caller + 1, Ordering::SeqCst);
+                        });
+                        assert!(runs.iter().all(|r| r.load(Ordering::SeqCst) == caller + 1));
+                    }
+                });
+            }
+        });
+    }
+}

@@ -69,8 +69,9 @@ struct Seen {
 /// How many sparse operands a thread remembers.
 const SEEN: usize = 8;
 
-/// Operands spanning more elements than this are compressed at every product, not kept.
-const SEEN_MAX_ELEMENTS: usize = 1 << 24;
+/// How many elements (of copies, 4 bytes each) the remembered operands of a thread hold at most:
+/// 32 MiB. An operand spanning more is compressed at every product, not remembered.
+const SEEN_MAX_ELEMENTS: usize = 1 << 23;
 
 thread_local! {
     static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
@@ -120,8 +121,6 @@ impl NonZeros {
         let budget = (MAX_DENSITY * (lines * len) as f64) as usize;
         self.at.clear();
         self.values.clear();
-        self.at.reserve(budget + len);
-        self.values.reserve(budget + len);
         self.starts.clear();
         self.starts.push(0);
         for line in 0..lines {
@@ -224,6 +223,12 @@ impl Buffers {
         seen.elements.clear();
         seen.elements.extend_from_slice(elements.unwrap_or_default());
         self.seen.insert(0, seen);
+        // The one just compressed stays, for the product about to use it.
+        while self.seen.len() > 1
+            && self.seen.iter().map(|seen| seen.elements.len()).sum::<usize>() > SEEN_MAX_ELEMENTS
+        {
+            self.seen.pop();
+        }
         true
     }
 
@@ -568,5 +573,14 @@ mod tests {
         assert_eq!(bits(&changed), bits(&fresh(&a)));
         a[at] = -0.0;
         assert_eq!(bits(&run(&g, 1, &a, &b).expect("sparse")), bits(&before));
+        // A thread remembers at most SEEN operands, the last one first.
+        for seed in 0..2 * SEEN as u64 {
+            run(&g, 1, &sparse_matrix(m, k, 0.15, 100 + seed), &b).expect("sparse");
+        }
+        let last = sparse_matrix(m, k, 0.15, 100 + 2 * SEEN as u64 - 1);
+        BUFFERS.with_borrow(|buffers| {
+            assert_eq!(buffers.seen.len(), SEEN);
+            assert!(same_bits(&buffers.seen[0].elements, &last));
+        });
     }
 }

@@ -507,3 +507,64 @@ fn inputs_that_are_not_one_hot_are_refused_by_a_token_session() {
     let err = s.set_batch(&bad).unwrap_err().to_string();
     assert!(err.contains("one-hot"), "{err}");
 }
+
+/// `relu(x · W1^T) · W2^T`, wide enough for its products to reach the sparse loop.
+struct WideMlp;
+
+impl Architecture for WideMlp {
+    fn parameters(&self) -> Vec<ParamDef> {
+        let def = |name: &str, shape: Vec<usize>| ParamDef {
+            name: name.into(),
+            shape,
+            init: Init::Normal { std: 0.5 },
+            prunable: true,
+        };
+        vec![def("W1", vec![48, 32]), def("W2", vec![5, 48])]
+    }
+
+    fn forward(
+        &self,
+        g: &mut GraphBuilder,
+        p: &std::collections::BTreeMap<String, Var>,
+        x: Var,
+    ) -> crate::Result<Var> {
+        let w1 = g.transpose(p["W1"])?;
+        let pre = g.matmul(x, w1)?;
+        let hidden = g.relu(pre)?;
+        let w2 = g.transpose(p["W2"])?;
+        g.matmul(hidden, w2)
+    }
+}
+
+/// A mask that keeps one weight in ten: the masked weights are operands of the sparse loop.
+#[test]
+fn weights_masked_to_a_tenth_train_through_the_sparse_loop_and_stay_zero() {
+    let params = init_params(&WideMlp, 60);
+    let mask: MaskSet = params
+        .iter()
+        .map(|(name, t)| {
+            let keep = (0..t.len()).map(|i| if i % 10 == 0 { 1.0 } else { 0.0 }).collect();
+            (name.clone(), HostTensor::new(t.shape.clone(), keep))
+        })
+        .collect();
+    let n = 64;
+    let x = random(&[n, 32], 61, -1.0, 1.0);
+    let labels =
+        x.chunks(32).map(|row| u32::from(row[0] > 0.0) + u32::from(row[5] > 0.0)).collect();
+    let split =
+        Split { x: HostTensor::new(vec![n, 32], x), y: Targets::Classes { labels, n_classes: 5 } };
+    let mut cfg = OptimizerConfig::paper_adamw();
+    cfg.lr = 1e-2;
+    let spec = StepSpec {
+        loss: LossKind::CrossEntropy,
+        precision: LossPrecision::F32,
+        optimizer: cfg,
+        batch_size: n,
+    };
+    let before = kernels::SPARSE_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed);
+    let mut s = TrainingSession::new(&WideMlp, params, Some(mask.clone()), &spec, &split).unwrap();
+    train_100_steps_masked(&mut s, &split, &mask);
+    let sparse = kernels::SPARSE_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // Each step multiplies by both masked weights forward and by W2 backward.
+    assert!(sparse >= 300, "{sparse} sparse products in 100 steps");
+}

@@ -8,7 +8,9 @@
 //! - [`ContractionPass`]: every `Mul -> SumReduce` contraction with a row or a column axis
 //!   (forward and backward layouts, any batch axes, transposes as strides) becomes one strided
 //!   `matrixmultiply::sgemm` call per batch entry, or a loop over the non-zeros when one operand
-//!   is mostly zeros ([`sparse`]: one-hot inputs, MNIST's digits, and their transposes).
+//!   is mostly zeros (module `sparse`: one-hot inputs, MNIST's digits, and their transposes). Large
+//!   products are split over the kernel threads, on helpers that stay awake between the
+//!   products of a step (module `team`).
 //! - [`FusionPass`]: connected elementwise ops whose intermediates nobody else reads (a ReLU,
 //!   the log-softmax chain, a mask multiply and its gradient) become one node that evaluates
 //!   them chunk by chunk without allocating the intermediates.

@@ -83,6 +83,7 @@ struct Helper {
 }
 
 impl Helper {
+    /// Starts helper number `index`, waiting for work.
     fn start(index: usize) -> Arc<Self> {
         // The helper needs its own thread's handle (to be woken), so it gets its mailbox after
         // the thread has started.
@@ -107,6 +108,7 @@ impl Helper {
         helper
     }
 
+    /// Hands the helper `part` of `job`, waking it if it sleeps.
     fn post(&self, job: &'static Work<'static>, part: usize) {
         *self.job.lock().unwrap_or_else(PoisonError::into_inner) = Some((job, part));
         self.done.store(false, Ordering::SeqCst);
@@ -116,6 +118,8 @@ impl Helper {
         }
     }
 
+    /// The helper thread's loop: wait for a job (spinning for [`SPIN`], then asleep), run it,
+    /// keep its panic if it panics, say it is done.
     fn serve(&self) {
         loop {
             let idle = Instant::now();
@@ -144,6 +148,7 @@ impl Helper {
         }
     }
 
+    /// The panic of the last job, once.
     fn take_panic(self: &Arc<Self>) -> Option<Box<dyn Any + Send>> {
         self.panic.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
@@ -156,8 +161,16 @@ struct Posted<'a>(&'a [Arc<Helper>]);
 impl Drop for Posted<'_> {
     fn drop(&mut self) {
         for helper in self.0 {
+            // Spinning, but giving the core up now and then: on a busy machine the helper may
+            // be waiting for it.
+            let mut rounds = 0u32;
             while !helper.done.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
+                rounds = rounds.wrapping_add(1);
+                if rounds.is_multiple_of(256) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             }
         }
     }

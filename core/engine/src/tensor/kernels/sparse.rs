@@ -58,6 +58,9 @@ struct Buffers {
 /// A sparse operand compressed before: its elements (to know it again) and its non-zeros.
 #[derive(Debug, Default)]
 struct Seen {
+    /// How often it was found again: data (found at every step) outlives masked weights (new
+    /// at every step) when room runs out.
+    hits: u32,
     /// Rows, columns and strides; `None` when its elements were too many to keep.
     shape: Option<(usize, usize, isize, isize)>,
     /// The span of its buffer its elements lie in.
@@ -70,8 +73,9 @@ struct Seen {
 const SEEN: usize = 8;
 
 /// How many elements (of copies, 4 bytes each) the remembered operands of a thread hold at most:
-/// 32 MiB. An operand spanning more is compressed at every product, not remembered.
-const SEEN_MAX_ELEMENTS: usize = 1 << 23;
+/// 64 MiB (MNIST's training and test digits fit). An operand spanning more is compressed at
+/// every product, not remembered.
+const SEEN_MAX_ELEMENTS: usize = 1 << 24;
 
 thread_local! {
     static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
@@ -208,18 +212,19 @@ impl Buffers {
                 && seen.shape == shape
                 && elements.is_some_and(|elements| same_bits(&seen.elements, elements))
         }) {
+            self.seen[found].hits = self.seen[found].hits.saturating_add(1);
             self.seen[..=found].rotate_right(1);
             return true;
         }
         let Some(by_rows) = self.scanned.scan(buffer, view, rows, cols) else { return false };
-        let mut seen =
-            if self.seen.len() < SEEN { Seen::default() } else { self.seen.pop().expect("full") };
+        let mut seen = if self.seen.len() < SEEN { Seen::default() } else { self.evict() };
         if by_rows {
             std::mem::swap(&mut seen.rows, &mut self.scanned);
         } else {
             self.scanned.transpose_into(rows, &mut seen.rows);
         }
         seen.shape = shape;
+        seen.hits = 0;
         seen.elements.clear();
         seen.elements.extend_from_slice(elements.unwrap_or_default());
         self.seen.insert(0, seen);
@@ -227,9 +232,17 @@ impl Buffers {
         while self.seen.len() > 1
             && self.seen.iter().map(|seen| seen.elements.len()).sum::<usize>() > SEEN_MAX_ELEMENTS
         {
-            self.seen.pop();
+            self.evict();
         }
         true
+    }
+
+    /// Forgets the least recently used operand never found again, else the least recently used
+    /// one (never the most recent, which the product about to run uses).
+    fn evict(&mut self) -> Seen {
+        let last = self.seen.len() - 1;
+        let victim = self.seen[1..].iter().rposition(|seen| seen.hits == 0).map_or(last, |i| i + 1);
+        self.seen.remove(victim)
     }
 
     /// `C = A B` from A's non-zeros (`self.seen[0]`), the rows of C split over `threads`.
@@ -573,7 +586,9 @@ mod tests {
         assert_eq!(bits(&changed), bits(&fresh(&a)));
         a[at] = -0.0;
         assert_eq!(bits(&run(&g, 1, &a, &b).expect("sparse")), bits(&before));
-        // A thread remembers at most SEEN operands, the last one first.
+        // A thread remembers at most SEEN operands; one found again (data, at every step)
+        // outlives more new ones than that (masked weights, new at every step).
+        run(&g, 1, &a, &b).expect("sparse");
         for seed in 0..2 * SEEN as u64 {
             run(&g, 1, &sparse_matrix(m, k, 0.15, 100 + seed), &b).expect("sparse");
         }
@@ -581,6 +596,7 @@ mod tests {
         BUFFERS.with_borrow(|buffers| {
             assert_eq!(buffers.seen.len(), SEEN);
             assert!(same_bits(&buffers.seen[0].elements, &last));
+            assert!(buffers.seen.iter().any(|seen| same_bits(&seen.elements, &a)));
         });
     }
 }

@@ -324,18 +324,17 @@ fn token_products_become_gathers_and_scatter_adds() {
     }
 }
 
+/// A prunable parameter of the test architectures, drawn from N(0, 0.5²).
+fn def(name: &str, shape: Vec<usize>) -> ParamDef {
+    ParamDef { name: name.into(), shape, init: Init::Normal { std: 0.5 }, prunable: true }
+}
+
 /// A chain-shaped architecture: `relu(counts · W_E^T · W_in^T) · W_out^T · W_U`, the paper's
 /// MLP at a small scale.
 struct ChainMlp;
 
 impl Architecture for ChainMlp {
     fn parameters(&self) -> Vec<ParamDef> {
-        let def = |name: &str, shape: Vec<usize>| ParamDef {
-            name: name.into(),
-            shape,
-            init: Init::Normal { std: 0.5 },
-            prunable: true,
-        };
         vec![
             def("W_E", vec![40, 7]),
             def("W_in", vec![6, 40]),
@@ -513,12 +512,6 @@ struct WideMlp;
 
 impl Architecture for WideMlp {
     fn parameters(&self) -> Vec<ParamDef> {
-        let def = |name: &str, shape: Vec<usize>| ParamDef {
-            name: name.into(),
-            shape,
-            init: Init::Normal { std: 0.5 },
-            prunable: true,
-        };
         vec![def("W1", vec![48, 32]), def("W2", vec![5, 48])]
     }
 

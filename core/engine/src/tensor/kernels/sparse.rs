@@ -202,15 +202,16 @@ impl Buffers {
     /// `self.seen[0]`; `false` when it is not mostly zeros. An operand equal to one seen before,
     /// element for element, is not scanned again: full-batch data is compressed once a run.
     fn compress(&mut self, buffer: &[f32], view: Strided, rows: usize, cols: usize) -> bool {
-        let span = (view.rows >= 0 && view.cols >= 0)
+        // Its shape and elements, when it is small enough to remember.
+        let known = (view.rows >= 0 && view.cols >= 0)
             .then(|| view.at(0, 0)..view.at(rows - 1, cols - 1) + 1)
-            .filter(|span| span.len() <= SEEN_MAX_ELEMENTS);
-        let shape = span.as_ref().map(|_| (rows, cols, view.rows, view.cols));
-        let elements = span.map(|span| &buffer[span]);
-        if let Some(found) = self.seen.iter().position(|seen| {
-            shape.is_some()
-                && seen.shape == shape
-                && elements.is_some_and(|elements| same_bits(&seen.elements, elements))
+            .filter(|span| span.len() <= SEEN_MAX_ELEMENTS)
+            .map(|span| ((rows, cols, view.rows, view.cols), &buffer[span]));
+        let (shape, elements) = (known.map(|(shape, _)| shape), known.map(|(_, e)| e));
+        if let Some(found) = known.and_then(|(shape, elements)| {
+            self.seen
+                .iter()
+                .position(|seen| seen.shape == Some(shape) && same_bits(&seen.elements, elements))
         }) {
             self.seen[found].hits = self.seen[found].hits.saturating_add(1);
             self.seen[..=found].rotate_right(1);

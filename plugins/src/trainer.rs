@@ -334,8 +334,9 @@ impl TrainerPlugin for Standard {
         Some(Params(shared.map(|(k, v)| (k.clone(), v.clone())).collect()))
     }
 
-    /// The arms are split over the kernel threads, each share trained in one compiled graph
-    /// on its own thread (every arm's numbers are the same whatever the split).
+    /// The arms are split over the kernel threads (with `--jobs`, those of every worker the
+    /// executor gave the batch), each share trained in one compiled graph on its own thread
+    /// (every arm's numbers are the same whatever the split).
     fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
         let mut results: Vec<Option<Result<RunArtifact>>> = (0..arms.len()).map(|_| None).collect();
         let mut ready = Vec::with_capacity(arms.len());
@@ -356,7 +357,7 @@ impl TrainerPlugin for Standard {
         let alone = shares.len() > 1;
         let train = move |share| {
             if alone {
-                kernels::on_this_thread(|| train_together(share))
+                kernels::with_threads(1, || train_together(share))
             } else {
                 train_together(share)
             }

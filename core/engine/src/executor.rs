@@ -40,7 +40,7 @@ use crate::plugin::{
     AnalysisInputs, ArmJob, Params, PluginKind, PruneContext, StageContext, TrainJob,
     TrainObserver, TrainState,
 };
-use crate::tensor::{Architecture, NamedTensors, init_params};
+use crate::tensor::{Architecture, NamedTensors, init_params, kernels};
 use crate::{Error, Result};
 use crate::{pruning, rewind};
 use ticketlab_api::budget;
@@ -102,9 +102,18 @@ impl Execution {
 /// What a worker tells the scheduler: progress of a running stage, or the end of its work
 /// (one stage, or the stages of a batch), each stage's result with its index.
 enum Message {
-    Progress { stage: String, record: EvalRecord, total_steps: u64 },
+    Progress {
+        stage: String,
+        record: EvalRecord,
+        total_steps: u64,
+    },
     Log(String),
-    Finished { results: Vec<(usize, Result<(Artifact, StageOutcome)>)>, seconds: f64 },
+    /// Work done; `workers` is how many of the [`ExecOptions::jobs`] it held.
+    Finished {
+        results: Vec<(usize, Result<(Artifact, StageOutcome)>)>,
+        seconds: f64,
+        workers: usize,
+    },
 }
 
 /// Forwards a worker's events to the scheduler, which alone talks to the caller's sink (so
@@ -248,6 +257,7 @@ pub fn execute(
                             let _ = tx.send(Message::Finished {
                                 results: vec![(member, Err(e))],
                                 seconds: 0.0,
+                                workers: 1,
                             });
                         }
                     }
@@ -255,15 +265,24 @@ pub fn execute(
                 if work.is_empty() {
                     continue;
                 }
-                running += 1;
+                // A batch holds as many free workers as its arms fill at the kernel threads of
+                // one, and trains over all their threads: batched arms use every core that
+                // their stages trained one by one would have.
+                let training = work.iter().filter(|w| !w.cached).count();
+                let workers = training
+                    .div_ceil(kernels::threads())
+                    .clamp(1, jobs.saturating_sub(running).max(1));
+                let threads = workers * kernels::threads();
+                running += workers;
                 let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
                 let events = ChannelEvents(tx.clone());
                 scope.spawn(move || {
                     let start = Instant::now();
-                    let results = ex.run_work(work, &events);
+                    let results = kernels::with_threads(threads, || ex.run_work(work, &events));
                     let _ = events.0.send(Message::Finished {
                         results,
                         seconds: start.elapsed().as_secs_f64(),
+                        workers,
                     });
                 });
             }
@@ -284,15 +303,17 @@ pub fn execute(
                         events.train_progress(&stage, &record, total_steps)
                     }
                     Ok(Message::Log(line)) => events.log(&line),
-                    Ok(Message::Finished { results, seconds }) => break Some((results, seconds)),
+                    Ok(Message::Finished { results, seconds, workers }) => {
+                        break Some((results, seconds, workers));
+                    }
                     Err(mpsc::RecvTimeoutError::Timeout) => break None,
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         unreachable!("the scheduler holds a sender")
                     }
                 }
             };
-            let Some((results, seconds)) = finished else { continue };
-            running -= 1;
+            let Some((results, seconds, workers)) = finished else { continue };
+            running -= workers;
             for (index, result) in results {
                 let ps = &plan.stages[index];
                 let stage = &ps.stage;

@@ -507,3 +507,49 @@ fn prune_rewind_and_retrain_a_ticket() {
     assert!(m2.masks["w"].data.iter().zip(&m.masks["w"].data).all(|(new, old)| new <= old));
     assert_eq!(m2.scored_at, None);
 }
+
+/// The adder, batching every arm: records the kernel threads each batch was given.
+struct Batcher(Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
+impl TrainerPlugin for Batcher {
+    fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact> {
+        Trainer.train(params, job)
+    }
+    fn batch_key(&self, _params: &Params) -> Option<Params> {
+        Some(Params::default())
+    }
+    fn uses_seed(&self, _params: &Params) -> bool {
+        false
+    }
+    fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
+        self.0.lock().unwrap().push((arms.len(), kernels::threads()));
+        arms.into_iter().map(|arm| self.train(arm.params, arm.job)).collect()
+    }
+}
+
+#[test]
+fn a_batch_trains_over_the_threads_of_every_free_worker() {
+    for (jobs, threads, given) in [(1, 1, 1), (2, 1, 2), (3, 1, 2), (2, 2, 2), (1, 3, 3)] {
+        let dir = TempDir::new(&format!("batch-workers-{jobs}-{threads}"));
+        let store = Store::new(&dir.0);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut r = registry();
+        r.insert(entry(
+            PluginKind::Trainer,
+            "batcher",
+            PluginInstance::Trainer(Arc::new(Batcher(seen.clone()))),
+        ))
+        .unwrap();
+        let mut ir = experiment(5, 0.25, -1);
+        ir.stages.iter_mut().filter(|s| s.kind == StageKind::Train).for_each(|s| {
+            s.plugin = Some("batcher".into());
+        });
+        let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
+        let options = ExecOptions { jobs, ..ExecOptions::default() };
+        // The scheduler's own thread count stands in for `--threads`.
+        let e = kernels::with_threads(threads, || execute(&p, &r, &store, &options, &mut NoEvents));
+        assert!(e.is_ok(), "{}", e.error.unwrap());
+        // Two arms: as many workers as are free and the arms fill, each with `threads`.
+        assert_eq!(*seen.lock().unwrap(), [(2, given)], "jobs {jobs}, threads {threads}");
+        assert_eq!(final_w(&e, "b"), final_w(&run(&experiment(5, 0.25, -1), &store, None), "b"));
+    }
+}

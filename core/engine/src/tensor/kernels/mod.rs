@@ -57,30 +57,33 @@ pub fn set_threads(n: usize) {
 }
 
 thread_local! {
-    /// Whether this thread's products stay on it ([`on_this_thread`]).
-    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's own thread count ([`with_threads`]); 0 when it has none.
+    static HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` with this thread's matrix products on this thread alone, whatever [`set_threads`]
-/// said: for work already split over the threads (the shares of a batch of arms), where
-/// splitting each product again would only make the threads wait for each other.
-pub fn on_this_thread<T>(f: impl FnOnce() -> T) -> T {
-    /// Restores the flag, also when `f` unwinds.
-    struct Restore(bool);
+/// Runs `f` with this thread's matrix products split over `n` threads, whatever
+/// [`set_threads`] said. The executor gives a batch of arms the threads of every worker it
+/// holds; the shares of a batch, already split over the threads, keep their products on their
+/// own thread (`n` = 1), where splitting each product again would only make the threads wait
+/// for each other.
+pub fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    /// Restores the count, also when `f` unwinds.
+    struct Restore(usize);
     impl Drop for Restore {
         fn drop(&mut self) {
-            ALONE.set(self.0);
+            HERE.set(self.0);
         }
     }
-    let _restore = Restore(ALONE.replace(true));
+    let _restore = Restore(HERE.replace(n.max(1)));
     f()
 }
 
-/// The threads a large matrix product is split over: 1 inside [`on_this_thread`], else as
-/// [`set_threads`] said, else `MATMUL_NUM_THREADS`, else 1.
+/// The threads a large matrix product is split over: as [`with_threads`] said on this
+/// thread, else as [`set_threads`] said, else `MATMUL_NUM_THREADS`, else 1.
 pub fn threads() -> usize {
-    if ALONE.get() {
-        return 1;
+    let here = HERE.get();
+    if here > 0 {
+        return here;
     }
     match THREADS.load(Ordering::Relaxed) {
         0 => std::env::var("MATMUL_NUM_THREADS")

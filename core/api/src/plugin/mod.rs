@@ -196,8 +196,9 @@ pub trait TrainerPlugin: Send + Sync {
     /// Trains several arms at once: stages whose architectures have the same shapes, that read
     /// the same data, agree on [`batch_key`](Self::batch_key), resume from the same step and
     /// mask the same parameters. Each arm's result must be the one [`train`](Self::train) gives
-    /// it alone; one result per arm, in order, so an arm that fails fails alone. The default
-    /// trains them one after another.
+    /// it alone; one result per arm, in order, so an arm that fails fails alone. It is called
+    /// with the kernel threads of every executor worker the batch holds (the engine's
+    /// `kernels::threads`), to split the arms over. The default trains them one after another.
     fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
         arms.into_iter().map(|arm| self.train(arm.params, arm.job)).collect()
     }

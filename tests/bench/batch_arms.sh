@@ -14,6 +14,7 @@ set -euo pipefail
 repeats="${REPEATS:-3}"
 bin="${BIN:-./target/release/ticketlab}"
 jobs="${JOBS:-1}"
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "JOBS=$jobs: give a whole number of workers, 1 or more" >&2; exit 2; }
 threads="${THREADS:-$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))}"
 source "$(dirname "$0")/sweep_timing.sh"
 run() {

@@ -268,11 +268,11 @@ pub fn execute(
                 // A batch holds as many free workers as its arms fill at the kernel threads of
                 // one, and trains over all their threads: batched arms use every core that
                 // their stages trained one by one would have.
+                let per_worker = kernels::threads();
                 let training = work.iter().filter(|w| !w.cached).count();
-                let workers = training
-                    .div_ceil(kernels::threads())
-                    .clamp(1, jobs.saturating_sub(running).max(1));
-                let threads = workers * kernels::threads();
+                let workers =
+                    training.div_ceil(per_worker).clamp(1, jobs.saturating_sub(running).max(1));
+                let threads = workers * per_worker;
                 running += workers;
                 let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
                 let events = ChannelEvents(tx.clone());

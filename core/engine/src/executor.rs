@@ -108,11 +108,13 @@ enum Message {
         total_steps: u64,
     },
     Log(String),
-    /// Work done; `workers` is how many of the [`ExecOptions::jobs`] it held.
+    /// Work done; `workers` is how many of the [`ExecOptions::jobs`] it held, `trained`
+    /// whether it trained (rather than loaded, pruned, rewound or reported).
     Finished {
         results: Vec<(usize, Result<(Artifact, StageOutcome)>)>,
         seconds: f64,
         workers: usize,
+        trained: bool,
     },
 }
 
@@ -140,7 +142,9 @@ impl RunEvents for ChannelEvents {
 /// Stages run on worker threads, at most [`ExecOptions::jobs`] at once: a stage starts once
 /// every stage it reads has finished, earlier stages of the plan first. Each stage computes the
 /// same numbers whatever runs beside it, so any number of jobs gives the results of one job.
-/// With one job, stages start and finish in plan order.
+/// With one job, stages start and finish in plan order. The members of a batch start together,
+/// on as many free workers as their arms fill; a batch waits for members whose inputs are still
+/// computed and for workers busy with stages that do not train, while other stages can run.
 ///
 /// A stage is computed under the store's lease for its key ([`crate::lease`]), so
 /// processes that share a store (a Slurm array, two runs started by hand) split the work: a
@@ -155,6 +159,8 @@ pub fn execute(
 ) -> Execution {
     events.plan_ready(plan);
     let jobs = options.jobs.max(1);
+    // The kernel threads of one worker.
+    let per_worker = kernels::threads();
     let n = plan.stages.len();
     let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
     let mut reports: Vec<Option<StageReport>> = vec![None; n];
@@ -165,6 +171,8 @@ pub fn execute(
     // Stages another process was seen computing (announced once each).
     let mut announced = vec![false; n];
     let mut running = 0usize;
+    // Of those, the workers held by training (the rest are busy for seconds at most).
+    let mut training_workers = 0usize;
     let mut interrupted = false;
     let (tx, rx) = mpsc::channel::<Message>();
     let report = |ps: &PlannedStage, outcome, seconds, error: Option<String>| StageReport {
@@ -176,12 +184,15 @@ pub fn execute(
         seconds,
         error,
     };
-    // Whether a batch waits for members whose inputs are still being computed. It stops waiting
-    // when nothing else could run, so the scheduler never stalls on a batch.
+    // Whether a batch waits for members whose inputs are still being computed, or for workers
+    // busy with stages that do not train (a batch cannot take workers once it has started). It
+    // stops waiting when nothing else could run, so the scheduler never stalls on a batch.
     let mut hold_batches = true;
     std::thread::scope(|scope| {
         loop {
             let mut held_back = false;
+            // The batches held back in this pass: none of their members starts without the others.
+            let mut held: Vec<usize> = Vec::new();
             // Start (or skip) every stage that can, in plan order, while workers are free.
             for (index, ps) in plan.stages.iter().enumerate() {
                 if started[index] {
@@ -210,23 +221,36 @@ pub fn execute(
                 let ready = |ps: &PlannedStage| {
                     ps.stage.inputs.values().flatten().all(|p| artifacts.contains_key(p))
                 };
-                if !ready(ps) {
+                if ps.batch.is_some_and(|batch| held.contains(&batch)) {
                     continue;
                 }
-                // The stage and, when it heads a batch, the other members ready to train with it.
+                if !ready(ps) {
+                    if let Some(batch) = ps.batch.filter(|_| hold_batches) {
+                        held.push(batch);
+                        held_back = true;
+                    }
+                    continue;
+                }
+                // The stage and, when it heads a batch (its first member not started), the other
+                // members ready to train with it.
                 let mut members = vec![index];
                 if let Some(batch) = ps.batch {
                     let others = (index + 1..n)
                         .filter(|&j| !started[j] && plan.stages[j].batch == Some(batch));
                     let (ready_now, later): (Vec<usize>, Vec<usize>) =
                         others.partition(|&j| ready(&plan.stages[j]));
-                    if hold_batches
-                        && later.iter().any(|&j| waiting_on(&plan.stages[j], &blocked).is_none())
-                    {
+                    members.extend(ready_now);
+                    let waits_for_members =
+                        later.iter().any(|&j| waiting_on(&plan.stages[j], &blocked).is_none());
+                    let to_train =
+                        members.iter().filter(|&&m| !store.contains(&plan.stages[m].key));
+                    let fills = to_train.count().div_ceil(per_worker).min(jobs);
+                    let waits_for_workers = fills > jobs - running && running > training_workers;
+                    if hold_batches && (waits_for_members || waits_for_workers) {
+                        held.push(batch);
                         held_back = true;
                         continue;
                     }
-                    members.extend(ready_now);
                 }
                 // A stage another process sharing the store computes is skipped until its
                 // result is stored or that process is gone; this process goes on with others.
@@ -258,6 +282,7 @@ pub fn execute(
                                 results: vec![(member, Err(e))],
                                 seconds: 0.0,
                                 workers: 1,
+                                trained: false,
                             });
                         }
                     }
@@ -268,12 +293,16 @@ pub fn execute(
                 // A batch holds as many free workers as its arms fill at the kernel threads of
                 // one, and trains over all their threads: batched arms use every core that
                 // their stages trained one by one would have.
-                let per_worker = kernels::threads();
                 let training = work.iter().filter(|w| !w.cached).count();
                 let workers =
                     training.div_ceil(per_worker).clamp(1, jobs.saturating_sub(running).max(1));
                 let threads = workers * per_worker;
+                let trained =
+                    work.iter().any(|w| !w.cached && w.stage.stage.kind == StageKind::Train);
                 running += workers;
+                if trained {
+                    training_workers += workers;
+                }
                 let ex = Executor { plan, registry, store, options, artifacts: artifacts.clone() };
                 let events = ChannelEvents(tx.clone());
                 scope.spawn(move || {
@@ -283,6 +312,7 @@ pub fn execute(
                         results,
                         seconds: start.elapsed().as_secs_f64(),
                         workers,
+                        trained,
                     });
                 });
             }
@@ -295,26 +325,42 @@ pub fn execute(
                 continue;
             }
             hold_batches = true;
-            // Progress is forwarded as it comes; the stages are looked at again only once one
-            // has finished or the wait for another process's stages has timed out.
-            let finished = loop {
-                match rx.recv_timeout(WAIT_POLL) {
-                    Ok(Message::Progress { stage, record, total_steps }) => {
+            // Progress is forwarded as it comes; the stages are looked at again only once work
+            // has finished (all that has, so no worker counts as busy when it is not) or the
+            // wait for another process's stages has timed out.
+            let mut finished = Vec::new();
+            loop {
+                let message = if finished.is_empty() {
+                    match rx.recv_timeout(WAIT_POLL) {
+                        Ok(message) => message,
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            unreachable!("the scheduler holds a sender")
+                        }
+                    }
+                } else {
+                    match rx.try_recv() {
+                        Ok(message) => message,
+                        Err(_) => break,
+                    }
+                };
+                match message {
+                    Message::Progress { stage, record, total_steps } => {
                         events.train_progress(&stage, &record, total_steps)
                     }
-                    Ok(Message::Log(line)) => events.log(&line),
-                    Ok(Message::Finished { results, seconds, workers }) => {
-                        break Some((results, seconds, workers));
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => break None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        unreachable!("the scheduler holds a sender")
+                    Message::Log(line) => events.log(&line),
+                    Message::Finished { results, seconds, workers, trained } => {
+                        running -= workers;
+                        if trained {
+                            training_workers -= workers;
+                        }
+                        finished.push((results, seconds));
                     }
                 }
-            };
-            let Some((results, seconds, workers)) = finished else { continue };
-            running -= workers;
-            for (index, result) in results {
+            }
+            for (index, result, seconds) in finished.into_iter().flat_map(|(results, seconds)| {
+                results.into_iter().map(move |(i, r)| (i, r, seconds))
+            }) {
                 let ps = &plan.stages[index];
                 let stage = &ps.stage;
                 let r = match result {

@@ -526,30 +526,122 @@ impl TrainerPlugin for Batcher {
     }
 }
 
+/// Registers a [`Batcher`] as `batcher`: the batches it will be given, as (arms, threads).
+fn register_batcher(r: &mut Registry) -> Arc<std::sync::Mutex<Vec<(usize, usize)>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let batcher = PluginInstance::Trainer(Arc::new(Batcher(seen.clone())));
+    r.insert(entry(PluginKind::Trainer, "batcher", batcher)).unwrap();
+    seen
+}
+
+/// Runs `ir` with `jobs` workers of `threads` kernel threads (the scheduler's own thread count
+/// stands in for `--threads`), which must succeed.
+fn execute_with(
+    ir: &ExperimentIr,
+    r: &Registry,
+    store: &Store,
+    jobs: usize,
+    threads: usize,
+) -> Execution {
+    let p = plan(ir, r, Some(store), &Backend::cpu()).unwrap();
+    let options = ExecOptions { jobs, ..ExecOptions::default() };
+    let e = kernels::with_threads(threads, || execute(&p, r, store, &options, &mut NoEvents));
+    assert!(e.is_ok(), "{}", e.error.as_ref().unwrap());
+    e
+}
+
 #[test]
 fn a_batch_trains_over_the_threads_of_every_free_worker() {
     for (jobs, threads, given) in [(1, 1, 1), (2, 1, 2), (3, 1, 2), (2, 2, 2), (1, 3, 3)] {
         let dir = TempDir::new(&format!("batch-workers-{jobs}-{threads}"));
         let store = Store::new(&dir.0);
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut r = registry();
-        r.insert(entry(
-            PluginKind::Trainer,
-            "batcher",
-            PluginInstance::Trainer(Arc::new(Batcher(seen.clone()))),
-        ))
-        .unwrap();
+        let seen = register_batcher(&mut r);
         let mut ir = experiment(5, 0.25, -1);
         ir.stages.iter_mut().filter(|s| s.kind == StageKind::Train).for_each(|s| {
             s.plugin = Some("batcher".into());
         });
-        let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
-        let options = ExecOptions { jobs, ..ExecOptions::default() };
-        // The scheduler's own thread count stands in for `--threads`.
-        let e = kernels::with_threads(threads, || execute(&p, &r, &store, &options, &mut NoEvents));
-        assert!(e.is_ok(), "{}", e.error.unwrap());
+        let e = execute_with(&ir, &r, &store, jobs, threads);
         // Two arms: as many workers as are free and the arms fill, each with `threads`.
         assert_eq!(*seen.lock().unwrap(), [(2, given)], "jobs {jobs}, threads {threads}");
         assert_eq!(final_w(&e, "b"), final_w(&run(&experiment(5, 0.25, -1), &store, None), "b"));
     }
+}
+
+/// Prunes as [`Abs`] does, after a pause: a stage that keeps a worker busy without training.
+struct SlowAbs(std::time::Duration);
+impl crate::plugin::PrunerPlugin for SlowAbs {
+    fn score(
+        &self,
+        params: &Params,
+        ctx: &crate::plugin::PruneContext<'_>,
+    ) -> Result<crate::plugin::Scores> {
+        std::thread::sleep(self.0);
+        Abs.score(params, ctx)
+    }
+}
+
+/// Two batched arms whose inputs come from prunes of `pause_ms` each (in plan order: the first
+/// arm's, the second arm's, then one nobody trains on), at `jobs` workers of one thread: the
+/// batches the trainer was given, as (arms, threads).
+fn batches_after_prunes(pause_ms: [u64; 3], jobs: usize) -> Vec<(usize, usize)> {
+    let dir = TempDir::new(&format!("batch-held-{jobs}"));
+    let store = Store::new(&dir.0);
+    let mut r = registry();
+    let seen = register_batcher(&mut r);
+    let mut ir = experiment(4, 0.25, -1);
+    ir.stages.truncate(3);
+    let names = ["first", "second", "busy"];
+    for (name, ms) in names.iter().zip(pause_ms) {
+        let pruner = SlowAbs(std::time::Duration::from_millis(ms));
+        let plugin = format!("pause_{name}");
+        r.insert(entry(PluginKind::Pruner, &plugin, PluginInstance::Pruner(Arc::new(pruner))))
+            .unwrap();
+        let inputs: &[(&str, &[&str])] = &[("from", &["a"]), ("data", &["data"])];
+        ir.stages.push(stage(
+            &format!("mask_{name}"),
+            StageKind::Prune,
+            &plugin,
+            prune_params(0.5, "final"),
+            inputs,
+        ));
+    }
+    for name in &names[..2] {
+        let (mask, ticket) = (format!("mask_{name}"), format!("ticket_{name}"));
+        ir.stages.push(StageIr {
+            plugin: None,
+            ..stage(
+                &ticket,
+                StageKind::Rewind,
+                "",
+                json!({"to": "init", "mode": "rewind"}),
+                &[("from", &["a"]), ("mask", &[mask.as_str()])],
+            )
+        });
+    }
+    for name in &names[..2] {
+        let ticket = format!("ticket_{name}");
+        ir.stages.push(stage(
+            &format!("train_{name}"),
+            StageKind::Train,
+            "batcher",
+            json!({"steps": 4, "lr": 0.25, "resume_every": 0, "panic_at": -1}),
+            &[("model", &[ticket.as_str()]), ("data", &["data"])],
+        ));
+    }
+    execute_with(&ir, &r, &store, jobs, 1);
+    seen.lock().unwrap().clone()
+}
+
+#[test]
+fn a_batch_member_ready_first_waits_for_the_batch() {
+    // The second arm's ticket is ready long before the first's: it must not train alone.
+    assert_eq!(batches_after_prunes([400, 0, 1500], 3), [(2, 2)]);
+}
+
+#[test]
+fn a_batch_waits_for_workers_busy_with_stages_that_do_not_train() {
+    // When both tickets are ready, the other worker is still pruning: the batch waits for it
+    // rather than training both arms on one worker.
+    assert_eq!(batches_after_prunes([0, 0, 600], 2), [(2, 2)]);
 }

@@ -78,11 +78,24 @@ pub(crate) fn consumers(graph: &Graph, node: NodeIndex) -> usize {
     graph.graph.edges_directed(node, Direction::Outgoing).count()
 }
 
+/// Where a product lies in the three axes of its `Mul`: input 0 is the lhs, input 1 the rhs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProductAxes {
+    pub(crate) sum: NodeIndex,
+    pub(crate) mul: NodeIndex,
+    /// The reduced axis, shared by both operands.
+    pub(crate) k: usize,
+    /// The lhs's row axis, along which the rhs is broadcast.
+    pub(crate) m: usize,
+    /// The rhs's column axis, along which the lhs is broadcast.
+    pub(crate) n: usize,
+}
+
 /// `sum` as a product of two matrices, if it is one: a `SumReduce` over a three-axis `Mul`
 /// read by nobody else, in which one operand is broadcast along one free axis and the other
 /// along the other, and neither view is sliced or padded. Batched products (more axes) are
 /// not matched.
-pub(crate) fn product(graph: &Graph, sum: NodeIndex) -> Option<Product> {
+pub(crate) fn product_axes(graph: &Graph, sum: NodeIndex) -> Option<ProductAxes> {
     let op::SumReduce(k) =
         *graph.graph.node_weight(sum)?.as_any().downcast_ref::<op::SumReduce>()?;
     let [(mul, sum_view)] = data_inputs(graph, sum)[..] else { return None };
@@ -93,7 +106,7 @@ pub(crate) fn product(graph: &Graph, sum: NodeIndex) -> Option<Product> {
     {
         return None;
     }
-    let [(a_node, a_view), (b_node, b_view)] = data_inputs(graph, mul)[..] else { return None };
+    let [(_, a_view), (_, b_view)] = data_inputs(graph, mul)[..] else { return None };
     let (a, b) = (axes_of(&a_view), axes_of(&b_view));
     if a.len() != 3
         || a.iter().chain(&b).any(|x| x.checked || x.offset != 0 || x.stride < 0)
@@ -103,7 +116,6 @@ pub(crate) fn product(graph: &Graph, sum: NodeIndex) -> Option<Product> {
         return None;
     }
     let free: Vec<usize> = (0..3).filter(|&i| i != k).collect();
-    // The row axis of the lhs is the one the rhs is broadcast along, and the other way round.
     let (m, n) = match (
         a[free[0]].stride == 0,
         b[free[0]].stride == 0,
@@ -114,6 +126,14 @@ pub(crate) fn product(graph: &Graph, sum: NodeIndex) -> Option<Product> {
         (true, false, false, true) => (free[1], free[0]),
         _ => return None,
     };
+    Some(ProductAxes { sum, mul, k, m, n })
+}
+
+/// `sum` as a product of two matrices ([`product_axes`]), with its operands' strides.
+pub(crate) fn product(graph: &Graph, sum: NodeIndex) -> Option<Product> {
+    let ProductAxes { sum, mul, k, m, n } = product_axes(graph, sum)?;
+    let [(a_node, a_view), (b_node, b_view)] = data_inputs(graph, mul)[..] else { return None };
+    let (a, b) = (axes_of(&a_view), axes_of(&b_view));
     let stride = |s: isize| s as usize;
     let lhs = Operand {
         node: a_node,

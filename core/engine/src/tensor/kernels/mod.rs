@@ -21,10 +21,15 @@
 //! A session of several arms then runs [`ArmPass`] ([`arm`]): each node that depends on a weight
 //! runs its kernel once per arm, so one graph trains many networks of the same shapes.
 //!
+//! On CUDA, [`compile`] runs luminal_cuda's compiler after `CanonicalProducts`, which puts the
+//! gradients' products in the layout that compiler hands to cuBLAS.
+//!
 //! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
 //! contiguous, and luminal maps the buffer in place.
 
 mod arms;
+#[cfg(any(feature = "cuda", test))]
+mod canonical;
 mod fuse;
 mod sgemm;
 mod sparse;
@@ -40,6 +45,8 @@ use luminal::graph::{Graph, NodeIndex};
 use luminal::prelude::petgraph::Direction;
 
 pub use arms::{ArmPass, PerArm};
+#[cfg(any(feature = "cuda", test))]
+pub use canonical::CanonicalProducts;
 pub use fuse::FusionPass;
 pub use sgemm::ContractionPass;
 #[cfg(test)]
@@ -143,9 +150,10 @@ pub fn compile(graph: &mut Graph, remap: &mut [NodeIndex], tokens: Option<TokenL
             )
         }
         #[cfg(feature = "cuda")]
-        Device::Cuda => {
-            graph.compile((RemoveDeadNodes, luminal_cuda::CudaCompiler::<f32>::default()), &mut ids)
-        }
+        Device::Cuda => graph.compile(
+            (RemoveDeadNodes, CanonicalProducts, luminal_cuda::CudaCompiler::<f32>::default()),
+            &mut ids,
+        ),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => unreachable!("Device::from_env selects CUDA only with the `cuda` feature"),
     }

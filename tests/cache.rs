@@ -43,7 +43,7 @@ fn run(extra: &[&str], store: &Store, interrupt: Option<u64>) -> Execution {
         base_dir: quickstart().parent().unwrap().to_path_buf(),
         interrupt_after_steps: interrupt,
         jobs: 1,
-        only_stored: None,
+        ..ExecOptions::default()
     };
     execute(&p, &registry, store, &options, &mut NoEvents)
 }
@@ -138,7 +138,10 @@ fn an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one() {
 #[test]
 fn snapshots_are_deterministic_and_move_only_where_expected() {
     let (registry, ir) = load(&[]);
-    let options = SnapshotOptions { base_dir: quickstart().parent().unwrap().to_path_buf() };
+    let options = SnapshotOptions {
+        base_dir: quickstart().parent().unwrap().to_path_buf(),
+        ..Default::default()
+    };
     let a = snapshot(&ir, &registry, &options).expect("snapshot");
     let b = snapshot(&ir, &registry, &options).expect("snapshot");
     assert_eq!(a, b);

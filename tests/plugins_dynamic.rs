@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use crate::cli::root;
@@ -175,7 +175,7 @@ fn tiny_dataset() -> Dataset {
 }
 
 fn stage_context(seed: u64) -> StageContext {
-    StageContext { stage: "mask".into(), seed, base_dir: root() }
+    StageContext::new("mask", seed, root())
 }
 
 /// Scores of the pruner `name` of the library at `path` on [`weights_and_mask`].
@@ -532,7 +532,7 @@ stages:
         base_dir: dir.path().to_path_buf(),
         interrupt_after_steps: None,
         jobs: 1,
-        only_stored: None,
+        ..ExecOptions::default()
     };
     let exec = execute(&planned, &registry, &store, &options, &mut NoEvents);
     assert!(exec.is_ok(), "{:?}", exec.error.map(|e| e.to_string()));
@@ -801,6 +801,113 @@ stages:
     }
 }
 
+/// An experiment whose prune stage uses the misbehaving pruner with `behave`.
+fn misbehaving_experiment(dir: &Path, behave: &str) -> PathBuf {
+    let lib = fixture("misbehaving");
+    let file = dir.join(format!("{behave}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {behave}
+seed: 0
+plugins: [{}]
+stages:
+  data: {{ kind: dataset, uses: modular, with: {{ p: 7 }} }}
+  init: {{ kind: model, uses: mlp_modular, inputs: {{ data: data }} }}
+  dense: {{ kind: train, uses: standard, with: {{ steps: 5 }}, inputs: {{ model: init, data: data }} }}
+  mask: {{ kind: prune, uses: misbehaving, with: {{ rate: 0.5, behave: {behave} }}, inputs: {{ from: dense, data: data }} }}
+",
+            lib.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// The `ticketlab plugin-host` processes serving calls for the process `parent`.
+fn plugin_hosts_of(parent: u32) -> Vec<u32> {
+    let marker = format!("TICKETLAB_PLUGIN_PARENT={parent}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .collect()
+}
+
+/// Waits until `pred` holds, for at most `seconds`.
+fn eventually(seconds: u64, pred: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    pred()
+}
+
+/// A plugin call that never returns is killed at `--plugin-timeout`: its stage fails with the
+/// library named and the fix, the others finish, and no plugin-host process is left.
+#[test]
+fn a_plugin_that_never_returns_fails_its_stage_at_the_time_limit() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = misbehaving_experiment(cwd.path(), "loop");
+    let start = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+        .args(["run", file.to_str().unwrap(), "--out", "run", "--quiet", "--plugin-timeout", "2"])
+        .current_dir(cwd.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parent = child.id();
+    let out = child.wait_with_output().unwrap();
+    // miette wraps long lines, at spaces and after hyphens.
+    let err = String::from_utf8_lossy(&out.stderr).replace("\n  │ ", " ").replace("- ", "-");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(start.elapsed().as_secs() < 60, "the time limit holds: {:?}", start.elapsed());
+    assert!(
+        err.contains("stage `mask` failed") && err.contains("did not return within 2 s"),
+        "{err}"
+    );
+    assert!(err.contains("libmisbehaving") && err.contains("--plugin-timeout"), "{err}");
+    assert!(plugin_hosts_of(parent).is_empty(), "no plugin-host is left");
+    assert!(cwd.path().join("run/summary.json").is_file(), "the other stages finished");
+}
+
+/// A stop request kills a plugin call in progress at once, and a plugin-host whose parent is
+/// killed (SIGKILL, nothing to clean up) dies with it.
+#[test]
+fn plugin_hosts_stop_with_the_run_and_die_with_their_parent() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = misbehaving_experiment(cwd.path(), "loop");
+    for signal in ["TERM", "KILL"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+            .args(["run", file.to_str().unwrap(), "--quiet", "--plugin-timeout", "0"])
+            .current_dir(cwd.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let parent = child.id();
+        assert!(eventually(120, || !plugin_hosts_of(parent).is_empty()), "the call started");
+        let killed = Command::new("kill").args([format!("-{signal}"), parent.to_string()]).status();
+        assert!(killed.unwrap().success());
+        let status = child.wait().unwrap();
+        if signal == "TERM" {
+            assert_eq!(status.code(), Some(3), "a stopped run exits with 3");
+        }
+        assert!(
+            eventually(10, || plugin_hosts_of(parent).is_empty()),
+            "{signal}: a plugin-host is left"
+        );
+    }
+}
+
 fn misbehaving(behave: &str) -> String {
     let err = score_with(&fixture("misbehaving"), "misbehaving", &[("behave", behave.into())], 0)
         .expect_err("refused");
@@ -862,7 +969,7 @@ fn broken_datasets_are_refused() {
         .map(|b| format!("{b}: {}", redact(&bad_data(b).expect_err("refused").to_string())))
         .collect();
     insta::assert_snapshot!(errors.join("\n"), @"
-    panic: plugin `dataset/bad_data`: panicked at misbehaving/src/lib.rs:64:24: dataset exploded; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)
+    panic: plugin `dataset/bad_data`: panicked at misbehaving/src/lib.rs:65:24: dataset exploded; this is a bug in the plugin (library [BUILD]/debug/libmisbehaving.so)
     ragged: plugin `dataset/bad_data`: returned 5 train inputs, not a multiple of the input shape [2] (2 values per example) (library [BUILD]/debug/libmisbehaving.so)
     bad_label: plugin `dataset/bad_data`: returned test label 2 at index 0; labels must be integers in 0..2 (library [BUILD]/debug/libmisbehaving.so)
     nan_input: plugin `dataset/bad_data`: returned a non-finite train input (NaN) at index 3 (library [BUILD]/debug/libmisbehaving.so)

@@ -8,3 +8,4 @@ mod outputs;
 mod plugins_dynamic;
 mod pruners;
 mod slurm;
+mod stopping;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, MietteDiagnostic};
 
+/// The exit code of a run stopped by a signal after saving its state (the README's table).
+pub const INTERRUPTED: u8 = 3;
+
 /// Why the command stopped.
 #[derive(Debug)]
 pub enum Failure {
@@ -12,6 +15,9 @@ pub enum Failure {
     Input(String),
     /// A check or a run failed: exit code 1.
     Failed(String),
+    /// A run stopped on request (Ctrl-C, SIGTERM, SIGHUP) after saving its state: exit code
+    /// [`INTERRUPTED`].
+    Interrupted(String),
     /// Diagnostics already rendered (e.g. by the experiment-file checker), with their code.
     Rendered {
         /// The rendered text.
@@ -52,6 +58,7 @@ impl Failure {
             Failure::BrokenPipe => return ExitCode::SUCCESS,
             Failure::Input(m) => (render(&m), 2),
             Failure::Failed(m) => (render(&m), 1),
+            Failure::Interrupted(m) => (m, INTERRUPTED),
             Failure::Rendered { text, code } => (text, code),
         };
         let mut err = io::stderr().lock();

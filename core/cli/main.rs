@@ -3,7 +3,8 @@
 //!
 //! Exit codes (the README's table): 0 success; 1 the work failed (a stage of a run); 2 a usage
 //! or input error found before anything runs (bad arguments, a file that cannot be read, parsed
-//! or checked, an unwritable output). A closed output pipe (`ticketlab plugins list | head`)
+//! or checked, an unwritable output); 3 a run stopped by SIGINT, SIGTERM or SIGHUP after saving
+//! its state. A closed output pipe (`ticketlab plugins list | head`)
 //! ends quietly with 0.
 
 // The built-in plugins register themselves with inventory; referencing the crate makes sure
@@ -19,6 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod commands;
 mod failure;
 mod load;
+mod signals;
 mod slurm;
 
 use std::process::ExitCode;
@@ -83,9 +85,6 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
-    if !matches!(cli.command, Command::PluginHost) {
-        ticketlab_engine::dylib::isolate_calls(std::env::current_exe().ok());
-    }
     match cli.command {
         Command::Check(a) => commands::check::run(a),
         Command::Plan(a) => commands::plan::run(a),

@@ -100,7 +100,7 @@ pub fn paper_setup(registry: &Registry) -> Result<(Dataset, Box<dyn Architecture
 
 /// The data, network and recipe of `model`.
 pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
-    let ctx = StageContext { stage: "bench".into(), seed: 0, base_dir: ".".into() };
+    let ctx = StageContext::new("bench", 0, ".");
     let modular = || {
         Params::new()
             .with("op", "add")

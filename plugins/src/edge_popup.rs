@@ -109,6 +109,10 @@ impl TrainerPlugin for EdgePopup {
             if step == steps {
                 break;
             }
+            // Edge-popup keeps no resumable state: a stopped stage starts again next time.
+            if step > 0 && job.observer.stop_requested(step) {
+                return Err(Error::Interrupted { step });
+            }
             let (loss, grads) = session.gradients()?;
             if !loss.is_finite() {
                 return Err(Error::Diverged {

@@ -517,20 +517,20 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         }
         let resume_every = arms[0].recipe.resume_every;
         if step > start && resume_every > 0 && step % resume_every == 0 && step < steps {
-            for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
-                let state = TrainState {
-                    step,
-                    params: session.arm_params(index)?,
-                    optimizer: session.optimizer_state(index),
-                    records: arm.records.clone(),
-                    checkpoints: arm.checkpoints.clone(),
-                    rng_counter: step,
-                };
-                let saved = arm.job.observer.on_checkpoint(&state);
-                arm.check(saved);
-            }
+            save_states(&session, arms, step)?;
         }
         if step == steps || !arms.iter().any(Arm::live) {
+            break;
+        }
+        // A stop (Ctrl-C, SIGTERM) ends every arm of the session here, each with its state at
+        // this step saved unless the periodic save above just did, so a rerun resumes from it.
+        if step > start && arms.iter().any(|a| a.live() && a.job.observer.stop_requested(step)) {
+            if resume_every == 0 || step % resume_every != 0 {
+                save_states(&session, arms, step)?;
+            }
+            for arm in arms.iter_mut().filter(|a| a.live()) {
+                arm.failed = Some(Error::Interrupted { step });
+            }
             break;
         }
         if !full_batch {
@@ -550,6 +550,24 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         }
     }
     (0..arms.len()).map(|index| session.arm_params(index)).collect()
+}
+
+/// Offers every live arm's resumable state at `step` to its observer; an arm whose state cannot
+/// be saved stops with that error.
+fn save_states(session: &TrainingSession<'_>, arms: &mut [Arm<'_>], step: u64) -> Result<()> {
+    for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
+        let state = TrainState {
+            step,
+            params: session.arm_params(index)?,
+            optimizer: session.optimizer_state(index),
+            records: arm.records.clone(),
+            checkpoints: arm.checkpoints.clone(),
+            rng_counter: step,
+        };
+        let saved = arm.job.observer.on_checkpoint(&state);
+        arm.check(saved);
+    }
+    Ok(())
 }
 
 register_plugin!(

@@ -66,13 +66,11 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
-    /// The execution was stopped on purpose after a resumable state was saved (see
-    /// `ExecOptions::interrupt_after_steps`); nothing else runs.
-    #[error(
-        "interrupted at step {step} as asked; the state is saved and the next run resumes from it"
-    )]
+    /// Training stopped on request (Ctrl-C, SIGTERM, or `ExecOptions::interrupt_after_steps` in
+    /// tests) at a step boundary; a trainer that can resume saved its state at that step first.
+    #[error("interrupted at step {step}")]
     Interrupted {
-        /// The step of the saved state.
+        /// The step at which training stopped.
         step: u64,
     },
     /// The content-addressed store.

@@ -15,6 +15,8 @@
 //! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
 //! - [`error`]: the one error type, with the fix in every message.
 //! - [`budget`]: memory budgets checked before a stage allocates.
+//! - [`runtime`]: how this process runs stages (stop requests, plugin isolation): nothing a
+//!   result depends on.
 //! - [`text`]: aligned plain-text tables for the commands.
 //!
 //! The crates around it, in the direction data flows: `ticketlab-dsl` (file -> AST -> IR),
@@ -30,6 +32,7 @@ pub mod ir;
 pub mod json_float;
 pub mod metrics;
 pub mod plugin;
+pub mod runtime;
 pub mod seed;
 pub mod tensor;
 pub mod text;

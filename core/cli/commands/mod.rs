@@ -12,7 +12,9 @@ pub mod snapshot;
 pub mod store;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use ticketlab_api::runtime::{DEFAULT_PLUGIN_TIMEOUT, Runtime};
 use ticketlab_engine::{Plan, Store};
 
 use crate::failure::Failure;
@@ -47,5 +49,30 @@ impl BatchArms {
             BatchArms::On => plan,
             BatchArms::Off => plan.without_batches(),
         }
+    }
+}
+
+/// Options of how stages run, shared by the commands that run them (`run`, `snapshot`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// Kill a dynamic plugin's call (a pruner's scores, a dataset's build) that has not
+    /// returned after SECONDS, failing its stage (0: no limit).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_PLUGIN_TIMEOUT.as_secs())]
+    pub plugin_timeout: u64,
+}
+
+impl RuntimeArgs {
+    /// The runtime of this program: dynamic plugin calls in child processes of this very
+    /// program (`ticketlab plugin-host`), with the time limit asked for.
+    pub fn runtime(&self) -> Result<Runtime, Failure> {
+        let program = std::env::current_exe().map_err(|e| {
+            Failure::failed(format!("cannot find this program to run plugin calls in: {e}"))
+        })?;
+        Ok(Runtime {
+            plugin_host: Some(program),
+            plugin_timeout: (self.plugin_timeout > 0)
+                .then(|| Duration::from_secs(self.plugin_timeout)),
+            ..Runtime::default()
+        })
     }
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use ticketlab_api::text::utc_stamp;
 use ticketlab_output::report;
-use ticketlab_output::rundir::utc_stamp;
 
 use crate::failure::{Failure, print};
 

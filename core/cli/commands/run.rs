@@ -4,13 +4,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ticketlab_api::artifact::Artifact;
-use ticketlab_engine::{Backend, ExecOptions, Store, execute, plan};
+use ticketlab_api::text::utc_stamp;
+use ticketlab_engine::{Backend, ExecOptions, Execution, Plan, Store, execute, plan};
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
-use ticketlab_output::rundir::{self, RunOutputs, StageFacts};
+use ticketlab_output::rundir::{self, InProgress, RunOutputs, StageFacts};
 
+use super::RuntimeArgs;
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};
+use crate::signals;
 use crate::slurm::{self, Target};
 
 /// Arguments of `run`.
@@ -60,8 +63,15 @@ pub struct Args {
     /// ended to write the run directory).
     #[arg(long)]
     pub no_wait: bool,
-    /// Stop once a training stage has saved a resumable state at or after N steps, as if the
-    /// process were killed there (for testing resumption).
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Compute the stages other processes hold leases on in this store, even if they look alive
+    /// (for a holder known to be gone before its lease expires; a holder still running computes
+    /// them too, and the first result stored is kept).
+    #[arg(long)]
+    pub steal_leases: bool,
+    /// Stop every training at step N, saving its state, as Ctrl-C would there (for testing
+    /// resumption).
     #[arg(long, value_name = "N", hide = true)]
     pub interrupt_after_steps: Option<u64>,
 }
@@ -85,6 +95,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         interrupt_after_steps: args.interrupt_after_steps,
         jobs,
         only_stored: None,
+        steal_leases: args.steal_leases,
+        runtime: args.runtime.runtime()?,
     };
     if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty())
     {
@@ -126,9 +138,34 @@ pub fn run(args: Args) -> Result<(), Failure> {
             logs.display()
         ));
     }
+    let mut marker = InProgress {
+        host: ticketlab_engine::store::host_name(),
+        pid: std::process::id(),
+        started_utc: utc_stamp(std::time::SystemTime::now(), true),
+        experiment: name.clone(),
+        command: resume_command(&dir, args.out.is_some()),
+        keys: plan.stages.iter().map(|ps| ps.key.to_string()).collect(),
+        interrupted: None,
+    };
+    marker.write(&dir).map_err(|e| {
+        Failure::input(format!("cannot write the run directory {}: {e}", dir.display()))
+    })?;
+    signals::stop_on_signals(options.runtime.stop.clone())?;
     let mut progress = Progress::new(ProgressMode::detect(args.quiet));
     let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
     drop(progress);
+    if exec.stopped {
+        let reason = options.runtime.stop.reason().map(str::to_string).unwrap_or_else(|| {
+            format!("--interrupt-after-steps {}", args.interrupt_after_steps.unwrap_or_default())
+        });
+        marker.interrupted = Some(reason.clone());
+        let kept = marker.write(&dir);
+        let mut message = interrupted(&reason, &exec, &plan, &store, &dir, &marker.command);
+        if let Err(e) = kept {
+            message.push_str(&format!("(the run directory's marker could not be updated: {e})\n"));
+        }
+        return Err(Failure::Interrupted(message));
+    }
     let facts = StageFacts::from_execution(&plan, &exec);
     let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
     let outputs =
@@ -159,7 +196,7 @@ fn unused(dir: PathBuf) -> PathBuf {
 }
 
 /// Refuses, before any stage runs, a run directory that holds another run (unless `force`) or
-/// cannot be written, and a store that cannot be written.
+/// cannot be written, and a store any of whose folders cannot be written.
 fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure> {
     if dir.join(MANIFEST).is_file() && !force {
         return Err(Failure::input(format!(
@@ -167,20 +204,66 @@ fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure>
             dir.display()
         )));
     }
-    let probe = |folder: &Path, what: &str, flag: &str| {
-        let file = folder.join(format!(".ticketlab-write-check.{}", std::process::id()));
-        std::fs::create_dir_all(folder)
-            .and_then(|()| std::fs::write(&file, b"ok"))
-            .and_then(|()| std::fs::remove_file(&file))
-            .map_err(|e| {
-                Failure::input(format!(
-                    "cannot write the {what} {} ({e}); choose a writable {flag}",
-                    folder.display()
-                ))
-            })
-    };
-    probe(dir, "run directory", "--out")?;
-    probe(store.root(), "store", "--store")
+    for folder in [dir.to_path_buf(), dir.join(rundir::names::FIGURES)] {
+        ticketlab_engine::store::probe_writable(&folder).map_err(|e| {
+            Failure::input(format!(
+                "cannot write the run directory {} ({e}); choose a writable --out",
+                folder.display()
+            ))
+        })?;
+    }
+    store.check_writable().map_err(|(folder, e)| {
+        Failure::input(format!(
+            "cannot write the store {} ({e}); every folder of the store must be writable: fix its permissions or choose a writable --store",
+            folder.display()
+        ))
+    })
+}
+
+/// The command that resumes this run into `dir`: the command as typed, with `--out DIR` added
+/// when it had none.
+fn resume_command(dir: &Path, has_out: bool) -> String {
+    let command = command_line();
+    if has_out {
+        return command;
+    }
+    format!("{command} --out {}", slurm::quote(&dir.display().to_string()))
+}
+
+/// What a run stopped by `reason` saved, and the command that resumes it.
+fn interrupted(
+    reason: &str,
+    exec: &Execution,
+    plan: &Plan,
+    store: &Store,
+    dir: &Path,
+    resume: &str,
+) -> String {
+    let mut out = format!(
+        "ticketlab: stopped ({reason}); nothing was written to the run directory but its in_progress.json\n"
+    );
+    for (name, step) in exec.interrupted() {
+        let saved = plan
+            .stage(name)
+            .and_then(|ps| store.partial_step(&ps.key).ok().flatten())
+            .filter(|&saved| saved == step);
+        let line = match saved {
+            Some(step) => format!("  {name}: state saved at step {step}\n"),
+            None if step == 0 => format!("  {name}: stopped; it starts again\n"),
+            None => format!(
+                "  {name}: stopped at step {step} without a resumable state; it starts again\n"
+            ),
+        };
+        out.push_str(&line);
+    }
+    let finished = exec.reports.iter().filter(|r| r.outcome.succeeded()).count();
+    out.push_str(&format!(
+        "{finished} of {} stages are finished and stored in {}\nresume with: {resume}\n(run directory: {})\n",
+        exec.reports.len(),
+        store.root().display(),
+        dir.display()
+    ));
+    out
 }
 
 /// The command line as typed (the program as `ticketlab`), quoted for a POSIX shell where
@@ -194,7 +277,7 @@ fn command_line() -> String {
 }
 
 /// A table of the trained arms' headline numbers and a count of stages by outcome.
-fn summary(exec: &ticketlab_engine::Execution) -> String {
+fn summary(exec: &Execution) -> String {
     let mut out = String::new();
     let runs: Vec<_> = exec
         .reports

@@ -1,11 +1,14 @@
 //! `ticketlab runs [DIR...]`: the run directories under DIR (default `runs/`), newest first,
-//! with their experiment, date, arms, headline result and whether every stage finished.
+//! with their experiment, date, arms, headline result and whether every stage finished (or the
+//! run is still going, was stopped, or was cut short).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ticketlab_api::text::table;
-use ticketlab_output::rundir::{find_runs, read_manifest, read_summary};
+use ticketlab_engine::lease::process_exists;
+use ticketlab_engine::store::host_name;
+use ticketlab_output::rundir::{InProgress, find_runs, read_manifest, read_summary};
 use ticketlab_output::summary::Summary;
 
 use crate::failure::{Failure, print};
@@ -20,36 +23,7 @@ pub struct Args {
 /// Prints one line per run directory.
 pub fn run(args: Args) -> Result<(), Failure> {
     let found = find_runs(&args.dirs).map_err(Failure::input)?;
-    let mut rows: Vec<[String; 6]> = found
-        .iter()
-        .map(|dir| match read_manifest(dir).and_then(|m| Ok((m, read_summary(dir)?))) {
-            Ok((manifest, summary)) => {
-                let stages = manifest.stages.len();
-                let done = manifest.stages.iter().filter(|s| s.seconds.is_some()).count();
-                let finished = if done == stages {
-                    "yes".to_string()
-                } else {
-                    format!("{done} of {stages} stages")
-                };
-                [
-                    dir.display().to_string(),
-                    manifest.experiment,
-                    manifest.created_utc,
-                    summary.arms.len().to_string(),
-                    finished,
-                    headline(&summary),
-                ]
-            }
-            Err(e) => [
-                dir.display().to_string(),
-                "?".into(),
-                "?".into(),
-                "?".into(),
-                "?".into(),
-                format!("unreadable: {e}"),
-            ],
-        })
-        .collect();
+    let mut rows: Vec<[String; 6]> = found.iter().map(|dir| row(dir)).collect();
     // Newest first (the dates are ISO 8601, so they sort as text).
     rows.sort_by(|a, b| b[2].cmp(&a[2]).then_with(|| a[0].cmp(&b[0])));
     let mut out =
@@ -57,6 +31,62 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let _ =
         writeln!(out, "{} run director{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" });
     print(&out)
+}
+
+/// The row of one run directory: finished (every stage, or how many), still running, stopped,
+/// cut short, or broken.
+fn row(dir: &Path) -> [String; 6] {
+    let path = dir.display().to_string();
+    match InProgress::read(dir) {
+        Ok(Some(marker)) => {
+            return [
+                path,
+                marker.experiment.clone(),
+                marker.started_utc.clone(),
+                "-".into(),
+                unfinished(&marker),
+                format!("resume with: {}", marker.command),
+            ];
+        }
+        Ok(None) => {}
+        Err(e) => {
+            return [path, "?".into(), "?".into(), "?".into(), "broken".into(), e.to_string()];
+        }
+    }
+    match read_manifest(dir).and_then(|m| Ok((m, read_summary(dir)?))) {
+        Ok((manifest, summary)) => {
+            let stages = manifest.stages.len();
+            let done = manifest.stages.iter().filter(|s| s.seconds.is_some()).count();
+            let finished = if done == stages {
+                "yes".to_string()
+            } else {
+                format!("{done} of {stages} stages")
+            };
+            [
+                path,
+                manifest.experiment,
+                manifest.created_utc,
+                summary.arms.len().to_string(),
+                finished,
+                headline(&summary),
+            ]
+        }
+        Err(e) => [path, "?".into(), "?".into(), "?".into(), "broken".into(), e.to_string()],
+    }
+}
+
+/// What became of a run that has not written its manifest.
+fn unfinished(marker: &InProgress) -> String {
+    if let Some(reason) = &marker.interrupted {
+        return format!("no: stopped ({reason})");
+    }
+    if marker.host != host_name() {
+        return format!("no: running on {}, or cut short there", marker.host);
+    }
+    if process_exists(marker.pid) {
+        return format!("no: running (pid {})", marker.pid);
+    }
+    "no: cut short (its process ended before writing manifest.json)".into()
 }
 
 /// The result to see first: the arm that generalised soonest against its baseline, else when the

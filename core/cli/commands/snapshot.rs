@@ -18,13 +18,16 @@ pub struct Args {
     /// Threads of the matrix kernels (the snapshot does not depend on it).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub runtime: super::RuntimeArgs,
 }
 
 /// Prints the snapshot; a failing stage gives exit code 1.
 pub fn run(args: Args) -> Result<(), Failure> {
     load::set_threads(args.threads, 1)?;
     let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
-    let options = SnapshotOptions { base_dir: loaded.source.base_dir() };
+    let options =
+        SnapshotOptions { base_dir: loaded.source.base_dir(), runtime: args.runtime.runtime()? };
     let snap = snapshot(&loaded.ir, &loaded.registry, &options).map_err(Failure::failed)?;
     print(&snap.to_yaml())
 }

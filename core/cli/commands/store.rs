@@ -1,12 +1,14 @@
 //! `ticketlab store`: what the store holds; `ticketlab store gc`: removes the entries no run
-//! directory refers to.
+//! directory refers to and no running run needs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ticketlab_api::budget::human;
-use ticketlab_output::rundir::{RUNS_DIR, find_runs, read_manifest};
+use ticketlab_engine::Store;
+use ticketlab_engine::store::ActiveRun;
+use ticketlab_output::rundir::{InProgress, RUNS_DIR, find_runs, read_manifest};
 
 use crate::failure::{Failure, print};
 
@@ -23,8 +25,8 @@ pub struct Args {
 /// What to do with the store.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// Remove every finished entry that no run directory refers to (partial states of runs in
-    /// progress are kept).
+    /// Remove every finished entry that no run directory refers to, keeping what runs in
+    /// progress need, and the temporary files of writers that are gone.
     Gc {
         /// Folders holding run directories, or run directories (default: runs); repeatable.
         #[arg(long = "runs", value_name = "DIR")]
@@ -69,13 +71,36 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let mut kept: BTreeSet<String> = BTreeSet::new();
     for dir in &found {
-        // A run directory that cannot be read protects nothing: refuse rather than guess.
-        let manifest = read_manifest(dir).map_err(Failure::input)?;
-        kept.extend(manifest.stages.into_iter().filter_map(|s| s.key));
+        // A run directory that cannot be read protects nothing: refuse rather than guess. One
+        // not finished (running, stopped, cut short) keeps what it needs to resume.
+        let keys = match InProgress::read(dir).map_err(Failure::input)? {
+            Some(marker) => marker.keys,
+            None => {
+                let manifest = read_manifest(dir).map_err(Failure::input)?;
+                manifest.stages.into_iter().filter_map(|s| s.key).collect()
+            }
+        };
+        kept.extend(keys);
+    }
+    let mut out = String::new();
+    // Runs in progress on this store (whatever their run directory) and stages being computed.
+    let running = in_use(&store)?;
+    for run in &running.runs {
+        let _ = writeln!(
+            out,
+            "keeping the {} entries of `{}`, running as {}",
+            run.keys.len(),
+            run.experiment,
+            run.holder.describe()
+        );
     }
     let unused: Vec<_> = objects.iter().filter(|o| !kept.contains(o.key.as_str())).collect();
-    let mut out = String::new();
-    for o in &unused {
+    let mut removed = Vec::new();
+    for o in unused {
+        // Looked at again for each entry: a run may have started since the listing.
+        if in_use(&store)?.keys.contains(o.key.as_str()) {
+            continue;
+        }
         let stage = o.meta.as_ref().map_or("(unreadable)", |m| m.stage.as_str());
         let _ = writeln!(
             out,
@@ -87,17 +112,46 @@ pub fn run(args: Args) -> Result<(), Failure> {
         if !dry_run {
             store.remove(&o.key).map_err(Failure::failed)?;
         }
+        removed.push(o);
     }
-    let freed: u64 = unused.iter().map(|o| o.bytes).sum();
+    if !dry_run {
+        let temporaries = store.remove_dead_temporaries().map_err(Failure::failed)?;
+        if !temporaries.is_empty() {
+            let _ = writeln!(
+                out,
+                "removed {} temporary files of writers that are gone",
+                temporaries.len()
+            );
+        }
+    }
+    let freed: u64 = removed.iter().map(|o| o.bytes).sum();
     let _ = writeln!(
         out,
-        "{} {} of {} entries ({}); {} run directories refer to the other {}",
+        "{} {} of {} entries ({}); {} run directories and {} running runs refer to the other {}",
         if dry_run { "would remove" } else { "removed" },
-        unused.len(),
+        removed.len(),
         objects.len(),
         human(freed),
         found.len(),
-        objects.len() - unused.len()
+        running.runs.len(),
+        objects.len() - removed.len()
     );
     print(&out)
+}
+
+/// What processes working on the store need now.
+struct InUse {
+    /// The runs in progress.
+    runs: Vec<ActiveRun>,
+    /// Their keys and the keys of live leases.
+    keys: BTreeSet<String>,
+}
+
+fn in_use(store: &Store) -> Result<InUse, Failure> {
+    let runs = store.active_runs().map_err(Failure::failed)?;
+    let mut keys: BTreeSet<String> = runs.iter().flat_map(|r| r.keys.iter().cloned()).collect();
+    keys.extend(
+        store.leases().into_iter().filter(|(_, h)| !h.is_gone()).map(|(k, _)| k.to_string()),
+    );
+    Ok(InUse { runs, keys })
 }

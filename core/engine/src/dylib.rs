@@ -23,10 +23,11 @@
 //! 4. it must export [`abi::ENTRY_SYMBOL`], whose list must be well formed: known kinds, valid
 //!    names and versions, parameter schemas that parse and whose defaults pass their own checks.
 //!
-//! Calls: with [`isolate_calls`] set (the `ticketlab` program does), every `score` and `build`
-//! call runs in a child process ([`isolate`]), so a plugin that overflows its stack, aborts or
-//! crashes fails its stage with a message naming the library, and the run goes on. What comes
-//! back is checked the same way in both cases.
+//! Calls: with a plugin host program in the stage's runtime (the `ticketlab` program sets
+//! itself), every `score` and `build` call runs in a child process ([`isolate`]), so a plugin
+//! that overflows its stack, aborts, crashes or never returns fails its stage with a message
+//! naming the library, and the run goes on. What comes back is checked the same way in both
+//! cases.
 //!
 //! Libraries are never unloaded: a Rust `cdylib` that has run thread-local destructors or
 //! handed out function pointers cannot be closed safely (closing it crashes at thread exit on
@@ -46,7 +47,7 @@ mod isolate;
 mod pruner;
 mod schema;
 
-pub use isolate::{isolate_calls, serve_isolated_call};
+pub use isolate::serve_isolated_call;
 
 pub use ticketlab_abi as abi;
 

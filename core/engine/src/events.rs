@@ -32,6 +32,12 @@ pub enum StageOutcome {
         /// The step the saved state had reached.
         from_step: u64,
     },
+    /// A training stopped on request (Ctrl-C, SIGTERM) at `step`; its state at that step is
+    /// saved if its trainer can resume, and the next run continues from there.
+    Interrupted {
+        /// The step at which it stopped.
+        step: u64,
+    },
     /// Failed; the error is in [`StageReport::error`].
     Failed,
     /// Not attempted because an earlier stage failed.
@@ -39,12 +45,13 @@ pub enum StageOutcome {
 }
 
 impl StageOutcome {
-    /// Short label for logs: `cached`, `ran`, `resumed`, `failed`, `not run`.
+    /// Short label for logs: `cached`, `ran`, `resumed`, `interrupted`, `failed`, `not run`.
     pub fn label(&self) -> &'static str {
         match self {
             StageOutcome::Cached => "cached",
             StageOutcome::Ran => "ran",
             StageOutcome::Resumed { .. } => "resumed",
+            StageOutcome::Interrupted { .. } => "interrupted",
             StageOutcome::Failed => "failed",
             StageOutcome::NotRun => "not run",
         }

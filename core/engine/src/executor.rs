@@ -44,21 +44,27 @@ use crate::tensor::{Architecture, NamedTensors, init_params, kernels};
 use crate::{Error, Result};
 use crate::{pruning, rewind};
 use ticketlab_api::budget;
+use ticketlab_api::runtime::{Runtime, StopFlag};
 
 /// How to execute.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     /// Directory that relative data paths resolve against (the experiment file's directory).
     pub base_dir: PathBuf,
-    /// Stop the whole execution with an error as soon as a training stage has saved a
-    /// resumable state at or after this many steps, as if the process had been killed there.
-    /// Used to test resumption; the next execution continues from that state.
+    /// Stop every training at this step, saving its state there, as a stop request
+    /// ([`Runtime::stop`]) would; nothing else starts. Used to test resumption; the next
+    /// execution continues from that state.
     pub interrupt_after_steps: Option<u64>,
     /// Stages computed at once (0 and 1 both mean one at a time, in plan order).
     pub jobs: usize,
     /// Only load stages from the store: a stage not stored fails with this explanation (after
     /// a Slurm array, whose tasks computed the stages).
     pub only_stored: Option<String>,
+    /// Take over the stages other processes hold leases on, whether or not they look alive
+    /// (`--steal-leases`: for a holder known to be gone whose lease has not expired yet).
+    pub steal_leases: bool,
+    /// How stages run: stop requests and plugin isolation.
+    pub runtime: Runtime,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.
@@ -71,17 +77,30 @@ pub struct Execution {
     pub artifacts: BTreeMap<String, Artifact>,
     /// The first error, in plan order (already wrapped with the stage's name).
     pub error: Option<Error>,
+    /// Whether the execution was stopped on request before every stage finished.
+    pub stopped: bool,
 }
 
 impl Execution {
     /// Whether every stage finished.
     pub fn is_ok(&self) -> bool {
-        self.error.is_none()
+        self.error.is_none() && !self.stopped
     }
 
     /// The artifact of stage `name`.
     pub fn artifact(&self, name: &str) -> Option<&Artifact> {
         self.artifacts.get(name)
+    }
+
+    /// The training stages that stopped on request, with the step each stopped at.
+    pub fn interrupted(&self) -> Vec<(&str, u64)> {
+        self.reports
+            .iter()
+            .filter_map(|r| match r.outcome {
+                StageOutcome::Interrupted { step } => Some((r.name.as_str(), step)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Stage names by outcome label (`ran`, `cached`, ...), for summaries and tests.
@@ -167,9 +186,11 @@ pub fn execute(
     let mut errors: Vec<Option<Error>> = (0..n).map(|_| None).collect();
     // Stages that failed or could not run, each with the failed stage it waits on.
     let mut blocked: BTreeMap<&str, &str> = BTreeMap::new();
+    // Of those, the stages stopped on request.
+    let mut stopped: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     let mut started = vec![false; n];
-    // Stages another process was seen computing (announced once each).
-    let mut announced = vec![false; n];
+    // Stages another process was seen computing, with when that was last said.
+    let mut announced: Vec<Option<Instant>> = vec![None; n];
     let mut running = 0usize;
     // Of those, the workers held by training (the rest are busy for seconds at most).
     let mut training_workers = 0usize;
@@ -188,8 +209,11 @@ pub fn execute(
     // busy with stages that do not train (a batch cannot take workers once it has started). It
     // stops waiting when nothing else could run, so the scheduler never stalls on a batch.
     let mut hold_batches = true;
+    // Every stage this execution may read or write, kept by `store gc` while it runs.
+    let _active = store.register_run(plan).map_err(|e| events.log(&format!("warning: {e}"))).ok();
     std::thread::scope(|scope| {
         loop {
+            interrupted |= options.runtime.stop.is_requested();
             let mut held_back = false;
             // The batches held back in this pass: none of their members starts without the others.
             let mut held: Vec<usize> = Vec::new();
@@ -204,12 +228,13 @@ pub fn execute(
                     if let Some(failed) = waits_on {
                         blocked.insert(&stage.name, failed);
                     }
-                    let r = report(
-                        ps,
-                        StageOutcome::NotRun,
-                        0.0,
-                        waits_on.map(|f| format!("needs the result of `{f}`, which failed")),
-                    );
+                    let why = match waits_on {
+                        Some(f) if !stopped.contains(f) => {
+                            format!("needs the result of `{f}`, which failed")
+                        }
+                        _ => "the run was stopped before it started".to_string(),
+                    };
+                    let r = report(ps, StageOutcome::NotRun, 0.0, Some(why));
                     events.stage_finished(stage, &r);
                     reports[index] = Some(r);
                     started[index] = true;
@@ -261,18 +286,30 @@ pub fn execute(
                         Some(why) if !store.contains(&ps.key) => {
                             Err(Error::Other(format!("not in the store: {why}")))
                         }
-                        _ => claim(store, &ps.key),
+                        _ => claim(store, &ps.key, options.steal_leases),
                     };
                     match claimed {
                         Ok(Ok((cached, lease))) => {
+                            if let Some(notice) =
+                                lease.as_ref().and_then(Lease::taken_over).and_then(|t| t.notice())
+                            {
+                                events.log(&format!("{}: {notice}", ps.stage.name));
+                            }
                             started[member] = true;
                             events.stage_started(&ps.stage, &ps.key, cached);
                             work.push(Work { index: member, stage: ps, cached, lease });
                         }
                         Ok(Err(holder)) => {
-                            if !announced[member] {
-                                announced[member] = true;
-                                events.log(&format!("{}: {holder} is computing it in the same store; waiting for its result", ps.stage.name));
+                            if announced[member]
+                                .is_none_or(|at: Instant| at.elapsed() >= REANNOUNCE_EVERY)
+                            {
+                                announced[member] = Some(Instant::now());
+                                events.log(&format!(
+                                    "{}: {}; waiting for its result, or until its heartbeat is {} s old (rerun with --steal-leases to compute it here now)",
+                                    ps.stage.name,
+                                    holder.describe(),
+                                    crate::lease::EXPIRES_AFTER.as_secs()
+                                ));
                             }
                         }
                         Err(e) => {
@@ -373,8 +410,14 @@ pub fn execute(
                         artifacts.insert(stage.name.clone(), Arc::new(artifact));
                         report(ps, outcome, seconds, None)
                     }
+                    Err(e @ Error::Interrupted { step }) => {
+                        interrupted = true;
+                        stopped.insert(&stage.name);
+                        blocked.insert(&stage.name, &stage.name);
+                        errors[index] = Some(e.in_stage(&stage.name));
+                        report(ps, StageOutcome::Interrupted { step }, seconds, None)
+                    }
                     Err(e) => {
-                        interrupted |= matches!(e, Error::Interrupted { .. });
                         blocked.insert(&stage.name, &stage.name);
                         let e = e.in_stage(&stage.name);
                         let r = report(ps, StageOutcome::Failed, seconds, Some(e.to_string()));
@@ -395,6 +438,7 @@ pub fn execute(
             .map(|(k, a)| (k, Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone())))
             .collect(),
         error: errors.into_iter().flatten().next(),
+        stopped: interrupted,
     }
 }
 
@@ -415,15 +459,20 @@ struct Work<'p> {
 /// How often a run waiting for another process's stages looks at the store again.
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Whether `key` is stored, and else this process's lease to compute it; or who else holds it.
+/// How often a run waiting for another process's stage says so again.
+const REANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether `key` is stored, and else this process's lease to compute it (taken from any holder
+/// when `steal`); or who else holds it.
 fn claim(
     store: &Store,
     key: &StageKey,
+    steal: bool,
 ) -> Result<std::result::Result<(bool, Option<Lease>), Holder>> {
     if store.contains(key) {
         return Ok(Ok((true, None)));
     }
-    match store.claim(key)? {
+    match store.claim(key, steal)? {
         // Stored between the look and the claim: load it rather than compute it again.
         Claim::Acquired(_) if store.contains(key) => Ok(Ok((true, None))),
         Claim::Acquired(lease) => Ok(Ok((false, Some(lease)))),
@@ -496,11 +545,7 @@ impl Executor<'_> {
     fn compute(&self, ps: &PlannedStage) -> Result<(Artifact, StageOutcome)> {
         let stage = &ps.stage;
         let params = Params(stage.params.clone());
-        let ctx = StageContext {
-            stage: stage.name.clone(),
-            seed: stage.seed,
-            base_dir: self.options.base_dir.clone(),
-        };
+        let ctx = self.context(stage);
         let plugin = || {
             stage
                 .plugin
@@ -641,6 +686,7 @@ impl Executor<'_> {
             stage: &stage.name,
             events: events.clone(),
             interrupt_after: self.options.interrupt_after_steps,
+            stop: &self.options.runtime.stop,
         };
         let outcome = match &resume {
             Some(state) => {
@@ -655,11 +701,7 @@ impl Executor<'_> {
         Ok(TrainInputs {
             plugin: stage.plugin.clone().unwrap_or_default(),
             params: Params(stage.params.clone()),
-            ctx: StageContext {
-                stage: stage.name.clone(),
-                seed: stage.seed,
-                base_dir: self.options.base_dir.clone(),
-            },
+            ctx: self.context(stage),
             model,
             data,
             arch,
@@ -738,6 +780,16 @@ impl Executor<'_> {
                 self.producers(stage, "from")[0]
             ),
         })
+    }
+
+    /// What the plugin of `stage` is called with besides its parameters.
+    fn context(&self, stage: &StageIr) -> StageContext {
+        StageContext {
+            stage: stage.name.clone(),
+            seed: stage.seed,
+            base_dir: self.options.base_dir.clone(),
+            runtime: self.options.runtime.clone(),
+        }
     }
 
     // ---- inputs ---------------------------------------------------------------------------
@@ -931,13 +983,14 @@ fn masked(model: &ModelArtifact) -> Vec<&String> {
     model.mask.iter().flatten().map(|(name, _)| name).collect()
 }
 
-/// Persists resumable states and forwards progress.
+/// Persists resumable states, forwards progress and passes stop requests on.
 struct StoreObserver<'a> {
     store: &'a Store,
     key: &'a StageKey,
     stage: &'a str,
     events: ChannelEvents,
     interrupt_after: Option<u64>,
+    stop: &'a StopFlag,
 }
 
 impl TrainObserver for StoreObserver<'_> {
@@ -946,11 +999,11 @@ impl TrainObserver for StoreObserver<'_> {
     }
 
     fn on_checkpoint(&mut self, state: &TrainState) -> Result<()> {
-        self.store.save_partial(self.key, state)?;
-        match self.interrupt_after {
-            Some(n) if state.step >= n => Err(Error::Interrupted { step: state.step }),
-            _ => Ok(()),
-        }
+        self.store.save_partial(self.key, state)
+    }
+
+    fn stop_requested(&self, step: u64) -> bool {
+        self.stop.is_requested() || self.interrupt_after.is_some_and(|n| step >= n)
     }
 }
 

@@ -42,6 +42,19 @@ pub struct Holder {
     pub heartbeat: u64,
 }
 
+/// Why a holder counts as gone (see [`Holder::staleness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// A process of this host that no longer runs.
+    Dead,
+    /// No heartbeat for this many seconds (more than [`EXPIRES_AFTER`]).
+    Silent(u64),
+    /// A heartbeat this many seconds ahead of this host's clock (more than [`EXPIRES_AFTER`]):
+    /// the holder's clock is wrong, or the file was edited, and waiting for the clock to catch
+    /// up could take any time.
+    FromTheFuture(u64),
+}
+
 impl Holder {
     /// This process, now.
     pub fn this_process() -> Self {
@@ -49,11 +62,35 @@ impl Holder {
         Self { host: host_name(), pid: std::process::id(), started: now, heartbeat: now }
     }
 
-    /// Whether the holder is certainly gone: a process of this host that no longer runs, or a
-    /// heartbeat older than [`EXPIRES_AFTER`].
+    /// Why the holder is certainly gone, if it is: a process of this host that no longer runs, a
+    /// heartbeat older than [`EXPIRES_AFTER`], or one more than that ahead of this host's clock.
+    pub fn staleness(&self) -> Option<Stale> {
+        let now = unix_now();
+        if self.host == host_name() && !process_exists(self.pid) {
+            Some(Stale::Dead)
+        } else if now.saturating_sub(self.heartbeat) > EXPIRES_AFTER.as_secs() {
+            Some(Stale::Silent(now - self.heartbeat))
+        } else if self.heartbeat.saturating_sub(now) > EXPIRES_AFTER.as_secs() {
+            Some(Stale::FromTheFuture(self.heartbeat - now))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the holder is certainly gone ([`Holder::staleness`]).
     pub fn is_gone(&self) -> bool {
-        let silent = unix_now().saturating_sub(self.heartbeat) > EXPIRES_AFTER.as_secs();
-        silent || (self.host == host_name() && !process_exists(self.pid))
+        self.staleness().is_some()
+    }
+
+    /// Who holds it, since when, and how recently it was heard from, for messages.
+    pub fn describe(&self) -> String {
+        let age = unix_now() as i64 - self.heartbeat as i64;
+        let heard = if age >= 0 {
+            format!("heartbeat {age} s ago")
+        } else {
+            format!("heartbeat {} s ahead of this host's clock", -age)
+        };
+        format!("{self} has held it since {} ({heard})", utc(self.started))
     }
 
     fn is_same_lease(&self, other: &Holder) -> bool {
@@ -83,12 +120,49 @@ pub struct Lease {
     holder: Holder,
     stop: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
+    taken_over: Option<TakenOver>,
+}
+
+/// The lease another process held before this one took it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    /// The earlier holder.
+    pub from: Holder,
+    /// Why it was taken: the holder was gone, or `None` when it was taken by request
+    /// (`--steal-leases`) from a holder that looked alive.
+    pub stale: Option<Stale>,
+}
+
+impl TakenOver {
+    /// A line for the log when taking over says something the user should know (a clock
+    /// ahead, a lease taken by request); `None` for the ordinary case of a dead holder.
+    pub fn notice(&self) -> Option<String> {
+        match self.stale {
+            Some(Stale::FromTheFuture(ahead)) => Some(format!(
+                "took over the lease of {}: its heartbeat ({}) is {ahead} s ahead of this host's clock ({}), so it was taken as stale; the clocks of hosts sharing a store must agree within {} s",
+                self.from,
+                utc(self.from.heartbeat),
+                utc(unix_now()),
+                EXPIRES_AFTER.as_secs()
+            )),
+            None => Some(format!(
+                "took over the lease of {} as asked (--steal-leases); if it is still running, both compute this stage and the first result stored is kept",
+                self.from
+            )),
+            Some(Stale::Dead | Stale::Silent(_)) => None,
+        }
+    }
 }
 
 impl Lease {
     /// Who holds it (this process).
     pub fn holder(&self) -> &Holder {
         &self.holder
+    }
+
+    /// The earlier holder, when this lease was taken over from one.
+    pub fn taken_over(&self) -> Option<&TakenOver> {
+        self.taken_over.as_ref()
     }
 }
 
@@ -120,19 +194,43 @@ impl Store {
         read_holder(&self.lease_path(key))
     }
 
-    /// Takes the lease of `key` for this process, breaking it first if its holder is gone.
-    pub fn claim(&self, key: &StageKey) -> Result<Claim> {
+    /// Every lease file of the store with its holder (unreadable ones left out).
+    pub fn leases(&self) -> Vec<(StageKey, Holder)> {
+        let dir = self.root().join("leases");
+        let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let key = StageKey::parse(name.strip_suffix(".json")?)?;
+                Some((key, read_holder(&e.path())?))
+            })
+            .collect()
+    }
+
+    /// Takes the lease of `key` for this process, breaking it first if its holder is gone (or,
+    /// with `steal`, whoever holds it). Breaking a dead holder's lease also removes the
+    /// temporary files that holder left for `key`.
+    pub fn claim(&self, key: &StageKey, steal: bool) -> Result<Claim> {
         let path = self.lease_path(key);
         let dir = path.parent().expect("a lease file has a folder");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut taken_over = None;
         for _ in 0..2 {
             let holder = Holder::this_process();
             if try_link(dir, &path, &holder)? {
-                return Ok(Claim::Acquired(start_heartbeat(path, holder)));
+                let mut lease = start_heartbeat(path, holder.clone(), move |h| {
+                    serde_json::to_vec(h).unwrap_or_default()
+                });
+                lease.taken_over = taken_over;
+                return Ok(Claim::Acquired(lease));
             }
-            match read_holder(&path) {
-                Some(h) if !h.is_gone() => return Ok(Claim::HeldBy(h)),
-                // Gone, or the file vanished or is unreadable: move it aside and try once more.
+            let current = read_holder(&path);
+            let stale = current.as_ref().and_then(Holder::staleness);
+            match current {
+                Some(h) if stale.is_none() && !steal => return Ok(Claim::HeldBy(h)),
+                // Gone, stolen, or the file vanished or is unreadable: move it aside and try once
+                // more.
                 _ => {
                     let aside = dir.join(format!(
                         ".broken.{}.{}.{}",
@@ -142,6 +240,12 @@ impl Store {
                     ));
                     if fs::rename(&path, &aside).is_ok() {
                         let _ = fs::remove_file(&aside);
+                        if let Some(from) = current {
+                            if stale.is_some() {
+                                self.remove_temporaries_of(key, &from);
+                            }
+                            taken_over = Some(TakenOver { from, stale });
+                        }
                     }
                 }
             }
@@ -174,7 +278,13 @@ fn try_link(dir: &Path, path: &Path, holder: &Holder) -> Result<bool> {
     }
 }
 
-fn start_heartbeat(path: PathBuf, holder: Holder) -> Lease {
+/// Takes `path` for `holder` and rewrites it every [`HEARTBEAT_EVERY`] with `holder`'s fresh
+/// heartbeat, rendered by `render`, while the file still names `holder`.
+pub(crate) fn start_heartbeat(
+    path: PathBuf,
+    holder: Holder,
+    render: impl Fn(&Holder) -> Vec<u8> + Send + 'static,
+) -> Lease {
     let stop = Arc::new(AtomicBool::new(false));
     let (p, mut h, s) = (path.clone(), holder.clone(), stop.clone());
     let heartbeat = std::thread::Builder::new()
@@ -189,13 +299,13 @@ fn start_heartbeat(path: PathBuf, holder: Holder) -> Lease {
                 }
                 h.heartbeat = unix_now();
                 let tmp = p.with_extension(format!("beat.{}", h.pid));
-                if write_holder(&tmp, &h).is_ok() {
+                if fs::write(&tmp, render(&h)).is_ok() {
                     let _ = fs::rename(&tmp, &p);
                 }
             }
         })
         .ok();
-    Lease { path, holder, stop, heartbeat }
+    Lease { path, holder, stop, heartbeat, taken_over: None }
 }
 
 fn write_holder(path: &Path, holder: &Holder) -> Result<()> {
@@ -203,16 +313,22 @@ fn write_holder(path: &Path, holder: &Holder) -> Result<()> {
     fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
-fn read_holder(path: &Path) -> Option<Holder> {
+/// The holder a lease file (or any file that starts with a holder's fields) names.
+pub(crate) fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// `secs` since the Unix epoch as a UTC time for messages.
+fn utc(secs: u64) -> String {
+    ticketlab_api::text::utc_stamp(UNIX_EPOCH + Duration::from_secs(secs), true)
+}
+
 /// Whether a process with this id runs on this host (where `/proc` tells; elsewhere assumed).
-fn process_exists(pid: u32) -> bool {
+pub fn process_exists(pid: u32) -> bool {
     let proc = Path::new("/proc");
     !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
@@ -236,17 +352,17 @@ mod tests {
     #[test]
     fn one_process_holds_a_lease_until_it_drops_it() {
         let (_dir, store, key) = store();
-        let Claim::Acquired(lease) = store.claim(&key).unwrap() else {
+        let Claim::Acquired(lease) = store.claim(&key, false).unwrap() else {
             panic!("a free lease is taken")
         };
         assert_eq!(store.lease_holder(&key).as_ref(), Some(lease.holder()));
         // A live holder (this very process) keeps it.
         assert!(
-            matches!(store.claim(&key).unwrap(), Claim::HeldBy(h) if h.pid == std::process::id())
+            matches!(store.claim(&key, false).unwrap(), Claim::HeldBy(h) if h.pid == std::process::id())
         );
         drop(lease);
         assert!(store.lease_holder(&key).is_none(), "released on drop");
-        assert!(matches!(store.claim(&key).unwrap(), Claim::Acquired(_)));
+        assert!(matches!(store.claim(&key, false).unwrap(), Claim::Acquired(_)));
     }
 
     #[test]
@@ -260,7 +376,7 @@ mod tests {
             &Holder { host: host_name(), pid: u32::MAX - 1, started: now, heartbeat: now },
         );
         assert!(
-            matches!(store.claim(&key).unwrap(), Claim::Acquired(_)),
+            matches!(store.claim(&key, false).unwrap(), Claim::Acquired(_)),
             "a dead local holder's lease is taken over"
         );
         let (_dir, store, key) = self::store();
@@ -272,7 +388,7 @@ mod tests {
             &Holder { host: "elsewhere".into(), pid: 7, started: old, heartbeat: old },
         );
         assert!(
-            matches!(store.claim(&key).unwrap(), Claim::Acquired(_)),
+            matches!(store.claim(&key, false).unwrap(), Claim::Acquired(_)),
             "an expired lease is taken over"
         );
         let (_dir, store, key) = self::store();
@@ -282,6 +398,72 @@ mod tests {
             &key,
             &Holder { host: "elsewhere".into(), pid: 7, started: now, heartbeat: now },
         );
-        assert!(matches!(store.claim(&key).unwrap(), Claim::HeldBy(h) if h.host == "elsewhere"));
+        assert!(
+            matches!(store.claim(&key, false).unwrap(), Claim::HeldBy(h) if h.host == "elsewhere")
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_from_the_future_is_stale_and_says_both_clocks() {
+        let (_dir, store, key) = store();
+        let now = unix_now();
+        let ahead = now + 3600;
+        plant(
+            &store,
+            &key,
+            &Holder { host: "elsewhere".into(), pid: 7, started: ahead, heartbeat: ahead },
+        );
+        let Claim::Acquired(lease) = store.claim(&key, false).unwrap() else {
+            panic!("a lease an hour ahead is not waited for")
+        };
+        let taken = lease.taken_over().expect("it was taken over");
+        assert!(matches!(taken.stale, Some(Stale::FromTheFuture(s)) if s >= 3599));
+        let notice = taken.notice().unwrap();
+        assert!(notice.contains("ahead of this host's clock") && notice.contains("agree within"));
+        assert_eq!(
+            notice.matches(&ticketlab_api::text::utc_stamp(SystemTime::now(), true)[..13]).count(),
+            1,
+            "{notice}"
+        );
+        // Within the margin, a clock slightly ahead is trusted.
+        let (_dir, store, key) = self::store();
+        plant(
+            &store,
+            &key,
+            &Holder { host: "elsewhere".into(), pid: 7, started: now, heartbeat: now + 20 },
+        );
+        assert!(matches!(store.claim(&key, false).unwrap(), Claim::HeldBy(_)));
+    }
+
+    #[test]
+    fn a_live_holder_is_described_and_taken_only_when_stealing() {
+        let (_dir, store, key) = store();
+        let now = unix_now();
+        let holder = Holder { host: "elsewhere".into(), pid: 7, started: now - 30, heartbeat: now };
+        plant(&store, &key, &holder);
+        let Claim::HeldBy(h) = store.claim(&key, false).unwrap() else { panic!("held") };
+        let said = h.describe();
+        assert!(said.starts_with("process 7 on elsewhere has held it since "), "{said}");
+        assert!(said.contains("heartbeat 0 s ago") || said.contains("heartbeat 1 s ago"), "{said}");
+        let Claim::Acquired(lease) = store.claim(&key, true).unwrap() else { panic!("stolen") };
+        let taken = lease.taken_over().unwrap();
+        assert_eq!((taken.from.pid, taken.stale), (7, None));
+        assert!(taken.notice().unwrap().contains("--steal-leases"));
+    }
+
+    #[test]
+    fn breaking_a_dead_holders_lease_removes_its_temporaries() {
+        let (_dir, store, key) = store();
+        let now = unix_now();
+        let dead = Holder { host: host_name(), pid: u32::MAX - 1, started: now, heartbeat: now };
+        plant(&store, &key, &dead);
+        let tmp = store.root().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let theirs = tmp.join(format!("partial-{key}.{}.{}.3", dead.host, dead.pid));
+        let other = tmp.join(format!("partial-{key}.{}.{}.3", dead.host, std::process::id()));
+        fs::write(&theirs, b"half").unwrap();
+        fs::write(&other, b"half").unwrap();
+        assert!(matches!(store.claim(&key, false).unwrap(), Claim::Acquired(_)));
+        assert!(!theirs.exists() && other.exists());
     }
 }

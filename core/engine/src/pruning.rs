@@ -459,8 +459,7 @@ mod tests {
                 y: crate::data::Targets::Classes { labels: vec![], n_classes: 1 },
             },
         };
-        let ctx =
-            crate::plugin::StageContext { stage: "mask".into(), seed: 0, base_dir: ".".into() };
+        let ctx = crate::plugin::StageContext::new("mask", 0, ".");
         let weights = current.clone();
         let input = PruneContext {
             arch: &NoArch,

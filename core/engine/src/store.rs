@@ -8,7 +8,9 @@
 //! objects/<key>/metrics.jsonl      a run's evaluation records, one JSON object per line
 //! objects/<key>/*.json             everything else (summaries, specs, analysis values)
 //! partial/<key>.safetensors        the resumable state of a training stage still running
-//! tmp/                             objects being written
+//! tmp/                             objects and states being written
+//! leases/<key>.json                which process computes a stage ([`crate::lease`])
+//! active/<host>.<pid>.<n>.json     the runs in progress and the keys they need ([`ActiveRun`])
 //! ```
 //!
 //! Writes are atomic: an object is written into a fresh folder under `tmp/`, every file is
@@ -32,7 +34,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+mod active;
+mod housekeeping;
 mod tensors;
+
+pub use self::active::ActiveRun;
+pub use self::housekeeping::{WRITTEN_FOLDERS, probe_writable};
 
 use self::tensors::{Entry, Read};
 use super::key::{CORE_VERSION, StageKey};
@@ -240,9 +247,13 @@ impl Store {
             if self.contains(key) {
                 return Ok(());
             }
+            let fix = if dest.exists() {
+                "that folder exists without a meta.json, left over from an interrupted write: delete it and run again"
+            } else {
+                "check that the store's objects/ folder is writable"
+            };
             return Err(Error::Store(format!(
-                "cannot move the result of stage `{}` into {}: {e}; if that folder exists without a meta.json it is \
-                 left over from an interrupted write: delete it and run again",
+                "cannot move the result of stage `{}` into {}: {e}; {fix}",
                 info.stage,
                 dest.display()
             )));

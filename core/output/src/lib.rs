@@ -2,9 +2,9 @@
 //! display. It reads the engine's results and never feeds the engine.
 //!
 //! - [`write_run`]: a whole run directory, in the order data flows: [`rundir`] writes
-//!   `experiment.resolved.{json,yaml}`, `manifest.json`, `metrics.jsonl`, `summary.{csv,json}`
-//!   and `masks.json`, then [`figures`] draws from them (and from the artifacts), then
-//!   [`report`] renders both.
+//!   `experiment.resolved.{json,yaml}`, `metrics.jsonl`, `summary.{csv,json}` and
+//!   `masks.json`, then [`figures`] draws from them (and from the artifacts), then [`report`]
+//!   renders both, and `manifest.json` comes last, marking the directory complete.
 //! - [`summary`]: the per-arm headline rows (schema in the README).
 //! - [`doc`]: the small document model both report formats are rendered from.
 //! - [`figures`]: SVG figures under `figures/`.
@@ -26,11 +26,13 @@ pub(crate) use ticketlab_api::{Error, Result, artifact, ir, metrics};
 
 use std::path::Path;
 
-/// Writes the run directory `dir` of one execution: the data files, the figures, the report.
+/// Writes the run directory `dir` of one execution: the data files, the figures, the report,
+/// and last the manifest that marks it complete.
 pub fn write_run(dir: &Path, outputs: &rundir::RunOutputs<'_>) -> Result<()> {
     let run = rundir::write_run_dir(dir, outputs)?;
     let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
     figs.extend(figures::artifact_figures(outputs.ir, outputs.artifacts, &run.summary)?);
     figures::write_figures(dir, &figs)?;
-    report::write(&run, &figs)
+    report::write(&run, &figs)?;
+    rundir::finish_run_dir(dir, &run.manifest)
 }

@@ -292,6 +292,10 @@ impl RunEvents for Progress {
             (StageOutcome::Resumed { from_step }, None) => {
                 format!("{tag} {}: finished (resumed from step {from_step})", stage.name)
             }
+            (StageOutcome::Interrupted { step }, None) if stage.kind == StageKind::Train => {
+                format!("{tag} {}: stopped at step {step}", stage.name)
+            }
+            (StageOutcome::Interrupted { .. }, None) => format!("{tag} {}: stopped", stage.name),
             (outcome, None) => format!("{tag} {}: {}", stage.name, outcome.label()),
         };
         if self.timings && !matches!(report.outcome, StageOutcome::Cached | StageOutcome::NotRun) {

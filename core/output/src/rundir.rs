@@ -15,10 +15,18 @@
 //! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
 //! | `figures/*.svg`, `figures/index.json` | the figures ([`crate::figures`]) |
 //! | `report.md`, `report.html` | the report ([`crate::report`]) |
+//!
+//! While a run computes, its directory holds `in_progress.json` alone ([`InProgress`]: who
+//! runs it, the command and the keys it needs); `manifest.json` is written last, after the
+//! report, and only then is the marker removed. A directory with a marker and no manifest is a
+//! run still going, stopped (Ctrl-C, SIGTERM: the marker says so and how to resume) or cut short
+//! (killed, a full disk), and never passes for a finished one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use ticketlab_api::text::utc_stamp;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +44,10 @@ pub mod names {
     pub const RESOLVED_JSON: &str = "experiment.resolved.json";
     /// The IR as YAML.
     pub const RESOLVED_YAML: &str = "experiment.resolved.yaml";
-    /// The manifest.
+    /// The manifest, written last: its presence means the run directory is complete.
     pub const MANIFEST: &str = "manifest.json";
+    /// The marker of a run that has not written its manifest yet.
+    pub const IN_PROGRESS: &str = "in_progress.json";
     /// Evaluation records.
     pub const METRICS: &str = "metrics.jsonl";
     /// Evaluation records, long CSV.
@@ -349,9 +359,8 @@ pub fn mask_summaries(
         .collect()
 }
 
-/// Writes the whole run directory (creating `dir`): the files in the module table, then the
-/// figures and the report. The files a report is built from are written first, so a failure
-/// while drawing leaves the numbers in place.
+/// Writes the data files of the run directory (creating `dir`): the files in the module table
+/// but the figures, the report and the manifest, which [`finish_run_dir`] writes last.
 pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ir = outputs.ir;
@@ -360,7 +369,6 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
         .map_err(|e| Error::Other(format!("{}: {e}", names::RESOLVED_YAML)))?;
     files::write(&dir.join(names::RESOLVED_YAML), yaml)?;
     let manifest = Manifest::build(outputs);
-    files::write_json(&dir.join(names::MANIFEST), &manifest)?;
     let metrics = metric_lines(ir, outputs.artifacts);
     files::write(&dir.join(names::METRICS), metrics_jsonl(&metrics)?)?;
     let summary = Summary::build(ir, outputs.artifacts);
@@ -378,6 +386,53 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
         }
     }
     Ok(RunFiles { dir: dir.to_path_buf(), ir: ir.clone(), manifest, summary, metrics, masks })
+}
+
+/// Completes a run directory: writes `manifest.json`, the mark of a finished run, and removes
+/// the in-progress marker.
+pub fn finish_run_dir(dir: &Path, manifest: &Manifest) -> Result<()> {
+    files::write_json(&dir.join(names::MANIFEST), manifest)?;
+    match std::fs::remove_file(dir.join(names::IN_PROGRESS)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(dir.join(names::IN_PROGRESS), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `in_progress.json`: a run that has not finished its directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InProgress {
+    /// The host running it.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// When it started (UTC, `yyyy-mm-ddThh:mm:ssZ`).
+    pub started_utc: String,
+    /// The experiment's name.
+    pub experiment: String,
+    /// The command that resumes it (the command as typed, with `--out` this directory).
+    pub command: String,
+    /// The cache key of every stage it needs (kept by `ticketlab store gc`).
+    pub keys: Vec<String>,
+    /// Why it stopped, when it was stopped on request (`SIGTERM`, `SIGINT`, ...).
+    pub interrupted: Option<String>,
+}
+
+impl InProgress {
+    /// Writes the marker into `dir` (creating it).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        files::write_json(&dir.join(names::IN_PROGRESS), self)
+    }
+
+    /// The marker of `dir`, if it has one.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(names::IN_PROGRESS);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        files::read_json(&path).map(Some)
+    }
 }
 
 /// The parsed files of one run directory: what a report is built from.
@@ -403,15 +458,40 @@ impl RunFiles {
     pub fn read(dir: &Path) -> Result<Self> {
         let metrics_path = need(dir, names::METRICS)?;
         let masks_path = dir.join(names::MASKS);
+        let summary = read_summary(dir)?;
+        let metrics = parse_metrics(&metrics_path, &files::read(&metrics_path)?)?;
+        check_complete(&metrics_path, &metrics, &summary)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             ir: files::read_json(&need(dir, names::RESOLVED_JSON)?)?,
             manifest: read_manifest(dir)?,
-            summary: read_summary(dir)?,
-            metrics: parse_metrics(&metrics_path, &files::read(&metrics_path)?)?,
+            summary,
+            metrics,
             masks: if masks_path.is_file() { files::read_json(&masks_path)? } else { Vec::new() },
         })
     }
+}
+
+/// Refuses evaluations that stop short of what `summary` says each arm reached: an empty or
+/// truncated `metrics.jsonl` (the file at `path`).
+fn check_complete(path: &Path, metrics: &[MetricLine], summary: &Summary) -> Result<()> {
+    for arm in &summary.arms {
+        let last = metrics.iter().rev().find(|l| l.arm == arm.arm).map(|l| l.record.step);
+        if last != Some(arm.run.steps) {
+            let found = match last {
+                None => "no evaluation of it".to_string(),
+                Some(step) => format!("its evaluations only up to step {step}"),
+            };
+            return Err(Error::data(
+                path,
+                format!(
+                    "summary.json says arm `{}` was evaluated up to step {}, but this file has {found}: it is empty or truncated. Rerun the experiment with the same command to rewrite the run directory (its stages load from the store)",
+                    arm.arm, arm.run.steps
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The manifest of the run directory `dir` alone (listings that need no metrics).
@@ -439,14 +519,21 @@ fn need(dir: &Path, name: &str) -> Result<PathBuf> {
 /// The folder run directories go into by default, relative to the working directory.
 pub const RUNS_DIR: &str = "runs";
 
-/// The run directories in `dirs` (none given: [`RUNS_DIR`]): each folder that is one (it holds
-/// `manifest.json`), and the run directories directly inside each other folder; sorted by path.
+/// Whether `dir` is a run directory, finished (it holds `manifest.json`) or not (it holds
+/// `in_progress.json`).
+pub fn is_run_dir(dir: &Path) -> bool {
+    dir.join(names::MANIFEST).is_file() || dir.join(names::IN_PROGRESS).is_file()
+}
+
+/// The run directories in `dirs` (none given: [`RUNS_DIR`]), finished or not: each folder that
+/// is one ([`is_run_dir`]), and the run directories directly inside each other folder; sorted by
+/// path.
 pub fn find_runs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let default = [PathBuf::from(RUNS_DIR)];
     let dirs = if dirs.is_empty() { &default[..] } else { dirs };
     let mut found = Vec::new();
     for dir in dirs {
-        if dir.join(names::MANIFEST).is_file() {
+        if is_run_dir(dir) {
             found.push(dir.clone());
             continue;
         }
@@ -458,7 +545,7 @@ pub fn find_runs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             _ => Error::io(dir, e),
         })?;
         for entry in entries.filter_map(|e| e.ok()) {
-            if entry.path().join(names::MANIFEST).is_file() {
+            if is_run_dir(&entry.path()) {
                 found.push(entry.path());
             }
         }
@@ -478,46 +565,10 @@ pub fn default_run_dir(name: &str) -> PathBuf {
     ))
 }
 
-/// Formats `t` in UTC: `yyyy-mm-ddThh:mm:ssZ` when `readable`, else `yyyymmddThhmmss`.
-pub fn utc_stamp(t: SystemTime, readable: bool) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    if readable {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-    } else {
-        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}")
-    }
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::Norms;
-    use std::time::Duration;
-
-    #[test]
-    fn utc_stamps() {
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661); // 2000-02-29 01:01:01
-        assert_eq!(utc_stamp(t, false), "20000229T010101");
-        assert_eq!(utc_stamp(t, true), "2000-02-29T01:01:01Z");
-        assert_eq!(utc_stamp(UNIX_EPOCH, false), "19700101T000000");
-    }
 
     #[test]
     fn default_dir_sanitises_the_name() {

@@ -65,6 +65,8 @@ pub const REDACTED: &str = "[redacted]";
 pub struct SnapshotOptions {
     /// Directory that relative data paths resolve against (the experiment file's directory).
     pub base_dir: PathBuf,
+    /// How stages run (plugin isolation); a snapshot does not depend on it.
+    pub runtime: ticketlab_api::runtime::Runtime,
 }
 
 /// A snapshot-ready summary of an executed experiment (see the module docs).
@@ -225,9 +227,9 @@ pub fn snapshot_with_events(
         &store,
         &ExecOptions {
             base_dir: options.base_dir.clone(),
-            interrupt_after_steps: None,
             jobs: 1,
-            only_stored: None,
+            runtime: options.runtime.clone(),
+            ..ExecOptions::default()
         },
         events,
     );

@@ -109,7 +109,7 @@ fn analyse(
     let registry = Registry::builtin().unwrap();
     let entry = registry.get(kind, name).unwrap();
     let p = params.with_defaults(&entry.params);
-    let ctx = StageContext { stage: name.into(), seed: 0, base_dir: ".".into() };
+    let ctx = StageContext::new(name, 0, ".");
     let inputs = AnalysisInputs {
         runs: runs.to_vec(),
         masks: masks.to_vec(),

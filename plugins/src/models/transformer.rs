@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn gradient_matches_differences_of_the_loss_and_both_tokens_count() {
         let registry = Registry::builtin().unwrap();
-        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
+        let ctx = StageContext::new("data", 0, ".");
         let spec = |kind, name| registry.require(kind, name).unwrap().params.clone();
         let dp = Params::new()
             .with("op", "add")

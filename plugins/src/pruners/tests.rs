@@ -192,7 +192,7 @@ fn close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 }
 
 fn sctx(seed: u64) -> StageContext {
-    StageContext { stage: "prune".into(), seed, base_dir: ".".into() }
+    StageContext::new("prune", seed, ".")
 }
 
 fn pctx<'a>(

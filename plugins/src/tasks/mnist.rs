@@ -247,8 +247,7 @@ mod tests {
     #[test]
     fn the_default_path_is_found_from_the_experiments_directory() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let ctx =
-            StageContext { stage: "data".into(), seed: 0, base_dir: root.join("experiments") };
+        let ctx = StageContext::new("data", 0, root.join("experiments"));
         let p = Params::new()
             .with("path", "data/mnist-10k")
             .with("train_size", 1000)

@@ -17,7 +17,7 @@ mod tests {
     #[test]
     fn shapes_known_from_parameters_match_the_built_datasets() {
         let registry = Registry::builtin().unwrap();
-        let ctx = StageContext { stage: "data".into(), seed: 3, base_dir: ".".into() };
+        let ctx = StageContext::new("data", 3, ".");
         for name in ["modular", "polynomial", "sparse_parity"] {
             let entry = registry.get(PluginKind::Dataset, name).unwrap();
             let params = Params::new().with_defaults(&entry.params);

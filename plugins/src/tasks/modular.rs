@@ -320,7 +320,7 @@ mod tests {
         assert!(err.contains("p = 100000"), "{err}");
         let err = modular_dataset(Operation::Add, 2, false, 0.2, 0).unwrap_err().to_string();
         assert!(err.contains("leaves the training split empty"), "{err}");
-        let ctx = StageContext { stage: "data".into(), seed: 0, base_dir: ".".into() };
+        let ctx = StageContext::new("data", 0, ".");
         let p = Params::new()
             .with("op", "add")
             .with("p", -3)
@@ -340,7 +340,7 @@ mod tests {
                 .with("train_fraction", 0.5)
                 .with("split_seed", s)
         };
-        let ctx = StageContext { stage: "data".into(), seed: 42, base_dir: ".".into() };
+        let ctx = StageContext::new("data", 42, ".");
         let d = Modular.build(&params(-1), &ctx).unwrap();
         assert_eq!(d, Modular.build(&params(42), &ctx).unwrap());
         assert_eq!(d.info.tokens, Some(TokenInfo { vocab: 13, n_ctx: 2 }));

@@ -248,7 +248,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> StageContext {
-        StageContext { stage: "d".into(), seed: 4, base_dir: ".".into() }
+        StageContext::new("d", 4, ".")
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::Result;
 use crate::artifact::{AnalysisArtifact, MaskArtifact, ModelArtifact, RunArtifact};
 use crate::data::{Dataset, DatasetInfo, DatasetShape};
 use crate::metrics::EvalRecord;
+use crate::runtime::Runtime;
 use crate::tensor::{Architecture, MaskSet, NamedTensors};
 
 /// The kinds of plugin, one per kind of stage that calls a plugin.
@@ -83,6 +84,20 @@ pub struct StageContext {
     pub seed: u64,
     /// Directory of the experiment file: relative data paths resolve against it.
     pub base_dir: std::path::PathBuf,
+    /// How this process runs stages (stop requests, plugin isolation).
+    pub runtime: Runtime,
+}
+
+impl StageContext {
+    /// The context of stage `stage` with seed `seed`, reading relative paths from `base_dir`,
+    /// with the default [`Runtime`].
+    pub fn new(
+        stage: impl Into<String>,
+        seed: u64,
+        base_dir: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        Self { stage: stage.into(), seed, base_dir: base_dir.into(), runtime: Runtime::default() }
+    }
 }
 
 /// A dataset (task) plugin.
@@ -128,6 +143,12 @@ pub trait TrainObserver: Send {
     fn on_eval(&mut self, record: &EvalRecord, total_steps: u64);
     /// A resumable state is available; the observer may persist it.
     fn on_checkpoint(&mut self, state: &TrainState) -> Result<()>;
+    /// Whether training should stop at `step` (a step boundary, before that step is taken):
+    /// the trainer then offers the state at `step` to [`on_checkpoint`](Self::on_checkpoint) and
+    /// ends with [`Error::Interrupted`](crate::Error::Interrupted). The default never stops.
+    fn stop_requested(&self, _step: u64) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.

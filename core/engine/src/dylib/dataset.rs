@@ -45,10 +45,11 @@ impl DatasetPlugin for DynDataset {
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let params_json = serde_json::to_string(params)
             .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
-        let (status, [metadata, train_x, train_y, test_x, test_y, error]) = match isolate::host() {
-            Some(host) => isolate::build(&host, &self.call, &params_json, ctx.seed)?,
-            None => self.call_build(&params_json, ctx.seed),
-        };
+        let (status, [metadata, train_x, train_y, test_x, test_y, error]) =
+            match ctx.runtime.plugin_host {
+                Some(_) => isolate::build(&ctx.runtime, &self.call, &params_json, ctx.seed)?,
+                None => self.call_build(&params_json, ctx.seed),
+            };
         if status != abi::STATUS_OK {
             return Err(self.call.failed(status, &error));
         }

@@ -1,40 +1,40 @@
 //! Plugin calls in a separate process, so that a plugin which crashes (a stack overflow, an
-//! abort, a segmentation fault) fails its stage instead of taking the host down with it.
+//! abort, a segmentation fault) or never returns fails its stage instead of taking the host down
+//! with it.
 //!
-//! With [`isolate_calls`] set (the `ticketlab` program sets it to itself), every `score` and
-//! `build` call of a library is sent to a fresh `HOST plugin-host` process: the request on its
-//! standard input, the raw output buffers back on its standard output. The host then checks and
-//! converts them exactly as for a call in its own process, so both give the same results. Without
-//! it (ticketlab used as a library, unit tests), calls run in the calling process.
+//! With [`Runtime::plugin_host`] set (the `ticketlab` program sets it to itself), every `score`
+//! and `build` call of a library is sent to a fresh `HOST plugin-host` process: the request on
+//! its standard input, the raw output buffers back on its standard output. The host then checks
+//! and converts them exactly as for a call in its own process, so both give the same results.
+//! Without it (ticketlab used as a library, unit tests), calls run in the calling process.
+//!
+//! The child is the parent's to stop: it runs in a process group of its own (a Ctrl-C at the
+//! terminal reaches the parent alone, which stops the run cleanly), it is killed when the call
+//! takes longer than [`Runtime::plugin_timeout`] or a stop is requested, and it kills itself
+//! when its parent dies, however the parent dies (Linux's parent-death signal).
 //!
 //! The messages are length-prefixed frames (a little-endian `u64` byte count, then the bytes):
 //! first a JSON header, then the arrays as raw bytes in this machine's byte order. Parent and
 //! child are the same program on the same machine, so no format beyond that is needed.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use ticketlab_api::runtime::Runtime;
 
 use super::pruner::Layer;
 use super::{Adapter, CallSite, Element, Returned, abi, open_adapter};
 use crate::{Error, Result};
 
-/// The program that serves isolated calls, if calls are isolated.
-static HOST: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The environment variable that gives the child its parent's process id, so that it can tell
+/// whether its parent died before it asked to die with it.
+const PARENT_PID: &str = "TICKETLAB_PLUGIN_PARENT";
 
-/// Runs every dynamic plugin call in a child process `host plugin-host` (`host` must serve it
-/// with [`serve_isolated_call`]); `None` runs them in this process.
-pub fn isolate_calls(host: Option<PathBuf>) {
-    *HOST.lock().unwrap_or_else(|e| e.into_inner()) = host;
-}
-
-/// The program serving isolated calls, if any.
-pub(super) fn host() -> Option<PathBuf> {
-    HOST.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
+/// How often the parent looks at a running call (its end, its deadline, a stop request).
+const POLL: Duration = Duration::from_millis(20);
 
 /// What the child is asked to call.
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,9 +55,9 @@ struct Response {
     outputs: Vec<(u32, usize)>,
 }
 
-/// A pruner's `score` in a child process.
+/// A pruner's `score` in a child process of `runtime`'s host program.
 pub(super) fn score(
-    host: &Path,
+    runtime: &Runtime,
     call: &CallSite,
     params_json: &str,
     seed: u64,
@@ -71,13 +71,13 @@ pub(super) fn score(
         layers: layers.iter().map(|l| (l.name.to_string(), l.shape.to_vec())).collect(),
     };
     let arrays: Vec<&[f32]> = layers.iter().flat_map(|l| [l.weights, l.mask]).collect();
-    let (status, outputs) = exchange(host, call, &request, &arrays)?;
+    let (status, outputs) = exchange(runtime, call, &request, &arrays)?;
     Ok((status, outputs.try_into().map_err(|_| broken(call, "a wrong number of outputs"))?))
 }
 
-/// A dataset's `build` in a child process.
+/// A dataset's `build` in a child process of `runtime`'s host program.
 pub(super) fn build(
-    host: &Path,
+    runtime: &Runtime,
     call: &CallSite,
     params_json: &str,
     seed: u64,
@@ -89,7 +89,7 @@ pub(super) fn build(
         seed,
         layers: Vec::new(),
     };
-    let (status, outputs) = exchange(host, call, &request, &[])?;
+    let (status, outputs) = exchange(runtime, call, &request, &[])?;
     Ok((status, outputs.try_into().map_err(|_| broken(call, "a wrong number of outputs"))?))
 }
 
@@ -106,34 +106,55 @@ fn broken(call: &CallSite, what: &str) -> Error {
 
 /// Sends `request` and `arrays` to a new child and reads its answer.
 fn exchange(
-    host: &Path,
+    runtime: &Runtime,
     call: &CallSite,
     request: &Request,
     arrays: &[&[f32]],
 ) -> Result<(abi::Status, Vec<Returned>)> {
-    let mut child = Command::new(host)
+    let host = runtime.plugin_host.as_ref().expect("isolated calls have a host program");
+    let mut command = Command::new(host);
+    command
         .arg("plugin-host")
+        .env(PARENT_PID, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            call.error(format!("cannot start `{} plugin-host` to run it: {e}", host.display()))
-        })?;
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().map_err(|e| {
+        call.error(format!("cannot start `{} plugin-host` to run it: {e}", host.display()))
+    })?;
     let mut input = child.stdin.take().expect("stdin is piped");
     let header = serde_json::to_vec(request).expect("a request serialises");
-    // The child reads its whole input before it answers, so writing first cannot deadlock; a
-    // child that died early makes the write fail, and its exit status says why below.
-    let written = write_frame(&mut input, &header)
-        .and_then(|()| arrays.iter().try_for_each(|a| write_frame(&mut input, &f32_bytes(a))));
-    drop(input);
-    let output =
-        child.wait_with_output().map_err(|e| call.error(format!("lost its process: {e}")))?;
-    if !output.status.success() {
-        return Err(crashed(call, &output.status, &output.stderr));
+    let mut frames = vec![header];
+    frames.extend(arrays.iter().map(|a| f32_bytes(a)));
+    // The pipes are served by threads of their own, so that a child that never reads, never
+    // answers or fills its stderr cannot block the parent, which watches the clock meanwhile.
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        frames.iter().try_for_each(|f| write_frame(&mut input, f))
+    });
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let waited = wait(&mut child, runtime);
+    let written = writer.join().unwrap_or_else(|_| Err(std::io::ErrorKind::Other.into()));
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let status = match waited {
+        Waited::Exited(status) => status,
+        Waited::TimedOut(limit) => {
+            return Err(call.error(format!(
+                "the call did not return within {} s, so its process was killed and this stage fails; fix the plugin, or give it more time with --plugin-timeout SECONDS",
+                limit.as_secs()
+            )));
+        }
+        Waited::Stopped(step) => return Err(Error::Interrupted { step }),
+        Waited::Lost(e) => return Err(call.error(format!("lost its process: {e}"))),
+    };
+    if !status.success() {
+        return Err(crashed(call, &status, &stderr));
     }
     written.map_err(|e| call.error(format!("could not send the call to its process: {e}")))?;
-    let mut answer = output.stdout.as_slice();
+    let mut answer = stdout.as_slice();
     let response: Response = read_frame(&mut answer)
         .ok()
         .and_then(|h| serde_json::from_slice(&h).ok())
@@ -144,6 +165,49 @@ fn exchange(
         outputs.push(Returned { elem, len, bytes });
     }
     Ok((response.status, outputs))
+}
+
+/// How a child's call ended.
+enum Waited {
+    /// The child exited by itself.
+    Exited(std::process::ExitStatus),
+    /// It ran past the limit and was killed.
+    TimedOut(Duration),
+    /// A stop was requested and the child was killed (a plugin call has no step: 0).
+    Stopped(u64),
+    /// Waiting for it failed.
+    Lost(std::io::Error),
+}
+
+/// Waits for `child`, killing it at the runtime's time limit or stop request.
+fn wait(child: &mut Child, runtime: &Runtime) -> Waited {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Waited::Exited(status),
+            Ok(None) => {}
+            Err(e) => return Waited::Lost(e),
+        }
+        let late = runtime.plugin_timeout.filter(|limit| start.elapsed() >= *limit);
+        if late.is_some() || runtime.stop.is_requested() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return match late {
+                Some(limit) => Waited::TimedOut(limit),
+                None => Waited::Stopped(0),
+            };
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Reads all of `pipe` on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// The error for a child that did not answer: the signal or exit code, and what it printed.
@@ -176,6 +240,7 @@ fn crashed(call: &CallSite, status: &std::process::ExitStatus, stderr: &[u8]) ->
 /// Serves one isolated call: reads the request on standard input, calls the plugin in this
 /// process and writes the answer on standard output. `ticketlab plugin-host` runs this.
 pub fn serve_isolated_call() -> Result<()> {
+    die_with_parent();
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
@@ -185,8 +250,6 @@ pub fn serve_isolated_call() -> Result<()> {
         .ok()
         .and_then(|h| serde_json::from_slice(&h).ok())
         .ok_or_else(|| Error::Other("the call's header is not readable".into()))?;
-    // This process calls the plugin itself.
-    isolate_calls(None);
     let (status, outputs): (abi::Status, Vec<Returned>) =
         match open_adapter(&request.library, &request.plugin)? {
             Adapter::Pruner(p) => {
@@ -227,6 +290,20 @@ pub fn serve_isolated_call() -> Result<()> {
         .and_then(|()| outputs.iter().try_for_each(|o| write_frame(&mut out, &o.bytes)))
         .and_then(|()| out.flush())
         .map_err(|e| Error::Other(format!("writing the answer: {e}")))
+}
+
+/// Makes this child die with the parent that started it, whatever kills the parent (Linux's
+/// parent-death signal; a parent that died before the request is caught by comparing the
+/// parent's id with the one it passed down).
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = nix::sys::prctl::set_pdeathsig(Some(nix::sys::signal::Signal::SIGKILL));
+        let parent = std::env::var(PARENT_PID).ok().and_then(|p| p.parse::<i32>().ok());
+        if parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
+            std::process::exit(1);
+        }
+    }
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

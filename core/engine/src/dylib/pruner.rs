@@ -51,8 +51,8 @@ impl PrunerPlugin for DynPruner {
         let params_json = serde_json::to_string(params)
             .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
         let seed = ctx.ctx.seed;
-        let (status, [scores, counts, error]) = match isolate::host() {
-            Some(host) => isolate::score(&host, &self.call, &params_json, seed, &layers)?,
+        let (status, [scores, counts, error]) = match ctx.ctx.runtime.plugin_host {
+            Some(_) => isolate::score(&ctx.ctx.runtime, &self.call, &params_json, seed, &layers)?,
             None => self.call_score(&params_json, seed, &layers),
         };
         if status != abi::STATUS_OK {

@@ -61,7 +61,7 @@ impl ArchitecturePlugin for ArchPlugin {
 }
 
 /// "Trains" by adding `lr` to every weight per step; offers a resumable state every
-/// `resume_every` steps; panics at step `panic_at` if set.
+/// `resume_every` steps and when asked to stop; panics at step `panic_at` if set.
 struct Trainer;
 impl TrainerPlugin for Trainer {
     fn train(&self, params: &Params, job: TrainJob<'_>) -> Result<RunArtifact> {
@@ -97,7 +97,8 @@ impl TrainerPlugin for Trainer {
             let r = record(done, &w);
             job.observer.on_eval(&r, steps);
             records.push(r);
-            if every > 0 && done % every == 0 && done < steps {
+            let stop = done < steps && job.observer.stop_requested(done);
+            if (every > 0 && done % every == 0 && done < steps) || stop {
                 job.observer.on_checkpoint(&TrainState {
                     step: done,
                     params: w.clone(),
@@ -106,6 +107,9 @@ impl TrainerPlugin for Trainer {
                     checkpoints: BTreeMap::new(),
                     rng_counter: done,
                 })?;
+            }
+            if stop {
+                return Err(Error::Interrupted { step: done });
             }
         }
         let summary = RunSummary::from_records(&records, 0.95, 1.0)
@@ -236,7 +240,7 @@ fn run(ir: &ExperimentIr, store: &Store, interrupt: Option<u64>) -> Execution {
             base_dir: ".".into(),
             interrupt_after_steps: interrupt,
             jobs: 1,
-            only_stored: None,
+            ..ExecOptions::default()
         },
         &mut NoEvents,
     )
@@ -302,18 +306,25 @@ fn an_interrupted_training_resumes_and_matches_an_uninterrupted_run() {
     let store = Store::new(&dir.0);
     let cut = run(&experiment(10, 0.25, -1), &store, Some(4));
     let err = cut.error.as_ref().expect("interrupted").to_string();
-    assert!(err.contains("stage `a`") && err.contains("interrupted at step 6"), "{err}");
+    assert!(err.contains("stage `a`") && err.contains("interrupted at step 4"), "{err}");
     assert_eq!(
         outcomes(&cut),
-        [("data", "ran"), ("init", "ran"), ("a", "failed"), ("b", "not run"), ("count", "not run")]
+        [
+            ("data", "ran"),
+            ("init", "ran"),
+            ("a", "interrupted"),
+            ("b", "not run"),
+            ("count", "not run")
+        ]
     );
+    assert_eq!(cut.interrupted(), [("a", 4)]);
     let p = plan(&experiment(10, 0.25, -1), &registry(), Some(&store), &Backend::cpu()).unwrap();
-    assert_eq!(p.stage("a").unwrap().resume_from, Some(6));
-    assert!(p.render().contains("will resume at step 6"));
+    assert_eq!(p.stage("a").unwrap().resume_from, Some(4));
+    assert!(p.render().contains("will resume at step 4"));
 
     let resumed = run(&experiment(10, 0.25, -1), &store, None);
     assert!(resumed.is_ok(), "{:?}", resumed.error);
-    assert_eq!(resumed.reports[2].outcome, StageOutcome::Resumed { from_step: 6 });
+    assert_eq!(resumed.reports[2].outcome, StageOutcome::Resumed { from_step: 4 });
     for arm in ["a", "b"] {
         assert_eq!(final_w(&resumed, arm), final_w(&whole, arm));
         let (Some(Artifact::Run(x)), Some(Artifact::Run(y))) =
@@ -324,6 +335,24 @@ fn an_interrupted_training_resumes_and_matches_an_uninterrupted_run() {
         assert_eq!(x.records, y.records);
         assert_eq!(x.summary, y.summary);
     }
+}
+
+/// A stop requested before anything starts runs nothing and says why.
+#[test]
+fn a_stop_before_the_start_runs_nothing() {
+    let dir = TempDir::new("stopped");
+    let store = Store::new(&dir.0);
+    let r = registry();
+    let ir = experiment(10, 0.25, -1);
+    let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
+    let options = ExecOptions::default();
+    options.runtime.stop.request("SIGINT");
+    let e = execute(&p, &r, &store, &options, &mut NoEvents);
+    assert!(e.stopped && !e.is_ok());
+    assert!(e.reports.iter().all(|r| r.outcome == StageOutcome::NotRun));
+    let why = e.reports[0].error.as_deref().unwrap();
+    assert_eq!(why, "the run was stopped before it started");
+    assert!(store.objects().unwrap().is_empty());
 }
 
 #[test]

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::ir::ExperimentIr;
 use ticketlab_api::plugin::registry::Registry;
-use ticketlab_engine::{
-    Backend, ExecOptions, Execution, NoEvents, StageOutcome, Store, execute, plan,
-};
+use ticketlab_api::runtime::Runtime;
+use ticketlab_engine::{ExecOptions, Execution, NoEvents, StageOutcome, Store, execute, plan};
 use ticketlab_plugins as _;
 use ticketlab_testing::{SnapshotOptions, snapshot};
 
@@ -38,7 +37,7 @@ pub fn load(extra: &[&str]) -> (Registry, ExperimentIr) {
 
 fn run(extra: &[&str], store: &Store, interrupt: Option<u64>) -> Execution {
     let (registry, ir) = load(extra);
-    let p = plan(&ir, &registry, Some(store), &Backend::cpu()).expect("plan");
+    let p = plan(&ir, &registry, Some(store), &Runtime::default()).expect("plan");
     let options = ExecOptions {
         base_dir: quickstart().parent().unwrap().to_path_buf(),
         interrupt_after_steps: interrupt,

@@ -21,16 +21,20 @@ fn dependencies(manifest: &str) -> Vec<String> {
     names
 }
 
-/// Data flows one way: file -> AST -> IR (dsl, api) -> plan -> stages -> store (engine) -> run
-/// directory -> report -> figures (output). No crate depends on one further down that path, and
-/// the API crate carries no engine, plotting, progress or testing weight.
+/// Data flows one way: file -> AST -> IR (dsl, api) -> plan -> stages -> store (engine, which
+/// computes with the plugins and the tensor crate) -> run directory -> figures -> report
+/// (output). No crate depends on one further down that path; the tensor crate sits below the
+/// plugins and the engine above them; the API crate carries no engine, plotting, progress or
+/// testing weight.
 #[test]
 fn crates_depend_only_down_the_data_path() {
     let forbidden: &[(&str, &[&str])] = &[
         (
             "core/api/Cargo.toml",
             &[
+                "ticketlab-tensor",
                 "ticketlab-engine",
+                "ticketlab-plugins",
                 "ticketlab-output",
                 "ticketlab-testing",
                 "ticketlab-dsl",
@@ -48,6 +52,7 @@ fn crates_depend_only_down_the_data_path() {
         (
             "dsl/Cargo.toml",
             &[
+                "ticketlab-tensor",
                 "ticketlab-engine",
                 "ticketlab-output",
                 "ticketlab-testing",
@@ -58,9 +63,12 @@ fn crates_depend_only_down_the_data_path() {
         (
             "core/engine/Cargo.toml",
             &[
+                "ticketlab-plugins",
                 "ticketlab-output",
                 "ticketlab-testing",
                 "ticketlab-dsl",
+                "luminal",
+                "matrixmultiply",
                 "plotters",
                 "indicatif",
                 "insta",
@@ -70,7 +78,7 @@ fn crates_depend_only_down_the_data_path() {
         ("core/testing/Cargo.toml", &["ticketlab-output", "ticketlab-dsl", "insta"]),
         (
             "plugins/Cargo.toml",
-            &["ticketlab-output", "ticketlab-testing", "ticketlab-dsl", "insta"],
+            &["ticketlab-engine", "ticketlab-output", "ticketlab-testing", "ticketlab-dsl", "insta"],
         ),
         ("plugins/sdk/Cargo.toml", &["ticketlab-api", "ticketlab-engine", "insta"]),
     ];
@@ -79,6 +87,11 @@ fn crates_depend_only_down_the_data_path() {
         Vec::<String>::new(),
         "the ABI crate depends on nothing"
     );
+    let workspace: Vec<String> = dependencies("core/tensor/Cargo.toml")
+        .into_iter()
+        .filter(|d| d.starts_with("ticketlab-"))
+        .collect();
+    assert_eq!(workspace, ["ticketlab-api"], "the tensor crate depends on the API crate alone");
     for (manifest, crates) in forbidden {
         let deps = dependencies(manifest);
         assert!(!deps.is_empty(), "{manifest}: no [dependencies] read");
@@ -105,7 +118,7 @@ fn sources(dir: &Path, out: &mut Vec<String>) {
 
 /// `unsafe_code` is denied workspace-wide; these files, and only these, allow it.
 #[test]
-fn unsafe_code_lives_only_in_the_loader_the_abi_the_sdk_and_four_kernels() {
+fn unsafe_code_lives_only_in_the_loader_the_abi_the_sdk_and_four_cpu_kernels() {
     let mut files = Vec::new();
     for dir in ["core", "dsl", "plugins"] {
         sources(&root().join(dir), &mut files);
@@ -120,10 +133,10 @@ fn unsafe_code_lives_only_in_the_loader_the_abi_the_sdk_and_four_kernels() {
         [
             "core/abi/src/lib.rs",
             "core/engine/src/dylib.rs",
-            "core/engine/src/tensor/denormals.rs",
-            "core/engine/src/tensor/kernels/sgemm.rs",
-            "core/engine/src/tensor/kernels/sparse.rs",
-            "core/engine/src/tensor/kernels/team.rs",
+            "core/tensor/src/kernels/cpu/denormals.rs",
+            "core/tensor/src/kernels/cpu/gemm.rs",
+            "core/tensor/src/kernels/cpu/pool.rs",
+            "core/tensor/src/kernels/cpu/sparse.rs",
             "plugins/sdk/src/lib.rs",
         ]
     );

@@ -15,14 +15,15 @@ use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
 use ticketlab_api::plugin::describe::{describe, list, stage_kind};
 use ticketlab_api::plugin::registry::{Origin, PluginEntry, Registry};
 use ticketlab_api::plugin::{Params, PluginKind, PruneContext, StageContext};
+use ticketlab_api::runtime::Runtime;
 use ticketlab_api::tensor::{
     Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var,
 };
 use ticketlab_api::{Error, Result};
 use ticketlab_engine::dylib::register_library;
-use ticketlab_engine::pruning::{self, MaskRequest};
-use ticketlab_engine::{Backend, ExecOptions, NoEvents, Store, execute, plan};
+use ticketlab_engine::{ExecOptions, NoEvents, Store, execute, plan};
 use ticketlab_plugins as _;
+use ticketlab_tensor::pruning::{self, MaskRequest};
 
 // ---- building and loading the libraries ----------------------------------------------------
 
@@ -527,7 +528,7 @@ stages:
         .unwrap_or_else(|d| panic!("{}", d.render()));
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path().join("store"));
-    let planned = plan(&ir, &registry, Some(&store), &Backend::cpu()).unwrap();
+    let planned = plan(&ir, &registry, Some(&store), &Runtime::default()).unwrap();
     let options = ExecOptions {
         base_dir: dir.path().to_path_buf(),
         interrupt_after_steps: None,

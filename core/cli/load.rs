@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args as ClapArgs;
+use ticketlab_api::budget::Budget;
 use ticketlab_api::ir::ExperimentIr;
 use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::runtime::{Device, Runtime};
 
 use crate::failure::Failure;
 
@@ -75,6 +77,7 @@ impl ExperimentArgs {
             grid: self.grid.clone(),
             zip: self.zip.clone(),
             seeds: self.seeds,
+            budget: Budget::new(self.max_memory),
         }
     }
 }
@@ -87,6 +90,9 @@ pub struct Loaded {
     pub ir: ExperimentIr,
     /// Where it came from.
     pub source: Source,
+    /// How its stages compute (device, memory budget); commands add threads and plugin
+    /// isolation.
+    pub runtime: Runtime,
 }
 
 /// The built-in registry plus the libraries in `paths`.
@@ -108,7 +114,8 @@ fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
 /// A file that cannot be read, parsed or checked is an input error (exit code 2) for every
 /// command, `check` included.
 pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failure> {
-    ticketlab_api::budget::set_memory_limit(args.max_memory);
+    let runtime =
+        Runtime { device: device()?, budget: Budget::new(args.max_memory), ..Runtime::default() };
     let mut registry = registry(&args.plugins)?;
     let (name, text) = match &source {
         Source::File(path) => {
@@ -129,7 +136,22 @@ pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failu
     }
     let ir = ticketlab_dsl::load_source_with(&name, &text, &registry, &args.overrides())
         .map_err(diag)?;
-    Ok(Loaded { registry, ir, source })
+    Ok(Loaded { registry, ir, source, runtime })
+}
+
+/// The device `TICKETLAB_BACKEND` names (`cpu`, the default, or `cuda` in a build with the
+/// `cuda` feature), read once here and passed down with the runtime.
+pub fn device() -> Result<Device, Failure> {
+    let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Ok(Device::Cpu) };
+    match Device::parse(&name) {
+        Some(Device::Cuda) if !ticketlab_tensor::kernels::CUDA => Err(Failure::input(
+            "TICKETLAB_BACKEND=cuda: this ticketlab was built without CUDA; build it with `cargo build --release -p ticketlab --features cuda`",
+        )),
+        Some(device) => Ok(device),
+        None => Err(Failure::input(format!(
+            "TICKETLAB_BACKEND={name}: unknown device; use cpu or cuda"
+        ))),
+    }
 }
 
 /// The most threads the matrix kernels use.
@@ -140,10 +162,10 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Fixes the number of threads of the matrix kernels and returns it: `--threads`, else a valid
+/// The threads of the matrix kernels of one stage: `--threads`, else a valid
 /// `MATMUL_NUM_THREADS`, else the cores left to each of `jobs` stages running at once (at least
 /// one; the kernels use at most 4).
-pub fn set_threads(threads: Option<usize>, jobs: usize) -> Result<usize, Failure> {
+pub fn threads(threads: Option<usize>, jobs: usize) -> Result<usize, Failure> {
     let n = match threads {
         Some(0) => return Err(Failure::input("--threads must be at least 1")),
         Some(n) => n,
@@ -154,7 +176,5 @@ pub fn set_threads(threads: Option<usize>, jobs: usize) -> Result<usize, Failure
             }
         }
     };
-    let n = n.min(MAX_KERNEL_THREADS);
-    ticketlab_engine::tensor::kernels::set_threads(n);
-    Ok(n)
+    Ok(n.min(MAX_KERNEL_THREADS))
 }

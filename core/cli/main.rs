@@ -17,6 +17,7 @@ use ticketlab_plugins as _;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bench;
 mod commands;
 mod failure;
 mod load;

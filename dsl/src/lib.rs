@@ -25,6 +25,7 @@ pub mod yaml;
 
 use std::path::Path;
 
+use ticketlab_api::budget::Budget;
 use ticketlab_api::ir::ExperimentIr;
 use ticketlab_api::plugin::registry::Registry;
 
@@ -42,6 +43,9 @@ pub struct CliOverrides {
     pub zip: Vec<String>,
     /// `--seeds N`: the number of seed repeats.
     pub seeds: Option<u64>,
+    /// The memory a stage may use (`--max-memory`): stages estimated beyond it are refused at
+    /// the value to change.
+    pub budget: Budget,
 }
 
 impl CliOverrides {
@@ -266,7 +270,7 @@ pub fn load_source_with(
     match check::check(&ast, registry) {
         Ok(checked) if diags.is_empty() => {
             let ir = lower::lower_checked(&checked);
-            let refused = memory::refusals(&ast, &ir, registry);
+            let refused = memory::refusals(&ast, &ir, registry, &cli.budget);
             if refused.is_empty() {
                 return Ok(ir);
             }

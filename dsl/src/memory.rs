@@ -1,14 +1,14 @@
 //! Memory refusals of an expanded experiment, located in the file.
 //!
 //! After checking and sweep expansion, every stage whose memory can be estimated from its
-//! parameters ([`ticketlab_api::budget::estimate`]) is held against the memory allowed; a stage
+//! parameters ([`Budget::estimate`]) is held against the memory allowed; a stage
 //! beyond it is reported at the parameter to change: its value in the stage's `with`, else the
 //! sweep axis that sets it, else the stage's name. One report per stage as written, however many
 //! sweep points exceed the limit.
 
 use std::collections::BTreeSet;
 
-use ticketlab_api::budget;
+use ticketlab_api::budget::Budget;
 use ticketlab_api::ir::{ExperimentIr, written_name};
 use ticketlab_api::plugin::registry::Registry;
 
@@ -17,10 +17,15 @@ use crate::check::{flag_note, param_error, param_place};
 use crate::diag::Diag;
 
 /// A diagnostic for every written stage with a copy beyond the memory allowed.
-pub fn refusals(ast: &Experiment, ir: &ExperimentIr, registry: &Registry) -> Vec<Diag> {
+pub fn refusals(
+    ast: &Experiment,
+    ir: &ExperimentIr,
+    registry: &Registry,
+    budget: &Budget,
+) -> Vec<Diag> {
     let mut reported = BTreeSet::new();
     let mut out = Vec::new();
-    for (name, estimate) in budget::estimate(ir, registry) {
+    for (name, estimate) in budget.estimate(ir, registry) {
         let Err(e) = estimate else { continue };
         let base = written_name(&name).to_string();
         if !reported.insert(base.clone()) {

@@ -23,6 +23,7 @@ fn overrides(bytes: &[u8]) -> CliOverrides {
         seeds: lines("# seeds: ")
             .first()
             .map(|n| n.trim().parse().expect("`# seeds:` takes a number")),
+        ..CliOverrides::default()
     }
 }
 

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use ticketlab_engine::{Backend, plan};
+use ticketlab_api::runtime::Runtime;
+use ticketlab_engine::plan;
 
 use crate::common;
 
@@ -189,7 +190,7 @@ fn run(cases: usize, seed: u64) -> Counts {
             }
             match ticketlab_dsl::load_source(name, mutated.as_bytes(), &registry, &[]) {
                 Ok(ir) => {
-                    let planned = plan(&ir, &registry, None, &Backend::cpu()).is_ok();
+                    let planned = plan(&ir, &registry, None, &Runtime::default()).is_ok();
                     Ok(planned)
                 }
                 Err(d) => Err(d),

@@ -6,9 +6,10 @@ use crate::common;
 use std::collections::{BTreeMap, HashSet};
 
 use ticketlab_api::ir::{ExperimentIr, StageKind, written_name};
+use ticketlab_api::runtime::Runtime;
 use ticketlab_api::seed::derive;
 use ticketlab_dsl::CliOverrides;
-use ticketlab_engine::{Backend, plan};
+use ticketlab_engine::plan;
 
 fn quickstart_with(sweep: &str) -> ExperimentIr {
     let base = String::from_utf8(common::read("experiments/quickstart.yaml")).unwrap();
@@ -137,7 +138,7 @@ fn the_first_seed_repeat_is_the_unrepeated_experiment() {
     let repeated = quickstart_with("  grid: { mask.rate: [0.3] }\n  seeds: 2\n");
     let registry = common::registry();
     let keys = |ir: &ExperimentIr| -> BTreeMap<String, (StageKind, String)> {
-        let p = plan(ir, &registry, None, &Backend::cpu()).unwrap();
+        let p = plan(ir, &registry, None, &Runtime::default()).unwrap();
         p.stages
             .iter()
             .map(|s| {
@@ -233,7 +234,7 @@ fn quickstart_cli(
 
 fn flags(grid: &[&str], zip: &[&str], seeds: Option<u64>) -> CliOverrides {
     let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
-    CliOverrides { set: Vec::new(), grid: own(grid), zip: own(zip), seeds }
+    CliOverrides { grid: own(grid), zip: own(zip), seeds, ..CliOverrides::default() }
 }
 
 fn json(ir: &ExperimentIr) -> String {
@@ -361,7 +362,7 @@ fn setting_a_swept_parameter_is_an_error_that_suggests_grid() {
 
 /// Seed and cache key of every stage, as the planner computes them.
 fn seeds_and_keys(ir: &ExperimentIr) -> BTreeMap<String, (u64, String)> {
-    let plan = plan(ir, &common::registry(), None, &Backend::cpu()).expect("plans");
+    let plan = plan(ir, &common::registry(), None, &Runtime::default()).expect("plans");
     plan.stages
         .iter()
         .map(|p| (p.stage.name.clone(), (p.stage.seed, p.key.as_str().to_string())))

@@ -17,7 +17,7 @@ use ticketlab_api::metrics::{EvalRecord, RunSummary};
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, TrainJob, TrainerPlugin};
 use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors, ParamDef};
 use ticketlab_api::{Error, Result, register_plugin, seed};
-use ticketlab_engine::tensor::{
+use ticketlab_tensor::{
     LossKind, LossPrecision, OptimizerConfig, OptimizerKind, OptimizerState, StepSpec,
     TrainingSession,
 };
@@ -89,6 +89,7 @@ impl TrainerPlugin for EdgePopup {
             precision: LossPrecision::F32,
             optimizer: config,
             batch_size: data.train.len(),
+            device: job.ctx.runtime.device,
         };
         let mut session =
             TrainingSession::new(job.arch, weights.clone(), None, &spec, &data.train)?;
@@ -99,7 +100,7 @@ impl TrainerPlugin for EdgePopup {
         for step in 0..=steps {
             let mask: MaskSet = scores.iter().map(|(n, s)| (n.clone(), top_k(s, keep))).collect();
             let mut effective = weights.clone();
-            ticketlab_engine::pruning::apply_mask(&mut effective, &mask);
+            ticketlab_tensor::pruning::apply_mask(&mut effective, &mask);
             session.set_params(&effective)?;
             if step % every == 0 || step == steps {
                 let record = crate::trainer::evaluate(&mut session, data, step)?;

@@ -1,15 +1,18 @@
-//! ticketlab's built-in plugins: tasks, architectures, the standard trainer, pruners,
-//! analyses and the compare report, each registered with
-//! [`ticketlab_api::register_plugin!`]. A binary must link this crate for them to exist:
-//! `use ticketlab_plugins as _;` (inventory only sees crates that are linked).
+//! ticketlab's built-in plugins, one folder or file per plugin kind: [`datasets`],
+//! [`architectures`], the trainers ([`trainer`], [`edge_popup`]), [`pruners`], [`analyses`] and
+//! the compare [`report`], each registered with [`ticketlab_api::register_plugin!`]. A binary
+//! must link this crate for them to exist: `use ticketlab_plugins as _;` (inventory only sees
+//! crates that are linked).
+//!
+//! Plugins depend on `ticketlab-api` (the vocabulary and traits) and `ticketlab-tensor` (training
+//! graphs and the pruning math), never on the engine that plans and stores runs.
 
 pub mod analyses;
-pub mod bench;
+pub mod architectures;
+pub mod datasets;
 pub mod edge_popup;
-pub mod models;
 pub mod pruners;
 pub mod report;
-pub mod tasks;
 pub mod trainer;
 
 /// Every built-in plugin as `(kind, name)`, sorted: what [`ticketlab_api::plugin::registry::Registry::builtin`]

@@ -6,14 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use ticketlab_api::artifact::{DensityReport, RunArtifact};
+use ticketlab_api::budget::{self, Budget};
 use ticketlab_api::data::Dataset;
 use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
 use ticketlab_api::plugin::{
     ArmJob, ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
 };
+use ticketlab_api::runtime::Device;
 use ticketlab_api::tensor::NamedTensors;
-use ticketlab_api::{Error, Result, budget, register_plugin, seed};
-use ticketlab_engine::tensor::{
+use ticketlab_api::{Error, Result, register_plugin, seed};
+use ticketlab_tensor::{
     ArmInit, EvalResult, LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec,
     TrainingSession, kernels,
 };
@@ -137,6 +139,7 @@ impl Schedule {
 /// Parsed trainer parameters.
 struct Recipe {
     steps: u64,
+    /// The step, on the CPU: an arm trains on its runtime's device.
     step: StepSpec,
     schedule: LrSchedule,
     grad_clip: Option<f64>,
@@ -208,7 +211,7 @@ impl Recipe {
         let grad_clip = Some(p.f64("grad_clip")?).filter(|&c| c > 0.0);
         Ok(Self {
             steps,
-            step: StepSpec { loss, precision, optimizer, batch_size },
+            step: StepSpec { loss, precision, optimizer, batch_size, device: Device::Cpu },
             schedule,
             grad_clip,
             evaluations,
@@ -226,11 +229,11 @@ impl Recipe {
 
     /// The bytes a run keeps in memory for `weights` values in `tensors` tensors (the weights,
     /// gradients, optimizer moments and mask; every checkpoint; every evaluation record), each
-    /// part refused when it alone would not fit, naming the parameter to change.
-    fn memory(&self, weights: u64, tensors: u64) -> Result<u64> {
+    /// part refused when it alone would not fit in `limit`, naming the parameter to change.
+    fn memory(&self, weights: u64, tensors: u64, limit: &Budget) -> Result<u64> {
         // Weights, gradients, two optimizer moments and a mask while training.
         let training = budget::f32_bytes(weights).saturating_mul(5);
-        budget::require(
+        limit.require(
             "model",
             &format!("training {weights} weights"),
             training,
@@ -238,7 +241,7 @@ impl Recipe {
         )?;
         let checkpoints = self.checkpoints.count();
         let kept = budget::f32_bytes(weights).saturating_mul(checkpoints);
-        budget::require(
+        limit.require(
             "checkpoint_every",
             &format!("keeping {checkpoints} checkpoints of {weights} weights"),
             kept,
@@ -247,7 +250,7 @@ impl Recipe {
         let evaluations = self.evaluations.count().saturating_add(checkpoints);
         // An evaluation record: steps, losses, accuracies, and two norms per tensor and in all.
         let records = (96 + 16 * (tensors + 1)).saturating_mul(evaluations);
-        budget::require(
+        limit.require(
             "eval_every",
             &format!("keeping up to {evaluations} evaluations"),
             records,
@@ -384,9 +387,9 @@ impl TrainerPlugin for Standard {
             .collect()
     }
 
-    fn memory(&self, params: &Params, model: &ModelSize) -> Result<Option<u64>> {
+    fn memory(&self, params: &Params, model: &ModelSize, budget: &Budget) -> Result<Option<u64>> {
         let recipe = Recipe::from_params(params, model.examples as usize)?;
-        recipe.memory(model.weights, model.tensors).map(Some)
+        recipe.memory(model.weights, model.tensors, budget).map(Some)
     }
 
     /// Only minibatches are drawn with the seed; full-batch training draws nothing.
@@ -411,7 +414,7 @@ impl<'a> Arm<'a> {
         let recipe = Recipe::from_params(arm.params, arm.job.data.train.len())?;
         let init = arm.job.init;
         let weights = init.params.values().map(|t| t.data.len() as u64).sum();
-        recipe.memory(weights, init.params.len() as u64)?;
+        recipe.memory(weights, init.params.len() as u64, &arm.job.ctx.runtime.budget)?;
         Ok(Self {
             recipe,
             job: arm.job,
@@ -465,7 +468,8 @@ fn train_together<'a>(arms: Vec<(usize, Arm<'a>)>) -> Vec<(usize, Result<RunArti
 /// The training loop of [`train_together`]: each arm's final weights.
 fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
     let (data, arch) = (arms[0].job.data, arms[0].job.arch);
-    let (steps, step_spec) = (arms[0].recipe.steps, arms[0].recipe.step);
+    let steps = arms[0].recipe.steps;
+    let step_spec = StepSpec { device: arms[0].job.ctx.runtime.device, ..arms[0].recipe.step };
     let inits = arms
         .iter()
         .map(|a| ArmInit {
@@ -616,21 +620,26 @@ mod tests {
         assert!(start.elapsed().as_secs() < 5, "the schedule was built step by step");
         assert!(r.evaluates(0) && r.evaluates(200) && r.evaluates(i64::MAX as u64));
         assert!(!r.evaluates(201) || r.evaluations.listed.contains(&201));
-        let err = r.memory(1000, 3).unwrap_err().to_string();
+        let err = r.memory(1000, 3, &Budget::default()).unwrap_err().to_string();
         assert!(
             err.contains("parameter `eval_every`") && err.contains("evaluate less often"),
             "{err}"
         );
         // Without periodic evaluations, a long run keeps only the log-spaced points.
-        assert!(recipe(i64::MAX as u64, 0).memory(1000, 3).is_ok());
+        assert!(recipe(i64::MAX as u64, 0).memory(1000, 3, &Budget::default()).is_ok());
         let p = Params::new()
             .with("steps", 1_000_000_000)
             .with("checkpoint_every", 1)
             .with("eval_every", 0)
             .with_defaults(PARAMS);
-        let err = Recipe::from_params(&p, 10).unwrap().memory(1000, 3).unwrap_err().to_string();
+        let err = Recipe::from_params(&p, 10)
+            .unwrap()
+            .memory(1000, 3, &Budget::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("parameter `checkpoint_every`"), "{err}");
-        let err = recipe(100, 10).memory(u64::MAX / 8, 3).unwrap_err().to_string();
+        let err =
+            recipe(100, 10).memory(u64::MAX / 8, 3, &Budget::default()).unwrap_err().to_string();
         assert!(err.contains("parameter `model`") && err.contains("smaller model"), "{err}");
     }
 

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::data::DatasetShape;
 use crate::ir::{ExperimentIr, StageKind};
@@ -13,20 +12,140 @@ use crate::plugin::{ModelSize, Params};
 use crate::tensor::{Architecture, ParamDef};
 use crate::{Error, Result};
 
-/// The limit set with [`set_memory_limit`]; 0 = none set (the machine's memory).
-static LIMIT: AtomicU64 = AtomicU64::new(0);
-
-/// Limits every stage's estimated memory to `bytes` (`run --max-memory`); `None` restores the
-/// default, the machine's memory.
-pub fn set_memory_limit(bytes: Option<u64>) {
-    LIMIT.store(bytes.unwrap_or(0), Ordering::Relaxed);
+/// The memory a stage may use: `--max-memory`, else this machine's memory. Part of the
+/// [`Runtime`](crate::runtime::Runtime) a run is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// The limit in bytes; `None`: this machine's memory.
+    pub max_memory: Option<u64>,
 }
 
-/// The memory a stage may use, and where that figure comes from.
-pub fn memory_limit() -> (u64, &'static str) {
-    match LIMIT.load(Ordering::Relaxed) {
-        0 => (machine_memory(), "this machine's memory"),
-        n => (n, "--max-memory"),
+impl Budget {
+    /// A budget of `max_memory` bytes (`None`: this machine's memory).
+    pub fn new(max_memory: Option<u64>) -> Self {
+        Self { max_memory }
+    }
+
+    /// The memory a stage may use, and where that figure comes from.
+    pub fn limit(&self) -> (u64, &'static str) {
+        match self.max_memory {
+            Some(n) => (n, "--max-memory"),
+            None => (machine_memory(), "this machine's memory"),
+        }
+    }
+
+    /// Refuses `bytes` beyond the limit: an [`Error::Param`] at `key` saying what needs the
+    /// memory and how to need less (`fix`).
+    pub fn require(&self, key: &str, what: &str, bytes: u64, fix: &str) -> Result<()> {
+        let (limit, source) = self.limit();
+        if bytes <= limit {
+            return Ok(());
+        }
+        Err(Error::param(
+            key,
+            format!(
+                "{what} would take about {}, more than the {} of {source}; {fix}",
+                human(bytes),
+                human(limit)
+            ),
+        ))
+    }
+
+    /// Refuses a model whose weights would not fit, naming the architecture parameter with the
+    /// largest value (the likeliest culprit) and the largest weight tensor.
+    pub fn check_weights(&self, arch: &dyn Architecture, params: &Params) -> Result<()> {
+        let defs = arch.parameters();
+        let weights = weight_count(&defs);
+        let largest = defs.iter().max_by_key(|d| elements(&d.shape));
+        let what = match largest {
+            Some(d) => format!(
+                "the model's {weights} weights (the largest, `{}`, is {:?})",
+                d.name, d.shape
+            ),
+            None => format!("the model's {weights} weights"),
+        };
+        self.require(culprit(params), &what, f32_bytes(weights), "use a smaller model")
+    }
+
+    /// The memory of each stage of `ir` that can be estimated from parameters alone, in bytes, or
+    /// the [`Error::Param`] of a stage beyond the limit. Stages whose size cannot be known before
+    /// they run (a dataset without [`crate::plugin::DatasetPlugin::shape`], analyses) are left out.
+    /// Nothing is allocated: architectures are built (which only records shapes), never their
+    /// weights.
+    pub fn estimate(
+        &self,
+        ir: &ExperimentIr,
+        registry: &Registry,
+    ) -> BTreeMap<String, Result<u64>> {
+        let mut shapes: BTreeMap<&str, DatasetShape> = BTreeMap::new();
+        // The model each stage works on: its size, the model stage and that stage's likeliest
+        // culprit parameter (where a model too large to train is reported).
+        let mut models: BTreeMap<&str, Model> = BTreeMap::new();
+        let mut out = BTreeMap::new();
+        for stage in &ir.stages {
+            let params = Params(stage.params.clone());
+            let plugin = stage.plugin.as_deref().unwrap_or_default();
+            let input =
+                |port: &str| stage.inputs.get(port).and_then(|p| p.first()).map(String::as_str);
+            let model_of = |port: &str, models: &BTreeMap<&str, Model>| {
+                input(port)
+                    .and_then(|m| models.get(m).cloned().or_else(|| upstream_model(ir, m, models)))
+            };
+            let estimate = match stage.kind {
+                StageKind::Dataset => {
+                    registry.dataset(plugin).ok().and_then(|d| d.shape(&params)).map(|shape| {
+                        let row = elements(&shape.info.input_shape)
+                            .saturating_add(shape.info.output_dim as u64);
+                        let bytes =
+                            f32_bytes(row.saturating_mul((shape.train + shape.test) as u64));
+                        shapes.insert(&stage.name, shape);
+                        Ok(bytes)
+                    })
+                }
+                StageKind::Model => input("data").and_then(|d| shapes.get(d)).and_then(|shape| {
+                    let arch =
+                        registry.architecture(plugin).ok()?.build(&params, &shape.info).ok()?;
+                    let size = model_size(arch.as_ref(), shape.train);
+                    let model = Model {
+                        size,
+                        stage: stage.name.clone(),
+                        culprit: culprit(&params).to_string(),
+                    };
+                    models.insert(&stage.name, model);
+                    Some(
+                        self.check_weights(arch.as_ref(), &params)
+                            .map(|()| f32_bytes(size.weights)),
+                    )
+                }),
+                StageKind::Train => model_of("model", &models).and_then(|model| {
+                    models.insert(&stage.name, model.clone());
+                    match registry.trainer(plugin).ok()?.memory(&params, &model.size, self) {
+                        // Too large to train at all: the model's sizes are to change, not the
+                        // trainer's, so the model stage is refused.
+                        Err(Error::Param { key, message }) if key == "model" => {
+                            let refused = Err(Error::param(model.culprit.clone(), message));
+                            let slot = out.entry(model.stage.clone()).or_insert(Ok(0));
+                            if slot.is_ok() {
+                                *slot = refused;
+                            }
+                            None
+                        }
+                        other => other.transpose(),
+                    }
+                }),
+                StageKind::Prune | StageKind::Rewind => model_of("from", &models).map(|model| {
+                    // The weights read and the mask or weights written.
+                    let bytes = f32_bytes(model.size.weights).saturating_mul(2);
+                    models.insert(&stage.name, model);
+                    Ok(bytes)
+                }),
+                StageKind::Analyze | StageKind::Report => None,
+            };
+            if let Some(e) = estimate {
+                out.insert(stage.name.clone(), e);
+            }
+        }
+        out
     }
 }
 
@@ -41,23 +160,6 @@ fn machine_memory() -> u64 {
             .and_then(|kb| kb.trim().parse::<u64>().ok())
             .map_or(u64::MAX, |kb| kb.saturating_mul(1024))
     })
-}
-
-/// Refuses `bytes` beyond the limit: an [`Error::Param`] at `key` saying what needs the memory
-/// and how to need less (`fix`).
-pub fn require(key: &str, what: &str, bytes: u64, fix: &str) -> Result<()> {
-    let (limit, source) = memory_limit();
-    if bytes <= limit {
-        return Ok(());
-    }
-    Err(Error::param(
-        key,
-        format!(
-            "{what} would take about {}, more than the {} of {source}; {fix}",
-            human(bytes),
-            human(limit)
-        ),
-    ))
 }
 
 /// Bytes of `count` f32 values, saturating.
@@ -105,78 +207,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// The memory of each stage of `ir` that can be estimated from parameters alone, in bytes, or
-/// the [`Error::Param`] of a stage beyond the limit. Stages whose size cannot be known before
-/// they run (a dataset without [`crate::plugin::DatasetPlugin::shape`], analyses) are left out.
-/// Nothing is allocated: architectures are built (which only records shapes), never their
-/// weights.
-pub fn estimate(ir: &ExperimentIr, registry: &Registry) -> BTreeMap<String, Result<u64>> {
-    let mut shapes: BTreeMap<&str, DatasetShape> = BTreeMap::new();
-    // The model each stage works on: its size, the model stage and that stage's likeliest
-    // culprit parameter (where a model too large to train is reported).
-    let mut models: BTreeMap<&str, Model> = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for stage in &ir.stages {
-        let params = Params(stage.params.clone());
-        let plugin = stage.plugin.as_deref().unwrap_or_default();
-        let input = |port: &str| stage.inputs.get(port).and_then(|p| p.first()).map(String::as_str);
-        let model_of = |port: &str, models: &BTreeMap<&str, Model>| {
-            input(port)
-                .and_then(|m| models.get(m).cloned().or_else(|| upstream_model(ir, m, models)))
-        };
-        let estimate = match stage.kind {
-            StageKind::Dataset => {
-                registry.dataset(plugin).ok().and_then(|d| d.shape(&params)).map(|shape| {
-                    let row = elements(&shape.info.input_shape)
-                        .saturating_add(shape.info.output_dim as u64);
-                    let bytes = f32_bytes(row.saturating_mul((shape.train + shape.test) as u64));
-                    shapes.insert(&stage.name, shape);
-                    Ok(bytes)
-                })
-            }
-            StageKind::Model => input("data").and_then(|d| shapes.get(d)).and_then(|shape| {
-                let arch = registry.architecture(plugin).ok()?.build(&params, &shape.info).ok()?;
-                let size = model_size(arch.as_ref(), shape.train);
-                let model = Model {
-                    size,
-                    stage: stage.name.clone(),
-                    culprit: culprit(&params).to_string(),
-                };
-                models.insert(&stage.name, model);
-                Some(check_weights(arch.as_ref(), &params).map(|()| f32_bytes(size.weights)))
-            }),
-            StageKind::Train => model_of("model", &models).and_then(|model| {
-                models.insert(&stage.name, model.clone());
-                match registry.trainer(plugin).ok()?.memory(&params, &model.size) {
-                    // Too large to train at all: the model's sizes are to change, not the
-                    // trainer's, so the model stage is refused.
-                    Err(Error::Param { key, message }) if key == "model" => {
-                        let refused = Err(Error::param(model.culprit.clone(), message));
-                        let slot = out.entry(model.stage.clone()).or_insert(Ok(0));
-                        if slot.is_ok() {
-                            *slot = refused;
-                        }
-                        None
-                    }
-                    other => other.transpose(),
-                }
-            }),
-            StageKind::Prune | StageKind::Rewind => model_of("from", &models).map(|model| {
-                // The weights read and the mask or weights written.
-                let bytes = f32_bytes(model.size.weights).saturating_mul(2);
-                models.insert(&stage.name, model);
-                Ok(bytes)
-            }),
-            StageKind::Analyze | StageKind::Report => None,
-        };
-        if let Some(e) = estimate {
-            out.insert(stage.name.clone(), e);
-        }
-    }
-    out
-}
-
-/// The model a stage works on, for [`estimate`].
+/// The model a stage works on, for [`Budget::estimate`].
 #[derive(Debug, Clone)]
 struct Model {
     size: ModelSize,
@@ -211,21 +242,6 @@ fn model_size(arch: &dyn Architecture, examples: usize) -> ModelSize {
 /// The weights of `defs`, in all, saturating.
 fn weight_count(defs: &[ParamDef]) -> u64 {
     defs.iter().map(|d| elements(&d.shape)).fold(0, u64::saturating_add)
-}
-
-/// Refuses a model whose weights would not fit, naming the architecture parameter with the
-/// largest value (the likeliest culprit) and the largest weight tensor.
-pub fn check_weights(arch: &dyn Architecture, params: &Params) -> Result<()> {
-    let defs = arch.parameters();
-    let weights = weight_count(&defs);
-    let largest = defs.iter().max_by_key(|d| elements(&d.shape));
-    let what = match largest {
-        Some(d) => {
-            format!("the model's {weights} weights (the largest, `{}`, is {:?})", d.name, d.shape)
-        }
-        None => format!("the model's {weights} weights"),
-    };
-    require(culprit(params), &what, f32_bytes(weights), "use a smaller model")
 }
 
 #[cfg(test)]
@@ -269,17 +285,21 @@ mod tests {
     #[test]
     fn a_model_beyond_the_limit_is_refused_at_its_largest_parameter() {
         let params = Params::new().with("width", 100_000).with("depth", 2);
-        let err = check_weights(&Square(1 << 40), &params).unwrap_err().to_string();
+        let budget = Budget::default();
+        let err = budget.check_weights(&Square(1 << 40), &params).unwrap_err().to_string();
         assert!(err.starts_with("parameter `width`: the model's") && err.contains("`w`"), "{err}");
-        assert!(check_weights(&Square(10), &params).is_ok());
+        assert!(budget.check_weights(&Square(10), &params).is_ok());
     }
 
     #[test]
     fn shapes_saturate_instead_of_overflowing() {
         assert_eq!(elements(&[usize::MAX, 4]), u64::MAX);
         assert_eq!(f32_bytes(u64::MAX), u64::MAX);
-        let err =
-            require("width", "the weights", u64::MAX, "lower `width`").unwrap_err().to_string();
+        let budget = Budget::new(Some(1 << 30));
+        let err = budget.require("width", "the weights", 2 << 30, "lower `width`");
+        let err = err.unwrap_err().to_string();
         assert!(err.contains("parameter `width`") && err.contains("lower `width`"), "{err}");
+        assert!(err.contains("1.0 GiB of --max-memory"), "{err}");
+        assert!(budget.require("width", "the weights", 1 << 30, "lower it").is_ok());
     }
 }

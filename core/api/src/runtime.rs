@@ -7,12 +7,23 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::budget::Budget;
+
 /// The default limit on one dynamic plugin call in its own process ([`Runtime::plugin_timeout`]).
 pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Settings of one execution that no stage result depends on.
+/// Settings of one execution: where and how stages compute. Only [`Runtime::device`] can change
+/// a result, so it is the one of them recorded in cache keys.
 #[derive(Debug, Clone)]
 pub struct Runtime {
+    /// Threads of the matrix kernels of one stage (every count gives the same numbers).
+    pub threads: usize,
+    /// Where compiled graphs run.
+    pub device: Device,
+    /// The memory a stage may use (`--max-memory`; default: this machine's memory).
+    pub budget: Budget,
     /// Set when the run should stop early (Ctrl-C, SIGTERM): trainings save their state at the
     /// next step boundary and end, and nothing new starts.
     pub stop: StopFlag,
@@ -25,14 +36,54 @@ pub struct Runtime {
 }
 
 impl Default for Runtime {
-    /// Plugins called in this process, with the default timeout for isolated calls, and no stop
-    /// requested.
+    /// One kernel thread on the CPU, the machine's memory, plugins called in this process (with
+    /// the default timeout for isolated calls), and no stop requested.
     fn default() -> Self {
         Self {
+            threads: 1,
+            device: Device::Cpu,
+            budget: Budget::default(),
             stop: StopFlag::default(),
             plugin_host: None,
             plugin_timeout: Some(DEFAULT_PLUGIN_TIMEOUT),
         }
+    }
+}
+
+/// Where compiled graphs run. Results differ in their last bits between devices, so the device
+/// is part of every cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// The CPU kernels.
+    #[default]
+    Cpu,
+    /// luminal_cuda's compiler (the tensor crate's `cuda` feature): inputs and outputs stay host
+    /// buffers; its copy pass moves them to and from the device.
+    Cuda,
+}
+
+impl Device {
+    /// Every device, in the order they are documented.
+    pub const ALL: [Device; 2] = [Device::Cpu, Device::Cuda];
+
+    /// The name in manifests, cache keys and `TICKETLAB_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+
+    /// Parses [`Device::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
-use ticketlab_engine::tensor::LossPrecision;
-use ticketlab_plugins::bench::BenchModel;
+use crate::bench::BenchModel;
+use ticketlab_api::runtime::Runtime;
+use ticketlab_tensor::LossPrecision;
 
 use crate::failure::{Failure, print};
 use crate::load;
@@ -40,10 +41,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if args.steps == 0 {
         return Err(Failure::input("--steps must be at least 1"));
     }
-    load::set_threads(args.threads, 1)?;
+    let threads = load::threads(args.threads, 1)?;
+    let runtime = Runtime { threads, device: load::device()?, ..Runtime::default() };
     if args.flush_denormals {
         // Before the first matrix product, so the kernels' thread pool inherits the setting.
-        ticketlab_engine::tensor::denormals::flush_to_zero();
+        ticketlab_tensor::kernels::cpu::denormals::flush_to_zero();
     }
     let registry = load::registry(&[])?;
     let precision = if args.f64_loss { LossPrecision::F64 } else { LossPrecision::F32 };
@@ -51,7 +53,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model))
     })?;
     let r =
-        ticketlab_plugins::bench::train_step(&registry, model, args.steps, args.warmup, precision)
+        crate::bench::train_step(&registry, model, args.steps, args.warmup, precision, &runtime)
             .map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;

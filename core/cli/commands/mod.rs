@@ -62,17 +62,19 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
-    /// The runtime of this program: dynamic plugin calls in child processes of this very
-    /// program (`ticketlab plugin-host`), with the time limit asked for.
-    pub fn runtime(&self) -> Result<Runtime, Failure> {
+    /// `base` (device and budget from the experiment's options) with `threads` kernel threads
+    /// and dynamic plugin calls in child processes of this very program (`ticketlab
+    /// plugin-host`), with the time limit asked for.
+    pub fn runtime(&self, base: &Runtime, threads: usize) -> Result<Runtime, Failure> {
         let program = std::env::current_exe().map_err(|e| {
             Failure::failed(format!("cannot find this program to run plugin calls in: {e}"))
         })?;
         Ok(Runtime {
+            threads,
             plugin_host: Some(program),
             plugin_timeout: (self.plugin_timeout > 0)
                 .then(|| Duration::from_secs(self.plugin_timeout)),
-            ..Runtime::default()
+            ..base.clone()
         })
     }
 }

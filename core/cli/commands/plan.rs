@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ticketlab_engine::{Backend, plan};
+use ticketlab_engine::plan;
 
 use crate::failure::{Failure, print};
 use crate::load::{self, ExperimentArgs, Source};
@@ -28,7 +28,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
-    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current())
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &loaded.runtime)
         .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
     print(&plan.render())

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::text::utc_stamp;
-use ticketlab_engine::{Backend, ExecOptions, Execution, Plan, Store, execute, plan};
+use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute, plan};
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
 use ticketlab_output::rundir::{self, InProgress, RunOutputs, StageFacts};
@@ -83,11 +83,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Some(n) => n,
         None => load::cores(),
     };
-    let threads = load::set_threads(args.threads, jobs)?;
+    let threads = load::threads(args.threads, jobs)?;
     let source = args.file.clone().map_or(Source::Quickstart, Source::File);
     let loaded = load::experiment(source, &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
-    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &Backend::current())
+    let runtime = args.runtime.runtime(&loaded.runtime, threads)?;
+    let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &runtime)
         .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
     let mut options = ExecOptions {
@@ -96,7 +97,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         jobs,
         only_stored: None,
         steal_leases: args.steal_leases,
-        runtime: args.runtime.runtime()?,
+        runtime,
     };
     if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty())
     {

@@ -24,10 +24,10 @@ pub struct Args {
 
 /// Prints the snapshot; a failing stage gives exit code 1.
 pub fn run(args: Args) -> Result<(), Failure> {
-    load::set_threads(args.threads, 1)?;
+    let threads = load::threads(args.threads, 1)?;
     let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
-    let options =
-        SnapshotOptions { base_dir: loaded.source.base_dir(), runtime: args.runtime.runtime()? };
+    let runtime = args.runtime.runtime(&loaded.runtime, threads)?;
+    let options = SnapshotOptions { base_dir: loaded.source.base_dir(), runtime };
     let snap = snapshot(&loaded.ir, &loaded.registry, &options).map_err(Failure::failed)?;
     print(&snap.to_yaml())
 }

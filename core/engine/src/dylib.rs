@@ -57,9 +57,9 @@ use std::sync::Arc;
 use libloading::Library;
 use sha2::{Digest, Sha256};
 
-use crate::plugin::PluginKind;
-use crate::plugin::registry::{Origin, PluginEntry, PluginInstance, Registry};
-use crate::{Error, Result};
+use ticketlab_api::plugin::PluginKind;
+use ticketlab_api::plugin::registry::{Origin, PluginEntry, PluginInstance, Registry};
+use ticketlab_api::{Error, Result};
 
 /// Loads the library at `path` and adds its plugins to `registry`; returns the `kind/name` of
 /// every plugin of the library. Every way a library can be refused is checked first (see the

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::key::StageKey;
 use super::planner::Plan;
-use crate::ir::{StageIr, StageKind};
-use crate::metrics::EvalRecord;
+use ticketlab_api::ir::{StageIr, StageKind};
+use ticketlab_api::metrics::EvalRecord;
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //!
 //! For each stage in plan order: if the store holds its key, the result is loaded; otherwise
 //! the stage's plugin is called with its parameters and typed inputs, inside
-//! [`catch_panic`](crate::error::catch_panic) (the tensor backend reports some errors by
+//! [`catch_panic`](ticketlab_api::error::catch_panic) (the tensor backend reports some errors by
 //! panicking), and the result is stored before the next stage starts. A failing stage does not
 //! stop the others: the stages that need its result (directly or through other stages) are
 //! reported as not run, and every independent stage still runs, so one diverging arm of an
@@ -13,11 +13,11 @@
 //!
 //! | kind | inputs | computation |
 //! |---|---|---|
-//! | dataset | - | [`DatasetPlugin::build`](crate::plugin::DatasetPlugin::build) |
-//! | model | `data` | [`ArchitecturePlugin::build`](crate::plugin::ArchitecturePlugin::build), then [`init_params`] with the stage's seed |
-//! | train | `model`, `data` | [`TrainerPlugin::train`](crate::plugin::TrainerPlugin::train), resuming from `partial/<key>` if present |
-//! | prune | `from`, `data`, `mask`? | weights chosen by `at`, scored from the model's own mask (all ones for a dense model) by [`crate::pruning::make_mask`]; `mask` is the reference of controls such as `shuffle` |
-//! | rewind | `from`, `mask`?, `data`? | weights chosen by `to`, masked by `mask` (else the model's own mask) in the stage's `mode` by [`crate::rewind::rewind`] |
+//! | dataset | - | [`DatasetPlugin::build`](ticketlab_api::plugin::DatasetPlugin::build) |
+//! | model | `data` | [`ArchitecturePlugin::build`](ticketlab_api::plugin::ArchitecturePlugin::build), then [`init_params`] with the stage's seed |
+//! | train | `model`, `data` | [`TrainerPlugin::train`](ticketlab_api::plugin::TrainerPlugin::train), resuming from `partial/<key>` if present |
+//! | prune | `from`, `data`, `mask`? | weights chosen by `at`, scored from the model's own mask (all ones for a dense model) by [`ticketlab_tensor::pruning::make_mask`]; `mask` is the reference of controls such as `shuffle` |
+//! | rewind | `from`, `mask`?, `data`? | weights chosen by `to`, masked by `mask` (else the model's own mask) in the stage's `mode` by [`ticketlab_tensor::rewind::rewind`] |
 //! | analyze, report | `runs`, `masks`, `models`, `data` | the plugin, with [`AnalysisInputs`] |
 
 use std::collections::BTreeMap;
@@ -30,21 +30,21 @@ use super::key::StageKey;
 use super::lease::{Claim, Holder, Lease};
 use super::planner::{Plan, PlannedStage};
 use super::store::{ObjectInfo, Store};
-use crate::artifact::{ArchSpec, Artifact, MaskArtifact, ModelArtifact, RunArtifact};
-use crate::data::{Dataset, DatasetInfo};
-use crate::error::catch_panic;
-use crate::ir::{StageIr, StageKind};
-use crate::metrics::EvalRecord;
-use crate::plugin::registry::Registry;
-use crate::plugin::{
+use ticketlab_api::artifact::{ArchSpec, Artifact, MaskArtifact, ModelArtifact, RunArtifact};
+use ticketlab_api::data::{Dataset, DatasetInfo};
+use ticketlab_api::error::catch_panic;
+use ticketlab_api::ir::{StageIr, StageKind};
+use ticketlab_api::metrics::EvalRecord;
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::plugin::{
     AnalysisInputs, ArmJob, Params, PluginKind, PruneContext, StageContext, TrainJob,
     TrainObserver, TrainState,
 };
-use crate::tensor::{Architecture, NamedTensors, init_params, kernels};
-use crate::{Error, Result};
-use crate::{pruning, rewind};
-use ticketlab_api::budget;
 use ticketlab_api::runtime::{Runtime, StopFlag};
+use ticketlab_api::tensor::{Architecture, NamedTensors, init_params};
+use ticketlab_api::{Error, Result};
+use ticketlab_tensor::kernels;
+use ticketlab_tensor::{pruning, rewind};
 
 /// How to execute.
 #[derive(Debug, Clone, Default)]
@@ -179,7 +179,7 @@ pub fn execute(
     events.plan_ready(plan);
     let jobs = options.jobs.max(1);
     // The kernel threads of one worker.
-    let per_worker = kernels::threads();
+    let per_worker = options.runtime.threads.max(1);
     let n = plan.stages.len();
     let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
     let mut reports: Vec<Option<StageReport>> = vec![None; n];
@@ -562,7 +562,7 @@ impl Executor<'_> {
                 let data = self.dataset(stage, "data")?;
                 let name = plugin()?;
                 let arch = self.registry.architecture(name)?.build(&params, &data.info)?;
-                budget::check_weights(arch.as_ref(), &params)?;
+                self.options.runtime.budget.check_weights(arch.as_ref(), &params)?;
                 let weights = init_params(arch.as_ref(), stage.seed);
                 ran(Artifact::Model(Box::new(ModelArtifact {
                     arch: ArchSpec { plugin: name.to_string(), params },

@@ -9,11 +9,11 @@
 //! ```
 //!
 //! - `kind`: the stage kind;
-//! - `plugin`: the plugin's [fingerprint](crate::plugin::registry::PluginEntry::fingerprint)
+//! - `plugin`: the plugin's [fingerprint](ticketlab_api::plugin::registry::PluginEntry::fingerprint)
 //!   (kind, name, version and, for a dynamic plugin, the SHA-256 of its library), `null` for
 //!   rewind stages, which call no plugin;
 //! - `params`: every parameter that can change the result, defaults filled by the checker
-//!   (parameters marked [`not_in_key`](crate::plugin::ParamSpec::not_in_key), such as how
+//!   (parameters marked [`not_in_key`](ticketlab_api::plugin::ParamSpec::not_in_key), such as how
 //!   often a trainer saves a resumable state, are left out);
 //! - `upstream`: for each connected input port, the keys of the producing stages in the order
 //!   they are connected (so a key changes whenever anything upstream changes);
@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::ir::{StageIr, StageKind};
+use ticketlab_api::ir::{StageIr, StageKind};
+use ticketlab_api::runtime::Device;
 
 /// Version of the key recipe; bumping it invalidates every stored result.
 pub const KEY_FORMAT: u32 = 2;
@@ -85,26 +86,22 @@ impl fmt::Display for StageKey {
 /// Where and how numbers are computed; part of every key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
-    /// Device family: `cpu` (or `cuda`).
-    pub device: String,
+    /// The device graphs compile for.
+    pub device: Device,
     /// Floating-point precision of weights and arithmetic.
     pub precision: String,
 }
 
 impl Backend {
-    /// The CPU backend in f32, ticketlab's default.
-    pub fn cpu() -> Self {
-        Self { device: "cpu".into(), precision: "f32".into() }
+    /// The backend of a runtime's device, in f32, so results computed on different devices
+    /// never share a cache key.
+    pub fn of(device: Device) -> Self {
+        Self { device, precision: "f32".into() }
     }
 
-    /// The backend graphs compile for in this process ([`crate::tensor::kernels::Device`]:
-    /// CPU unless built with the `cuda` feature and run with `TICKETLAB_BACKEND=cuda`), so results
-    /// computed on different devices never share a cache key.
-    pub fn current() -> Self {
-        Self {
-            device: crate::tensor::kernels::Device::from_env().name().into(),
-            precision: "f32".into(),
-        }
+    /// The CPU backend in f32, ticketlab's default.
+    pub fn cpu() -> Self {
+        Self::of(Device::Cpu)
     }
 }
 
@@ -139,7 +136,7 @@ impl KeyVersions {
 
 /// Computes a stage's key.
 ///
-/// `fingerprint` is the plugin's [`PluginEntry::fingerprint`](crate::plugin::registry::PluginEntry::fingerprint)
+/// `fingerprint` is the plugin's [`PluginEntry::fingerprint`](ticketlab_api::plugin::registry::PluginEntry::fingerprint)
 /// (`None` for rewind); `upstream` maps each input port to the keys of its producers, in the
 /// order of `stage.inputs`.
 pub fn stage_key(
@@ -293,7 +290,7 @@ mod tests {
             &KeyVersions::current(),
         );
         assert_ne!(k, v2, "plugin version");
-        let cuda = Backend { device: "cuda".into(), precision: "f32".into() };
+        let cuda = Backend::of(Device::Cuda);
         assert_ne!(
             k,
             stage_key(

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::key::StageKey;
 use super::store::{Store, host_name};
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// How often a holder renews its lease.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);

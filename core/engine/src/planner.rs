@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 
 use super::key::{Backend, KeyVersions, KeyedStage, StageKey, stage_key};
 use super::store::Store;
-use crate::ir::{ExperimentIr, StageIr, StageKind};
-use crate::plugin::Params;
-use crate::plugin::registry::{PluginEntry, Registry};
-use crate::{Error, Result};
 use ticketlab_api::budget;
+use ticketlab_api::ir::{ExperimentIr, StageIr, StageKind};
+use ticketlab_api::plugin::Params;
+use ticketlab_api::plugin::registry::{PluginEntry, Registry};
+use ticketlab_api::runtime::Runtime;
 use ticketlab_api::text::table;
+use ticketlab_api::{Error, Result};
 
 /// One stage of a plan.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ pub struct PlannedStage {
     /// For a training stage that is not cached: the step of a saved partial state to resume.
     pub resume_from: Option<u64>,
     /// The memory the stage will use, estimated from its parameters
-    /// ([`ticketlab_api::budget::estimate`]); `None` when it cannot be known before it runs.
+    /// ([`ticketlab_api::budget::Budget::estimate`]); `None` when it cannot be known before it runs.
     pub memory: Option<u64>,
     /// For a training stage that trains together with other arms in one compiled graph: the
     /// number of its batch (from 1, in plan order); `None` when it trains alone.
@@ -59,13 +60,14 @@ pub struct Plan {
 ///
 /// Fails when a stage names a plugin the registry does not have or reads a stage that does not
 /// come before it (the checker rules both out for IR it produced).
+/// Keys record the runtime's device; memory estimates hold against its budget.
 pub fn plan(
     ir: &ExperimentIr,
     registry: &Registry,
     store: Option<&Store>,
-    backend: &Backend,
+    runtime: &Runtime,
 ) -> Result<Plan> {
-    plan_with(ir, registry, store, backend, &KeyVersions::current())
+    plan_with(ir, registry, store, runtime, &KeyVersions::current())
 }
 
 /// [`plan`] with explicit versions hashed into the keys (see [`KeyVersions`]).
@@ -73,12 +75,13 @@ pub fn plan_with(
     ir: &ExperimentIr,
     registry: &Registry,
     store: Option<&Store>,
-    backend: &Backend,
+    runtime: &Runtime,
     versions: &KeyVersions,
 ) -> Result<Plan> {
+    let backend = &Backend::of(runtime.device);
     let mut keys: BTreeMap<&str, StageKey> = BTreeMap::new();
     let mut stages = Vec::with_capacity(ir.stages.len());
-    let memory = budget::estimate(ir, registry);
+    let memory = runtime.budget.estimate(ir, registry);
     for stage in &ir.stages {
         let entry = match (stage.kind.plugin_kind(), &stage.plugin) {
             (Some(kind), Some(name)) => {
@@ -137,8 +140,8 @@ pub fn plan_with(
 }
 
 /// Groups the training stages still to compute that can train together
-/// ([`TrainerPlugin::train_arms`](crate::plugin::TrainerPlugin::train_arms)): the same trainer,
-/// equal [`batch_key`](crate::plugin::TrainerPlugin::batch_key) (and seed, when the trainer
+/// ([`TrainerPlugin::train_arms`](ticketlab_api::plugin::TrainerPlugin::train_arms)): the same trainer,
+/// equal [`batch_key`](ticketlab_api::plugin::TrainerPlugin::batch_key) (and seed, when the trainer
 /// draws minibatches with it), the same data (by cache key), a model descended from a model
 /// stage of the same plugin and parameters (so the same shapes; other seeds give other
 /// weights), masked or not alike, and the same step to resume from. A stage never joins a batch
@@ -224,7 +227,7 @@ fn assign_batches(stages: &mut [PlannedStage], registry: &Registry) {
 }
 
 /// What of `stage` its key covers: the parameters that can change its result (every one not
-/// marked [`not_in_key`](crate::plugin::ParamSpec::not_in_key)), and its seed unless it draws
+/// marked [`not_in_key`](ticketlab_api::plugin::ParamSpec::not_in_key)), and its seed unless it draws
 /// no random numbers (its plugin's `uses_seed`; a rewind stage only when it re-initialises).
 fn keyed<'a>(stage: &'a StageIr, entry: Option<&PluginEntry>) -> KeyedStage<'a> {
     let bookkeeping: Vec<&str> = stage

@@ -43,15 +43,15 @@ pub use self::housekeeping::{WRITTEN_FOLDERS, probe_writable};
 
 use self::tensors::{Entry, Read};
 use super::key::{CORE_VERSION, StageKey};
-use crate::artifact::{
+use ticketlab_api::artifact::{
     AnalysisArtifact, ArchSpec, Artifact, DensityReport, MaskArtifact, ModelArtifact, RunArtifact,
 };
-use crate::data::{Dataset, DatasetInfo, Split, Targets};
-use crate::ir::{ArtifactType, StageKind};
-use crate::metrics::{EvalRecord, RunSummary};
-use crate::plugin::TrainState;
-use crate::tensor::NamedTensors;
-use crate::{Error, Result};
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::ir::{ArtifactType, StageKind};
+use ticketlab_api::metrics::{EvalRecord, RunSummary};
+use ticketlab_api::plugin::TrainState;
+use ticketlab_api::tensor::NamedTensors;
+use ticketlab_api::{Error, Result};
 
 /// Version of the object layout; objects of another version are refused as corrupt.
 pub const STORE_FORMAT: u32 = 1;

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// Writes `contents` to `path`, creating its parent directories.
 pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {

@@ -21,10 +21,9 @@ pub mod report;
 pub mod rundir;
 pub mod summary;
 
-// The vocabulary the output modules share, imported once.
-pub(crate) use ticketlab_api::{Error, Result, artifact, ir, metrics};
-
 use std::path::Path;
+
+use ticketlab_api::Result;
 
 /// Writes the run directory `dir` of one execution: the data files, the figures, the report,
 /// and last the manifest that marks it complete.

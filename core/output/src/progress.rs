@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::ir::{StageIr, StageKind};
-use crate::metrics::EvalRecord;
+use ticketlab_api::ir::{StageIr, StageKind};
+use ticketlab_api::metrics::EvalRecord;
 use ticketlab_engine::{Plan, RunEvents, StageKey, StageOutcome, StageReport};
 
 /// How progress is shown.
@@ -360,7 +360,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::metrics::Norms;
+    use ticketlab_api::metrics::Norms;
     use ticketlab_engine::{Backend, PlannedStage};
 
     /// A writer whose bytes the test reads back.

@@ -19,7 +19,7 @@ use super::figures::{self, Figure};
 use super::files;
 use super::rundir::{Manifest, MaskSummary, MetricLine, RunFiles, names};
 use super::summary::{SeedGroup, Spread, Summary, SummaryRow};
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// Writes `report.md` and `report.html` of `run` into `run.dir`, showing `figures` (already
 /// written under `figures/`).
@@ -448,7 +448,7 @@ fn num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::RunSummary;
+    use ticketlab_api::metrics::RunSummary;
 
     fn row(arm: &str, t_gen: Option<u64>, rate: Option<f64>, speedup: Option<f64>) -> SummaryRow {
         let run = RunSummary {
@@ -536,7 +536,7 @@ mod tests {
     fn comparison_labels_are_unique() {
         let run = |dir: &str| RunFiles {
             dir: PathBuf::from(dir),
-            ir: crate::ir::ExperimentIr {
+            ir: ticketlab_api::ir::ExperimentIr {
                 name: "e".into(),
                 description: String::new(),
                 seed: 0,

@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use super::files;
 use super::summary::Summary;
-use crate::artifact::{Artifact, LayerDensity};
-use crate::ir::{ExperimentIr, StageKind, written_name};
-use crate::metrics::EvalRecord;
-use crate::{Error, Result};
+use ticketlab_api::artifact::{Artifact, LayerDensity};
+use ticketlab_api::ir::{ExperimentIr, StageKind, written_name};
+use ticketlab_api::metrics::EvalRecord;
+use ticketlab_api::{Error, Result};
 use ticketlab_engine::{Execution, Plan};
 
 /// File names inside a run directory.
@@ -568,7 +568,7 @@ pub fn default_run_dir(name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Norms;
+    use ticketlab_api::metrics::Norms;
 
     #[test]
     fn default_dir_sanitises_the_name() {

@@ -1,6 +1,6 @@
 //! The per-arm headline rows of `summary.csv` and `summary.json` (schema: the README's `summary.json` section).
 //!
-//! Every train stage that produced a [`RunArtifact`](crate::artifact::RunArtifact) is an *arm*.
+//! Every train stage that produced a [`RunArtifact`](ticketlab_api::artifact::RunArtifact) is an *arm*.
 //! An arm's speed-up is `baseline t_gen / arm t_gen` (above 1: the arm generalises sooner, the
 //! `compare` report's convention), against the `baseline` of the first report stage (in IR
 //! order) that compares the arm; in a sweep that is the baseline copy of the arm's own sweep
@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::artifact::Artifact;
-use crate::ir::{ExperimentIr, StageIr, StageKind, written_name};
-use crate::metrics::RunSummary;
+use ticketlab_api::artifact::Artifact;
+use ticketlab_api::ir::{ExperimentIr, StageIr, StageKind, written_name};
+use ticketlab_api::metrics::RunSummary;
 
 /// One row of the summary: the headline numbers of one trained arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +140,7 @@ impl Summary {
     /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
     /// Columns: `arm`, `stage`, `seed`, `pruner`, one per swept parameter (`STAGE.PARAM`, sorted),
     /// then the numbers of [`NUMBER_COLUMNS`].
-    pub fn to_csv(&self) -> crate::Result<String> {
+    pub fn to_csv(&self) -> ticketlab_api::Result<String> {
         let swept = swept_keys(self.arms.iter().map(|a| &a.sweep));
         let mut header: Vec<String> = ["arm", "stage", "seed", "pruner"].map(String::from).to_vec();
         header.extend(swept.iter().cloned());
@@ -267,15 +267,17 @@ pub fn write_csv(
     file: &str,
     header: &[String],
     rows: impl Iterator<Item = Vec<String>>,
-) -> crate::Result<String> {
-    let io = |e: csv::Error| crate::Error::Other(format!("writing {file}: {e}"));
+) -> ticketlab_api::Result<String> {
+    let io = |e: csv::Error| ticketlab_api::Error::Other(format!("writing {file}: {e}"));
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(io)?;
     for row in rows {
         w.write_record(&row).map_err(io)?;
     }
-    let bytes = w.into_inner().map_err(|e| crate::Error::Other(format!("writing {file}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| crate::Error::Other(format!("{file} is not UTF-8: {e}")))
+    let bytes =
+        w.into_inner().map_err(|e| ticketlab_api::Error::Other(format!("writing {file}: {e}")))?;
+    String::from_utf8(bytes)
+        .map_err(|e| ticketlab_api::Error::Other(format!("{file} is not UTF-8: {e}")))
 }
 
 fn number_cells(a: &SummaryRow) -> Vec<String> {

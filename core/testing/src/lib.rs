@@ -47,7 +47,7 @@ use ticketlab_api::ir::{ExperimentIr, StageKind};
 use ticketlab_api::metrics::RunSummary;
 use ticketlab_api::plugin::registry::Registry;
 use ticketlab_api::tensor::MaskSet;
-use ticketlab_engine::key::{Backend, KeyVersions};
+use ticketlab_engine::key::KeyVersions;
 use ticketlab_engine::planner::{Plan, plan, plan_with};
 use ticketlab_engine::{ExecOptions, Execution, NoEvents, RunEvents, Store, execute};
 
@@ -219,8 +219,7 @@ pub fn snapshot_with_events(
     );
     let _ = std::fs::remove_dir_all(&dir.0);
     let store = Store::new(&dir.0);
-    let backend = Backend::current();
-    let run_plan = plan(ir, registry, Some(&store), &backend)?;
+    let run_plan = plan(ir, registry, Some(&store), &options.runtime)?;
     let exec = execute(
         &run_plan,
         registry,
@@ -236,7 +235,7 @@ pub fn snapshot_with_events(
     if let Some(e) = exec.error {
         return Err(e);
     }
-    let keys = plan_with(ir, registry, None, &backend, &KeyVersions::redacted())?;
+    let keys = plan_with(ir, registry, None, &options.runtime, &KeyVersions::redacted())?;
     Ok(Snapshot::from_execution(ir, &keys, &exec))
 }
 

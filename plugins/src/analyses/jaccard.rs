@@ -2,7 +2,7 @@
 //!
 //! For each input run, the global magnitude mask at `rate` (the paper's k = 0.6) is computed
 //! from every checkpoint (ranking only the weights alive in the run's own mask, with the core's
-//! exact-k and tie rules, [`ticketlab_engine::pruning::select_global`]). For each pair of
+//! exact-k and tie rules, [`ticketlab_tensor::pruning::select_global`]). For each pair of
 //! successive checkpoints `(t, t')`, per layer and over all layers,
 //! `JD = 1 − |m_t ∧ m_t'| / |m_t ∨ m_t'|` (0 when both are empty), together with the change of
 //! test accuracy over the same interval, read from the run's last evaluation at or before each
@@ -23,7 +23,7 @@ use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
 use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
 use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin};
-use ticketlab_engine::pruning::select_global;
+use ticketlab_tensor::pruning::select_global;
 
 const PARAMS: &[ParamSpec] = &[ParamSpec::new(
     "rate",

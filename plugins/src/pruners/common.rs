@@ -6,7 +6,7 @@ use ticketlab_api::data::Split;
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext};
 use ticketlab_api::tensor::{HostTensor, NamedTensors, standard_normal};
 use ticketlab_api::{Error, Result, seed};
-use ticketlab_engine::pruning::apply_mask;
+use ticketlab_tensor::pruning::apply_mask;
 
 /// The `batch` parameter of the data-dependent pruners.
 pub(crate) const BATCH: ParamSpec = ParamSpec::new(

@@ -8,7 +8,7 @@
 use ticketlab_api::data::Targets;
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
 use ticketlab_api::{Error, Result, register_plugin};
-use ticketlab_engine::tensor::{Objective, gradients, hessian_gradient_product};
+use ticketlab_tensor::{Objective, gradients, hessian_gradient_product};
 
 use super::common::{BATCH, masked, normalise, per_weight, scoring_split};
 
@@ -43,8 +43,16 @@ impl PrunerPlugin for Grasp {
         }
         let objective = Objective::CrossEntropy { temperature: params.f64("temperature")? as f32 };
         let w = masked(ctx);
-        let g = gradients(ctx.arch, &w, None, &split, objective)?;
-        let hg = hessian_gradient_product(ctx.arch, &w, None, &split, objective, &g)?;
+        let g = gradients(ctx.arch, &w, None, &split, objective, ctx.ctx.runtime.device)?;
+        let hg = hessian_gradient_product(
+            ctx.arch,
+            &w,
+            None,
+            &split,
+            objective,
+            &g,
+            ctx.ctx.runtime.device,
+        )?;
         let scores = per_weight(ctx, |name, i, _| w[name].data[i] * hg[name].data[i])?;
         Ok(Scores { scores: normalise(scores, |s| s.abs() + 1e-10), keep_per_layer: None })
     }

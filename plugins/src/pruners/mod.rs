@@ -1,7 +1,7 @@
 //! Built-in pruners, exact to the reference implementations (ANCHORS.md section b).
 //!
 //! A pruner only scores: it returns one score per prunable weight, higher = more important =
-//! kept. The core ([`ticketlab_engine::pruning::make_mask`]) ranks the alive weights only, keeps
+//! kept. The core ([`ticketlab_tensor::pruning::make_mask`]) ranks the alive weights only, keeps
 //! exactly k, breaks ties deterministically, keeps masks monotone and reports per-layer
 //! density, so none of that is repeated here.
 //!

@@ -7,7 +7,7 @@
 use ticketlab_api::data::Targets;
 use ticketlab_api::plugin::{ParamSpec, Params, PruneContext, PrunerPlugin, Scores};
 use ticketlab_api::{Result, register_plugin};
-use ticketlab_engine::tensor::{Objective, gradients};
+use ticketlab_tensor::{Objective, gradients};
 
 use super::common::{BATCH, masked, normalise, per_weight, scoring_split};
 
@@ -30,7 +30,7 @@ impl PrunerPlugin for Snip {
             Targets::Regression { .. } => Objective::Mse,
         };
         let w = masked(ctx);
-        let g = gradients(ctx.arch, &w, None, &split, objective)?;
+        let g = gradients(ctx.arch, &w, None, &split, objective, ctx.ctx.runtime.device)?;
         let scores = per_weight(ctx, |name, i, _| (g[name].data[i] * w[name].data[i]).abs())?;
         Ok(Scores { scores: normalise(scores, |s| s), keep_per_layer: None })
     }

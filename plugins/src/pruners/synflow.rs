@@ -20,7 +20,7 @@
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext, PrunerPlugin, Scores};
 use ticketlab_api::tensor::HostTensor;
 use ticketlab_api::{Result, register_plugin};
-use ticketlab_engine::tensor::{Objective, gradients};
+use ticketlab_tensor::{Objective, gradients};
 
 use super::common::{BATCH, masked, per_weight, scoring_split, training_examples};
 
@@ -65,7 +65,8 @@ impl PrunerPlugin for Synflow {
                 t.data.iter_mut().for_each(|v| *v /= max);
             }
         }
-        let g = gradients(ctx.arch, &w, None, &split, Objective::SumOutputs)?;
+        let g =
+            gradients(ctx.arch, &w, None, &split, Objective::SumOutputs, ctx.ctx.runtime.device)?;
         let scores = per_weight(ctx, |name, i, _| (w[name].data[i] * g[name].data[i]).abs())?;
         Ok(Scores { scores, keep_per_layer: None })
     }

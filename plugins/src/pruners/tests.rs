@@ -14,7 +14,7 @@ use ticketlab_api::tensor::{
     Architecture, GraphBuilder, HostTensor, Init, MaskSet, NamedTensors, ParamDef, Var,
 };
 use ticketlab_api::{Result, seed};
-use ticketlab_engine::pruning::{MaskRequest, dense_mask, make_mask};
+use ticketlab_tensor::pruning::{MaskRequest, dense_mask, make_mask};
 
 use super::grasp::Grasp;
 use super::magnitude::Magnitude;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::artifact::{AnalysisArtifact, MaskArtifact, ModelArtifact, RunArtifact};
+use crate::budget::Budget;
 use crate::data::{Dataset, DatasetInfo, DatasetShape};
 use crate::metrics::EvalRecord;
 use crate::runtime::Runtime;
@@ -218,18 +219,24 @@ pub trait TrainerPlugin: Send + Sync {
     /// the same data, agree on [`batch_key`](Self::batch_key), resume from the same step and
     /// mask the same parameters. Each arm's result must be the one [`train`](Self::train) gives
     /// it alone; one result per arm, in order, so an arm that fails fails alone. It is called
-    /// with the kernel threads of every executor worker the batch holds (the engine's
-    /// `kernels::threads`), to split the arms over. The default trains them one after another.
+    /// with the kernel threads of every executor worker the batch holds in scope
+    /// (`ticketlab_tensor::kernels::threads` on the calling thread), to split the arms over.
+    /// The default trains them one after another.
     fn train_arms(&self, arms: Vec<ArmJob<'_>>) -> Vec<Result<RunArtifact>> {
         arms.into_iter().map(|arm| self.train(arm.params, arm.job)).collect()
     }
 
     /// The bytes a run with `params` keeps in memory for a model of `model`'s size, checked
-    /// against [`crate::budget`]: an [`Error::Param`](crate::Error::Param) at the parameter to
-    /// change when it is too much, or at the key `model` when the model is too large to train
-    /// at all (the estimate then reports it at the model stage's sizes). `None` (the default)
-    /// when the trainer cannot say.
-    fn memory(&self, _params: &Params, _model: &ModelSize) -> Result<Option<u64>> {
+    /// against `budget`: an [`Error::Param`](crate::Error::Param) at the parameter to change when
+    /// it is too much, or at the key `model` when the model is too large to train at all (the
+    /// estimate then reports it at the model stage's sizes). `None` (the default) when the
+    /// trainer cannot say.
+    fn memory(
+        &self,
+        _params: &Params,
+        _model: &ModelSize,
+        _budget: &Budget,
+    ) -> Result<Option<u64>> {
         Ok(None)
     }
 

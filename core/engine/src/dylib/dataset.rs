@@ -2,10 +2,10 @@
 
 use serde::Deserialize;
 
-use crate::data::{Dataset, DatasetInfo, Split, Targets, TokenInfo};
-use crate::plugin::{DatasetPlugin, Params, StageContext};
-use crate::tensor::HostTensor;
-use crate::{Error, Result};
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets, TokenInfo};
+use ticketlab_api::plugin::{DatasetPlugin, Params, StageContext};
+use ticketlab_api::tensor::HostTensor;
+use ticketlab_api::{Error, Result};
 
 use super::{CallSite, Returned, abi, isolate};
 

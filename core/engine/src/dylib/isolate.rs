@@ -27,7 +27,7 @@ use ticketlab_api::runtime::Runtime;
 
 use super::pruner::Layer;
 use super::{Adapter, CallSite, Element, Returned, abi, open_adapter};
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// The environment variable that gives the child its parent's process id, so that it can tell
 /// whether its parent died before it asked to die with it.

@@ -1,8 +1,8 @@
 //! A library's pruner as a [`PrunerPlugin`].
 
-use crate::plugin::{Params, PruneContext, PrunerPlugin, Scores};
-use crate::tensor::{HostTensor, NamedTensors};
-use crate::{Error, Result};
+use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin, Scores};
+use ticketlab_api::tensor::{HostTensor, NamedTensors};
+use ticketlab_api::{Error, Result};
 
 use super::{CallSite, Returned, abi, isolate};
 

@@ -7,8 +7,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ir::StageKind;
-use crate::plugin::{ParamSpec, ParamType, PluginKind};
+use ticketlab_api::ir::StageKind;
+use ticketlab_api::plugin::{ParamSpec, ParamType, PluginKind};
 
 /// One parameter as `ParamDecl::to_json` in the SDK writes it.
 #[derive(Debug, Deserialize)]

@@ -10,15 +10,17 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::artifact::{AnalysisArtifact, RunArtifact};
-use crate::data::{Split, Targets};
 use crate::events::NoEvents;
-use crate::ir::ExperimentIr;
-use crate::key::Backend;
-use crate::metrics::{Norms, RunSummary};
 use crate::planner::plan;
-use crate::plugin::registry::{Origin, PluginEntry, PluginInstance};
-use crate::plugin::{AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, PluginKind, TrainerPlugin};
+use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
+use ticketlab_api::data::{Split, Targets};
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::metrics::{Norms, RunSummary};
+use ticketlab_api::plugin::registry::{Origin, PluginEntry, PluginInstance};
+use ticketlab_api::plugin::{
+    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, PluginKind, TrainerPlugin,
+};
+use ticketlab_api::runtime::Runtime;
 use ticketlab_api::tensor::{GraphBuilder, HostTensor, Init, ParamDef, Var};
 
 struct Data;
@@ -231,7 +233,7 @@ impl Drop for TempDir {
 
 fn run(ir: &ExperimentIr, store: &Store, interrupt: Option<u64>) -> Execution {
     let r = registry();
-    let p = plan(ir, &r, Some(store), &Backend::cpu()).unwrap();
+    let p = plan(ir, &r, Some(store), &Runtime::default()).unwrap();
     execute(
         &p,
         &r,
@@ -318,7 +320,8 @@ fn an_interrupted_training_resumes_and_matches_an_uninterrupted_run() {
         ]
     );
     assert_eq!(cut.interrupted(), [("a", 4)]);
-    let p = plan(&experiment(10, 0.25, -1), &registry(), Some(&store), &Backend::cpu()).unwrap();
+    let p =
+        plan(&experiment(10, 0.25, -1), &registry(), Some(&store), &Runtime::default()).unwrap();
     assert_eq!(p.stage("a").unwrap().resume_from, Some(4));
     assert!(p.render().contains("will resume at step 4"));
 
@@ -344,7 +347,7 @@ fn a_stop_before_the_start_runs_nothing() {
     let store = Store::new(&dir.0);
     let r = registry();
     let ir = experiment(10, 0.25, -1);
-    let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
+    let p = plan(&ir, &r, Some(&store), &Runtime::default()).unwrap();
     let options = ExecOptions::default();
     options.runtime.stop.request("SIGINT");
     let e = execute(&p, &r, &store, &options, &mut NoEvents);
@@ -436,12 +439,12 @@ fn weights_are_selected_by_at_and_to() {
 
 /// Scores weights by magnitude.
 struct Abs;
-impl crate::plugin::PrunerPlugin for Abs {
+impl ticketlab_api::plugin::PrunerPlugin for Abs {
     fn score(
         &self,
         _params: &Params,
-        ctx: &crate::plugin::PruneContext<'_>,
-    ) -> Result<crate::plugin::Scores> {
+        ctx: &ticketlab_api::plugin::PruneContext<'_>,
+    ) -> Result<ticketlab_api::plugin::Scores> {
         let scores = ctx
             .mask
             .keys()
@@ -455,7 +458,7 @@ impl crate::plugin::PrunerPlugin for Abs {
                 )
             })
             .collect();
-        Ok(crate::plugin::Scores { scores, keep_per_layer: None })
+        Ok(ticketlab_api::plugin::Scores { scores, keep_per_layer: None })
     }
 }
 
@@ -505,7 +508,7 @@ fn prune_rewind_and_retrain_a_ticket() {
             &[("from", &["t2"]), ("data", &["data"])],
         ),
     ]);
-    let p = plan(&ir, &r, Some(&store), &Backend::cpu()).unwrap();
+    let p = plan(&ir, &r, Some(&store), &Runtime::default()).unwrap();
     let e = execute(&p, &r, &store, &ExecOptions::default(), &mut NoEvents);
     assert!(e.is_ok(), "{}", e.error.unwrap());
     let (
@@ -563,8 +566,7 @@ fn register_batcher(r: &mut Registry) -> Arc<std::sync::Mutex<Vec<(usize, usize)
     seen
 }
 
-/// Runs `ir` with `jobs` workers of `threads` kernel threads (the scheduler's own thread count
-/// stands in for `--threads`), which must succeed.
+/// Runs `ir` with `jobs` workers of `threads` kernel threads (`--threads`), which must succeed.
 fn execute_with(
     ir: &ExperimentIr,
     r: &Registry,
@@ -572,9 +574,10 @@ fn execute_with(
     jobs: usize,
     threads: usize,
 ) -> Execution {
-    let p = plan(ir, r, Some(store), &Backend::cpu()).unwrap();
-    let options = ExecOptions { jobs, ..ExecOptions::default() };
-    let e = kernels::with_threads(threads, || execute(&p, r, store, &options, &mut NoEvents));
+    let p = plan(ir, r, Some(store), &Runtime::default()).unwrap();
+    let runtime = Runtime { threads, ..Runtime::default() };
+    let options = ExecOptions { jobs, runtime, ..ExecOptions::default() };
+    let e = execute(&p, r, store, &options, &mut NoEvents);
     assert!(e.is_ok(), "{}", e.error.as_ref().unwrap());
     e
 }
@@ -599,12 +602,12 @@ fn a_batch_trains_over_the_threads_of_every_free_worker() {
 
 /// Prunes as [`Abs`] does, after a pause: a stage that keeps a worker busy without training.
 struct SlowAbs(std::time::Duration);
-impl crate::plugin::PrunerPlugin for SlowAbs {
+impl ticketlab_api::plugin::PrunerPlugin for SlowAbs {
     fn score(
         &self,
         params: &Params,
-        ctx: &crate::plugin::PruneContext<'_>,
-    ) -> Result<crate::plugin::Scores> {
+        ctx: &ticketlab_api::plugin::PruneContext<'_>,
+    ) -> Result<ticketlab_api::plugin::Scores> {
         std::thread::sleep(self.0);
         Abs.score(params, ctx)
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Store;
 use crate::lease::{Holder, Lease, read_holder, start_heartbeat};
 use crate::planner::Plan;
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// What `active/<...>.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

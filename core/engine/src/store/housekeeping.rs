@@ -17,7 +17,7 @@ use super::Store;
 use super::host_name;
 use crate::key::StageKey;
 use crate::lease::{EXPIRES_AFTER, Holder, process_exists};
-use crate::{Error, Result};
+use ticketlab_api::{Error, Result};
 
 /// The folders of a store that a run writes to.
 pub const WRITTEN_FOLDERS: [&str; 5] = ["objects", "partial", "leases", "tmp", "active"];

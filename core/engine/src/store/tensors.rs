@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::tensor::{HostTensor, NamedTensors};
+use ticketlab_api::tensor::{HostTensor, NamedTensors};
 
 /// One tensor to write.
 pub(crate) enum Entry<'a> {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::data::TokenInfo;
-use crate::metrics::Norms;
-use crate::plugin::Params;
-use crate::tensor::HostTensor;
+use ticketlab_api::data::TokenInfo;
+use ticketlab_api::metrics::Norms;
+use ticketlab_api::plugin::Params;
+use ticketlab_api::tensor::HostTensor;
 
 fn tmp_store(tag: &str) -> (Store, PathBuf) {
     let dir =

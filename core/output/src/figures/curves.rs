@@ -9,8 +9,8 @@ use super::{
     beside_legend, fmt_num, legend_width, log_tick_formatter, over_seeds_name, padded, render,
     step_range,
 };
-use crate::metrics::EvalRecord;
 use crate::summary::{Spread, Summary};
+use ticketlab_api::metrics::EvalRecord;
 
 /// The legend of a curves figure: one entry per arm (test solid), and how train is drawn.
 fn curve_legend(arms: &[ArmSeries<'_>], with_train: bool) -> Vec<LegendEntry> {
@@ -95,7 +95,10 @@ fn label_rows(xs: &[f64], min_gap: f64) -> Vec<usize> {
 }
 
 /// Train (dashed) and test (solid) accuracy per arm, with t_mem/t_gen marked.
-pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
+pub(super) fn accuracy(
+    summary: &Summary,
+    arms: &[ArmSeries<'_>],
+) -> ticketlab_api::Result<Option<Figure>> {
     let has_acc =
         arms.iter().any(|a| a.records().any(|r| r.test_acc.is_some() || r.train_acc.is_some()));
     if !has_acc {
@@ -171,7 +174,7 @@ pub(super) fn accuracy(summary: &Summary, arms: &[ArmSeries<'_>]) -> crate::Resu
 }
 
 /// Train (dashed) and test (solid) loss per arm, log-log.
-pub(super) fn loss(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
+pub(super) fn loss(arms: &[ArmSeries<'_>]) -> ticketlab_api::Result<Option<Figure>> {
     let positive = |v: f64| Some(v).filter(|v| *v > 0.0);
     let series: Vec<_> = arms
         .iter()
@@ -229,7 +232,7 @@ pub(super) fn loss(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
 type Pick = fn(&EvalRecord) -> Option<f64>;
 
 /// Global L1 (left) and L2 (right) norms of the weights over training, per arm.
-pub(super) fn norms(arms: &[ArmSeries<'_>]) -> crate::Result<Option<Figure>> {
+pub(super) fn norms(arms: &[ArmSeries<'_>]) -> ticketlab_api::Result<Option<Figure>> {
     if arms.iter().all(|a| a.records().next().is_none()) {
         return Ok(None);
     }

@@ -37,7 +37,7 @@ pub(super) fn figures(
     stage: &str,
     value: &serde_json::Value,
     summary: &Summary,
-) -> crate::Result<Vec<Figure>> {
+) -> ticketlab_api::Result<Vec<Figure>> {
     let Ok(v) = serde_json::from_value::<FourierValue>(value.clone()) else {
         return Ok(Vec::new());
     };
@@ -67,7 +67,7 @@ fn entropy(
     stage: &str,
     runs: &[(&str, &FourierRun)],
     colour: &dyn Fn(usize, &str) -> RGBColor,
-) -> crate::Result<Option<Figure>> {
+) -> ticketlab_api::Result<Option<Figure>> {
     let series: Vec<Series<'_>> = runs
         .iter()
         .enumerate()
@@ -174,7 +174,11 @@ fn heat_rows(spectrum: &[Vec<f64>]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn spectrum(stage: &str, arm: &str, spectrum: &[Vec<f64>]) -> crate::Result<Option<Figure>> {
+fn spectrum(
+    stage: &str,
+    arm: &str,
+    spectrum: &[Vec<f64>],
+) -> ticketlab_api::Result<Option<Figure>> {
     let rows = heat_rows(spectrum);
     let k = rows.iter().map(Vec::len).max().unwrap_or(0);
     if rows.is_empty() || k == 0 {

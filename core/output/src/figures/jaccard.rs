@@ -32,7 +32,7 @@ pub(super) fn figures(
     stage: &str,
     value: &serde_json::Value,
     summary: &Summary,
-) -> crate::Result<Vec<Figure>> {
+) -> ticketlab_api::Result<Vec<Figure>> {
     let Ok(v) = serde_json::from_value::<JaccardValue>(value.clone()) else {
         return Ok(Vec::new());
     };
@@ -61,7 +61,7 @@ fn distances(
     arm: &str,
     run: &JaccardRun,
     t_gen: Option<u64>,
-) -> crate::Result<Option<Figure>> {
+) -> ticketlab_api::Result<Option<Figure>> {
     let all = points(&run.intervals, &run.all);
     if all.is_empty() {
         return Ok(None);

@@ -8,14 +8,14 @@ use super::{
     Area, Drawn, FONT, Figure, LegendEntry, MASKS, Mark, SIZE, arm_colour, beside_legend, fmt_num,
     legend_width, over_seeds_name, render,
 };
-use crate::artifact::{Artifact, MaskArtifact};
-use crate::ir::ExperimentIr;
+use ticketlab_api::artifact::{Artifact, MaskArtifact};
+use ticketlab_api::ir::ExperimentIr;
 
 /// One group of bars per layer, one bar per mask stage (in IR order); `None` without masks.
 pub(super) fn densities(
     ir: &ExperimentIr,
     artifacts: &BTreeMap<String, Artifact>,
-) -> crate::Result<Option<Figure>> {
+) -> ticketlab_api::Result<Option<Figure>> {
     let masks: Vec<(&str, &MaskArtifact)> = ir
         .stages
         .iter()

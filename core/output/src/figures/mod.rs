@@ -28,10 +28,10 @@ use super::files;
 use super::files::{file_safe, is_plain_file_name};
 use super::rundir::MetricLine;
 use super::summary::Summary;
-use crate::artifact::Artifact;
-use crate::ir::ExperimentIr;
-use crate::metrics::EvalRecord;
-use crate::{Error, Result};
+use ticketlab_api::artifact::Artifact;
+use ticketlab_api::ir::ExperimentIr;
+use ticketlab_api::metrics::EvalRecord;
+use ticketlab_api::{Error, Result};
 
 /// File name of the accuracy figure.
 pub const ACCURACY: &str = "accuracy.svg";

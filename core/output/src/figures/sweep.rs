@@ -133,7 +133,7 @@ fn baseline_colour(curves: &[Curve], variant: &Variant) -> RGBColor {
 }
 
 /// Two panels, t_gen and tau_grok against the rate; `None` unless more than one arm has a rate.
-pub(super) fn rate(summary: &Summary) -> crate::Result<Option<Figure>> {
+pub(super) fn rate(summary: &Summary) -> ticketlab_api::Result<Option<Figure>> {
     let masked = summary.arms.iter().filter(|a| a.mask_rate.is_some()).count();
     if masked < 2 {
         return Ok(None);

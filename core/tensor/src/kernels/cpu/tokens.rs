@@ -1,0 +1,239 @@
+//! Products with one-hot token inputs as gathers and scatter-adds.
+//!
+//! A token task feeds its inputs as one-hot rows `[n, n_ctx, vocab]`, and an embedding is a
+//! product with them (or with their sum over the context, the token counts). Multiplying by a
+//! one-hot matrix only selects rows, so the forward product becomes a gather of table rows and
+//! the weight gradient (the transposed one-hot times the output gradient) a scatter-add, read
+//! from the token indices the session feeds beside the one-hot leaf. Sums run over the tokens
+//! of an example in context order, and over examples in order, on one thread: the same numbers
+//! at every thread count.
+
+use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
+use luminal::graph::{Graph, NodeIndex};
+use luminal::op::{self, InputTensor, Operator};
+use luminal::shape::ShapeTracker;
+use luminal::tensor::Tensor;
+
+use super::views::vec_of;
+use crate::contraction::{Operand, data_inputs, product};
+use ticketlab_api::tensor::graph::{is_plain, view_dims};
+
+/// A one-hot input leaf and the leaf that holds its token indices (`n * n_ctx` values, as
+/// `f32`, in example then context order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLeaves {
+    /// The one-hot leaf, `[n, n_ctx, vocab]`.
+    pub one_hot: NodeIndex,
+    /// The indices leaf.
+    pub indices: NodeIndex,
+    /// Examples.
+    pub n: usize,
+    /// Tokens per example.
+    pub n_ctx: usize,
+    /// One-hot width.
+    pub vocab: usize,
+}
+
+/// A matrix read from a buffer with strides: element `(i, j)` at `i * rows + j * cols`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Strides {
+    rows: usize,
+    cols: usize,
+}
+
+impl From<Operand> for Strides {
+    fn from(o: Operand) -> Self {
+        Self { rows: o.row_stride, cols: o.col_stride }
+    }
+}
+
+/// `out[r, j] = sum over the tokens t of row r of table[t, j]`: a one-hot (or count) matrix
+/// with `rows` rows times a `vocab x width` table.
+#[derive(Debug, Clone, PartialEq)]
+struct GatherRows {
+    rows: usize,
+    per_row: usize,
+    vocab: usize,
+    width: usize,
+    table: Strides,
+    out: Strides,
+}
+
+/// `out[v, j] = sum over the tokens t == v (row r) of src[r, j]`: the transposed one-hot (or
+/// count) matrix times a `rows x width` matrix.
+#[derive(Debug, Clone, PartialEq)]
+struct ScatterAddRows {
+    rows: usize,
+    per_row: usize,
+    vocab: usize,
+    width: usize,
+    src: Strides,
+    out: Strides,
+}
+
+/// The token index of `value`, checked against the vocabulary.
+fn token(value: f32, vocab: usize) -> usize {
+    let t = value as usize;
+    assert!(
+        value >= 0.0 && t < vocab && t as f32 == value,
+        "token index {value} is not one of the {vocab} tokens"
+    );
+    t
+}
+
+impl Operator for GatherRows {
+    fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let (indices, table) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
+        let mut out = vec![0.0f32; self.rows * self.width];
+        for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
+            for &t in tokens {
+                let base = token(t, self.vocab) * self.table.rows;
+                for j in 0..self.width {
+                    out[r * self.out.rows + j * self.out.cols] += table[base + j * self.table.cols];
+                }
+            }
+        }
+        vec![Tensor::new(out)]
+    }
+}
+
+impl Operator for ScatterAddRows {
+    fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
+        let (indices, src) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
+        let mut out = vec![0.0f32; self.vocab * self.width];
+        for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
+            for &t in tokens {
+                let base = token(t, self.vocab) * self.out.rows;
+                for j in 0..self.width {
+                    out[base + j * self.out.cols] += src[r * self.src.rows + j * self.src.cols];
+                }
+            }
+        }
+        vec![Tensor::new(out)]
+    }
+}
+
+/// Rewrites products with the one-hot leaf of [`TokenLeaves`] (or its sum over the context)
+/// into [`GatherRows`] and [`ScatterAddRows`].
+#[derive(Debug)]
+pub struct TokenPass(pub TokenLeaves);
+
+/// How an operand reads the token input: `Some(tokens per row)` when it is the one-hot leaf
+/// as `[n * n_ctx, vocab]` (one per row) or the counts `[n, vocab]` (`n_ctx` per row), row-major.
+fn token_rows(graph: &Graph, t: &TokenLeaves, o: &Operand) -> Option<usize> {
+    if !o.is_row_major() || o.cols != t.vocab {
+        return None;
+    }
+    if o.node == t.one_hot && o.rows == t.n * t.n_ctx {
+        return Some(1);
+    }
+    let Some(op::SumReduce(1)) =
+        graph.graph.node_weight(o.node)?.as_any().downcast_ref::<op::SumReduce>()
+    else {
+        return None;
+    };
+    let [(source, view)] = data_inputs(graph, o.node)[..] else { return None };
+    (source == t.one_hot
+        && is_plain(&view)
+        && view_dims(&view) == [t.n, t.n_ctx, t.vocab]
+        && o.rows == t.n)
+        .then_some(t.n_ctx)
+}
+
+impl Compiler for TokenPass {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let t = self.0;
+        let nodes: Vec<NodeIndex> = graph.graph.node_indices().collect();
+        for sum in nodes {
+            let Some(p) = product(graph, sum) else { continue };
+            let (l, r) = (p.lhs, p.rhs);
+            // The product's buffer is `l · r`, `[l.rows, r.cols]` row-major.
+            let row_major = Strides { rows: r.cols, cols: 1 };
+            let transposed = Strides { rows: 1, cols: r.cols };
+            let rewrite: (Box<dyn Operator>, NodeIndex) =
+                if let Some(per_row) = token_rows(graph, &t, &l) {
+                    (
+                        Box::new(GatherRows {
+                            rows: l.rows,
+                            per_row,
+                            vocab: t.vocab,
+                            width: r.cols,
+                            table: r.into(),
+                            out: row_major,
+                        }),
+                        r.node,
+                    )
+                } else if let Some(per_row) = token_rows(graph, &t, &r.transposed()) {
+                    let table = l.transposed();
+                    (
+                        Box::new(GatherRows {
+                            rows: r.cols,
+                            per_row,
+                            vocab: t.vocab,
+                            width: l.rows,
+                            table: table.into(),
+                            out: transposed,
+                        }),
+                        l.node,
+                    )
+                } else if let Some(per_row) = token_rows(graph, &t, &l.transposed()) {
+                    (
+                        Box::new(ScatterAddRows {
+                            rows: l.cols,
+                            per_row,
+                            vocab: t.vocab,
+                            width: r.cols,
+                            src: r.into(),
+                            out: row_major,
+                        }),
+                        r.node,
+                    )
+                } else if let Some(per_row) = token_rows(graph, &t, &r) {
+                    let src = l.transposed();
+                    (
+                        Box::new(ScatterAddRows {
+                            rows: r.rows,
+                            per_row,
+                            vocab: t.vocab,
+                            width: l.rows,
+                            src: src.into(),
+                            out: transposed,
+                        }),
+                        l.node,
+                    )
+                } else {
+                    continue;
+                };
+            let (kernel, other) = rewrite;
+            let indices_view = ticketlab_api::tensor::graph::tracker(&[t.n * t.n_ctx]);
+            let other_view = data_inputs(graph, p.mul)
+                .into_iter()
+                .find(|(n, _)| *n == other)
+                .expect("an operand of the product")
+                .1;
+            let new = graph.graph.add_node(kernel);
+            graph.graph.add_edge(
+                t.indices,
+                new,
+                luminal::graph::Dependency::Data {
+                    input_order: 0,
+                    output_order: 0,
+                    shape: indices_view,
+                },
+            );
+            graph.graph.add_edge(
+                other,
+                new,
+                luminal::graph::Dependency::Data {
+                    input_order: 1,
+                    output_order: 0,
+                    shape: other_view,
+                },
+            );
+            move_outgoing_edge(sum, new, &mut graph.graph);
+            move_references(&mut remap, &mut graph.no_delete, &mut graph.to_retrieve, sum, new);
+            graph.graph.remove_node(sum);
+            graph.graph.remove_node(p.mul);
+        }
+    }
+}

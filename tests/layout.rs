@@ -78,7 +78,13 @@ fn crates_depend_only_down_the_data_path() {
         ("core/testing/Cargo.toml", &["ticketlab-output", "ticketlab-dsl", "insta"]),
         (
             "plugins/Cargo.toml",
-            &["ticketlab-engine", "ticketlab-output", "ticketlab-testing", "ticketlab-dsl", "insta"],
+            &[
+                "ticketlab-engine",
+                "ticketlab-output",
+                "ticketlab-testing",
+                "ticketlab-dsl",
+                "insta",
+            ],
         ),
         ("plugins/sdk/Cargo.toml", &["ticketlab-api", "ticketlab-engine", "insta"]),
     ];

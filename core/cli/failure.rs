@@ -42,14 +42,8 @@ impl Failure {
 
     /// A panic that escaped every other boundary (a bug): reported, exit code 1.
     pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Failure::Failed(format!(
-            "internal error: {message} (please report this with the command you ran)"
-        ))
+        let message = ticketlab_api::error::panic_message(&*payload);
+        Failure::failed(ticketlab_api::Error::Internal(message))
     }
 
     /// Prints the message and returns the exit code.

@@ -17,7 +17,6 @@ pub mod check;
 pub mod diag;
 pub mod fmt;
 pub mod lower;
-pub mod memory;
 pub mod overrides;
 pub mod sweep;
 pub mod tlx;
@@ -270,7 +269,7 @@ pub fn load_source_with(
     match check::check(&ast, registry) {
         Ok(checked) if diags.is_empty() => {
             let ir = lower::lower_checked(&checked);
-            let refused = memory::refusals(&ast, &ir, registry, &cli.budget);
+            let refused = check::memory::refusals(&ast, &ir, registry, &cli.budget);
             if refused.is_empty() {
                 return Ok(ir);
             }

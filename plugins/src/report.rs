@@ -3,12 +3,18 @@
 //! JSON: `{"baseline": ARM, "threshold": P, "arms": [{"arm", "t_mem", "t_gen", "tau_grok",
 //! "final_train_acc", "final_test_acc", "density", "l1", "l2", "speedup_t_gen",
 //! "speedup_tau_grok"}, ..]}`; speed-ups are baseline / arm (> 1 = the arm generalises sooner),
-//! null when either never reached the threshold.
+//! null when either never reached the threshold (`speedup_t_gen` is [`speedup_t_gen`]). Each
+//! arm's baseline and `speedup_t_gen` are its fields of `summary.json`
+//! ([`ReportPlugin::comparisons`]).
 
+use serde::Deserialize;
 use serde_json::json;
 use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
 use ticketlab_api::ir::written_name;
-use ticketlab_api::plugin::{AnalysisInputs, ParamSpec, ParamType, Params, ReportPlugin};
+use ticketlab_api::metrics::speedup_t_gen;
+use ticketlab_api::plugin::{
+    AnalysisInputs, Comparison, ParamSpec, ParamType, Params, ReportPlugin,
+};
 use ticketlab_api::{Error, Result, register_plugin};
 
 const PARAMS: &[ParamSpec] = &[ParamSpec::new(
@@ -50,7 +56,7 @@ impl ReportPlugin for Compare {
                     "density": s.density,
                     "l1": s.l1,
                     "l2": s.l2,
-                    "speedup_t_gen": ratio(base.summary.t_gen.map(|v| v as f64), s.t_gen.map(|v| v as f64)),
+                    "speedup_t_gen": speedup_t_gen(base.summary.t_gen, s.t_gen),
                     "speedup_tau_grok": ratio(base.summary.tau_grok, s.tau_grok),
                 })
             })
@@ -60,6 +66,34 @@ impl ReportPlugin for Compare {
             value: json!({"baseline": base_name, "threshold": base.summary.threshold, "arms": arms}),
         })
     }
+
+    fn comparisons(&self, value: &serde_json::Value) -> Vec<Comparison> {
+        let Ok(v) = serde_json::from_value::<CompareValue>(value.clone()) else {
+            return Vec::new();
+        };
+        v.arms
+            .into_iter()
+            .map(|a| Comparison {
+                arm: a.arm,
+                baseline: v.baseline.clone(),
+                speedup_t_gen: a.speedup_t_gen,
+            })
+            .collect()
+    }
+}
+
+/// The parts of a `compare` value that are the arms' fields of `summary.json`.
+#[derive(Deserialize)]
+struct CompareValue {
+    baseline: String,
+    arms: Vec<CompareArm>,
+}
+
+/// One arm of a `compare` value.
+#[derive(Deserialize)]
+struct CompareArm {
+    arm: String,
+    speedup_t_gen: Option<f64>,
 }
 
 /// The input run `name` names: the run of that name, else the one sweep copy of the stage the

@@ -382,7 +382,7 @@ impl TrainerPlugin for Standard {
         results
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Err(Error::Other("the arm's training thread died".into())))
+                r.unwrap_or_else(|| Err(Error::Internal("the arm's training thread died".into())))
             })
             .collect()
     }
@@ -484,7 +484,7 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         session.set_grad_clip(index, arm.recipe.grad_clip);
         let Some(state) = arm.job.resume.take() else { continue };
         if state.step != start {
-            return Err(Error::Other("the arms of a batch must resume from the same step".into()));
+            return Err(Error::Batch("must resume from the same step".into()));
         }
         session.restore(index, &state.params, &state.optimizer, state.step)?;
         arm.records = state.records;

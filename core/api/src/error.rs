@@ -49,6 +49,35 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A stage is connected wrongly or lacks an input it needs (the checker rules these out
+    /// for files it checked; IR built in code can still get them wrong).
+    #[error("stage `{stage}`: {message}")]
+    Wiring {
+        /// The stage's name.
+        stage: String,
+        /// What is wrong with its inputs and how to connect it.
+        message: String,
+    },
+    /// A stage was to be loaded from the store but is not there.
+    #[error("not in the store: {why}")]
+    NotStored {
+        /// Why it should have been (the Slurm array that was to compute it, and its logs).
+        why: String,
+    },
+    /// The arms of a batch cannot train together.
+    #[error("the arms of a batch {0}")]
+    Batch(String),
+    /// A file ticketlab writes (a run directory's, a figure) cannot be produced.
+    #[error("{file}: {message}")]
+    Output {
+        /// The file.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A broken promise inside ticketlab: a bug to report, with what was expected.
+    #[error("internal error: {0} (please report this with the command you ran)")]
+    Internal(String),
     /// A stage failed; wraps the cause with the stage's name.
     #[error("stage `{stage}` failed: {source}")]
     Stage {
@@ -143,12 +172,17 @@ pub fn catch_panic<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Error::Panic { context: context.to_string(), message })
+            Err(Error::Panic { context: context.to_string(), message: panic_message(&*payload) })
         }
     }
+}
+
+/// The message a panic carried (`panic!("...")` with or without formatting), or `unknown
+/// panic`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }

@@ -11,23 +11,27 @@
 //!   write their forward pass with (luminal 0.2.0 graphs with run-time shapes).
 //! - [`data`]: datasets as the engine sees them.
 //! - [`artifact`]: what flows between stages (models, masks, runs, analyses).
-//! - [`metrics`]: evaluation records and grokking metrics (t_mem, t_gen, tau_grok).
+//! - [`metrics`]: evaluation records and grokking metrics (t_mem, t_gen, tau_grok, speed-ups).
+//! - [`figure`]: the figures an analysis or report hands the run directory, free of any
+//!   plotting library.
 //! - [`seed`]: derivation of per-stage seeds from the experiment's root seed.
 //! - [`error`]: the one error type, with the fix in every message.
 //! - [`budget`]: memory budgets checked before a stage allocates.
-//! - [`runtime`]: how this process runs stages (stop requests, plugin isolation): nothing a
-//!   result depends on.
-//! - [`text`]: aligned plain-text tables for the commands.
+//! - [`runtime`]: how a run computes (kernel threads, device, memory budget, stop requests,
+//!   plugin isolation), built once by the caller and passed down.
+//! - [`text`]: aligned plain-text tables and UTC times for the commands.
 //!
 //! The crates around it, in the direction data flows: `ticketlab-dsl` (file -> AST -> IR),
-//! `ticketlab-engine` (IR -> plan -> stages -> store), `ticketlab-output` (store -> run
-//! directory -> report -> figures), `ticketlab-testing` (pipeline snapshots), and the
-//! `ticketlab` command-line program.
+//! `ticketlab-tensor` (compiled graphs and the pruning math, below the plugins),
+//! `ticketlab-plugins` (the built-in plugins), `ticketlab-engine` (IR -> plan -> stages ->
+//! store, above the plugins), `ticketlab-output` (store -> run directory -> figures -> report),
+//! `ticketlab-testing` (pipeline snapshots), and the `ticketlab` command-line program.
 
 pub mod artifact;
 pub mod budget;
 pub mod data;
 pub mod error;
+pub mod figure;
 pub mod ir;
 pub mod json_float;
 pub mod metrics;

@@ -61,6 +61,17 @@ pub fn grok_metrics(records: &[EvalRecord], threshold: f64) -> GrokMetrics {
     GrokMetrics { t_mem, t_gen, tau_grok }
 }
 
+/// How many times sooner an arm generalises than its baseline: `baseline t_gen / arm t_gen`
+/// (above 1: sooner), a t_gen of step 0 counting as step 1; `None` when either never reached
+/// the threshold. The one definition of `speedup_t_gen` in `summary.json` and the `compare`
+/// report.
+pub fn speedup_t_gen(baseline_t_gen: Option<u64>, arm_t_gen: Option<u64>) -> Option<f64> {
+    match (baseline_t_gen, arm_t_gen) {
+        (Some(b), Some(a)) => Some(b.max(1) as f64 / a.max(1) as f64),
+        _ => None,
+    }
+}
+
 /// The headline numbers of one trained arm (one row of `summary.csv`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -143,6 +154,15 @@ mod tests {
         assert_eq!(g.t_mem, Some(500)); // 5/5 = 1.0 at i = 5; 4/5 = 0.8 < 0.95
         assert_eq!(g.t_gen, Some(7600)); // 76/80 = 0.95
         assert_eq!(g.tau_grok, Some(15.2));
+    }
+
+    #[test]
+    fn speedups_count_step_0_as_step_1() {
+        assert_eq!(speedup_t_gen(Some(400), Some(100)), Some(4.0));
+        assert_eq!(speedup_t_gen(Some(0), Some(0)), Some(1.0));
+        assert_eq!(speedup_t_gen(Some(300), Some(0)), Some(300.0));
+        assert_eq!(speedup_t_gen(None, Some(100)), None);
+        assert_eq!(speedup_t_gen(Some(100), None), None);
     }
 
     #[test]

@@ -169,8 +169,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let facts = StageFacts::from_execution(&plan, &exec);
     let backend = format!("{}/{}", plan.backend.device, plan.backend.precision);
-    let outputs =
-        RunOutputs::new(&loaded.ir, &exec.artifacts, &facts, command_line(), threads, &backend);
+    let outputs = RunOutputs::new(
+        &loaded.ir,
+        &exec.artifacts,
+        &facts,
+        &loaded.registry,
+        command_line(),
+        threads,
+        &backend,
+    );
     let written = ticketlab_output::write_run(&dir, &outputs);
     if !args.quiet {
         print(&summary(&exec))?;

@@ -5,8 +5,9 @@
 //! [`PluginEntry`] per plugin it exports, refusing a name that is already taken, built-ins
 //! included. Naming the same library twice (by any path, or two copies of the same file) adds
 //! it once. The entries behave like built-ins: their instances
-//! implement [`PrunerPlugin`](super::PrunerPlugin) and [`DatasetPlugin`](super::DatasetPlugin)
-//! over the C ABI ([`abi`]) and check everything a library returns before the engine sees it:
+//! implement [`PrunerPlugin`](ticketlab_api::plugin::PrunerPlugin) and
+//! [`DatasetPlugin`](ticketlab_api::plugin::DatasetPlugin) over the C ABI (`ticketlab-abi`) and
+//! check everything a library returns before the engine sees it:
 //! a pruner's scores must have one value per weight of every layer and no NaN; a dataset's
 //! splits must agree with its declared shapes, with finite inputs and valid labels.
 //!
@@ -49,7 +50,7 @@ mod schema;
 
 pub use isolate::serve_isolated_call;
 
-pub use ticketlab_abi as abi;
+use ticketlab_abi as abi;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -360,6 +361,15 @@ fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// One prunable layer a pruner's `score` reads, borrowed and kept alive while the library (or
+/// the process an isolated call runs in) reads it.
+struct Layer<'a> {
+    name: &'a str,
+    shape: &'a [usize],
+    weights: &'a [f32],
+    mask: &'a [f32],
 }
 
 /// What an adapter needs to call into its library and report problems.

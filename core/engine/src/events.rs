@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::key::StageKey;
-use super::planner::Plan;
+use crate::plan::Plan;
 use ticketlab_api::ir::{StageIr, StageKind};
 use ticketlab_api::metrics::EvalRecord;
 

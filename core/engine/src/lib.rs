@@ -1,6 +1,7 @@
 //! ticketlab-engine: from the IR to stored results, above the plugins.
 //!
-//! - [`planner`], [`key`], [`store`], [`lease`], [`executor`], [`events`]: running a plan.
+//! - [`planner`], [`batch`], [`key`], [`store`], [`lease`], [`executor`], [`events`]: running a
+//!   plan.
 //! - [`dylib`]: loading dynamic plugins over the C ABI of `ticketlab-abi`.
 //!
 //! It reads the vocabulary of `ticketlab-api`, computes with `ticketlab-tensor` (training graphs,
@@ -23,16 +24,19 @@
 //! Results are bit-for-bit reproducible for the same keys, backend and thread count: the key
 //! covers every input of a stage, and every stage is deterministic in its inputs and seed.
 
+pub mod batch;
 pub mod dylib;
 pub mod events;
 pub mod executor;
 pub mod key;
 pub mod lease;
+pub mod plan;
 pub mod planner;
 pub mod store;
 
 pub use events::{NoEvents, RunEvents, StageOutcome, StageReport};
 pub use executor::{ExecOptions, Execution, execute};
 pub use key::{Backend, StageKey};
-pub use planner::{Plan, PlannedStage, plan};
+pub use plan::{Plan, PlannedStage};
+pub use planner::plan;
 pub use store::Store;

@@ -17,8 +17,10 @@ pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<()> {
 
 /// Writes `value` as pretty JSON with a trailing newline.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut s = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::Other(format!("{}: cannot serialise: {e}", path.display())))?;
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| Error::Output {
+        file: path.display().to_string(),
+        message: format!("cannot serialise: {e}"),
+    })?;
     s.push('\n');
     write(path, s)
 }

@@ -30,7 +30,7 @@ use ticketlab_api::Result;
 pub fn write_run(dir: &Path, outputs: &rundir::RunOutputs<'_>) -> Result<()> {
     let run = rundir::write_run_dir(dir, outputs)?;
     let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
-    figs.extend(figures::artifact_figures(outputs.ir, outputs.artifacts, &run.summary)?);
+    figs.extend(figures::artifact_figures(outputs, &run.summary)?);
     figures::write_figures(dir, &figs)?;
     report::write(&run, &figs)?;
     rundir::finish_run_dir(dir, &run.manifest)

@@ -35,6 +35,7 @@ use super::summary::Summary;
 use ticketlab_api::artifact::{Artifact, LayerDensity};
 use ticketlab_api::ir::{ExperimentIr, StageKind, written_name};
 use ticketlab_api::metrics::EvalRecord;
+use ticketlab_api::plugin::registry::Registry;
 use ticketlab_api::{Error, Result};
 use ticketlab_engine::{Execution, Plan};
 
@@ -107,7 +108,7 @@ impl StageFacts {
 }
 
 /// Everything [`write_run_dir`] needs, borrowed from the caller.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOutputs<'a> {
     /// The resolved experiment.
     pub ir: &'a ExperimentIr,
@@ -119,6 +120,9 @@ pub struct RunOutputs<'a> {
     pub timings: &'a BTreeMap<String, StageTiming>,
     /// Plugin fingerprint (`kind/name@version`) by stage name.
     pub plugins: &'a BTreeMap<String, String>,
+    /// The plugins the stages ran with: analyze and report stages' plugins hand over their
+    /// figures and the arms they compare.
+    pub registry: &'a Registry,
     /// The exact command line that reproduces the run.
     pub command: String,
     /// Worker threads used.
@@ -128,12 +132,13 @@ pub struct RunOutputs<'a> {
 }
 
 impl<'a> RunOutputs<'a> {
-    /// Outputs from an execution's artifacts and the facts collected by
-    /// [`StageFacts::from_execution`].
+    /// Outputs from an execution's artifacts, the facts collected by
+    /// [`StageFacts::from_execution`] and the registry the stages ran with.
     pub fn new(
         ir: &'a ExperimentIr,
         artifacts: &'a BTreeMap<String, Artifact>,
         facts: &'a StageFacts,
+        registry: &'a Registry,
         command: String,
         threads: usize,
         backend: &'a str,
@@ -144,6 +149,7 @@ impl<'a> RunOutputs<'a> {
             keys: &facts.keys,
             timings: &facts.timings,
             plugins: &facts.plugins,
+            registry,
             command,
             threads,
             backend,
@@ -297,8 +303,8 @@ pub fn metrics_csv(lines: &[MetricLine], summary: &Summary) -> Result<String> {
 pub fn metrics_jsonl(lines: &[MetricLine]) -> Result<String> {
     let mut out = String::new();
     for l in lines {
-        let s =
-            serde_json::to_string(l).map_err(|e| Error::Other(format!("metrics.jsonl: {e}")))?;
+        let s = serde_json::to_string(l)
+            .map_err(|e| Error::Output { file: names::METRICS.into(), message: e.to_string() })?;
         out.push_str(&s);
         out.push('\n');
     }
@@ -366,12 +372,12 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
     let ir = outputs.ir;
     files::write(&dir.join(names::RESOLVED_JSON), ir.to_canonical_json())?;
     let yaml = serde_yaml::to_string(ir)
-        .map_err(|e| Error::Other(format!("{}: {e}", names::RESOLVED_YAML)))?;
+        .map_err(|e| Error::Output { file: names::RESOLVED_YAML.into(), message: e.to_string() })?;
     files::write(&dir.join(names::RESOLVED_YAML), yaml)?;
     let manifest = Manifest::build(outputs);
     let metrics = metric_lines(ir, outputs.artifacts);
     files::write(&dir.join(names::METRICS), metrics_jsonl(&metrics)?)?;
-    let summary = Summary::build(ir, outputs.artifacts);
+    let summary = Summary::build(ir, outputs.artifacts, outputs.registry);
     files::write(&dir.join(names::SUMMARY_CSV), summary.to_csv()?)?;
     files::write(&dir.join(names::METRICS_CSV), metrics_csv(&metrics, &summary)?)?;
     files::write_json(&dir.join(names::SUMMARY_JSON), &summary)?;

@@ -1,11 +1,14 @@
 //! The per-arm headline rows of `summary.csv` and `summary.json` (schema: the README's `summary.json` section).
 //!
 //! Every train stage that produced a [`RunArtifact`](ticketlab_api::artifact::RunArtifact) is an *arm*.
-//! An arm's speed-up is `baseline t_gen / arm t_gen` (above 1: the arm generalises sooner, the
-//! `compare` report's convention), against the `baseline` of the first report stage (in IR
-//! order) that compares the arm; in a sweep that is the baseline copy of the arm's own sweep
-//! point and seed. An arm no report compares is measured against the summary's `baseline`: the
-//! baseline of the first compared arm (in IR order), else the first arm.
+//! An arm's speed-up is [`speedup_t_gen`]: `baseline t_gen / arm t_gen` (above 1: the arm
+//! generalises sooner). The first report stage (in IR order) that compares the arm gives its
+//! baseline and the speed-up it computed ([`ReportPlugin::comparisons`]); in a sweep that is the
+//! baseline copy of the arm's own sweep point and seed. An arm no report compares is measured
+//! against the summary's `baseline`: the baseline of the first compared arm (in IR order), else
+//! the first arm.
+//!
+//! [`ReportPlugin::comparisons`]: ticketlab_api::plugin::ReportPlugin::comparisons
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,9 @@ use serde_json::Value;
 
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::ir::{ExperimentIr, StageIr, StageKind, written_name};
-use ticketlab_api::metrics::RunSummary;
+use ticketlab_api::metrics::{RunSummary, speedup_t_gen};
+use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::plugin::{Comparison, PluginKind};
 
 /// One row of the summary: the headline numbers of one trained arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,8 +67,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Builds the summary of every finished train stage of `ir` found in `artifacts`.
-    pub fn build(ir: &ExperimentIr, artifacts: &BTreeMap<String, Artifact>) -> Self {
+    /// Builds the summary of every finished train stage of `ir` found in `artifacts`, asking
+    /// the report stages' plugins in `registry` which arms they compare.
+    pub fn build(
+        ir: &ExperimentIr,
+        artifacts: &BTreeMap<String, Artifact>,
+        registry: &Registry,
+    ) -> Self {
         let mut arms: Vec<SummaryRow> = ir
             .stages
             .iter()
@@ -83,20 +93,24 @@ impl Summary {
                 _ => None,
             })
             .collect();
-        let compared = compared_against(ir, artifacts);
+        let compared = comparisons(ir, artifacts, registry);
         let baseline = ir
             .stages
             .iter()
-            .filter_map(|s| compared.get(s.name.as_str()))
+            .filter_map(|s| compared.get(&s.name))
+            .map(|c| &c.baseline)
             .find(|b| arms.iter().any(|a| &a.arm == *b))
-            .map(|b| b.to_string())
+            .cloned()
             .or_else(|| arms.first().map(|a| a.arm.clone()));
         let t_gen = |name: &str| arms.iter().find(|a| a.arm == name).and_then(|a| a.run.t_gen);
         let measured: Vec<(Option<String>, Option<f64>)> = arms
             .iter()
-            .map(|a| {
-                let base = compared.get(a.arm.as_str()).copied().or(baseline.as_deref());
-                (base.map(str::to_string), speedup(base.and_then(t_gen), a.run.t_gen))
+            .map(|a| match compared.get(&a.arm) {
+                Some(c) => (Some(c.baseline.clone()), c.speedup_t_gen),
+                None => (
+                    baseline.clone(),
+                    speedup_t_gen(baseline.as_deref().and_then(t_gen), a.run.t_gen),
+                ),
             })
             .collect();
         for (a, (base, s)) in arms.iter_mut().zip(measured) {
@@ -268,16 +282,19 @@ pub fn write_csv(
     header: &[String],
     rows: impl Iterator<Item = Vec<String>>,
 ) -> ticketlab_api::Result<String> {
-    let io = |e: csv::Error| ticketlab_api::Error::Other(format!("writing {file}: {e}"));
+    let io = |e: csv::Error| output(file, e);
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(io)?;
     for row in rows {
         w.write_record(&row).map_err(io)?;
     }
-    let bytes =
-        w.into_inner().map_err(|e| ticketlab_api::Error::Other(format!("writing {file}: {e}")))?;
-    String::from_utf8(bytes)
-        .map_err(|e| ticketlab_api::Error::Other(format!("{file} is not UTF-8: {e}")))
+    let bytes = w.into_inner().map_err(|e| output(file, e))?;
+    String::from_utf8(bytes).map_err(|e| output(file, format!("not UTF-8: {e}")))
+}
+
+/// The error of a table that cannot be written.
+fn output(file: &str, e: impl std::fmt::Display) -> ticketlab_api::Error {
+    ticketlab_api::Error::Output { file: file.to_string(), message: e.to_string() }
 }
 
 fn number_cells(a: &SummaryRow) -> Vec<String> {
@@ -306,30 +323,22 @@ pub fn repeat_seed(name: &str) -> Option<u64> {
     name.rsplit_once("@seed").and_then(|(_, n)| n.parse().ok())
 }
 
-/// For each arm a report stage compares, the `baseline` of the first such report (in IR
-/// order): in a sweep, each point's `compare` measures its arms against its own baseline copy.
-fn compared_against<'a>(
+/// For each arm a report stage compares, what the first such report (in IR order) says of it:
+/// in a sweep, each point's report measures its arms against its own baseline copy.
+fn comparisons(
     ir: &ExperimentIr,
-    artifacts: &'a BTreeMap<String, Artifact>,
-) -> BTreeMap<&'a str, &'a str> {
+    artifacts: &BTreeMap<String, Artifact>,
+    registry: &Registry,
+) -> BTreeMap<String, Comparison> {
     let mut out = BTreeMap::new();
     for s in ir.stages.iter().filter(|s| s.kind == StageKind::Report) {
         let Some(Artifact::Analysis(a)) = artifacts.get(&s.name) else { continue };
-        let Some(baseline) = a.value.get("baseline").and_then(|b| b.as_str()) else { continue };
-        let arms = a.value.get("arms").and_then(|v| v.as_array()).into_iter().flatten();
-        for arm in arms.filter_map(|r| r.get("arm").and_then(|n| n.as_str())) {
-            out.entry(arm).or_insert(baseline);
+        let plugin = s.plugin.as_deref().and_then(|p| registry.get(PluginKind::Report, p));
+        for c in plugin.map(|p| p.instance.comparisons(&a.value)).unwrap_or_default() {
+            out.entry(c.arm.clone()).or_insert(c);
         }
     }
     out
-}
-
-/// `base / arm` when both generalised; an arm generalising at step 0 counts as step 1.
-pub fn speedup(base_t_gen: Option<u64>, arm_t_gen: Option<u64>) -> Option<f64> {
-    match (base_t_gen, arm_t_gen) {
-        (Some(b), Some(a)) => Some(b.max(1) as f64 / a.max(1) as f64),
-        _ => None,
-    }
 }
 
 /// The prune stage whose mask stage `name` trained or was built under, if any.

@@ -29,9 +29,9 @@
 //! [`round_floats`] applies the same rounding to any JSON value, for users who pin values of
 //! their own (e.g. an analysis' output), and [`REDACTED`] is the text used for redactions.
 //!
-//! Loading a *file* needs the experiment-file front end, which depends on this crate; the
-//! `ticketlab snapshot FILE` command and the front end's own helpers do that and call
-//! [`snapshot`] with the checked IR.
+//! This crate takes a checked IR and does not read experiment files: the `ticketlab snapshot
+//! FILE` command loads the file with the front end (`ticketlab-dsl`) and calls [`snapshot`] with
+//! the checked IR, which keeps this crate free of the front end's dependencies.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,7 +48,8 @@ use ticketlab_api::metrics::RunSummary;
 use ticketlab_api::plugin::registry::Registry;
 use ticketlab_api::tensor::MaskSet;
 use ticketlab_engine::key::KeyVersions;
-use ticketlab_engine::planner::{Plan, plan, plan_with};
+use ticketlab_engine::plan::Plan;
+use ticketlab_engine::planner::{plan, plan_with};
 use ticketlab_engine::{ExecOptions, Execution, NoEvents, RunEvents, Store, execute};
 
 /// Significant digits kept by [`round_sig`] in every computed float of a [`Snapshot`].

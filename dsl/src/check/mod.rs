@@ -9,11 +9,13 @@
 //! gap is reported (no "not a stage" for a reference to a stage whose `kind` was missing).
 //!
 //! The checks are split by what they look at: `stages` checks one stage (its plugin and
-//! parameters), `graph` its inputs and the cycles of the stage graph, and `sweep` the sweep
-//! axes and iterative pruning levels. This file holds the checked types, the entry point and
-//! the `Checker` itself.
+//! parameters), `graph` its inputs and the cycles of the stage graph, `sweep` the sweep axes and
+//! iterative pruning levels, and [`memory`] locates in the file the stages of the expanded
+//! experiment that the memory budget refuses. This file holds the checked types, the entry point
+//! and the `Checker` itself.
 
 mod graph;
+pub mod memory;
 mod stages;
 mod sweep;
 

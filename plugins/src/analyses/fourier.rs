@@ -16,7 +16,8 @@
 //!   as both logits and soft targets, i.e. `logsumexp(q) − Σ_k q_k²`: about `ln K` (3.466) for a
 //!   flat spectrum and 2.52 for a single frequency at K = 32. It is not an entropy of `q`.
 //!
-//! JSON value (the input side at the top level, where the run-directory figures read it):
+//! JSON value (the input side at the top level, where the run directory's figures read it:
+//! [`figures`]):
 //! ```text
 //! {"frequencies": K,
 //!  "runs": {ARM: {"steps": [t, ..], "shannon": [..], "code_ce": [..], "neurons": [n_used, ..],
@@ -34,9 +35,12 @@ use std::f64::consts::PI;
 
 use serde_json::{Value, json};
 use ticketlab_api::artifact::AnalysisArtifact;
+use ticketlab_api::figure::{FigureContext, FigureSpec};
 use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
 use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin};
+
+mod figures;
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("embed", ParamType::Str, "the embedding `[d_emb, vocab]`").default("\"embed.W_E\""),
@@ -283,6 +287,10 @@ impl AnalysisPlugin for FourierEntropy {
             analysis: "fourier_entropy".into(),
             value: json!({"frequencies": k_used, "runs": runs, "models": models}),
         })
+    }
+
+    fn figures(&self, value: &Value, ctx: &FigureContext<'_>) -> Vec<FigureSpec> {
+        figures::of(value, ctx)
     }
 }
 

@@ -15,15 +15,20 @@
 //!  "runs": {ARM: {"intervals": [[t, t'], ..], "layers": {LAYER: [jd, ..]}, "all": [jd, ..],
 //!                 "delta_test_acc": [Δ, ..]}}}
 //! ```
+//!
+//! The run directory draws one figure per run from it ([`figures`]).
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
+use ticketlab_api::figure::{FigureContext, FigureSpec};
 use ticketlab_api::plugin::{AnalysisInputs, AnalysisPlugin, ParamSpec, ParamType, Params};
 use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin};
 use ticketlab_tensor::pruning::select_global;
+
+mod figures;
 
 const PARAMS: &[ParamSpec] = &[ParamSpec::new(
     "rate",
@@ -134,6 +139,10 @@ impl AnalysisPlugin for Jaccard {
             analysis: "jaccard".into(),
             value: json!({"rate": rate, "runs": runs}),
         })
+    }
+
+    fn figures(&self, value: &serde_json::Value, ctx: &FigureContext<'_>) -> Vec<FigureSpec> {
+        figures::of(value, ctx)
     }
 }
 

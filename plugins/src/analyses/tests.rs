@@ -282,3 +282,20 @@ fn compare_reports_speedups_against_the_first_run() {
     assert_eq!(arms[0]["speedup_t_gen"], 1.0);
     assert!((arms[1]["density"].as_f64().unwrap() - 0.4).abs() < 0.01);
 }
+
+/// What `compare` hands `summary.json`: each arm's baseline and the speed-up it computed.
+#[test]
+fn compare_hands_the_summary_its_speedups() {
+    let dense = run(None, [0.0, 0.1, 0.2, 0.5, 1.0]);
+    let ticket = run(Some(ticket_mask()), [0.0, 0.5, 1.0, 1.0, 1.0]);
+    let runs = [("dense", &dense), ("ticket", &ticket)];
+    let v = analyse("compare", Params::new(), &runs, &[], PluginKind::Report);
+    let compare = Registry::builtin().unwrap().report("compare").unwrap();
+    let fields: Vec<(String, String, Option<f64>)> =
+        compare.comparisons(&v).into_iter().map(|c| (c.arm, c.baseline, c.speedup_t_gen)).collect();
+    assert_eq!(
+        fields,
+        [("dense".into(), "dense".into(), Some(1.0)), ("ticket".into(), "dense".into(), Some(2.0))]
+    );
+    assert!(compare.comparisons(&serde_json::json!({"other": 1})).is_empty());
+}

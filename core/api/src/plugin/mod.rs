@@ -19,6 +19,7 @@ use crate::Result;
 use crate::artifact::{AnalysisArtifact, MaskArtifact, ModelArtifact, RunArtifact};
 use crate::budget::Budget;
 use crate::data::{Dataset, DatasetInfo, DatasetShape};
+use crate::figure::{FigureContext, FigureSpec};
 use crate::metrics::EvalRecord;
 use crate::runtime::Runtime;
 use crate::tensor::{Architecture, MaskSet, NamedTensors};
@@ -329,12 +330,42 @@ pub struct AnalysisInputs<'a> {
 pub trait AnalysisPlugin: Send + Sync {
     /// Computes the analysis.
     fn analyze(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact>;
+
+    /// The run directory's figures of `value`, a value this analysis computed (see
+    /// [`crate::figure`]); a value of another shape gives none. The default draws nothing.
+    fn figures(&self, _value: &serde_json::Value, _ctx: &FigureContext<'_>) -> Vec<FigureSpec> {
+        Vec::new()
+    }
 }
 
 /// A report plugin: compares runs; its value is rendered in the run directory's report.
 pub trait ReportPlugin: Send + Sync {
     /// Builds the comparison.
     fn report(&self, params: &Params, inputs: &AnalysisInputs<'_>) -> Result<AnalysisArtifact>;
+
+    /// The run directory's figures of `value`, a value this report built (see
+    /// [`crate::figure`]); a value of another shape gives none. The default draws nothing.
+    fn figures(&self, _value: &serde_json::Value, _ctx: &FigureContext<'_>) -> Vec<FigureSpec> {
+        Vec::new()
+    }
+
+    /// The arms `value`, a value this report built, measures against a baseline, with their
+    /// speed-ups: the `baseline` and `speedup_t_gen` of those arms in `summary.json`. A value of
+    /// another shape gives none, as does the default.
+    fn comparisons(&self, _value: &serde_json::Value) -> Vec<Comparison> {
+        Vec::new()
+    }
+}
+
+/// What a report says of one arm it measures against a baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The arm (a train stage's name).
+    pub arm: String,
+    /// The arm it is measured against.
+    pub baseline: String,
+    /// The arm's [`speedup_t_gen`](crate::metrics::speedup_t_gen) against the baseline.
+    pub speedup_t_gen: Option<f64>,
 }
 
 /// How to make an instance of a built-in plugin (plain fn pointers: inventory entries are const).

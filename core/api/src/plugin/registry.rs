@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{
-    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, ParamSpec, Params, PluginCtor,
+    AnalysisPlugin, ArchitecturePlugin, Comparison, DatasetPlugin, ParamSpec, Params, PluginCtor,
     PluginDescriptor, PluginKind, PrunerPlugin, ReportPlugin, TrainerPlugin,
 };
+use crate::figure::{FigureContext, FigureSpec};
 use crate::{Error, Result};
 
 /// Where a plugin comes from.
@@ -82,6 +83,25 @@ impl PluginInstance {
             PluginInstance::Trainer(t) => t.uses_seed(params),
             PluginInstance::Pruner(p) => p.uses_seed(params),
             _ => true,
+        }
+    }
+
+    /// The run directory's figures of `value`, a value this analysis or report plugin computed
+    /// (see [`AnalysisPlugin::figures`]); other kinds draw none.
+    pub fn figures(&self, value: &serde_json::Value, ctx: &FigureContext<'_>) -> Vec<FigureSpec> {
+        match self {
+            PluginInstance::Analysis(a) => a.figures(value, ctx),
+            PluginInstance::Report(r) => r.figures(value, ctx),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The arms `value`, a value this report plugin built, measures against a baseline (see
+    /// [`ReportPlugin::comparisons`]); other kinds compare none.
+    pub fn comparisons(&self, value: &serde_json::Value) -> Vec<Comparison> {
+        match self {
+            PluginInstance::Report(r) => r.comparisons(value),
+            _ => Vec::new(),
         }
     }
 

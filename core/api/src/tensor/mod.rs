@@ -1,6 +1,6 @@
 //! Host tensors and masks, and what an architecture is: its parameters and the forward graph it
 //! builds with a [`GraphBuilder`]. Compiling, differentiating and running those graphs is the
-//! engine's work (`ticketlab_engine::tensor`).
+//! tensor crate's work (`ticketlab-tensor`).
 
 pub mod graph;
 pub mod host;

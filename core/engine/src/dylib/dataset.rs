@@ -7,7 +7,8 @@ use ticketlab_api::plugin::{DatasetPlugin, Params, StageContext};
 use ticketlab_api::tensor::HostTensor;
 use ticketlab_api::{Error, Result};
 
-use super::{CallSite, Returned, abi, isolate};
+use super::{CallSite, Returned, isolate};
+use ticketlab_abi as abi;
 
 /// Calls a library's `build` function and checks the dataset before the engine sees it:
 /// metadata that parses, splits whose sizes agree with the input shape, finite inputs, class
@@ -44,7 +45,7 @@ enum TargetMeta {
 impl DatasetPlugin for DynDataset {
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let params_json = serde_json::to_string(params)
-            .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot serialise parameters: {e}")))?;
         let (status, [metadata, train_x, train_y, test_x, test_y, error]) =
             match ctx.runtime.plugin_host {
                 Some(_) => isolate::build(&ctx.runtime, &self.call, &params_json, ctx.seed)?,

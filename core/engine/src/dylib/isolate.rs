@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use ticketlab_api::runtime::Runtime;
 
-use super::pruner::Layer;
-use super::{Adapter, CallSite, Element, Returned, abi, open_adapter};
+use super::{Adapter, CallSite, Element, Layer, Returned, open_adapter};
+use ticketlab_abi as abi;
 use ticketlab_api::{Error, Result};
 
 /// The environment variable that gives the child its parent's process id, so that it can tell
@@ -244,19 +244,19 @@ pub fn serve_isolated_call() -> Result<()> {
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
-        .map_err(|e| Error::Other(format!("reading the call: {e}")))?;
+        .map_err(|e| Error::Internal(format!("reading the call: {e}")))?;
     let mut frames = input.as_slice();
     let request: Request = read_frame(&mut frames)
         .ok()
         .and_then(|h| serde_json::from_slice(&h).ok())
-        .ok_or_else(|| Error::Other("the call's header is not readable".into()))?;
+        .ok_or_else(|| Error::Internal("the call's header is not readable".into()))?;
     let (status, outputs): (abi::Status, Vec<Returned>) =
         match open_adapter(&request.library, &request.plugin)? {
             Adapter::Pruner(p) => {
                 let mut arrays = Vec::with_capacity(request.layers.len() * 2);
                 for _ in 0..request.layers.len() * 2 {
                     let bytes = read_frame(&mut frames)
-                        .map_err(|_| Error::Other("the call has too few arrays".into()))?;
+                        .map_err(|_| Error::Internal("the call has too few arrays".into()))?;
                     arrays.push(
                         bytes
                             .chunks_exact(4)
@@ -289,7 +289,7 @@ pub fn serve_isolated_call() -> Result<()> {
     write_frame(&mut out, &header)
         .and_then(|()| outputs.iter().try_for_each(|o| write_frame(&mut out, &o.bytes)))
         .and_then(|()| out.flush())
-        .map_err(|e| Error::Other(format!("writing the answer: {e}")))
+        .map_err(|e| Error::Internal(format!("writing the answer: {e}")))
 }
 
 /// Makes this child die with the parent that started it, whatever kills the parent (Linux's

@@ -4,7 +4,8 @@ use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin, Scores};
 use ticketlab_api::tensor::{HostTensor, NamedTensors};
 use ticketlab_api::{Error, Result};
 
-use super::{CallSite, Returned, abi, isolate};
+use super::{CallSite, Layer, Returned, isolate};
+use ticketlab_abi as abi;
 
 /// Calls a library's `score` function with views of the weights and mask of every prunable
 /// layer (in the mask's order: sorted by name) and checks what comes back: one score per
@@ -20,14 +21,6 @@ impl DynPruner {
     pub(super) fn new(call: CallSite, score: abi::ScoreFn) -> Self {
         DynPruner { call, score }
     }
-}
-
-/// The borrowed inputs of one call, kept alive while the library reads them.
-pub(super) struct Layer<'a> {
-    pub(super) name: &'a str,
-    pub(super) shape: &'a [usize],
-    pub(super) weights: &'a [f32],
-    pub(super) mask: &'a [f32],
 }
 
 impl PrunerPlugin for DynPruner {
@@ -49,7 +42,7 @@ impl PrunerPlugin for DynPruner {
             })
             .collect::<Result<Vec<_>>>()?;
         let params_json = serde_json::to_string(params)
-            .map_err(|e| Error::Other(format!("cannot serialise parameters: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot serialise parameters: {e}")))?;
         let seed = ctx.ctx.seed;
         let (status, [scores, counts, error]) = match ctx.ctx.runtime.plugin_host {
             Some(_) => isolate::score(&ctx.ctx.runtime, &self.call, &params_json, seed, &layers)?,

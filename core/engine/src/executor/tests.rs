@@ -9,19 +9,26 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::stages::inputs::select_from_run;
 use super::*;
-use crate::events::NoEvents;
+use crate::events::{NoEvents, StageOutcome};
 use crate::planner::plan;
-use ticketlab_api::artifact::{AnalysisArtifact, RunArtifact};
-use ticketlab_api::data::{Split, Targets};
-use ticketlab_api::ir::ExperimentIr;
-use ticketlab_api::metrics::{Norms, RunSummary};
-use ticketlab_api::plugin::registry::{Origin, PluginEntry, PluginInstance};
+use crate::store::Store;
+use ticketlab_api::artifact::{AnalysisArtifact, Artifact, RunArtifact};
+use ticketlab_api::data::{Dataset, DatasetInfo, Split, Targets};
+use ticketlab_api::ir::{ExperimentIr, StageIr, StageKind};
+use ticketlab_api::metrics::{EvalRecord, Norms, RunSummary};
+use ticketlab_api::plugin::registry::{Origin, PluginEntry, PluginInstance, Registry};
 use ticketlab_api::plugin::{
-    AnalysisPlugin, ArchitecturePlugin, DatasetPlugin, PluginKind, TrainerPlugin,
+    AnalysisInputs, AnalysisPlugin, ArchitecturePlugin, ArmJob, DatasetPlugin, Params, PluginKind,
+    StageContext, TrainJob, TrainState, TrainerPlugin,
 };
 use ticketlab_api::runtime::Runtime;
-use ticketlab_api::tensor::{GraphBuilder, HostTensor, Init, ParamDef, Var};
+use ticketlab_api::tensor::{
+    Architecture, GraphBuilder, HostTensor, Init, NamedTensors, ParamDef, Var,
+};
+use ticketlab_api::{Error, Result};
+use ticketlab_tensor::kernels;
 
 struct Data;
 impl DatasetPlugin for Data {

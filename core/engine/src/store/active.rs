@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Store;
 use crate::lease::{Holder, Lease, read_holder, start_heartbeat};
-use crate::planner::Plan;
+use crate::plan::Plan;
 use ticketlab_api::{Error, Result};
 
 /// What `active/<...>.json` holds.

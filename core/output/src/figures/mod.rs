@@ -4,16 +4,17 @@
 //! - [`metric_figures`], from `summary.json` and `metrics.jsonl`: accuracy against step
 //!   ([`ACCURACY`]), loss ([`LOSS`]), weight norms ([`NORMS`]) and, when more than one arm
 //!   trained under a mask, t_gen and tau_grok against the pruning rate ([`RATE`]);
-//! - [`artifact_figures`], from the artifacts: per-layer mask density ([`MASKS`]) and, for each
-//!   `fourier_entropy` analysis stage, entropy over training and per-neuron spectra; for each
-//!   `jaccard` analysis stage, the mask's movement between checkpoints per analysed run.
+//! - [`artifact_figures`], from the artifacts: per-layer mask density ([`MASKS`]) and the
+//!   figures each analyze and report stage's plugin hands over for its value
+//!   ([`FigureSpec`](ticketlab_api::figure::FigureSpec)s, drawn as curves or heatmaps).
 //!
 //! Each arm keeps one colour ([`arm_colour`]) across figures, in summary order. Figures are
 //! listed in `figures/index.json` ([`FigureIndex`]), in the order the report shows them.
 
+mod analyses;
 mod curves;
-mod fourier;
-mod jaccard;
+mod heatmap;
+mod lines;
 mod masks;
 mod sweep;
 
@@ -26,10 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use super::files;
 use super::files::{file_safe, is_plain_file_name};
-use super::rundir::MetricLine;
+use super::rundir::{MetricLine, RunOutputs};
 use super::summary::Summary;
-use ticketlab_api::artifact::Artifact;
-use ticketlab_api::ir::ExperimentIr;
 use ticketlab_api::metrics::EvalRecord;
 use ticketlab_api::{Error, Result};
 
@@ -81,22 +80,12 @@ pub fn metric_figures(summary: &Summary, metrics: &[MetricLine]) -> Result<Vec<F
     Ok(out)
 }
 
-/// The figures drawn from artifacts: mask densities, Fourier and Jaccard analyses.
-pub fn artifact_figures(
-    ir: &ExperimentIr,
-    artifacts: &BTreeMap<String, Artifact>,
-    summary: &Summary,
-) -> Result<Vec<Figure>> {
+/// The figures drawn from the artifacts of `outputs`: mask densities, then the figures of
+/// every analyze and report stage (in IR order) that its plugin hands over.
+pub fn artifact_figures(outputs: &RunOutputs<'_>, summary: &Summary) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
-    out.extend(masks::densities(ir, artifacts)?);
-    for stage in &ir.stages {
-        let Some(Artifact::Analysis(a)) = artifacts.get(&stage.name) else { continue };
-        match a.analysis.as_str() {
-            "fourier_entropy" => out.extend(fourier::figures(&stage.name, &a.value, summary)?),
-            "jaccard" => out.extend(jaccard::figures(&stage.name, &a.value, summary)?),
-            _ => {}
-        }
-    }
+    out.extend(masks::densities(outputs.ir, outputs.artifacts)?);
+    out.extend(analyses::figures(outputs, summary)?);
     Ok(out)
 }
 
@@ -375,8 +364,9 @@ pub(crate) fn render(
             .map_err(|e| e.into())
             .and_then(|_| draw(&root))
             .and_then(|_| root.present().map_err(|e| e.into()));
-        result.map_err(|e: Box<dyn std::error::Error>| {
-            Error::Other(format!("drawing figures/{file}: {e}"))
+        result.map_err(|e: Box<dyn std::error::Error>| Error::Output {
+            file: format!("figures/{file}"),
+            message: format!("cannot draw it: {e}"),
         })?;
     }
     Ok(svg)

@@ -109,7 +109,7 @@ pub(super) fn retrieve(g: &mut GraphBuilder, node: NodeIndex) {
 pub(super) fn take(g: &mut GraphBuilder, node: NodeIndex) -> Result<Vec<f32>> {
     let t =
         g.cx.get_tensor(node, 0)
-            .ok_or_else(|| Error::Other("graph output was not computed".into()))?;
+            .ok_or_else(|| Error::Internal("graph output was not computed".into()))?;
     host_f32(t)
 }
 
@@ -129,7 +129,7 @@ pub(super) fn take_arms(fw: &mut ForwardGraph, node: NodeIndex) -> Result<Vec<Ve
     let mut t =
         fw.g.cx
             .get_tensor(node, 0)
-            .ok_or_else(|| Error::Other("graph output was not computed".into()))?;
+            .ok_or_else(|| Error::Internal("graph output was not computed".into()))?;
     if let Some(arms) = t.data.as_any_mut().downcast_mut::<kernels::PerArm>() {
         return std::mem::take(&mut arms.0).into_iter().map(host_f32).collect();
     }
@@ -141,7 +141,7 @@ pub(super) fn host_f32(mut t: Tensor) -> Result<Vec<f32>> {
         .as_any_mut()
         .downcast_mut::<Vec<f32>>()
         .map(std::mem::take)
-        .ok_or_else(|| Error::Other("graph output is not a host f32 buffer".into()))
+        .ok_or_else(|| Error::Internal("graph output is not a host f32 buffer".into()))
 }
 
 /// Makes a compiled graph run `arms` arms ([`kernels::arm`]): its weight and mask leaves, and
@@ -271,7 +271,7 @@ pub(super) fn leaf_buffer(g: &mut GraphBuilder, leaf: Var, arm: usize) -> Result
         other => other.filter(|_| arm == 0),
     };
     t.and_then(|t| t.data.as_any_mut().downcast_mut::<Vec<f32>>())
-        .ok_or_else(|| Error::Other("a weight buffer is missing from the graph".into()))
+        .ok_or_else(|| Error::Internal("a weight buffer is missing from the graph".into()))
 }
 
 /// `arm`'s value of a leaf.

@@ -140,8 +140,9 @@ pub(super) fn host_loss(
         match loss {
             LossKind::CrossEntropy => {
                 let Targets::Classes { labels, .. } = y else {
-                    return Err(Error::Other(
-                        "cross-entropy needs class labels; use `loss: mse` for regression".into(),
+                    return Err(Error::param(
+                        "loss",
+                        "cross-entropy needs class labels; use `loss: mse` for regression",
                     ));
                 };
                 let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));

@@ -130,15 +130,13 @@ impl<'a> TrainingSession<'a> {
         catch_panic("compiling the training step", || {
             let defs = arch.parameters();
             let first =
-                arms.first().ok_or_else(|| Error::Other("a session needs an arm".into()))?;
+                arms.first().ok_or_else(|| Error::Internal("a session needs an arm".into()))?;
             let masked: Vec<&String> = first.mask.iter().flatten().map(|(name, _)| name).collect();
             for arm in &arms {
                 check_params(&defs, &arm.params)?;
                 check_masks(&defs, arm.mask.as_ref())?;
                 if arm.mask.iter().flatten().map(|(name, _)| name).ne(masked.iter().copied()) {
-                    return Err(Error::Other(
-                        "the arms of a session must mask the same parameters".into(),
-                    ));
+                    return Err(Error::Batch("must mask the same parameters".into()));
                 }
             }
             let mut x_shape = example.x.shape.clone();
@@ -320,7 +318,7 @@ impl<'a> TrainingSession<'a> {
     /// with respect to the outputs in f64, and feeds the gradients to the step graph.
     fn feed_loss_gradient(&mut self) -> Result<Vec<f64>> {
         let batch = self.batch.take().ok_or_else(|| {
-            Error::Other("no training batch was set: call `set_batch` before `step`".into())
+            Error::Internal("no training batch was set: call `set_batch` before `step`".into())
         })?;
         let result = self.outputs(&batch).and_then(|(outputs, width)| {
             let mut losses = Vec::with_capacity(outputs.len());
@@ -403,7 +401,7 @@ impl<'a> TrainingSession<'a> {
         let mut out = BTreeMap::new();
         for (p, def) in self.step_graph.params.iter().zip(&self.defs) {
             let data = leaf_value(&self.step_graph.g, p.leaf, arm).ok_or_else(|| {
-                Error::Other(format!("weights of `{}` are missing from the graph", def.name))
+                Error::Internal(format!("weights of `{}` are missing from the graph", def.name))
             })?;
             out.insert(def.name.clone(), HostTensor::new(def.shape.clone(), data.clone()));
         }

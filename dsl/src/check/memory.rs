@@ -12,8 +12,8 @@ use ticketlab_api::budget::Budget;
 use ticketlab_api::ir::{ExperimentIr, written_name};
 use ticketlab_api::plugin::registry::Registry;
 
+use super::{flag_note, param_error, param_place};
 use crate::ast::Experiment;
-use crate::check::{flag_note, param_error, param_place};
 use crate::diag::Diag;
 
 /// A diagnostic for every written stage with a copy beyond the memory allowed.

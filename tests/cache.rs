@@ -39,7 +39,10 @@ fn run(extra: &[&str], store: &Store, interrupt: Option<u64>) -> Execution {
     let (registry, ir) = load(extra);
     let p = plan(&ir, &registry, Some(store), &Runtime::default()).expect("plan");
     let options = ExecOptions {
-        base_dir: quickstart().parent().unwrap().to_path_buf(),
+        runtime: Runtime {
+            base_dir: quickstart().parent().unwrap().to_path_buf(),
+            ..Runtime::default()
+        },
         interrupt_after_steps: interrupt,
         jobs: 1,
         ..ExecOptions::default()
@@ -137,10 +140,8 @@ fn an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one() {
 #[test]
 fn snapshots_are_deterministic_and_move_only_where_expected() {
     let (registry, ir) = load(&[]);
-    let options = SnapshotOptions {
-        base_dir: quickstart().parent().unwrap().to_path_buf(),
-        ..Default::default()
-    };
+    let runtime = Runtime { base_dir: quickstart().parent().unwrap().into(), ..Runtime::default() };
+    let options = SnapshotOptions { runtime };
     let a = snapshot(&ir, &registry, &options).expect("snapshot");
     let b = snapshot(&ir, &registry, &options).expect("snapshot");
     assert_eq!(a, b);

@@ -530,8 +530,7 @@ stages:
     let store = Store::new(dir.path().join("store"));
     let planned = plan(&ir, &registry, Some(&store), &Runtime::default()).unwrap();
     let options = ExecOptions {
-        base_dir: dir.path().to_path_buf(),
-        interrupt_after_steps: None,
+        runtime: Runtime { base_dir: dir.path().to_path_buf(), ..Runtime::default() },
         jobs: 1,
         ..ExecOptions::default()
     };

@@ -2,6 +2,7 @@
 //! author would pin theirs: the masks (per-layer counts and hashes) and each arm's summary.
 
 use ticketlab_api::plugin::registry::Registry;
+use ticketlab_api::runtime::Runtime;
 use ticketlab_plugins as _;
 use ticketlab_testing::{SnapshotOptions, snapshot};
 
@@ -11,8 +12,9 @@ fn every_pruner_and_control_end_to_end() {
     let file = crate::cli::root().join("tests/fixtures/every_pruner.yaml");
     let ir =
         ticketlab_dsl::load(&file, &registry, &[]).unwrap_or_else(|d| panic!("{}", d.render()));
-    let options =
-        SnapshotOptions { base_dir: file.parent().unwrap().to_path_buf(), ..Default::default() };
+    let options = SnapshotOptions {
+        runtime: Runtime { base_dir: file.parent().unwrap().into(), ..Runtime::default() },
+    };
     let snap = snapshot(&ir, &registry, &options).expect("every stage runs");
     // Every pruner kept exactly half of the weights (exact k), and each mask is its own.
     for (name, mask) in &snap.masks {
@@ -60,7 +62,9 @@ stages:
         &ticketlab_dsl::CliOverrides::default(),
     )
     .unwrap_or_else(|d| panic!("{}", d.render()));
-    let options = SnapshotOptions { base_dir: std::env::temp_dir(), ..Default::default() };
+    let options = SnapshotOptions {
+        runtime: Runtime { base_dir: std::env::temp_dir(), ..Runtime::default() },
+    };
     let snap = snapshot(&ir, &registry, &options).expect("every stage runs");
     let (ep, ep_wd) = (&snap.runs["ep"].summary, &snap.runs["ep_wd"].summary);
     assert_eq!((ep.density, ep_wd.density), (0.4, 0.4));

@@ -90,7 +90,8 @@ pub struct Loaded {
     pub ir: ExperimentIr,
     /// Where it came from.
     pub source: Source,
-    /// How its stages compute (device, memory budget); commands add threads and plugin
+    /// How its stages compute (where relative paths resolve, device, memory budget); commands
+    /// add threads and plugin
     /// isolation.
     pub runtime: Runtime,
 }
@@ -114,8 +115,12 @@ fn add_library(registry: &mut Registry, path: &Path) -> Result<(), Failure> {
 /// A file that cannot be read, parsed or checked is an input error (exit code 2) for every
 /// command, `check` included.
 pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failure> {
-    let runtime =
-        Runtime { device: device()?, budget: Budget::new(args.max_memory), ..Runtime::default() };
+    let runtime = Runtime {
+        base_dir: source.base_dir(),
+        device: device()?,
+        budget: Budget::new(args.max_memory),
+        ..Runtime::default()
+    };
     let mut registry = registry(&args.plugins)?;
     let (name, text) = match &source {
         Source::File(path) => {

@@ -18,6 +18,9 @@ pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// a result, so it is the one of them recorded in cache keys.
 #[derive(Debug, Clone)]
 pub struct Runtime {
+    /// The directory relative paths of the experiment resolve against (its file's directory):
+    /// data files, weight files.
+    pub base_dir: PathBuf,
     /// Threads of the matrix kernels of one stage (every count gives the same numbers).
     pub threads: usize,
     /// Where compiled graphs run.
@@ -36,10 +39,12 @@ pub struct Runtime {
 }
 
 impl Default for Runtime {
-    /// One kernel thread on the CPU, the machine's memory, plugins called in this process (with
-    /// the default timeout for isolated calls), and no stop requested.
+    /// Paths relative to the working directory, one kernel thread on the CPU, the machine's
+    /// memory, plugins called in this process (with the default timeout for isolated calls),
+    /// and no stop requested.
     fn default() -> Self {
         Self {
+            base_dir: PathBuf::from("."),
             threads: 1,
             device: Device::Cpu,
             budget: Budget::default(),

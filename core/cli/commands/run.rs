@@ -92,7 +92,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
     let mut options = ExecOptions {
-        base_dir: loaded.source.base_dir(),
         interrupt_after_steps: args.interrupt_after_steps,
         jobs,
         only_stored: None,

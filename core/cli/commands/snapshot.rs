@@ -27,7 +27,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let threads = load::threads(args.threads, 1)?;
     let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
     let runtime = args.runtime.runtime(&loaded.runtime, threads)?;
-    let options = SnapshotOptions { base_dir: loaded.source.base_dir(), runtime };
+    let options = SnapshotOptions { runtime };
     let snap = snapshot(&loaded.ir, &loaded.registry, &options).map_err(Failure::failed)?;
     print(&snap.to_yaml())
 }

@@ -21,6 +21,9 @@
 //!   draws no random numbers with its parameters (its plugin's `uses_seed`; a rewind stage unless
 //!   it re-initialises): a sweep or seed-repeat copy of such a stage with the same parameters
 //!   and inputs is the same computation and reuses the stored result;
+//! - `files`: only for a stage that reads files of the user's (a `file` dataset's data), the
+//!   SHA-256 of each file's content, so that an edited file gives a new key while a moved one
+//!   keeps it;
 //! - `input_names`: for analyze and report stages only, the names of the stages connected to
 //!   each port, because their results name the runs they read (a seed repeat's first copy,
 //!   `dense@seed0`, trains with the same key as `dense`, but its analyses must say
@@ -180,6 +183,9 @@ pub fn key_material(
     if matches!(stage.kind, StageKind::Analyze | StageKind::Report) {
         material["input_names"] = json!(stage.inputs);
     }
+    if !keyed.files.is_empty() {
+        material["files"] = json!(keyed.files);
+    }
     canonical(&material).to_string()
 }
 
@@ -193,12 +199,14 @@ pub struct KeyedStage<'a> {
     pub params: BTreeMap<String, Value>,
     /// The seed in the key; `None` for a stage that draws no random numbers.
     pub seed: Option<u64>,
+    /// The SHA-256 of each file the stage reads, in the order its plugin lists them.
+    pub files: Vec<String>,
 }
 
 impl<'a> KeyedStage<'a> {
     /// Every parameter and the seed.
     pub fn all(stage: &'a StageIr) -> Self {
-        Self { stage, params: stage.params.clone(), seed: Some(stage.seed) }
+        Self { stage, params: stage.params.clone(), seed: Some(stage.seed), files: Vec::new() }
     }
 }
 

@@ -2,6 +2,9 @@
 //! in the store, estimates its memory and assigns the batches ([`crate::batch`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use crate::key::{Backend, KeyVersions, KeyedStage, StageKey, stage_key};
 use crate::plan::{Plan, PlannedStage};
@@ -71,8 +74,13 @@ pub fn plan_with(
             }
             upstream.insert(port.clone(), ks);
         }
-        let key =
-            stage_key(&keyed(stage, entry), fingerprint.as_deref(), &upstream, backend, versions);
+        let key = stage_key(
+            &keyed(stage, entry, &runtime.base_dir)?,
+            fingerprint.as_deref(),
+            &upstream,
+            backend,
+            versions,
+        );
         let cached = store.is_some_and(|s| s.contains(&key));
         let resume_from = match store {
             Some(s) if !cached && stage.kind == StageKind::Train => {
@@ -97,9 +105,15 @@ pub fn plan_with(
 }
 
 /// What of `stage` its key covers: the parameters that can change its result (every one not
-/// marked [`not_in_key`](ticketlab_api::plugin::ParamSpec::not_in_key)), and its seed unless it draws
-/// no random numbers (its plugin's `uses_seed`; a rewind stage only when it re-initialises).
-fn keyed<'a>(stage: &'a StageIr, entry: Option<&PluginEntry>) -> KeyedStage<'a> {
+/// marked [`not_in_key`](ticketlab_api::plugin::ParamSpec::not_in_key)), its seed unless it draws
+/// no random numbers (its plugin's `uses_seed`; a rewind stage only when it re-initialises), and
+/// the contents of the files it reads (relative paths resolve against `base_dir`); a file that
+/// cannot be read is refused before anything runs.
+fn keyed<'a>(
+    stage: &'a StageIr,
+    entry: Option<&PluginEntry>,
+    base_dir: &Path,
+) -> Result<KeyedStage<'a>> {
     let bookkeeping: Vec<&str> = stage
         .kind
         .core_params()
@@ -116,9 +130,21 @@ fn keyed<'a>(stage: &'a StageIr, entry: Option<&PluginEntry>) -> KeyedStage<'a> 
         (StageKind::Model, _) | (_, None) => true,
         (_, Some(e)) => e.instance.uses_seed(&Params(stage.params.clone())),
     };
-    KeyedStage {
+    let read = entry.map(|e| e.instance.input_files(&Params(stage.params.clone()), base_dir));
+    let files = read.unwrap_or_default().iter().map(|f| file_hash(f)).collect::<Result<_>>()?;
+    Ok(KeyedStage {
         stage,
         params: params.map(|(k, v)| (k.clone(), v.clone())).collect(),
         seed: uses_seed.then_some(stage.seed),
-    }
+        files,
+    })
+}
+
+/// The SHA-256 of `path`'s content, in lowercase hex.
+fn file_hash(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::data(path, format!("cannot read it ({e})")))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
 }

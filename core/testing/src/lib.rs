@@ -64,9 +64,8 @@ pub const REDACTED: &str = "[redacted]";
 /// How to take a snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotOptions {
-    /// Directory that relative data paths resolve against (the experiment file's directory).
-    pub base_dir: PathBuf,
-    /// How stages run (plugin isolation); a snapshot does not depend on it.
+    /// How stages run: the directory relative data paths resolve against (the experiment
+    /// file's), plugin isolation; a snapshot does not depend on the rest.
     pub runtime: ticketlab_api::runtime::Runtime,
 }
 
@@ -225,12 +224,7 @@ pub fn snapshot_with_events(
         &run_plan,
         registry,
         &store,
-        &ExecOptions {
-            base_dir: options.base_dir.clone(),
-            jobs: 1,
-            runtime: options.runtime.clone(),
-            ..ExecOptions::default()
-        },
+        &ExecOptions { jobs: 1, runtime: options.runtime.clone(), ..ExecOptions::default() },
         events,
     );
     if let Some(e) = exec.error {

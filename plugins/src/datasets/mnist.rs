@@ -162,7 +162,7 @@ impl DatasetPlugin for Mnist {
     }
 
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
-        let dir = resolve(Path::new(params.str("path")?), &ctx.base_dir)?;
+        let dir = resolve(Path::new(params.str("path")?), &ctx.runtime.base_dir)?;
         let (x, labels) = load_idx_pair(&dir)?;
         let n = labels.len();
         let train_size = params.usize("train_size")?;

@@ -13,6 +13,8 @@ pub mod schema;
 pub use params::Params;
 pub use schema::{ParamSpec, ParamType};
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -84,9 +86,8 @@ pub struct StageContext {
     pub stage: String,
     /// The stage's derived seed (see [`crate::seed`]).
     pub seed: u64,
-    /// Directory of the experiment file: relative data paths resolve against it.
-    pub base_dir: std::path::PathBuf,
-    /// How this process runs stages (stop requests, plugin isolation).
+    /// How this process runs stages: among others the directory relative data paths resolve
+    /// against ([`Runtime::base_dir`]), the device, stop requests and plugin isolation.
     pub runtime: Runtime,
 }
 
@@ -98,7 +99,8 @@ impl StageContext {
         seed: u64,
         base_dir: impl Into<std::path::PathBuf>,
     ) -> Self {
-        Self { stage: stage.into(), seed, base_dir: base_dir.into(), runtime: Runtime::default() }
+        let runtime = Runtime { base_dir: base_dir.into(), ..Runtime::default() };
+        Self { stage: stage.into(), seed, runtime }
     }
 }
 
@@ -121,6 +123,13 @@ pub trait DatasetPlugin: Send + Sync {
     /// estimates before anything runs; `None` (the default) when they cannot be known cheaply.
     fn shape(&self, _params: &Params) -> Option<DatasetShape> {
         None
+    }
+
+    /// The files `params` make the dataset read, resolved against `base_dir` (the experiment
+    /// file's directory). The stage's cache key covers their contents, so an edited file gives a
+    /// new key and the stages that depend on it are computed again. The default: none.
+    fn input_files(&self, _params: &Params, _base_dir: &Path) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// Whether the result depends on the stage's seed with these parameters. A plugin that draws

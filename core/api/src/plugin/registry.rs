@@ -86,6 +86,19 @@ impl PluginInstance {
         }
     }
 
+    /// The files a dataset plugin reads with `params` ([`DatasetPlugin::input_files`]); other
+    /// kinds read none.
+    pub fn input_files(
+        &self,
+        params: &Params,
+        base_dir: &std::path::Path,
+    ) -> Vec<std::path::PathBuf> {
+        match self {
+            PluginInstance::Dataset(d) => d.input_files(params, base_dir),
+            _ => Vec::new(),
+        }
+    }
+
     /// The run directory's figures of `value`, a value this analysis or report plugin computed
     /// (see [`AnalysisPlugin::figures`]); other kinds draw none.
     pub fn figures(&self, value: &serde_json::Value, ctx: &FigureContext<'_>) -> Vec<FigureSpec> {

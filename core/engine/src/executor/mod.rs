@@ -22,7 +22,6 @@ mod schedule;
 mod stages;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use super::events::{StageOutcome, StageReport};
 use ticketlab_api::Error;
@@ -34,8 +33,6 @@ pub use schedule::execute;
 /// How to execute.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
-    /// Directory that relative data paths resolve against (the experiment file's directory).
-    pub base_dir: PathBuf,
     /// Stop every training at this step, saving its state there, as a stop request
     /// ([`Runtime::stop`]) would; nothing else starts. Used to test resumption; the next
     /// execution continues from that state.

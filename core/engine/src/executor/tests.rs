@@ -245,12 +245,7 @@ fn run(ir: &ExperimentIr, store: &Store, interrupt: Option<u64>) -> Execution {
         &p,
         &r,
         store,
-        &ExecOptions {
-            base_dir: ".".into(),
-            interrupt_after_steps: interrupt,
-            jobs: 1,
-            ..ExecOptions::default()
-        },
+        &ExecOptions { interrupt_after_steps: interrupt, jobs: 1, ..ExecOptions::default() },
         &mut NoEvents,
     )
 }

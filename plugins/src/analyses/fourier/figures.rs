@@ -6,7 +6,6 @@
 //! of the value the module above documents; a value of another shape draws nothing (the
 //! analysis is still in the store; only its figures are missing).
 
-
 use serde::Deserialize;
 use ticketlab_api::figure::{
     Axis, Colour, FigureContext, FigureSpec, Heatmap, Lines, Plot, Range, Series,

@@ -86,7 +86,6 @@ impl StageRun<'_> {
         StageContext {
             stage: stage.name.clone(),
             seed: stage.seed,
-            base_dir: self.options.base_dir.clone(),
             runtime: self.options.runtime.clone(),
         }
     }

@@ -74,13 +74,8 @@ pub fn plan_with(
             }
             upstream.insert(port.clone(), ks);
         }
-        let key = stage_key(
-            &keyed(stage, entry, &runtime.base_dir)?,
-            fingerprint.as_deref(),
-            &upstream,
-            backend,
-            versions,
-        );
+        let keyed = keyed(stage, entry, &runtime.base_dir).map_err(|e| e.in_stage(&stage.name))?;
+        let key = stage_key(&keyed, fingerprint.as_deref(), &upstream, backend, versions);
         let cached = store.is_some_and(|s| s.contains(&key));
         let resume_from = match store {
             Some(s) if !cached && stage.kind == StageKind::Train => {

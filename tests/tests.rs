@@ -3,6 +3,7 @@
 mod batch_arms;
 mod cache;
 mod cli;
+mod export;
 mod layout;
 mod outputs;
 mod plugins_dynamic;

@@ -159,12 +159,26 @@ impl StageKind {
     /// Parameters the core itself reads for this kind, in addition to the plugin's own.
     pub fn core_params(self) -> &'static [ParamSpec] {
         match self {
+            StageKind::Model => MODEL_PARAMS,
             StageKind::Prune => PRUNE_PARAMS,
             StageKind::Rewind => REWIND_PARAMS,
             _ => &[],
         }
     }
 }
+
+/// Parameters of every model stage, read by the core.
+pub const MODEL_PARAMS: &[ParamSpec] = &[
+    ParamSpec::new(WEIGHTS, ParamType::Str, "start from the weights in this .safetensors or .npz file instead of drawing them (a network trained elsewhere, or one `ticketlab export` wrote): every parameter of the architecture by its name (`ticketlab plugins` shows them), float32 or float64, with its shape; a relative path is read from the experiment file's directory, and the file's content is part of the cache key; \"\" = draw them with the stage's seed")
+        .default("\"\"")
+        .in_key_unless_default(),
+    ParamSpec::new("weights_prefix", ParamType::Str, "with `weights`: read the tensor PREFIX + each parameter's name, ignoring the file's other tensors (`final/` in a file `ticketlab export --what init,final,mask` wrote)")
+        .default("\"\"")
+        .in_key_unless_default(),
+];
+
+/// The model parameter naming a weights file to start from.
+pub const WEIGHTS: &str = "weights";
 
 /// Parameters of every prune stage, read by the core's mask logic.
 pub const PRUNE_PARAMS: &[ParamSpec] = &[
@@ -212,6 +226,17 @@ pub struct StageIr {
     pub seed: u64,
     /// The sweep point this stage belongs to (empty when not swept).
     pub sweep: BTreeMap<String, Value>,
+}
+
+impl StageIr {
+    /// The files the core itself reads for this stage (a model stage's `weights`), resolved
+    /// against `base_dir`, the experiment file's directory.
+    pub fn core_input_files(&self, base_dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        match (self.kind, self.params.get(WEIGHTS).and_then(Value::as_str)) {
+            (StageKind::Model, Some(file)) if !file.is_empty() => vec![base_dir.join(file)],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The name a stage has in its experiment file: `name` without the sweep point

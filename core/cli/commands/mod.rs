@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod export;
 pub mod fmt;
 pub mod plan;
 pub mod plugins;

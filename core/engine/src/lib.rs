@@ -3,6 +3,7 @@
 //! - [`planner`], [`batch`], [`key`], [`store`], [`lease`], [`executor`], [`events`]: running a
 //!   plan.
 //! - [`dylib`]: loading dynamic plugins over the C ABI of `ticketlab-abi`.
+//! - [`weights_file`]: weights and masks in `.safetensors` and `.npz` files, out and in.
 //!
 //! It reads the vocabulary of `ticketlab-api`, computes with `ticketlab-tensor` (training graphs,
 //! pruning and rewinding) and the plugins of a registry, and knows nothing of files, run
@@ -33,6 +34,7 @@ pub mod lease;
 pub mod plan;
 pub mod planner;
 pub mod store;
+pub mod weights_file;
 
 pub use events::{NoEvents, RunEvents, StageOutcome, StageReport};
 pub use executor::{ExecOptions, Execution, execute};

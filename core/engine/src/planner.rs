@@ -10,8 +10,8 @@ use crate::key::{Backend, KeyVersions, KeyedStage, StageKey, stage_key};
 use crate::plan::{Plan, PlannedStage};
 use crate::store::Store;
 use ticketlab_api::ir::{ExperimentIr, StageIr, StageKind};
-use ticketlab_api::plugin::Params;
 use ticketlab_api::plugin::registry::{PluginEntry, Registry};
+use ticketlab_api::plugin::{ParamSpec, Params};
 use ticketlab_api::runtime::Runtime;
 use ticketlab_api::{Error, Result};
 
@@ -109,24 +109,29 @@ fn keyed<'a>(
     entry: Option<&PluginEntry>,
     base_dir: &Path,
 ) -> Result<KeyedStage<'a>> {
-    let bookkeeping: Vec<&str> = stage
+    let specs: Vec<&ParamSpec> = stage
         .kind
         .core_params()
         .iter()
         .chain(entry.map(|e| e.params.as_slice()).unwrap_or_default())
-        .filter(|p| !p.in_key)
-        .map(|p| p.name)
         .collect();
-    let params = stage.params.iter().filter(|(k, _)| !bookkeeping.contains(&k.as_str()));
+    let params = stage
+        .params
+        .iter()
+        .filter(|(k, v)| specs.iter().find(|p| p.name == k.as_str()).is_none_or(|p| p.keys(v)));
     let uses_seed = match (stage.kind, entry) {
         (StageKind::Rewind, _) => {
             stage.params.get("mode").and_then(|m| m.as_str()) == Some("reinit")
         }
-        (StageKind::Model, _) | (_, None) => true,
+        (StageKind::Model, _) => stage.core_input_files(base_dir).is_empty(),
+        (_, None) => true,
         (_, Some(e)) => e.instance.uses_seed(&Params(stage.params.clone())),
     };
-    let read = entry.map(|e| e.instance.input_files(&Params(stage.params.clone()), base_dir));
-    let files = read.unwrap_or_default().iter().map(|f| file_hash(f)).collect::<Result<_>>()?;
+    let mut read = stage.core_input_files(base_dir);
+    if let Some(e) = entry {
+        read.extend(e.instance.input_files(&Params(stage.params.clone()), base_dir));
+    }
+    let files = read.iter().map(|f| file_hash(f)).collect::<Result<_>>()?;
     Ok(KeyedStage {
         stage,
         params: params.map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -138,7 +143,9 @@ fn keyed<'a>(
 /// The SHA-256 of `path`'s content, in lowercase hex.
 fn file_hash(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::data(path, format!("cannot read it ({e})")))?;
+        .map_err(|e| {
+            Error::data(path, format!("cannot read it ({e}); a relative path in a stage's parameters is read from the experiment file's directory"))
+        })?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
     Ok(hex::encode(hasher.finalize()))

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 mod active;
 mod housekeeping;
-mod tensors;
+pub(crate) mod tensors;
 
 pub use self::active::ActiveRun;
 pub use self::housekeeping::{WRITTEN_FOLDERS, probe_writable};

@@ -15,7 +15,7 @@
 
 pub mod doc;
 pub mod figures;
-mod files;
+pub mod files;
 pub mod progress;
 pub mod report;
 pub mod rundir;

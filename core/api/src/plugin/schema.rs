@@ -42,6 +42,18 @@ impl ParamType {
     }
 }
 
+/// Whether a parameter's value belongs in its stage's cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InKey {
+    /// It can change the stage's result.
+    Always,
+    /// Bookkeeping that cannot change the result, such as how often a trainer saves a
+    /// resumable state.
+    Never,
+    /// Only when set to something other than its default.
+    UnlessDefault,
+}
+
 /// One parameter of a plugin.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ParamSpec {
@@ -60,9 +72,8 @@ pub struct ParamSpec {
     /// Another numeric parameter of the same plugin that bounds this one (and each element of
     /// a list) from above, e.g. checkpoint steps are at most `steps`.
     pub at_most: Option<&'static str>,
-    /// Whether the value can change the stage's result, and so belongs in its cache key (false
-    /// for bookkeeping such as how often a trainer saves a resumable state).
-    pub in_key: bool,
+    /// Whether the value belongs in the stage's cache key.
+    pub in_key: InKey,
     /// One-line documentation.
     pub doc: &'static str,
 }
@@ -78,15 +89,34 @@ impl ParamSpec {
             max: None,
             max_exclusive: false,
             at_most: None,
-            in_key: true,
+            in_key: InKey::Always,
             doc,
         }
     }
 
     /// Leaves the parameter out of cache keys: it cannot change the result.
     pub const fn not_in_key(mut self) -> Self {
-        self.in_key = false;
+        self.in_key = InKey::Never;
         self
+    }
+
+    /// Puts the parameter in cache keys only when its value differs from its default: a
+    /// parameter added later keeps every key computed before it existed.
+    pub const fn in_key_unless_default(mut self) -> Self {
+        self.in_key = InKey::UnlessDefault;
+        self
+    }
+
+    /// Whether `value` enters the cache key.
+    pub fn keys(&self, value: &Value) -> bool {
+        match self.in_key {
+            InKey::Always => true,
+            InKey::Never => false,
+            InKey::UnlessDefault => {
+                let default = self.default.and_then(|d| serde_json::from_str::<Value>(d).ok());
+                default.as_ref() != Some(value)
+            }
+        }
     }
 
     /// Sets the default (a JSON literal).

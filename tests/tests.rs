@@ -8,5 +8,6 @@ mod layout;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;
+mod runs;
 mod slurm;
 mod stopping;

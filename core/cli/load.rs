@@ -56,6 +56,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// The file given on the command line, or the quickstart when none is.
+    pub fn of(file: Option<PathBuf>) -> Self {
+        file.map_or(Source::Quickstart, Source::File)
+    }
+
     /// The directory relative paths in the experiment resolve against.
     pub fn base_dir(&self) -> PathBuf {
         match self {
@@ -79,6 +84,18 @@ impl ExperimentArgs {
             seeds: self.seeds,
             budget: Budget::new(self.max_memory),
         }
+    }
+    /// The changes to the file, as typed: `--set`, `--grid`, `--zip` and `--seeds` (what
+    /// `ticketlab runs` shows beside each run).
+    pub fn overrides_typed(&self) -> Vec<String> {
+        let flag = |name: &'static str| move |v: &String| format!("--{name} {v}");
+        self.set
+            .iter()
+            .map(flag("set"))
+            .chain(self.grid.iter().map(flag("grid")))
+            .chain(self.zip.iter().map(flag("zip")))
+            .chain(self.seeds.map(|n| format!("--seeds {n}")))
+            .collect()
     }
 }
 

@@ -1,4 +1,4 @@
-//! `ticketlab plan FILE`: the expanded stages with their cache keys and status.
+//! `ticketlab plan [FILE]`: the expanded stages with their cache keys and status.
 
 use std::path::PathBuf;
 
@@ -10,8 +10,9 @@ use crate::load::{self, ExperimentArgs, Source};
 /// Arguments of `plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The experiment file (.yaml or .tlx).
-    pub file: PathBuf,
+    /// The experiment file (.yaml or .tlx); without it, the built-in quickstart's plan, as
+    /// `run` without a file runs it.
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub experiment: ExperimentArgs,
     /// The store to look results up in (default: .ticketlab in the working directory).
@@ -26,7 +27,7 @@ pub struct Args {
 
 /// Prints the plan table.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let loaded = load::experiment(Source::File(args.file), &args.experiment)?;
+    let loaded = load::experiment(Source::of(args.file), &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &loaded.runtime)
         .map(|plan| args.batch_arms.apply(plan))

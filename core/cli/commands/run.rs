@@ -8,7 +8,7 @@ use ticketlab_api::text::utc_stamp;
 use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute, plan};
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
-use ticketlab_output::rundir::{self, InProgress, RunOutputs, StageFacts};
+use ticketlab_output::rundir::{self, InProgress, Invocation, RunOutputs, StageFacts};
 
 use super::RuntimeArgs;
 use crate::failure::{Failure, print};
@@ -29,6 +29,14 @@ pub struct Args {
     /// The store of finished stages (default: .ticketlab in the working directory).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// A short label for this run, shown by `ticketlab runs` (which filters by it with
+    /// `--tag`) and in the report.
+    #[arg(long, value_name = "TEXT")]
+    pub tag: Option<String>,
+    /// Free text about this run (what it tries, why), kept in manifest.json and shown in the
+    /// report.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -84,7 +92,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => load::cores(),
     };
     let threads = load::threads(args.threads, jobs)?;
-    let source = args.file.clone().map_or(Source::Quickstart, Source::File);
+    let source = Source::of(args.file.clone());
     let loaded = load::experiment(source, &args.experiment)?;
     let store = super::store(args.store.as_ref())?;
     let runtime = args.runtime.runtime(&loaded.runtime, threads)?;
@@ -146,6 +154,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         command: resume_command(&dir, args.out.is_some()),
         keys: plan.stages.iter().map(|ps| ps.key.to_string()).collect(),
         interrupted: None,
+        overrides: args.experiment.overrides_typed(),
+        tag: args.tag.clone(),
     };
     marker.write(&dir).map_err(|e| {
         Failure::input(format!("cannot write the run directory {}: {e}", dir.display()))
@@ -173,7 +183,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         &exec.artifacts,
         &facts,
         &loaded.registry,
-        command_line(),
+        Invocation {
+            command: command_line(),
+            overrides: args.experiment.overrides_typed(),
+            tag: args.tag.clone(),
+            note: args.note.clone(),
+        },
         threads,
         &backend,
     );

@@ -1,6 +1,6 @@
 //! `ticketlab runs [DIR...]`: the run directories under DIR (default `runs/`), newest first,
-//! with their experiment, date, arms, headline result and whether every stage finished (or the
-//! run is still going, was stopped, or was cut short).
+//! with their experiment, tag, date, command-line overrides, arms, headline result and whether
+//! every stage finished (or the run is still going, was stopped, or was cut short).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,16 +18,26 @@ use crate::failure::{Failure, print};
 pub struct Args {
     /// Folders holding run directories, or run directories themselves (default: runs).
     pub dirs: Vec<PathBuf>,
+    /// Only the runs given this `run --tag`.
+    #[arg(long, value_name = "TEXT")]
+    pub tag: Option<String>,
 }
+
+/// The columns, in order.
+const COLUMNS: [&str; 8] =
+    ["run", "experiment", "tag", "created (UTC)", "overrides", "arms", "finished", "headline"];
 
 /// Prints one line per run directory.
 pub fn run(args: Args) -> Result<(), Failure> {
     let found = find_runs(&args.dirs).map_err(Failure::input)?;
-    let mut rows: Vec<[String; 6]> = found.iter().map(|dir| row(dir)).collect();
+    let mut rows: Vec<[String; 8]> = found
+        .iter()
+        .map(|dir| row(dir))
+        .filter(|r| args.tag.as_ref().is_none_or(|tag| r[2] == *tag))
+        .collect();
     // Newest first (the dates are ISO 8601, so they sort as text).
-    rows.sort_by(|a, b| b[2].cmp(&a[2]).then_with(|| a[0].cmp(&b[0])));
-    let mut out =
-        table(&["run", "experiment", "created (UTC)", "arms", "finished", "headline"], &rows);
+    rows.sort_by(|a, b| b[3].cmp(&a[3]).then_with(|| a[0].cmp(&b[0])));
+    let mut out = table(&COLUMNS, &rows);
     let _ =
         writeln!(out, "{} run director{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" });
     print(&out)
@@ -35,23 +45,37 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// The row of one run directory: finished (every stage, or how many), still running, stopped,
 /// cut short, or broken.
-fn row(dir: &Path) -> [String; 6] {
+fn row(dir: &Path) -> [String; 8] {
     let path = dir.display().to_string();
+    let broken = |e: ticketlab_api::Error| {
+        let unknown = || "?".to_string();
+        [
+            path.clone(),
+            unknown(),
+            unknown(),
+            unknown(),
+            unknown(),
+            unknown(),
+            "broken".into(),
+            e.to_string(),
+        ]
+    };
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     match InProgress::read(dir) {
         Ok(Some(marker)) => {
             return [
                 path,
                 marker.experiment.clone(),
+                or_dash(&marker.tag),
                 marker.started_utc.clone(),
+                overrides(&marker.overrides),
                 "-".into(),
                 unfinished(&marker),
                 format!("resume with: {}", marker.command),
             ];
         }
         Ok(None) => {}
-        Err(e) => {
-            return [path, "?".into(), "?".into(), "?".into(), "broken".into(), e.to_string()];
-        }
+        Err(e) => return broken(e),
     }
     match read_manifest(dir).and_then(|m| Ok((m, read_summary(dir)?))) {
         Ok((manifest, summary)) => {
@@ -64,15 +88,22 @@ fn row(dir: &Path) -> [String; 6] {
             };
             [
                 path,
-                manifest.experiment,
-                manifest.created_utc,
+                manifest.experiment.clone(),
+                or_dash(&manifest.tag),
+                manifest.created_utc.clone(),
+                overrides(&manifest.overrides),
                 summary.arms.len().to_string(),
                 finished,
                 headline(&summary),
             ]
         }
-        Err(e) => [path, "?".into(), "?".into(), "?".into(), "broken".into(), e.to_string()],
+        Err(e) => broken(e),
     }
+}
+
+/// A run's command-line overrides on one line (`-` for none).
+fn overrides(list: &[String]) -> String {
+    if list.is_empty() { "-".into() } else { list.join(" ") }
 }
 
 /// What became of a run that has not written its manifest.

@@ -13,6 +13,7 @@
 //! - [`progress`]: a [`RunEvents`](ticketlab_engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
+pub mod differences;
 pub mod doc;
 pub mod figures;
 pub mod files;

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::differences::differences;
 use super::doc::{Block, Column, Doc, Span, bold, code, text};
 use super::figures::{self, Figure};
 use super::files;
@@ -67,6 +68,10 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     if !run.ir.description.trim().is_empty() {
         doc.push(Block::Para(vec![text(run.ir.description.trim())]));
     }
+    let labels = [("Tag", &run.manifest.tag), ("Note", &run.manifest.note)];
+    for (label, value) in labels.iter().filter_map(|(l, v)| Some((l, v.as_ref()?))) {
+        doc.push(Block::Para(vec![bold(format!("{label}:")), text(format!(" {value}"))]));
+    }
     doc.push(Block::Heading(2, "Did it grok?".into()));
     if run.summary.arms.is_empty() {
         doc.push(Block::Para(vec![text(
@@ -110,6 +115,9 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     doc
 }
 
+/// The most differences a comparison lists.
+const MAX_DIFFERENCES: usize = 60;
+
 /// The comparison of several runs.
 fn comparison_doc(runs: &[RunFiles], labels: &[String], figures: &[Figure]) -> Doc {
     let mut doc = Doc { title: format!("Comparison of {} runs", runs.len()), blocks: Vec::new() };
@@ -136,6 +144,29 @@ fn comparison_doc(runs: &[RunFiles], labels: &[String], figures: &[Figure]) -> D
             })
             .collect(),
     });
+    doc.push(Block::Heading(2, "What differs".into()));
+    let diffs = differences(runs);
+    if diffs.is_empty() {
+        doc.push(Block::Para(vec![text(
+            "Nothing: the same experiment, parameters, overrides, version, backend and threads.",
+        )]));
+    } else {
+        let mut spec = vec![("", false)];
+        spec.extend(labels.iter().map(|l| (l.as_str(), false)));
+        let shown = diffs.iter().take(MAX_DIFFERENCES);
+        let rows = shown
+            .map(|d| {
+                std::iter::once(format!("`{}`", d.what)).chain(d.values.iter().cloned()).collect()
+            })
+            .collect();
+        doc.push(Block::Table { columns: columns(&spec), rows });
+        if diffs.len() > MAX_DIFFERENCES {
+            doc.push(Block::Para(vec![text(format!(
+                "... and {} more differences (compare their experiment.resolved.json).",
+                diffs.len() - MAX_DIFFERENCES
+            ))]));
+        }
+    }
     doc.push(Block::Heading(2, "Arms".into()));
     doc.push(Block::Para(vec![text("Speed-ups are against each run's own baseline.")]));
     let mut rows = Vec::new();

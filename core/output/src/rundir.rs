@@ -123,8 +123,8 @@ pub struct RunOutputs<'a> {
     /// The plugins the stages ran with: analyze and report stages' plugins hand over their
     /// figures and the arms they compare.
     pub registry: &'a Registry,
-    /// The exact command line that reproduces the run.
-    pub command: String,
+    /// The command, its overrides and the user's labels.
+    pub invocation: Invocation,
     /// Worker threads used.
     pub threads: usize,
     /// Backend label, e.g. `cpu/f32`.
@@ -139,7 +139,7 @@ impl<'a> RunOutputs<'a> {
         artifacts: &'a BTreeMap<String, Artifact>,
         facts: &'a StageFacts,
         registry: &'a Registry,
-        command: String,
+        invocation: Invocation,
         threads: usize,
         backend: &'a str,
     ) -> Self {
@@ -150,11 +150,25 @@ impl<'a> RunOutputs<'a> {
             timings: &facts.timings,
             plugins: &facts.plugins,
             registry,
-            command,
+            invocation,
             threads,
             backend,
         }
     }
+}
+
+/// How a run was asked for: the command and what it changed, and the user's labels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// The exact command line that reproduces the run.
+    pub command: String,
+    /// The command line's changes to the file: `--set`, `--grid`, `--zip` and `--seeds`, as
+    /// given.
+    pub overrides: Vec<String>,
+    /// `run --tag`: a short label, shown by `ticketlab runs` (which can filter by it).
+    pub tag: Option<String>,
+    /// `run --note`: free text, shown in the report.
+    pub note: Option<String>,
 }
 
 /// One stage in the manifest.
@@ -186,6 +200,15 @@ pub struct Manifest {
     pub experiment: String,
     /// The command that reproduces the run.
     pub command: String,
+    /// The command line's `--set`, `--grid`, `--zip` and `--seeds`, as given.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// `run --tag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `run --note`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// When the directory was written (UTC, `yyyy-mm-ddThh:mm:ssZ`).
     pub created_utc: String,
     /// Root seed.
@@ -230,7 +253,10 @@ impl Manifest {
         Self {
             ticketlab_version: env!("CARGO_PKG_VERSION").to_string(),
             experiment: outputs.ir.name.clone(),
-            command: outputs.command.clone(),
+            command: outputs.invocation.command.clone(),
+            overrides: outputs.invocation.overrides.clone(),
+            tag: outputs.invocation.tag.clone(),
+            note: outputs.invocation.note.clone(),
             created_utc: utc_stamp(SystemTime::now(), true),
             root_seed: outputs.ir.seed,
             backend: outputs.backend.to_string(),
@@ -423,6 +449,12 @@ pub struct InProgress {
     pub keys: Vec<String>,
     /// Why it stopped, when it was stopped on request (`SIGTERM`, `SIGINT`, ...).
     pub interrupted: Option<String>,
+    /// The command line's overrides, as in the manifest.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// `run --tag`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 impl InProgress {

@@ -10,4 +10,5 @@ mod plugins_dynamic;
 mod pruners;
 mod runs;
 mod slurm;
+mod stop_rules;
 mod stopping;

@@ -105,6 +105,9 @@ pub struct RunSummary {
     /// Final global L2 norm.
     #[serde(deserialize_with = "crate::json_float::null_as_nan")]
     pub l2: f64,
+    /// Why a stop rule ended the training at `steps` (`None`: it ran every step it was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl RunSummary {
@@ -125,6 +128,7 @@ impl RunSummary {
             density,
             l1: last.norms.l1,
             l2: last.norms.l2,
+            stopped: None,
         })
     }
 }

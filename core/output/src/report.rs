@@ -216,6 +216,9 @@ fn verdict(arm: &SummaryRow) -> Vec<Span> {
             arm.run.final_test_acc.map_or("-".into(), pct)
         ))),
     }
+    if let Some(reason) = &arm.run.stopped {
+        out.push(text(format!("; its stop rule ended it ({reason})")));
+    }
     let baseline = arm.baseline.as_deref().filter(|b| *b != arm.arm);
     match (baseline, arm.speedup_t_gen) {
         (Some(b), Some(s)) if s > 1.0 => {
@@ -495,6 +498,7 @@ mod tests {
             density: rate.map_or(1.0, |r| 1.0 - r),
             l1: 10.0,
             l2: 2.0,
+            stopped: None,
         };
         SummaryRow {
             arm: arm.into(),

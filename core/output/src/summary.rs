@@ -238,7 +238,7 @@ impl Spread {
 }
 
 /// The numeric columns of `summary.csv`, in order, after the arm's identity and sweep point.
-pub const NUMBER_COLUMNS: [&str; 15] = [
+pub const NUMBER_COLUMNS: [&str; 16] = [
     "steps",
     "threshold",
     "t_mem",
@@ -254,6 +254,7 @@ pub const NUMBER_COLUMNS: [&str; 15] = [
     "mask_rate",
     "speedup_t_gen",
     "baseline",
+    "stopped",
 ];
 
 /// A CSV cell of an optional value: empty when absent.
@@ -315,6 +316,7 @@ fn number_cells(a: &SummaryRow) -> Vec<String> {
         opt(a.mask_rate),
         opt(a.speedup_t_gen),
         opt(a.baseline.as_deref()),
+        opt(r.stopped.as_deref()),
     ]
 }
 

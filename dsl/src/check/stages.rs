@@ -164,7 +164,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             }
-            out.insert(key.to_string(), p.value.node.clone());
+            out.insert(key.to_string(), spec.normalised(&p.value.node));
         }
         for spec in &specs {
             if out.contains_key(spec.name) || seen.contains_key(spec.name) {

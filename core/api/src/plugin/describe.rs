@@ -153,6 +153,9 @@ fn example_value(p: &ParamSpec) -> Value {
         ParamType::IntList => Value::from(vec![int]),
         ParamType::FloatList => Value::from(vec![number]),
         ParamType::StrList => Value::from(vec!["value"]),
+        ParamType::Record(fields) => Value::Object(
+            fields.iter().map(|f| (f.name.to_string(), example_value(f))).collect(),
+        ),
     }
 }
 

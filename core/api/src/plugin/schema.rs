@@ -21,6 +21,9 @@ pub enum ParamType {
     FloatList,
     /// A list of strings.
     StrList,
+    /// A mapping with the fields of these specs (`stop: { when: generalised, patience: 2000 }`):
+    /// each field checked by its spec, fields not written take their defaults.
+    Record(&'static [ParamSpec]),
 }
 
 impl ParamType {
@@ -38,6 +41,10 @@ impl ParamType {
             ParamType::IntList => "list of integers".into(),
             ParamType::FloatList => "list of numbers".into(),
             ParamType::StrList => "list of strings".into(),
+            ParamType::Record(fields) => format!(
+                "mapping of {}",
+                fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 }
@@ -200,6 +207,7 @@ impl ParamSpec {
                     Err(format!("`{s}` is not {}", self.ty.describe()))
                 }
             }
+            ParamType::Record(fields) => self.check_record(fields, value),
             ParamType::IntList | ParamType::FloatList | ParamType::StrList => {
                 let items = value.as_array().ok_or_else(expect)?;
                 for (i, item) in items.iter().enumerate() {
@@ -215,6 +223,48 @@ impl ParamSpec {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The value as the IR holds it: a record with every field's default filled (so that
+    /// writing a default or leaving it out gives the same cache key); other values as they are.
+    pub fn normalised(&self, value: &Value) -> Value {
+        match (self.ty, value) {
+            (ParamType::Record(fields), Value::Object(map)) => {
+                let mut out = map.clone();
+                for field in fields {
+                    if let Some(given) = map.get(field.name) {
+                        out.insert(field.name.to_string(), field.normalised(given));
+                    } else if let Some(default) = field.default_value() {
+                        out.insert(field.name.to_string(), default);
+                    }
+                }
+                Value::Object(out)
+            }
+            _ => value.clone(),
+        }
+    }
+
+    /// Checks a record's fields: each known (with the closest name for a typo), each valid,
+    /// each required one present.
+    fn check_record(&self, fields: &[ParamSpec], value: &Value) -> Result<(), String> {
+        let map = value.as_object().ok_or_else(|| {
+            format!("expected {}, found {}", self.ty.describe(), describe_value(value))
+        })?;
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        for (key, field_value) in map {
+            let Some(field) = fields.iter().find(|f| f.name == key.as_str()) else {
+                return Err(format!(
+                    "`{key}` is not a field of `{}`: {}",
+                    self.name,
+                    crate::plugin::registry::suggestion(key, &names, "its fields")
+                ));
+            };
+            field.check(field_value).map_err(|e| format!("`{}.{key}`: {e}", self.name))?;
+        }
+        match fields.iter().find(|f| f.default.is_none() && !map.contains_key(f.name)) {
+            Some(missing) => Err(format!("`{}` needs the field `{}`", self.name, missing.name)),
+            None => Ok(()),
         }
     }
 

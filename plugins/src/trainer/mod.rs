@@ -1,5 +1,7 @@
 //! The `standard` trainer: AdamW or SGD, full batch or minibatches, an evaluation schedule,
-//! checkpoints, and resumable state.
+//! checkpoints, resumable state and stop rules ([`stop`]).
+
+mod stop;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,12 +15,14 @@ use ticketlab_api::plugin::{
     ArmJob, ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
 };
 use ticketlab_api::runtime::Device;
-use ticketlab_api::tensor::NamedTensors;
+use ticketlab_api::tensor::{Architecture, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin, seed};
 use ticketlab_tensor::{
     ArmInit, EvalResult, LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec,
     TrainingSession, kernels,
 };
+
+use self::stop::{StopRule, StopWatch};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("steps", ParamType::Int, "optimizer steps (full batch: steps = epochs)").default("30000").min(0.0),
@@ -41,6 +45,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("checkpoint_steps", ParamType::IntList, "additional steps at which to save weights").default("[]").min(0.0).at_most("steps"),
     THRESHOLD,
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
+    stop::STOP,
     ParamSpec::new("batch_arms", ParamType::Bool, "train in one compiled graph with the other arms of the run that share this stage's shapes, data and schedule (`run --batch-arms off` turns it off for a whole run); not in the cache key, as each arm gets the numbers it gets alone").default("true").not_in_key(),
 ];
 
@@ -59,6 +64,7 @@ const PER_ARM: &[&str] = &[
     "warmup_steps",
     "grad_clip",
     "threshold",
+    "stop",
     "batch_arms",
 ];
 
@@ -147,6 +153,7 @@ struct Recipe {
     checkpoints: Schedule,
     threshold: f64,
     resume_every: u64,
+    stop: StopRule,
 }
 
 impl Recipe {
@@ -218,6 +225,7 @@ impl Recipe {
             checkpoints,
             threshold: p.f64("threshold")?,
             resume_every: p.usize("resume_every")? as u64,
+            stop: StopRule::from_params(p)?,
         })
     }
 
@@ -406,6 +414,10 @@ struct Arm<'a> {
     checkpoints: BTreeMap<u64, NamedTensors>,
     /// Why it stopped before the end (it diverged, or its observer refused a state).
     failed: Option<Error>,
+    /// Its stop rule at work.
+    watch: StopWatch,
+    /// Why its stop rule ended it, and its weights there.
+    stopped: Option<(String, NamedTensors)>,
 }
 
 impl<'a> Arm<'a> {
@@ -415,17 +427,21 @@ impl<'a> Arm<'a> {
         let init = arm.job.init;
         let weights = init.params.values().map(|t| t.data.len() as u64).sum();
         recipe.memory(weights, init.params.len() as u64, &arm.job.ctx.runtime.budget)?;
+        let watch = StopWatch::new(recipe.stop.clone(), recipe.threshold, &[]);
         Ok(Self {
             recipe,
             job: arm.job,
             records: Vec::new(),
             checkpoints: BTreeMap::new(),
             failed: None,
+            watch,
+            stopped: None,
         })
     }
 
+    /// Whether it still trains: not failed, not ended by its stop rule.
     fn live(&self) -> bool {
-        self.failed.is_none()
+        self.failed.is_none() && self.stopped.is_none()
     }
 
     /// Records `result`'s error as the reason the arm stopped.
@@ -433,18 +449,25 @@ impl<'a> Arm<'a> {
         result.map_err(|e| self.failed = Some(e)).ok()
     }
 
-    /// The run, or why the arm stopped.
+    /// The run (ending where its stop rule ended it), or why the arm failed.
     fn finish(self, final_params: Result<NamedTensors>) -> Result<RunArtifact> {
         if let Some(e) = self.failed {
             return Err(e);
         }
         let init = self.job.init;
         let density = init.mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
-        let summary = RunSummary::from_records(&self.records, self.recipe.threshold, density)
+        let mut summary = RunSummary::from_records(&self.records, self.recipe.threshold, density)
             .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
+        let final_params = match self.stopped {
+            Some((reason, params)) => {
+                summary.stopped = Some(reason);
+                params
+            }
+            None => final_params?,
+        };
         Ok(RunArtifact {
             init: init.clone(),
-            final_params: final_params?,
+            final_params,
             checkpoints: self.checkpoints,
             records: self.records,
             summary,
@@ -465,35 +488,31 @@ fn train_together<'a>(arms: Vec<(usize, Arm<'a>)>) -> Vec<(usize, Result<RunArti
     indices.into_iter().zip(arms.into_iter().zip(finals).map(|(arm, f)| arm.finish(f))).collect()
 }
 
-/// The training loop of [`train_together`]: each arm's final weights.
+/// The training loop of [`train_together`]: each arm's final weights (an arm its stop rule
+/// ended keeps its own in [`Arm::stopped`]).
 fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
-    let (data, arch) = (arms[0].job.data, arms[0].job.arch);
+    let data = arms[0].job.data;
     let steps = arms[0].recipe.steps;
     let step_spec = StepSpec { device: arms[0].job.ctx.runtime.device, ..arms[0].recipe.step };
-    let inits = arms
-        .iter()
-        .map(|a| ArmInit {
-            params: a.job.init.params.clone(),
-            mask: a.job.init.mask.clone(),
-            optimizer: a.recipe.step.optimizer,
-        })
-        .collect();
-    let mut session = TrainingSession::with_arms(arch, inits, &step_spec, &data.train)?;
+    let full_batch = step_spec.batch_size == data.train.len();
     let start = arms[0].job.resume.as_ref().map_or(0, |state| state.step);
-    for (index, arm) in arms.iter_mut().enumerate() {
-        session.set_grad_clip(index, arm.recipe.grad_clip);
-        let Some(state) = arm.job.resume.take() else { continue };
+    let mut restored = Vec::with_capacity(arms.len());
+    for arm in arms.iter_mut() {
+        let Some(state) = arm.job.resume.take() else {
+            restored.push(None);
+            continue;
+        };
         if state.step != start {
             return Err(Error::Batch("must resume from the same step".into()));
         }
-        session.restore(index, &state.params, &state.optimizer, state.step)?;
         arm.records = state.records;
         arm.checkpoints = state.checkpoints;
+        arm.watch = StopWatch::new(arm.recipe.stop.clone(), arm.recipe.threshold, &arm.records);
+        restored.push(Some((state.params, state.optimizer)));
     }
-    let full_batch = step_spec.batch_size == data.train.len();
-    if full_batch {
-        session.set_batch(&data.train)?;
-    }
+    // The session trains the arms in `active` (slot i is arm active[i]).
+    let mut active: Vec<usize> = (0..arms.len()).collect();
+    let mut session = compile(arms, &active, &restored, start, &step_spec, full_batch)?;
     let seed_value = arms[0].job.ctx.seed;
     for step in start..=steps {
         if arms[0].recipe.evaluates(step)
@@ -501,27 +520,41 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         {
             let train = session.evaluate_arms(&data.train)?;
             let test = session.evaluate_arms(&data.test)?;
-            for (index, arm) in arms.iter_mut().enumerate() {
+            for (slot, &index) in active.iter().enumerate() {
+                let arm = &mut arms[index];
                 if !arm.live() || arm.records.last().is_some_and(|r| r.step >= step) {
                     continue;
                 }
-                let params = session.arm_params(index)?;
-                if let Some(record) =
-                    arm.check(eval_record(step, train[index], test[index], &params))
-                {
+                let params = session.arm_params(slot)?;
+                let record = eval_record(step, train[slot], test[slot], &params);
+                let record = match record {
+                    Err(Error::Diverged { .. }) if arm.recipe.stop.stops_on_divergence() => {
+                        arm.stopped =
+                            Some((format!("diverged: train loss {}", train[slot].loss), params));
+                        continue;
+                    }
+                    other => other,
+                };
+                if let Some(record) = arm.check(record) {
                     arm.job.observer.on_eval(&record, steps);
+                    let stop = (step < steps).then(|| arm.watch.after(&record)).flatten();
                     arm.records.push(record);
+                    if let Some(reason) = stop {
+                        arm.stopped = Some((format!("{reason} (stopped at step {step})"), params));
+                    }
                 }
             }
         }
         if arms[0].recipe.checkpoints.contains(step) {
-            for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
-                arm.checkpoints.insert(step, session.arm_params(index)?);
+            for (slot, &index) in active.iter().enumerate() {
+                if arms[index].failed.is_none() {
+                    arms[index].checkpoints.insert(step, session.arm_params(slot)?);
+                }
             }
         }
         let resume_every = arms[0].recipe.resume_every;
         if step > start && resume_every > 0 && step % resume_every == 0 && step < steps {
-            save_states(&session, arms, step)?;
+            save_states(&session, arms, &active, step)?;
         }
         if step == steps || !arms.iter().any(Arm::live) {
             break;
@@ -530,40 +563,109 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         // this step saved unless the periodic save above just did, so a rerun resumes from it.
         if step > start && arms.iter().any(|a| a.live() && a.job.observer.stop_requested(step)) {
             if resume_every == 0 || step % resume_every != 0 {
-                save_states(&session, arms, step)?;
+                save_states(&session, arms, &active, step)?;
             }
             for arm in arms.iter_mut().filter(|a| a.live()) {
                 arm.failed = Some(Error::Interrupted { step });
             }
             break;
         }
+        // Arms their stop rules ended leave: the others go on in a smaller session, restored
+        // to this step exactly as a resumed run would be.
+        if active.iter().any(|&i| !arms[i].live()) {
+            let kept: Vec<usize> = active.iter().copied().filter(|&i| arms[i].live()).collect();
+            let mut states: Vec<Option<(NamedTensors, NamedTensors)>> = vec![None; arms.len()];
+            for (slot, &index) in active.iter().enumerate() {
+                if kept.contains(&index) {
+                    let state = (session.arm_params(slot)?, session.optimizer_state(slot));
+                    states[index] = Some(state);
+                }
+            }
+            active = kept;
+            session = compile(arms, &active, &states, step, &step_spec, full_batch)?;
+        }
         if !full_batch {
             let idx = minibatch(seed_value, step, data.train.len(), step_spec.batch_size);
             session.set_batch(&data.train.select(&idx))?;
         }
-        for (index, arm) in arms.iter().enumerate() {
-            if arm.recipe.schedule.varies() {
-                session.set_lr(index, arm.recipe.schedule.at(step));
+        for (slot, &index) in active.iter().enumerate() {
+            let schedule = arms[index].recipe.schedule;
+            if schedule.varies() {
+                session.set_lr(slot, schedule.at(step));
             }
         }
         let losses = session.step_arms()?;
-        for (arm, loss) in arms.iter_mut().zip(losses) {
+        for (&index, loss) in active.iter().zip(losses) {
+            let arm = &mut arms[index];
             if arm.live() && !loss.is_finite() {
-                arm.failed = Some(Error::loss_diverged(step + 1, loss));
+                if arm.recipe.stop.stops_on_divergence() {
+                    let params =
+                        session.arm_params(active.iter().position(|&i| i == index).unwrap_or(0))?;
+                    arm.stopped =
+                        Some((format!("diverged: train loss {loss} at step {}", step + 1), params));
+                } else {
+                    arm.failed = Some(Error::loss_diverged(step + 1, loss));
+                }
             }
         }
     }
-    (0..arms.len()).map(|index| session.arm_params(index)).collect()
+    let mut finals: Vec<NamedTensors> = vec![NamedTensors::new(); arms.len()];
+    for (slot, &index) in active.iter().enumerate() {
+        finals[index] = session.arm_params(slot)?;
+    }
+    Ok(finals)
+}
+
+/// A session training the arms `active`, each restored to `step` from its state in `states`
+/// (weights and optimizer state; `None`: from its initialisation), with its gradient clipping and,
+/// for full-batch training, the whole training split as the batch.
+fn compile<'a>(
+    arms: &[Arm<'a>],
+    active: &[usize],
+    states: &[Option<(NamedTensors, NamedTensors)>],
+    step: u64,
+    spec: &StepSpec,
+    full_batch: bool,
+) -> Result<TrainingSession<'a>> {
+    let inits = active
+        .iter()
+        .map(|&i| ArmInit {
+            params: arms[i].job.init.params.clone(),
+            mask: arms[i].job.init.mask.clone(),
+            optimizer: arms[i].recipe.step.optimizer,
+        })
+        .collect();
+    let (arch, data): (&'a dyn Architecture, &'a Dataset) = (arms[0].job.arch, arms[0].job.data);
+    let mut session = TrainingSession::with_arms(arch, inits, spec, &data.train)?;
+    for (slot, &index) in active.iter().enumerate() {
+        session.set_grad_clip(slot, arms[index].recipe.grad_clip);
+        if let Some((params, optimizer)) = &states[index] {
+            session.restore(slot, params, optimizer, step)?;
+        }
+    }
+    if full_batch {
+        session.set_batch(&data.train)?;
+    }
+    Ok(session)
 }
 
 /// Offers every live arm's resumable state at `step` to its observer; an arm whose state cannot
 /// be saved stops with that error.
-fn save_states(session: &TrainingSession<'_>, arms: &mut [Arm<'_>], step: u64) -> Result<()> {
-    for (index, arm) in arms.iter_mut().enumerate().filter(|(_, a)| a.live()) {
+fn save_states(
+    session: &TrainingSession<'_>,
+    arms: &mut [Arm<'_>],
+    active: &[usize],
+    step: u64,
+) -> Result<()> {
+    for (slot, &index) in active.iter().enumerate() {
+        let arm = &mut arms[index];
+        if !arm.live() {
+            continue;
+        }
         let state = TrainState {
             step,
-            params: session.arm_params(index)?,
-            optimizer: session.optimizer_state(index),
+            params: session.arm_params(slot)?,
+            optimizer: session.optimizer_state(slot),
             records: arm.records.clone(),
             checkpoints: arm.checkpoints.clone(),
             rng_counter: step,

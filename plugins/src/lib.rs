@@ -26,6 +26,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("architecture", "mlp_modular"),
     ("architecture", "mnist_mlp"),
     ("architecture", "transformer_modular"),
+    ("dataset", "file"),
     ("dataset", "mnist"),
     ("dataset", "modular"),
     ("dataset", "polynomial"),

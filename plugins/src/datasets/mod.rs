@@ -1,5 +1,6 @@
 //! Built-in dataset plugins: the paper's tasks (modular arithmetic, MNIST) and synthetic ones.
 
+mod file;
 mod mnist;
 pub(crate) mod modular;
 mod synthetic;

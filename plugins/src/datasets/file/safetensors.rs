@@ -55,7 +55,7 @@ impl SafetensorsFile {
         require::<T>(budget, key, path, name, elements as u64)?;
         let raw = view.data();
         let data: Vec<T> = match view.dtype() {
-            Dtype::F64 => decode::<8, T>(raw, |b| f64::from_le_bytes(b)),
+            Dtype::F64 => decode::<8, T>(raw, f64::from_le_bytes),
             Dtype::F32 => decode::<4, T>(raw, |b| f64::from(f32::from_le_bytes(b))),
             Dtype::F16 => decode::<2, T>(raw, |b| f64::from(f16_to_f32(u16::from_le_bytes(b)))),
             Dtype::BF16 => decode::<2, T>(raw, |b| {

@@ -94,6 +94,9 @@ impl Files {
     }
 }
 
+/// Parameters and the parts its refusal must contain.
+type Refusal<'a> = (&'a [(&'a str, serde_json::Value)], &'a [&'a str]);
+
 fn labels(t: &Targets) -> Vec<u32> {
     match t {
         Targets::Classes { labels, .. } => labels.clone(),
@@ -258,7 +261,7 @@ fn bad_tables_are_refused_at_their_line_or_parameter() {
     files.write("half.csv", "a,label\n1,0\n2,0.5\n");
     files.write("many.csv", "a,label\n1,0\n2,7\n");
     files.write("negative.csv", "a,label\n1,0\n2,-1\n");
-    let cases: [(&[(&str, serde_json::Value)], &[&str]); 9] = [
+    let cases: [Refusal<'_>; 9] = [
         (&[("path", "ragged.csv".into())], &["line 3", "3 fields", "2 columns"]),
         (&[("path", "word.csv".into())], &["line 4", "three"]),
         (&[("path", "nan.csv".into())], &["line 3"]),
@@ -289,7 +292,7 @@ fn bad_arrays_and_contradictions_are_refused_naming_the_fix() {
     let short = npy("<f4", false, &[2, 1], &f32s(&[1., 2.]));
     npz(&files.0.path().join("short.npz"), &[("x", short), ("y", y)]);
     files.write("t.csv", TABLE);
-    let cases: [(&[(&str, serde_json::Value)], &[&str]); 5] = [
+    let cases: [Refusal<'_>; 5] = [
         (&[("path", "nan.npz".into())], &["NaN", "[1, 0]"]),
         (&[("path", "short.npz".into())], &["3 rows", "has 2"]),
         (

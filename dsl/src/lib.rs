@@ -16,6 +16,7 @@ pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod fmt;
+pub mod implied;
 pub mod lower;
 pub mod overrides;
 pub mod sweep;
@@ -263,7 +264,9 @@ pub fn load_source_with(
     let (ast, mut diags) = parse_partial(&src.text, format);
     let Some(mut ast) = ast else { return Err(collect(src, diags)) };
     diags.extend(overrides::apply_sweep_flags(&mut ast, &cli.grid, &cli.zip, cli.seeds));
-    if let Err(d) = overrides::apply(&mut ast, &cli.set) {
+    let (set, refused) = overrides::expand_wildcards(&ast, &cli.set, registry);
+    diags.extend(refused);
+    if let Err(d) = overrides::apply(&mut ast, &set) {
         diags.extend(d);
     }
     match check::check(&ast, registry) {

@@ -13,14 +13,69 @@
 //! that the checker's diagnostics about it name the flag.
 //!
 //! A `--set` on a parameter that is swept is refused: the sweep's values would silently win.
-//! `--set STAGE.uses=NAME` changes the plugin a stage uses.
+//! `--set STAGE.uses=NAME` changes the plugin a stage uses, and `--set '*.PARAM=VALUE'` sets the
+//! parameter on every stage that has it ([`expand_wildcards`]).
 
 use serde_yaml::Value as Yaml;
 
 use crate::ast::{Experiment, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis, is_ident};
 use crate::diag::Diag;
 use crate::yaml;
-use ticketlab_api::plugin::registry::suggestion;
+use ticketlab_api::ir::StageKind;
+use ticketlab_api::plugin::registry::{Registry, suggestion};
+
+/// `--set '*.PARAM=VALUE'` as one `--set STAGE.PARAM=VALUE` for every stage that has the
+/// parameter (its plugin's or its kind's), in file order; other overrides as they are. A
+/// wildcard no stage takes is a problem naming the parameters there are.
+pub fn expand_wildcards(
+    ast: &Experiment,
+    overrides: &[String],
+    registry: &Registry,
+) -> (Vec<String>, Vec<Diag>) {
+    let (mut out, mut diags) = (Vec::new(), Vec::new());
+    for o in overrides {
+        let Some((param, value)) = o.strip_prefix("*.").and_then(|rest| rest.split_once('='))
+        else {
+            out.push(o.clone());
+            continue;
+        };
+        let param = param.trim();
+        let mut known: Vec<&str> = Vec::new();
+        let mut matched = false;
+        for stage in &ast.stages {
+            let params = stage_params(stage, registry);
+            if params.contains(&param) {
+                out.push(format!("{}.{param}={value}", stage.name.node));
+                matched = true;
+            }
+            for p in params {
+                if !known.contains(&p) {
+                    known.push(p);
+                }
+            }
+        }
+        if !matched {
+            diags.push(
+                Diag::new(format!("`--set {o}`: no stage has a parameter `{param}`"))
+                    .help(suggestion(param, &known, "parameters of this experiment's stages")),
+            );
+        }
+    }
+    (out, diags)
+}
+
+/// The parameters a stage takes: its kind's and its plugin's (none for an unknown one).
+fn stage_params<'r>(stage: &StageAst, registry: &'r Registry) -> Vec<&'r str> {
+    let Some(kind) = StageKind::parse(&stage.kind.node) else { return Vec::new() };
+    let core = kind.core_params().iter().map(|p| p.name);
+    let plugin = kind
+        .plugin_kind()
+        .zip(stage.uses.as_ref())
+        .and_then(|(k, uses)| registry.get(k, &uses.node))
+        .map(|e| e.params.iter().map(|p| p.name).collect::<Vec<_>>())
+        .unwrap_or_default();
+    core.chain(plugin).collect()
+}
 
 /// Applies every override in order; on failure, a problem per bad override (the others are
 /// applied all the same).

@@ -4,6 +4,8 @@ mod common;
 mod diagnostics;
 mod fmt;
 mod fuzz;
+mod implied;
+mod recipes;
 mod robustness;
 mod sweeps;
 mod twins;

@@ -124,6 +124,7 @@ impl Levels {
 
 /// Checks `ast` against `registry`; on failure, every problem found.
 pub fn check(ast: &Experiment, registry: &Registry) -> Result<Checked, Vec<Diag>> {
+    let ast = &crate::implied::with_implied_inputs(ast);
     let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new(), gaps: &ast.gaps };
     let out = c.experiment(ast);
     if c.diags.is_empty() { Ok(out) } else { Err(c.diags) }

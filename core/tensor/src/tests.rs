@@ -144,6 +144,38 @@ unary_case!(grad_sin, sin, |v: f64| v.sin(), -2.0, 2.0);
 unary_case!(grad_sqrt, sqrt, |v: f64| v.sqrt(), 0.5, 2.0);
 unary_case!(grad_recip, recip, |v: f64| 1.0 / v, 0.5, 2.0);
 
+/// tanh and GELU (tanh approximation) against their formulas in f64, with gradients, on
+/// values where the clamp is inactive and where it holds tanh at ±1.
+#[test]
+fn grad_tanh_and_gelu() {
+    let shape = vec![2, 4];
+    let x = vec![-20.0, -3.0, -0.7, -0.1, 0.0, 0.4, 2.5, 18.0];
+    let w = weights64(8, 21);
+    let gelu64 = |v: f64| {
+        0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+    };
+    check_gradients(
+        "tanh",
+        &|g, x| {
+            let y = g.tanh(x[0]).unwrap();
+            weighted_sum(g, y, 21)
+        },
+        &|x| dot(&x[0].iter().map(|v| v.tanh()).collect::<Vec<_>>(), &w),
+        &[(shape.clone(), x.clone())],
+        1e-4,
+    );
+    check_gradients(
+        "gelu",
+        &|g, x| {
+            let y = g.gelu(x[0]).unwrap();
+            weighted_sum(g, y, 21)
+        },
+        &|x| dot(&x[0].iter().map(|&v| gelu64(v)).collect::<Vec<_>>(), &w),
+        &[(shape, x)],
+        1e-4,
+    );
+}
+
 #[test]
 fn grad_add_and_mul() {
     let s = vec![3, 2];

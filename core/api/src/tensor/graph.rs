@@ -460,6 +460,49 @@ impl GraphBuilder {
         self.mul(a, positive)
     }
 
+    /// `min(x, hi)`, as `hi - relu(hi - x)`.
+    fn at_most(&mut self, a: Var, hi: f32) -> Result<Var> {
+        let below = self.scale(a, -1.0)?;
+        let below = self.add_scalar(below, hi)?;
+        let below = self.relu(below)?;
+        let negated = self.scale(below, -1.0)?;
+        self.add_scalar(negated, hi)
+    }
+
+    /// `max(x, lo)`, as `lo + relu(x - lo)`.
+    fn at_least(&mut self, a: Var, lo: f32) -> Result<Var> {
+        let above = self.add_scalar(a, -lo)?;
+        let above = self.relu(above)?;
+        self.add_scalar(above, lo)
+    }
+
+    /// tanh(x), as `1 - 2 / (e^(2x) + 1)` with x clamped to [-15, 15], where tanh is ±1 in
+    /// f32 (the clamp keeps e^(2x) finite, so no infinity meets a zero in the gradient).
+    pub fn tanh(&mut self, a: Var) -> Result<Var> {
+        let clamped = self.at_most(a, 15.0)?;
+        let clamped = self.at_least(clamped, -15.0)?;
+        let twice = self.scale(clamped, 2.0)?;
+        let e = self.exp(twice)?;
+        let denominator = self.add_scalar(e, 1.0)?;
+        let fraction = self.recip(denominator);
+        let fraction = self.scale(fraction, -2.0)?;
+        self.add_scalar(fraction, 1.0)
+    }
+
+    /// GELU in the tanh approximation (PyTorch's `gelu(x, approximate="tanh")`):
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+    pub fn gelu(&mut self, a: Var) -> Result<Var> {
+        let square = self.mul(a, a)?;
+        let cube = self.mul(square, a)?;
+        let cube = self.scale(cube, 0.044715)?;
+        let inner = self.add(a, cube)?;
+        let inner = self.scale(inner, (2.0 / std::f32::consts::PI).sqrt())?;
+        let t = self.tanh(inner)?;
+        let t = self.add_scalar(t, 1.0)?;
+        let half = self.scale(a, 0.5)?;
+        self.mul(half, t)
+    }
+
     /// |x|, as `x * (2 * (0 < x) - 1)` (0 at 0).
     pub fn abs(&mut self, a: Var) -> Result<Var> {
         let zero = self.constant(0.0, &a.shape());

@@ -41,7 +41,7 @@ impl StageCompute for Model {
             Some(file) => {
                 let prefix = params.str("weights_prefix")?;
                 (
-                    read_weights(&file, &prefix, arch.as_ref())?,
+                    read_weights(&file, prefix, arch.as_ref())?,
                     format!("weights from {}", file.display()),
                 )
             }

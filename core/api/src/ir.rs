@@ -185,7 +185,10 @@ pub const PRUNE_PARAMS: &[ParamSpec] = &[
     ParamSpec::new("rate", ParamType::Float, "pruning rate: the fraction of prunable weights removed (the paper's k; the reference code's `sparsity` is 1 - rate)")
         .default("0.6")
         .range_exclusive(0.0, 1.0),
-    ParamSpec::new("scope", ParamType::Choice(&["global", "layerwise"]), "rank all prunable weights together, or each layer separately at the same rate")
+    ParamSpec::new("distribution", ParamType::Choice(&["global", "uniform", "erk", "er"]), "how the kept weights spread over the layers: `global` ranks all prunable weights together; `uniform` keeps the same fraction of every layer; `erk` (Evci et al. 2020) gives layer l a density proportional to (sum of its dimensions) / (product of its dimensions), scaled so the total matches `rate`, any layer that would exceed 100% dense and the others rescaled; `er` the same from the first two dimensions only (no kernel terms)")
+        .default("\"global\"")
+        .in_key_unless_default(),
+    ParamSpec::new("scope", ParamType::Choice(&["global", "layerwise"]), "the older spelling of `distribution`: `layerwise` is `distribution: uniform`")
         .default("\"global\""),
     ParamSpec::new("at", ParamType::Str, "weights to score when `from` is a run: `final`, `init`, or a checkpoint step such as `2000`")
         .default("\"final\""),

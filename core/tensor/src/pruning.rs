@@ -7,8 +7,9 @@
 //! - **Monotone masks.** A weight pruned before is never revived: only alive weights are ranked,
 //!   and the new mask is a subset of the current one.
 //! - **Exact k.** Exactly `round(density * total)` weights are kept (over all prunable weights
-//!   with `scope: global`, or `round(density * layer_total)` in each layer with
-//!   `scope: layerwise`), never "everything at or above a threshold". Only when the input mask
+//!   with `distribution: global`, or `round(density_l * layer_total)` in each layer with
+//!   `uniform` (every density_l the target, also written `scope: layerwise`), `erk` or `er`
+//!   ([`Distribution::layer_densities`])), never "everything at or above a threshold". Only when the input mask
 //!   already keeps fewer weights than that is the count lower (with a warning).
 //! - **Deterministic ties.** Equal scores are ordered by layer name, then by flat index
 //!   (`-0.0` and `0.0` are the same score).
@@ -124,16 +125,7 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
             ),
         ));
     }
-    let layerwise = match req.params.str("scope")? {
-        "global" => false,
-        "layerwise" => true,
-        other => {
-            return Err(Error::param(
-                "scope",
-                format!("unknown scope `{other}`: expected `global` or `layerwise`"),
-            ));
-        }
-    };
+    let distribution = Distribution::of(req.params)?;
     let strict = match req.params.str("on_collapse")? {
         "warn" => false,
         "error" => true,
@@ -171,10 +163,12 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
                 fixed = Some(counts.clone());
                 selected
             }
-            None if layerwise => {
-                select_per_layer(&mask, &scores.scores, |_, n| kept_count(density, n))
-            }
-            None => select_global(&mask, &scores.scores, kept_count(density, total)),
+            None => match distribution.layer_densities(&mask, density) {
+                Some(per_layer) => select_per_layer(&mask, &scores.scores, |name, n| {
+                    kept_count(per_layer[name], n)
+                }),
+                None => select_global(&mask, &scores.scores, kept_count(density, total)),
+            },
         };
     }
 
@@ -182,10 +176,11 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
     let mut warnings = Vec::new();
     match &fixed {
         None => {
-            let wanted: usize = if layerwise {
-                mask.values().map(|m| kept_count(target, m.len())).sum()
-            } else {
-                kept_count(target, total)
+            let wanted: usize = match distribution.layer_densities(current, target) {
+                Some(per_layer) => {
+                    current.iter().map(|(name, m)| kept_count(per_layer[name], m.len())).sum()
+                }
+                None => kept_count(target, total),
             };
             let before: usize = current.values().map(count_kept).sum();
             if report.kept < wanted {
@@ -231,7 +226,7 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
             return Err(Error::plugin(
                 req.pruner_id,
                 format!(
-                    "{message}; lower the rate, use `scope: layerwise`, or set `on_collapse: warn`"
+                    "{message}; lower the rate, use `distribution: uniform` or `erk`, or set `on_collapse: warn`"
                 ),
             ));
         }
@@ -246,6 +241,110 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
         scored_at: req.scored_at,
         warnings,
     })
+}
+
+/// How the kept weights spread over the layers (the prune stage's `distribution`, or the older
+/// `scope: layerwise` for `uniform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// All prunable weights ranked together.
+    Global,
+    /// Every layer at the same density.
+    Uniform,
+    /// Erdős–Rényi-Kernel (Evci et al. 2020): layer l's density proportional to the sum of its
+    /// dimensions over their product.
+    Erk,
+    /// Erdős–Rényi: the same from the first two dimensions (no kernel terms).
+    Er,
+}
+
+impl Distribution {
+    /// The distribution `params` ask for; `scope: layerwise` is `distribution: uniform`, and the
+    /// two may not contradict each other.
+    pub fn of(params: &Params) -> Result<Self> {
+        let given = params.get("distribution").map(|_| params.str("distribution")).transpose()?;
+        let by_scope = match params.str("scope")? {
+            "global" => None,
+            "layerwise" => Some(Distribution::Uniform),
+            other => {
+                return Err(Error::param(
+                    "scope",
+                    format!("unknown scope `{other}`: expected `global` or `layerwise`"),
+                ));
+            }
+        };
+        let distribution = match given.unwrap_or("global") {
+            "global" => Distribution::Global,
+            "uniform" => Distribution::Uniform,
+            "erk" => Distribution::Erk,
+            "er" => Distribution::Er,
+            other => {
+                return Err(Error::param(
+                    "distribution",
+                    format!(
+                        "unknown distribution `{other}`: expected `global`, `uniform`, `erk` or `er`"
+                    ),
+                ));
+            }
+        };
+        match (by_scope, distribution) {
+            (None, d) => Ok(d),
+            (Some(u), Distribution::Global | Distribution::Uniform) => Ok(u),
+            (Some(_), _) => Err(Error::param(
+                "scope",
+                "`scope: layerwise` is `distribution: uniform`; remove `scope` to use another distribution",
+            )),
+        }
+    }
+
+    /// Each layer's density for an overall density `density` of `mask`'s weights (`None` for
+    /// `global`, which ranks across layers). ERK and ER scale raw densities r_l by one factor
+    /// e so that sum(e r_l n_l) = density * sum(n_l); a layer whose e r_l would exceed 1 is
+    /// dense and e is solved again over the others, until none exceeds 1.
+    pub fn layer_densities(self, mask: &MaskSet, density: f64) -> Option<BTreeMap<String, f64>> {
+        let raw = |shape: &[usize]| -> f64 {
+            let dims: &[usize] = match self {
+                Distribution::Er if shape.len() > 2 => &shape[..2],
+                _ => shape,
+            };
+            let product = dims.iter().product::<usize>().max(1) as f64;
+            dims.iter().sum::<usize>() as f64 / product
+        };
+        match self {
+            Distribution::Global => None,
+            Distribution::Uniform => {
+                Some(mask.keys().map(|name| (name.clone(), density)).collect())
+            }
+            Distribution::Erk | Distribution::Er => {
+                let mut dense: Vec<&String> = Vec::new();
+                loop {
+                    let (mut budget, mut weighted) = (0.0, 0.0);
+                    for (name, m) in mask {
+                        let n = m.len() as f64;
+                        budget += density * n;
+                        if dense.contains(&name) {
+                            budget -= n;
+                        } else {
+                            weighted += raw(&m.shape) * n;
+                        }
+                    }
+                    let scale = if weighted > 0.0 { budget / weighted } else { 0.0 };
+                    let over: Vec<&String> = mask
+                        .iter()
+                        .filter(|(name, m)| !dense.contains(name) && scale * raw(&m.shape) > 1.0)
+                        .map(|(name, _)| name)
+                        .collect();
+                    if over.is_empty() {
+                        let of = |name: &String, m: &HostTensor| {
+                            if dense.contains(&name) { 1.0 } else { scale * raw(&m.shape) }
+                        };
+                        return Some(mask.iter().map(|(n, m)| (n.clone(), of(n, m))).collect());
+                    }
+                    dense.extend(over);
+                }
+            }
+        }
+    }
 }
 
 /// The current mask must cover weights of the same shapes, with 0/1 entries.
@@ -501,6 +600,61 @@ mod tests {
                 assert!(*n <= *o, "mask of `{name}` revived a weight");
             }
         }
+    }
+
+    /// ERK on three layers: the two small ones would exceed 100% and are kept dense, and the
+    /// large one takes the rest of the budget, so the total matches the rate exactly.
+    #[test]
+    fn erk_densities_follow_the_formula_and_cap_dense_layers() {
+        let layer =
+            |shape: Vec<usize>| HostTensor::new(shape.clone(), vec![1.0; shape.iter().product()]);
+        let mask: MaskSet = [
+            ("a".to_string(), layer(vec![10, 20])),
+            ("b".to_string(), layer(vec![100, 100])),
+            ("c".to_string(), layer(vec![2, 3])),
+        ]
+        .into();
+        let d = Distribution::Erk.layer_densities(&mask, 0.5).unwrap();
+        assert_eq!((d["a"], d["c"]), (1.0, 1.0));
+        // b keeps the budget left: 0.5 * 10206 - 206 of its 10000 weights.
+        assert!((d["b"] - (0.5 * 10206.0 - 206.0) / 10000.0).abs() < 1e-12, "{d:?}");
+        // Uncapped, densities are proportional to (sum of dims) / (product of dims).
+        let low = Distribution::Erk.layer_densities(&mask, 0.01).unwrap();
+        assert!((low["a"] / low["b"] - (30.0 / 200.0) / (200.0 / 10000.0)).abs() < 1e-9, "{low:?}");
+        let total: f64 = mask.iter().map(|(n, m)| low[n] * m.len() as f64).sum();
+        assert!((total - 0.01 * 10206.0).abs() < 1e-9);
+        // ER ignores dimensions beyond the first two; for matrices it is ERK.
+        let conv: MaskSet =
+            [("k".to_string(), layer(vec![4, 3, 3, 3])), ("w".to_string(), layer(vec![10, 10]))]
+                .into();
+        let erk = Distribution::Erk.layer_densities(&conv, 0.3).unwrap();
+        let er = Distribution::Er.layer_densities(&conv, 0.3).unwrap();
+        assert_ne!(erk["k"], er["k"]);
+        assert_eq!(Distribution::Er.layer_densities(&mask, 0.5), Some(d));
+    }
+
+    #[test]
+    fn a_mask_with_the_erk_distribution_keeps_each_layers_count() {
+        let current = masks(vec![1.0; 4], vec![1.0; 16]);
+        let p = params(0.5, "global").with("distribution", "erk");
+        let scores: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let m = run(&Fixed::new(scores), &p, &current).unwrap();
+        let expected = Distribution::Erk.layer_densities(&current, 0.5).unwrap();
+        for (name, layer) in &m.masks {
+            let kept = layer.data.iter().filter(|v| **v == 1.0).count();
+            assert_eq!(kept, kept_count(expected[name], layer.len()), "{name}");
+        }
+        assert_eq!(m.report.kept, 10);
+        // `scope: layerwise` is `distribution: uniform`, and contradicting it is refused.
+        let uniform = params(0.5, "global").with("distribution", "uniform");
+        let scores: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        assert_eq!(
+            run(&Fixed::new(scores.clone()), &uniform, &current).unwrap().masks,
+            run(&Fixed::new(scores.clone()), &params(0.5, "layerwise"), &current).unwrap().masks
+        );
+        let both = params(0.5, "layerwise").with("distribution", "erk");
+        let err = run(&Fixed::new(scores), &both, &current).unwrap_err().to_string();
+        assert!(err.contains("distribution: uniform"), "{err}");
     }
 
     #[test]

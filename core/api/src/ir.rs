@@ -54,7 +54,8 @@ pub struct Port {
     pub name: &'static str,
     /// Artifact types accepted.
     pub accepts: &'static [ArtifactType],
-    /// Whether the port must be connected.
+    /// Whether the port must be connected by every stage of the kind (a prune stage's `data`
+    /// is required only when its pruner needs data: `PrunerPlugin::needs_data`).
     pub required: bool,
     /// Whether several stages may be connected (a list).
     pub many: bool,
@@ -130,9 +131,11 @@ impl StageKind {
         const MODEL: &[Port] = &[port("data", &[A::Dataset], true, false)];
         const TRAIN: &[Port] =
             &[port("model", &[A::Model], true, false), port("data", &[A::Dataset], true, false)];
+        // `data` is required of the stages whose pruner reads it
+        // (`PrunerPlugin::needs_data`), which the checker asks the plugin.
         const PRUNE: &[Port] = &[
             port("from", &[A::Model, A::Run], true, false),
-            port("data", &[A::Dataset], true, false),
+            port("data", &[A::Dataset], false, false),
             port("mask", &[A::Mask], false, false),
         ];
         const REWIND: &[Port] = &[
@@ -188,6 +191,12 @@ pub const PRUNE_PARAMS: &[ParamSpec] = &[
     ParamSpec::new("distribution", ParamType::Choice(&["global", "uniform", "erk", "er"]), "how the kept weights spread over the layers: `global` ranks all prunable weights together; `uniform` keeps the same fraction of every layer; `erk` (Evci et al. 2020) gives layer l a density proportional to (sum of its dimensions) / (product of its dimensions), scaled so the total matches `rate`, any layer that would exceed 100% dense and the others rescaled; `er` the same from the first two dimensions only (no kernel terms)")
         .default("\"global\"")
         .in_key_unless_default(),
+    ParamSpec::new("structure", ParamType::Choice(&["unstructured", "neurons", "n_of_m", "blocks"]), "which weights are kept or removed together: each alone; `neurons` (a row of the weight matrix, a neuron's incoming weights, kept or removed whole); `n_of_m` (the `n` best of every `m` consecutive weights along the input dimension, as 2:4 sparsity; the density is n/m and `rate` is not used); `blocks` (tiles of `block` = [rows, columns]). A group's score is the sum of its weights' scores; the mask keeps whole groups within the count `rate` allows and records the rate it realises")
+        .default("\"unstructured\"")
+        .in_key_unless_default(),
+    ParamSpec::new("n", ParamType::Int, "`structure: n_of_m`: weights kept in every group of `m`").default("2").min(1.0).in_key_unless_default(),
+    ParamSpec::new("m", ParamType::Int, "`structure: n_of_m`: the group length along the input dimension").default("4").min(2.0).in_key_unless_default(),
+    ParamSpec::new("block", ParamType::IntList, "`structure: blocks`: the tile, [rows, columns]").default("[4, 4]").min(1.0).in_key_unless_default(),
     ParamSpec::new("scope", ParamType::Choice(&["global", "layerwise"]), "the older spelling of `distribution`: `layerwise` is `distribution: uniform`")
         .default("\"global\""),
     ParamSpec::new("at", ParamType::Str, "weights to score when `from` is a run: `final`, `init`, or a checkpoint step such as `2000`")

@@ -25,12 +25,17 @@
 //!   (layer collapse) is a warning or, with `on_collapse: error`, an error. Non-finite scores
 //!   of alive weights are errors naming the pruner.
 
+mod structure;
+
 use std::collections::BTreeMap;
 
 use ticketlab_api::artifact::{DensityReport, MaskArtifact};
 use ticketlab_api::plugin::{Params, PruneContext, PrunerPlugin};
 use ticketlab_api::tensor::{Architecture, HostTensor, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result};
+
+pub use self::structure::Structure;
+use self::structure::{Budget, select_groups, select_n_of_m};
 
 /// Everything [`make_mask`] needs besides the pruner: which pruner, the stage's parameters, and
 /// what the pruner is shown (its [`PruneContext`], whose `mask` is the current mask and whose
@@ -126,6 +131,7 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
         ));
     }
     let distribution = Distribution::of(req.params)?;
+    let structure = Structure::of(req.params)?;
     let strict = match req.params.str("on_collapse")? {
         "warn" => false,
         "error" => true,
@@ -163,18 +169,41 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
                 fixed = Some(counts.clone());
                 selected
             }
-            None => match distribution.layer_densities(&mask, density) {
-                Some(per_layer) => select_per_layer(&mask, &scores.scores, |name, n| {
-                    kept_count(per_layer[name], n)
-                }),
-                None => select_global(&mask, &scores.scores, kept_count(density, total)),
-            },
+            None => {
+                let per_layer = distribution.layer_densities(&mask, density);
+                let count =
+                    |name: &str, n: usize| per_layer.as_ref().map_or(0, |d| kept_count(d[name], n));
+                match (&structure, &per_layer) {
+                    (Structure::Unstructured, Some(_)) => {
+                        select_per_layer(&mask, &scores.scores, count)
+                    }
+                    (Structure::Unstructured, None) => {
+                        select_global(&mask, &scores.scores, kept_count(density, total))
+                    }
+                    (Structure::NOfM { n, m }, _) => select_n_of_m(&mask, &scores.scores, *n, *m)?,
+                    (groups, Some(_)) => {
+                        select_groups(&mask, &scores.scores, groups, Budget::PerLayer(&count))?
+                    }
+                    (groups, None) => {
+                        let budget = Budget::Global(kept_count(density, total));
+                        select_groups(&mask, &scores.scores, groups, budget)?
+                    }
+                }
+            }
         };
     }
 
     let report = DensityReport::of(&mask);
     let mut warnings = Vec::new();
+    let structured = structure != Structure::Unstructured;
     match &fixed {
+        None if structured => {
+            warnings.push(format!(
+                "structure keeps whole groups: {} of {total} prunable weights (rate {rate} asked; the mask records the rate it realises, {:.4})",
+                report.kept,
+                1.0 - report.density
+            ));
+        }
         None => {
             let wanted: usize = match distribution.layer_densities(current, target) {
                 Some(per_layer) => {
@@ -232,7 +261,7 @@ pub fn make_mask(pruner: &dyn PrunerPlugin, req: &MaskRequest<'_>) -> Result<Mas
         }
         warnings.push(message);
     }
-    let rate = if fixed.is_some() { 1.0 - report.density } else { rate };
+    let rate = if fixed.is_some() || structured { 1.0 - report.density } else { rate };
     Ok(MaskArtifact {
         masks: mask,
         report,
@@ -569,7 +598,7 @@ mod tests {
             params: &weights,
             mask: current,
             reference_mask: None,
-            data: &data,
+            data: Some(&data),
             ctx: &ctx,
             round: (0, 1),
         };
@@ -655,6 +684,34 @@ mod tests {
         let both = params(0.5, "layerwise").with("distribution", "erk");
         let err = run(&Fixed::new(scores), &both, &current).unwrap_err().to_string();
         assert!(err.contains("distribution: uniform"), "{err}");
+    }
+
+    /// Through `make_mask`: 2:4 keeps half of every layer whatever the rate and records the
+    /// rate it realises; neurons keep whole rows within the rate's count.
+    #[test]
+    fn structured_masks_record_the_rate_they_realise() {
+        let current: MaskSet = [
+            ("a".to_string(), HostTensor::new(vec![2, 4], vec![1.0; 8])),
+            ("b".to_string(), HostTensor::new(vec![3, 4], vec![1.0; 12])),
+        ]
+        .into();
+        let scores: Vec<f32> = (0..20).map(|i| ((i * 7) % 11) as f32).collect();
+        let two_of_four =
+            params(0.9, "global").with("structure", "n_of_m").with("n", 2).with("m", 4);
+        let m = run(&Fixed::new(scores.clone()), &two_of_four, &current).unwrap();
+        assert_eq!(m.report.kept, 10);
+        assert_eq!(m.rate, 0.5);
+        for layer in m.masks.values() {
+            assert!(layer.data.chunks(4).all(|g| g.iter().sum::<f32>() == 2.0));
+        }
+        let neurons = params(0.5, "global").with("structure", "neurons");
+        let m = run(&Fixed::new(scores), &neurons, &current).unwrap();
+        assert!(m.report.kept <= 10 && m.report.kept % 4 == 0, "{:?}", m.report);
+        for layer in m.masks.values() {
+            assert!(layer.data.chunks(4).all(|row| row.iter().all(|&v| v == row[0])), "whole rows");
+        }
+        assert_eq!(m.rate, 1.0 - m.report.density);
+        assert!(m.warnings.iter().any(|w| w.contains("whole groups")), "{:?}", m.warnings);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("architecture", "mlp"),
     ("architecture", "mlp_modular"),
     ("architecture", "mnist_mlp"),
+    ("architecture", "transformer"),
     ("architecture", "transformer_modular"),
     ("dataset", "file"),
     ("dataset", "mnist"),

@@ -7,6 +7,8 @@ use ticketlab_api::plugin::{ArchitecturePlugin, ParamSpec, ParamType, Params};
 use ticketlab_api::tensor::{Architecture, GraphBuilder, Init, ParamDef, Var};
 use ticketlab_api::{Result, register_plugin};
 
+use super::Activation;
+
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new(
         "hidden",
@@ -24,10 +26,20 @@ const PARAMS: &[ParamSpec] = &[
         "add a bias (initialised to 0, not prunable) to every layer",
     )
     .default("false"),
+    ParamSpec::new(
+        "activation",
+        super::ACTIVATIONS,
+        "the nonlinearity between layers: `relu`, `gelu` (the tanh approximation \
+         0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's `gelu(approximate=\"tanh\")`) \
+         or `tanh`",
+    )
+    .default("\"relu\"")
+    .in_key_unless_default(),
     super::PRUNABLE,
 ];
 
-/// `x -> [linear -> relu]* -> linear` on flattened inputs; weights `layers.N.weight` `[out, in]`.
+/// `x -> [linear -> activation]* -> linear` on flattened inputs; weights `layers.N.weight`
+/// `[out, in]`.
 #[derive(Default)]
 struct MlpPlugin;
 
@@ -36,10 +48,12 @@ pub(crate) struct Mlp {
     defs: Vec<ParamDef>,
     layers: usize,
     bias: bool,
+    activation: Activation,
 }
 
 impl Mlp {
-    /// Builds from `hidden`, `init_scale`, `bias` and `prunable`.
+    /// Builds from `hidden`, `init_scale`, `bias`, `activation` (ReLU when absent) and
+    /// `prunable`.
     pub(crate) fn from_params(params: &Params, info: &DatasetInfo) -> Result<Self> {
         let input: usize = info.input_shape.iter().product();
         let mut widths = vec![input];
@@ -47,6 +61,8 @@ impl Mlp {
         widths.push(info.output_dim);
         let scale = params.f64("init_scale")? as f32;
         let bias = params.bool("bias")?;
+        // `mnist_mlp` builds its body without the parameter: ReLU, as the paper's.
+        let activation = Activation::from_params(params)?;
         let mut defs = Vec::new();
         for (i, pair) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (pair[0], pair[1]);
@@ -65,7 +81,8 @@ impl Mlp {
                 });
             }
         }
-        Ok(Self { defs: super::apply_prunable(defs, params)?, layers: widths.len() - 1, bias })
+        let defs = super::apply_prunable(defs, params)?;
+        Ok(Self { defs, layers: widths.len() - 1, bias, activation })
     }
 }
 
@@ -93,7 +110,7 @@ impl Architecture for Mlp {
                 h = g.add(h, b)?;
             }
             if i + 1 < self.layers {
-                h = g.relu(h)?;
+                h = self.activation.apply(g, h)?;
             }
         }
         Ok(h)
@@ -104,7 +121,58 @@ register_plugin!(
     Architecture,
     "mlp",
     "1.0.0",
-    "Generic ReLU MLP on flattened inputs with hidden widths from the file",
+    "Generic MLP on flattened inputs: hidden widths, activation (relu, gelu, tanh) and biases \
+     from the file",
     PARAMS,
     MlpPlugin
 );
+
+#[cfg(test)]
+mod tests {
+    use ticketlab_api::data::DatasetInfo;
+    use ticketlab_api::plugin::Params;
+    use ticketlab_api::runtime::Device;
+    use ticketlab_api::tensor::{Architecture, HostTensor, NamedTensors};
+    use ticketlab_tensor::forward;
+
+    use super::{Mlp, PARAMS};
+
+    const X: [f32; 9] = [-20.0, -3.0, -1.0, -0.3, 0.0, 0.2, 1.0, 2.5, 18.0];
+
+    /// A 1-1-1 MLP with both weights 1: its output is the activation itself.
+    fn activation_of(params: Params) -> Vec<f32> {
+        let info = DatasetInfo { input_shape: vec![1], output_dim: 1, tokens: None };
+        let mlp =
+            Mlp::from_params(&params.with("hidden", vec![1]).with_defaults(PARAMS), &info).unwrap();
+        let weights: NamedTensors = mlp
+            .parameters()
+            .into_iter()
+            .map(|d| (d.name, HostTensor::new(d.shape, vec![1.0])))
+            .collect();
+        let x = HostTensor::new(vec![X.len(), 1], X.to_vec());
+        forward(&mlp, &weights, None, &x, Device::Cpu).unwrap().data
+    }
+
+    /// ReLU is the default and exactly max(x, 0); GELU (tanh approximation) and tanh agree with
+    /// their formulas in f64.
+    #[test]
+    fn activations_match_their_formulas() {
+        let relu: Vec<f32> = X.iter().map(|&v| v.max(0.0)).collect();
+        assert_eq!(activation_of(Params::new()), relu);
+        assert_eq!(activation_of(Params::new().with("activation", "relu")), relu);
+        let gelu = |v: f64| {
+            0.5 * v
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+        };
+        for (name, f) in [("gelu", &gelu as &dyn Fn(f64) -> f64), ("tanh", &f64::tanh)] {
+            let got = activation_of(Params::new().with("activation", name));
+            for (x, y) in X.iter().zip(got) {
+                let want = f(f64::from(*x));
+                assert!(
+                    (f64::from(y) - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{name}({x}) = {y}, expected {want}"
+                );
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Built-in architectures: the paper's MLP and transformer for modular arithmetic, the MNIST
-//! MLP, and a generic MLP with widths from the experiment file.
+//! MLP, a generic MLP with widths from the experiment file, and a generic transformer of which
+//! the paper's (`transformer_modular`) is one setting.
 //!
 //! Weights follow PyTorch's `nn.Linear` layout (`[out, in]`) and the reference code's names,
 //! so checkpoints and analyses read the same way as the paper's code. None has biases unless
@@ -11,8 +12,50 @@ mod mnist_mlp;
 mod transformer;
 
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params};
-use ticketlab_api::tensor::ParamDef;
+use ticketlab_api::tensor::{GraphBuilder, ParamDef, Var};
 use ticketlab_api::{Error, Result};
+
+/// The names of [`Activation`], as a [`ParamType::Choice`].
+pub(crate) const ACTIVATIONS: ParamType = ParamType::Choice(&["relu", "gelu", "tanh"]);
+
+/// An elementwise nonlinearity (the `activation` parameter of `mlp` and `transformer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// max(x, 0): the paper's.
+    Relu,
+    /// GELU in the tanh approximation, `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
+    /// (PyTorch's `gelu(approximate="tanh")`).
+    Gelu,
+    /// tanh(x).
+    Tanh,
+}
+
+impl Activation {
+    /// The `activation` parameter; ReLU where the plugin has none (or it is absent).
+    pub(crate) fn from_params(params: &Params) -> Result<Self> {
+        if params.get("activation").is_none() {
+            return Ok(Self::Relu);
+        }
+        match params.str("activation")? {
+            "relu" => Ok(Self::Relu),
+            "gelu" => Ok(Self::Gelu),
+            "tanh" => Ok(Self::Tanh),
+            other => Err(Error::param(
+                "activation",
+                format!("`{other}` is not one of `relu`, `gelu`, `tanh`"),
+            )),
+        }
+    }
+
+    /// Applies the nonlinearity elementwise.
+    pub(crate) fn apply(self, g: &mut GraphBuilder, x: Var) -> Result<Var> {
+        match self {
+            Self::Relu => g.relu(x),
+            Self::Gelu => g.gelu(x),
+            Self::Tanh => g.tanh(x),
+        }
+    }
+}
 
 /// The `prunable` parameter every architecture accepts.
 pub(crate) const PRUNABLE: ParamSpec = ParamSpec::new(
@@ -117,6 +160,7 @@ mod tests {
             ("mlp", &dense),
             ("mnist_mlp", &dense),
             ("mlp_modular", &tokens),
+            ("transformer", &tokens),
             ("transformer_modular", &tokens),
         ] {
             let entry =

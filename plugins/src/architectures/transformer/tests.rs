@@ -221,7 +221,7 @@ fn names_and_prunable_weight_matrices() {
     assert_eq!(arch.prunable(), matrices);
     for name in &matrices {
         let only = generic(two.clone().with("prunable", vec![name.clone()]), &info);
-        assert_eq!(only.prunable(), std::slice::from_ref(&name));
+        assert_eq!(only.prunable(), std::slice::from_ref(name));
     }
 
     // Tied needs a token for every class; d_model must split into the heads.

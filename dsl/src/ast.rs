@@ -123,10 +123,14 @@ impl Experiment {
 pub struct StageAst {
     /// Stage name.
     pub name: Spanned<String>,
-    /// Kind as written (checked against the known kinds later).
-    pub kind: Spanned<String>,
-    /// Plugin name (absent for rewind stages).
+    /// Kind as written (checked against the known kinds later); absent only when the stage
+    /// `extends` another, whose kind it then takes.
+    pub kind: Option<Spanned<String>>,
+    /// Plugin name (absent for rewind stages, and when it comes from the stage extended).
     pub uses: Option<Spanned<String>>,
+    /// The stage whose kind, plugin, parameters and inputs this one takes where it does not
+    /// write its own (`extends: dense`); see [`crate::extends`].
+    pub extends: Option<Spanned<String>>,
     /// Parameters in file order.
     pub with: Vec<ParamAst>,
     /// Connected inputs in file order.
@@ -136,6 +140,11 @@ pub struct StageAst {
 }
 
 impl StageAst {
+    /// The kind as written, or `""` when the stage takes it from the stage it extends.
+    pub fn kind_name(&self) -> &str {
+        self.kind.as_ref().map_or("", |k| k.node.as_str())
+    }
+
     /// The parameter called `key`.
     pub fn param(&self, key: &str) -> Option<&ParamAst> {
         self.with.iter().find(|p| p.key.node == key)
@@ -151,6 +160,9 @@ pub struct ParamAst {
     pub value: Spanned<Value>,
     /// The `--set` argument that supplied the value, if it did not come from the file.
     pub set_by: Option<String>,
+    /// The stage whose text holds the parameter, when this stage takes it through `extends`
+    /// (set when `extends` is resolved; the spans are that stage's).
+    pub inherited: Option<String>,
 }
 
 /// One input port connection.
@@ -164,6 +176,9 @@ pub struct InputAst {
     pub list: bool,
     /// The whole connection.
     pub span: Span,
+    /// The stage whose text holds the connection, when this stage takes it through `extends`
+    /// (set when `extends` is resolved; the spans are that stage's).
+    pub inherited: Option<String>,
 }
 
 /// The sweep block.

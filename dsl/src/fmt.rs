@@ -53,9 +53,14 @@ pub fn to_yaml(ast: &Experiment) -> String {
 
 fn yaml_stage(out: &mut String, s: &StageAst) {
     let _ = writeln!(out, "  {}:", yaml_str(&s.name.node));
-    let _ = writeln!(out, "    kind: {}", yaml_str(&s.kind.node));
+    if let Some(k) = &s.kind {
+        let _ = writeln!(out, "    kind: {}", yaml_str(&k.node));
+    }
     if let Some(u) = &s.uses {
         let _ = writeln!(out, "    uses: {}", yaml_str(&u.node));
+    }
+    if let Some(e) = &s.extends {
+        let _ = writeln!(out, "    extends: {}", yaml_str(&e.node));
     }
     if !s.with.is_empty() {
         let items: Vec<String> = s
@@ -159,10 +164,19 @@ pub fn to_tlx(ast: &Experiment) -> String {
 }
 
 fn tlx_stage(out: &mut String, s: &StageAst) {
-    let mut head = format!("  stage {}: {}", tlx_name(&s.name.node), tlx_name(&s.kind.node));
-    if let Some(u) = &s.uses {
-        head.push(' ');
-        head.push_str(&tlx_name(&u.node));
+    let mut head = format!("  stage {}", tlx_name(&s.name.node));
+    if let Some(k) = &s.kind {
+        let _ = write!(head, ": {}", tlx_name(&k.node));
+        if let Some(u) = &s.uses {
+            let _ = write!(head, " {}", tlx_name(&u.node));
+        }
+    }
+    if let Some(e) = &s.extends {
+        let _ = write!(head, " extends {}", tlx_name(&e.node));
+        // Without a kind the plugin cannot follow it: `stage NAME extends STAGE uses PLUGIN`.
+        if let (None, Some(u)) = (&s.kind, &s.uses) {
+            let _ = write!(head, " uses {}", tlx_name(&u.node));
+        }
     }
     if !s.inputs.is_empty() {
         let items: Vec<String> = s.inputs.iter().map(tlx_input).collect();

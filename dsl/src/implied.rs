@@ -10,7 +10,7 @@ use crate::ast::{Experiment, InputAst, Spanned, StageAst};
 pub fn with_implied_inputs(ast: &Experiment) -> Experiment {
     let mut out = ast.clone();
     for stage in out.stages.iter_mut() {
-        if stage.kind.node != "prune"
+        if stage.kind_name() != "prune"
             || stage.inputs.iter().any(|i| i.port.node == "data")
             || ast.gaps.inputs.contains(&stage.name.node)
         {
@@ -23,6 +23,7 @@ pub fn with_implied_inputs(ast: &Experiment) -> Experiment {
                 refs: vec![Spanned::new(data, span)],
                 list: false,
                 span,
+                inherited: None,
             });
         }
     }
@@ -41,7 +42,7 @@ fn input<'a>(stage: &'a StageAst, port: &str) -> Option<&'a str> {
 /// reported by the checker, not followed here).
 fn dataset_of(ast: &Experiment, name: Option<&str>, hops: usize) -> Option<String> {
     let stage = ast.stage(name?)?;
-    match stage.kind.node.as_str() {
+    match stage.kind_name() {
         "model" | "train" => input(stage, "data").map(str::to_string),
         "rewind" | "prune" if hops > 0 => dataset_of(ast, input(stage, "from"), hops - 1),
         _ => None,

@@ -15,6 +15,7 @@
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod extends;
 pub mod fmt;
 pub mod implied;
 pub mod lower;
@@ -264,7 +265,9 @@ pub fn load_source_with(
     let (ast, mut diags) = parse_partial(&src.text, format);
     let Some(mut ast) = ast else { return Err(collect(src, diags)) };
     diags.extend(overrides::apply_sweep_flags(&mut ast, &cli.grid, &cli.zip, cli.seeds));
-    let (set, refused) = overrides::expand_wildcards(&ast, &cli.set, registry);
+    // A wildcard reaches the stages whose kind and plugin, written or taken through
+    // `extends`, have the parameter.
+    let (set, refused) = overrides::expand_wildcards(&extends::resolve(&ast).0, &cli.set, registry);
     diags.extend(refused);
     if let Err(d) = overrides::apply(&mut ast, &set) {
         diags.extend(d);
@@ -272,7 +275,8 @@ pub fn load_source_with(
     match check::check(&ast, registry) {
         Ok(checked) if diags.is_empty() => {
             let ir = lower::lower_checked(&checked);
-            let refused = check::memory::refusals(&ast, &ir, registry, &cli.budget);
+            let resolved = extends::resolve(&ast).0;
+            let refused = check::memory::refusals(&resolved, &ir, registry, &cli.budget);
             if refused.is_empty() {
                 return Ok(ir);
             }

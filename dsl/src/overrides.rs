@@ -66,7 +66,7 @@ pub fn expand_wildcards(
 
 /// The parameters a stage takes: its kind's and its plugin's (none for an unknown one).
 fn stage_params<'r>(stage: &StageAst, registry: &'r Registry) -> Vec<&'r str> {
-    let Some(kind) = StageKind::parse(&stage.kind.node) else { return Vec::new() };
+    let Some(kind) = StageKind::parse(stage.kind_name()) else { return Vec::new() };
     let core = kind.core_params().iter().map(|p| p.name);
     let plugin = kind
         .plugin_kind()
@@ -333,6 +333,7 @@ fn set_param(s: &mut StageAst, param: &str, value: serde_json::Value, arg: &str)
             key: Spanned::new(param.to_string(), s.name.span),
             value: Spanned::new(value, s.name.span),
             set_by: Some(arg.to_string()),
+            inherited: None,
         }),
     }
 }

@@ -7,6 +7,7 @@
 //!   stage data: dataset modular { op = "add", p = 23 }
 //!   stage init: model mlp_modular(data = data) { d_emb = 64 }
 //!   stage ticket: rewind(from = dense, mask = mask) { to = "init" }
+//!   stage ticket_train extends dense(model = ticket)
 //!   stage compare: report compare(runs = [dense, ticket_train])
 //!   sweep grid { mask.rate = [0.3, 0.6] }
 //!   sweep seeds = 3
@@ -47,11 +48,23 @@ mod grammar {
 use grammar::{Rule, TlxParser};
 
 /// Words reserved by the language: names spelt like them must be quoted (`"seed"`).
-pub const KEYWORDS: &[&str] = &["experiment", "description", "seed", "plugins", "stage", "sweep"];
+pub const KEYWORDS: &[&str] =
+    &["experiment", "description", "seed", "plugins", "stage", "sweep", "extends"];
 
 /// Words that introduce a part of an experiment (as opposed to literals such as `true`).
-const STRUCTURE_WORDS: &[&str] =
-    &["experiment", "description", "seed", "plugins", "stage", "sweep", "grid", "zip", "seeds"];
+const STRUCTURE_WORDS: &[&str] = &[
+    "experiment",
+    "description",
+    "seed",
+    "plugins",
+    "stage",
+    "sweep",
+    "grid",
+    "zip",
+    "seeds",
+    "extends",
+    "uses",
+];
 
 /// Parses a `.tlx` experiment; on failure, every problem found.
 pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
@@ -143,7 +156,7 @@ fn span(p: &Pair<'_, Rule>) -> Span {
 /// punctuation or keyword they expect instead).
 fn rule_words(rule: Rule) -> Option<&'static str> {
     Some(match rule {
-        Rule::name | Rule::kind | Rule::uses | Rule::ident => "a name",
+        Rule::name | Rule::kind | Rule::uses | Rule::extends | Rule::ident => "a name",
         Rule::string => "a string in double quotes",
         Rule::escape => "an escape such as `\\n` or `\\\"`",
         Rule::number => "a number",
@@ -406,21 +419,40 @@ impl Walker {
         let sp = span(&p);
         let mut inner = p.into_inner();
         let name_pair = inner.next()?;
-        let kind_pair = inner.next()?.into_inner().next()?;
         let Some(name) = self.clean(|w| w.name(name_pair)) else {
             // A stage whose name cannot be read: only its absence is known.
             self.gaps.unread_stages.insert(String::new());
             return None;
         };
-        let Some(kind) = self.clean(|w| w.name(kind_pair)) else {
-            self.gaps.unread_stages.insert(name.node);
-            return None;
-        };
         let key = name.node.clone();
-        let mut stage =
-            StageAst { name, kind, uses: None, with: Vec::new(), inputs: Vec::new(), span: sp };
+        let mut stage = StageAst {
+            name,
+            kind: None,
+            uses: None,
+            extends: None,
+            with: Vec::new(),
+            inputs: Vec::new(),
+            span: sp,
+        };
         for part in inner {
             match part.as_rule() {
+                Rule::kind => {
+                    let kind = part.into_inner().next().and_then(|n| self.clean(|w| w.name(n)));
+                    if kind.is_none() {
+                        self.gaps.unread_stages.insert(key);
+                        return None;
+                    }
+                    stage.kind = kind;
+                }
+                Rule::extends => {
+                    stage.extends =
+                        part.into_inner().next().and_then(|n| self.clean(|w| w.name(n)));
+                    if stage.extends.is_none() {
+                        // What the stage would take from the other is unknown.
+                        self.gaps.unread_stages.insert(key);
+                        return None;
+                    }
+                }
                 Rule::uses => {
                     stage.uses = part.into_inner().next().and_then(|n| self.clean(|w| w.name(n)));
                     if stage.uses.is_none() {
@@ -442,9 +474,12 @@ impl Walker {
                         let mut kv = param.into_inner();
                         let (Some(k), Some(v)) = (kv.next(), kv.next()) else { continue };
                         match self.clean(|w| (w.name(k), w.value(v))) {
-                            Some((key, value)) => {
-                                stage.with.push(ParamAst { key, value, set_by: None })
-                            }
+                            Some((key, value)) => stage.with.push(ParamAst {
+                                key,
+                                value,
+                                set_by: None,
+                                inherited: None,
+                            }),
                             None => {
                                 self.gaps.params.insert(key.clone());
                             }
@@ -466,7 +501,7 @@ impl Walker {
             Rule::ref_list => (target.into_inner().map(|n| self.name(n)).collect(), true),
             _ => (vec![self.name(target)], false),
         };
-        Some(InputAst { port, refs, list, span: sp })
+        Some(InputAst { port, refs, list, span: sp, inherited: None })
     }
 
     fn sweep(&mut self, p: Pair<'_, Rule>, sweep: &mut Option<SweepAst>) {

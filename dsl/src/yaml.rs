@@ -1,6 +1,8 @@
 //! The YAML front end: experiment files as YAML documents.
 //!
-//! `serde_yaml` parses the text (and refuses malformed YAML and duplicate keys); the document
+//! `serde_yaml` parses the text (and refuses malformed YAML and duplicate keys), anchors and
+//! aliases are resolved by it and `<<` merge keys applied (`with: { <<: *recipe, steps: 100 }`
+//! takes the anchored mapping's entries that are not written beside the `<<`); the document
 //! is then walked into the [`Experiment`] syntax tree, with spans found by the `locate` module
 //! (a scanner over the source text). Structural mistakes (a stage without `kind`, an unknown
 //! top-level key, a number where a name belongs) are all collected; what they make unreadable
@@ -20,7 +22,7 @@ use locate::{Locations, MAX_DEPTH};
 use ticketlab_api::plugin::registry::suggestion;
 
 const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
-const STAGE_KEYS: &[&str] = &["kind", "uses", "with", "inputs"];
+const STAGE_KEYS: &[&str] = &["kind", "uses", "extends", "with", "inputs"];
 const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds"];
 
 /// Parses a YAML experiment; on failure, every problem found.
@@ -43,10 +45,22 @@ pub fn parse_partial(text: &str) -> (Option<Experiment>, Vec<Diag>) {
     if let Some(at) = locations.too_deep() {
         return (None, vec![too_deep(at)]);
     }
-    let doc: Yaml = match serde_yaml::from_str(text) {
+    let mut doc: Yaml = match serde_yaml::from_str(text) {
         Ok(doc) => doc,
         Err(e) => return (None, vec![yaml_error(text, &e, &locations)]),
     };
+    // `<<: *recipe` merge keys: the aliased mapping's entries, under the keys written beside.
+    if let Err(e) = doc.apply_merge() {
+        let at = text.find("<<").unwrap_or(0);
+        return (
+            None,
+            vec![
+                Diag::new(format!("invalid YAML merge key: {}", yaml_message(&e)))
+                    .label(Span::new(at, at + 2), "merged here")
+                    .help("`<<` takes an alias of a mapping (`<<: *recipe`) or a list of them"),
+            ],
+        );
+    }
     let mut w = Walker { loc: locations, diags: Vec::new(), gaps: Gaps::default() };
     let mut exp = w.experiment(&doc);
     if let Some(exp) = exp.as_mut() {
@@ -112,6 +126,12 @@ fn tab_indentation(text: &str) -> Vec<Diag> {
         offset += line.len();
     }
     out
+}
+
+/// serde_yaml's message without its own "at line L column C" (the renderer shows the place).
+fn yaml_message(e: &serde_yaml::Error) -> String {
+    let full = e.to_string();
+    full.split(" at line ").next().unwrap_or(&full).to_string()
 }
 
 fn yaml_error(text: &str, e: &serde_yaml::Error, locations: &Locations) -> Diag {
@@ -462,11 +482,20 @@ impl Walker {
             "`{ kind: ..., uses: ..., with: { ... }, inputs: { ... } }`",
         )?;
         let (mut kind, mut uses, mut with, mut inputs) = (None, None, Vec::new(), Vec::new());
+        let mut extends = None;
         let mut meant = Vec::new();
         for (key, v) in self.entries(m, &base) {
             match key {
                 "kind" => kind = self.string(v, &["stages", name, "kind"]),
                 "uses" => uses = self.string(v, &["stages", name, "uses"]),
+                "extends" => {
+                    extends = self.text(
+                        v,
+                        &["stages", name, "extends"],
+                        ("name a stage", "expected a stage name"),
+                        "write the name of the stage whose recipe this one takes, e.g. `extends: dense`",
+                    )
+                }
                 "with" => with = self.params(name, v),
                 "inputs" => inputs = self.inputs(name, v),
                 other => {
@@ -480,25 +509,28 @@ impl Walker {
                 }
             }
         }
-        if !m.contains_key("kind") && !meant.contains(&"kind") {
+        let has = |key: &str| m.contains_key(key) || meant.contains(&key);
+        if !has("kind") && !has("extends") {
             self.error(
                 Diag::new(format!("stage `{name}` has no `kind`"))
                     .label(name_span, "this stage")
-                    .help("add `kind:` (dataset, model, train, prune, rewind, analyze or report)"),
+                    .help("add `kind:` (dataset, model, train, prune, rewind, analyze or report), or `extends: STAGE` to take another stage's"),
             );
         }
         // A misspelt key stands for a part of the stage that is therefore missing.
         for key in meant {
             self.lost(&["stages", name, key]);
         }
-        let Some(kind) = kind else {
+        // Without its kind or a stage to take it from, what the stage is stays unknown.
+        if kind.is_none() && extends.is_none() {
             self.lost(&base);
             return None;
-        };
+        }
         Some(StageAst {
             name: Spanned::new(name.to_string(), name_span),
             kind,
             uses,
+            extends,
             with,
             inputs,
             span,
@@ -522,6 +554,7 @@ impl Walker {
                     key: Spanned::new(key.to_string(), key_span),
                     value,
                     set_by: None,
+                    inherited: None,
                 });
             }
         }
@@ -568,6 +601,7 @@ impl Walker {
                 refs,
                 list,
                 span,
+                inherited: None,
             });
         }
         out

@@ -2,6 +2,7 @@
 
 mod common;
 mod diagnostics;
+mod extends;
 mod fmt;
 mod fuzz;
 mod implied;

@@ -30,6 +30,7 @@ impl Checker<'_> {
         s: &StageAst,
         kind: StageKind,
         names: &[&str],
+        scores_with_data: Option<&str>,
     ) -> BTreeMap<String, Vec<String>> {
         let name = s.name.node.as_str();
         let ports = kind.ports();
@@ -40,6 +41,18 @@ impl Checker<'_> {
         let mut meant: HashSet<&str> = HashSet::new();
         for input in &s.inputs {
             let pname = input.port.node.as_str();
+            if input.inherited.is_some() {
+                // The stage extended has the same ports and reports problems with the
+                // connection; it counts as connected here.
+                seen.insert(pname, input.port.span);
+                if ports.iter().any(|p| p.name == pname) {
+                    out.insert(
+                        pname.to_string(),
+                        input.refs.iter().map(|r| r.node.clone()).collect(),
+                    );
+                }
+                continue;
+            }
             if let Some(prev) = seen.get(pname) {
                 self.error(
                     Diag::new(format!("input `{name}.{pname}` is connected twice"))
@@ -92,13 +105,19 @@ impl Checker<'_> {
                     )),
             );
         }
+        // `data` of a prune stage whose pruner scores with data (`PrunerPlugin::needs_data`).
+        let required = |p: &Port| p.required || (p.name == "data" && scores_with_data.is_some());
         for port in ports
             .iter()
-            .filter(|p| p.required && !seen.contains_key(p.name) && !meant.contains(p.name))
+            .filter(|p| required(p) && !seen.contains_key(p.name) && !meant.contains(p.name))
         {
+            let why = match scores_with_data {
+                Some(pruner) if !port.required => format!(": pruner `{pruner}` scores with data"),
+                _ => String::new(),
+            };
             self.error(
                 Diag::new(format!(
-                    "stage `{name}` ({}) needs input `{}`",
+                    "stage `{name}` ({}) needs input `{}`{why}",
                     kind.as_str(),
                     port.name
                 ))

@@ -26,7 +26,7 @@ use ticketlab_api::ir::StageKind;
 use ticketlab_api::plugin::ParamSpec;
 use ticketlab_api::plugin::registry::Registry;
 
-use crate::ast::{Experiment, Gaps, Span, is_ident};
+use crate::ast::{Experiment, Gaps, Span, StageAst, is_ident};
 use crate::diag::Diag;
 
 pub(crate) use stages::{param_error, param_place};
@@ -123,11 +123,21 @@ impl Levels {
 }
 
 /// Checks `ast` against `registry`; on failure, every problem found.
+///
+/// Stages that `extends` another are written out in full first ([`crate::extends`]), then the
+/// inputs that follow from the others are filled in ([`crate::implied`]).
 pub fn check(ast: &Experiment, registry: &Registry) -> Result<Checked, Vec<Diag>> {
-    let ast = &crate::implied::with_implied_inputs(ast);
-    let mut c = Checker { registry, diags: Vec::new(), kinds: HashMap::new(), gaps: &ast.gaps };
+    let (ast, mut diags) = crate::extends::resolve(ast);
+    let ast = &crate::implied::with_implied_inputs(&ast);
+    let mut by_name = HashMap::new();
+    for s in &ast.stages {
+        by_name.entry(s.name.node.as_str()).or_insert(s);
+    }
+    let mut c =
+        Checker { registry, diags: Vec::new(), kinds: HashMap::new(), gaps: &ast.gaps, by_name };
     let out = c.experiment(ast);
-    if c.diags.is_empty() { Ok(out) } else { Err(c.diags) }
+    diags.append(&mut c.diags);
+    if diags.is_empty() { Ok(out) } else { Err(diags) }
 }
 
 /// Checks an experiment, collecting every problem; the methods live in this module's files.
@@ -138,11 +148,28 @@ struct Checker<'r> {
     kinds: HashMap<String, StageKind>,
     /// What the front end could not read.
     gaps: &'r Gaps,
+    /// The stages checked (written out in full), by name (the first of a name).
+    by_name: HashMap<&'r str, &'r StageAst>,
 }
 
-impl Checker<'_> {
+impl<'r> Checker<'r> {
     fn error(&mut self, d: Diag) {
         self.diags.push(d);
+    }
+
+    /// The stage `s` extends, if any.
+    fn parent(&self, s: &StageAst) -> Option<&'r StageAst> {
+        self.by_name.get(s.extends.as_ref()?.node.as_str()).copied()
+    }
+
+    /// Whether the stage `s` extends checks what `s` takes from it as `s` would: the same
+    /// plugin (the kind is the same), so that a problem with an inherited parameter is
+    /// reported there, once.
+    fn parent_checks_alike(&self, s: &StageAst) -> bool {
+        self.parent(s).is_some_and(|p| {
+            p.kind.as_ref().map(|k| &k.node) == s.kind.as_ref().map(|k| &k.node)
+                && p.uses.as_ref().map(|u| &u.node) == s.uses.as_ref().map(|u| &u.node)
+        })
     }
 
     /// Whether `name` is a stage that the front end could not read.
@@ -205,7 +232,7 @@ impl Checker<'_> {
                 continue;
             }
             first.insert(name, s.name.span);
-            if let Some(k) = StageKind::parse(&s.kind.node) {
+            if let Some(k) = StageKind::parse(s.kind_name()) {
                 self.kinds.insert(name.to_string(), k);
             }
         }

@@ -39,25 +39,49 @@ pub(crate) fn param_error(e: &Error) -> (Option<&str>, String) {
     }
 }
 
+/// Where a value came from when not from the stage's own text: ` (from `--set ...`)`,
+/// ` (inherited from `dense`)` or both.
 fn set_by_note(p: &ParamAst) -> String {
-    p.set_by.as_ref().map(|s| format!(" (from `--set {s}`)")).unwrap_or_default()
+    match (&p.set_by, &p.inherited) {
+        (Some(s), Some(from)) => format!(" (from `--set {s}`, inherited from `{from}`)"),
+        (Some(s), None) => format!(" (from `--set {s}`)"),
+        (None, Some(from)) => format!(" (inherited from `{from}`)"),
+        (None, None) => String::new(),
+    }
 }
 
 impl Checker<'_> {
     pub(super) fn stage(&mut self, s: &StageAst, names: &[&str]) -> Option<CheckedStage> {
         let name = s.name.node.as_str();
         let kinds: Vec<&str> = StageKind::ALL.iter().map(|k| k.as_str()).collect();
-        let Some(kind) = StageKind::parse(&s.kind.node) else {
-            self.error(
-                Diag::new(format!("unknown kind `{}` in stage `{name}`", s.kind.node))
-                    .label(s.kind.span, "unknown kind")
-                    .help(suggestion(&s.kind.node, &kinds, "stage kinds")),
-            );
+        // A stage without a kind of its own took one from the stage it extends.
+        let written = s.kind.as_ref()?;
+        let Some(kind) = StageKind::parse(&written.node) else {
+            // An inherited kind is reported at the stage that writes it.
+            let inherited = self
+                .parent(s)
+                .is_some_and(|p| p.kind.as_ref().is_some_and(|k| k.span == written.span));
+            if !inherited {
+                self.error(
+                    Diag::new(format!("unknown kind `{}` in stage `{name}`", written.node))
+                        .label(written.span, "unknown kind")
+                        .help(suggestion(&written.node, &kinds, "stage kinds")),
+                );
+            }
             return None;
         };
         let plugin = self.plugin(s, kind);
         let params = self.params(s, kind, plugin.as_deref());
-        let inputs = self.inputs(s, kind, names);
+        // A prune stage needs `data` when its pruner scores with data.
+        let entry =
+            kind.plugin_kind().zip(plugin.as_deref()).and_then(|(k, p)| self.registry.get(k, p));
+        let scores_with_data = match (kind, entry, &params) {
+            (StageKind::Prune, Some(e), Some(p)) if e.instance.needs_data(&Params(p.clone())) => {
+                plugin.as_deref()
+            }
+            _ => None,
+        };
+        let inputs = self.inputs(s, kind, names, scores_with_data);
         Some(CheckedStage { name: name.to_string(), kind, plugin, params: params?, inputs })
     }
 
@@ -126,7 +150,10 @@ impl Checker<'_> {
         let mut out = BTreeMap::new();
         let mut ok = true;
         let mut seen: HashMap<&str, Span> = HashMap::new();
+        // Problems with an inherited parameter that the stage extended reports as well.
+        let quiet = self.parent_checks_alike(s);
         for p in &s.with {
+            let quiet = quiet && p.inherited.is_some();
             let key = p.key.node.as_str();
             if let Some(prev) = seen.get(key) {
                 self.error(
@@ -140,6 +167,10 @@ impl Checker<'_> {
             }
             seen.insert(key, p.key.span);
             let Some(spec) = specs.iter().find(|sp| sp.name == key) else {
+                if quiet {
+                    ok = false;
+                    continue;
+                }
                 self.error(
                     Diag::new(format!(
                         "unknown parameter `{key}` in stage `{name}` ({what}){}",
@@ -156,6 +187,10 @@ impl Checker<'_> {
                 continue;
             };
             if let Err(e) = spec.check(&p.value.node) {
+                if quiet {
+                    ok = false;
+                    continue;
+                }
                 self.error(
                     Diag::new(format!("invalid value for `{name}.{key}`{}: {e}", set_by_note(p)))
                         .label(p.value.span, "invalid value")

@@ -228,7 +228,7 @@ impl Checker<'_> {
             );
             return None;
         };
-        let kind = StageKind::parse(&s.kind.node)?;
+        let kind = StageKind::parse(s.kind_name())?;
         if param == USES {
             return self.uses_axis(axis, s, kind, refuse_repeats);
         }
@@ -373,7 +373,7 @@ impl Checker<'_> {
     fn swept_params_fit_every_plugin(&mut self, axes: &[&Axis], ast: &Experiment) {
         for uses in axes.iter().filter(|a| a.param == USES) {
             let Some(s) = ast.stage(&uses.stage) else { continue };
-            let Some(kind) = StageKind::parse(&s.kind.node) else { continue };
+            let Some(kind) = StageKind::parse(s.kind_name()) else { continue };
             for other in axes.iter().filter(|a| a.stage == uses.stage && a.param != USES) {
                 for plugin in uses.plugin_params.keys() {
                     let Some(specs) = self.specs(kind, Some(plugin)) else { continue };

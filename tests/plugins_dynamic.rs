@@ -195,7 +195,7 @@ fn score_with(
         params: &weights,
         mask: &mask,
         reference_mask: None,
-        data: &data,
+        data: Some(&data),
         ctx: &ctx,
         round: (0, 1),
     };
@@ -306,7 +306,7 @@ fn example_pruner_masks_match_the_host_rule() {
             params: &weights,
             mask: &current,
             reference_mask: None,
-            data: &data,
+            data: Some(&data),
             ctx: &ctx,
             round: (0, 1),
         };

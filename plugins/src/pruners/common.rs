@@ -2,7 +2,7 @@
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use ticketlab_api::data::Split;
+use ticketlab_api::data::{Dataset, Split};
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params, PruneContext};
 use ticketlab_api::tensor::{HostTensor, NamedTensors, standard_normal};
 use ticketlab_api::{Error, Result, seed};
@@ -47,24 +47,36 @@ pub(crate) fn masked(ctx: &PruneContext<'_>) -> NamedTensors {
     w
 }
 
+/// The dataset of a pruner that scores with data (its `needs_data` is `true`, so the engine
+/// passes one; a caller that does not is told to connect it).
+pub(crate) fn data<'a>(ctx: &PruneContext<'a>) -> Result<&'a Dataset> {
+    ctx.data.ok_or_else(|| {
+        Error::param(
+            "data",
+            "this pruner scores with data: connect a dataset stage to the prune stage's `data` input",
+        )
+    })
+}
+
 /// The training examples used for scoring: all of them, or a subset of `batch` drawn with the
 /// stage seed (the same subset in every round).
 pub(crate) fn scoring_split(params: &Params, ctx: &PruneContext<'_>) -> Result<Split> {
     let n = training_examples(ctx)?;
+    let train = &data(ctx)?.train;
     let batch = params.usize("batch")?;
     if batch == 0 || batch >= n {
-        return Ok(ctx.data.train.clone());
+        return Ok(train.clone());
     }
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(ctx.ctx.seed));
     idx.truncate(batch);
-    Ok(ctx.data.train.select(&idx))
+    Ok(train.select(&idx))
 }
 
 /// The number of training examples, refusing an empty training split (data-dependent pruners,
 /// and SynFlow's all-ones input, which takes its shape from a training example).
 pub(crate) fn training_examples(ctx: &PruneContext<'_>) -> Result<usize> {
-    match ctx.data.train.len() {
+    match data(ctx)?.train.len() {
         0 => Err(Error::param(
             "data",
             "the training split is empty; data-dependent pruners need at least one training example",

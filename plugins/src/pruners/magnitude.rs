@@ -18,6 +18,10 @@ impl PrunerPlugin for Magnitude {
     fn uses_seed(&self, _: &Params) -> bool {
         false
     }
+
+    fn needs_data(&self, _: &Params) -> bool {
+        false
+    }
 }
 
 register_plugin!(

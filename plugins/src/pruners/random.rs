@@ -26,6 +26,10 @@ impl PrunerPlugin for Random {
     fn score(&self, _: &Params, ctx: &PruneContext<'_>) -> Result<Scores> {
         Ok(Scores { scores: gaussian_scores(ctx), keep_per_layer: None })
     }
+
+    fn needs_data(&self, _: &Params) -> bool {
+        false
+    }
 }
 
 register_plugin!(
@@ -79,6 +83,10 @@ impl PrunerPlugin for Shuffle {
             }
         }
         Ok(Scores { scores, keep_per_layer: Some(keep) })
+    }
+
+    fn needs_data(&self, _: &Params) -> bool {
+        false
     }
 }
 

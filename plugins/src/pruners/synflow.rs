@@ -22,7 +22,7 @@ use ticketlab_api::tensor::HostTensor;
 use ticketlab_api::{Result, register_plugin};
 use ticketlab_tensor::{Objective, gradients};
 
-use super::common::{BATCH, masked, per_weight, scoring_split, training_examples};
+use super::common::{BATCH, data, masked, per_weight, scoring_split, training_examples};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("input", ParamType::Choice(&["batch", "ones"]), "`batch`: training inputs (the paper's code); `ones`: one all-ones input (Synaptic-Flow)").default("\"batch\""),
@@ -50,7 +50,7 @@ impl PrunerPlugin for Synflow {
         let split = match params.str("input")? {
             "ones" => {
                 training_examples(ctx)?;
-                let one = ctx.data.train.select(&[0]);
+                let one = data(ctx)?.train.select(&[0]);
                 let shape = one.x.shape.clone();
                 ticketlab_api::data::Split { x: HostTensor::full(shape, 1.0), y: one.y }
             }

@@ -206,7 +206,7 @@ fn pctx<'a>(
         params: p,
         mask: m,
         reference_mask: None,
-        data: d,
+        data: Some(d),
         ctx: sc,
         round: (0, 1),
     }
@@ -483,12 +483,52 @@ fn prune(
         params: weights,
         mask: current,
         reference_mask: reference,
-        data,
+        data: Some(data),
         ctx: &ctx,
         round: (0, 1),
     };
     let req = MaskRequest { pruner_id: "pruner/test@1", params, input, scored_at: None };
     make_mask(pruner, &req).unwrap()
+}
+
+/// A pruner says whether it scores with data: one that does not (magnitude, random, shuffle)
+/// makes the same mask without a dataset, so a prune stage using it need not connect one; one
+/// that does (SNIP, GraSP, SynFlow) refuses to score without, naming the `data` input.
+#[test]
+fn only_the_pruners_that_score_with_data_need_it() {
+    let registry = Registry::builtin().unwrap();
+    let (weights, data) = fixture(6);
+    let sc = sctx(3);
+    let dense = dense_mask(&Tiny);
+    let magnitude = registry.pruner("magnitude").unwrap();
+    let half = stage_params(&registry, "magnitude").with("rate", 0.5);
+    let reference = prune(magnitude.as_ref(), &half, &weights, &dense, None, &data).masks;
+    for name in ["magnitude", "random", "shuffle", "snip", "grasp", "synflow"] {
+        let pruner = registry.pruner(name).unwrap();
+        let params = stage_params(&registry, name).with("rate", 0.5);
+        let needs = pruner.needs_data(&params);
+        assert_eq!(needs, matches!(name, "snip" | "grasp" | "synflow"), "{name}");
+        let with =
+            PruneContext { reference_mask: Some(&reference), ..pctx(&weights, &dense, &data, &sc) };
+        let without = PruneContext { data: None, ..with };
+        let request = |input| MaskRequest {
+            pruner_id: "pruner/test@1",
+            params: &params,
+            input,
+            scored_at: None,
+        };
+        match make_mask(pruner.as_ref(), &request(without)) {
+            Ok(mask) => {
+                assert!(!needs, "{name} scored without the data it needs");
+                let full = make_mask(pruner.as_ref(), &request(with)).unwrap();
+                assert_eq!(mask.masks, full.masks, "{name}: the data changes nothing");
+            }
+            Err(e) => {
+                assert!(needs, "{name}: {e}");
+                assert!(e.to_string().contains("`data` input"), "{name}: {e}");
+            }
+        }
+    }
 }
 
 #[test]

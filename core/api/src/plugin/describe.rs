@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::registry::{Origin, PluginEntry, Registry, suggestion};
-use super::{ParamSpec, ParamType, PluginKind};
+use super::{ParamSpec, ParamType, Params, PluginKind};
 use crate::ir::StageKind;
 use crate::text::table;
 use crate::{Error, Result};
@@ -153,9 +153,9 @@ fn example_value(p: &ParamSpec) -> Value {
         ParamType::IntList => Value::from(vec![int]),
         ParamType::FloatList => Value::from(vec![number]),
         ParamType::StrList => Value::from(vec!["value"]),
-        ParamType::Record(fields) => Value::Object(
-            fields.iter().map(|f| (f.name.to_string(), example_value(f))).collect(),
-        ),
+        ParamType::Record(fields) => {
+            Value::Object(fields.iter().map(|f| (f.name.to_string(), example_value(f))).collect())
+        }
     }
 }
 
@@ -186,12 +186,18 @@ impl Example {
             .chain(&entry.params)
             .map(|p| (p.name, example_value(p)))
             .collect();
-        // Required ports, or the runs of analyses and reports (whose ports are all optional).
+        // Required ports (a prune stage's `data` when its pruner scores with data), or the runs
+        // of analyses and reports (whose ports are all optional).
+        let defaults =
+            Params::new().with_defaults(stage.core_params()).with_defaults(&entry.params);
+        let needs_data = stage == StageKind::Prune && entry.instance.needs_data(&defaults);
         let inputs = stage
             .ports()
             .iter()
             .filter(|p| {
-                p.required || (p.name == "runs" && !stage.ports().iter().any(|q| q.required))
+                p.required
+                    || (p.name == "data" && needs_data)
+                    || (p.name == "runs" && !stage.ports().iter().any(|q| q.required))
             })
             .map(|p| {
                 let from = match p.name {
@@ -251,11 +257,26 @@ impl Example {
         } else {
             s.push_str(" {\n");
             for (k, v) in &self.params {
-                s.push_str(&format!("  {k} = {v}\n"));
+                s.push_str(&format!("  {k} = {}\n", tlx_value(v)));
             }
             s.push_str("}\n");
         }
         s
+    }
+}
+
+/// A JSON value in the `.tlx` form: JSON, except that a record is `{ key = value, ... }`.
+fn tlx_value(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let items: Vec<String> =
+                m.iter().map(|(k, v)| format!("{k} = {}", tlx_value(v))).collect();
+            format!("{{ {} }}", items.join(", "))
+        }
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(tlx_value).collect::<Vec<_>>().join(", "))
+        }
+        _ => v.to_string(),
     }
 }
 

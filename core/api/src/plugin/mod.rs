@@ -282,8 +282,9 @@ pub struct PruneContext<'a> {
     pub mask: &'a MaskSet,
     /// A reference mask for controls (e.g. the mask to shuffle), if the stage has one.
     pub reference_mask: Option<&'a MaskSet>,
-    /// The data (for data-dependent scores).
-    pub data: &'a Dataset,
+    /// The dataset connected to the stage's `data` input: always there for a pruner that
+    /// [needs data](PrunerPlugin::needs_data), `None` when the stage connects none.
+    pub data: Option<&'a Dataset>,
     /// Stage context (seed).
     pub ctx: &'a StageContext,
     /// Which round of an iterative pruner this is (0-based) and how many rounds there are.
@@ -315,6 +316,15 @@ pub trait PrunerPlugin: Send + Sync {
     /// copy of the stage in a sweep or seed repeat (same parameters and inputs, another seed)
     /// reuses the stored result. The default, `true`, is always safe.
     fn uses_seed(&self, _params: &Params) -> bool {
+        true
+    }
+
+    /// Whether scoring with these parameters reads the dataset ([`PruneContext::data`]). A
+    /// prune stage must connect its `data` input only for a pruner that does: the checker
+    /// refuses a file that leaves it out, and the engine passes `Some` dataset whenever this
+    /// says `true`. A pruner that scores from the weights alone (magnitude, random) returns
+    /// `false`. The default, `true`, is always safe.
+    fn needs_data(&self, _params: &Params) -> bool {
         true
     }
 }

@@ -86,6 +86,15 @@ impl PluginInstance {
         }
     }
 
+    /// Whether a pruner reads the stage's dataset with `params` (see
+    /// [`PrunerPlugin::needs_data`]); other kinds say nothing here (`false`).
+    pub fn needs_data(&self, params: &Params) -> bool {
+        match self {
+            PluginInstance::Pruner(p) => p.needs_data(params),
+            _ => false,
+        }
+    }
+
     /// The files a dataset plugin reads with `params` ([`DatasetPlugin::input_files`]); other
     /// kinds read none.
     pub fn input_files(

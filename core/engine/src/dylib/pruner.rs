@@ -67,6 +67,11 @@ impl PrunerPlugin for DynPruner {
         }
         Ok(Scores { scores: out, keep_per_layer: None })
     }
+
+    /// A library's `score` sees the weights and masks only.
+    fn needs_data(&self, _: &Params) -> bool {
+        false
+    }
 }
 
 impl DynPruner {

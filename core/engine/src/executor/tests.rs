@@ -542,6 +542,63 @@ fn prune_rewind_and_retrain_a_ticket() {
     assert_eq!(m2.scored_at, None);
 }
 
+/// [`Abs`], declared as scoring from the weights alone.
+struct AbsNoData;
+impl ticketlab_api::plugin::PrunerPlugin for AbsNoData {
+    fn score(
+        &self,
+        params: &Params,
+        ctx: &ticketlab_api::plugin::PruneContext<'_>,
+    ) -> Result<ticketlab_api::plugin::Scores> {
+        assert!(ctx.data.is_none(), "no dataset is connected");
+        Abs.score(params, ctx)
+    }
+    fn needs_data(&self, _params: &Params) -> bool {
+        false
+    }
+}
+
+/// A prune stage connects `data` only for a pruner that scores with data: without it, the
+/// network is rebuilt for the dataset upstream and the pruner gets none; a pruner that needs
+/// data and gets none fails naming the input.
+#[test]
+fn a_prune_stage_without_data_passes_the_pruner_none() {
+    let dir = TempDir::new("nodata");
+    let store = Store::new(&dir.0);
+    let mut r = registry();
+    r.insert(entry(PluginKind::Pruner, "abs", PluginInstance::Pruner(Arc::new(Abs)))).unwrap();
+    let nodata = PluginInstance::Pruner(Arc::new(AbsNoData));
+    r.insert(entry(PluginKind::Pruner, "abs_nodata", nodata)).unwrap();
+    let mut ir = experiment(4, 0.25, -1);
+    ir.stages.truncate(3);
+    let with = &[("from", &["a"][..]), ("data", &["data"][..])];
+    ir.stages.extend([
+        stage("written", StageKind::Prune, "abs", prune_params(0.5, "final"), with),
+        stage(
+            "bare",
+            StageKind::Prune,
+            "abs_nodata",
+            prune_params(0.5, "final"),
+            &[("from", &["a"])],
+        ),
+    ]);
+    let p = plan(&ir, &r, Some(&store), &Runtime::default()).unwrap();
+    let e = execute(&p, &r, &store, &ExecOptions::default(), &mut NoEvents);
+    assert!(e.is_ok(), "{}", e.error.unwrap());
+    let (Some(Artifact::Mask(written)), Some(Artifact::Mask(bare))) =
+        (e.artifact("written"), e.artifact("bare"))
+    else {
+        panic!("{:?}", e.artifacts.keys())
+    };
+    assert_eq!(bare.masks, written.masks);
+    // The same stage with a pruner that needs data.
+    ir.stages.last_mut().unwrap().plugin = Some("abs".into());
+    let p = plan(&ir, &r, Some(&store), &Runtime::default()).unwrap();
+    let e = execute(&p, &r, &store, &ExecOptions::default(), &mut NoEvents);
+    let err = e.error.expect("refused").to_string();
+    assert!(err.contains("pruner `abs` scores with data: connect a dataset to `data`"), "{err}");
+}
+
 /// The adder, batching every arm: records the kernel threads each batch was given.
 struct Batcher(Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
 impl TrainerPlugin for Batcher {

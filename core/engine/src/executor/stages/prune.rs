@@ -2,7 +2,7 @@
 //! crate's pruning core.
 
 use super::compute::{Outcome, StageCompute, StageRun};
-use super::inputs::{select_weights, wrong_type};
+use super::inputs::{select_weights, wiring, wrong_type};
 use crate::events::StageOutcome;
 use crate::executor::messages::ChannelEvents;
 use crate::plan::PlannedStage;
@@ -26,9 +26,28 @@ fn prune(run: &StageRun<'_>, stage: &StageIr) -> Result<MaskArtifact> {
     let params = Params(stage.params.clone());
     let ctx = run.context(stage);
     let from = run.one(stage, "from")?;
-    let data = run.dataset(stage, "data")?;
+    let name = run.plugin(stage)?;
+    let pruner = run.registry.pruner(name)?;
+    // The dataset connected to `data`, which only a pruner that scores with data needs.
+    let data = match stage.inputs.contains_key("data") {
+        true => Some(run.dataset(stage, "data")?),
+        false if pruner.needs_data(&params) => {
+            return Err(wiring(
+                stage,
+                format!("pruner `{name}` scores with data: connect a dataset to `data`"),
+            ));
+        }
+        false => None,
+    };
     let (model, weights, scored_at) = select_weights(stage, from, params.str("at")?, "at")?;
-    let arch = run.architecture(&model.arch, &data.info)?;
+    // The network is rebuilt for the dataset it was built for, connected or found upstream.
+    let built_for = run.data_or_upstream(stage)?.ok_or_else(|| {
+        wiring(
+            stage,
+            "cannot find the dataset its model was built for; connect it to `data`".into(),
+        )
+    })?;
+    let arch = run.architecture(&model.arch, &built_for.info)?;
     let reference = match run.optional(stage, "mask")? {
         Some(Artifact::Mask(m)) => Some(&m.masks),
         Some(_) => return Err(wrong_type(stage, "mask", "a mask")),
@@ -42,7 +61,6 @@ fn prune(run: &StageRun<'_>, stage: &StageIr) -> Result<MaskArtifact> {
             &dense
         }
     };
-    let name = run.plugin(stage)?;
     let pruner_id = run.registry.require(PluginKind::Pruner, name)?.fingerprint();
     let input = PruneContext {
         arch: arch.as_ref(),
@@ -54,5 +72,5 @@ fn prune(run: &StageRun<'_>, stage: &StageIr) -> Result<MaskArtifact> {
         round: (0, 1),
     };
     let request = pruning::MaskRequest { pruner_id: &pruner_id, params: &params, input, scored_at };
-    pruning::make_mask(run.registry.pruner(name)?.as_ref(), &request)
+    pruning::make_mask(pruner.as_ref(), &request)
 }

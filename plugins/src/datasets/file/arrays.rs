@@ -2,7 +2,7 @@
 //! from the file's own element type, with what is needed to point at a bad value (a CSV line, a
 //! numpy-style index) and to refuse a file too large for the memory budget before reading it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ticketlab_api::budget::{Budget, human};
 use ticketlab_api::{Error, Result};
@@ -60,6 +60,9 @@ pub(crate) struct Examples {
     pub columns: Option<Vec<String>>,
     /// How errors name the targets: `y` (an array's name) or the label column.
     pub y_name: String,
+    /// The file holding the targets, where errors about them point: the file itself, or a
+    /// `.npy` input file's `y_path`.
+    pub y_file: PathBuf,
 }
 
 impl Examples {
@@ -128,14 +131,22 @@ pub(crate) fn require_file(budget: &Budget, key: &str, path: &Path, size: u64) -
 pub(crate) fn require_finite<T: Element>(path: &Path, name: &str, array: &Array<T>) -> Result<()> {
     match array.data.iter().position(|v| !v.to_f64().is_finite()) {
         None => Ok(()),
-        Some(i) => Err(Error::data(
-            path,
-            format!(
-                "{name}{} is {}; every value must be finite: drop or fill the rows with missing values",
-                unravel(i, &array.shape),
-                array.data[i].to_f64()
-            ),
-        )),
+        Some(i) => {
+            let v = array.data[i].to_f64();
+            // A finite float64 beyond float32's range becomes an infinity when read as float32.
+            let range = if T::BYTES == 4 && v.is_infinite() {
+                " (as float32: the file's value may be beyond float32's range, ±3.4e38)"
+            } else {
+                ""
+            };
+            Err(Error::data(
+                path,
+                format!(
+                    "{name}{} is {v}{range}; every value must be finite: drop or fill the rows with missing values",
+                    unravel(i, &array.shape),
+                ),
+            ))
+        }
     }
 }
 

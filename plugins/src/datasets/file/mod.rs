@@ -138,6 +138,9 @@ impl DatasetPlugin for FileDataset {
         let budget = &ctx.runtime.budget;
         let main = options.main_part();
         let (main_path, format) = resolve_part(&options, main, base)?;
+        if options.format.is_none() {
+            options.check_format(format)?;
+        }
         let train = load(&options, main, &main_path, format, None, base, budget)?;
         let test = match options.test_part() {
             Some(part) => {
@@ -253,7 +256,7 @@ fn load(
         _ => (options.x.as_str(), options.y.as_str()),
     };
     check_arrays(path, x_name, &x, &y_path, y_name, &y)?;
-    Ok(Examples { x, y, lines: None, columns: None, y_name: y_name.to_string() })
+    Ok(Examples { x, y, lines: None, columns: None, y_name: y_name.to_string(), y_file: y_path })
 }
 
 /// Refuses arrays that are not one row per example, of the same length, with finite values.
@@ -297,6 +300,12 @@ fn check_arrays(
             format!("`{x_name}` has shape {:?}: its examples hold no values", x.shape),
         ));
     }
+    if y.data.is_empty() {
+        return Err(Error::data(
+            y_path,
+            format!("`{y_name}` has shape {:?}: its examples hold no targets", y.shape),
+        ));
+    }
     require_finite(x_path, x_name, x)?;
     require_finite(y_path, y_name, y)
 }
@@ -320,9 +329,8 @@ fn assemble(
             ));
         }
     }
-    let files: Vec<(&Path, &Examples)> = std::iter::once((main_path.as_path(), &main))
-        .chain(test.as_ref().map(|(p, e)| (p.as_path(), e)))
-        .collect();
+    let files: Vec<&Examples> =
+        std::iter::once(&main).chain(test.as_ref().map(|(_, e)| e)).collect();
     let (output_dim, what) = match options.task {
         Task::Classification => {
             let classes = count_classes(options.classes, &files)?;
@@ -331,11 +339,11 @@ fn assemble(
         Task::Regression => {
             let width = |e: &Examples| example_shape(&e.y.shape).iter().product::<usize>();
             let k = width(&main);
-            if let Some((test_path, t)) = &test
+            if let Some((_, t)) = &test
                 && width(t) != k
             {
                 return Err(Error::data(
-                    test_path,
+                    &t.y_file,
                     format!(
                         "has {} targets per example but `path` has {k}; both files need the same targets",
                         width(t)
@@ -398,9 +406,10 @@ fn example_shape(shape: &[usize]) -> Vec<usize> {
 
 /// The number of classes: `given`, or the largest label + 1; refuses labels that are not
 /// integers in range, naming where they are.
-fn count_classes(given: usize, files: &[(&Path, &Examples)]) -> Result<usize> {
+fn count_classes(given: usize, files: &[&Examples]) -> Result<usize> {
     let mut largest = 0usize;
-    for &(path, e) in files {
+    for &e in files {
+        let path = e.y_file.as_path();
         let per_example = example_shape(&e.y.shape).iter().product::<usize>();
         if per_example != 1 {
             return Err(Error::data(
@@ -447,7 +456,7 @@ fn count_classes(given: usize, files: &[(&Path, &Examples)]) -> Result<usize> {
     }
     if largest == 0 {
         return Err(Error::data(
-            files[0].0,
+            &files[0].y_file,
             "every label is 0: classification needs at least 2 classes (set `classes` if the others are real but absent here)",
         ));
     }

@@ -153,7 +153,7 @@ fn unsupported(path: &Path, name: &str, dtype: &DType) -> Error {
         format!(
             "`{name}` has dtype `{}`, which is not read as numbers; save it as {SUPPORTED} \
              (e.g. `x.astype(np.float32)`; class names must be integers 0..K-1)",
-            dtype.descr()
+            dtype.descr().trim_matches('\'')
         ),
     )
 }

@@ -146,8 +146,14 @@ impl Options {
         let features =
             if params.get("features").is_some() { params.str_list("features")? } else { vec![] };
         let task = match text("task", "classification")?.as_str() {
+            "classification" => Task::Classification,
             "regression" => Task::Regression,
-            _ => Task::Classification,
+            other => {
+                return Err(Error::param(
+                    "task",
+                    format!("`{other}` is not one of classification, regression"),
+                ));
+            }
         };
         let classes = if params.get("classes").is_some() { params.usize("classes")? } else { 0 };
         let fraction = if params.get("train_fraction").is_some() {
@@ -252,7 +258,16 @@ impl Options {
                 return Err(Error::param("features", format!("lists `{f}` twice")));
             }
         }
-        let Some(format) = self.format else { return Ok(()) };
+        match self.format {
+            Some(format) => self.check_format(format),
+            None => Ok(()),
+        }
+    }
+
+    /// The refusals of parameters that do not fit `format`, the format of `path`: known here
+    /// from `format` or the extension, or by `build` from the file's content (the parameters
+    /// are checked against it there).
+    pub(super) fn check_format(&self, format: Format) -> Result<()> {
         let name = format.name();
         if format == Format::Npy {
             if self.y_path.is_empty() {

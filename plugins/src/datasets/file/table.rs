@@ -118,7 +118,18 @@ pub(crate) fn read_table(path: &Path, spec: &TableSpec<'_>, budget: &Budget) -> 
             ));
         }
         for &c in &features {
-            x.push(number(path, line, &header[c], &record[c])? as f32);
+            let value = number(path, line, &header[c], &record[c])? as f32;
+            if !value.is_finite() {
+                return Err(Error::data(
+                    path,
+                    format!(
+                        "line {line}, column `{}`: `{}` is beyond float32's range (±3.4e38), in \
+                         which inputs are kept; rescale that column",
+                        header[c], &record[c]
+                    ),
+                ));
+            }
+            x.push(value);
         }
         y.push(number(path, line, &header[label], &record[label])?);
         lines.push(line);
@@ -138,6 +149,7 @@ pub(crate) fn read_table(path: &Path, spec: &TableSpec<'_>, budget: &Budget) -> 
         lines: Some(lines),
         columns: Some(features.iter().map(|&c| header[c].clone()).collect()),
         y_name: header[label].clone(),
+        y_file: path.to_path_buf(),
     })
 }
 

@@ -29,6 +29,7 @@
 
 pub mod artifact;
 pub mod budget;
+pub mod claims;
 pub mod data;
 pub mod error;
 pub mod figure;

@@ -161,3 +161,28 @@ fn snapshots_are_deterministic_and_move_only_where_expected() {
         assert_eq!(x == y, upstream_of_mask, "stage `{}`", x.name);
     }
 }
+
+/// The cache keys of the checked quickstart with `extra` overrides, by stage.
+fn keys(extra: &[&str]) -> Vec<(String, String)> {
+    let (registry, ir) = load(extra);
+    let plan = plan(&ir, &registry, None, &Runtime::default()).expect("the quickstart plans");
+    plan.stages.iter().map(|ps| (ps.stage.name.clone(), ps.key.to_string())).collect()
+}
+
+#[test]
+fn parameters_added_later_keep_earlier_keys_at_their_defaults_and_change_them_when_set() {
+    let plain = keys(&[]);
+    // Written at their defaults, the later parameters change no key: results stored before
+    // they existed are still found.
+    let defaults = keys(&[
+        "init.weights=''",
+        "init.weights_prefix=''",
+        "dense.stop={when: never}",
+        "ticket_train.stop={when: never, patience: 0}",
+    ]);
+    assert_eq!(defaults, plain);
+    let set = keys(&["dense.stop={when: generalised, patience: 100}"]);
+    let changed: Vec<&str> =
+        set.iter().zip(&plain).filter(|(a, b)| a != b).map(|(a, _)| a.0.as_str()).collect();
+    assert!(changed.contains(&"dense") && !changed.contains(&"init"), "{changed:?}");
+}

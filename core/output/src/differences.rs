@@ -33,7 +33,7 @@ pub fn differences(runs: &[RunFiles]) -> Vec<Difference> {
         ("plugin libraries", Box::new(|r| joined(&r.manifest.plugin_libraries))),
     ];
     for (what, value) in facts {
-        rows.push((what.to_string(), runs.iter().map(|r| value(r)).collect()));
+        rows.push((what.to_string(), runs.iter().map(value).collect()));
     }
     for name in stage_names(runs) {
         let stage = |r: &RunFiles| r.ir.stages.iter().find(|s| s.name == name).cloned();

@@ -706,7 +706,7 @@ mod tests {
         }
         let neurons = params(0.5, "global").with("structure", "neurons");
         let m = run(&Fixed::new(scores), &neurons, &current).unwrap();
-        assert!(m.report.kept <= 10 && m.report.kept % 4 == 0, "{:?}", m.report);
+        assert!(m.report.kept <= 10 && m.report.kept.is_multiple_of(4), "{:?}", m.report);
         for layer in m.masks.values() {
             assert!(layer.data.chunks(4).all(|row| row.iter().all(|&v| v == row[0])), "whole rows");
         }

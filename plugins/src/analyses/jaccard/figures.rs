@@ -122,7 +122,8 @@ mod tests {
             final_test_loss: 0.0,
             density: 1.0,
             l1: 0.0,
-            l2: 0.0, stopped: None,
+            l2: 0.0,
+            stopped: None,
         };
         let ctx = FigureContext { stage: "j", arms: vec![("dense", &dense)] };
         assert!(of(&serde_json::json!({"unexpected": 1}), &ctx).is_empty());

@@ -2,6 +2,7 @@
 
 mod batch_arms;
 mod cache;
+mod claims;
 mod cli;
 mod export;
 mod layout;

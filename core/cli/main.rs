@@ -55,6 +55,8 @@ enum Command {
     Snapshot(commands::snapshot::Args),
     /// Regenerate the report of one run directory, or compare several.
     Report(commands::report::Args),
+    /// Judge the claims of finished runs again (computes nothing); exit 1 when one fails.
+    Claims(commands::claims::Args),
     /// Write an arm's weights and mask to a .safetensors or .npz file (for PyTorch or NumPy).
     Export(commands::export::Args),
     /// Time training steps of the tensor engine.
@@ -96,6 +98,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Plugins(c) => commands::plugins::run(c),
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Report(a) => commands::report::run(a),
+        Command::Claims(a) => commands::claims::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Runs(a) => commands::runs::run(a),

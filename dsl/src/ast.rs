@@ -76,6 +76,8 @@ pub struct Experiment {
     pub stages: Vec<StageAst>,
     /// The optional sweep.
     pub sweep: Option<SweepAst>,
+    /// The claims about the results, in file order.
+    pub claims: Vec<ClaimAst>,
     /// The parts of the file a front end could not read (empty for a file that parsed cleanly).
     pub gaps: Gaps,
 }
@@ -214,4 +216,19 @@ pub fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A claim as written: `claims: { NAME: { text, holds, seeds } }` in YAML, `claim NAME { ... }`
+/// in `.tlx`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimAst {
+    /// The claim's name.
+    pub name: Spanned<String>,
+    /// The claim in words.
+    pub text: Option<Spanned<String>>,
+    /// The condition, in the claims language; its span covers the value as written (with
+    /// quotes, if quoted).
+    pub holds: Spanned<String>,
+    /// The seed rule as written (`all` when absent).
+    pub seeds: Option<Spanned<String>>,
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::ast::{Experiment, InputAst, ParamAst, StageAst, SweepAxis, is_ident};
+use crate::ast::{ClaimAst, Experiment, InputAst, ParamAst, StageAst, SweepAxis, is_ident};
 use crate::tlx::KEYWORDS;
 
 /// Longest `.tlx` stage line before its parameters go one per line.
@@ -48,7 +48,29 @@ pub fn to_yaml(ast: &Experiment) -> String {
             out.push_str("sweep: {}\n");
         }
     }
+    if !ast.claims.is_empty() {
+        out.push_str("claims:\n");
+    }
+    for c in &ast.claims {
+        let _ = writeln!(out, "  {}:", yaml_str(&c.name.node));
+        for (key, value) in claim_fields(c) {
+            let _ = writeln!(out, "    {key}: {}", yaml_str(value));
+        }
+    }
     out
+}
+
+/// A claim's fields as written, in the order both forms write them.
+fn claim_fields(c: &ClaimAst) -> Vec<(&'static str, &str)> {
+    let mut fields = Vec::new();
+    if let Some(t) = &c.text {
+        fields.push(("text", t.node.as_str()));
+    }
+    fields.push(("holds", c.holds.node.as_str()));
+    if let Some(s) = &c.seeds {
+        fields.push(("seeds", s.node.as_str()));
+    }
+    fields
 }
 
 fn yaml_stage(out: &mut String, s: &StageAst) {
@@ -158,6 +180,16 @@ pub fn to_tlx(ast: &Experiment) -> String {
         if let Some(n) = &sw.seeds {
             let _ = writeln!(out, "  sweep seeds = {}", n.node);
         }
+    }
+    for (i, c) in ast.claims.iter().enumerate() {
+        if i == 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "  claim {} {{", tlx_name(&c.name.node));
+        for (key, value) in claim_fields(c) {
+            let _ = writeln!(out, "    {key} = {}", json_str(value));
+        }
+        out.push_str("  }\n");
     }
     out.push_str("}\n");
     out

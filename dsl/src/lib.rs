@@ -14,6 +14,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod claims;
 pub mod diag;
 pub mod extends;
 pub mod fmt;
@@ -211,7 +212,7 @@ pub fn check_and_lower(
     src: &SourceFile,
     registry: &Registry,
 ) -> Result<ExperimentIr, Diagnostics> {
-    lower::lower(ast, registry).map_err(|d| collect(src.clone(), d))
+    lower::lower(ast, registry, &src.text).map_err(|d| collect(src.clone(), d))
 }
 
 /// Parses, applies `--set` overrides, checks and lowers an experiment file.
@@ -274,13 +275,16 @@ pub fn load_source_with(
     }
     match check::check(&ast, registry) {
         Ok(checked) if diags.is_empty() => {
-            let ir = lower::lower_checked(&checked);
+            let mut ir = lower::lower_checked(&checked);
+            match claims::lower(&ast.claims, &ir, &src.text) {
+                Ok(claims) => ir.claims = claims,
+                Err(refused) => diags.extend(refused),
+            }
             let resolved = extends::resolve(&ast).0;
-            let refused = check::memory::refusals(&resolved, &ir, registry, &cli.budget);
-            if refused.is_empty() {
+            diags.extend(check::memory::refusals(&resolved, &ir, registry, &cli.budget));
+            if diags.is_empty() {
                 return Ok(ir);
             }
-            diags.extend(refused);
             Err(collect(src, diags))
         }
         Ok(_) => Err(collect(src, diags)),

@@ -8,13 +8,16 @@ use crate::check::{Checked, check};
 use crate::diag::Diag;
 use crate::sweep;
 
-/// Checks `ast` and expands it into an [`ExperimentIr`].
-pub fn lower(ast: &Experiment, registry: &Registry) -> Result<ExperimentIr, Vec<Diag>> {
+/// Checks `ast` (whose file reads `text`) and expands it into an [`ExperimentIr`] with its
+/// claims.
+pub fn lower(ast: &Experiment, registry: &Registry, text: &str) -> Result<ExperimentIr, Vec<Diag>> {
     let checked = check(ast, registry)?;
-    Ok(lower_checked(&checked))
+    let mut ir = lower_checked(&checked);
+    ir.claims = crate::claims::lower(&ast.claims, &ir, text)?;
+    Ok(ir)
 }
 
-/// Expands an already checked experiment.
+/// Expands an already checked experiment, without its claims ([`crate::claims::lower`]).
 pub fn lower_checked(checked: &Checked) -> ExperimentIr {
     ExperimentIr {
         name: checked.name.clone(),
@@ -22,5 +25,6 @@ pub fn lower_checked(checked: &Checked) -> ExperimentIr {
         seed: checked.seed,
         plugins: checked.plugins.clone(),
         stages: sweep::expand(checked),
+        claims: Vec::new(),
     }
 }

@@ -31,9 +31,10 @@ use serde_json::Value;
 
 use crate::MAX_NESTING;
 use crate::ast::{
-    Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+    ClaimAst, Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
 };
 use crate::diag::Diag;
+use ticketlab_api::plugin::registry::suggestion;
 
 mod grammar {
     //! The pest parser generated from `tlx.pest`.
@@ -49,7 +50,7 @@ use grammar::{Rule, TlxParser};
 
 /// Words reserved by the language: names spelt like them must be quoted (`"seed"`).
 pub const KEYWORDS: &[&str] =
-    &["experiment", "description", "seed", "plugins", "stage", "sweep", "extends"];
+    &["experiment", "description", "seed", "plugins", "stage", "sweep", "extends", "claim"];
 
 /// Words that introduce a part of an experiment (as opposed to literals such as `true`).
 const STRUCTURE_WORDS: &[&str] = &[
@@ -64,6 +65,7 @@ const STRUCTURE_WORDS: &[&str] = &[
     "seeds",
     "extends",
     "uses",
+    "claim",
 ];
 
 /// Parses a `.tlx` experiment; on failure, every problem found.
@@ -370,6 +372,7 @@ impl Walker {
         let mut plugins: Option<(Vec<Spanned<String>>, Span)> = None;
         let mut stages = Vec::new();
         let mut sweep: Option<SweepAst> = None;
+        let mut claims = Vec::new();
         for item in inner {
             let sp = span(&item);
             match item.as_rule() {
@@ -400,6 +403,7 @@ impl Walker {
                     }
                 }
                 Rule::sweep => self.sweep(item, &mut sweep),
+                Rule::claim => claims.extend(self.claim(item)),
                 _ => {}
             }
         }
@@ -410,8 +414,47 @@ impl Walker {
             plugins: plugins.map(|p| p.0).unwrap_or_default(),
             stages,
             sweep,
+            claims,
             gaps: Gaps::default(),
         })
+    }
+
+    /// `claim NAME { text = "...", holds = "...", seeds = "..." }`.
+    fn claim(&mut self, p: Pair<'_, Rule>) -> Option<ClaimAst> {
+        const KEYS: &[&str] = &["text", "holds", "seeds"];
+        let mut inner = p.into_inner();
+        let name = self.name(inner.next()?);
+        let (mut text, mut holds, mut seeds) = (None, None, None);
+        for entry in inner {
+            let mut parts = entry.into_inner();
+            let (Some(key), Some(value)) = (parts.next(), parts.next()) else { continue };
+            let key = self.name(key);
+            let Some(value) = self.clean(|w| w.string(value)) else { continue };
+            let slot = match key.node.as_str() {
+                "text" => &mut text,
+                "holds" => &mut holds,
+                "seeds" => &mut seeds,
+                other => {
+                    self.error(
+                        Diag::new(format!("unknown key `{other}` in claim `{}`", name.node))
+                            .label(key.span, "not a claim key")
+                            .help(suggestion(other, KEYS, "valid keys")),
+                    );
+                    continue;
+                }
+            };
+            let first = slot.as_ref().map(|v: &Spanned<String>| v.span);
+            let what = key.node.clone();
+            self.once(slot, value, &what, key.span, first);
+        }
+        if holds.is_none() {
+            self.error(
+                Diag::new(format!("claim `{}` has no `holds`", name.node))
+                    .label(name.span, "this claim")
+                    .help("add `holds = \"CONDITION\"`, e.g. `holds = \"ticket_train.t_gen <= 0.2 * dense.t_gen\"`"),
+            );
+        }
+        Some(ClaimAst { name, text, holds: holds?, seeds })
     }
 
     /// A stage; a part that cannot be read is left out (and recorded in the gaps).

@@ -15,13 +15,16 @@ use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use crate::ast::{
-    Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+    ClaimAst, Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
 };
 use crate::diag::Diag;
 use locate::{Locations, MAX_DEPTH};
 use ticketlab_api::plugin::registry::suggestion;
 
-const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep"];
+const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", "sweep", "claims"];
+
+/// The keys of a claim.
+const CLAIM_KEYS: &[&str] = &["text", "holds", "seeds"];
 const STAGE_KEYS: &[&str] = &["kind", "uses", "extends", "with", "inputs"];
 const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds"];
 
@@ -375,6 +378,7 @@ impl Walker {
         };
         let (mut name, mut description, mut seed, mut plugins, mut stages, mut sweep) =
             (None, None, None, Vec::new(), None, None);
+        let mut claims = Vec::new();
         // Keys that a misspelt key was probably meant as: not reported again as missing.
         let mut meant = Vec::new();
         for (key, v) in self.entries(m, &[]) {
@@ -390,6 +394,7 @@ impl Walker {
                 "plugins" => plugins = self.plugins(v),
                 "stages" => stages = self.stages(v),
                 "sweep" => sweep = self.sweep(v),
+                "claims" => claims = self.claims(v),
                 other => {
                     meant.extend(ticketlab_api::plugin::registry::closest(other, TOP_KEYS));
                     let span = self.key_span(&[other]);
@@ -423,7 +428,74 @@ impl Walker {
             self.gaps.stages = true;
             Vec::new()
         });
-        Some(Experiment { name, description, seed, plugins, stages, sweep, gaps: Gaps::default() })
+        Some(Experiment {
+            name,
+            description,
+            seed,
+            plugins,
+            stages,
+            sweep,
+            claims,
+            gaps: Gaps::default(),
+        })
+    }
+
+    /// `claims: { NAME: { text: ..., holds: ..., seeds: ... } }`.
+    fn claims(&mut self, v: &Yaml) -> Vec<ClaimAst> {
+        if v.is_null() {
+            return Vec::new();
+        }
+        let what = "one `NAME: { text: ..., holds: CONDITION, seeds: all }` entry per claim";
+        let Some(m) = self.expect_map(v, &["claims"], what) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (name, body) in self.entries(m, &["claims"]) {
+            let base = ["claims", name];
+            let name_span = self.key_span(&base);
+            let Some(body) = self.expect_map(body, &base, "`{ text: ..., holds: CONDITION }`")
+            else {
+                continue;
+            };
+            let (mut text, mut holds, mut seeds) = (None, None, None);
+            for (key, v) in self.entries(body, &base) {
+                let path = ["claims", name, key];
+                match key {
+                    "text" => text = self.string(v, &path),
+                    "holds" => {
+                        holds = self.text(
+                            v,
+                            &path,
+                            ("be a condition", "expected a condition"),
+                            "write the condition as text, quoted when it holds `: ` (an aggregation such as `min(mask.rate: ...)`): `holds: \"...\"`",
+                        )
+                    }
+                    "seeds" => seeds = self.string(v, &path),
+                    other => {
+                        let span = self.key_span(&path);
+                        self.error(
+                            Diag::new(format!("unknown key `{other}` in claim `{name}`"))
+                                .label(span, "not a claim key")
+                                .help(suggestion(other, CLAIM_KEYS, "valid keys")),
+                        );
+                    }
+                }
+            }
+            if !body.contains_key("holds") {
+                self.error(
+                    Diag::new(format!("claim `{name}` has no `holds`"))
+                        .label(name_span, "this claim")
+                        .help("add `holds: CONDITION`, e.g. `holds: ticket_train.t_gen <= 0.2 * dense.t_gen`"),
+                );
+            }
+            if let Some(holds) = holds {
+                out.push(ClaimAst {
+                    name: Spanned::new(name.to_string(), name_span),
+                    text,
+                    holds,
+                    seeds,
+                });
+            }
+        }
+        out
     }
 
     fn plugins(&mut self, v: &Yaml) -> Vec<Spanned<String>> {

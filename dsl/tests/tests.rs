@@ -1,5 +1,6 @@
 //! The experiment-file front end's tests, in one test binary.
 
+mod claims;
 mod common;
 mod diagnostics;
 mod extends;

@@ -270,6 +270,26 @@ pub struct ExperimentIr {
     pub plugins: Vec<String>,
     /// Stages in a deterministic topological order (ties by name).
     pub stages: Vec<StageIr>,
+    /// The claims the file states about its results, in file order (checked against the
+    /// stages; never part of a stage's cache key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimIr>,
+}
+
+/// A claim of the experiment file (`claims:`): a condition on the results, judged after
+/// every run ([`crate::claims`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimIr {
+    /// The claim's name (its key under `claims:`).
+    pub name: String,
+    /// The claim in words, for reports (empty when not written).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// The condition, in the claims language.
+    pub holds: String,
+    /// How the seeds' verdicts combine.
+    #[serde(default)]
+    pub seeds: crate::claims::SeedRule,
 }
 
 impl ExperimentIr {

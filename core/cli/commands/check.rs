@@ -14,9 +14,14 @@ pub struct Args {
     pub experiment: ExperimentArgs,
 }
 
-/// Prints `FILE: ok` with the number of stages; a file with errors fails with code 2.
+/// Prints `FILE: ok` with the number of stages (and of claims); a file with errors fails with
+/// code 2.
 pub fn run(args: Args) -> Result<(), Failure> {
     let loaded = load::experiment(Source::File(args.file.clone()), &args.experiment)?;
-    let n = loaded.ir.stages.len();
-    print(&format!("{}: ok ({n} stage{})\n", args.file.display(), if n == 1 { "" } else { "s" }))
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let mut counts = count(loaded.ir.stages.len(), "stage");
+    if !loaded.ir.claims.is_empty() {
+        counts = format!("{counts}, {}", count(loaded.ir.claims.len(), "claim"));
+    }
+    print(&format!("{}: ok ({counts})\n", args.file.display()))
 }

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod claims;
 pub mod export;
 pub mod fmt;
 pub mod plan;

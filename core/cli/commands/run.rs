@@ -37,6 +37,10 @@ pub struct Args {
     /// report.
     #[arg(long, value_name = "TEXT")]
     pub note: Option<String>,
+    /// Exit with code 1 when a claim of the experiment fails (its verdict over seeds; an
+    /// undecided claim does not fail).
+    #[arg(long)]
+    pub strict: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
@@ -195,13 +199,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let written = ticketlab_output::write_run(&dir, &outputs);
     if !args.quiet {
         print(&summary(&exec))?;
-        if written.is_ok() {
+        if let Ok(run) = &written {
+            print(&super::claims::verdicts(&run.claims))?;
             print(&format!("run directory: {}\n", dir.display()))?;
         }
     }
     let mut problems: Vec<String> = exec.failures().into_iter().map(str::to_string).collect();
-    if let Err(e) = written {
-        problems.push(format!("cannot write the run directory {}: {e}", dir.display()));
+    match written {
+        Err(e) => problems.push(format!("cannot write the run directory {}: {e}", dir.display())),
+        Ok(run) if args.strict => problems.extend(super::claims::failed(&run.claims)),
+        Ok(_) => {}
     }
     if problems.is_empty() { Ok(()) } else { Err(Failure::Failed(problems.join("\n"))) }
 }

@@ -6,6 +6,8 @@
 //!   `masks.json`, then [`figures`] draws from them (and from the artifacts), then [`report`]
 //!   renders both, and `manifest.json` comes last, marking the directory complete.
 //! - [`summary`]: the per-arm headline rows (schema in the README).
+//! - [`claims`]: the experiment's claims judged on the summary (`claims.csv`, the report's
+//!   first table).
 //! - [`doc`]: the small document model both report formats are rendered from.
 //! - [`figures`]: SVG figures under `figures/`.
 //! - [`report`]: `report.md` and a self-contained `report.html`; regeneration and comparison of
@@ -13,6 +15,7 @@
 //! - [`progress`]: a [`RunEvents`](ticketlab_engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
+pub mod claims;
 pub mod differences;
 pub mod doc;
 pub mod figures;
@@ -27,12 +30,13 @@ use std::path::Path;
 use ticketlab_api::Result;
 
 /// Writes the run directory `dir` of one execution: the data files, the figures, the report,
-/// and last the manifest that marks it complete.
-pub fn write_run(dir: &Path, outputs: &rundir::RunOutputs<'_>) -> Result<()> {
+/// and last the manifest that marks it complete. Returns what it wrote.
+pub fn write_run(dir: &Path, outputs: &rundir::RunOutputs<'_>) -> Result<rundir::RunFiles> {
     let run = rundir::write_run_dir(dir, outputs)?;
     let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
     figs.extend(figures::artifact_figures(outputs, &run.summary)?);
     figures::write_figures(dir, &figs)?;
     report::write(&run, &figs)?;
-    rundir::finish_run_dir(dir, &run.manifest)
+    rundir::finish_run_dir(dir, &run.manifest)?;
+    Ok(run)
 }

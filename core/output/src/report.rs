@@ -6,7 +6,8 @@
 //! `metrics.jsonl`, keeping those drawn from artifacts) and [`compare`] can put several run
 //! directories side by side. Both documents come from one [`Doc`], so they always agree.
 //!
-//! Sections, in order: the description, a "Did it grok?" list with one sentence per arm, the
+//! Sections, in order: the description, the claims (each one's verdict over seeds, and on
+//! every seed), a "Did it grok?" list with one sentence per arm, the
 //! arms table (headline metrics and the speed-up against the baseline), the figures, the masks
 //! (per-layer density and warnings), the command that reproduces the run, and the stages with
 //! their status, wall time and cache key.
@@ -72,13 +73,18 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     for (label, value) in labels.iter().filter_map(|(l, v)| Some((l, v.as_ref()?))) {
         doc.push(Block::Para(vec![bold(format!("{label}:")), text(format!(" {value}"))]));
     }
+    if !run.claims.is_empty() {
+        doc.push(Block::Heading(2, "Claims".into()));
+        doc.push(claims_table(run));
+    }
     doc.push(Block::Heading(2, "Did it grok?".into()));
     if run.summary.arms.is_empty() {
         doc.push(Block::Para(vec![text(
             "No training stage finished, so there is nothing to compare.",
         )]));
     } else {
-        doc.push(Block::List(run.summary.arms.iter().map(verdict).collect()));
+        let verdicts = run.summary.arms.iter().map(|a| verdict(a, &run.summary)).collect();
+        doc.push(Block::List(verdicts));
     }
     doc.push(Block::Heading(2, "Arms".into()));
     doc.push(arms_table(&run.summary, None));
@@ -86,7 +92,7 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
     if groups.iter().any(|g| g.seeds.len() > 1) {
         doc.push(Block::Heading(2, "Over seeds".into()));
         doc.push(Block::Para(vec![text(
-            "Each arm over its seed repeats, each seed measured against its own baseline: mean ± standard deviation, then median (range), of the seeds that reached the threshold; \"never\" counts the others.",
+            "Each arm over its seed repeats, each seed measured against its own baseline: mean ± standard deviation, then median (range), of the seeds that reached the threshold and how many they are (one seed: its value alone); \"never on k\" counts the others, and a missing speed-up says whether the arm or its baseline never generalised.",
         )]));
         doc.push(seeds_table(&groups));
     }
@@ -195,8 +201,9 @@ fn push_figures(doc: &mut Doc, figures: &[Figure]) {
     }
 }
 
-/// One sentence on whether and when `arm` memorised and generalised, against the baseline.
-fn verdict(arm: &SummaryRow) -> Vec<Span> {
+/// One sentence on whether and when `arm` (of `summary`) memorised and generalised, against
+/// the baseline.
+fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
     let p = pct(arm.run.threshold);
     let mut out = vec![bold(&arm.arm), text(format!(" ({}): ", kind_of(arm)))];
     match arm.run.t_mem {
@@ -213,7 +220,7 @@ fn verdict(arm: &SummaryRow) -> Vec<Span> {
         None => out.push(text(format!(
             "did not reach {p} test accuracy in {} steps (final test accuracy {})",
             arm.run.steps,
-            arm.run.final_test_acc.map_or("-".into(), pct)
+            arm.run.final_test_acc.map_or("-".into(), |a| pct_apart(a, arm.run.threshold))
         ))),
     }
     if let Some(reason) = &arm.run.stopped {
@@ -228,9 +235,17 @@ fn verdict(arm: &SummaryRow) -> Vec<Span> {
             out.push(text(format!(": {}× later than {b}", num(1.0 / s))))
         }
         (Some(b), Some(_)) => out.push(text(format!(": at the same step as {b}"))),
-        (Some(b), None) if arm.run.t_gen.is_some() => {
-            out.push(text(format!(" ({b} never generalised)")))
-        }
+        (Some(b), None) if arm.run.t_gen.is_some() => match summary.speedup_at_least(arm) {
+            Some(at_least) => out.extend([
+                text(": "),
+                bold(format!("at least {}× sooner than {b}", num(at_least))),
+                text(format!(
+                    ", which never generalised in its {} steps",
+                    summary.arm(b).map_or(0, |base| base.run.steps)
+                )),
+            ]),
+            None => out.push(text(format!(" ({b} never generalised)"))),
+        },
         _ => {}
     }
     out.push(text("."));
@@ -291,7 +306,11 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
                 a.run.t_mem.map_or_else(dash, |t| t.to_string()),
                 a.run.t_gen.map_or_else(dash, |t| t.to_string()),
                 a.run.tau_grok.map_or_else(dash, num),
-                a.speedup_t_gen.map_or_else(dash, |s| format!("{}×", num(s))),
+                match (a.speedup_t_gen, summary.speedup_at_least(a)) {
+                    (Some(s), _) => format!("{}×", num(s)),
+                    (None, Some(at_least)) => format!("≥ {}×", num(at_least)),
+                    (None, None) => dash(),
+                },
                 a.run.final_train_acc.map_or_else(dash, pct),
                 a.run.final_test_acc.map_or_else(dash, pct),
                 num(a.run.final_test_loss),
@@ -304,20 +323,77 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
     Block::Table { columns: arm_columns(run.is_some()), rows }
 }
 
+/// Each claim: what it says, its verdict under its seed rule, the verdict on every seed, and
+/// how the rule reached it.
+fn claims_table(run: &RunFiles) -> Block {
+    let rows = run
+        .claims
+        .iter()
+        .map(|j| {
+            let stated = run.ir.claims.iter().find(|c| c.name == j.claim);
+            let says = stated.map_or(String::new(), |c| {
+                if c.text.is_empty() { format!("`{}`", c.holds) } else { c.text.clone() }
+            });
+            let seeds: Vec<String> = j
+                .per_seed
+                .iter()
+                .map(|e| {
+                    format!("{}: {}", e.seed.map_or("median".into(), |s| s.to_string()), e.verdict)
+                })
+                .collect();
+            vec![
+                format!("`{}`", j.claim),
+                says,
+                format!("{} ({})", j.overall, j.rule.name()),
+                seeds.join(", "),
+                j.explanation.clone(),
+            ]
+        })
+        .collect();
+    let spec = [
+        ("claim", false),
+        ("says", false),
+        ("verdict", false),
+        ("per seed", false),
+        ("how", false),
+    ];
+    Block::Table { columns: columns(&spec), rows }
+}
+
 fn seeds_table(groups: &[SeedGroup]) -> Block {
-    let cell = |values: &[Option<f64>], unit: &str| match Spread::of(values) {
-        None => "never".to_string(),
-        Some(s) => {
-            let never = if s.never > 0 { format!("; never {}", s.never) } else { String::new() };
-            format!(
-                "{}{unit} ± {}{unit}; {}{unit} ({}–{}){never}",
+    // The seeds that reached a value, summarised; `nevers` says how many did not, and why.
+    let cell = |values: &[Option<f64>], unit: &str, nevers: String| {
+        let spread = match Spread::of(values) {
+            None => return nevers,
+            Some(s) if s.n == 1 => format!("{}{unit} (1 seed)", num(s.mean)),
+            Some(s) => format!(
+                "{}{unit} ± {}{unit}; {}{unit} ({}–{}), {} seeds",
                 num(s.mean),
                 num(s.std),
                 num(s.median),
                 num(s.min),
-                num(s.max)
-            )
+                num(s.max),
+                s.n
+            ),
+        };
+        if nevers.is_empty() { spread } else { format!("{spread}; {nevers}") }
+    };
+    let never = |values: &[Option<f64>]| match values.iter().filter(|v| v.is_none()).count() {
+        0 => String::new(),
+        k => format!("never on {k}"),
+    };
+    // A speed-up is missing when the arm never generalised or when its baseline never did.
+    let speedup_nevers = |g: &SeedGroup| {
+        let missing = g.speedup_t_gen.iter().zip(&g.t_gen).filter(|(s, _)| s.is_none());
+        let (arm, base): (Vec<_>, Vec<_>) = missing.partition(|(_, t)| t.is_none());
+        let mut parts = Vec::new();
+        if !arm.is_empty() {
+            parts.push(format!("arm never on {}", arm.len()));
         }
+        if !base.is_empty() {
+            parts.push(format!("baseline never on {}", base.len()));
+        }
+        parts.join("; ")
     };
     let rows = groups
         .iter()
@@ -335,10 +411,10 @@ fn seeds_table(groups: &[SeedGroup]) -> Block {
             vec![
                 arm,
                 g.seeds.len().to_string(),
-                cell(&g.t_mem, ""),
-                cell(&g.t_gen, ""),
-                cell(&g.tau_grok, ""),
-                cell(&g.speedup_t_gen, "×"),
+                cell(&g.t_mem, "", never(&g.t_mem)),
+                cell(&g.t_gen, "", never(&g.t_gen)),
+                cell(&g.tau_grok, "", never(&g.tau_grok)),
+                cell(&g.speedup_t_gen, "×", speedup_nevers(g)),
             ]
         })
         .collect();
@@ -460,6 +536,15 @@ fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
+/// `v` as a percentage with enough decimals (up to four) not to read as `threshold`: a final
+/// accuracy of 0.9497 under a 95% threshold is "94.97%", never "95.0%".
+fn pct_apart(v: f64, threshold: f64) -> String {
+    (1..=4)
+        .map(|d| (format!("{:.d$}%", v * 100.0), format!("{:.d$}%", threshold * 100.0)))
+        .find(|(a, t)| a != t)
+        .map_or_else(|| pct(v), |(a, _)| a)
+}
+
 /// A number with four significant digits and no trailing zeros (`5.2`, `26`, `0.0001631`).
 fn num(v: f64) -> String {
     if !v.is_finite() {
@@ -533,7 +618,7 @@ mod tests {
                 row("pai", None, Some(0.6), None),
             ],
         };
-        let v: Vec<String> = summary.arms.iter().map(|a| said(&verdict(a))).collect();
+        let v: Vec<String> = summary.arms.iter().map(|a| said(&verdict(a, &summary))).collect();
         assert_eq!(
             v[0],
             "dense (dense): memorised (train accuracy ≥ 95.0%) at step 50; generalised (test accuracy ≥ 95.0%) at step 900, tau_grok 18."
@@ -552,7 +637,57 @@ mod tests {
             v[2]
         );
         let later = row("late", Some(1800), Some(0.9), Some(0.5));
-        assert!(said(&verdict(&later)).ends_with(": 2× later than dense."));
+        assert!(said(&verdict(&later, &summary)).ends_with(": 2× later than dense."));
+    }
+
+    #[test]
+    fn a_baseline_that_never_generalised_bounds_the_speed_up() {
+        let mut dense = row("dense", None, None, None);
+        dense.run.final_test_acc = Some(0.9497);
+        let summary = Summary {
+            experiment: "e".into(),
+            baseline: Some("dense".into()),
+            arms: vec![
+                dense,
+                row("ticket", Some(250), Some(0.6), None),
+                row("pai", None, Some(0.6), None),
+            ],
+        };
+        let [dense, ticket, pai] = [0, 1, 2].map(|i| said(&verdict(&summary.arms[i], &summary)));
+        assert!(dense.contains("(final test accuracy 94.97%)"), "not 95.0%: {dense}");
+        assert!(
+            ticket.ends_with(
+                ": at least 4× sooner than dense, which never generalised in its 1000 steps."
+            ),
+            "{ticket}"
+        );
+        assert!(!pai.contains("at least"), "an arm that never generalised has no bound: {pai}");
+        assert_eq!(summary.speedup_at_least(&summary.arms[1]), Some(4.0));
+        assert_eq!(summary.speedup_at_least(&summary.arms[0]), None, "the baseline itself");
+        let Block::Table { rows, .. } = arms_table(&summary, None) else { panic!() };
+        assert!(rows[1].contains(&"≥ 4×".to_string()), "{:?}", rows[1]);
+        assert_eq!(pct_apart(0.9497, 0.95), "94.97%");
+        assert_eq!(pct_apart(0.31, 0.95), "31.0%");
+        assert_eq!(pct_apart(0.95, 0.95), "95.0%");
+    }
+
+    #[test]
+    fn seed_statistics_count_their_seeds_and_say_which_never() {
+        let group = SeedGroup {
+            stage: "ticket".into(),
+            seeds: vec![0, 1, 2],
+            t_mem: vec![Some(10.0), Some(20.0), Some(30.0)],
+            t_gen: vec![Some(100.0), None, Some(300.0)],
+            tau_grok: vec![Some(10.0), None, Some(10.0)],
+            // Seed 1: the arm never generalised; seed 2: its baseline never did.
+            speedup_t_gen: vec![Some(3.0), None, None],
+            ..SeedGroup::default()
+        };
+        let Block::Table { rows, .. } = seeds_table(&[group]) else { panic!() };
+        let row = &rows[0];
+        assert_eq!(row[2], "20 ± 10; 20 (10–30), 3 seeds");
+        assert_eq!(row[3], "200 ± 141.4; 200 (100–300), 2 seeds; never on 1");
+        assert_eq!(row[5], "3× (1 seed); arm never on 1; baseline never on 1", "no ± of one value");
     }
 
     #[test]
@@ -576,6 +711,7 @@ mod tests {
                 description: String::new(),
                 seed: 0,
                 plugins: Vec::new(),
+                claims: Vec::new(),
                 stages: Vec::new(),
             },
             manifest: Manifest::default(),
@@ -586,6 +722,7 @@ mod tests {
             },
             metrics: Vec::new(),
             masks: Vec::new(),
+            claims: Vec::new(),
         };
         let runs = [run("a/x"), run("b/x"), run("c/y")];
         let labels = run_labels(&runs);

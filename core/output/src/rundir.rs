@@ -11,6 +11,7 @@
 //! | `metrics.jsonl` | one line per evaluation per trained arm: `{"arm": STAGE, ...EvalRecord}` |
 //! | `metrics.csv` | the same evaluations as a long table with each arm's stage, seed and swept values ([`metrics_csv`]) |
 //! | `summary.csv`, `summary.json` | one row per trained arm ([`Summary`], schema in the README) |
+//! | `claims.csv` | the experiment's claims judged per seed and over seeds ([`crate::claims`]; only when it states claims) |
 //! | `masks.json` | per mask stage: pruner, rate, scored step, global and per-layer density, warnings ([`MaskSummary`]) |
 //! | `analyses/<stage>.json` | the output of every analyze and report stage, as the plugin documents it |
 //! | `figures/*.svg`, `figures/index.json` | the figures ([`crate::figures`]) |
@@ -57,6 +58,8 @@ pub mod names {
     pub const SUMMARY_CSV: &str = "summary.csv";
     /// Summary table, JSON.
     pub const SUMMARY_JSON: &str = "summary.json";
+    /// The claims judged: one row per reference per seed, then each verdict.
+    pub const CLAIMS_CSV: &str = "claims.csv";
     /// Mask statistics.
     pub const MASKS: &str = "masks.json";
     /// Analysis outputs folder.
@@ -407,6 +410,10 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
     files::write(&dir.join(names::SUMMARY_CSV), summary.to_csv()?)?;
     files::write(&dir.join(names::METRICS_CSV), metrics_csv(&metrics, &summary)?)?;
     files::write_json(&dir.join(names::SUMMARY_JSON), &summary)?;
+    let claims = crate::claims::judge(ir, &summary);
+    if !ir.claims.is_empty() {
+        files::write(&dir.join(names::CLAIMS_CSV), crate::claims::to_csv(&claims)?)?;
+    }
     let masks = mask_summaries(ir, outputs.artifacts);
     files::write_json(&dir.join(names::MASKS), &masks)?;
     for stage in &ir.stages {
@@ -417,7 +424,15 @@ pub fn write_run_dir(dir: &Path, outputs: &RunOutputs<'_>) -> Result<RunFiles> {
             )?;
         }
     }
-    Ok(RunFiles { dir: dir.to_path_buf(), ir: ir.clone(), manifest, summary, metrics, masks })
+    Ok(RunFiles {
+        dir: dir.to_path_buf(),
+        ir: ir.clone(),
+        manifest,
+        summary,
+        metrics,
+        masks,
+        claims,
+    })
 }
 
 /// Completes a run directory: writes `manifest.json`, the mark of a finished run, and removes
@@ -488,6 +503,9 @@ pub struct RunFiles {
     pub metrics: Vec<MetricLine>,
     /// `masks.json` (empty when the run made no mask).
     pub masks: Vec<MaskSummary>,
+    /// The experiment's claims judged on the summary (computed, not read: a run directory
+    /// written before claims existed judges the claims of its IR, none).
+    pub claims: Vec<ticketlab_api::claims::Judgement>,
 }
 
 impl RunFiles {
@@ -499,9 +517,11 @@ impl RunFiles {
         let summary = read_summary(dir)?;
         let metrics = parse_metrics(&metrics_path, &files::read(&metrics_path)?)?;
         check_complete(&metrics_path, &metrics, &summary)?;
+        let ir: ExperimentIr = files::read_json(&need(dir, names::RESOLVED_JSON)?)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            ir: files::read_json(&need(dir, names::RESOLVED_JSON)?)?,
+            claims: crate::claims::judge(&ir, &summary),
+            ir,
             manifest: read_manifest(dir)?,
             summary,
             metrics,

@@ -125,6 +125,15 @@ impl Summary {
         self.arms.iter().find(|a| a.arm == name)
     }
 
+    /// What the speed-up of `arm` is at least when its baseline never generalised within its
+    /// steps while `arm` did: `baseline steps / arm t_gen` (the baseline's t_gen lies beyond
+    /// its last step). `None` when the speed-up is known or nothing bounds it.
+    pub fn speedup_at_least(&self, arm: &SummaryRow) -> Option<f64> {
+        let t_gen = arm.run.t_gen.filter(|_| arm.speedup_t_gen.is_none())?;
+        let base = self.arm(arm.baseline.as_deref()?).filter(|b| b.arm != arm.arm)?;
+        base.run.t_gen.is_none().then(|| base.run.steps as f64 / t_gen.max(1) as f64)
+    }
+
     /// The arms grouped over their seed repeats: one group per written stage and sweep point,
     /// in the order they first appear, each seed measured against its own baseline.
     pub fn over_seeds(&self) -> Vec<SeedGroup> {

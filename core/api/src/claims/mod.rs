@@ -40,7 +40,9 @@
 //! with train / test accuracy at the threshold), `tau_grok` (`t_gen / t_mem`),
 //! `final_train_acc`, `final_test_acc`, `final_train_loss`, `final_test_loss`, `l1`, `l2`
 //! (final weight norms), `speedup_t_gen` (against the report's baseline), `density`, `steps`.
-//! After an **analyze** or **report** stage, the scalar outputs it declares. Other stages
+//! After an **analyze** or **report** stage, the scalar outputs it declares ([`Schema`] takes
+//! them from the front end; [`Schema::of`] an expanded experiment gives none, as no built-in
+//! analysis declares scalar outputs yet). Other stages
 //! (dataset, model, prune, rewind, ...) give no metrics. Stages are named as written in the
 //! file, never as the expanded copies (`stage[...]@seedN`).
 //!

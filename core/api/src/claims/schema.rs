@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::ir::{ExperimentIr, StageKind, written_name};
+
 /// The fields of a trained arm's summary (`summary.json` / `summary.csv`) a claim may name
 /// after a train stage.
 pub const SUMMARY_METRICS: [&str; 12] = [
@@ -58,6 +60,39 @@ impl Schema {
     /// An empty schema.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The schema of an expanded experiment: every stage by its written name (train stages
+    /// give the summary's metrics), swept on the axes its copies' points hold, and every axis
+    /// with the values its copies take, numbers in ascending order and other values in the
+    /// order the stages first take them.
+    pub fn of(ir: &ExperimentIr) -> Self {
+        let mut schema = Schema::new();
+        for stage in &ir.stages {
+            let name = written_name(&stage.name);
+            let swept_on: Vec<&str> = stage.sweep.keys().map(String::as_str).collect();
+            for (axis, value) in &stage.sweep {
+                let values = schema.axes.entry(axis.clone()).or_default();
+                if !values.contains(value) {
+                    values.push(value.clone());
+                }
+            }
+            if schema.stages.contains_key(name) {
+                continue;
+            }
+            schema = match stage.kind {
+                StageKind::Train => schema.train(name, &swept_on),
+                kind => schema.other(name, kind.as_str(), &swept_on),
+            };
+        }
+        for values in schema.axes.values_mut() {
+            if values.iter().all(Value::is_number) {
+                values.sort_by(|a, b| {
+                    a.as_f64().unwrap_or(0.0).total_cmp(&b.as_f64().unwrap_or(0.0))
+                });
+            }
+        }
+        schema
     }
 
     /// Adds a train stage, varying over the axes `swept_on`.

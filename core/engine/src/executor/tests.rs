@@ -201,6 +201,7 @@ fn experiment(steps: u64, b_lr: f64, panic_at: i64) -> ExperimentIr {
         description: String::new(),
         seed: 0,
         plugins: Vec::new(),
+        claims: Vec::new(),
         stages: vec![
             stage("data", StageKind::Dataset, "points", json!({"n": 4}), &[]),
             stage("init", StageKind::Model, "lin", json!({}), &[("data", &["data"])]),

@@ -14,7 +14,8 @@ The report is checked twice:
    report uses no JavaScript, so any message means something is wrong, e.g. an SVG attribute
    that does not parse), uncaught errors, resources that fail to load, <img> elements that did
    not decode, inline <svg> figures with no size or no drawn elements, SVG references to missing
-   ids, <figure> elements without an image, and tables without rows or with only empty cells.
+   ids, <figure> elements without an image, tables without rows or with only empty cells, a
+   table running off the page outside a scrolling box, and a page wider than the window.
 
 Exit status: 0 no problem; 1 problems (printed one per line); 2 usage error or the browser
 could not be run.
@@ -107,7 +108,18 @@ window.addEventListener('load', function () {
     if (t.getBoundingClientRect().height < 1) {
       problems.push('table ' + (i + 1) + ' is not displayed');
     }
+    // A table may be wider than the page only inside a box that scrolls it.
+    var box = t.parentElement;
+    var scrolls = box && ['auto', 'scroll'].indexOf(getComputedStyle(box).overflowX) >= 0;
+    var page = document.body.getBoundingClientRect().right;
+    if (!scrolls && t.getBoundingClientRect().right > page + 1) {
+      problems.push('table ' + (i + 1) + ' runs off the page');
+    }
   });
+  if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1) {
+    problems.push('the page is wider than the window (' +
+      document.documentElement.scrollWidth + ' > ' + document.documentElement.clientWidth + ' px)');
+  }
   var out = document.createElement('pre');
   out.id = 'MARKER';
   out.textContent = JSON.stringify({

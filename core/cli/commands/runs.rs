@@ -138,18 +138,17 @@ fn headline(summary: &Summary) -> String {
             .filter_map(|g| Some((g, Spread::of(&g.speedup_t_gen)?)))
             .max_by(|x, y| x.1.median.total_cmp(&y.1.median));
         if let Some((g, s)) = best {
-            let point: Vec<String> = g.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let name = if point.is_empty() {
-                g.stage.clone()
-            } else {
-                format!("{}[{}]", g.stage, point.join(","))
-            };
-            return format!(
-                "{name}: median {:.2}x sooner over {} of {} seeds",
-                s.median,
-                s.n,
-                g.seeds.len()
-            );
+            let (median, n, of) = (s.median, s.n, g.seeds.len());
+            return format!("{}: median {median:.2}x sooner over {n} of {of} seeds", g.name());
+        }
+        match summary.best_over_seeds() {
+            Some((g, Some(t_gen), _)) => {
+                return format!("{}: median t_gen {t_gen} over {} seeds", g.name(), g.seeds.len());
+            }
+            Some((_, None, _)) => {
+                return "no arm generalised on more than half of its seeds".into();
+            }
+            None => {}
         }
     }
     let fastest = summary

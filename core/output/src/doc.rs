@@ -168,7 +168,8 @@ impl Doc {
                     out.push_str("</ul>\n");
                 }
                 Block::Table { columns, rows } => {
-                    out.push_str("<table>\n<thead><tr>");
+                    // A table wider than the page scrolls inside its own box.
+                    out.push_str("<div class=\"table\">\n<table>\n<thead><tr>");
                     for c in columns {
                         let _ = write!(out, "<th>{}</th>", esc(&c.header));
                     }
@@ -182,7 +183,7 @@ impl Doc {
                         }
                         out.push_str("</tr>\n");
                     }
-                    out.push_str("</tbody>\n</table>\n");
+                    out.push_str("</tbody>\n</table>\n</div>\n");
                 }
                 Block::Figure { path, title, caption, svg } => {
                     let _ = writeln!(
@@ -214,7 +215,8 @@ const CSS: &str =
 max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1, h2, h3 { line-height: 1.2; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+div.table { overflow-x: auto; max-width: 100%; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }

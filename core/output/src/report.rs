@@ -77,6 +77,27 @@ fn run_doc(run: &RunFiles, figures: &[Figure]) -> Doc {
         doc.push(Block::Heading(2, "Claims".into()));
         doc.push(claims_table(run));
     }
+    match run.summary.best_over_seeds() {
+        Some((g, Some(t_gen), tau)) => {
+            let n = g.t_gen.iter().flatten().count();
+            let tau = tau.map_or(String::new(), |t| format!(", tau_grok {}", num(t)));
+            doc.push(Block::Para(vec![
+                bold("Best arm:"),
+                text(" "),
+                code(g.name()),
+                text(format!(
+                    ": median t_gen {} over {} seed(s), {n} of which generalised{tau}.",
+                    num(t_gen),
+                    g.seeds.len()
+                )),
+            ]));
+        }
+        Some((_, None, _)) => doc.push(Block::Para(vec![
+            bold("Best arm:"),
+            text(" none; no arm generalised on more than half of its seeds."),
+        ])),
+        None => {}
+    }
     doc.push(Block::Heading(2, "Did it grok?".into()));
     if run.summary.arms.is_empty() {
         doc.push(Block::Para(vec![text(
@@ -186,12 +207,15 @@ fn comparison_doc(runs: &[RunFiles], labels: &[String], figures: &[Figure]) -> D
     doc
 }
 
+/// The figures, the rate figure (the one that answers a sweep) first.
 fn push_figures(doc: &mut Doc, figures: &[Figure]) {
     if figures.is_empty() {
         return;
     }
     doc.push(Block::Heading(2, "Figures".into()));
-    for f in figures {
+    let (rate, others): (Vec<&Figure>, Vec<&Figure>) =
+        figures.iter().partition(|f| f.file == figures::RATE);
+    for f in rate.into_iter().chain(others) {
         doc.push(Block::Figure {
             path: format!("{}/{}", names::FIGURES, f.file),
             title: f.title.clone(),
@@ -391,23 +415,18 @@ fn seeds_table(groups: &[SeedGroup]) -> Block {
             parts.push(format!("arm never on {}", arm.len()));
         }
         if !base.is_empty() {
-            parts.push(format!("baseline never on {}", base.len()));
+            // Where the baseline never generalised within its steps, the speed-up is at least
+            // its steps over the arm's t_gen.
+            let bound = Spread::of(&g.speedup_at_least)
+                .map_or(String::new(), |b| format!(" (speed-up ≥ {}×)", num(b.min)));
+            parts.push(format!("baseline never on {}{bound}", base.len()));
         }
         parts.join("; ")
     };
     let rows = groups
         .iter()
         .map(|g| {
-            let point: Vec<String> = g
-                .sweep
-                .iter()
-                .map(|(k, v)| format!("{k}={}", crate::summary::cell(Some(v))))
-                .collect();
-            let arm = if point.is_empty() {
-                format!("`{}`", g.stage)
-            } else {
-                format!("`{}` [{}]", g.stage, point.join(", "))
-            };
+            let arm = format!("`{}`", g.name());
             vec![
                 arm,
                 g.seeds.len().to_string(),
@@ -679,15 +698,58 @@ mod tests {
             t_mem: vec![Some(10.0), Some(20.0), Some(30.0)],
             t_gen: vec![Some(100.0), None, Some(300.0)],
             tau_grok: vec![Some(10.0), None, Some(10.0)],
-            // Seed 1: the arm never generalised; seed 2: its baseline never did.
+            // Seed 1: the arm never generalised; seed 2: its baseline never did (in 1500 steps).
             speedup_t_gen: vec![Some(3.0), None, None],
+            speedup_at_least: vec![None, None, Some(5.0)],
             ..SeedGroup::default()
         };
         let Block::Table { rows, .. } = seeds_table(&[group]) else { panic!() };
         let row = &rows[0];
         assert_eq!(row[2], "20 ± 10; 20 (10–30), 3 seeds");
         assert_eq!(row[3], "200 ± 141.4; 200 (100–300), 2 seeds; never on 1");
-        assert_eq!(row[5], "3× (1 seed); arm never on 1; baseline never on 1", "no ± of one value");
+        assert_eq!(
+            row[5], "3× (1 seed); arm never on 1; baseline never on 1 (speed-up ≥ 5×)",
+            "no ± of one value"
+        );
+    }
+
+    #[test]
+    fn the_best_arm_is_the_lowest_median_t_gen_over_seeds_ties_by_tau_grok() {
+        let seeded = |stage: &str, seed: u64, t_gen: Option<u64>| {
+            let mut r = row(&format!("{stage}@seed{seed}"), t_gen, Some(0.5), None);
+            r.stage = stage.into();
+            r.seed = seed;
+            let base = format!("dense@seed{seed}");
+            r.baseline = Some(if stage == "dense" { r.arm.clone() } else { base });
+            r
+        };
+        let mut arms = vec![
+            seeded("dense", 0, Some(900)),
+            seeded("dense", 1, Some(800)),
+            seeded("a", 0, Some(300)),
+            seeded("a", 1, Some(500)),
+            // The luckiest single seed, but the median of (200, never) is never.
+            seeded("b", 0, Some(200)),
+            seeded("b", 1, None),
+            seeded("c", 0, Some(400)),
+            seeded("c", 1, Some(400)),
+        ];
+        arms[6].run.tau_grok = Some(1.0);
+        arms[7].run.tau_grok = Some(1.0);
+        let summary = Summary { experiment: "e".into(), baseline: None, arms };
+        let (best, t_gen, tau) = summary.best_over_seeds().unwrap();
+        assert_eq!((best.stage.as_str(), t_gen, tau), ("c", Some(400.0), Some(1.0)));
+        let nobody = Summary { arms: summary.arms[..6].to_vec(), ..summary.clone() };
+        let nobody = Summary {
+            arms: nobody.arms.into_iter().filter(|a| a.stage != "a").collect(),
+            ..nobody
+        };
+        assert_eq!(nobody.best_over_seeds(), None, "one arm is no choice");
+        let mut never = summary.clone();
+        never.arms.retain(|a| a.stage != "c");
+        never.arms[3].run.t_gen = None;
+        let (_, t_gen, _) = never.best_over_seeds().unwrap();
+        assert_eq!(t_gen, None, "no arm generalised on more than half of its seeds");
     }
 
     #[test]

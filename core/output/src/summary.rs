@@ -156,8 +156,47 @@ impl Summary {
             g.t_gen.push(a.run.t_gen.map(|t| t as f64));
             g.tau_grok.push(a.run.tau_grok);
             g.speedup_t_gen.push(a.speedup_t_gen);
+            g.speedup_at_least.push(self.speedup_at_least(a));
         }
         groups
+    }
+
+    /// The arm that generalised soonest over its seeds, among the arms that are not a
+    /// baseline (with at least two of them to choose from): the lowest median t_gen over the
+    /// seeds (a seed that never generalised counts as later than every step), ties broken by
+    /// the lowest median tau_grok. With the median t_gen and tau_grok (`None`: never, which is
+    /// the best only when every arm's median is never).
+    pub fn best_over_seeds(&self) -> Option<(SeedGroup, Option<f64>, Option<f64>)> {
+        let baselines: Vec<&str> = self
+            .arms
+            .iter()
+            .filter(|a| a.baseline.as_deref() == Some(a.arm.as_str()))
+            .map(|a| a.stage.as_str())
+            .collect();
+        // The median with a never (None) above every number, itself None when it is a never.
+        let median = |values: &[Option<f64>]| {
+            let mut v: Vec<f64> = values.iter().map(|x| x.unwrap_or(f64::INFINITY)).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            let m = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+            m.is_finite().then_some(m)
+        };
+        let key = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
+        let groups: Vec<SeedGroup> = self
+            .over_seeds()
+            .into_iter()
+            .filter(|g| !baselines.contains(&g.stage.as_str()) && !g.seeds.is_empty())
+            .collect();
+        if groups.len() < 2 {
+            return None;
+        }
+        groups
+            .into_iter()
+            .map(|g| {
+                let (t, tau) = (median(&g.t_gen), median(&g.tau_grok));
+                (g, t, tau)
+            })
+            .min_by(|a, b| key(a.1).total_cmp(&key(b.1)).then(key(a.2).total_cmp(&key(b.2))))
     }
 
     /// The CSV text of `summary.csv`: a header and one line per arm; absent values are empty.
@@ -196,6 +235,22 @@ pub struct SeedGroup {
     pub tau_grok: Vec<Option<f64>>,
     /// The speed-up of each seed against its own baseline.
     pub speedup_t_gen: Vec<Option<f64>>,
+    /// Where the baseline of a seed never generalised and the arm did, the speed-up's lower
+    /// bound ([`Summary::speedup_at_least`]).
+    pub speedup_at_least: Vec<Option<f64>>,
+}
+
+impl SeedGroup {
+    /// The arm over its seeds: `stage`, or `stage [axis=value, ...]` in a sweep.
+    pub fn name(&self) -> String {
+        let point: Vec<String> =
+            self.sweep.iter().map(|(k, v)| format!("{k}={}", cell(Some(v)))).collect();
+        if point.is_empty() {
+            self.stage.clone()
+        } else {
+            format!("{} [{}]", self.stage, point.join(", "))
+        }
+    }
 }
 
 /// Mean, sample standard deviation, median, minimum and maximum of the values reached, and how

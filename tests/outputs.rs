@@ -139,7 +139,8 @@ fn every_svg_parses_and_draws_each_arm() {
             assert!(bars >= 4, "{file}: one bar per layer, found {bars}");
             continue;
         }
-        for (i, arm) in ["dense", "ticket_train"].iter().enumerate() {
+        // Legends show display names: the stage without `_train`, its pruner and rate.
+        for (i, arm) in ["dense", "ticket (magnitude, k = 0.6)"].iter().enumerate() {
             assert!(texts.contains(arm), "{file} has a legend entry for {arm}: {texts:?}");
             let colour = arm_colour_hex(i);
             let longest = doc
@@ -181,7 +182,7 @@ fn sweep_and_fourier_figures_draw_what_they_say() {
     let rate = parse("rate.svg");
     assert_eq!(rate.matches("<circle").count(), 4, "two masked arms in two panels");
     assert!(
-        rate.contains("dense baseline") && rate.contains("pruning rate"),
+        rate.contains("dense, baseline") && rate.contains("pruning rate"),
         "the dense reference line and the axis"
     );
     let index: Value = serde_json::from_str(&read(&dir.join("index.json"))).unwrap();
@@ -379,11 +380,11 @@ fn sweeping_the_pruner_trains_one_ticket_per_pruner() {
             "{summary}"
         );
         // One line per pruner in the rate figure, and a pruner column in the report.
-        assert!(rate.contains(&format!("ticket_train ({pruner})")), "{pruner} line");
+        assert!(rate.contains(&format!("\nticket ({pruner})\n")), "{pruner} line");
         assert!(report.contains(&format!(" | {pruner} | ")), "{pruner} column: {report}");
     }
     // The pruner names the line; the swept `mask.uses` is not repeated as a variant.
-    assert!(!rate.contains("[mask.uses="), "{rate}");
+    assert!(!rate.contains("uses ="), "{rate}");
     // The tiny run generalises nowhere: every point sits in the "never" row.
     assert!(rate.contains("never"), "never row");
 }
@@ -396,13 +397,12 @@ fn the_rate_figure_keeps_other_swept_values_apart() {
         tiny_quickstart(&["--grid", "mask.rate=[0.4, 0.6]", "--grid", "init.width=[8, 12]"]);
     let rate = std::fs::read_to_string(out.join("figures/rate.svg")).unwrap();
     for width in [8, 12] {
-        let variant = format!("[init.width={width}]");
-        assert!(rate.contains(&format!("ticket_train (magnitude) {variant}")), "{rate}");
-        assert!(rate.contains(&format!("dense baseline {variant}")), "{rate}");
+        assert!(rate.contains(&format!("ticket (magnitude, width = {width})")), "{rate}");
+        assert!(rate.contains(&format!("dense (width = {width}), baseline")), "{rate}");
     }
     assert!(!rate.contains("mean of 2"), "the two widths are not averaged");
     // Lines in the order of the values (8 before 12), not of their text.
-    let at = |width: u32| rate.find(&format!("ticket_train (magnitude) [init.width={width}]"));
+    let at = |width: u32| rate.find(&format!("ticket (magnitude, width = {width})"));
     assert!(at(8) < at(12), "width 8 is listed first");
 }
 

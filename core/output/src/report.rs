@@ -617,6 +617,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn display_names_say_stage_pruner_rate_and_other_axes() {
+        assert_eq!(row("dense_train", None, None, None).display_name(true), "dense");
+        let mut ticket = row("ticket_train", Some(100), Some(0.6), None);
+        ticket.sweep = [
+            ("prune.rate".to_string(), 0.6.into()),
+            ("prune.uses".to_string(), "magnitude".into()),
+            ("init.width".to_string(), 192.into()),
+        ]
+        .into();
+        assert_eq!(ticket.display_name(true), "ticket (magnitude, k = 0.6, width = 192)");
+        assert_eq!(ticket.display_name(false), "ticket (magnitude, width = 192)");
+        let control = row("control_l2_train", Some(100), Some(0.4), None);
+        assert_eq!(control.display_name(true), "control l2 (magnitude, k = 0.4)");
+        assert_eq!(row("train", None, None, None).display_name(true), "train");
+    }
+
     fn said(spans: &[Span]) -> String {
         spans
             .iter()

@@ -54,6 +54,39 @@ pub struct SummaryRow {
     pub baseline: Option<String>,
 }
 
+impl SummaryRow {
+    /// How figures name the arm: its stage without a `_train` ending and with spaces for
+    /// underscores, then in brackets its pruner, its rate as `k = ...` (when `with_rate`) and
+    /// any other swept value (`ticket (magnitude, k = 0.6, width = 192)`). Seeds are not named.
+    pub fn display_name(&self, with_rate: bool) -> String {
+        let stage = self.stage.strip_suffix("_train").filter(|s| !s.is_empty());
+        let mut name = stage.unwrap_or(&self.stage).replace('_', " ");
+        let mut details: Vec<String> = self.pruner.iter().cloned().collect();
+        if let Some(rate) = self.mask_rate.filter(|_| with_rate) {
+            details.push(format!("k = {rate}"));
+        }
+        for (key, value) in self.other_swept() {
+            let short = key.split_once('.').map_or(key.as_str(), |(_, param)| param);
+            details.push(format!("{short} = {}", cell(Some(value))));
+        }
+        if !details.is_empty() {
+            name = format!("{name} ({})", details.join(", "));
+        }
+        name
+    }
+
+    /// The swept values other than the mask's rate and level and the pruner the arm's name
+    /// already shows (`init.width=192`, a learning rate): arms that differ in them are
+    /// different lines of a figure, never seeds of one.
+    pub fn other_swept(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.sweep.iter().filter(|(key, value)| {
+            !(key.ends_with(".rate")
+                || key.ends_with(".level")
+                || key.ends_with(".uses") && value.as_str() == self.pruner.as_deref())
+        })
+    }
+}
+
 /// The content of `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -17,7 +17,7 @@ fn curve_legend(arms: &[ArmSeries<'_>], with_train: bool) -> Vec<LegendEntry> {
     let seeds = arms.iter().map(|a| a.runs.len()).max().unwrap_or(1);
     let mut out: Vec<LegendEntry> = arms
         .iter()
-        .map(|a| LegendEntry { label: a.name.clone(), colour: a.colour, mark: Mark::Line })
+        .map(|a| LegendEntry { label: a.label.clone(), colour: a.colour, mark: Mark::Line })
         .collect();
     if with_train {
         out.push(LegendEntry { label: "train (dashed)".into(), colour: BLACK, mark: Mark::Dashed });

@@ -150,10 +150,28 @@ pub fn arm_colour_hex(i: usize) -> String {
     format!("#{r:02X}{g:02X}{b:02X}")
 }
 
+/// The colour of `arm` in every figure of a report: that of its seed group (the arm over its
+/// seeds) by the group's place among the summary's arms.
+pub(crate) fn colour_of(summary: &Summary, arm: &str) -> RGBColor {
+    let mut groups: Vec<&str> = Vec::new();
+    for a in &summary.arms {
+        let group = over_seeds_name(&a.arm);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    let group = over_seeds_name(arm);
+    arm_colour(groups.iter().position(|g| *g == group).unwrap_or(groups.len()))
+}
+
 /// One arm over its seed repeats (`dense@seed0`, `dense@seed1` are the arm `dense`): its
 /// colour and each seed's records in step order.
 pub(crate) struct ArmSeries<'a> {
+    /// The arm's name without its seed repeat.
     pub name: String,
+    /// What the legend calls it: [`SummaryRow::display_name`](crate::summary::SummaryRow::display_name)
+    /// unless another arm shows the same, then `name`.
+    pub label: String,
     pub colour: RGBColor,
     pub runs: Vec<Vec<&'a EvalRecord>>,
 }
@@ -219,8 +237,15 @@ fn arm_series<'a>(summary: &'a Summary, metrics: &'a [MetricLine]) -> Vec<ArmSer
             Some(a) => a.runs.push(records),
             None => {
                 let colour = arm_colour(out.len());
-                out.push(ArmSeries { name: group.to_string(), colour, runs: vec![records] });
+                let label = summary.arm(name).map_or(group.to_string(), |r| r.display_name(true));
+                out.push(ArmSeries { name: group.to_string(), label, colour, runs: vec![records] });
             }
+        }
+    }
+    let labels: Vec<String> = out.iter().map(|a| a.label.clone()).collect();
+    for a in &mut out {
+        if labels.iter().filter(|l| **l == a.label).count() > 1 {
+            a.label = a.name.clone();
         }
     }
     out

@@ -9,6 +9,7 @@ mod layout;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;
+mod reproduce;
 mod runs;
 mod slurm;
 mod stop_rules;

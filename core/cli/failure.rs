@@ -46,6 +46,15 @@ impl Failure {
         Failure::failed(ticketlab_api::Error::Internal(message))
     }
 
+    /// The message alone (empty for a closed pipe).
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::Input(m) | Failure::Failed(m) | Failure::Interrupted(m) => m,
+            Failure::Rendered { text, .. } => text,
+            Failure::BrokenPipe => "",
+        }
+    }
+
     /// Prints the message and returns the exit code.
     pub fn exit(self) -> ExitCode {
         let (text, code) = match self {

@@ -18,7 +18,7 @@ pub const QUICKSTART: &str = include_str!("../../experiments/quickstart.yaml");
 pub const QUICKSTART_NAME: &str = "experiments/quickstart.yaml";
 
 /// Options shared by every command that loads an experiment file.
-#[derive(Debug, Clone, ClapArgs)]
+#[derive(Debug, Clone, Default, ClapArgs)]
 pub struct ExperimentArgs {
     /// Override a parameter: STAGE.PARAM=VALUE (VALUE in YAML syntax); repeatable. A parameter
     /// the experiment sweeps cannot be set (use --grid).

@@ -30,6 +30,9 @@ use clap::{Parser, Subcommand};
 
 use failure::Failure;
 
+/// The commit this program was built from (`build.rs`), `None` outside a git checkout.
+pub(crate) const ENGINE_COMMIT: Option<&str> = option_env!("TICKETLAB_COMMIT");
+
 /// Lottery-ticket and grokking experiments from experiment files.
 #[derive(Debug, Parser)]
 #[command(name = "ticketlab", version, propagate_version = true, max_term_width = 100)]
@@ -57,6 +60,9 @@ enum Command {
     Report(commands::report::Args),
     /// Judge the claims of finished runs again (computes nothing); exit 1 when one fails.
     Claims(commands::claims::Args),
+    /// Run every experiment file of a folder over one store and rewrite the generated part of
+    /// its RESULTS.md from the runs.
+    Reproduce(commands::reproduce::Args),
     /// Write an arm's weights and mask to a .safetensors or .npz file (for PyTorch or NumPy).
     Export(commands::export::Args),
     /// Time training steps of the tensor engine.
@@ -99,6 +105,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Snapshot(a) => commands::snapshot::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Claims(a) => commands::claims::run(a),
+        Command::Reproduce(a) => commands::reproduce::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Runs(a) => commands::runs::run(a),

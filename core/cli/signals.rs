@@ -5,15 +5,25 @@
 //! stored results are written by renaming complete files, so an abrupt exit corrupts nothing,
 //! and a training resumes from its last saved state instead.
 
+use std::sync::Mutex;
+
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use ticketlab_api::runtime::StopFlag;
 
 use crate::failure::{Failure, INTERRUPTED};
 
+/// The flag of the run going on now: `reproduce` runs one file after another in one process,
+/// and a signal stops the current one.
+static CURRENT: Mutex<Option<StopFlag>> = Mutex::new(None);
+
 /// Requests `stop` on the first of SIGINT, SIGTERM and SIGHUP, and exits on the second, from a
-/// background thread, for the rest of the process.
+/// background thread started by the first call; a later call hands it the next run's flag.
 pub fn stop_on_signals(stop: StopFlag) -> Result<(), Failure> {
+    let first = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).replace(stop).is_none();
+    if !first {
+        return Ok(());
+    }
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| Failure::failed(format!("cannot handle signals: {e}")))?;
     std::thread::Builder::new()
@@ -21,6 +31,8 @@ pub fn stop_on_signals(stop: StopFlag) -> Result<(), Failure> {
         .spawn(move || {
             for signal in signals.forever() {
                 let name = name(signal);
+                let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let Some(stop) = current else { continue };
                 if stop.is_requested() {
                     eprintln!(
                         "ticketlab: {name} again: exiting now; finished stages stay stored and each training resumes from its last saved state"

@@ -8,6 +8,7 @@ pub mod fmt;
 pub mod plan;
 pub mod plugins;
 pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod runs;
 pub mod snapshot;
@@ -61,6 +62,12 @@ pub struct RuntimeArgs {
     /// returned after SECONDS, failing its stage (0: no limit).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_PLUGIN_TIMEOUT.as_secs())]
     pub plugin_timeout: u64,
+}
+
+impl Default for RuntimeArgs {
+    fn default() -> Self {
+        Self { plugin_timeout: DEFAULT_PLUGIN_TIMEOUT.as_secs() }
+    }
 }
 
 impl RuntimeArgs {

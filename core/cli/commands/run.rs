@@ -86,6 +86,10 @@ pub struct Args {
     /// resumption).
     #[arg(long, value_name = "N", hide = true)]
     pub interrupt_after_steps: Option<u64>,
+    /// The command the manifest records as the one that reproduces the run (`reproduce` runs
+    /// each file as this equivalent `run` command); by default this process's command line.
+    #[arg(skip)]
+    pub command: Option<String>,
 }
 
 /// Runs the experiment; a failed stage gives exit code 1 after every finished stage is stored.
@@ -188,10 +192,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         &facts,
         &loaded.registry,
         Invocation {
-            command: command_line(),
+            command: args.command.clone().unwrap_or_else(command_line),
             overrides: args.experiment.overrides_typed(),
             tag: args.tag.clone(),
             note: args.note.clone(),
+            engine_commit: crate::ENGINE_COMMIT.map(str::to_string),
         },
         threads,
         &backend,

@@ -96,7 +96,12 @@ impl Doc {
 
     /// Renders as Markdown (CommonMark with pipe tables).
     pub fn to_markdown(&self) -> String {
-        let mut out = format!("# {}\n", self.title);
+        format!("# {}\n{}", self.title, self.body_markdown())
+    }
+
+    /// Renders the blocks alone as Markdown, without the title (a part of a longer page).
+    pub fn body_markdown(&self) -> String {
+        let mut out = String::new();
         for b in &self.blocks {
             out.push('\n');
             match b {

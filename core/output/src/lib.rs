@@ -12,6 +12,8 @@
 //! - [`figures`]: SVG figures under `figures/`.
 //! - [`report`]: `report.md` and a self-contained `report.html`; regeneration and comparison of
 //!   several run directories.
+//! - [`results`]: the generated part of an experiments folder's `RESULTS.md`, from several run
+//!   directories (`ticketlab reproduce`).
 //! - [`progress`]: a [`RunEvents`](ticketlab_engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
@@ -22,6 +24,7 @@ pub mod figures;
 pub mod files;
 pub mod progress;
 pub mod report;
+pub mod results;
 pub mod rundir;
 pub mod summary;
 

@@ -349,7 +349,7 @@ fn arms_table(summary: &Summary, run: Option<&str>) -> Block {
 
 /// Each claim: what it says, its verdict under its seed rule, the verdict on every seed, and
 /// how the rule reached it.
-fn claims_table(run: &RunFiles) -> Block {
+pub(crate) fn claims_table(run: &RunFiles) -> Block {
     let rows = run
         .claims
         .iter()
@@ -510,7 +510,7 @@ fn stages_table(m: &Manifest) -> Block {
     Block::Table { columns: columns(&cols), rows }
 }
 
-fn columns(spec: &[(&str, bool)]) -> Vec<Column> {
+pub(crate) fn columns(spec: &[(&str, bool)]) -> Vec<Column> {
     spec.iter().map(|(h, n)| Column { header: (*h).to_string(), numeric: *n }).collect()
 }
 
@@ -565,7 +565,7 @@ fn pct_apart(v: f64, threshold: f64) -> String {
 }
 
 /// A number with four significant digits and no trailing zeros (`5.2`, `26`, `0.0001631`).
-fn num(v: f64) -> String {
+pub(crate) fn num(v: f64) -> String {
     if !v.is_finite() {
         return if v.is_nan() {
             "NaN".into()

@@ -172,6 +172,9 @@ pub struct Invocation {
     pub tag: Option<String>,
     /// `run --note`: free text, shown in the report.
     pub note: Option<String>,
+    /// The commit the program was built from (`None` when it was not built from a git
+    /// checkout).
+    pub engine_commit: Option<String>,
 }
 
 /// One stage in the manifest.
@@ -199,6 +202,10 @@ pub struct ManifestStage {
 pub struct Manifest {
     /// ticketlab's version.
     pub ticketlab_version: String,
+    /// The commit the program was built from, `-modified` appended when its checkout had
+    /// changes; absent when it was not built from a git checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_commit: Option<String>,
     /// Experiment name.
     pub experiment: String,
     /// The command that reproduces the run.
@@ -255,6 +262,7 @@ impl Manifest {
         plugins.dedup();
         Self {
             ticketlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            engine_commit: outputs.invocation.engine_commit.clone(),
             experiment: outputs.ir.name.clone(),
             command: outputs.invocation.command.clone(),
             overrides: outputs.invocation.overrides.clone(),

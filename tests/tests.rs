@@ -6,6 +6,7 @@ mod claims;
 mod cli;
 mod export;
 mod layout;
+mod live;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;

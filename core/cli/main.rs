@@ -71,6 +71,8 @@ enum Command {
     Runs(commands::runs::Args),
     /// Show what the store holds, or remove what no run directory refers to (`store gc`).
     Store(commands::store::Args),
+    /// Follow a run while it trains (per training: step, accuracies, t_mem, t_gen, time left).
+    Watch(commands::watch::Args),
     /// Serve one dynamic plugin call on stdin and stdout (ticketlab runs every plugin call in
     /// such a process, so that a crashing plugin fails only its stage).
     #[command(hide = true)]
@@ -110,6 +112,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Bench(a) => commands::bench::run(a),
         Command::Runs(a) => commands::runs::run(a),
         Command::Store(a) => commands::store::run(a),
+        Command::Watch(a) => commands::watch::run(a),
         Command::PluginHost => {
             ticketlab_engine::dylib::serve_isolated_call().map_err(Failure::failed)
         }

@@ -13,6 +13,7 @@ pub mod run;
 pub mod runs;
 pub mod snapshot;
 pub mod store;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

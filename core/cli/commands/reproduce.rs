@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ticketlab_api::ir::StageKind;
 use ticketlab_output::results::{self, Reproduced};
-use ticketlab_output::rundir::{RunFiles, is_run_dir};
+use ticketlab_output::rundir::{RunFiles, names};
 
 use super::{BatchArms, RuntimeArgs, run};
 use crate::failure::{Failure, print};
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let reproduced: Vec<Reproduced> = files
         .iter()
-        .filter(|(name, _)| is_run_dir(&runs.join(name)))
+        .filter(|(name, _)| runs.join(name).join(names::MANIFEST).is_file())
         .map(|(name, file)| {
             let run = RunFiles::read(&runs.join(name)).map_err(Failure::input)?;
             Ok(Reproduced { file: file.display().to_string(), run })

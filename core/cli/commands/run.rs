@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::text::utc_stamp;
 use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute, plan};
+use ticketlab_output::live::LiveLog;
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
 use ticketlab_output::rundir::{self, InProgress, Invocation, RunOutputs, StageFacts};
@@ -169,9 +170,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Failure::input(format!("cannot write the run directory {}: {e}", dir.display()))
     })?;
     signals::stop_on_signals(options.runtime.stop.clone())?;
-    let mut progress = Progress::new(ProgressMode::detect(args.quiet));
-    let exec = execute(&plan, &loaded.registry, &store, &options, &mut progress);
-    drop(progress);
+    let live = LiveLog::create(&dir.join(rundir::names::LIVE)).map_err(Failure::input)?;
+    let mut events = (Progress::new(ProgressMode::detect(args.quiet)), live);
+    let exec = execute(&plan, &loaded.registry, &store, &options, &mut events);
+    drop(events);
     if exec.stopped {
         let reason = options.runtime.stop.reason().map(str::to_string).unwrap_or_else(|| {
             format!("--interrupt-after-steps {}", args.interrupt_after_steps.unwrap_or_default())

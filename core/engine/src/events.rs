@@ -100,6 +100,34 @@ pub trait RunEvents {
     fn log(&mut self, _line: &str) {}
 }
 
+/// Two sinks, each told everything (the progress display and the run's live log).
+impl<A: RunEvents, B: RunEvents> RunEvents for (A, B) {
+    fn plan_ready(&mut self, plan: &Plan) {
+        self.0.plan_ready(plan);
+        self.1.plan_ready(plan);
+    }
+
+    fn stage_started(&mut self, stage: &StageIr, key: &StageKey, cached: bool) {
+        self.0.stage_started(stage, key, cached);
+        self.1.stage_started(stage, key, cached);
+    }
+
+    fn train_progress(&mut self, stage: &str, record: &EvalRecord, total_steps: u64) {
+        self.0.train_progress(stage, record, total_steps);
+        self.1.train_progress(stage, record, total_steps);
+    }
+
+    fn stage_finished(&mut self, stage: &StageIr, report: &StageReport) {
+        self.0.stage_finished(stage, report);
+        self.1.stage_finished(stage, report);
+    }
+
+    fn log(&mut self, line: &str) {
+        self.0.log(line);
+        self.1.log(line);
+    }
+}
+
 /// A sink that ignores everything.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoEvents;

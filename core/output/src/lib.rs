@@ -14,6 +14,8 @@
 //!   several run directories.
 //! - [`results`]: the generated part of an experiments folder's `RESULTS.md`, from several run
 //!   directories (`ticketlab reproduce`).
+//! - [`live`]: `live.jsonl`, the log a run appends to while it trains, and what `ticketlab
+//!   watch` shows of it.
 //! - [`progress`]: a [`RunEvents`](ticketlab_engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
@@ -22,6 +24,7 @@ pub mod differences;
 pub mod doc;
 pub mod figures;
 pub mod files;
+pub mod live;
 pub mod progress;
 pub mod report;
 pub mod results;

@@ -52,6 +52,8 @@ pub mod names {
     pub const IN_PROGRESS: &str = "in_progress.json";
     /// Evaluation records.
     pub const METRICS: &str = "metrics.jsonl";
+    /// The live log, appended while the run goes on ([`crate::live`]).
+    pub const LIVE: &str = "live.jsonl";
     /// Evaluation records, long CSV.
     pub const METRICS_CSV: &str = "metrics.csv";
     /// Summary table, CSV.

@@ -745,3 +745,37 @@ fn a_sweep_copy_of_a_deterministic_stage_reuses_the_stored_result() {
     let random = status(&["--grid", "init.width=[48]"]);
     assert!(random.iter().any(|(s, cached)| s == "init" && !cached), "{random:?}");
 }
+
+/// `--random` draws points deterministically in `--sample-seed`: a second run of the same
+/// command computes nothing, and the manifest records the flags.
+#[test]
+fn random_points_are_drawn_again_the_same_and_cost_nothing() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = root().join("experiments/quickstart.yaml");
+    let set = tiny();
+    let random = [
+        "--random",
+        "ticket_train.lr=loguniform(1e-3, 1e-2)",
+        "--samples",
+        "2",
+        "--sample-seed",
+        "5",
+    ];
+    let mut args = vec!["run", file.to_str().unwrap(), "--store", "s", "--quiet", "--jobs", "1"];
+    args.extend(random);
+    let first = ticketlab(&with(&[&args[..], &["--out", "a"]].concat(), &set), cwd.path());
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let plan_args = [&["plan", file.to_str().unwrap(), "--store", "s"][..], &random[..]].concat();
+    let plan = ticketlab(&with(&plan_args, &set), cwd.path());
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let shown = stdout(&plan);
+    let drawn: Vec<&str> =
+        shown.lines().filter(|l| l.trim_start().starts_with("ticket_train[")).collect();
+    assert_eq!(drawn.len(), 2, "{shown}");
+    assert!(drawn.iter().all(|l| l.ends_with("cached")), "drawn again, stored: {shown}");
+    let summary = std::fs::read_to_string(cwd.path().join("a/summary.csv")).unwrap();
+    assert!(summary.lines().next().unwrap().contains("ticket_train.lr"), "{summary}");
+    let manifest = std::fs::read_to_string(cwd.path().join("a/manifest.json")).unwrap();
+    assert!(manifest.contains("--random ticket_train.lr=loguniform(1e-3, 1e-2)"), "{manifest}");
+    assert!(manifest.contains("--sample-seed 5"), "{manifest}");
+}

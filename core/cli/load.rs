@@ -37,6 +37,17 @@ pub struct ExperimentArgs {
     /// `seeds`.
     #[arg(long = "seeds", value_name = "N")]
     pub seeds: Option<u64>,
+    /// Draw a parameter at random: STAGE.PARAM=DIST with DIST `uniform(a, b)`,
+    /// `loguniform(a, b)`, `int(a, b)` or `choice([v1, v2, ...])`; repeatable, with
+    /// `--samples`. The points combine with the grid like zip rows.
+    #[arg(long = "random", value_name = "STAGE.PARAM=DIST")]
+    pub random: Vec<String>,
+    /// How many random points to draw (replaces the file's `random.samples`).
+    #[arg(long = "samples", value_name = "N")]
+    pub samples: Option<u64>,
+    /// The seed of the random draws (default 0; replaces the file's `random.seed`).
+    #[arg(long = "sample-seed", value_name = "S")]
+    pub sample_seed: Option<u64>,
     /// Load a dynamic plugin library (in addition to the file's `plugins:` list); repeatable.
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
@@ -82,11 +93,14 @@ impl ExperimentArgs {
             grid: self.grid.clone(),
             zip: self.zip.clone(),
             seeds: self.seeds,
+            random: self.random.clone(),
+            samples: self.samples,
+            sample_seed: self.sample_seed,
             budget: Budget::new(self.max_memory),
         }
     }
-    /// The changes to the file, as typed: `--set`, `--grid`, `--zip` and `--seeds` (what
-    /// `ticketlab runs` shows beside each run).
+    /// The changes to the file, as typed: `--set`, `--grid`, `--zip`, `--seeds` and the random
+    /// draws (what `ticketlab runs` shows beside each run).
     pub fn overrides_typed(&self) -> Vec<String> {
         let flag = |name: &'static str| move |v: &String| format!("--{name} {v}");
         self.set
@@ -95,6 +109,9 @@ impl ExperimentArgs {
             .chain(self.grid.iter().map(flag("grid")))
             .chain(self.zip.iter().map(flag("zip")))
             .chain(self.seeds.map(|n| format!("--seeds {n}")))
+            .chain(self.random.iter().map(flag("random")))
+            .chain(self.samples.map(|n| format!("--samples {n}")))
+            .chain(self.sample_seed.map(|n| format!("--sample-seed {n}")))
             .collect()
     }
 }

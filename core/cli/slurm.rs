@@ -65,15 +65,20 @@ pub fn script(s: &Submission<'_>) -> Result<String, Failure> {
     if let Source::File(f) = s.source {
         args.push(absolute(f)?.display().to_string());
     }
+    let e = s.experiment;
     for (flag, values) in
-        [("--set", &s.experiment.set), ("--grid", &s.experiment.grid), ("--zip", &s.experiment.zip)]
+        [("--set", &e.set), ("--grid", &e.grid), ("--zip", &e.zip), ("--random", &e.random)]
     {
         for v in values {
             args.extend([flag.to_string(), v.clone()]);
         }
     }
-    if let Some(n) = s.experiment.seeds {
-        args.extend(["--seeds".to_string(), n.to_string()]);
+    for (flag, n) in
+        [("--seeds", e.seeds), ("--samples", e.samples), ("--sample-seed", e.sample_seed)]
+    {
+        if let Some(n) = n {
+            args.extend([flag.to_string(), n.to_string()]);
+        }
     }
     if let Some(bytes) = s.experiment.max_memory {
         args.extend(["--max-memory".to_string(), bytes.to_string()]);

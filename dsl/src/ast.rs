@@ -192,8 +192,35 @@ pub struct SweepAst {
     pub zip: Vec<SweepAxis>,
     /// Number of repeats with root seeds `seed + 0 .. seed + n - 1`.
     pub seeds: Option<Spanned<u64>>,
+    /// Random search: points drawn from distributions (they become zip rows when loaded).
+    pub random: Option<RandomAst>,
     /// The whole block.
     pub span: Span,
+}
+
+/// `random`: `samples` points, each parameter drawn from its distribution with the seed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RandomAst {
+    /// How many points to draw.
+    pub samples: Option<Spanned<u64>>,
+    /// The seed of the draws (0 when absent).
+    pub seed: Option<Spanned<u64>>,
+    /// The drawn parameters.
+    pub axes: Vec<RandomAxis>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// One randomly drawn parameter: `STAGE.PARAM` and its distribution as written
+/// (`loguniform(1e-4, 1e-2)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomAxis {
+    /// `STAGE.PARAM`.
+    pub key: Spanned<String>,
+    /// The distribution's text.
+    pub dist: Spanned<String>,
+    /// The command-line flag that added it (`--random ...`), if it did not come from the file.
+    pub set_by: Option<String>,
 }
 
 /// One swept parameter and its values.

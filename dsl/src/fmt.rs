@@ -43,7 +43,22 @@ pub fn to_yaml(ast: &Experiment) -> String {
         if let Some(n) = &sw.seeds {
             let _ = writeln!(out, "  seeds: {}", n.node);
         }
-        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() {
+        if let Some(r) = &sw.random {
+            out.push_str("  random:\n");
+            if let Some(n) = &r.samples {
+                let _ = writeln!(out, "    samples: {}", n.node);
+            }
+            if let Some(n) = &r.seed {
+                let _ = writeln!(out, "    seed: {}", n.node);
+            }
+            let over: Vec<String> = r
+                .axes
+                .iter()
+                .map(|a| format!("{}: {}", yaml_str(&a.key.node), yaml_str(&a.dist.node)))
+                .collect();
+            let _ = writeln!(out, "    over: {{ {} }}", over.join(", "));
+        }
+        if sw.grid.is_empty() && sw.zip.is_empty() && sw.seeds.is_none() && sw.random.is_none() {
             out.truncate(out.len() - "sweep:\n".len());
             out.push_str("sweep: {}\n");
         }
@@ -168,7 +183,7 @@ pub fn to_tlx(ast: &Experiment) -> String {
         tlx_stage(&mut out, s);
     }
     if let Some(sw) = &ast.sweep {
-        if !sw.grid.is_empty() || !sw.zip.is_empty() || sw.seeds.is_some() {
+        if !sw.grid.is_empty() || !sw.zip.is_empty() || sw.seeds.is_some() || sw.random.is_some() {
             out.push('\n');
         }
         if !sw.grid.is_empty() {
@@ -179,6 +194,17 @@ pub fn to_tlx(ast: &Experiment) -> String {
         }
         if let Some(n) = &sw.seeds {
             let _ = writeln!(out, "  sweep seeds = {}", n.node);
+        }
+        if let Some(r) = &sw.random {
+            let mut entries: Vec<String> = Vec::new();
+            entries.extend(r.samples.as_ref().map(|n| format!("samples = {}", n.node)));
+            entries.extend(r.seed.as_ref().map(|n| format!("seed = {}", n.node)));
+            entries.extend(
+                r.axes
+                    .iter()
+                    .map(|a| format!("{} = {}", tlx_key(&a.key.node), json_str(&a.dist.node))),
+            );
+            let _ = writeln!(out, "  sweep random {{ {} }}", entries.join(", "));
         }
     }
     for (i, c) in ast.claims.iter().enumerate() {
@@ -246,15 +272,19 @@ fn tlx_axes(axes: &[SweepAxis]) -> String {
     let items: Vec<String> = axes
         .iter()
         .map(|a| {
-            let key = match a.key.node.split_once('.') {
-                Some((s, p)) if is_ident(s) && is_ident(p) => a.key.node.clone(),
-                _ => json_str(&a.key.node),
-            };
             let values: Vec<String> = a.values.iter().map(|v| tlx_value(&v.node)).collect();
-            format!("{key} = [{}]", values.join(", "))
+            format!("{} = [{}]", tlx_key(&a.key.node), values.join(", "))
         })
         .collect();
     items.join(", ")
+}
+
+/// A sweep key: bare as `stage.param` when both are identifiers, else a quoted string.
+fn tlx_key(key: &str) -> String {
+    match key.split_once('.') {
+        Some((s, p)) if is_ident(s) && is_ident(p) => key.to_string(),
+        _ => json_str(key),
+    }
 }
 
 /// A name: bare when it is an identifier and not a keyword, else a quoted string.

@@ -21,6 +21,7 @@ pub mod fmt;
 pub mod implied;
 pub mod lower;
 pub mod overrides;
+pub mod random;
 pub mod sweep;
 pub mod tlx;
 pub mod yaml;
@@ -45,6 +46,12 @@ pub struct CliOverrides {
     pub zip: Vec<String>,
     /// `--seeds N`: the number of seed repeats.
     pub seeds: Option<u64>,
+    /// `--random STAGE.PARAM=DIST`: parameters drawn at random (with `samples`).
+    pub random: Vec<String>,
+    /// `--samples N`: how many random points to draw.
+    pub samples: Option<u64>,
+    /// `--sample-seed S`: the seed of the random draws.
+    pub sample_seed: Option<u64>,
     /// The memory a stage may use (`--max-memory`): stages estimated beyond it are refused at
     /// the value to change.
     pub budget: Budget,
@@ -266,6 +273,13 @@ pub fn load_source_with(
     let (ast, mut diags) = parse_partial(&src.text, format);
     let Some(mut ast) = ast else { return Err(collect(src, diags)) };
     diags.extend(overrides::apply_sweep_flags(&mut ast, &cli.grid, &cli.zip, cli.seeds));
+    diags.extend(overrides::apply_random_flags(
+        &mut ast,
+        &cli.random,
+        cli.samples,
+        cli.sample_seed,
+    ));
+    diags.extend(random::draw_into_zip(&mut ast));
     // A wildcard reaches the stages whose kind and plugin, written or taken through
     // `extends`, have the parameter.
     let (set, refused) = overrides::expand_wildcards(&extends::resolve(&ast).0, &cli.set, registry);

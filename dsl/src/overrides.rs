@@ -18,7 +18,10 @@
 
 use serde_yaml::Value as Yaml;
 
-use crate::ast::{Experiment, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis, is_ident};
+use crate::ast::{
+    Experiment, ParamAst, RandomAst, RandomAxis, Span, Spanned, StageAst, SweepAst, SweepAxis,
+    is_ident,
+};
 use crate::diag::Diag;
 use crate::yaml;
 use ticketlab_api::ir::StageKind;
@@ -153,6 +156,72 @@ pub fn apply_sweep_flags(
     if let Some(n) = seeds {
         let span = sweep.seeds.as_ref().map_or(span, |s| s.span);
         sweep.seeds = Some(Spanned::new(n, span));
+    }
+    diags
+}
+
+/// Applies `--random STAGE.PARAM=DIST` (repeatable), `--samples N` and `--sample-seed S` to the
+/// sweep's `random` block: a flag's parameter replaces the file's axis or random parameter of
+/// the same key, `--samples` and `--sample-seed` the file's. The distributions are checked
+/// when drawn ([`crate::random::draw_into_zip`]).
+pub fn apply_random_flags(
+    ast: &mut Experiment,
+    random: &[String],
+    samples: Option<u64>,
+    sample_seed: Option<u64>,
+) -> Vec<Diag> {
+    let mut diags = Vec::new();
+    if random.is_empty() && samples.is_none() && sample_seed.is_none() {
+        return diags;
+    }
+    if samples == Some(0) {
+        diags.push(
+            Diag::new("`--samples 0`: draw at least one point").help("give `--samples 1` or more"),
+        );
+    }
+    let has_random = ast.sweep.as_ref().is_some_and(|s| s.random.is_some());
+    if random.is_empty() && !has_random {
+        diags.push(
+            Diag::new("`--samples` and `--sample-seed` go with random parameters, and neither the file nor the command line draws one")
+                .help("add `--random STAGE.PARAM=DIST`, e.g. `--random dense.lr=\"loguniform(1e-4, 1e-2)\"`"),
+        );
+        return diags;
+    }
+    let span = Span::point(ast.name.span.start);
+    let mut added = Vec::new();
+    for arg in random {
+        let shown = format!("--random {arg}");
+        let Some((key, dist)) = arg.split_once('=') else {
+            diags.push(
+                Diag::new(format!("`{shown}`: expected `STAGE.PARAM=DIST`"))
+                    .help("write e.g. `--random dense.lr=\"loguniform(1e-4, 1e-2)\"`"),
+            );
+            continue;
+        };
+        let key = key.trim().to_string();
+        let at = key
+            .split_once('.')
+            .and_then(|(stage, _)| ast.stage(stage))
+            .map_or(Span::point(0), |s| s.name.span);
+        added.push(RandomAxis {
+            key: Spanned::new(key, at),
+            dist: Spanned::new(dist.trim().to_string(), at),
+            set_by: Some(shown),
+        });
+    }
+    let sweep = ast.sweep.get_or_insert_with(|| SweepAst { span, ..SweepAst::default() });
+    // A flag's parameter replaces the file's, wherever the file sweeps it.
+    let keys: Vec<String> = added.iter().map(|a| a.key.node.clone()).collect();
+    sweep.grid.retain(|a| a.set_by.is_some() || !keys.contains(&a.key.node));
+    sweep.zip.retain(|a| a.set_by.is_some() || !keys.contains(&a.key.node));
+    let block = sweep.random.get_or_insert_with(|| RandomAst { span, ..RandomAst::default() });
+    block.axes.retain(|a| !keys.contains(&a.key.node));
+    block.axes.extend(added);
+    if let Some(n) = samples.filter(|&n| n > 0) {
+        block.samples = Some(Spanned::new(n, block.samples.as_ref().map_or(span, |s| s.span)));
+    }
+    if let Some(s) = sample_seed {
+        block.seed = Some(Spanned::new(s, block.seed.as_ref().map_or(span, |x| x.span)));
     }
     diags
 }

@@ -31,7 +31,8 @@ use serde_json::Value;
 
 use crate::MAX_NESTING;
 use crate::ast::{
-    ClaimAst, Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+    ClaimAst, Experiment, Gaps, InputAst, ParamAst, RandomAst, RandomAxis, Span, Spanned, StageAst,
+    SweepAst, SweepAxis,
 };
 use crate::diag::Diag;
 use ticketlab_api::plugin::registry::suggestion;
@@ -575,6 +576,22 @@ impl Walker {
                     s.seeds = slot;
                 }
             }
+            Rule::sweep_random => {
+                let random = self.random(which, sp);
+                if let Some(s) = sweep.as_mut() {
+                    match &mut s.random {
+                        Some(first) => {
+                            self.error(
+                                Diag::new("`sweep random` is given twice")
+                                    .label(sp, "given again here")
+                                    .label(first.span, "first given here")
+                                    .help("draw every parameter in one `sweep random { ... }`"),
+                            );
+                        }
+                        None => s.random = Some(random),
+                    }
+                }
+            }
             rule => {
                 let mut axes: Vec<SweepAxis> = Vec::new();
                 for a in which.into_inner() {
@@ -588,6 +605,48 @@ impl Walker {
                 }
             }
         }
+    }
+
+    fn random(&mut self, p: Pair<'_, Rule>, sp: Span) -> RandomAst {
+        let mut random = RandomAst { span: sp, ..RandomAst::default() };
+        for entry in p.into_inner() {
+            let entry_span = span(&entry);
+            let mut inner = entry.clone().into_inner();
+            let (Some(first), Some(second)) = (inner.next(), inner.next()) else { continue };
+            match entry.as_rule() {
+                Rule::random_count => {
+                    let Some(n) = self.clean(|w| w.integer(second)) else {
+                        self.gaps.sweep = true;
+                        continue;
+                    };
+                    let word = first.as_str();
+                    if word == "samples" && n.node == 0 {
+                        self.error(
+                            Diag::new("`samples` must be at least 1")
+                                .label(n.span, "no points")
+                                .help("draw one point or more"),
+                        );
+                        continue;
+                    }
+                    let slot =
+                        if word == "samples" { &mut random.samples } else { &mut random.seed };
+                    let before = slot.as_ref().map(|x| x.span);
+                    self.once(slot, n, word, entry_span, before);
+                }
+                _ => {
+                    let key = match first.clone().into_inner().next() {
+                        Some(s) if s.as_rule() == Rule::string => self.string(s).node,
+                        _ => first.as_str().to_string(),
+                    };
+                    random.axes.push(RandomAxis {
+                        key: Spanned::new(key, span(&first)),
+                        dist: self.string(second),
+                        set_by: None,
+                    });
+                }
+            }
+        }
+        random
     }
 
     fn axis(&mut self, p: Pair<'_, Rule>) -> Option<SweepAxis> {

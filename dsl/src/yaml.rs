@@ -15,7 +15,8 @@ use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
 use crate::ast::{
-    ClaimAst, Experiment, Gaps, InputAst, ParamAst, Span, Spanned, StageAst, SweepAst, SweepAxis,
+    ClaimAst, Experiment, Gaps, InputAst, ParamAst, RandomAst, RandomAxis, Span, Spanned, StageAst,
+    SweepAst, SweepAxis,
 };
 use crate::diag::Diag;
 use locate::{Locations, MAX_DEPTH};
@@ -26,7 +27,8 @@ const TOP_KEYS: &[&str] = &["name", "description", "seed", "plugins", "stages", 
 /// The keys of a claim.
 const CLAIM_KEYS: &[&str] = &["text", "holds", "seeds"];
 const STAGE_KEYS: &[&str] = &["kind", "uses", "extends", "with", "inputs"];
-const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds"];
+const SWEEP_KEYS: &[&str] = &["grid", "zip", "seeds", "random"];
+const RANDOM_KEYS: &[&str] = &["samples", "seed", "over"];
 
 /// Parses a YAML experiment; on failure, every problem found.
 pub fn parse(text: &str) -> Result<Experiment, Vec<Diag>> {
@@ -707,6 +709,7 @@ impl Walker {
                 "grid" => sweep.grid = self.axes("grid", value),
                 "zip" => sweep.zip = self.axes("zip", value),
                 "seeds" => sweep.seeds = self.count(value, &["sweep", "seeds"], 1),
+                "random" => sweep.random = self.random(value),
                 other => {
                     self.lost(&["sweep", other]);
                     let span = self.key_span(&["sweep", other]);
@@ -719,6 +722,53 @@ impl Walker {
             }
         }
         Some(sweep)
+    }
+
+    fn random(&mut self, v: &Yaml) -> Option<RandomAst> {
+        let path = ["sweep", "random"];
+        let m = self.expect_map(
+            v,
+            &path,
+            "`random: { samples: N, seed: S, over: { STAGE.PARAM: \"loguniform(a, b)\" } }`",
+        )?;
+        let key_span = self.key_span(&path);
+        let mut random = RandomAst {
+            span: Span::new(key_span.start, self.value_span(&path).end),
+            ..RandomAst::default()
+        };
+        for (key, value) in self.entries(m, &path) {
+            match key {
+                "samples" => random.samples = self.count(value, &["sweep", "random", "samples"], 1),
+                "seed" => random.seed = self.count(value, &["sweep", "random", "seed"], 0),
+                "over" => {
+                    let over = ["sweep", "random", "over"];
+                    let Some(axes) = self.expect_map(value, &over, "`{ STAGE.PARAM: \"DIST\" }`")
+                    else {
+                        continue;
+                    };
+                    for (param, dist) in self.entries(axes, &over) {
+                        let p = ["sweep", "random", "over", param];
+                        if let Some(dist) = self.string(dist, &p) {
+                            random.axes.push(RandomAxis {
+                                key: Spanned::new(param.to_string(), self.key_span(&p)),
+                                dist,
+                                set_by: None,
+                            });
+                        }
+                    }
+                }
+                other => {
+                    self.lost(&["sweep", "random", other]);
+                    let span = self.key_span(&["sweep", "random", other]);
+                    self.error(
+                        Diag::new(format!("unknown key `{other}` in `sweep.random`"))
+                            .label(span, "not a key of `random`")
+                            .help(suggestion(other, RANDOM_KEYS, "valid keys")),
+                    );
+                }
+            }
+        }
+        Some(random)
     }
 
     fn axes(&mut self, which: &str, v: &Yaml) -> Vec<SweepAxis> {

@@ -7,6 +7,7 @@ mod extends;
 mod fmt;
 mod fuzz;
 mod implied;
+mod random;
 mod recipes;
 mod robustness;
 mod sweeps;

@@ -126,12 +126,7 @@ fn unfinished(marker: &InProgress) -> String {
 fn headline(summary: &Summary) -> String {
     let groups = summary.over_seeds();
     if groups.iter().any(|g| g.seeds.len() > 1) {
-        let baselines: Vec<&str> = summary
-            .arms
-            .iter()
-            .filter(|a| a.baseline.as_deref() == Some(a.arm.as_str()))
-            .map(|a| a.stage.as_str())
-            .collect();
+        let baselines = summary.baseline_stages();
         let best = groups
             .iter()
             .filter(|g| !baselines.contains(&g.stage.as_str()))

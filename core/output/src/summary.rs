@@ -194,26 +194,23 @@ impl Summary {
         groups
     }
 
+    /// The stages (as written) of the arms that are their own baseline.
+    pub fn baseline_stages(&self) -> Vec<&str> {
+        self.arms
+            .iter()
+            .filter(|a| a.baseline.as_deref() == Some(a.arm.as_str()))
+            .map(|a| a.stage.as_str())
+            .collect()
+    }
+
     /// The arm that generalised soonest over its seeds, among the arms that are not a
     /// baseline (with at least two of them to choose from): the lowest median t_gen over the
     /// seeds (a seed that never generalised counts as later than every step), ties broken by
     /// the lowest median tau_grok. With the median t_gen and tau_grok (`None`: never, which is
     /// the best only when every arm's median is never).
     pub fn best_over_seeds(&self) -> Option<(SeedGroup, Option<f64>, Option<f64>)> {
-        let baselines: Vec<&str> = self
-            .arms
-            .iter()
-            .filter(|a| a.baseline.as_deref() == Some(a.arm.as_str()))
-            .map(|a| a.stage.as_str())
-            .collect();
-        // The median with a never (None) above every number, itself None when it is a never.
-        let median = |values: &[Option<f64>]| {
-            let mut v: Vec<f64> = values.iter().map(|x| x.unwrap_or(f64::INFINITY)).collect();
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            let m = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-            m.is_finite().then_some(m)
-        };
+        let baselines = self.baseline_stages();
+        let median = median_never_last;
         let key = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
         let groups: Vec<SeedGroup> = self
             .over_seeds()
@@ -284,6 +281,19 @@ impl SeedGroup {
             format!("{} [{}]", self.stage, point.join(", "))
         }
     }
+}
+
+/// The median of `values` where `None` ("never") ranks above every number; `None` when the
+/// median is a never (half the values or more, or a middle pair with one).
+pub fn median_never_last(values: &[Option<f64>]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().map(|x| x.unwrap_or(f64::INFINITY)).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return None;
+    }
+    let m = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    m.is_finite().then_some(m)
 }
 
 /// Mean, sample standard deviation, median, minimum and maximum of the values reached, and how

@@ -1,5 +1,6 @@
-//! The live log: `live.jsonl` grows while a run trains, and `ticketlab watch` follows it until
-//! the run finishes, is stopped, or its process is gone.
+//! The live log: `live.jsonl` grows while a run trains, `ticketlab watch` follows it until the
+//! run finishes, is stopped, or its process is gone, and `ticketlab report` writes a partial
+//! report from it.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,6 +45,15 @@ fn the_live_log_grows_while_the_run_trains_and_watch_follows_it() {
         "{}",
         stdout(&once)
     );
+    // A report of the run as it stands, marked partial.
+    let report = ticketlab(&["report", "out"], cwd.path());
+    assert_eq!(report.status.code(), Some(0), "{}", stderr(&report));
+    let partial = std::fs::read_to_string(cwd.path().join("out/report.md")).unwrap();
+    if !manifest.exists() {
+        assert!(partial.starts_with("# quickstart (partial)"), "{partial}");
+        assert!(partial.contains("is still going") && partial.contains("dense"), "{partial}");
+        assert!(cwd.path().join("out/figures/accuracy.svg").is_file());
+    }
     while !manifest.exists() && lines(&log) == early && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }

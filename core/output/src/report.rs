@@ -19,8 +19,11 @@ use super::differences::differences;
 use super::doc::{Block, Column, Doc, Span, bold, code, text};
 use super::figures::{self, Figure};
 use super::files;
-use super::rundir::{Manifest, MaskSummary, MetricLine, RunFiles, names};
+use super::live;
+use super::rundir::{InProgress, Manifest, MaskSummary, MetricLine, RunFiles, names};
 use super::summary::{SeedGroup, Spread, Summary, SummaryRow};
+use ticketlab_api::ir::written_name;
+use ticketlab_api::metrics::RunSummary;
 use ticketlab_api::{Error, Result};
 
 /// Writes `report.md` and `report.html` of `run` into `run.dir`, showing `figures` (already
@@ -30,13 +33,67 @@ pub fn write(run: &RunFiles, figures: &[Figure]) -> Result<()> {
 }
 
 /// Rebuilds the report of the run directory `dir` from its files: the figures drawn from
-/// `metrics.jsonl` and `summary.json` are redrawn, those drawn from artifacts are kept.
+/// `metrics.jsonl` and `summary.json` are redrawn, those drawn from artifacts are kept. A run
+/// still going (or stopped) gets a partial report from its live log ([`partial`]).
 pub fn regenerate(dir: &Path) -> Result<()> {
+    if !dir.join(names::MANIFEST).is_file() && dir.join(names::LIVE).is_file() {
+        return partial(dir);
+    }
     let run = RunFiles::read(dir)?;
     let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
     figs.extend(figures::read_artifact_figures(dir)?);
     figures::write_figures(dir, &figs)?;
     write(&run, &figs)
+}
+
+/// Writes the report of a run that has not finished its directory, from its live log: a
+/// notice that it is partial, each training's evaluations so far, and the accuracy and loss
+/// figures of those evaluations. The run replaces it with the full report when it finishes.
+pub fn partial(dir: &Path) -> Result<()> {
+    let log = dir.join(names::LIVE);
+    let events = live::parse(&log, &files::read(&log)?)?;
+    let arms = live::arms(&events);
+    let marker = InProgress::read(dir)?;
+    let experiment = marker.as_ref().map_or("run".to_string(), |m| m.experiment.clone());
+    let mut summary = Summary { experiment: experiment.clone(), baseline: None, arms: Vec::new() };
+    let mut metrics = Vec::new();
+    for a in arms.iter().filter(|a| !a.evals.is_empty()) {
+        let Some(run) = RunSummary::from_records(&a.evals, a.threshold.unwrap_or(0.95), f64::NAN)
+        else {
+            continue;
+        };
+        summary.arms.push(SummaryRow {
+            arm: a.arm.clone(),
+            stage: written_name(&a.arm).to_string(),
+            seed: super::summary::repeat_seed(&a.arm).unwrap_or(0),
+            sweep: BTreeMap::new(),
+            pruner: None,
+            run,
+            mask_rate: None,
+            speedup_t_gen: None,
+            baseline: None,
+        });
+        metrics
+            .extend(a.evals.iter().map(|r| MetricLine { arm: a.arm.clone(), record: r.clone() }));
+    }
+    let mut figs = figures::metric_figures(&summary, &metrics)?;
+    figs.retain(|f| f.file == figures::ACCURACY || f.file == figures::LOSS);
+    figures::write_figures(dir, &figs)?;
+    let mut doc = Doc { title: format!("{experiment} (partial)"), blocks: Vec::new() };
+    let standing = match &marker {
+        Some(m) => match &m.interrupted {
+            Some(reason) => format!("was stopped ({reason}); resume it with `{}`", m.command),
+            None => format!("is still going (started {} on {})", m.started_utc, m.host),
+        },
+        None => "did not finish".to_string(),
+    };
+    doc.push(Block::Para(vec![text(format!(
+        "Partial: this run {standing}. What follows is read from {} as it stood; the finished run writes the full report here.",
+        names::LIVE
+    ))]));
+    doc.push(Block::Code { lang: "text".into(), text: live::render(&arms) });
+    push_figures(&mut doc, &figs);
+    write_doc(dir, &doc)
 }
 
 /// Writes a comparison of the run directories `dirs` into `out`: one table of every arm of

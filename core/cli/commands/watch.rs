@@ -101,12 +101,7 @@ fn standing(dir: &Path) -> Result<Standing, Failure> {
                 "stopped ({reason}); resume with: {}\n",
                 marker.command
             ))),
-            None if marker.host == ticketlab_engine::store::host_name()
-                && !Path::new(&format!("/proc/{}", marker.pid)).exists()
-                && Path::new("/proc/self").exists() =>
-            {
-                Ok(Standing::Gone(marker.pid))
-            }
+            None if marker.process_gone() => Ok(Standing::Gone(marker.pid)),
             None => Ok(Standing::Running),
         },
     }

@@ -292,7 +292,11 @@ pub fn render(arms: &[ArmState]) -> String {
         let _ = writeln!(
             out,
             "{name:<width$}  {:>13}  {:>6}  {:>6}  {:>6}  {:>6}  {:<24}  {status}",
-            format!("{}/{}", a.step(), a.total_steps),
+            if a.total_steps == 0 {
+                "-".to_string()
+            } else {
+                format!("{}/{}", a.step(), a.total_steps)
+            },
             pct(last.and_then(|e| e.train_acc)),
             pct(last.and_then(|e| e.test_acc)),
             t(grok.t_mem),

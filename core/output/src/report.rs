@@ -83,6 +83,10 @@ pub fn partial(dir: &Path) -> Result<()> {
     let standing = match &marker {
         Some(m) => match &m.interrupted {
             Some(reason) => format!("was stopped ({reason}); resume it with `{}`", m.command),
+            None if m.process_gone() => format!(
+                "did not finish: its process ended before writing the run directory; rerun `{}` to complete it (finished stages load from the store)",
+                m.command
+            ),
             None => format!("is still going (started {} on {})", m.started_utc, m.host),
         },
         None => "did not finish".to_string(),

@@ -162,7 +162,7 @@ fn arms_over_seeds(groups: &[SeedGroup], run: &RunFiles) -> Block {
                 median_range(&g.t_mem, steps),
                 median_range(&g.t_gen, steps),
                 median_range(&g.tau_grok, num),
-                known_median_range(&g.speedup_t_gen, |v| format!("{}×", num(v))),
+                speedup(g),
                 known_median_range(&final_acc, |v| format!("{v:.1}%")),
             ]
         })
@@ -179,6 +179,18 @@ fn arms_over_seeds(groups: &[SeedGroup], run: &RunFiles) -> Block {
     Block::Table { columns: columns(&spec), rows }
 }
 
+/// The speed-up over the seeds where it is known; where the baseline never generalised and
+/// the arm did, the lowest bound (`≥ 3.2×`) instead.
+fn speedup(g: &SeedGroup) -> String {
+    let known = known_median_range(&g.speedup_t_gen, |v| format!("{}×", num(v)));
+    let bound = g.speedup_at_least.iter().flatten().copied().min_by(f64::total_cmp);
+    match (known.as_str(), bound) {
+        ("-", Some(b)) => format!("≥ {}×", num(b)),
+        (_, Some(b)) => format!("{known}; ≥ {}× where the baseline never generalised", num(b)),
+        _ => known,
+    }
+}
+
 /// `median (lowest–highest)` of values where `None` is "never", above every number: one value
 /// alone, "-" for none.
 fn median_range(values: &[Option<f64>], show: fn(f64) -> String) -> String {
@@ -189,6 +201,7 @@ fn median_range(values: &[Option<f64>], show: fn(f64) -> String) -> String {
     match values.len() {
         0 => "-".into(),
         1 => shown(values[0]),
+        n if values.iter().all(|v| *v == values[0]) => format!("{} (all {n})", shown(values[0])),
         _ => format!(
             "{} ({}–{})",
             shown(median_never_last(values)),
@@ -229,6 +242,8 @@ mod tests {
     #[test]
     fn medians_rank_never_after_every_step() {
         assert_eq!(median_range(&[Some(500.0), Some(300.0), Some(900.0)], steps), "500 (300–900)");
+        assert_eq!(median_range(&[Some(100.0), Some(100.0)], steps), "100 (all 2)");
+        assert_eq!(median_range(&[None, None, None], steps), "never (all 3)");
         assert_eq!(
             median_range(&[Some(19600.0), None, Some(20800.0)], steps),
             "20,800 (19,600–never)"

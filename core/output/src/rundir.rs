@@ -488,6 +488,14 @@ impl InProgress {
         files::write_json(&dir.join(names::IN_PROGRESS), self)
     }
 
+    /// Whether the process that wrote the marker is gone: on this host, no process has its id
+    /// (read from `/proc`); `false` where that cannot be told (another host, no `/proc`).
+    pub fn process_gone(&self) -> bool {
+        self.host == ticketlab_engine::store::host_name()
+            && Path::new("/proc/self").exists()
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+
     /// The marker of `dir`, if it has one.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(names::IN_PROGRESS);

@@ -199,10 +199,7 @@ pub fn apply_random_flags(
             continue;
         };
         let key = key.trim().to_string();
-        let at = key
-            .split_once('.')
-            .and_then(|(stage, _)| ast.stage(stage))
-            .map_or(Span::point(0), |s| s.name.span);
+        let at = flag_span(ast, &key);
         added.push(RandomAxis {
             key: Spanned::new(key, at),
             dist: Spanned::new(dist.trim().to_string(), at),
@@ -269,16 +266,21 @@ fn parse_axis(ast: &Experiment, which: Axes, arg: &str) -> Result<SweepAxis, Dia
         }
         out.push(v);
     }
-    let span = key
-        .split_once('.')
-        .and_then(|(stage, _)| ast.stage(stage))
-        .map_or(Span::point(0), |s| s.name.span);
+    let span = flag_span(ast, key);
     Ok(SweepAxis {
         key: Spanned::new(key.to_string(), span),
         values: out.into_iter().map(|v| Spanned::new(v, span)).collect(),
         span,
         set_by: Some(shown),
     })
+}
+
+/// Where a flag on `STAGE.PARAM` points in the file: the stage's name when the file has the
+/// stage, else nowhere (the diagnostic then shows no place in the file).
+fn flag_span(ast: &Experiment, key: &str) -> Span {
+    key.split_once('.')
+        .and_then(|(stage, _)| ast.stage(stage))
+        .map_or(Span::point(0), |s| s.name.span)
 }
 
 /// How many lists and mappings nest in `v` (0 for a scalar), the limit files have too.

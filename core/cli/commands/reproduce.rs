@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ticketlab_api::ir::StageKind;
 use ticketlab_output::results::{self, Reproduced};
 use ticketlab_output::rundir::{RunFiles, names};
 
@@ -92,20 +91,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         }
     }
-    let reproduced: Vec<Reproduced> = files
-        .iter()
-        .filter(|(name, _)| runs.join(name).join(names::MANIFEST).is_file())
+    let (finished, missing): (Vec<_>, Vec<_>) =
+        files.iter().partition(|(name, _)| runs.join(name).join(names::MANIFEST).is_file());
+    let reproduced: Vec<Reproduced> = finished
+        .into_iter()
         .map(|(name, file)| {
             let run = RunFiles::read(&runs.join(name)).map_err(Failure::input)?;
             Ok(Reproduced { file: file.display().to_string(), run })
         })
         .collect::<Result<_, Failure>>()?;
     write_page(&page, &reproduced)?;
-    let missing: Vec<&str> = files
-        .iter()
-        .filter(|(name, _)| !reproduced.iter().any(|r| r.run.dir == runs.join(name)))
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let missing: Vec<&str> = missing.iter().map(|(name, _)| name.as_str()).collect();
     print(&closing(&reproduced, &missing, &page, started.elapsed().as_secs_f64(), args.no_run))?;
     if failed.is_empty() { Ok(()) } else { Err(Failure::Failed(failed.join("\n"))) }
 }
@@ -220,18 +216,15 @@ fn closing(
     seconds: f64,
     no_run: bool,
 ) -> String {
-    let trainings = runs
-        .iter()
-        .flat_map(|r| &r.run.manifest.stages)
-        .filter(|s| s.kind == StageKind::Train && s.seconds.is_some());
-    let (loaded, computed): (Vec<_>, Vec<_>) = trainings.partition(|s| s.cached == Some(true));
+    let (computed, loaded) =
+        runs.iter().map(|r| r.run.manifest.trainings()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let mut out = format!(
         "{} experiments in {}; {} trainings ({} computed, {} loaded from the store), {:.0} s wall time{}\n",
         runs.len(),
         page.display(),
-        computed.len() + loaded.len(),
-        computed.len(),
-        loaded.len(),
+        computed + loaded,
+        computed,
+        loaded,
         seconds,
         if no_run { " (--no-run: nothing ran)" } else { "" }
     );

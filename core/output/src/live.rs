@@ -184,7 +184,7 @@ pub struct ArmState {
     pub total_steps: u64,
     /// Its evaluations so far (without per-layer norms or L1).
     pub evals: Vec<EvalRecord>,
-    /// Seconds since the run started at its start and at its last evaluation.
+    /// Seconds since the run started, at its start.
     pub started: f64,
     /// Seconds at the last evaluation.
     pub last: f64,

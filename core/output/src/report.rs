@@ -40,8 +40,7 @@ pub fn regenerate(dir: &Path) -> Result<()> {
         return partial(dir);
     }
     let run = RunFiles::read(dir)?;
-    let mut figs = figures::metric_figures(&run.summary, &run.metrics)?;
-    figs.extend(figures::read_artifact_figures(dir)?);
+    let figs = figures::of_run(&run)?;
     figures::write_figures(dir, &figs)?;
     write(&run, &figs)
 }

@@ -8,7 +8,6 @@
 
 use std::path::Path;
 
-use ticketlab_api::ir::StageKind;
 use ticketlab_api::{Error, Result};
 
 use super::doc::{Block, Doc, code, text};
@@ -102,8 +101,7 @@ fn section(doc: &mut Doc, r: &Reproduced, figures_dir: &Path, figures_link: &str
     seeds.sort_unstable();
     seeds.dedup();
     let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
-    let trainings = m.stages.iter().filter(|s| s.kind == StageKind::Train && s.seconds.is_some());
-    let (loaded, computed): (Vec<_>, Vec<_>) = trainings.partition(|s| s.cached == Some(true));
+    let (computed, loaded) = m.trainings();
     let commit = m.engine_commit.as_deref().unwrap_or("not recorded");
     doc.push(Block::Para(vec![text(format!(
         "ticketlab {} (commit {commit}), backend {}, {} thread(s); seeds {}; {} trainings ({} computed by this run, {} loaded from the store); written {}.",
@@ -111,9 +109,9 @@ fn section(doc: &mut Doc, r: &Reproduced, figures_dir: &Path, figures_link: &str
         m.backend,
         m.threads,
         seeds.join(", "),
-        computed.len() + loaded.len(),
-        computed.len(),
-        loaded.len(),
+        computed + loaded,
+        computed,
+        loaded,
         m.created_utc
     ))]));
     if !run.claims.is_empty() {
@@ -124,9 +122,8 @@ fn section(doc: &mut Doc, r: &Reproduced, figures_dir: &Path, figures_link: &str
     doc.push(Block::Para(vec![text(
         "Median (lowest–highest) over the seeds; \"never\" (the threshold not reached within the run) ranks after every step count, so a median of never means at least half the seeds never got there. A speed-up is missing where the arm or its baseline never generalised.",
     )]));
-    doc.push(arms_over_seeds(&run.summary.over_seeds(), run));
-    let mut drawn = figures::metric_figures(&run.summary, &run.metrics)?;
-    drawn.extend(figures::read_artifact_figures(&run.dir)?);
+    doc.push(arms_over_seeds(&run.summary.over_seeds()));
+    let drawn = figures::of_run(run)?;
     if !drawn.is_empty() {
         doc.push(Block::Heading(3, "Figures".into()));
     }
@@ -145,17 +142,12 @@ fn section(doc: &mut Doc, r: &Reproduced, figures_dir: &Path, figures_link: &str
 
 /// One row per arm over its seeds: median (range) of t_mem, t_gen, tau_grok, the speed-up and
 /// the final test accuracy.
-fn arms_over_seeds(groups: &[SeedGroup], run: &RunFiles) -> Block {
+fn arms_over_seeds(groups: &[SeedGroup]) -> Block {
     let rows = groups
         .iter()
         .map(|g| {
-            let final_acc: Vec<Option<f64>> = run
-                .summary
-                .arms
-                .iter()
-                .filter(|a| a.stage == g.stage && a.sweep == g.sweep)
-                .map(|a| a.run.final_test_acc.map(|v| v * 100.0))
-                .collect();
+            let final_acc: Vec<Option<f64>> =
+                g.final_test_acc.iter().map(|v| v.map(|v| v * 100.0)).collect();
             vec![
                 format!("`{}`", g.name()),
                 g.seeds.len().to_string(),

@@ -240,6 +240,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The training stages that finished, as (computed by this run, loaded from the store).
+    pub fn trainings(&self) -> (usize, usize) {
+        let finished =
+            self.stages.iter().filter(|s| s.kind == StageKind::Train && s.seconds.is_some());
+        let loaded = finished.clone().filter(|s| s.cached == Some(true)).count();
+        (finished.count() - loaded, loaded)
+    }
+
     /// Builds the manifest of `outputs`, stamped with the current time.
     pub fn build(outputs: &RunOutputs<'_>) -> Self {
         let stages: Vec<ManifestStage> = outputs

@@ -190,6 +190,7 @@ impl Summary {
             g.tau_grok.push(a.run.tau_grok);
             g.speedup_t_gen.push(a.speedup_t_gen);
             g.speedup_at_least.push(self.speedup_at_least(a));
+            g.final_test_acc.push(a.run.final_test_acc);
         }
         groups
     }
@@ -210,7 +211,6 @@ impl Summary {
     /// the best only when every arm's median is never).
     pub fn best_over_seeds(&self) -> Option<(SeedGroup, Option<f64>, Option<f64>)> {
         let baselines = self.baseline_stages();
-        let median = median_never_last;
         let key = |x: Option<f64>| x.unwrap_or(f64::INFINITY);
         let groups: Vec<SeedGroup> = self
             .over_seeds()
@@ -223,7 +223,7 @@ impl Summary {
         groups
             .into_iter()
             .map(|g| {
-                let (t, tau) = (median(&g.t_gen), median(&g.tau_grok));
+                let (t, tau) = (median_never_last(&g.t_gen), median_never_last(&g.tau_grok));
                 (g, t, tau)
             })
             .min_by(|a, b| key(a.1).total_cmp(&key(b.1)).then(key(a.2).total_cmp(&key(b.2))))
@@ -268,6 +268,8 @@ pub struct SeedGroup {
     /// Where the baseline of a seed never generalised and the arm did, the speed-up's lower
     /// bound ([`Summary::speedup_at_least`]).
     pub speedup_at_least: Vec<Option<f64>>,
+    /// The final test accuracy of each seed.
+    pub final_test_acc: Vec<Option<f64>>,
 }
 
 impl SeedGroup {

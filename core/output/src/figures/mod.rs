@@ -89,6 +89,14 @@ pub fn artifact_figures(outputs: &RunOutputs<'_>, summary: &Summary) -> Result<V
     Ok(out)
 }
 
+/// Every figure of the finished run `run`: those drawn from its metrics and summary drawn
+/// again, those drawn from artifacts read back from its `figures/` folder.
+pub fn of_run(run: &crate::rundir::RunFiles) -> Result<Vec<Figure>> {
+    let mut figures = metric_figures(&run.summary, &run.metrics)?;
+    figures.extend(read_artifact_figures(&run.dir)?);
+    Ok(figures)
+}
+
 /// Writes every figure under `dir/figures/` and the index listing them in order.
 pub fn write_figures(dir: &Path, figures: &[Figure]) -> Result<()> {
     let folder = dir.join(super::rundir::names::FIGURES);

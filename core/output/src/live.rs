@@ -163,7 +163,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<LiveEvent>> {
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             serde_json::from_str(line).map_err(|e| {
-                Error::data(path, format!("line {}: not an event of the live log: {e}", i + 1))
+                Error::data(
+                    path,
+                    format!(
+                        "line {}: not an event of the live log ({e}); only `ticketlab run` writes this file: rerun the run's command into this directory to write it again (finished stages load from the store)",
+                        i + 1
+                    ),
+                )
             })
         })
         .collect()

@@ -15,3 +15,4 @@ mod runs;
 mod slurm;
 mod stop_rules;
 mod stopping;
+mod tensorboard;

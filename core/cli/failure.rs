@@ -40,6 +40,15 @@ impl Failure {
         Failure::Failed(e.to_string())
     }
 
+    /// An error reading or writing a run directory's files: the disk failing is a failure
+    /// (exit 1), anything else (a missing or malformed file, a wrong name) the input's (exit 2).
+    pub fn of_run_files(e: ticketlab_api::Error) -> Self {
+        match e {
+            ticketlab_api::Error::Io { .. } => Failure::failed(e),
+            _ => Failure::input(e),
+        }
+    }
+
     /// A panic that escaped every other boundary (a bug): reported, exit code 1.
     pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
         let message = ticketlab_api::error::panic_message(&*payload);

@@ -1,8 +1,10 @@
 //! `ticketlab export RUN_DIR --arm ARM --out FILE`: an arm's weights and mask from the store, in
 //! a `.safetensors` or `.npz` file that PyTorch and NumPy load (names as `state_dict` has them).
+//! `ticketlab export RUN_DIR --tensorboard OUT`: the run's evaluations as TensorBoard event
+//! files, one folder per arm.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::ir::StageKind;
@@ -44,8 +46,9 @@ pub struct Args {
     pub run_dir: PathBuf,
     /// The stage to export, as the run names it (a train stage such as `ticket_train` or
     /// `ticket_train[mask.rate=0.6]@seed1`, a model or rewind stage, or a prune stage's mask).
-    #[arg(long, value_name = "ARM")]
-    pub arm: String,
+    /// With `--tensorboard`: only this arm, or every arm of this stage (default: every arm).
+    #[arg(long, value_name = "ARM", required_unless_present = "tensorboard")]
+    pub arm: Option<String>,
     /// What to write, comma-separated. One item: the tensors are named as the model's
     /// parameters (`layers.0.weight`), ready for `load_state_dict`. Several: each name is
     /// prefixed by the item (`init/layers.0.weight`, `final/...`, `mask/...`).
@@ -53,8 +56,13 @@ pub struct Args {
     pub what: Vec<What>,
     /// The file to write: `.safetensors` (with the arm, architecture and step in its metadata) or
     /// `.npz`.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "tensorboard")]
+    pub out: Option<PathBuf>,
+    /// Write the run's evaluations as TensorBoard event files into OUT instead, one folder per
+    /// arm (`tensorboard --logdir OUT`): accuracies, losses and norms per evaluation, and each
+    /// arm's t_mem, t_gen and speed-up as text. A run still going exports what it has so far.
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["out", "what", "store"])]
+    pub tensorboard: Option<PathBuf>,
     /// The store the run used (default: .ticketlab under the working directory).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -62,9 +70,15 @@ pub struct Args {
 
 /// Writes the file; a missing arm, stored result or mask is an input error naming the fix.
 pub fn run(args: Args) -> Result<(), Failure> {
-    let format = WeightsFormat::of(&args.out).map_err(Failure::input)?;
+    if let Some(out) = &args.tensorboard {
+        return tensorboard(&args.run_dir, out, args.arm.as_deref());
+    }
+    let (Some(arm), Some(out)) = (&args.arm, &args.out) else {
+        return Err(Failure::input("give --arm ARM and --out FILE, or --tensorboard OUT"));
+    };
+    let format = WeightsFormat::of(out).map_err(Failure::input)?;
     let manifest = read_manifest(&args.run_dir).map_err(Failure::input)?;
-    let stage = find_stage(&manifest.stages, &args.arm)?;
+    let stage = find_stage(&manifest.stages, arm)?;
     let store = super::store(args.store.as_ref())?;
     let key = stage.key.as_deref().and_then(StageKey::parse).ok_or_else(|| {
         Failure::input(format!(
@@ -91,13 +105,26 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let metadata = metadata(&artifact, &stage.name, &manifest.experiment, &args.what);
     let bytes = weights_file::to_file_bytes(format, &tensors, metadata).map_err(Failure::failed)?;
-    files::write(&args.out, bytes).map_err(Failure::failed)?;
+    files::write(out, bytes).map_err(Failure::failed)?;
     print(&format!(
         "{}: {} tensors of `{}` ({})\n",
-        args.out.display(),
+        out.display(),
         tensors.len(),
         stage.name,
         args.what.iter().map(|w| w.name()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// Writes the TensorBoard event files of `run_dir` under `out`.
+fn tensorboard(run_dir: &Path, out: &Path, only: Option<&str>) -> Result<(), Failure> {
+    let exported =
+        ticketlab_output::tensorboard::export(run_dir, out, only).map_err(Failure::of_run_files)?;
+    let partial = if exported.partial { " so far (the run has not finished)" } else { "" };
+    print(&format!(
+        "{}: the evaluations of {} arms{partial}; view them with `tensorboard --logdir {}`\n",
+        out.display(),
+        exported.files.len(),
+        out.display()
     ))
 }
 

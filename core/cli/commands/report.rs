@@ -23,14 +23,6 @@ pub struct Args {
 
 /// Regenerates one report or writes a comparison. A directory that is not a run directory, or a
 /// malformed file in one, is an input error (exit 2); failing to write is a failure (exit 1).
-fn failure(e: ticketlab_api::Error) -> Failure {
-    match e {
-        ticketlab_api::Error::Io { .. } => Failure::failed(e),
-        _ => Failure::input(e),
-    }
-}
-
-/// Regenerates one report or writes a comparison (see [`failure`] for exit codes).
 pub fn run(args: Args) -> Result<(), Failure> {
     if let [dir] = args.dirs.as_slice() {
         if args.out.is_some() {
@@ -38,13 +30,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 "--out is for comparing several run directories; with one, its report is rewritten in place",
             ));
         }
-        report::regenerate(dir).map_err(failure)?;
+        report::regenerate(dir).map_err(Failure::of_run_files)?;
         return print(&format!("report: {}\n", dir.join("report.md").display()));
     }
     let out = args.out.unwrap_or_else(|| {
         let parent = args.dirs[0].parent().map(PathBuf::from).unwrap_or_default();
         parent.join(format!("compare-{}", utc_stamp(SystemTime::now(), false)))
     });
-    let written = report::compare(&args.dirs, &out).map_err(failure)?;
+    let written = report::compare(&args.dirs, &out).map_err(Failure::of_run_files)?;
     print(&format!("comparison: {}\n", written.display()))
 }

@@ -16,6 +16,8 @@
 //!   directories (`ticketlab reproduce`).
 //! - [`live`]: `live.jsonl`, the log a run appends to while it trains, and what `ticketlab
 //!   watch` shows of it.
+//! - [`tensorboard`]: a run's evaluations as TensorBoard event files (`ticketlab export
+//!   --tensorboard`).
 //! - [`progress`]: a [`RunEvents`](ticketlab_engine::RunEvents) sink with progress bars or plain
 //!   lines.
 
@@ -30,6 +32,7 @@ pub mod report;
 pub mod results;
 pub mod rundir;
 pub mod summary;
+pub mod tensorboard;
 
 use std::path::Path;
 

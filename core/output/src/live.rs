@@ -192,8 +192,8 @@ pub struct ArmState {
     pub evals: Vec<EvalRecord>,
     /// Seconds since the run started, at its start.
     pub started: f64,
-    /// Seconds at the last evaluation.
-    pub last: f64,
+    /// Seconds since the run started, at each evaluation of `evals`.
+    pub eval_seconds: Vec<f64>,
 }
 
 impl ArmState {
@@ -209,7 +209,8 @@ impl ArmState {
             return None;
         }
         let first = self.evals[0].step;
-        let pace = (self.last - self.started) / (step - first.min(step)).max(1) as f64;
+        let last = self.eval_seconds.last().copied().unwrap_or(self.started);
+        let pace = (last - self.started) / (step - first.min(step)).max(1) as f64;
         Some(pace * self.total_steps.saturating_sub(step) as f64)
     }
 }
@@ -259,7 +260,7 @@ pub fn arms(events: &[LiveEvent]) -> Vec<ArmState> {
                     norms: Norms { l1: f64::NAN, l2: l2.unwrap_or(f64::NAN) },
                     layers: Default::default(),
                 });
-                out[i].last = *seconds;
+                out[i].eval_seconds.push(*seconds);
             }
             LiveEvent::Finished { stage, outcome, .. } => {
                 if let Some(a) = out.iter_mut().find(|a| a.arm == *stage) {

@@ -7,6 +7,7 @@ mod cli;
 mod export;
 mod layout;
 mod live;
+mod lmc;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;

@@ -8,6 +8,7 @@ use crate::data::Dataset;
 use crate::metrics::{EvalRecord, RunSummary};
 use crate::plugin::params::Params;
 use crate::tensor::{MaskSet, NamedTensors};
+use crate::{Error, Result};
 
 /// Which architecture plugin built a model, with which parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +124,36 @@ pub struct RunArtifact {
     pub records: Vec<EvalRecord>,
     /// Headline numbers.
     pub summary: RunSummary,
+}
+
+impl RunArtifact {
+    /// The weights a stage's `param` (`at`, `to`) selects: `final`, `init` (also `0`) or a
+    /// checkpoint step, with the step they are at (`None` for the initial weights). A step the
+    /// run saved no checkpoint at is an error naming the saved steps and the fix.
+    pub fn weights_at(&self, which: &str, param: &str) -> Result<(&NamedTensors, Option<u64>)> {
+        match which {
+            "final" => Ok((&self.final_params, Some(self.summary.steps))),
+            "init" => Ok((&self.init.params, None)),
+            step => {
+                let n: u64 = step.parse().map_err(|_| {
+                    Error::param(param, format!("`{step}` is not `final`, `init` or a step number"))
+                })?;
+                if n == 0 {
+                    return Ok((&self.init.params, None));
+                }
+                self.checkpoints.get(&n).map(|w| (w, Some(n))).ok_or_else(|| {
+                    let have: Vec<String> = self.checkpoints.keys().map(u64::to_string).collect();
+                    Error::param(
+                        param,
+                        format!(
+                            "the run has no checkpoint at step {n}; saved steps: {}. Add {n} to the trainer's `checkpoint_steps`",
+                            have.join(", ")
+                        ),
+                    )
+                })
+            }
+        }
+    }
 }
 
 /// The result of an analysis stage: named tables and series, as JSON.

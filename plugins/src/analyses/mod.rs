@@ -1,15 +1,18 @@
 //! Built-in analyses of runs, models and masks. Each documents the JSON value it produces, and
-//! the Fourier and Jaccard analyses hand the run directory their figures of it.
+//! the Fourier, Jaccard and LMC analyses hand the run directory their figures of it.
 //!
 //! - `fourier_entropy`: periodicity of per-neuron effective weights (PAPER-SPEC 6.2).
 //! - `jaccard`: how the magnitude mask moves between checkpoints (6.1).
 //! - `graph_metrics`: spectral and relational-graph properties of pruned layers (6.3).
 //! - `weight_norms`: L1 and L2 norms over training (5.3, figure 6).
+//! - `lmc`: linear mode connectivity of two trained states and its error barrier (Frankle et
+//!   al. 2020).
 
 mod fourier;
 mod graph;
 mod jaccard;
 mod linalg;
+mod lmc;
 mod norms;
 
 pub use fourier::{code_cross_entropy, normalised_spectrum, shannon_entropy};

@@ -37,6 +37,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("warmup_steps", ParamType::Int, "linear warmup: step t < N (from 0) uses lr * (t + 1) / N (0 = none)").default("0").min(0.0).at_most("steps"),
     ParamSpec::new("grad_clip", ParamType::Float, "clip each step's gradient to this global L2 norm before the update, as PyTorch's clip_grad_norm_ (0 = no clipping)").default("0").min(0.0),
     ParamSpec::new("batch_size", ParamType::Int, "examples per step; 0 = the whole training split (full batch)").default("0").min(0.0),
+    ParamSpec::new("data_seed", ParamType::Int, "seed of the minibatch order (-1: the stage's own seed): two copies of a training from one model that set different values differ only in the order of their minibatches, as the instability analysis asks").default("-1").min(-1.0).in_key_unless_default(),
     ParamSpec::new("loss", ParamType::Choice(&["cross_entropy", "mse"]), "training loss; mse uses one-hot targets for classification").default("\"cross_entropy\""),
     ParamSpec::new("loss_precision", ParamType::Choice(&["f32", "f64"]), "compute the training loss and its gradient in the graph in f32, or on the host in f64 as the reference code does (one extra forward pass per step)").default("\"f32\""),
     ParamSpec::new("eval_every", ParamType::Int, "evaluate train and test every N steps (0 = only log-spaced points and the end)").default("100").min(0.0),
@@ -154,6 +155,8 @@ struct Recipe {
     threshold: f64,
     resume_every: u64,
     stop: StopRule,
+    /// The minibatch order's own seed (`None`: the stage's).
+    data_seed: Option<u64>,
 }
 
 impl Recipe {
@@ -226,6 +229,7 @@ impl Recipe {
             threshold: p.f64("threshold")?,
             resume_every: p.usize("resume_every")? as u64,
             stop: StopRule::from_params(p)?,
+            data_seed: u64::try_from(p.i64("data_seed")?).ok(),
         })
     }
 
@@ -400,9 +404,11 @@ impl TrainerPlugin for Standard {
         recipe.memory(model.weights, model.tensors, budget).map(Some)
     }
 
-    /// Only minibatches are drawn with the seed; full-batch training draws nothing.
+    /// Only minibatches are drawn with the seed, and not when `data_seed` gives them their own;
+    /// full-batch training draws nothing.
     fn uses_seed(&self, params: &Params) -> bool {
-        params.usize("batch_size").map_or(true, |b| b != 0)
+        let own_seed = params.i64("data_seed").is_ok_and(|s| s >= 0);
+        params.usize("batch_size").map_or(true, |b| b != 0) && !own_seed
     }
 }
 
@@ -513,7 +519,7 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
     // The session trains the arms in `active` (slot i is arm active[i]).
     let mut active: Vec<usize> = (0..arms.len()).collect();
     let mut session = compile(arms, &active, &restored, start, &step_spec, full_batch)?;
-    let seed_value = arms[0].job.ctx.seed;
+    let seed_value = arms[0].recipe.data_seed.unwrap_or(arms[0].job.ctx.seed);
     for step in start..=steps {
         if arms[0].recipe.evaluates(step)
             && arms.iter().any(|a| a.live() && a.records.last().is_none_or(|r| r.step < step))

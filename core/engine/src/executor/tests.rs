@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::stages::inputs::select_from_run;
 use super::*;
 use crate::events::{NoEvents, StageOutcome};
 use crate::planner::plan;
@@ -431,13 +430,13 @@ fn weights_are_selected_by_at_and_to() {
     let Some(Artifact::Run(r)) = e.artifact("a") else { panic!() };
     let mut r = r.as_ref().clone();
     r.checkpoints.insert(2, r.final_params.clone());
-    assert_eq!(select_from_run(&r, "final", "at").unwrap().1, Some(3));
-    assert_eq!(select_from_run(&r, "init", "at").unwrap().0, &r.init.params);
-    assert_eq!(select_from_run(&r, "0", "at").unwrap().1, None);
-    assert_eq!(select_from_run(&r, "2", "at").unwrap().1, Some(2));
-    let err = select_from_run(&r, "5", "at").unwrap_err().to_string();
+    assert_eq!(r.weights_at("final", "at").unwrap().1, Some(3));
+    assert_eq!(r.weights_at("init", "at").unwrap().0, &r.init.params);
+    assert_eq!(r.weights_at("0", "at").unwrap().1, None);
+    assert_eq!(r.weights_at("2", "at").unwrap().1, Some(2));
+    let err = r.weights_at("5", "at").unwrap_err().to_string();
     assert!(err.contains("no checkpoint at step 5") && err.contains("saved steps: 2"), "{err}");
-    assert!(select_from_run(&r, "later", "to").unwrap_err().to_string().contains("`later` is not"));
+    assert!(r.weights_at("later", "to").unwrap_err().to_string().contains("`later` is not"));
 }
 
 /// Scores weights by magnitude.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::compute::StageRun;
-use ticketlab_api::artifact::{ArchSpec, Artifact, ModelArtifact, RunArtifact};
+use ticketlab_api::artifact::{ArchSpec, Artifact, ModelArtifact};
 use ticketlab_api::data::{Dataset, DatasetInfo};
 use ticketlab_api::ir::StageIr;
 use ticketlab_api::tensor::{Architecture, NamedTensors};
@@ -129,7 +129,7 @@ pub(super) fn select_weights<'a>(
     param: &str,
 ) -> Result<(&'a ModelArtifact, &'a NamedTensors, Option<u64>)> {
     match from {
-        Artifact::Run(run) => select_from_run(run, which, param).map(|(w, s)| (&run.init, w, s)),
+        Artifact::Run(run) => run.weights_at(which, param).map(|(w, s)| (&run.init, w, s)),
         Artifact::Model(m) => match which {
             "final" | "init" => Ok((m.as_ref(), &m.params, None)),
             _ => Err(Error::param(
@@ -141,34 +141,5 @@ pub(super) fn select_weights<'a>(
             )),
         },
         _ => Err(wrong_type(stage, "from", "a model or a run")),
-    }
-}
-
-pub(in crate::executor) fn select_from_run<'a>(
-    run: &'a RunArtifact,
-    which: &str,
-    param: &str,
-) -> Result<(&'a NamedTensors, Option<u64>)> {
-    match which {
-        "final" => Ok((&run.final_params, Some(run.summary.steps))),
-        "init" => Ok((&run.init.params, None)),
-        step => {
-            let n: u64 = step.parse().map_err(|_| {
-                Error::param(param, format!("`{step}` is not `final`, `init` or a step number"))
-            })?;
-            if n == 0 {
-                return Ok((&run.init.params, None));
-            }
-            run.checkpoints.get(&n).map(|w| (w, Some(n))).ok_or_else(|| {
-                let have: Vec<String> = run.checkpoints.keys().map(u64::to_string).collect();
-                Error::param(
-                    param,
-                    format!(
-                        "the run has no checkpoint at step {n}; saved steps: {}. Add {n} to the trainer's `checkpoint_steps`",
-                        have.join(", ")
-                    ),
-                )
-            })
-        }
     }
 }

@@ -5,6 +5,7 @@ mod cache;
 mod claims;
 mod cli;
 mod export;
+mod halving;
 mod layout;
 mod live;
 mod lmc;

@@ -21,6 +21,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("analysis", "fourier_entropy"),
     ("analysis", "graph_metrics"),
     ("analysis", "jaccard"),
+    ("analysis", "lmc"),
     ("analysis", "weight_norms"),
     ("architecture", "mlp"),
     ("architecture", "mlp_modular"),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::text::utc_stamp;
-use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute, plan};
+use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute_selecting, plan};
 use ticketlab_output::live::LiveLog;
 use ticketlab_output::progress::{Progress, ProgressMode};
 use ticketlab_output::rundir::names::MANIFEST;
@@ -114,10 +114,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
         only_stored: None,
         steal_leases: args.steal_leases,
         runtime,
+        rungs: Default::default(),
     };
     if args.on == Target::Local && (args.dry_run || args.no_wait || !args.slurm_options.is_empty())
     {
         return Err(Failure::input("--dry-run, --no-wait and --slurm-option go with --on slurm"));
+    }
+    if args.on == Target::Slurm
+        && let Some(ps) = plan.stages.iter().find(|ps| selects(ps))
+    {
+        return Err(Failure::input(format!(
+            "stage `{}` selects its sweep points by successive halving (`select`), which runs on this machine only: run without --on slurm, or leave `select` out",
+            ps.stage.name
+        )));
     }
     let name = &loaded.ir.name;
     let submission = slurm::Submission {
@@ -172,7 +181,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     signals::stop_on_signals(options.runtime.stop.clone())?;
     let live = LiveLog::create(&dir.join(rundir::names::LIVE)).map_err(Failure::input)?;
     let mut events = (Progress::new(ProgressMode::detect(args.quiet)), live);
-    let exec = execute(&plan, &loaded.registry, &store, &options, &mut events);
+    let exec = execute_selecting(&plan, &loaded.registry, &store, &options, &mut events);
     drop(events);
     if exec.stopped {
         let reason = options.runtime.stop.reason().map(str::to_string).unwrap_or_else(|| {
@@ -218,6 +227,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Ok(_) => {}
     }
     if problems.is_empty() { Ok(()) } else { Err(Failure::Failed(problems.join("\n"))) }
+}
+
+/// Whether `ps` selects its sweep points by successive halving (a `select` with rungs).
+fn selects(ps: &ticketlab_engine::PlannedStage) -> bool {
+    let rungs = ps.stage.params.get("select").and_then(|s| s.get("rungs"));
+    rungs.and_then(|r| r.as_array()).is_some_and(|r| !r.is_empty())
 }
 
 /// `dir`, or `dir-2`, `dir-3`, ... if it exists (two runs started in the same second).
@@ -346,9 +361,13 @@ fn summary(exec: &Execution) -> String {
         }
     }
     let count = |label: &str| exec.reports.iter().filter(|r| r.outcome.label() == label).count();
+    let cut = match count("cut") {
+        0 => String::new(),
+        n => format!(", {n} cut by successive halving"),
+    };
     let _ = writeln!(
         out,
-        "{} ran, {} resumed, {} cached, {} failed, {} not run",
+        "{} ran, {} resumed, {} cached{cut}, {} failed, {} not run",
         count("ran"),
         count("resumed"),
         count("cached"),

@@ -38,6 +38,15 @@ pub enum StageOutcome {
         /// The step at which it stopped.
         step: u64,
     },
+    /// A training that trained to a rung of successive halving and paused there, its state
+    /// saved ([`crate::halving`]).
+    Paused {
+        /// The rung.
+        step: u64,
+    },
+    /// A training cut at a rung of successive halving: its run ends at its saved state and is
+    /// not stored ([`crate::halving`]).
+    Cut,
     /// Failed; the error is in [`StageReport::error`].
     Failed,
     /// Not attempted because an earlier stage failed.
@@ -45,21 +54,30 @@ pub enum StageOutcome {
 }
 
 impl StageOutcome {
-    /// Short label for logs: `cached`, `ran`, `resumed`, `interrupted`, `failed`, `not run`.
+    /// Short label for logs: `cached`, `ran`, `resumed`, `interrupted`, `paused`, `cut`,
+    /// `failed`, `not run`.
     pub fn label(&self) -> &'static str {
         match self {
             StageOutcome::Cached => "cached",
             StageOutcome::Ran => "ran",
             StageOutcome::Resumed { .. } => "resumed",
             StageOutcome::Interrupted { .. } => "interrupted",
+            StageOutcome::Paused { .. } => "paused",
+            StageOutcome::Cut => "cut",
             StageOutcome::Failed => "failed",
             StageOutcome::NotRun => "not run",
         }
     }
 
-    /// Whether the stage has a result (cached, ran or resumed).
+    /// Whether the stage has a result (cached, ran, resumed, or cut by successive halving).
     pub fn succeeded(&self) -> bool {
-        matches!(self, StageOutcome::Cached | StageOutcome::Ran | StageOutcome::Resumed { .. })
+        matches!(
+            self,
+            StageOutcome::Cached
+                | StageOutcome::Ran
+                | StageOutcome::Resumed { .. }
+                | StageOutcome::Cut
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! ticketlab-engine: from the IR to stored results, above the plugins.
 //!
 //! - [`planner`], [`batch`], [`key`], [`store`], [`lease`], [`executor`], [`events`]: running a
-//!   plan.
+//!   plan; [`halving`]: running it rung by rung for successive halving.
 //! - [`dylib`]: loading dynamic plugins over the C ABI of `ticketlab-abi`.
 //! - [`weights_file`]: weights and masks in `.safetensors` and `.npz` files, out and in.
 //!
@@ -29,6 +29,7 @@ pub mod batch;
 pub mod dylib;
 pub mod events;
 pub mod executor;
+pub mod halving;
 pub mod key;
 pub mod lease;
 pub mod plan;
@@ -38,6 +39,7 @@ pub mod weights_file;
 
 pub use events::{NoEvents, RunEvents, StageOutcome, StageReport};
 pub use executor::{ExecOptions, Execution, execute};
+pub use halving::execute_selecting;
 pub use key::{Backend, StageKey};
 pub use plan::{Plan, PlannedStage};
 pub use planner::plan;

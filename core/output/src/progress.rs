@@ -296,6 +296,9 @@ impl RunEvents for Progress {
                 format!("{tag} {}: stopped at step {step}", stage.name)
             }
             (StageOutcome::Interrupted { .. }, None) => format!("{tag} {}: stopped", stage.name),
+            (StageOutcome::Paused { step }, None) => {
+                format!("{tag} {}: paused at step {step} (successive halving)", stage.name)
+            }
             (outcome, None) => format!("{tag} {}: {}", stage.name, outcome.label()),
         };
         if self.timings && !matches!(report.outcome, StageOutcome::Cached | StageOutcome::NotRun) {

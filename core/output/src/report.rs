@@ -307,8 +307,10 @@ fn verdict(arm: &SummaryRow, summary: &Summary) -> Vec<Span> {
             arm.run.final_test_acc.map_or("-".into(), |a| pct_apart(a, arm.run.threshold))
         ))),
     }
-    if let Some(reason) = &arm.run.stopped {
-        out.push(text(format!("; its stop rule ended it ({reason})")));
+    match &arm.run.stopped {
+        Some(reason) if reason.starts_with("cut by") => out.push(text(format!("; {reason}"))),
+        Some(reason) => out.push(text(format!("; its stop rule ended it ({reason})"))),
+        None => {}
     }
     let baseline = arm.baseline.as_deref().filter(|b| *b != arm.arm);
     match (baseline, arm.speedup_t_gen) {

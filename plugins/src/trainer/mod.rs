@@ -1,6 +1,7 @@
 //! The `standard` trainer: AdamW or SGD, full batch or minibatches, an evaluation schedule,
 //! checkpoints, resumable state and stop rules ([`stop`]).
 
+mod select;
 mod stop;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +48,7 @@ const PARAMS: &[ParamSpec] = &[
     THRESHOLD,
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
     stop::STOP,
+    select::SELECT,
     ParamSpec::new("batch_arms", ParamType::Bool, "train in one compiled graph with the other arms of the run that share this stage's shapes, data and schedule (`run --batch-arms off` turns it off for a whole run); not in the cache key, as each arm gets the numbers it gets alone").default("true").not_in_key(),
 ];
 
@@ -66,6 +68,7 @@ const PER_ARM: &[&str] = &[
     "grad_clip",
     "threshold",
     "stop",
+    "select",
     "batch_arms",
 ];
 

@@ -48,6 +48,9 @@ pub struct ExecOptions {
     /// How stages run: kernel threads of one worker, device, memory budget, stop requests and
     /// plugin isolation.
     pub runtime: Runtime,
+    /// Successive halving's part in this execution: copies that pause at a rung, copies cut
+    /// at one, and what reads those ([`crate::halving`]); empty otherwise.
+    pub rungs: crate::halving::Rungs,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.

@@ -82,6 +82,8 @@ struct Scheduler<'p> {
     blocked: BTreeMap<&'p str, &'p str>,
     /// Of those, the stages stopped on request.
     stopped: BTreeSet<&'p str>,
+    /// Of those, the trainings paused at a rung of successive halving.
+    paused: BTreeSet<&'p str>,
     started: Vec<bool>,
     claims: Claims,
     /// Workers busy now.
@@ -113,6 +115,7 @@ impl<'p> Scheduler<'p> {
             errors: (0..n).map(|_| None).collect(),
             blocked: BTreeMap::new(),
             stopped: BTreeSet::new(),
+            paused: BTreeSet::new(),
             started: vec![false; n],
             claims: Claims::new(n),
             running: 0,
@@ -186,6 +189,11 @@ impl<'p> Scheduler<'p> {
             if self.started[index] {
                 continue;
             }
+            if let Some(origin) = self.options.rungs.not_run.get(&ps.stage.name) {
+                let origin = plan.stage(origin).map_or("", |o| o.stage.name.as_str());
+                self.skip(index, Some(origin), events);
+                continue;
+            }
             let waits_on = self.waiting_on(ps);
             if self.interrupted || waits_on.is_some() {
                 self.skip(index, waits_on, events);
@@ -224,6 +232,12 @@ impl<'p> Scheduler<'p> {
             self.blocked.insert(&ps.stage.name, failed);
         }
         let why = match waits_on {
+            Some(f) if self.paused.contains(f) => {
+                format!("waits for `{f}`, paused at a rung of successive halving")
+            }
+            Some(f) if self.options.rungs.cut.contains_key(f) => {
+                format!("reads `{f}`, cut by successive halving")
+            }
             Some(f) if !self.stopped.contains(f) => {
                 format!("needs the result of `{f}`, which failed")
             }
@@ -263,6 +277,13 @@ impl<'p> Scheduler<'p> {
         let mut work = Vec::with_capacity(members.len());
         for member in members {
             let ps = &plan.stages[member];
+            // Reads a copy cut by successive halving: computed for this run, never loaded.
+            if self.options.rungs.unstored.contains(&ps.stage.name) {
+                self.started[member] = true;
+                events.stage_started(&ps.stage, &ps.key, false);
+                work.push(Work { index: member, stage: ps, cached: false, lease: None });
+                continue;
+            }
             let only_stored = self.options.only_stored.as_deref();
             let steal = self.options.steal_leases;
             match self.claims.claim(member, ps, self.store, steal, only_stored, events) {
@@ -374,6 +395,13 @@ impl<'p> Scheduler<'p> {
                     }
                     self.artifacts.insert(stage.name.clone(), Arc::new(artifact));
                     Self::report(ps, outcome, seconds, None)
+                }
+                Err(Error::Interrupted { step })
+                    if self.options.rungs.pause.contains_key(&stage.name) =>
+                {
+                    self.paused.insert(&stage.name);
+                    self.blocked.insert(&stage.name, &stage.name);
+                    Self::report(ps, StageOutcome::Paused { step }, seconds, None)
                 }
                 Err(e @ Error::Interrupted { step }) => {
                     self.interrupted = true;

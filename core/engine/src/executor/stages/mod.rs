@@ -60,8 +60,14 @@ pub(super) fn run_work(
         None => Vec::new(),
     };
     for (w, result) in compute.into_iter().zip(computed) {
+        // A copy cut by successive halving, and what reads it, are this run's alone.
+        let name = &w.stage.stage.name;
+        let rungs = &run.options.rungs;
+        let keep = !rungs.cut.contains_key(name) && !rungs.unstored.contains(name);
         let stored = result.and_then(|(artifact, outcome)| {
-            run.store_result(w.stage, &artifact, start)?;
+            if keep {
+                run.store_result(w.stage, &artifact, start)?;
+            }
             Ok((artifact, outcome))
         });
         drop(w.lease);

@@ -9,10 +9,10 @@ use crate::executor::messages::ChannelEvents;
 use crate::key::StageKey;
 use crate::plan::PlannedStage;
 use crate::store::Store;
-use ticketlab_api::artifact::{Artifact, ModelArtifact};
+use ticketlab_api::artifact::{Artifact, DensityReport, ModelArtifact, RunArtifact};
 use ticketlab_api::data::Dataset;
 use ticketlab_api::error::catch_panic;
-use ticketlab_api::metrics::EvalRecord;
+use ticketlab_api::metrics::{EvalRecord, RunSummary};
 use ticketlab_api::plugin::{ArmJob, Params, StageContext, TrainJob, TrainObserver, TrainState};
 use ticketlab_api::runtime::StopFlag;
 use ticketlab_api::tensor::Architecture;
@@ -47,7 +47,16 @@ impl StageCompute for Train {
         let mut results: Vec<Option<Outcome>> = stages.iter().map(|_| None).collect();
         let mut arms = Vec::with_capacity(stages.len());
         for (i, ps) in stages.iter().enumerate() {
+            if let Some(reason) = run.options.rungs.cut.get(&ps.stage.name) {
+                results[i] = Some(cut_run(run, ps, reason));
+                continue;
+            }
             match inputs(run, ps, events) {
+                // Saved at or past its rung already (an earlier run): paused without a step.
+                Ok(arm) if arm.paused_by_its_state() => {
+                    let step = arm.resume.as_ref().map_or(0, |state| state.step);
+                    results[i] = Some(Err(Error::Interrupted { step }));
+                }
                 Ok(arm) => arms.push((i, arm)),
                 Err(e) => results[i] = Some(Err(e)),
             }
@@ -105,6 +114,7 @@ fn inputs<'s>(
         stage: &stage.name,
         events: events.clone(),
         interrupt_after: run.options.interrupt_after_steps,
+        pause: run.options.rungs.pause.get(&stage.name).copied(),
         stop: &run.options.runtime.stop,
     };
     let outcome = match &resume {
@@ -144,6 +154,12 @@ struct TrainInputs<'a> {
 }
 
 impl TrainInputs<'_> {
+    /// Whether the state it resumes from is at or past the rung it is to pause at.
+    fn paused_by_its_state(&self) -> bool {
+        let saved = self.resume.as_ref().map(|state| state.step);
+        self.observer.pause.zip(saved).is_some_and(|(pause, saved)| saved >= pause)
+    }
+
     /// The stage as one arm of [`TrainerPlugin::train_arms`](ticketlab_api::plugin::TrainerPlugin::train_arms).
     fn job(&mut self) -> ArmJob<'_> {
         ArmJob {
@@ -167,6 +183,8 @@ struct StoreObserver<'a> {
     stage: &'a str,
     events: ChannelEvents,
     interrupt_after: Option<u64>,
+    /// The rung of successive halving it pauses at.
+    pause: Option<u64>,
     stop: &'a StopFlag,
 }
 
@@ -180,6 +198,37 @@ impl TrainObserver for StoreObserver<'_> {
     }
 
     fn stop_requested(&self, step: u64) -> bool {
-        self.stop.is_requested() || self.interrupt_after.is_some_and(|n| step >= n)
+        self.stop.is_requested()
+            || self.interrupt_after.is_some_and(|n| step >= n)
+            || self.pause.is_some_and(|n| step >= n)
     }
+}
+
+/// The run of a copy cut by successive halving: its evaluations and weights as its saved state
+/// holds them, ending there for `reason`.
+fn cut_run(run: &StageRun<'_>, ps: &PlannedStage, reason: &str) -> Outcome {
+    let stage = &ps.stage;
+    let state = run.store.load_partial(&ps.key)?.ok_or_else(|| {
+        Error::Other(format!(
+            "stage `{}` was cut by successive halving, but the store no longer holds its saved state: run again to train it to its rung",
+            stage.name
+        ))
+    })?;
+    let init = run.model(stage, "model")?;
+    let threshold =
+        stage.params.get("threshold").and_then(serde_json::Value::as_f64).unwrap_or(0.95);
+    let density = init.mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
+    let mut summary =
+        RunSummary::from_records(&state.records, threshold, density).ok_or_else(|| {
+            Error::Other(format!("stage `{}` was cut before its first evaluation", stage.name))
+        })?;
+    summary.stopped = Some(reason.to_string());
+    let artifact = RunArtifact {
+        init: init.clone(),
+        final_params: state.params,
+        checkpoints: state.checkpoints,
+        records: state.records,
+        summary,
+    };
+    Ok((Artifact::Run(Box::new(artifact)), StageOutcome::Cut))
 }

@@ -12,6 +12,7 @@ mod lmc;
 mod outputs;
 mod plugins_dynamic;
 mod pruners;
+mod python_split;
 mod reproduce;
 mod runs;
 mod slurm;

@@ -3,10 +3,11 @@
 mod file;
 mod mnist;
 pub(crate) mod modular;
+mod python_random;
 mod synthetic;
 
 pub use mnist::load_idx_pair;
-pub use modular::{Operation, modular_dataset};
+pub use modular::{Operation, SplitDraw, modular_dataset};
 
 #[cfg(test)]
 mod tests {

@@ -92,7 +92,17 @@ pub(crate) const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("pairs", ParamType::Choice(&["symmetric", "all"]), "`symmetric`: pairs a <= b as the paper's code (2278 for p = 67); `all`: every ordered pair").default("\"symmetric\""),
     ParamSpec::new("train_fraction", ParamType::Float, "fraction of pairs used for training (the first int(f*N) after a seeded shuffle)").default("0.4").range_exclusive(0.0, 1.0),
     ParamSpec::new("split_seed", ParamType::Int, "seed of the train/test shuffle; -1 = the stage's derived seed").default("-1").min(-1.0),
+    ParamSpec::new("split", ParamType::Choice(&["seeded", "reference"]), "how the pairs are shuffled before the cut: `seeded` (ChaCha8 with the split seed); `reference`: Python's `random.seed(split_seed); random.shuffle(pairs)`, draw for draw, so `split_seed: 0` is the paper's code's seed 0 and its split pair for pair (needs `split_seed` >= 0)").default("\"seeded\"").in_key_unless_default(),
 ];
+
+/// How the train/test split is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitDraw {
+    /// A ChaCha8 shuffle with this seed.
+    Seeded(u64),
+    /// Python's `random.seed(seed); random.shuffle(pairs)`, as the paper's code draws it.
+    Reference(u64),
+}
 
 /// The `modular` dataset plugin.
 #[derive(Default)]
@@ -143,12 +153,15 @@ pub fn modular_dataset(
     p: usize,
     all_pairs: bool,
     train_fraction: f64,
-    split_seed: u64,
+    draw: SplitDraw,
 ) -> Result<Dataset> {
     sizes(p, all_pairs, train_fraction)?;
     let mut pairs: Vec<(usize, usize)> =
         (0..p).flat_map(|a| (if all_pairs { 0 } else { a }..p).map(move |b| (a, b))).collect();
-    pairs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split_seed));
+    match draw {
+        SplitDraw::Seeded(seed) => pairs.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed)),
+        SplitDraw::Reference(seed) => super::python_random::shuffle(&mut pairs, seed),
+    }
     let n_train = (train_fraction * pairs.len() as f64) as usize;
     let split = |ps: &[(usize, usize)]| {
         let mut x = vec![0.0f32; ps.len() * 2 * p];
@@ -179,6 +192,12 @@ pub fn modular_dataset(
     })
 }
 
+/// The `split` parameter; `seeded` when absent (it came after the others, and parameters built
+/// by hand may lack it).
+fn split(params: &Params) -> &str {
+    params.str("split").unwrap_or("seeded")
+}
+
 impl DatasetPlugin for Modular {
     fn build(&self, params: &Params, ctx: &StageContext) -> Result<Dataset> {
         let op_name = params.str("op")?;
@@ -186,16 +205,24 @@ impl DatasetPlugin for Modular {
             .ok_or_else(|| Error::param("op", format!("unknown operation `{op_name}`")))?;
         let p = usize::try_from(params.i64("p")?)
             .map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
-        let seed = match params.i64("split_seed")? {
-            -1 => ctx.seed,
-            s => s as u64,
+        self.check(params)?;
+        let draw = match (split(params), params.i64("split_seed")?) {
+            ("reference", s) => SplitDraw::Reference(s as u64),
+            (_, -1) => SplitDraw::Seeded(ctx.seed),
+            (_, s) => SplitDraw::Seeded(s as u64),
         };
-        modular_dataset(op, p, params.str("pairs")? == "all", params.f64("train_fraction")?, seed)
+        modular_dataset(op, p, params.str("pairs")? == "all", params.f64("train_fraction")?, draw)
     }
 
     fn check(&self, params: &Params) -> Result<()> {
         let p = usize::try_from(params.i64("p")?)
             .map_err(|_| Error::param("p", "the modulus must be at least 2"))?;
+        if split(params) == "reference" && params.i64("split_seed")? == -1 {
+            return Err(Error::param(
+                "split_seed",
+                "`split: reference` draws the split as the paper's code does with its seed: set `split_seed` to that seed (0, 1, 2, ...)",
+            ));
+        }
         sizes(p, params.str("pairs")? == "all", params.f64("train_fraction")?).map(|_| ())
     }
 
@@ -261,9 +288,15 @@ mod tests {
 
     #[test]
     fn splits_are_seeded_disjoint_and_cover_every_pair() {
-        let d = modular_dataset(Operation::Add, 11, false, 0.4, 5).unwrap();
-        assert_eq!(d, modular_dataset(Operation::Add, 11, false, 0.4, 5).unwrap());
-        assert_ne!(d.train, modular_dataset(Operation::Add, 11, false, 0.4, 6).unwrap().train);
+        let d = modular_dataset(Operation::Add, 11, false, 0.4, SplitDraw::Seeded(5)).unwrap();
+        assert_eq!(
+            d,
+            modular_dataset(Operation::Add, 11, false, 0.4, SplitDraw::Seeded(5)).unwrap()
+        );
+        assert_ne!(
+            d.train,
+            modular_dataset(Operation::Add, 11, false, 0.4, SplitDraw::Seeded(6)).unwrap().train
+        );
         let pairs = |s: &Split| -> Vec<(usize, usize)> {
             (0..s.len())
                 .map(|r| {
@@ -284,22 +317,28 @@ mod tests {
         assert_eq!(all.len(), 66);
         assert_eq!(d.train.len(), 26); // int(0.4 * 66)
         assert_eq!(
-            modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().train.len()
-                + modular_dataset(Operation::Add, 67, true, 0.4, 0).unwrap().test.len(),
+            modular_dataset(Operation::Add, 67, true, 0.4, SplitDraw::Seeded(0))
+                .unwrap()
+                .train
+                .len()
+                + modular_dataset(Operation::Add, 67, true, 0.4, SplitDraw::Seeded(0))
+                    .unwrap()
+                    .test
+                    .len(),
             4489
         );
     }
 
     #[test]
     fn symmetric_split_matches_the_reference_code_sizes() {
-        let d = modular_dataset(Operation::Add, 67, false, 0.4, 0).unwrap();
+        let d = modular_dataset(Operation::Add, 67, false, 0.4, SplitDraw::Seeded(0)).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (911, 1367));
         assert_eq!(d.train.x.shape, vec![911, 2, 67]);
     }
 
     #[test]
     fn labels_follow_the_operation() {
-        let d = modular_dataset(Operation::X2Y2, 7, true, 0.5, 3).unwrap();
+        let d = modular_dataset(Operation::X2Y2, 7, true, 0.5, SplitDraw::Seeded(3)).unwrap();
         let Targets::Classes { labels, .. } = &d.train.y else { panic!() };
         for (r, &label) in labels.iter().enumerate() {
             let row = &d.train.x.data[r * 14..(r + 1) * 14];
@@ -314,11 +353,17 @@ mod tests {
 
     #[test]
     fn bad_moduli_and_fractions_are_refused() {
-        let err = modular_dataset(Operation::Add, 1, false, 0.4, 0).unwrap_err().to_string();
+        let err = modular_dataset(Operation::Add, 1, false, 0.4, SplitDraw::Seeded(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least 2"), "{err}");
-        let err = modular_dataset(Operation::Add, 100_000, false, 0.4, 0).unwrap_err().to_string();
+        let err = modular_dataset(Operation::Add, 100_000, false, 0.4, SplitDraw::Seeded(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("p = 100000"), "{err}");
-        let err = modular_dataset(Operation::Add, 2, false, 0.2, 0).unwrap_err().to_string();
+        let err = modular_dataset(Operation::Add, 2, false, 0.2, SplitDraw::Seeded(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("leaves the training split empty"), "{err}");
         let ctx = StageContext::new("data", 0, ".");
         let p = Params::new()
@@ -326,8 +371,13 @@ mod tests {
             .with("p", -3)
             .with("pairs", "symmetric")
             .with("train_fraction", 0.4)
-            .with("split_seed", -1);
+            .with("split_seed", -1)
+            .with("split", "seeded");
         assert!(Modular.build(&p, &ctx).unwrap_err().to_string().contains("at least 2"));
+        // The reference split needs the code's seed.
+        let p = p.with("p", 7).with("split", "reference");
+        let err = Modular.check(&p).unwrap_err().to_string();
+        assert!(err.contains("set `split_seed` to that seed"), "{err}");
     }
 
     #[test]
@@ -339,6 +389,7 @@ mod tests {
                 .with("pairs", "all")
                 .with("train_fraction", 0.5)
                 .with("split_seed", s)
+                .with("split", "seeded")
         };
         let ctx = StageContext::new("data", 42, ".");
         let d = Modular.build(&params(-1), &ctx).unwrap();

@@ -11,9 +11,9 @@ use crate::cli::{root, stderr, stdout, ticketlab, with};
 
 const RATES: [&str; 3] = ["0.3", "0.6", "0.9"];
 
-fn sweep(cwd: &Path, out: &str, store: &str, select: Option<&str>) -> std::process::Output {
-    let file = root().join("experiments/quickstart.yaml");
-    let mut extra: Vec<String> = [
+/// The sweep's settings: three rates, 400 steps, evaluations every 50, in `store`.
+fn settings(store: &str) -> Vec<String> {
+    [
         "--set",
         "*.steps=400",
         "--set",
@@ -22,13 +22,15 @@ fn sweep(cwd: &Path, out: &str, store: &str, select: Option<&str>) -> std::proce
         "mask.rate=[0.3, 0.6, 0.9]",
         "--store",
         store,
-        "--jobs",
-        "1",
-        "--out",
-        out,
     ]
     .map(String::from)
-    .to_vec();
+    .to_vec()
+}
+
+fn sweep(cwd: &Path, out: &str, store: &str, select: Option<&str>) -> std::process::Output {
+    let file = root().join("experiments/quickstart.yaml");
+    let mut extra = settings(store);
+    extra.extend(["--jobs", "1", "--out", out].map(String::from));
     if let Some(select) = select {
         extra.extend(["--set".to_string(), format!("ticket_train.select={select}")]);
     }
@@ -114,23 +116,8 @@ fn halving_cuts_the_worst_points_at_each_rung_and_a_larger_keep_resumes_them() {
         }
     }
     // A cut copy is not stored; its saved state is.
-    let plan = ticketlab(
-        &with(
-            &["plan", root().join("experiments/quickstart.yaml").to_str().unwrap()],
-            &[
-                "--set",
-                "*.steps=400",
-                "--set",
-                "*.eval_every=50",
-                "--grid",
-                "mask.rate=[0.3, 0.6, 0.9]",
-                "--store",
-                "store",
-            ]
-            .map(String::from),
-        ),
-        cwd.path(),
-    );
+    let file = root().join("experiments/quickstart.yaml");
+    let plan = ticketlab(&with(&["plan", file.to_str().unwrap()], &settings("store")), cwd.path());
     let cut_rate = RATES.iter().find(|r| !after_first.contains(&r.to_string())).unwrap();
     let line = stdout(&plan).lines().find(|l| l.contains(&ticket(cut_rate))).unwrap().to_string();
     assert!(line.ends_with("will resume at step 100"), "{line}");

@@ -5,6 +5,7 @@ mod cache;
 mod claims;
 mod cli;
 mod export;
+mod gradual;
 mod halving;
 mod layout;
 mod live;

@@ -164,6 +164,21 @@ impl OptimizerState {
         }
     }
 
+    /// Sets to 0 the state of parameter `index` where `mask` is 0 (weights a mask removed).
+    pub(crate) fn clear_removed(&mut self, index: usize, mask: &[f32]) {
+        let range = self.slots[index].range.clone();
+        for buf in [&mut self.first, &mut self.second] {
+            if buf.is_empty() {
+                continue;
+            }
+            for (x, &k) in buf[range.clone()].iter_mut().zip(mask) {
+                if k == 0.0 {
+                    *x = 0.0;
+                }
+            }
+        }
+    }
+
     /// Marks the step as taken.
     pub fn finish_step(&mut self) {
         self.step += 1;

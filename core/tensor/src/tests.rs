@@ -763,6 +763,50 @@ fn masked_weights_stay_exactly_zero_for_100_steps() {
     train_100_steps_masked(&mut s, &split, &mask);
 }
 
+#[test]
+fn a_new_mask_takes_effect_in_the_compiled_graph_with_its_moments_cleared() {
+    let params = init_params(&Tiny, 42);
+    let ones: MaskSet = params
+        .iter()
+        .map(|(name, t)| (name.clone(), HostTensor::full(t.shape.clone(), 1.0)))
+        .collect();
+    let split = tiny_split(32, 43);
+    let spec = StepSpec {
+        loss: LossKind::CrossEntropy,
+        precision: LossPrecision::F32,
+        optimizer: OptimizerConfig::paper_adamw(),
+        batch_size: 32,
+        device: Device::Cpu,
+    };
+    let mut s = TrainingSession::new(&Tiny, params, Some(ones), &spec, &split).unwrap();
+    s.set_batch(&split).unwrap();
+    for _ in 0..5 {
+        s.step().unwrap();
+    }
+    let mask = every_third_masked(&s.params().unwrap());
+    s.set_mask(0, mask.clone()).unwrap();
+    // The removed weights are 0 at once, and so are their AdamW moments.
+    assert_masked_weights_are_zero(&s.params().unwrap(), &mask);
+    for (key, state) in s.optimizer_state(0) {
+        let name = key.split_once('/').unwrap().1;
+        for (i, &k) in mask[name].data.iter().enumerate() {
+            if k == 0.0 {
+                assert_eq!(state.data[i], 0.0, "{key}[{i}]");
+            }
+        }
+    }
+    // The graph's gradients see the new mask: removed weights get none and stay 0.
+    train_100_steps_masked(&mut s, &split, &mask);
+    for (key, state) in s.optimizer_state(0) {
+        let name = key.split_once('/').unwrap().1;
+        for (i, &k) in mask[name].data.iter().enumerate() {
+            if k == 0.0 {
+                assert_eq!(state.data[i], 0.0, "{key}[{i}] after training");
+            }
+        }
+    }
+}
+
 /// Trains `s` on `split` for 100 steps; the loss falls and the weights `mask` removes stay 0.
 pub(super) fn train_100_steps_masked(s: &mut TrainingSession<'_>, split: &Split, mask: &MaskSet) {
     s.set_batch(split).unwrap();

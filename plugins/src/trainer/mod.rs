@@ -1,6 +1,7 @@
 //! The `standard` trainer: AdamW or SGD, full batch or minibatches, an evaluation schedule,
 //! checkpoints, resumable state and stop rules ([`stop`]).
 
+mod gradual;
 mod select;
 mod stop;
 
@@ -16,7 +17,7 @@ use ticketlab_api::plugin::{
     ArmJob, ModelSize, ParamSpec, ParamType, Params, TrainJob, TrainState, TrainerPlugin,
 };
 use ticketlab_api::runtime::Device;
-use ticketlab_api::tensor::{Architecture, NamedTensors};
+use ticketlab_api::tensor::{Architecture, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin, seed};
 use ticketlab_tensor::{
     ArmInit, EvalResult, LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec,
@@ -48,6 +49,7 @@ const PARAMS: &[ParamSpec] = &[
     THRESHOLD,
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
     stop::STOP,
+    gradual::PRUNE_SCHEDULE,
     select::SELECT,
     ParamSpec::new("batch_arms", ParamType::Bool, "train in one compiled graph with the other arms of the run that share this stage's shapes, data and schedule (`run --batch-arms off` turns it off for a whole run); not in the cache key, as each arm gets the numbers it gets alone").default("true").not_in_key(),
 ];
@@ -160,6 +162,8 @@ struct Recipe {
     stop: StopRule,
     /// The minibatch order's own seed (`None`: the stage's).
     data_seed: Option<u64>,
+    /// Gradual magnitude pruning while training.
+    gradual: Option<gradual::Gradual>,
 }
 
 impl Recipe {
@@ -233,6 +237,7 @@ impl Recipe {
             resume_every: p.usize("resume_every")? as u64,
             stop: StopRule::from_params(p)?,
             data_seed: u64::try_from(p.i64("data_seed")?).ok(),
+            gradual: gradual::Gradual::from_params(p)?.map(|g| g.within(steps)).transpose()?,
         })
     }
 
@@ -427,6 +432,9 @@ struct Arm<'a> {
     watch: StopWatch,
     /// Why its stop rule ended it, and its weights there.
     stopped: Option<(String, NamedTensors)>,
+    /// Its mask now: the model's, or, under gradual pruning, the last one the schedule set
+    /// (all ones before, for a dense model).
+    mask: Option<MaskSet>,
 }
 
 impl<'a> Arm<'a> {
@@ -437,6 +445,10 @@ impl<'a> Arm<'a> {
         let weights = init.params.values().map(|t| t.data.len() as u64).sum();
         recipe.memory(weights, init.params.len() as u64, &arm.job.ctx.runtime.budget)?;
         let watch = StopWatch::new(recipe.stop.clone(), recipe.threshold, &[]);
+        let mask = match (&init.mask, recipe.gradual) {
+            (None, Some(_)) => Some(gradual::full_mask(&init.params, &init.prunable)),
+            (mask, _) => mask.clone(),
+        };
         Ok(Self {
             recipe,
             job: arm.job,
@@ -445,6 +457,7 @@ impl<'a> Arm<'a> {
             failed: None,
             watch,
             stopped: None,
+            mask,
         })
     }
 
@@ -464,7 +477,7 @@ impl<'a> Arm<'a> {
             return Err(e);
         }
         let init = self.job.init;
-        let density = init.mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
+        let density = self.mask.as_ref().map_or(1.0, |m| DensityReport::of(m).density);
         let mut summary = RunSummary::from_records(&self.records, self.recipe.threshold, density)
             .ok_or_else(|| Error::Other("training produced no evaluation".into()))?;
         let final_params = match self.stopped {
@@ -516,6 +529,9 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
         }
         arm.records = state.records;
         arm.checkpoints = state.checkpoints;
+        if let Some(mask) = saved_mask(&state.optimizer) {
+            arm.mask = Some(mask);
+        }
         arm.watch = StopWatch::new(arm.recipe.stop.clone(), arm.recipe.threshold, &arm.records);
         restored.push(Some((state.params, state.optimizer)));
     }
@@ -560,6 +576,9 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
                     arms[index].checkpoints.insert(step, session.arm_params(slot)?);
                 }
             }
+        }
+        if let Some(rate) = arms[0].recipe.gradual.and_then(|g| g.rate_at(step)) {
+            prune_gradually(&mut session, arms, &active, rate)?;
         }
         let resume_every = arms[0].recipe.resume_every;
         if step > start && resume_every > 0 && step % resume_every == 0 && step < steps {
@@ -640,7 +659,7 @@ fn compile<'a>(
         .iter()
         .map(|&i| ArmInit {
             params: arms[i].job.init.params.clone(),
-            mask: arms[i].job.init.mask.clone(),
+            mask: arms[i].mask.clone(),
             optimizer: arms[i].recipe.step.optimizer,
         })
         .collect();
@@ -658,6 +677,38 @@ fn compile<'a>(
     Ok(session)
 }
 
+/// Where a resumable state keeps a gradually pruned arm's mask, beside its optimizer state.
+const MASK_STATE: &str = "mask/";
+
+/// The mask a resumable state kept (gradual pruning), if any.
+fn saved_mask(state: &NamedTensors) -> Option<MaskSet> {
+    let mask: MaskSet = state
+        .iter()
+        .filter_map(|(key, t)| {
+            key.strip_prefix(MASK_STATE).map(|name| (name.to_string(), t.clone()))
+        })
+        .collect();
+    (!mask.is_empty()).then_some(mask)
+}
+
+/// Sets each live arm's mask to the magnitude mask at `rate` of its weights now, inside the
+/// compiled graph.
+fn prune_gradually(
+    session: &mut TrainingSession<'_>,
+    arms: &mut [Arm<'_>],
+    active: &[usize],
+    rate: f64,
+) -> Result<()> {
+    for (slot, &index) in active.iter().enumerate() {
+        let arm = &mut arms[index];
+        let Some(alive) = arm.mask.as_ref().filter(|_| arm.live()) else { continue };
+        let mask = gradual::magnitude_mask(&session.arm_params(slot)?, alive, rate);
+        session.set_mask(slot, mask.clone())?;
+        arm.mask = Some(mask);
+    }
+    Ok(())
+}
+
 /// Offers every live arm's resumable state at `step` to its observer; an arm whose state cannot
 /// be saved stops with that error.
 fn save_states(
@@ -671,10 +722,16 @@ fn save_states(
         if !arm.live() {
             continue;
         }
+        let mut optimizer = session.optimizer_state(slot);
+        if arm.recipe.gradual.is_some() {
+            for (name, m) in arm.mask.iter().flatten() {
+                optimizer.insert(format!("{MASK_STATE}{name}"), m.clone());
+            }
+        }
         let state = TrainState {
             step,
             params: session.arm_params(slot)?,
-            optimizer: session.optimizer_state(slot),
+            optimizer,
             records: arm.records.clone(),
             checkpoints: arm.checkpoints.clone(),
             rng_counter: step,

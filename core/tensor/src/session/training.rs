@@ -408,6 +408,37 @@ impl<'a> TrainingSession<'a> {
         Ok(out)
     }
 
+    /// Replaces `arm`'s mask inside the compiled graph, without compiling again: the mask
+    /// leaves take the new values, the weights it removes become exactly 0, and so do their
+    /// optimizer moments (a weight that grows back later starts from none). The session must have
+    /// been built masked, over the same parameters.
+    pub fn set_mask(&mut self, arm: usize, mask: MaskSet) -> Result<()> {
+        check_masks(&self.defs, Some(&mask))?;
+        for (index, p) in self.step_graph.params.iter().enumerate() {
+            let (leaf, values) = match (p.mask, mask.get(&p.name)) {
+                (Some(leaf), Some(values)) => (leaf, values),
+                (None, None) => continue,
+                _ => {
+                    return Err(Error::Batch(format!(
+                        "must mask the same parameters: the session {} `{}`",
+                        if p.mask.is_some() { "masks" } else { "does not mask" },
+                        p.name
+                    )));
+                }
+            };
+            *leaf_buffer(&mut self.step_graph.g, leaf, arm)? = values.data.clone();
+            let weights = leaf_buffer(&mut self.step_graph.g, p.leaf, arm)?;
+            for (w, &k) in weights.iter_mut().zip(&values.data) {
+                if k == 0.0 {
+                    *w = 0.0;
+                }
+            }
+            self.arms[arm].optimizer.clear_removed(index, &values.data);
+        }
+        self.arms[arm].mask = Some(mask);
+        Ok(())
+    }
+
     /// `arm`'s optimizer state, for checkpoints.
     pub fn optimizer_state(&self, arm: usize) -> NamedTensors {
         self.arms[arm].optimizer.export()

@@ -168,7 +168,8 @@ impl Summary {
     }
 
     /// The arms grouped over their seed repeats: one group per written stage and sweep point,
-    /// in the order they first appear, each seed measured against its own baseline.
+    /// stages in the order they first appear and a stage's points by their swept values (numbers
+    /// by value, so 0.7 before 0.75), each seed measured against its own baseline.
     pub fn over_seeds(&self) -> Vec<SeedGroup> {
         let mut groups: Vec<SeedGroup> = Vec::new();
         for a in &self.arms {
@@ -192,6 +193,11 @@ impl Summary {
             g.speedup_at_least.push(self.speedup_at_least(a));
             g.final_test_acc.push(a.run.final_test_acc);
         }
+        let stages: Vec<String> = self.arms.iter().map(|a| a.stage.clone()).collect();
+        let first = |stage: &str| stages.iter().position(|s| s == stage).unwrap_or(usize::MAX);
+        groups.sort_by(|a, b| {
+            first(&a.stage).cmp(&first(&b.stage)).then_with(|| compare_points(&a.sweep, &b.sweep))
+        });
         groups
     }
 
@@ -283,6 +289,22 @@ impl SeedGroup {
             format!("{} [{}]", self.stage, point.join(", "))
         }
     }
+}
+
+/// Orders two sweep points by their values, axis by axis: numbers by value, anything else by
+/// its JSON text.
+fn compare_points(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> std::cmp::Ordering {
+    let key = |v: &Value| (v.as_f64(), v.to_string());
+    let values = |p: &BTreeMap<String, Value>| p.values().map(key).collect::<Vec<_>>();
+    let (a, b) = (values(a), values(b));
+    a.iter()
+        .zip(&b)
+        .map(|((x, xs), (y, ys))| match (x, y) {
+            (Some(x), Some(y)) => x.total_cmp(y),
+            _ => xs.cmp(ys),
+        })
+        .find(|o| o.is_ne())
+        .unwrap_or_else(|| a.len().cmp(&b.len()))
 }
 
 /// The median of `values` where `None` ("never") ranks above every number; `None` when the
@@ -500,5 +522,20 @@ mod tests {
         assert!((s.std - 1000.0).abs() < 1e-9);
         assert_eq!(Spread::of(&[None, None]), None);
         assert_eq!(Spread::of(&[Some(2.0), Some(4.0)]).unwrap().median, 3.0);
+    }
+
+    #[test]
+    fn sweep_points_order_by_value_not_by_name() {
+        let point =
+            |rate: f64| BTreeMap::from([("mask.rate".to_string(), serde_json::json!(rate))]);
+        let (a, b, c) = (point(0.75), point(0.7), point(0.8));
+        assert_eq!(compare_points(&b, &a), std::cmp::Ordering::Less);
+        assert_eq!(compare_points(&a, &c), std::cmp::Ordering::Less);
+        assert_eq!(compare_points(&a, &a), std::cmp::Ordering::Equal);
+        let text = |v: &str| BTreeMap::from([("mask.uses".to_string(), serde_json::json!(v))]);
+        assert_eq!(
+            compare_points(&text("random"), &text("magnitude")),
+            std::cmp::Ordering::Greater
+        );
     }
 }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use ticketlab_output::names;
 use ticketlab_output::results::{self, Reproduced};
-use ticketlab_output::rundir::{RunFiles, names};
+use ticketlab_output::rundir::RunFiles;
 
 use super::{BatchArms, RuntimeArgs, run};
 use crate::failure::{Failure, print};

@@ -7,8 +7,8 @@ use ticketlab_api::artifact::Artifact;
 use ticketlab_api::text::utc_stamp;
 use ticketlab_engine::{ExecOptions, Execution, Plan, Store, execute_selecting, plan};
 use ticketlab_output::live::LiveLog;
+use ticketlab_output::names;
 use ticketlab_output::progress::{Progress, ProgressMode};
-use ticketlab_output::rundir::names::MANIFEST;
 use ticketlab_output::rundir::{self, InProgress, Invocation, RunOutputs, StageFacts};
 
 use super::RuntimeArgs;
@@ -179,7 +179,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Failure::input(format!("cannot write the run directory {}: {e}", dir.display()))
     })?;
     signals::stop_on_signals(options.runtime.stop.clone())?;
-    let live = LiveLog::create(&dir.join(rundir::names::LIVE)).map_err(Failure::input)?;
+    let live = LiveLog::create(&dir.join(names::LIVE)).map_err(Failure::input)?;
     let mut events = (Progress::new(ProgressMode::detect(args.quiet)), live);
     let exec = execute_selecting(&plan, &loaded.registry, &store, &options, &mut events);
     drop(events);
@@ -249,13 +249,14 @@ fn unused(dir: PathBuf) -> PathBuf {
 /// Refuses, before any stage runs, a run directory that holds another run (unless `force`) or
 /// cannot be written, and a store any of whose folders cannot be written.
 fn check_writable(dir: &Path, store: &Store, force: bool) -> Result<(), Failure> {
-    if dir.join(MANIFEST).is_file() && !force {
+    if dir.join(names::MANIFEST).is_file() && !force {
         return Err(Failure::input(format!(
-            "--out {}: the folder holds an earlier run ({MANIFEST}); choose another --out, or add --force to replace that run",
-            dir.display()
+            "--out {}: the folder holds an earlier run ({}); choose another --out, or add --force to replace that run",
+            dir.display(),
+            names::MANIFEST
         )));
     }
-    for folder in [dir.to_path_buf(), dir.join(rundir::names::FIGURES)] {
+    for folder in [dir.to_path_buf(), dir.join(names::FIGURES)] {
         ticketlab_engine::store::probe_writable(&folder).map_err(|e| {
             Failure::input(format!(
                 "cannot write the run directory {} ({e}); choose a writable --out",

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ticketlab_output::live;
-use ticketlab_output::rundir::{InProgress, RUNS_DIR, names};
+use ticketlab_output::names;
+use ticketlab_output::rundir::{InProgress, RUNS_DIR};
 
 use crate::failure::{Failure, print};
 

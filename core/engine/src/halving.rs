@@ -21,26 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::events::RunEvents;
-use crate::executor::{ExecOptions, Execution, execute};
+use crate::executor::{ExecOptions, Execution, Rungs, execute};
 use crate::plan::Plan;
 use crate::store::Store;
 use ticketlab_api::artifact::Artifact;
 use ticketlab_api::ir::{StageKind, written_name};
 use ticketlab_api::metrics::EvalRecord;
 use ticketlab_api::plugin::registry::Registry;
-
-/// What one execution does to the copies of selected stages.
-#[derive(Debug, Clone, Default)]
-pub struct Rungs {
-    /// Copies that train to this step and pause there, their state saved (by stage name).
-    pub pause: BTreeMap<String, u64>,
-    /// Copies cut at a rung: their run ends at their saved state, with this reason.
-    pub cut: BTreeMap<String, String>,
-    /// Analyses and reports that read a cut copy: computed, never stored.
-    pub unstored: BTreeSet<String>,
-    /// Stages that would train, prune or rewind from a cut copy, with that copy: not run.
-    pub not_run: BTreeMap<String, String>,
-}
 
 /// A `select` parameter with rungs.
 #[derive(Debug, Clone, PartialEq)]

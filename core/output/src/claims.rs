@@ -108,7 +108,7 @@ pub fn to_csv(judgements: &[Judgement]) -> ticketlab_api::Result<String> {
     let header: Vec<String> = claims::ClaimRow::HEADER.map(String::from).to_vec();
     let rows =
         judgements.iter().flat_map(Judgement::rows).map(|r| r.fields().map(String::from).to_vec());
-    crate::summary::write_csv(crate::rundir::names::CLAIMS_CSV, &header, rows)
+    crate::summary::write_csv(crate::names::CLAIMS_CSV, &header, rows)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //!   `experiment.resolved.{json,yaml}`, `metrics.jsonl`, `summary.{csv,json}` and
 //!   `masks.json`, then [`figures`] draws from them (and from the artifacts), then [`report`]
 //!   renders both, and `manifest.json` comes last, marking the directory complete.
+//! - [`names`]: the file names of a run directory.
 //! - [`summary`]: the per-arm headline rows (schema in the README).
 //! - [`claims`]: the experiment's claims judged on the summary (`claims.csv`, the report's
 //!   first table).
@@ -27,6 +28,7 @@ pub mod doc;
 pub mod figures;
 pub mod files;
 pub mod live;
+pub mod names;
 pub mod progress;
 pub mod report;
 pub mod results;

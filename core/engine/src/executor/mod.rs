@@ -21,7 +21,7 @@ mod messages;
 mod schedule;
 mod stages;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::events::{StageOutcome, StageReport};
 use ticketlab_api::Error;
@@ -50,7 +50,21 @@ pub struct ExecOptions {
     pub runtime: Runtime,
     /// Successive halving's part in this execution: copies that pause at a rung, copies cut
     /// at one, and what reads those ([`crate::halving`]); empty otherwise.
-    pub rungs: crate::halving::Rungs,
+    pub rungs: Rungs,
+}
+
+/// What one execution does to the copies of stages that select by successive halving
+/// ([`crate::halving`] sets it, rung by rung).
+#[derive(Debug, Clone, Default)]
+pub struct Rungs {
+    /// Copies that train to this step and pause there, their state saved (by stage name).
+    pub pause: BTreeMap<String, u64>,
+    /// Copies cut at a rung: their run ends at their saved state, with this reason.
+    pub cut: BTreeMap<String, String>,
+    /// Analyses and reports that read a cut copy: computed, never stored.
+    pub unstored: BTreeSet<String>,
+    /// Stages that would train, prune or rewind from a cut copy, with that copy: not run.
+    pub not_run: BTreeMap<String, String>,
 }
 
 /// The outcome of an execution: what ran, every artifact, and the first error if any.

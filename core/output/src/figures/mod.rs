@@ -99,7 +99,7 @@ pub fn of_run(run: &crate::rundir::RunFiles) -> Result<Vec<Figure>> {
 
 /// Writes every figure under `dir/figures/` and the index listing them in order.
 pub fn write_figures(dir: &Path, figures: &[Figure]) -> Result<()> {
-    let folder = dir.join(super::rundir::names::FIGURES);
+    let folder = dir.join(crate::names::FIGURES);
     for f in figures {
         files::write(&folder.join(&f.file), &f.svg)?;
     }
@@ -110,7 +110,7 @@ pub fn write_figures(dir: &Path, figures: &[Figure]) -> Result<()> {
 /// be redrawn from the run directory), with their SVG; a listed file that is missing is an error
 /// naming it.
 pub fn read_artifact_figures(dir: &Path) -> Result<Vec<Figure>> {
-    let folder = dir.join(super::rundir::names::FIGURES);
+    let folder = dir.join(crate::names::FIGURES);
     let index = folder.join(INDEX);
     if !index.exists() {
         return Ok(Vec::new());

@@ -27,7 +27,8 @@ use event_file::{EventFile, Value};
 
 use crate::files;
 use crate::live;
-use crate::rundir::{InProgress, RunFiles, names};
+use crate::names;
+use crate::rundir::{InProgress, RunFiles};
 use crate::summary::SummaryRow;
 
 /// What an export wrote.

@@ -805,6 +805,24 @@ fn a_new_mask_takes_effect_in_the_compiled_graph_with_its_moments_cleared() {
             }
         }
     }
+    // Growing them back (SET, RigL): they start at 0, with no moments, and then train.
+    let all: MaskSet =
+        mask.iter().map(|(n, m)| (n.clone(), HostTensor::full(m.shape.clone(), 1.0))).collect();
+    s.set_mask(0, all).unwrap();
+    let params = s.params().unwrap();
+    for (name, m) in &mask {
+        for (i, &k) in m.data.iter().enumerate() {
+            if k == 0.0 {
+                assert_eq!(params[name].data[i], 0.0, "{name}[{i}] grows from 0");
+            }
+        }
+    }
+    s.step().unwrap();
+    let grown = s.params().unwrap();
+    let moved = mask.iter().any(|(name, m)| {
+        m.data.iter().enumerate().any(|(i, &k)| k == 0.0 && grown[name].data[i] != 0.0)
+    });
+    assert!(moved, "grown weights train");
 }
 
 /// Trains `s` on `split` for 100 steps; the loss falls and the weights `mask` removes stay 0.

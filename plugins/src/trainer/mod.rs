@@ -1,6 +1,7 @@
 //! The `standard` trainer: AdamW or SGD, full batch or minibatches, an evaluation schedule,
 //! checkpoints, resumable state and stop rules ([`stop`]).
 
+mod dynamic;
 mod gradual;
 mod select;
 mod stop;
@@ -20,8 +21,8 @@ use ticketlab_api::runtime::Device;
 use ticketlab_api::tensor::{Architecture, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result, register_plugin, seed};
 use ticketlab_tensor::{
-    ArmInit, EvalResult, LossKind, LossPrecision, OptimizerConfig, OptimizerKind, StepSpec,
-    TrainingSession, kernels,
+    ArmInit, EvalResult, LossKind, LossPrecision, Objective, OptimizerConfig, OptimizerKind,
+    StepSpec, TrainingSession, kernels,
 };
 
 use self::stop::{StopRule, StopWatch};
@@ -50,6 +51,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("resume_every", ParamType::Int, "offer a resumable state every N steps (0 = never); not in the cache key, as it cannot change the result").default("1000").min(0.0).not_in_key(),
     stop::STOP,
     gradual::PRUNE_SCHEDULE,
+    dynamic::DYNAMIC,
     select::SELECT,
     ParamSpec::new("batch_arms", ParamType::Bool, "train in one compiled graph with the other arms of the run that share this stage's shapes, data and schedule (`run --batch-arms off` turns it off for a whole run); not in the cache key, as each arm gets the numbers it gets alone").default("true").not_in_key(),
 ];
@@ -164,6 +166,8 @@ struct Recipe {
     data_seed: Option<u64>,
     /// Gradual magnitude pruning while training.
     gradual: Option<gradual::Gradual>,
+    /// Dynamic sparse training (SET, RigL).
+    dynamic: Option<dynamic::Dynamic>,
 }
 
 impl Recipe {
@@ -238,6 +242,7 @@ impl Recipe {
             stop: StopRule::from_params(p)?,
             data_seed: u64::try_from(p.i64("data_seed")?).ok(),
             gradual: gradual::Gradual::from_params(p)?.map(|g| g.within(steps)).transpose()?,
+            dynamic: dynamic::Dynamic::from_params(p, steps)?,
         })
     }
 
@@ -449,6 +454,12 @@ impl<'a> Arm<'a> {
             (None, Some(_)) => Some(gradual::full_mask(&init.params, &init.prunable)),
             (mask, _) => mask.clone(),
         };
+        if recipe.dynamic.is_some() && mask.is_none() {
+            return Err(Error::param(
+                "dynamic",
+                "dynamic sparse training keeps each layer's density, and this model is dense: train a sparse model (a rewind with a mask), or set `prune_schedule` too",
+            ));
+        }
         Ok(Self {
             recipe,
             job: arm.job,
@@ -577,8 +588,20 @@ fn run_arms(arms: &mut [Arm<'_>]) -> Result<Vec<NamedTensors>> {
                 }
             }
         }
-        if let Some(rate) = arms[0].recipe.gradual.and_then(|g| g.rate_at(step)) {
+        // A resumed state already holds the mask updates of the step it was saved at.
+        let updates = step > start || start == 0;
+        if let Some(rate) = arms[0].recipe.gradual.and_then(|g| g.rate_at(step)).filter(|_| updates)
+        {
             prune_gradually(&mut session, arms, &active, rate)?;
+        }
+        let dynamic = arms[0].recipe.dynamic.filter(|_| updates);
+        if let Some((d, fraction)) = dynamic.and_then(|d| Some((d, d.fraction_at(step)?))) {
+            let batch = (!full_batch).then(|| {
+                let idx = minibatch(seed_value, step, data.train.len(), step_spec.batch_size);
+                data.train.select(&idx)
+            });
+            let split = batch.as_ref().unwrap_or(&data.train);
+            drop_and_grow(&mut session, arms, &active, d, fraction, step, split)?;
         }
         let resume_every = arms[0].recipe.resume_every;
         if step > start && resume_every > 0 && step % resume_every == 0 && step < steps {
@@ -709,6 +732,47 @@ fn prune_gradually(
     Ok(())
 }
 
+/// One update of dynamic sparse training for each live arm: drop the smallest active weights
+/// and grow as many at random (SET) or where the dense gradient on `split` is largest (RigL).
+fn drop_and_grow(
+    session: &mut TrainingSession<'_>,
+    arms: &mut [Arm<'_>],
+    active: &[usize],
+    schedule: dynamic::Dynamic,
+    fraction: f64,
+    step: u64,
+    split: &ticketlab_api::data::Split,
+) -> Result<()> {
+    for (slot, &index) in active.iter().enumerate() {
+        let arm = &mut arms[index];
+        let Some(mask) = arm.mask.as_ref().filter(|_| arm.live()) else { continue };
+        let weights = session.arm_params(slot)?;
+        let scores = match schedule.grow {
+            dynamic::Grow::Random => dynamic::random_scores(mask, arm.job.ctx.seed, step),
+            dynamic::Grow::Gradient => {
+                let objective = match arm.recipe.step.loss {
+                    LossKind::Mse => Objective::Mse,
+                    LossKind::CrossEntropy => Objective::CrossEntropy { temperature: 1.0 },
+                };
+                let device = arm.recipe.step.device;
+                let g = ticketlab_tensor::gradients(
+                    arm.job.arch,
+                    &weights,
+                    None,
+                    split,
+                    objective,
+                    device,
+                )?;
+                dynamic::magnitudes(&g, mask)
+            }
+        };
+        let next = dynamic::drop_and_grow(mask, &weights, &scores, fraction);
+        session.set_mask(slot, next.clone())?;
+        arm.mask = Some(next);
+    }
+    Ok(())
+}
+
 /// Offers every live arm's resumable state at `step` to its observer; an arm whose state cannot
 /// be saved stops with that error.
 fn save_states(
@@ -723,7 +787,7 @@ fn save_states(
             continue;
         }
         let mut optimizer = session.optimizer_state(slot);
-        if arm.recipe.gradual.is_some() {
+        if arm.recipe.gradual.is_some() || arm.recipe.dynamic.is_some() {
             for (name, m) in arm.mask.iter().flatten() {
                 optimizer.insert(format!("{MASK_STATE}{name}"), m.clone());
             }

@@ -291,17 +291,23 @@ impl SeedGroup {
     }
 }
 
-/// Orders two sweep points by their values, axis by axis: numbers by value, anything else by
+/// Orders two sweep points by their values, axis by axis: numbers (and strings that are
+/// numbers, such as a checkpoint step `"500"`) by value, after any other value, which goes by
 /// its JSON text.
 fn compare_points(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> std::cmp::Ordering {
-    let key = |v: &Value| (v.as_f64(), v.to_string());
+    let key = |v: &Value| {
+        let number = v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<f64>().ok()));
+        (number, v.to_string())
+    };
     let values = |p: &BTreeMap<String, Value>| p.values().map(key).collect::<Vec<_>>();
     let (a, b) = (values(a), values(b));
     a.iter()
         .zip(&b)
         .map(|((x, xs), (y, ys))| match (x, y) {
             (Some(x), Some(y)) => x.total_cmp(y),
-            _ => xs.cmp(ys),
+            (None, None) => xs.cmp(ys),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
         })
         .find(|o| o.is_ne())
         .unwrap_or_else(|| a.len().cmp(&b.len()))

@@ -117,7 +117,14 @@ fn halving_cuts_the_worst_points_at_each_rung_and_a_larger_keep_resumes_them() {
     }
     // A cut copy is not stored; its saved state is.
     let file = root().join("experiments/quickstart.yaml");
-    let plan = ticketlab(&with(&["plan", file.to_str().unwrap()], &settings("store")), cwd.path());
+    let mut args = settings("store");
+    args.extend(["--set".into(), "ticket_train.select={rungs: [100, 200], keep: 0.5}".into()]);
+    let plan = ticketlab(&with(&["plan", file.to_str().unwrap()], &args), cwd.path());
+    assert!(
+        stdout(&plan).contains("successive halving: `ticket_train` over 3 points (3 trainings), ranked by test_acc at steps 100, 200, keeping 50% at each"),
+        "{}",
+        stdout(&plan)
+    );
     let cut_rate = RATES.iter().find(|r| !after_first.contains(&r.to_string())).unwrap();
     let line = stdout(&plan).lines().find(|l| l.contains(&ticket(cut_rate))).unwrap().to_string();
     assert!(line.ends_with("will resume at step 100"), "{line}");

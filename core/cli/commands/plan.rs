@@ -32,5 +32,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let plan = plan(&loaded.ir, &loaded.registry, Some(&store), &loaded.runtime)
         .map(|plan| args.batch_arms.apply(plan))
         .map_err(Failure::input)?;
-    print(&plan.render())
+    let mut text = plan.render();
+    for line in ticketlab_engine::halving::describe(&plan) {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    print(&text)
 }

@@ -103,6 +103,26 @@ fn groups(plan: &Plan) -> Vec<Group> {
     out
 }
 
+/// One line per stage that selects by successive halving: its points, rungs, metric and
+/// fraction kept (what `plan` shows under its table).
+pub fn describe(plan: &Plan) -> Vec<String> {
+    groups(plan)
+        .iter()
+        .map(|g| {
+            let copies: usize = g.points.iter().map(|(_, c)| c.len()).sum();
+            let rungs: Vec<String> = g.selection.rungs.iter().map(u64::to_string).collect();
+            format!(
+                "successive halving: `{}` over {} points ({copies} trainings), ranked by {} at steps {}, keeping {}% at each",
+                g.stage,
+                g.points.len(),
+                g.selection.metric,
+                rungs.join(", "),
+                (g.selection.keep * 100.0).round()
+            )
+        })
+        .collect()
+}
+
 /// Executes `plan` with successive halving for every train stage whose `select` has rungs, and
 /// as [`execute`] does otherwise. Stops (a signal) end it at once, as they end `execute`.
 pub fn execute_selecting(

@@ -1,8 +1,8 @@
 """Reads what `ticketlab export --tensorboard` wrote with TensorBoard itself (from PyPI), as a
-user's `tensorboard --logdir` would: every arm of summary.json is a run, its scalars equal
-metrics.jsonl step for step (as float32), and its text names its t_gen. TensorBoard's reader
-checks each record's CRCs and stops at the first bad one, so reading every value back checks
-them too.
+user's `tensorboard --logdir` would: each run (folder) is one arm of summary.json, named in bold
+at the head of its `grokking` text, every arm has one, its scalars equal metrics.jsonl step for
+step (as float32), and its text names its t_gen. TensorBoard's reader checks each record's CRCs
+and stops at the first bad one, so reading every value back checks them too.
 
     python tests/export/check_tensorboard.py RUN_DIR TENSORBOARD_DIR
 """
@@ -26,13 +26,20 @@ tags = {
     "norm/l1": lambda m: m["norms"]["l1"],
     "norm/l2": lambda m: m["norms"]["l2"],
 }
-for row in summary["arms"]:
-    arm = row["arm"]
+rows = {row["arm"]: row for row in summary["arms"]}
+seen = set()
+for folder in sorted(os.listdir(logdir)):
     acc = event_accumulator.EventAccumulator(
-        os.path.join(logdir, arm),
+        os.path.join(logdir, folder),
         size_guidance={event_accumulator.SCALARS: 0, event_accumulator.TENSORS: 0},
     )
     acc.Reload()
+    [text] = acc.Tensors("grokking")
+    table = tensor_util.make_ndarray(text.tensor_proto).item().decode()
+    arm = table.split("**")[1]
+    assert arm in rows and arm not in seen, (folder, arm)
+    seen.add(arm)
+    row = rows[arm]
     mine = [m for m in metrics if m["arm"] == arm]
     assert mine, arm
     for tag, value in tags.items():
@@ -43,9 +50,8 @@ for row in summary["arms"]:
         assert np.array_equal(got, want), (arm, tag, got[:3], want[:3])
     for layer in mine[0]["layers"]:
         assert len(acc.Scalars(f"layer_l2/{layer}")) == len(mine), (arm, layer)
-    [text] = acc.Tensors("grokking")
-    table = tensor_util.make_ndarray(text.tensor_proto).item().decode()
     t_gen = "never" if row["t_gen"] is None else str(row["t_gen"])
     assert f"| t_gen | {t_gen} |" in table, (arm, table)
     assert text.step == row["steps"], (arm, text.step)
+assert seen == set(rows), set(rows) - seen
 print(f"ok: TensorBoard reads {len(summary['arms'])} arms of {summary['experiment']}")

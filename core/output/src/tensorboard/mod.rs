@@ -233,10 +233,14 @@ fn grokking_table(arm: &ArmEvents) -> String {
 }
 
 /// The folder of an arm: TensorBoard names a run by its folder, so the arm's name is kept as
-/// written (`ticket_train[mask.rate=0.6]@seed1`) but for characters a file name cannot hold on
-/// some system (`/ \ : * ? " < > |`, controls), which become `_`.
+/// written (`ticket_train[mask.rate=0.6]@seed1`) but without the quotes of string values
+/// (`mask.uses=magnitude`) and with `_` for the other characters a file name cannot hold on some
+/// system (`/ \ : * ? < > |`, controls).
 fn run_folder(arm: &str) -> String {
-    arm.chars().map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c }).collect()
+    arm.chars()
+        .filter(|&c| c != '"')
+        .map(|c| if c.is_control() || "/\\:*?<>|".contains(c) { '_' } else { c })
+        .collect()
 }
 
 /// The run directory's own name, which names the event files so that two runs exported into one
@@ -265,4 +269,20 @@ fn refuse_other_runs(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folders_keep_the_arm_name_readable() {
+        let arm = "ticket_train[mask.rate=0.6]@seed1";
+        assert_eq!(run_folder(arm), arm);
+        assert_eq!(
+            run_folder("ticket_train[mask.rate=0.3,mask.uses=\"magnitude\"]@seed0"),
+            "ticket_train[mask.rate=0.3,mask.uses=magnitude]@seed0"
+        );
+        assert_eq!(run_folder("a[data.path=\"x/y:z\"]"), "a[data.path=x_y_z]");
+    }
 }

@@ -160,11 +160,13 @@ impl Summary {
 
     /// What the speed-up of `arm` is at least when its baseline never generalised within its
     /// steps while `arm` did: `baseline steps / arm t_gen` (the baseline's t_gen lies beyond
-    /// its last step). `None` when the speed-up is known or nothing bounds it.
+    /// its last step). `None` when the speed-up is known or nothing bounds it, as when the
+    /// baseline was stopped early (a stop rule, successive halving), so its steps bound nothing.
     pub fn speedup_at_least(&self, arm: &SummaryRow) -> Option<f64> {
         let t_gen = arm.run.t_gen.filter(|_| arm.speedup_t_gen.is_none())?;
         let base = self.arm(arm.baseline.as_deref()?).filter(|b| b.arm != arm.arm)?;
-        base.run.t_gen.is_none().then(|| base.run.steps as f64 / t_gen.max(1) as f64)
+        let ran_its_course = base.run.t_gen.is_none() && base.run.stopped.is_none();
+        ran_its_course.then(|| base.run.steps as f64 / t_gen.max(1) as f64)
     }
 
     /// The arms grouped over their seed repeats: one group per written stage and sweep point,
@@ -528,6 +530,50 @@ mod tests {
         assert!((s.std - 1000.0).abs() < 1e-9);
         assert_eq!(Spread::of(&[None, None]), None);
         assert_eq!(Spread::of(&[Some(2.0), Some(4.0)]).unwrap().median, 3.0);
+    }
+
+    #[test]
+    fn a_baseline_stopped_early_bounds_no_speed_up() {
+        let row = |arm: &str, t_gen: Option<u64>, steps: u64, stopped: Option<&str>| SummaryRow {
+            arm: arm.into(),
+            stage: arm.into(),
+            seed: 0,
+            sweep: BTreeMap::new(),
+            pruner: None,
+            run: RunSummary {
+                steps,
+                threshold: 0.95,
+                t_mem: Some(50),
+                t_gen,
+                tau_grok: None,
+                final_train_acc: Some(1.0),
+                final_test_acc: Some(0.5),
+                final_train_loss: 0.0,
+                final_test_loss: 1.0,
+                density: 1.0,
+                l1: 1.0,
+                l2: 1.0,
+                stopped: stopped.map(String::from),
+            },
+            mask_rate: None,
+            speedup_t_gen: None,
+            baseline: Some("base".into()),
+        };
+        let arm = row("arm", Some(500), 4000, None);
+        let full = Summary {
+            experiment: "x".into(),
+            baseline: Some("base".into()),
+            arms: vec![row("base", None, 4000, None), arm.clone()],
+        };
+        assert_eq!(full.speedup_at_least(&arm), Some(8.0));
+        let cut = Summary {
+            arms: vec![
+                row("base", None, 100, Some("cut by successive halving at step 100")),
+                arm.clone(),
+            ],
+            ..full
+        };
+        assert_eq!(cut.speedup_at_least(&arm), None);
     }
 
     #[test]

@@ -14,7 +14,6 @@
 use ticketlab_api::plugin::{ParamSpec, ParamType, Params};
 use ticketlab_api::tensor::{HostTensor, MaskSet, NamedTensors};
 use ticketlab_api::{Error, Result};
-use ticketlab_tensor::pruning::select_global;
 
 /// The fields of `prune_schedule`.
 const FIELDS: &[ParamSpec] = &[
@@ -124,22 +123,16 @@ impl Gradual {
     }
 }
 
-/// The mask at `rate` over the `prunable` weights: the largest `|w|` among those `alive` keeps
-/// (exact count, deterministic ties), never bringing back a removed weight.
-pub(crate) fn magnitude_mask(weights: &NamedTensors, alive: &MaskSet, rate: f64) -> MaskSet {
-    let total: usize = alive.values().map(HostTensor::len).sum();
-    let keep = ((1.0 - rate) * total as f64).round() as usize;
-    let scores: NamedTensors = alive
-        .keys()
-        .map(|name| {
-            let w = &weights[name];
-            (
-                name.clone(),
-                HostTensor::new(w.shape.clone(), w.data.iter().map(|v| v.abs()).collect()),
-            )
-        })
-        .collect();
-    select_global(alive, &scores, keep)
+/// The mask at `rate` of `weights` under the mask `alive`: the largest `|w|` among the weights
+/// it keeps (exact count, deterministic ties), so a removed weight never comes back; the same
+/// selection as the `jaccard` analysis's masks.
+pub(crate) fn magnitude_mask(
+    weights: &NamedTensors,
+    alive: &MaskSet,
+    rate: f64,
+) -> Result<MaskSet> {
+    let prunable: Vec<String> = alive.keys().cloned().collect();
+    crate::analyses::magnitude_mask(weights, &prunable, Some(alive), rate)
 }
 
 /// An all-ones mask over `prunable` (what a dense model starts gradual pruning from).
@@ -184,7 +177,7 @@ mod tests {
         ]
         .into();
         let full = full_mask(&w, &["a".to_string(), "b".to_string()]);
-        let half = magnitude_mask(&w, &full, 0.5);
+        let half = magnitude_mask(&w, &full, 0.5).unwrap();
         assert_eq!(half["a"].data, vec![0.0, 1.0, 0.0, 0.0]);
         assert_eq!(half["b"].data, vec![1.0, 1.0]);
         // 9.0 was removed before: a later, denser rate does not bring it back.
@@ -193,7 +186,7 @@ mod tests {
             ("b".to_string(), HostTensor::new(vec![2], vec![0.0, 1.0])),
         ]
         .into();
-        let m = magnitude_mask(&w, &without_nine, 0.5);
+        let m = magnitude_mask(&w, &without_nine, 0.5).unwrap();
         assert_eq!(m["b"].data[0], 0.0);
         assert_eq!(m.values().flat_map(|t| &t.data).filter(|&&k| k == 1.0).count(), 3);
     }

@@ -725,7 +725,7 @@ fn prune_gradually(
     for (slot, &index) in active.iter().enumerate() {
         let arm = &mut arms[index];
         let Some(alive) = arm.mask.as_ref().filter(|_| arm.live()) else { continue };
-        let mask = gradual::magnitude_mask(&session.arm_params(slot)?, alive, rate);
+        let mask = gradual::magnitude_mask(&session.arm_params(slot)?, alive, rate)?;
         session.set_mask(slot, mask.clone())?;
         arm.mask = Some(mask);
     }

@@ -779,3 +779,67 @@ fn random_points_are_drawn_again_the_same_and_cost_nothing() {
     assert!(manifest.contains("--random ticket_train.lr=loguniform(1e-3, 1e-2)"), "{manifest}");
     assert!(manifest.contains("--sample-seed 5"), "{manifest}");
 }
+
+/// `bench --profile`: every part of the paper MLP's step is there, the products' FLOPs are
+/// those of its products as the engine runs them, and the parts add up to the step.
+#[test]
+fn bench_profile_accounts_for_the_step() {
+    let out = ticketlab(
+        &[
+            "bench",
+            "--model",
+            "mlp",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+            "--profile",
+            "--json",
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let profile = &report["profile"];
+    let parts = profile["parts"].as_array().unwrap();
+    let part = |name: &str| {
+        parts.iter().find(|p| p["part"] == name).unwrap_or_else(|| panic!("no {name}: {profile}"))
+    };
+    for name in [
+        "dense_product",
+        "elementwise",
+        "gather_scatter",
+        "reduction",
+        "optimizer",
+        "graph_overhead",
+    ] {
+        assert!(part(name)["ms"].as_f64().unwrap() > 0.0, "{name}: {profile}");
+    }
+    // The products as the engine runs them: nine of them (three layers, each forward, for its
+    // weight's gradient and for its input's; the one-hot embedding is a gather), fewer FLOPs
+    // than the products as the model writes them, since chains of products are reassociated
+    // (the embedding and the first layer multiply once, 67 rows instead of 911).
+    let dense = part("dense_product");
+    assert_eq!(dense["calls"].as_f64(), Some(9.0), "{profile}");
+    let flops = dense["flops"].as_f64().unwrap();
+    let as_written = report["flops_per_step"].as_f64().unwrap();
+    assert!(flops > 0.05 * as_written && flops < as_written, "{flops} of {as_written}");
+    let total: f64 = parts.iter().map(|p| p["ms"].as_f64().unwrap()).sum();
+    let step = profile["ms_per_step_mean"].as_f64().unwrap();
+    assert!(total <= step * 1.01 && total >= step * 0.5, "parts {total} ms of a {step} ms step");
+    let kernels: f64 =
+        profile["kernels"].as_array().unwrap().iter().map(|k| k["ms"].as_f64().unwrap()).sum();
+    let kernel_parts: f64 = parts
+        .iter()
+        .filter(|p| {
+            !["graph_overhead", "read_out", "host_loss", "optimizer"]
+                .contains(&p["part"].as_str().unwrap())
+        })
+        .map(|p| p["ms"].as_f64().unwrap())
+        .sum();
+    assert!((kernels - kernel_parts).abs() < 1e-6, "{kernels} vs {kernel_parts}");
+    assert!(profile["peak"]["sgemm_gflops"].as_f64().unwrap() > 0.0, "{profile}");
+    assert!(profile["peak"]["copy_gb_per_s"].as_f64().unwrap() > 0.0, "{profile}");
+}

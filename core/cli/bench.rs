@@ -12,6 +12,7 @@ use ticketlab_api::plugin::{Params, PluginKind, StageContext};
 use ticketlab_api::runtime::{Device, Runtime};
 use ticketlab_api::tensor::{Architecture, init_params};
 use ticketlab_tensor::kernels;
+use ticketlab_tensor::profile::{self, Part, Peak, Profile, Tally};
 use ticketlab_tensor::{LossKind, LossPrecision, OptimizerConfig, StepSpec, TrainingSession};
 
 /// Which of the paper's models the benchmark trains.
@@ -73,6 +74,54 @@ pub struct BenchReport {
     pub final_loss: f64,
     /// Where the loss was computed (`f32` in the graph, `f64` on the host).
     pub loss_precision: LossPrecision,
+    /// Where the time of a step goes (`--profile`), from steps timed after the others.
+    pub profile: Option<StepProfile>,
+}
+
+/// Where the time of a step goes, part by part, against the machine's peak.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepProfile {
+    /// Profiled steps (after warm-up).
+    pub steps: usize,
+    /// Median milliseconds per profiled step, timers included.
+    pub ms_per_step_median: f64,
+    /// Mean milliseconds per profiled step, timers included: what the parts add up to.
+    pub ms_per_step_mean: f64,
+    /// Each part, per step, largest first.
+    pub parts: Vec<PartPerStep>,
+    /// Each kernel of the graph (one node), per step, largest first; `part` says its kind.
+    pub kernels: Vec<PartPerStep>,
+    /// The machine's measured ceilings.
+    pub peak: Peak,
+}
+
+/// One part (or one kernel) of a profiled step, per step.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartPerStep {
+    /// What the time was spent on.
+    pub part: Part,
+    /// Its name in tables: the part's, or the kernel's label.
+    pub name: String,
+    /// Kernel calls (or host regions) per step.
+    pub calls: f64,
+    /// Milliseconds per step.
+    pub ms: f64,
+    /// Floating-point operations per step (products).
+    pub flops: f64,
+    /// Bytes read and written per step (kernels).
+    pub bytes: f64,
+}
+
+impl PartPerStep {
+    /// GFLOP/s while this part ran.
+    pub fn gflops(&self) -> f64 {
+        self.flops / (self.ms * 1e6)
+    }
+
+    /// GB/s read and written while this part ran.
+    pub fn gb_per_s(&self) -> f64 {
+        self.bytes / (self.ms * 1e6)
+    }
 }
 
 /// A model, its data and its training recipe.
@@ -188,6 +237,9 @@ pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
 
 /// Times `steps` training steps of `model` after `warmup` untimed ones, with the runtime's
 /// device and kernel threads.
+///
+/// With `profile`, a second session of the same model, compiled with timed kernels, then runs
+/// as many steps again for [`StepProfile`]: the timers stay out of the first measurement.
 pub fn train_step(
     registry: &Registry,
     model: BenchModel,
@@ -195,21 +247,47 @@ pub fn train_step(
     warmup: usize,
     precision: LossPrecision,
     runtime: &Runtime,
+    profile: bool,
 ) -> Result<BenchReport> {
     kernels::with_threads(runtime.threads, || {
-        timed_steps(registry, model, steps, warmup, precision, runtime.device)
+        let s = setup(registry, model)?;
+        let run = || timed_steps(&s, steps, warmup, precision, runtime.device);
+        let (times, loss) = run()?;
+        let profile = if profile {
+            let (profiled, parts) = profile::record(run);
+            let (times, _) = profiled?;
+            Some(step_profile(&times, parts, runtime.threads))
+        } else {
+            None
+        };
+        let median = median(&times);
+        Ok(BenchReport {
+            model,
+            workload: s.workload.clone(),
+            steps,
+            ms_per_step_median: median,
+            ms_per_step_mean: times.iter().sum::<f64>() / times.len().max(1) as f64,
+            ms_per_step_min: times.iter().copied().fold(f64::NAN, f64::min),
+            gflops: s.flops_per_step / (median * 1e6),
+            flops_per_step: s.flops_per_step,
+            threads: kernels::threads().to_string(),
+            final_loss: loss,
+            loss_precision: precision,
+            profile,
+        })
     })
 }
 
+/// Trains `steps` steps after `warmup` untimed ones from the model's seed-0 initialisation:
+/// each step's milliseconds and the last loss. While a profile records, the warm-up is
+/// dropped from it.
 fn timed_steps(
-    registry: &Registry,
-    model: BenchModel,
+    s: &BenchSetup,
     steps: usize,
     warmup: usize,
     precision: LossPrecision,
     device: Device,
-) -> Result<BenchReport> {
-    let s = setup(registry, model)?;
+) -> Result<(Vec<f64>, f64)> {
     let params = init_params(s.arch.as_ref(), 0);
     let n = s.data.train.len();
     let spec = StepSpec { loss: s.loss, precision, optimizer: s.optimizer, batch_size: n, device };
@@ -218,6 +296,7 @@ fn timed_steps(
     for _ in 0..warmup {
         session.step()?;
     }
+    profile::restart();
     let mut times = Vec::with_capacity(steps);
     let mut loss = f64::NAN;
     for _ in 0..steps {
@@ -225,22 +304,42 @@ fn timed_steps(
         loss = session.step()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let mut sorted = times.clone();
+    Ok((times, loss))
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let median = sorted[sorted.len() / 2];
-    Ok(BenchReport {
-        model,
-        workload: s.workload,
-        steps,
-        ms_per_step_median: median,
-        ms_per_step_mean: times.iter().sum::<f64>() / times.len().max(1) as f64,
-        ms_per_step_min: sorted.first().copied().unwrap_or(f64::NAN),
-        gflops: s.flops_per_step / (median * 1e6),
-        flops_per_step: s.flops_per_step,
-        threads: kernels::threads().to_string(),
-        final_loss: loss,
-        loss_precision: precision,
-    })
+    sorted[sorted.len() / 2]
+}
+
+/// `profile`'s tallies per step, largest first, with the machine's peak at `threads`.
+fn step_profile(times: &[f64], profile: Profile, threads: usize) -> StepProfile {
+    let steps = times.len() as f64;
+    let per_step = |part: Part, name: String, t: Tally| PartPerStep {
+        part,
+        name,
+        calls: t.calls as f64 / steps,
+        ms: t.seconds * 1e3 / steps,
+        flops: t.flops / steps,
+        bytes: t.bytes / steps,
+    };
+    let largest_first = |mut rows: Vec<PartPerStep>| {
+        rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        rows
+    };
+    StepProfile {
+        steps: times.len(),
+        ms_per_step_median: median(times),
+        ms_per_step_mean: times.iter().sum::<f64>() / steps,
+        parts: largest_first(
+            profile.parts.into_iter().map(|(p, t)| per_step(p, p.name().to_string(), t)).collect(),
+        ),
+        kernels: largest_first(
+            profile.kernels.into_iter().map(|(label, (p, t))| per_step(p, label, t)).collect(),
+        ),
+        peak: profile::machine_peak(threads),
+    }
 }
 
 /// `given` completed with the plugin's declared defaults.

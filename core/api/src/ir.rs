@@ -199,7 +199,7 @@ pub const PRUNE_PARAMS: &[ParamSpec] = &[
     ParamSpec::new("block", ParamType::IntList, "`structure: blocks`: the tile, [rows, columns]").default("[4, 4]").min(1.0).in_key_unless_default(),
     ParamSpec::new("scope", ParamType::Choice(&["global", "layerwise"]), "the older spelling of `distribution`: `layerwise` is `distribution: uniform`")
         .default("\"global\""),
-    ParamSpec::new("at", ParamType::Str, "weights to score when `from` is a run: `final`, `init`, or a checkpoint step such as `2000`")
+    ParamSpec::new("at", ParamType::WeightsAt, "weights to score when `from` is a run: `final`, `init`, or a checkpoint step such as `2000`")
         .default("\"final\""),
     ParamSpec::new("schedule", ParamType::Choice(&["exponential", "linear"]), "density schedule across rounds of iterative pruners")
         .default("\"exponential\""),
@@ -215,7 +215,7 @@ pub const LEVELS: &str = "levels";
 
 /// Parameters of rewind stages.
 pub const REWIND_PARAMS: &[ParamSpec] = &[
-    ParamSpec::new("to", ParamType::Str, "weights to start from when `from` is a run: `init` or a checkpoint step such as `2000`")
+    ParamSpec::new("to", ParamType::WeightsAt, "weights to start from when `from` is a run: `init` or a checkpoint step such as `2000`")
         .default("\"init\""),
     ParamSpec::new("mode", ParamType::Choice(&["rewind", "reinit", "norm_l1", "norm_l2"]), "`rewind`: masked saved weights; `reinit`: masked fresh initialisation (new seed); `norm_l1`/`norm_l2`: dense weights scaled by r_p = ||w*m||_p / ||w||_p (needs `mask`)")
         .default("\"rewind\""),

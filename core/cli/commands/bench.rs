@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::bench::BenchModel;
+use crate::bench::{BenchModel, PartPerStep, StepProfile};
 use ticketlab_api::runtime::Runtime;
 use ticketlab_tensor::LossPrecision;
 
@@ -31,6 +31,10 @@ pub struct Args {
     /// Flush subnormal floats to zero (x86 FTZ/DAZ) while timing, to measure what they cost.
     #[arg(long)]
     pub flush_denormals: bool,
+    /// Also profile the step: time per kernel kind, FLOPs and bytes per step, against this
+    /// machine's measured sgemm and memory-copy peaks (a second run with timed kernels).
+    #[arg(long)]
+    pub profile: bool,
     /// Print the measurements as JSON.
     #[arg(long)]
     pub json: bool,
@@ -52,9 +56,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let model = BenchModel::parse(&args.model).ok_or_else(|| {
         Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model))
     })?;
-    let r =
-        crate::bench::train_step(&registry, model, args.steps, args.warmup, precision, &runtime)
-            .map_err(Failure::failed)?;
+    let r = crate::bench::train_step(
+        &registry,
+        model,
+        args.steps,
+        args.warmup,
+        precision,
+        &runtime,
+        args.profile,
+    )
+    .map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;
         return print(&format!("{text}\n"));
@@ -70,5 +81,69 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let _ = writeln!(out, "  final loss       {:.5}", r.final_loss);
     let _ = writeln!(out, "  loss precision   {:?}", r.loss_precision);
     let _ = writeln!(out, "  flush denormals  {}", args.flush_denormals);
+    if let Some(p) = &r.profile {
+        write_profile(&mut out, p);
+    }
     print(&out)
+}
+
+/// The profile as a table: each part's time per step, its share, and the rate it ran at
+/// against the machine's peaks.
+fn write_profile(out: &mut String, p: &StepProfile) {
+    let _ = writeln!(
+        out,
+        "\nprofile: {} steps, median {:.3} ms/step with timers; peak: sgemm {:.1} GFLOP/s \
+         ({n} x {n} x {n}), copy {:.1} GB/s ({} MiB)",
+        p.steps,
+        p.ms_per_step_median,
+        p.peak.sgemm_gflops,
+        p.peak.copy_gb_per_s,
+        p.peak.copy_bytes >> 20,
+        n = p.peak.sgemm_n,
+    );
+    write_rows(out, "part", &p.parts, p.peak.sgemm_gflops);
+    let _ =
+        writeln!(out, "\nkernels, the {} slowest of {}:", p.kernels.len().min(12), p.kernels.len());
+    write_rows(out, "kernel", &p.kernels[..p.kernels.len().min(12)], p.peak.sgemm_gflops);
+}
+
+/// One line per part or kernel: calls, time and share per step, and the rates it ran at.
+fn write_rows(out: &mut String, what: &str, rows: &[PartPerStep], peak_gflops: f64) {
+    let _ = writeln!(
+        out,
+        "  {:<40} {:>6} {:>7} {:>6} {:>8} {:>8} {:>6} {:>7} {:>6}",
+        what, "calls", "ms", "share", "MFLOP", "GFLOP/s", "%peak", "MB", "GB/s"
+    );
+    let total: f64 = rows.iter().map(|row| row.ms).sum();
+    for row in rows {
+        let (flops, rate, of_peak) = if row.flops > 0.0 {
+            (
+                format!("{:.1}", row.flops / 1e6),
+                format!("{:.1}", row.gflops()),
+                format!("{:.0}%", 100.0 * row.gflops() / peak_gflops),
+            )
+        } else {
+            ("-".into(), "-".into(), "-".into())
+        };
+        let (bytes, bandwidth) = if row.bytes > 0.0 {
+            (format!("{:.2}", row.bytes / 1e6), format!("{:.1}", row.gb_per_s()))
+        } else {
+            ("-".into(), "-".into())
+        };
+        let name: String = row.name.chars().take(40).collect();
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>6.1} {:>7.3} {:>5.1}% {:>8} {:>8} {:>6} {:>7} {:>6}",
+            name,
+            row.calls,
+            row.ms,
+            100.0 * row.ms / total,
+            flops,
+            rate,
+            of_peak,
+            bytes,
+            bandwidth
+        );
+    }
+    let _ = writeln!(out, "  {:<40} {:>6} {:>7.3}", "total", "", total);
 }

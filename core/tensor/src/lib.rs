@@ -19,6 +19,7 @@ mod contraction;
 pub mod kernels;
 mod narrow;
 pub mod optim;
+pub mod profile;
 pub mod pruning;
 mod reassociate;
 pub mod rewind;

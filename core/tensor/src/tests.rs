@@ -1073,14 +1073,21 @@ fn kernel_passes_agree_with_uncompiled_luminal_on_argmax_gather_arange() {
 
 /// Fusion evaluates each op with the same f32 arithmetic in the same order, so a graph with
 /// every elementwise op, broadcasts, folded constants, slices, pads, reductions and their
-/// gradients gives bit-identical values fused and unfused, and does fuse.
+/// gradients gives bit-identical values fused and unfused, and does fuse: with rows shorter
+/// than a chunk (several rows per chunk, rows split between chunks) and longer.
 #[test]
 fn fused_elementwise_chains_change_no_bit() {
+    for (rows, cols) in [(4, 5), (37, 67), (3, 300)] {
+        fused_and_unfused_agree(rows, cols);
+    }
+}
+
+fn fused_and_unfused_agree(rows: usize, cols: usize) {
     let run = |fuse: bool| -> (Vec<Vec<u32>>, usize) {
         let mut g = GraphBuilder::new();
-        let x = g.input("x", &[4, 6]);
-        let w = g.input("w", &[6, 5]);
-        let t = g.input("targets", &[4, 5]);
+        let x = g.input("x", &[rows, 6]);
+        let w = g.input("w", &[6, cols]);
+        let t = g.input("targets", &[rows, cols]);
         let h = g.matmul(x, w).unwrap();
         let r = g.relu(h).unwrap();
         let lp = g.log_softmax(r).unwrap();
@@ -1090,12 +1097,12 @@ fn fused_elementwise_chains_change_no_bit() {
         let sq1 = g.add_scalar(sq, 1.0).unwrap();
         let root = g.sqrt(sq1);
         let e = g.exp(root).unwrap();
-        let sliced = g.slice(e, 1, 1, 4).unwrap();
+        let sliced = g.slice(e, 1, 1, cols - 1).unwrap();
         let padded = g.pad(sliced, 1, 2, 0).unwrap();
         let sn = g.sin(padded);
         let sn3 = g.add_scalar(sn, 3.0).unwrap();
         let rc = g.recip(sn3);
-        let c = g.constant(0.3, &[4, 5]);
+        let c = g.constant(0.3, &[rows, cols]);
         let m = g.modulo(rc, c).unwrap();
         let lt = g.less_than(m, rc).unwrap();
         let mix = g.add(lt, rc).unwrap();
@@ -1120,13 +1127,15 @@ fn fused_elementwise_chains_change_no_bit() {
                 .node_weights()
                 .filter(|op| format!("{op:?}").starts_with("FusedElementwise"))
                 .count();
-        let mut targets = vec![0.0; 20];
-        for (i, c) in [1, 4, 0, 2].iter().enumerate() {
-            targets[i * 5 + c] = 1.0;
+        let mut targets = vec![0.0; rows * cols];
+        for i in 0..rows {
+            targets[i * cols + (i * 7 + 1) % cols] = 1.0;
         }
-        for (leaf, data) in
-            [(x, random(&[4, 6], 3, -1.0, 1.0)), (w, random(&[6, 5], 4, -1.0, 1.0)), (t, targets)]
-        {
+        for (leaf, data) in [
+            (x, random(&[rows, 6], 3, -1.0, 1.0)),
+            (w, random(&[6, cols], 4, -1.0, 1.0)),
+            (t, targets),
+        ] {
             g.cx.set_tensor(leaf.node, 0, Tensor::new(data));
             g.cx.no_delete.insert(leaf.node);
         }
@@ -1154,7 +1163,7 @@ fn fused_elementwise_chains_change_no_bit() {
         groups >= 4,
         "ReLU, log-softmax, the chains above and their gradients fuse: {groups} groups"
     );
-    assert_eq!(fused, plain, "fusion changed a result");
+    assert_eq!(fused, plain, "fusion changed a result at {rows} x {cols}");
 }
 
 #[test]
@@ -1178,4 +1187,62 @@ fn wrong_parameter_shapes_are_refused_before_running() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("w1") && err.contains("[2, 2]") && err.contains("[3, 4]"), "{err}");
+}
+
+/// Ten steps of [`Tiny`] from seed 60: the weights after them, with the graph compiled while
+/// this thread records a profile or not.
+fn ten_tiny_steps(profiled: bool) -> (NamedTensors, crate::profile::Profile) {
+    let train = || {
+        let split = tiny_split(32, 61);
+        let spec = StepSpec {
+            loss: LossKind::CrossEntropy,
+            precision: LossPrecision::F64,
+            optimizer: OptimizerConfig::paper_adamw(),
+            batch_size: 32,
+            device: Device::Cpu,
+        };
+        let mut s =
+            TrainingSession::new(&Tiny, init_params(&Tiny, 60), None, &spec, &split).unwrap();
+        s.set_batch(&split).unwrap();
+        for _ in 0..10 {
+            s.step().unwrap();
+        }
+        s.params().unwrap()
+    };
+    if profiled { crate::profile::record(train) } else { (train(), Default::default()) }
+}
+
+#[test]
+fn a_profiled_session_computes_the_same_bits_and_tallies_every_part() {
+    use crate::profile::Part;
+    let (plain, _) = ten_tiny_steps(false);
+    let (profiled, profile) = ten_tiny_steps(true);
+    assert_eq!(plain, profiled);
+    for part in
+        [Part::Elementwise, Part::GraphOverhead, Part::ReadOut, Part::HostLoss, Part::Optimizer]
+    {
+        let tally = profile.parts.get(&part).unwrap_or_else(|| panic!("no {part:?}: {profile:?}"));
+        assert!(tally.seconds > 0.0, "{part:?}: {tally:?}");
+    }
+    // Each step runs the optimizer once and the executor twice (the host loss's forward pass,
+    // then the step).
+    assert_eq!(profile.parts[&Part::Optimizer].calls, 10);
+    assert_eq!(profile.parts[&Part::GraphOverhead].calls, 20);
+    // Per step: the host loss's forward pass (x W1, then h W2: 2 * 32 * (3 * 4 + 4 * 2)
+    // FLOPs), and the step's forward pass and the gradients of W2, h and W1 (the same again,
+    // and once more for h's), x having none.
+    let flops: f64 = profile
+        .parts
+        .iter()
+        .filter(|(p, _)| {
+            matches!(p, Part::DenseProduct | Part::SmallProducts | Part::SparseProduct)
+        })
+        .map(|(_, t)| t.flops)
+        .sum();
+    let (first, second) = (2.0 * 32.0 * 12.0, 2.0 * 32.0 * 8.0);
+    assert_eq!(flops, 10.0 * (2.0 * (first + second) + first + 2.0 * second), "{profile:?}");
+    let kernel_seconds: f64 = profile.kernels.values().map(|(_, t)| t.seconds).sum();
+    let part_seconds: f64 =
+        profile.parts.iter().filter(|(p, _)| p.is_kernel()).map(|(_, t)| t.seconds).sum();
+    assert!((kernel_seconds - part_seconds).abs() < 1e-9, "{kernel_seconds} vs {part_seconds}");
 }

@@ -30,7 +30,7 @@ use ticketlab_tensor::{LossKind, evaluate};
 
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("points", ParamType::Int, "networks evaluated on the line, both ends included (α = 0, 1/(N−1), ..., 1)").default("11").range(2.0, 1001.0),
-    ParamSpec::new("at", ParamType::Str, "the weights of both runs to connect: `final`, `init`, or a checkpoint step both saved (the trainer's `checkpoint_steps`)").default("\"final\""),
+    ParamSpec::new("at", ParamType::WeightsAt, "the weights of both runs to connect: `final`, `init`, or a checkpoint step both saved (the trainer's `checkpoint_steps`)").default("\"final\""),
     ParamSpec::new("loss", ParamType::Choice(&["auto", "cross_entropy", "mse"]), "the loss evaluated along the line (`auto`: cross-entropy for classes, mean squared error for regression)").default("\"auto\""),
 ];
 

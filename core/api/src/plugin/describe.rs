@@ -150,6 +150,7 @@ fn example_value(p: &ParamSpec) -> Value {
         ParamType::Bool => Value::from(false),
         ParamType::Str => Value::from("value"),
         ParamType::Choice(c) => Value::from(c.first().copied().unwrap_or_default()),
+        ParamType::WeightsAt => Value::from("final"),
         ParamType::IntList => Value::from(vec![int]),
         ParamType::FloatList => Value::from(vec![number]),
         ParamType::StrList => Value::from(vec!["value"]),

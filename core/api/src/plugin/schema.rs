@@ -15,6 +15,8 @@ pub enum ParamType {
     Str,
     /// One of a fixed set of strings.
     Choice(&'static [&'static str]),
+    /// A run's saved weights: `"final"`, `"init"` or a step number as a string (`"2000"`).
+    WeightsAt,
     /// A list of integers.
     IntList,
     /// A list of numbers.
@@ -38,6 +40,7 @@ impl ParamType {
                 "one of {}",
                 c.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
             ),
+            ParamType::WeightsAt => "`final`, `init` or a step number such as `\"2000\"`".into(),
             ParamType::IntList => "list of integers".into(),
             ParamType::FloatList => "list of numbers".into(),
             ParamType::StrList => "list of strings".into(),
@@ -202,6 +205,14 @@ impl ParamSpec {
             ParamType::Choice(choices) => {
                 let s = value.as_str().ok_or_else(expect)?;
                 if choices.contains(&s) {
+                    Ok(())
+                } else {
+                    Err(format!("`{s}` is not {}", self.ty.describe()))
+                }
+            }
+            ParamType::WeightsAt => {
+                let s = value.as_str().ok_or_else(expect)?;
+                if s == "final" || s == "init" || s.parse::<u64>().is_ok() {
                     Ok(())
                 } else {
                     Err(format!("`{s}` is not {}", self.ty.describe()))

@@ -153,9 +153,9 @@ impl Compiler for ArmPass {
     }
 }
 
-/// Stands in for a kernel while it is moved into its [`Armed`] node.
+/// Stands in for a kernel while it is moved into a wrapper (an [`Armed`] node, a timed one).
 #[derive(Debug, PartialEq)]
-struct Placeholder;
+pub(super) struct Placeholder;
 
 impl Operator for Placeholder {
     fn process(&mut self, _: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {

@@ -17,6 +17,7 @@ mod arms;
 pub mod cpu;
 #[cfg(any(feature = "cuda", test))]
 mod cuda;
+mod timed;
 
 use luminal::compiler_utils::{Compiler, ToIdsMut};
 use luminal::graph::{Graph, NodeIndex};
@@ -62,7 +63,8 @@ pub const CUDA: bool = cfg!(feature = "cuda");
 /// Runs every kernel pass of `device` on `graph`, keeping `remap`'s node ids valid.
 ///
 /// With `tokens`, products with that one-hot leaf become gathers and scatter-adds
-/// ([`TokenPass`]); both of its leaves are kept, since the session feeds them.
+/// ([`TokenPass`]); both of its leaves are kept, since the session feeds them. On the CPU, a
+/// graph compiled while this thread records a [`crate::profile`] has its kernels timed.
 pub fn compile(
     graph: &mut Graph,
     remap: &mut [NodeIndex],
@@ -72,7 +74,12 @@ pub fn compile(
     let mut leaves: Vec<NodeIndex> = tokens.iter().flat_map(|t| [t.one_hot, t.indices]).collect();
     let mut ids: Vec<&mut NodeIndex> = remap.iter_mut().chain(leaves.iter_mut()).collect();
     match device {
-        Device::Cpu => cpu::compile(graph, &mut ids, tokens),
+        Device::Cpu => {
+            cpu::compile(graph, &mut ids, tokens);
+            if crate::profile::recording() {
+                graph.compile(timed::TimedPass(cpu::describe), &mut ids);
+            }
+        }
         #[cfg(feature = "cuda")]
         Device::Cuda => cuda::compile(graph, &mut ids),
         #[cfg(not(feature = "cuda"))]

@@ -15,6 +15,7 @@ use super::loss::{
 };
 use crate::autograd;
 use crate::optim::{OptimizerConfig, OptimizerState};
+use crate::profile::{self, Part};
 use ticketlab_api::data::Split;
 use ticketlab_api::error::catch_panic;
 use ticketlab_api::runtime::Device;
@@ -245,6 +246,7 @@ impl<'a> TrainingSession<'a> {
     pub fn step_arms(&mut self) -> Result<Vec<f64>> {
         catch_panic("training step", || {
             let (losses, grads) = self.loss_and_gradients()?;
+            let _optimizer = profile::Span::new(Part::Optimizer);
             for (arm_index, (arm, mut grads)) in self.arms.iter_mut().zip(grads).enumerate() {
                 if let Some(max_norm) = arm.grad_clip {
                     clip_grad_norm(&mut grads, max_norm);
@@ -297,10 +299,13 @@ impl<'a> TrainingSession<'a> {
     fn loss_and_gradients(&mut self) -> Result<(Vec<f64>, Vec<Vec<Vec<f32>>>)> {
         let host_losses = match self.spec.precision {
             LossPrecision::F32 => None,
-            LossPrecision::F64 => Some(self.feed_loss_gradient()?),
+            LossPrecision::F64 => {
+                Some(profile::time(Part::HostLoss, || self.feed_loss_gradient())?)
+            }
         };
         let fw = &mut self.step_graph;
-        fw.g.cx.execute();
+        profile::time(Part::GraphOverhead, || fw.g.cx.execute());
+        let _read_out = profile::Span::new(Part::ReadOut);
         let graph_losses = take_arms(fw, self.loss_node)?;
         let mut grads: Vec<Vec<Vec<f32>>> =
             (0..fw.arms).map(|_| Vec::with_capacity(self.grad_nodes.len())).collect();
@@ -387,7 +392,7 @@ impl<'a> TrainingSession<'a> {
         let unmasked = vec![None; params.len()];
         load_params(&mut eg.fw, &params.iter().collect::<Vec<_>>(), &unmasked);
         feed_input(&mut eg.fw, &split.x, indices)?;
-        eg.fw.g.cx.execute();
+        profile::time(Part::GraphOverhead, || eg.fw.g.cx.execute());
         Ok((take_arms(&mut eg.fw, eg.output)?, eg.width))
     }
 

@@ -132,16 +132,42 @@ impl Chunk<'_> {
     }
 }
 
-/// Writes `code(a, b)` for every element of `out`; the common shapes get loops the compiler
-/// vectorises.
+/// Writes `code(a, b)` for every element of `out`: one loop per code and operand shape, each
+/// with the arithmetic of [`Code::apply`], so the compiler vectorises what it can and no
+/// element pays for a dispatch.
 fn run(code: Code, a: Chunk<'_>, b: Chunk<'_>, out: &mut [f32]) {
+    use BinaryKind::{Add, Mul};
+    use Chunk::{Scalar, Values};
+    let unary = |f: fn(f32) -> f32, x: &[f32], out: &mut [f32]| {
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x))
+    };
     match (code, a, b) {
-        (Code::Binary(k), Chunk::Values(x), Chunk::Values(y)) => {
+        (Code::Binary(Add), Values(x), Values(y)) => {
+            out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x + y)
+        }
+        (Code::Binary(Mul), Values(x), Values(y)) => {
+            out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x * y)
+        }
+        (Code::Binary(k), Values(x), Values(y)) => {
             out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = k.apply(*x, *y))
         }
-        (Code::Binary(k), Chunk::Values(x), Chunk::Scalar(y)) => {
+        (Code::Binary(Add), Values(x), Scalar(y)) => {
+            out.iter_mut().zip(x).for_each(|(o, x)| *o = x + y)
+        }
+        (Code::Binary(Mul), Values(x), Scalar(y)) => {
+            out.iter_mut().zip(x).for_each(|(o, x)| *o = x * y)
+        }
+        (Code::Binary(k), Values(x), Scalar(y)) => {
             out.iter_mut().zip(x).for_each(|(o, x)| *o = k.apply(*x, y))
         }
+        (Code::Binary(k), Scalar(x), Values(y)) => {
+            out.iter_mut().zip(y).for_each(|(o, y)| *o = k.apply(x, *y))
+        }
+        (Code::Exp2, Values(x), _) => unary(f32::exp2, x, out),
+        (Code::Log2, Values(x), _) => unary(f32::log2, x, out),
+        (Code::Sin, Values(x), _) => unary(f32::sin, x, out),
+        (Code::Sqrt, Values(x), _) => unary(f32::sqrt, x, out),
+        (Code::Recip, Values(x), _) => unary(f32::recip, x, out),
         _ => out.iter_mut().enumerate().for_each(|(j, o)| *o = code.apply(a.at(j), b.at(j))),
     }
 }
@@ -161,6 +187,42 @@ fn load(data: &[f32], row: &Row, from: usize, buf: &mut [f32]) {
     }
 }
 
+impl FusedElementwise {
+    /// Its program in short (`fused[Mul,LessThan,Mul] 911x48`), for profiles.
+    pub(super) fn describe(&self) -> String {
+        let codes: Vec<String> = self
+            .program
+            .iter()
+            .map(|i| match i.code {
+                Code::Binary(kind) => format!("{kind:?}"),
+                code => format!("{code:?}"),
+            })
+            .collect();
+        let shape: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+        format!("fused[{}] {}", codes.join(","), shape.join("x"))
+    }
+}
+
+/// Runs `program` over the first `len` elements of `inputs`, appending its result to `out`.
+fn evaluate(
+    program: &[Instr],
+    inputs: &[Vec<f32>],
+    regs: &mut [Vec<f32>],
+    len: usize,
+    out: &mut Vec<f32>,
+) {
+    for (i, ins) in program.iter().enumerate() {
+        let (done, rest) = regs.split_at_mut(i);
+        let operand = |s: Src| match s {
+            Src::Input(k) => Chunk::Values(&inputs[k][..len]),
+            Src::Reg(r) => Chunk::Values(&done[r][..len]),
+            Src::Imm(v) => Chunk::Scalar(v),
+        };
+        run(ins.code, operand(ins.a), operand(ins.b), &mut rest[0][..len]);
+    }
+    out.extend_from_slice(&regs[program.len() - 1][..len]);
+}
+
 impl Operator for FusedElementwise {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let total: usize = self.shape.iter().product();
@@ -173,27 +235,29 @@ impl Operator for FusedElementwise {
         let mut inputs = vec![vec![0.0f32; CHUNK]; data.len()];
         let mut regs = vec![vec![0.0f32; CHUNK]; self.program.len()];
         let program = &self.program;
+        // A chunk is filled from as many rows as it takes: short rows (a softmax's 67 logits
+        // beside their broadcast maximum) would otherwise pay the program's dispatch per row.
+        let mut filled = 0;
         for_each_row(&cshape, &cops, |start, rows| {
             let mut from = 0;
             while from < n {
-                let len = CHUNK.min(n - from);
+                let len = (CHUNK - filled).min(n - from);
                 for ((buf, d), row) in inputs.iter_mut().zip(&data).zip(rows) {
-                    load(d, row, from, &mut buf[..len]);
+                    load(d, row, from, &mut buf[filled..filled + len]);
                 }
-                for (i, ins) in program.iter().enumerate() {
-                    let (done, rest) = regs.split_at_mut(i);
-                    let operand = |s: Src| match s {
-                        Src::Input(k) => Chunk::Values(&inputs[k][..len]),
-                        Src::Reg(r) => Chunk::Values(&done[r][..len]),
-                        Src::Imm(v) => Chunk::Scalar(v),
-                    };
-                    run(ins.code, operand(ins.a), operand(ins.b), &mut rest[0][..len]);
-                }
-                debug_assert_eq!(out.len(), start + from);
-                out.extend_from_slice(&regs[program.len() - 1][..len]);
+                filled += len;
                 from += len;
+                if filled == CHUNK {
+                    debug_assert_eq!(out.len() + CHUNK, start + from);
+                    evaluate(program, &inputs, &mut regs, CHUNK, &mut out);
+                    filled = 0;
+                }
             }
         });
+        if filled > 0 {
+            evaluate(program, &inputs, &mut regs, filled, &mut out);
+        }
+        debug_assert_eq!(out.len(), total);
         vec![Tensor::new(out)]
     }
 }

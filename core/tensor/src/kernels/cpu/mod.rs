@@ -31,6 +31,7 @@ mod tokens;
 pub(crate) mod views;
 
 use luminal::graph::{Graph, NodeIndex};
+use luminal::op::{self, Operator};
 
 pub use fuse::FusionPass;
 pub use products::ContractionPass;
@@ -40,6 +41,7 @@ pub use strided::StridedPass;
 pub use tokens::{TokenLeaves, TokenPass};
 
 use super::RemoveDeadNodes;
+use crate::profile::Part;
 
 /// Runs the CPU passes on `graph`: token gathers first (with `tokens`), then products, fusion
 /// and strided loops. Dead-node removal runs again after fusion, for the constants fusion folded
@@ -56,4 +58,46 @@ pub(super) fn compile(
         (RemoveDeadNodes, ContractionPass, FusionPass, RemoveDeadNodes, StridedPass),
         &mut *ids,
     )
+}
+
+/// The [`Part`] of a profile a compiled CPU kernel's time belongs to (a product names its own
+/// kind when it runs: dense, small or zero-skipping), and a short label of what it computes.
+pub(super) fn describe(kernel: &dyn Operator) -> (Part, String) {
+    let any = kernel.as_any();
+    let part = if any.is::<tokens::GatherRows>() || any.is::<tokens::ScatterAddRows>() {
+        Part::GatherScatter
+    } else if any.is::<strided::StridedReduce>()
+        || any.is::<op::SumReduce>()
+        || any.is::<op::MaxReduce>()
+    {
+        Part::Reduction
+    } else if any.is::<strided::StridedCopy>() || any.is::<op::Contiguous>() {
+        Part::Copy
+    } else if any.is::<products::Sgemm>() {
+        Part::DenseProduct
+    } else {
+        Part::Elementwise
+    };
+    let label = match any.downcast_ref::<fuse::FusedElementwise>() {
+        Some(fused) => fused.describe(),
+        None => {
+            let debug = format!("{kernel:?}");
+            debug.split([' ', '{']).next().unwrap_or_default().to_string()
+        }
+    };
+    (part, label)
+}
+
+/// Seconds of one `n x n` by `n x n` product through the engine's dense product kernel, with
+/// this thread's kernel threads: the machine's peak for [`crate::profile::machine_peak`].
+pub(crate) fn square_product_seconds(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5).collect();
+    let row_major = gemm::Strided { offset: 0, rows: n as isize, cols: 1 };
+    let product = gemm::Gemm { m: n, k: n, n, a: row_major, b: row_major, c: row_major };
+    let start = std::time::Instant::now();
+    let c = product.dense_alone(super::threads(), &a, &b, n * n);
+    let seconds = start.elapsed().as_secs_f64();
+    std::hint::black_box(c);
+    seconds
 }

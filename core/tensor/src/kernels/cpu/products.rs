@@ -9,6 +9,8 @@ use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use crate::profile::{self, Part};
+
 use super::gemm::{Gemm, SMALL_PRODUCT, SharedOut, Strided, small_batch};
 use super::sparse;
 use super::views::{Axis, axes_of, logical_shape, vec_of};
@@ -16,7 +18,7 @@ use super::views::{Axis, axes_of, logical_shape, vec_of};
 /// `C[.., M, N] = sum_K A[.., M, K] B[.., K, N]` over arbitrary strided views of the Mul's
 /// operands, where `axis` is the contracted axis of the Mul's logical shape.
 #[derive(Debug, Clone, PartialEq)]
-struct Sgemm {
+pub(super) struct Sgemm {
     axis: usize,
 }
 
@@ -98,7 +100,9 @@ impl Operator for Sgemm {
             }
         }
         let threads = crate::kernels::threads();
+        let flops = 2.0 * (m * n * k * batches) as f64;
         if m * n * k <= SMALL_PRODUCT {
+            profile::note_product(Part::SmallProducts, flops);
             let mut out = vec![0.0f32; total];
             small_batch(threads, &gemms, a, b, &mut out);
             return vec![Tensor::new(out)];
@@ -106,11 +110,14 @@ impl Operator for Sgemm {
         if let [g] = gemms[..] {
             let mut out: Vec<f32> = Vec::new();
             if !sparse::product(&g, threads, a, b, total, &mut out) {
+                profile::note_product(Part::DenseProduct, flops);
                 out = g.dense_alone(threads, a, b, total);
             }
             return vec![Tensor::new(out)];
         }
         let mut out = vec![0.0f32; total];
+        // A batch profiles as dense unless its last entry skipped zeros.
+        profile::note_product(Part::DenseProduct, flops);
         for g in &gemms {
             if !sparse::product(g, threads, a, b, total, &mut out) {
                 g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));

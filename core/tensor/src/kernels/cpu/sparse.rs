@@ -18,6 +18,7 @@
 #![allow(unsafe_code)]
 
 use super::gemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided};
+use crate::profile::{self, Part};
 
 /// An operand with at most this fraction of non-zeros is multiplied by its non-zeros. Measured
 /// on the MNIST MLP (tests/bench/BENCHMARKS.md): its digits, 19% non-zero, run faster this way
@@ -103,6 +104,8 @@ pub(super) fn product(
         };
         #[cfg(test)]
         SPARSE_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nonzeros = buffers.seen[0].rows.values.len();
+        profile::note_product(Part::SparseProduct, 2.0 * (nonzeros * g.n) as f64);
         out.resize(len, 0.0);
         buffers.multiply(g, threads, dense, out);
         true

@@ -31,7 +31,7 @@ impl BinaryKind {
 
 /// A binary op over two strided views.
 #[derive(Debug, Clone, PartialEq)]
-struct StridedBinary(BinaryKind);
+pub(super) struct StridedBinary(BinaryKind);
 
 impl Operator for StridedBinary {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
@@ -82,7 +82,7 @@ impl Operator for StridedBinary {
 
 /// Copies a view into a contiguous buffer.
 #[derive(Debug, Clone, PartialEq)]
-struct StridedCopy;
+pub(super) struct StridedCopy;
 
 impl Operator for StridedCopy {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
@@ -116,7 +116,7 @@ pub(super) fn gather(data: &[f32], view: &ShapeTracker) -> Vec<f32> {
 
 /// Sum or max over one axis of a view.
 #[derive(Debug, Clone, PartialEq)]
-struct StridedReduce {
+pub(super) struct StridedReduce {
     axis: usize,
     max: bool,
 }

@@ -50,7 +50,7 @@ impl From<Operand> for Strides {
 /// `out[r, j] = sum over the tokens t of row r of table[t, j]`: a one-hot (or count) matrix
 /// with `rows` rows times a `vocab x width` table.
 #[derive(Debug, Clone, PartialEq)]
-struct GatherRows {
+pub(super) struct GatherRows {
     rows: usize,
     per_row: usize,
     vocab: usize,
@@ -62,7 +62,7 @@ struct GatherRows {
 /// `out[v, j] = sum over the tokens t == v (row r) of src[r, j]`: the transposed one-hot (or
 /// count) matrix times a `rows x width` matrix.
 #[derive(Debug, Clone, PartialEq)]
-struct ScatterAddRows {
+pub(super) struct ScatterAddRows {
     rows: usize,
     per_row: usize,
     vocab: usize,

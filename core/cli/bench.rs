@@ -338,7 +338,7 @@ fn step_profile(times: &[f64], profile: Profile, threads: usize) -> StepProfile 
         kernels: largest_first(
             profile.kernels.into_iter().map(|(label, (p, t))| per_step(p, label, t)).collect(),
         ),
-        peak: profile::machine_peak(threads),
+        peak: kernels::cpu::machine_peak(threads),
     }
 }
 

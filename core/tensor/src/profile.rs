@@ -223,7 +223,8 @@ fn add(part: Part, elapsed: f64, tallied_before: f64, flops: f64, bytes: f64) ->
     })
 }
 
-/// This machine's measured ceilings, to set a profile against.
+/// This machine's measured ceilings, to set a profile against
+/// ([`crate::kernels::cpu::machine_peak`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Peak {
     /// A large square sgemm through the engine's own product kernel, GFLOP/s.
@@ -234,32 +235,6 @@ pub struct Peak {
     pub copy_gb_per_s: f64,
     /// The copy's size in bytes.
     pub copy_bytes: usize,
-}
-
-/// Measures [`Peak`] with `threads` kernel threads: the best of a few runs of each.
-pub fn machine_peak(threads: usize) -> Peak {
-    const N: usize = 1024;
-    const COPY_FLOATS: usize = 1 << 26;
-    let seconds = crate::kernels::with_threads(threads, || {
-        (0..4).map(|_| crate::kernels::cpu::square_product_seconds(N)).fold(f64::MAX, f64::min)
-    });
-    let source = vec![1.0f32; COPY_FLOATS];
-    let mut target = vec![0.0f32; COPY_FLOATS];
-    let copy = (0..4)
-        .map(|_| {
-            let start = Instant::now();
-            target.copy_from_slice(std::hint::black_box(&source));
-            std::hint::black_box(&target);
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::MAX, f64::min);
-    let copy_bytes = COPY_FLOATS * 4;
-    Peak {
-        sgemm_gflops: 2.0 * (N * N * N) as f64 / seconds / 1e9,
-        sgemm_n: N,
-        copy_gb_per_s: 2.0 * copy_bytes as f64 / copy / 1e9,
-        copy_bytes,
-    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ mod strided;
 mod tokens;
 pub(crate) mod views;
 
+use std::time::Instant;
+
 use luminal::graph::{Graph, NodeIndex};
 use luminal::op::{self, Operator};
 
@@ -41,7 +43,7 @@ pub use strided::StridedPass;
 pub use tokens::{TokenLeaves, TokenPass};
 
 use super::RemoveDeadNodes;
-use crate::profile::Part;
+use crate::profile::{Part, Peak};
 
 /// Runs the CPU passes on `graph`: token gathers first (with `tokens`), then products, fusion
 /// and strided loops. Dead-node removal runs again after fusion, for the constants fusion folded
@@ -88,16 +90,37 @@ pub(super) fn describe(kernel: &dyn Operator) -> (Part, String) {
     (part, label)
 }
 
-/// Seconds of one `n x n` by `n x n` product through the engine's dense product kernel, with
-/// this thread's kernel threads: the machine's peak for [`crate::profile::machine_peak`].
-pub(crate) fn square_product_seconds(n: usize) -> f64 {
-    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5).collect();
-    let row_major = gemm::Strided { offset: 0, rows: n as isize, cols: 1 };
-    let product = gemm::Gemm { m: n, k: n, n, a: row_major, b: row_major, c: row_major };
-    let start = std::time::Instant::now();
-    let c = product.dense_alone(super::threads(), &a, &b, n * n);
-    let seconds = start.elapsed().as_secs_f64();
-    std::hint::black_box(c);
-    seconds
+/// Measures this machine's [`Peak`] with `threads` kernel threads: the best of four runs of a
+/// `1024 x 1024` by `1024 x 1024` product through the engine's dense product kernel, and of a
+/// 256 MiB memory copy.
+pub fn machine_peak(threads: usize) -> Peak {
+    const N: usize = 1024;
+    const COPY_FLOATS: usize = 1 << 26;
+    let best = |mut time: Box<dyn FnMut() -> f64>| (0..4).map(|_| time()).fold(f64::MAX, f64::min);
+    let a: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 * 0.25).collect();
+    let b: Vec<f32> = (0..N * N).map(|i| (i % 5) as f32 * 0.5).collect();
+    let row_major = gemm::Strided { offset: 0, rows: N as isize, cols: 1 };
+    let product = gemm::Gemm { m: N, k: N, n: N, a: row_major, b: row_major, c: row_major };
+    let sgemm = super::with_threads(threads, || {
+        best(Box::new(|| {
+            let start = Instant::now();
+            std::hint::black_box(product.dense_alone(super::threads(), &a, &b, N * N));
+            start.elapsed().as_secs_f64()
+        }))
+    });
+    let source = vec![1.0f32; COPY_FLOATS];
+    let mut target = vec![0.0f32; COPY_FLOATS];
+    let copy = best(Box::new(|| {
+        let start = Instant::now();
+        target.copy_from_slice(std::hint::black_box(&source));
+        std::hint::black_box(&target);
+        start.elapsed().as_secs_f64()
+    }));
+    let copy_bytes = COPY_FLOATS * 4;
+    Peak {
+        sgemm_gflops: 2.0 * (N * N * N) as f64 / sgemm / 1e9,
+        sgemm_n: N,
+        copy_gb_per_s: 2.0 * copy_bytes as f64 / copy / 1e9,
+        copy_bytes,
+    }
 }

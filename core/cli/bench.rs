@@ -266,7 +266,7 @@ pub fn train_step(
             workload: s.workload.clone(),
             steps,
             ms_per_step_median: median,
-            ms_per_step_mean: times.iter().sum::<f64>() / times.len().max(1) as f64,
+            ms_per_step_mean: mean(&times),
             ms_per_step_min: times.iter().copied().fold(f64::NAN, f64::min),
             gflops: s.flops_per_step / (median * 1e6),
             flops_per_step: s.flops_per_step,
@@ -307,6 +307,10 @@ fn timed_steps(
     Ok((times, loss))
 }
 
+fn mean(times: &[f64]) -> f64 {
+    times.iter().sum::<f64>() / times.len().max(1) as f64
+}
+
 fn median(times: &[f64]) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -331,7 +335,7 @@ fn step_profile(times: &[f64], profile: Profile, threads: usize) -> StepProfile 
     StepProfile {
         steps: times.len(),
         ms_per_step_median: median(times),
-        ms_per_step_mean: times.iter().sum::<f64>() / steps,
+        ms_per_step_mean: mean(times),
         parts: largest_first(
             profile.parts.into_iter().map(|(p, t)| per_step(p, p.name().to_string(), t)).collect(),
         ),

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::metrics::{EvalRecord, RunSummary};
+use crate::plugin::SavedWeights;
 use crate::plugin::params::Params;
 use crate::tensor::{MaskSet, NamedTensors};
 use crate::{Error, Result};
@@ -131,16 +132,13 @@ impl RunArtifact {
     /// checkpoint step, with the step they are at (`None` for the initial weights). A step the
     /// run saved no checkpoint at is an error naming the saved steps and the fix.
     pub fn weights_at(&self, which: &str, param: &str) -> Result<(&NamedTensors, Option<u64>)> {
-        match which {
-            "final" => Ok((&self.final_params, Some(self.summary.steps))),
-            "init" => Ok((&self.init.params, None)),
-            step => {
-                let n: u64 = step.parse().map_err(|_| {
-                    Error::param(param, format!("`{step}` is not `final`, `init` or a step number"))
-                })?;
-                if n == 0 {
-                    return Ok((&self.init.params, None));
-                }
+        let saved = SavedWeights::parse(which).ok_or_else(|| {
+            Error::param(param, format!("`{which}` is not `final`, `init` or a step number"))
+        })?;
+        match saved {
+            SavedWeights::Final => Ok((&self.final_params, Some(self.summary.steps))),
+            SavedWeights::Init | SavedWeights::Step(0) => Ok((&self.init.params, None)),
+            SavedWeights::Step(n) => {
                 self.checkpoints.get(&n).map(|w| (w, Some(n))).ok_or_else(|| {
                     let have: Vec<String> = self.checkpoints.keys().map(u64::to_string).collect();
                     Error::param(

@@ -81,6 +81,15 @@ pub struct Tally {
     pub bytes: f64,
 }
 
+impl Tally {
+    fn add(&mut self, seconds: f64, flops: f64, bytes: f64) {
+        self.calls += 1;
+        self.seconds += seconds;
+        self.flops += flops;
+        self.bytes += bytes;
+    }
+}
+
 /// Every part's tally over the recorded span.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Profile {
@@ -156,7 +165,7 @@ impl Span {
 impl Drop for Span {
     fn drop(&mut self) {
         if let Some((part, start, tallied)) = self.0 {
-            add(part, start.elapsed().as_secs_f64(), tallied, 0.0, 0.0);
+            add(part, None, start.elapsed().as_secs_f64(), tallied, 0.0, 0.0);
         }
     }
 }
@@ -183,17 +192,7 @@ pub(crate) fn kernel<T>(
     let (part, flops) = RECORDER
         .with_borrow_mut(|r| r.as_mut().and_then(|r| r.product.take()))
         .unwrap_or((part, 0.0));
-    let own = add(part, elapsed, before, flops, bytes_read + bytes_written);
-    RECORDER.with_borrow_mut(|r| {
-        if let Some(r) = r {
-            let (_, tally) =
-                r.profile.kernels.entry(label.to_string()).or_insert((part, Tally::default()));
-            tally.calls += 1;
-            tally.seconds += own;
-            tally.flops += flops;
-            tally.bytes += bytes_read + bytes_written;
-        }
-    });
+    add(part, Some(label), elapsed, before, flops, bytes_read + bytes_written);
     out
 }
 
@@ -206,20 +205,19 @@ pub(crate) fn note_product(part: Part, flops: f64) {
     });
 }
 
-/// Adds a region's self time (`elapsed` less what was tallied inside it since
-/// `tallied_before`) to `part`, and returns it.
-fn add(part: Part, elapsed: f64, tallied_before: f64, flops: f64, bytes: f64) -> f64 {
+/// Adds one call of self time (`elapsed` less what was tallied inside it since
+/// `tallied_before`) to `part`, and to the kernel `label` when it is one.
+fn add(part: Part, label: Option<&str>, elapsed: f64, tallied_before: f64, flops: f64, bytes: f64) {
     RECORDER.with_borrow_mut(|r| {
-        let Some(r) = r else { return 0.0 };
-        let inner = r.tallied - tallied_before;
-        let own = (elapsed - inner).max(0.0);
-        let tally = r.profile.parts.entry(part).or_default();
-        tally.calls += 1;
-        tally.seconds += own;
-        tally.flops += flops;
-        tally.bytes += bytes;
+        let Some(r) = r else { return };
+        let own = (elapsed - (r.tallied - tallied_before)).max(0.0);
+        r.profile.parts.entry(part).or_default().add(own, flops, bytes);
+        if let Some(label) = label {
+            let (_, tally) =
+                r.profile.kernels.entry(label.to_string()).or_insert((part, Tally::default()));
+            tally.add(own, flops, bytes);
+        }
         r.tallied = tallied_before + elapsed;
-        own
     })
 }
 

@@ -771,13 +771,7 @@ fn a_new_mask_takes_effect_in_the_compiled_graph_with_its_moments_cleared() {
         .map(|(name, t)| (name.clone(), HostTensor::full(t.shape.clone(), 1.0)))
         .collect();
     let split = tiny_split(32, 43);
-    let spec = StepSpec {
-        loss: LossKind::CrossEntropy,
-        precision: LossPrecision::F32,
-        optimizer: OptimizerConfig::paper_adamw(),
-        batch_size: 32,
-        device: Device::Cpu,
-    };
+    let spec = StepSpec::paper(32);
     let mut s = TrainingSession::new(&Tiny, params, Some(ones), &spec, &split).unwrap();
     s.set_batch(&split).unwrap();
     for _ in 0..5 {
@@ -1194,13 +1188,7 @@ fn wrong_parameter_shapes_are_refused_before_running() {
 fn ten_tiny_steps(profiled: bool) -> (NamedTensors, crate::profile::Profile) {
     let train = || {
         let split = tiny_split(32, 61);
-        let spec = StepSpec {
-            loss: LossKind::CrossEntropy,
-            precision: LossPrecision::F64,
-            optimizer: OptimizerConfig::paper_adamw(),
-            batch_size: 32,
-            device: Device::Cpu,
-        };
+        let spec = StepSpec { precision: LossPrecision::F64, ..StepSpec::paper(32) };
         let mut s =
             TrainingSession::new(&Tiny, init_params(&Tiny, 60), None, &spec, &split).unwrap();
         s.set_batch(&split).unwrap();

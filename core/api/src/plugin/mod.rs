@@ -11,7 +11,7 @@ pub mod registry;
 pub mod schema;
 
 pub use params::Params;
-pub use schema::{InKey, ParamSpec, ParamType};
+pub use schema::{InKey, ParamSpec, ParamType, SavedWeights};
 
 use std::path::{Path, PathBuf};
 

@@ -52,6 +52,28 @@ impl ParamType {
     }
 }
 
+/// A run's saved weights, as a [`ParamType::WeightsAt`] value names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedWeights {
+    /// After the last step.
+    Final,
+    /// The initial weights.
+    Init,
+    /// The checkpoint at this step (0 is the initial weights).
+    Step(u64),
+}
+
+impl SavedWeights {
+    /// `final`, `init` or a step number; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "final" => Some(SavedWeights::Final),
+            "init" => Some(SavedWeights::Init),
+            step => step.parse().ok().map(SavedWeights::Step),
+        }
+    }
+}
+
 /// Whether a parameter's value belongs in its stage's cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InKey {
@@ -212,10 +234,9 @@ impl ParamSpec {
             }
             ParamType::WeightsAt => {
                 let s = value.as_str().ok_or_else(expect)?;
-                if s == "final" || s == "init" || s.parse::<u64>().is_ok() {
-                    Ok(())
-                } else {
-                    Err(format!("`{s}` is not {}", self.ty.describe()))
+                match SavedWeights::parse(s) {
+                    Some(_) => Ok(()),
+                    None => Err(format!("`{s}` is not {}", self.ty.describe())),
                 }
             }
             ParamType::Record(fields) => self.check_record(fields, value),

@@ -132,30 +132,18 @@ impl Chunk<'_> {
     }
 }
 
-/// Writes `code(a, b)` for every element of `out`: one loop per code and operand shape, each
-/// with the arithmetic of [`Code::apply`], so the compiler vectorises what it can and no
-/// element pays for a dispatch.
+/// Writes `code(a, b)` for every element of `out`, with the arithmetic of [`Code::apply`]: one
+/// loop per operand shape (the compiler moves the binary kind's `match` out of it; writing a
+/// loop per kind measured no faster) and one per unary function, so that no element pays for a
+/// dispatch.
 fn run(code: Code, a: Chunk<'_>, b: Chunk<'_>, out: &mut [f32]) {
-    use BinaryKind::{Add, Mul};
     use Chunk::{Scalar, Values};
     let unary = |f: fn(f32) -> f32, x: &[f32], out: &mut [f32]| {
         out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x))
     };
     match (code, a, b) {
-        (Code::Binary(Add), Values(x), Values(y)) => {
-            out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x + y)
-        }
-        (Code::Binary(Mul), Values(x), Values(y)) => {
-            out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x * y)
-        }
         (Code::Binary(k), Values(x), Values(y)) => {
             out.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = k.apply(*x, *y))
-        }
-        (Code::Binary(Add), Values(x), Scalar(y)) => {
-            out.iter_mut().zip(x).for_each(|(o, x)| *o = x + y)
-        }
-        (Code::Binary(Mul), Values(x), Scalar(y)) => {
-            out.iter_mut().zip(x).for_each(|(o, x)| *o = x * y)
         }
         (Code::Binary(k), Values(x), Scalar(y)) => {
             out.iter_mut().zip(x).for_each(|(o, x)| *o = k.apply(*x, y))

@@ -96,26 +96,21 @@ pub(super) fn describe(kernel: &dyn Operator) -> (Part, String) {
 pub fn machine_peak(threads: usize) -> Peak {
     const N: usize = 1024;
     const COPY_FLOATS: usize = 1 << 26;
-    let best = |mut time: Box<dyn FnMut() -> f64>| (0..4).map(|_| time()).fold(f64::MAX, f64::min);
     let a: Vec<f32> = (0..N * N).map(|i| (i % 7) as f32 * 0.25).collect();
     let b: Vec<f32> = (0..N * N).map(|i| (i % 5) as f32 * 0.5).collect();
     let row_major = gemm::Strided { offset: 0, rows: N as isize, cols: 1 };
     let product = gemm::Gemm { m: N, k: N, n: N, a: row_major, b: row_major, c: row_major };
     let sgemm = super::with_threads(threads, || {
-        best(Box::new(|| {
-            let start = Instant::now();
+        best_of_four(|| {
             std::hint::black_box(product.dense_alone(super::threads(), &a, &b, N * N));
-            start.elapsed().as_secs_f64()
-        }))
+        })
     });
     let source = vec![1.0f32; COPY_FLOATS];
     let mut target = vec![0.0f32; COPY_FLOATS];
-    let copy = best(Box::new(|| {
-        let start = Instant::now();
+    let copy = best_of_four(|| {
         target.copy_from_slice(std::hint::black_box(&source));
         std::hint::black_box(&target);
-        start.elapsed().as_secs_f64()
-    }));
+    });
     let copy_bytes = COPY_FLOATS * 4;
     Peak {
         sgemm_gflops: 2.0 * (N * N * N) as f64 / sgemm / 1e9,
@@ -123,4 +118,15 @@ pub fn machine_peak(threads: usize) -> Peak {
         copy_gb_per_s: 2.0 * copy_bytes as f64 / copy / 1e9,
         copy_bytes,
     }
+}
+
+/// The fewest seconds `work` took in four runs.
+fn best_of_four(mut work: impl FnMut()) -> f64 {
+    (0..4)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
 }

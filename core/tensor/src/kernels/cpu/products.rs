@@ -100,29 +100,38 @@ impl Operator for Sgemm {
             }
         }
         let threads = crate::kernels::threads();
-        let flops = 2.0 * (m * n * k * batches) as f64;
+        let dense_flops = 2.0 * (m * n * k) as f64;
         if m * n * k <= SMALL_PRODUCT {
-            profile::note_product(Part::SmallProducts, flops);
+            profile::note_product(Part::SmallProducts, dense_flops * batches as f64);
             let mut out = vec![0.0f32; total];
             small_batch(threads, &gemms, a, b, &mut out);
             return vec![Tensor::new(out)];
         }
         if let [g] = gemms[..] {
             let mut out: Vec<f32> = Vec::new();
-            if !sparse::product(&g, threads, a, b, total, &mut out) {
-                profile::note_product(Part::DenseProduct, flops);
-                out = g.dense_alone(threads, a, b, total);
+            match sparse::product(&g, threads, a, b, total, &mut out) {
+                Some(flops) => profile::note_product(Part::SparseProduct, flops),
+                None => {
+                    profile::note_product(Part::DenseProduct, dense_flops);
+                    out = g.dense_alone(threads, a, b, total);
+                }
             }
             return vec![Tensor::new(out)];
         }
         let mut out = vec![0.0f32; total];
-        // A batch profiles as dense unless its last entry skipped zeros.
-        profile::note_product(Part::DenseProduct, flops);
+        // A batch profiles as zero-skipping when every entry skipped zeros, else as dense.
+        let (mut flops, mut all_sparse) = (0.0, true);
         for g in &gemms {
-            if !sparse::product(g, threads, a, b, total, &mut out) {
-                g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
+            match sparse::product(g, threads, a, b, total, &mut out) {
+                Some(done) => flops += done,
+                None => {
+                    g.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
+                    (flops, all_sparse) = (flops + dense_flops, false);
+                }
             }
         }
+        let part = if all_sparse { Part::SparseProduct } else { Part::DenseProduct };
+        profile::note_product(part, flops);
         vec![Tensor::new(out)]
     }
 }

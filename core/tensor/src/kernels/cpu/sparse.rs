@@ -18,7 +18,6 @@
 #![allow(unsafe_code)]
 
 use super::gemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided};
-use crate::profile::{self, Part};
 
 /// An operand with at most this fraction of non-zeros is multiplied by its non-zeros. Measured
 /// on the MNIST MLP (tests/bench/BENCHMARKS.md): its digits, 19% non-zero, run faster this way
@@ -83,8 +82,9 @@ thread_local! {
 }
 
 /// Computes `g` (`C = A B`) from the non-zeros of A or, failing that, of B (as
-/// `C^T = B^T A^T`), into C in `out` (first grown with zeros to `len` elements); `false`, with
-/// `out` untouched, when neither is mostly zeros.
+/// `C^T = B^T A^T`), into C in `out` (first grown with zeros to `len` elements), and returns
+/// the floating-point operations done (2 per non-zero and column of the dense operand); `None`,
+/// with `out` untouched, when neither is mostly zeros.
 pub(super) fn product(
     g: &Gemm,
     threads: usize,
@@ -92,7 +92,7 @@ pub(super) fn product(
     b: &[f32],
     len: usize,
     out: &mut Vec<f32>,
-) -> bool {
+) -> Option<f64> {
     BUFFERS.with_borrow_mut(|buffers| {
         let t = g.transposed();
         let (g, dense) = if buffers.compress(a, g.a, g.m, g.k) {
@@ -100,15 +100,14 @@ pub(super) fn product(
         } else if buffers.compress(b, t.a, t.m, t.k) {
             (&t, a)
         } else {
-            return false;
+            return None;
         };
         #[cfg(test)]
         SPARSE_PRODUCTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nonzeros = buffers.seen[0].rows.values.len();
-        profile::note_product(Part::SparseProduct, 2.0 * (nonzeros * g.n) as f64);
         out.resize(len, 0.0);
         buffers.multiply(g, threads, dense, out);
-        true
+        Some(2.0 * (nonzeros * g.n) as f64)
     })
 }
 
@@ -474,15 +473,20 @@ mod tests {
         (0..cols).flat_map(|j| (0..rows).map(move |i| m[i * cols + j])).collect()
     }
 
-    /// `g` by the sparse loop on `threads`, C read back row-major; `None` if it refused.
+    /// `g` by the sparse loop on `threads`, C read back row-major; `None` if it refused. The
+    /// FLOPs it reports are 2 per non-zero of the operand it compressed and column of the other.
     fn run(g: &Gemm, threads: usize, a: &[f32], b: &[f32]) -> Option<Vec<f32>> {
         let mut out = Vec::new();
-        product(g, threads, a, b, g.m * g.n, &mut out).then(|| {
+        let flops = product(g, threads, a, b, g.m * g.n, &mut out)?;
+        let nonzeros = |m: &[f32]| m.iter().filter(|x| **x != 0.0).count() as f64;
+        let (by_a, by_b) = (2.0 * nonzeros(a) * g.n as f64, 2.0 * nonzeros(b) * g.m as f64);
+        assert!(flops == by_a || flops == by_b, "{flops} FLOPs: not {by_a} nor {by_b}");
+        Some(
             (0..g.m)
                 .flat_map(|i| (0..g.n).map(move |l| (i, l)))
                 .map(|(i, l)| out[g.c.at(i, l)])
-                .collect()
-        })
+                .collect(),
+        )
     }
 
     fn bits(v: &[f32]) -> Vec<u32> {
@@ -556,7 +560,7 @@ mod tests {
         let g = Gemm { m, k, n, a: row_major(k), b: row_major(n), c: row_major(n) };
         let dense = sparse_matrix(m, k, 1.0, 6);
         let mut out = vec![7.0f32; 3];
-        assert!(!product(&g, 1, &dense, &b, m * n, &mut out));
+        assert_eq!(product(&g, 1, &dense, &b, m * n, &mut out), None);
         assert_eq!(out, [7.0; 3]);
         // Every row a third non-zero: more than MAX_DENSITY, yet under the glance's limit.
         let mut denser = vec![0.0f32; m * k];

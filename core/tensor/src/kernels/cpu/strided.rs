@@ -31,7 +31,7 @@ impl BinaryKind {
 
 /// A binary op over two strided views.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct StridedBinary(BinaryKind);
+struct StridedBinary(BinaryKind);
 
 impl Operator for StridedBinary {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {

@@ -17,6 +17,17 @@ pub enum Outcome {
     Never,
     /// A condition's value.
     Bool(bool),
+    /// A `count` some of whose conditions are undecided: at least `lo`, at most `hi`, with why.
+    /// A comparison with a number decides when every count in the range answers the same
+    /// (`count(...) >= 2` holds once two conditions hold, whatever the undecided ones are).
+    Between {
+        /// The conditions that hold.
+        lo: f64,
+        /// Those that hold or are undecided.
+        hi: f64,
+        /// Why the undecided ones are.
+        reasons: Vec<String>,
+    },
     /// No value, with why (a missing arm, a non-finite value, a division by zero, ...).
     Undecided(Vec<String>),
 }
@@ -81,7 +92,7 @@ impl Evaluation {
     /// Why the claim is undecided (empty when decided).
     pub fn reasons(&self) -> &[String] {
         match &self.value {
-            Outcome::Undecided(r) => r,
+            Outcome::Undecided(r) | Outcome::Between { reasons: r, .. } => r,
             _ => &[],
         }
     }
@@ -139,7 +150,7 @@ fn undecided(reason: String) -> Outcome {
 fn merged<'o>(outs: impl IntoIterator<Item = &'o Outcome>) -> Outcome {
     let mut reasons: Vec<String> = Vec::new();
     for o in outs {
-        if let Outcome::Undecided(r) = o {
+        if let Outcome::Undecided(r) | Outcome::Between { reasons: r, .. } = o {
             for r in r {
                 if !reasons.contains(r) {
                     reasons.push(r.clone());
@@ -232,6 +243,28 @@ impl<'a> Evaluator<'a> {
     }
 
     fn compare(&self, op: BinaryOp, a: Outcome, b: Outcome, e: &Expr) -> Outcome {
+        // A count known within bounds: compare each count it may be.
+        let bounded = match (&a, &b) {
+            (Outcome::Between { lo, hi, .. }, other) => Some((*lo, *hi, other, false)),
+            (other, Outcome::Between { lo, hi, .. }) => Some((*lo, *hi, other, true)),
+            _ => None,
+        };
+        if let Some((lo, hi, other, flipped)) = bounded {
+            let answers: Vec<Outcome> = (lo as u64..=hi as u64)
+                .map(|count| {
+                    let count = Outcome::Number(count as f64);
+                    let (x, y) =
+                        if flipped { (other.clone(), count) } else { (count, other.clone()) };
+                    self.compare(op, x, y, e)
+                })
+                .collect();
+            return match answers.split_first() {
+                Some((first @ Outcome::Bool(_), rest)) if rest.iter().all(|o| o == first) => {
+                    first.clone()
+                }
+                _ => merged([&a, &b]),
+            };
+        }
         let (Some((x, xn)), Some((y, yn))) = (as_number(&a), as_number(&b)) else {
             return merged([&a, &b]);
         };
@@ -259,8 +292,9 @@ impl<'a> Evaluator<'a> {
         outs: Vec<Outcome>,
         e: &Expr,
     ) -> Outcome {
-        if outs.iter().any(|o| matches!(o, Outcome::Undecided(_)))
-            && !matches!(func, Aggregation::All | Aggregation::Any)
+        let decided = |o: &Outcome| !matches!(o, Outcome::Undecided(_) | Outcome::Between { .. });
+        if !outs.iter().all(decided)
+            && !matches!(func, Aggregation::All | Aggregation::Any | Aggregation::Count)
         {
             return merged(&outs);
         }
@@ -289,7 +323,16 @@ impl<'a> Evaluator<'a> {
                 outs.into_iter().fold(Outcome::Bool(false), |a, b| logic(BinaryOp::Or, a, b))
             }
             Aggregation::Count => {
-                Outcome::Number(outs.iter().filter(|o| **o == Outcome::Bool(true)).count() as f64)
+                let holds = outs.iter().filter(|o| **o == Outcome::Bool(true)).count() as f64;
+                let open = outs.iter().filter(|o| !decided(o)).count() as f64;
+                if open == 0.0 {
+                    Outcome::Number(holds)
+                } else {
+                    let Outcome::Undecided(reasons) = merged(&outs) else {
+                        unreachable!("merged gives an undecided outcome")
+                    };
+                    Outcome::Between { lo: holds, hi: holds + open, reasons }
+                }
             }
             _ if values.is_empty() => undecided(format!("`{axis}` has no values")),
             Aggregation::Min | Aggregation::Max => match extreme(func == Aggregation::Max) {

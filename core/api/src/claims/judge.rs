@@ -104,14 +104,31 @@ pub fn judge(claim: &Claim, facts: &dyn Facts) -> Judgement {
         }
     };
     if claim.seeds != SeedRule::Median {
-        let never: Vec<String> = per_seed
-            .iter()
-            .flat_map(|e| {
-                e.never.iter().map(move |r| format!("{r} (seed {})", e.seed.unwrap_or(0)))
-            })
-            .collect();
+        // Each reference once, with the seeds it was never on, in order of first appearance:
+        // a sweep's never-generalising arms would otherwise repeat once per seed.
+        let mut never: Vec<(&str, Vec<u64>)> = Vec::new();
+        for e in &per_seed {
+            for r in &e.never {
+                let seed = e.seed.unwrap_or(0);
+                match never.iter_mut().find(|(known, _)| known == r) {
+                    Some((_, seeds)) => seeds.push(seed),
+                    None => never.push((r, vec![seed])),
+                }
+            }
+        }
         if !never.is_empty() {
-            explanation.push_str(&format!("; never: {}", never.join(", ")));
+            let said: Vec<String> = never
+                .iter()
+                .map(|(r, on)| match on.len() {
+                    1 => format!("{r} (seed {})", on[0]),
+                    k if k == n && n > 1 => format!("{r} (every seed)"),
+                    _ => {
+                        let on: Vec<String> = on.iter().map(u64::to_string).collect();
+                        format!("{r} (seeds {})", on.join(", "))
+                    }
+                })
+                .collect();
+            explanation.push_str(&format!("; never: {}", said.join(", ")));
         }
     }
     Judgement {

@@ -106,6 +106,27 @@ fn verdicts() {
             "`ticket_train[mask.rate=0.8].final_test_acc` is missing",
         ),
         ("count(mask.rate: ticket_train.final_test_acc > 0.5) == 4", U, "is missing"),
+        // A count with undecided conditions decides when every count it may be agrees: here
+        // 4 hold and 1 is missing, so the count is 4 or 5.
+        ("count(mask.rate: ticket_train.final_test_acc > 0.5) >= 4", H, ""),
+        ("4 <= count(mask.rate: ticket_train.final_test_acc > 0.5)", H, ""),
+        ("count(mask.rate: ticket_train.final_test_acc > 0.5) > 5", F, ""),
+        ("count(mask.rate: ticket_train.final_test_acc > 0.5) != 3", H, ""),
+        ("count(mask.rate: ticket_train.final_test_acc > 0.5) < 5", U, "is missing"),
+        ("count(mask.rate: ticket_train.final_test_acc > 0.995) >= 2", F, ""),
+        ("count(mask.rate: ticket_train.final_test_acc > 0.5) + 1 >= 5", U, "is missing"),
+        // Never against never inside a count (at k = 0.9) is one undecided condition among
+        // decided ones (k = 0.8 holds, the others fail): the count is 1 or 2.
+        (
+            "count(mask.rate: ticket_train.t_gen < 0.5 * grid_train[grid_train.uses=sgd].t_gen) >= 1",
+            H,
+            "",
+        ),
+        (
+            "count(mask.rate: ticket_train.t_gen < 0.5 * grid_train[grid_train.uses=sgd].t_gen) >= 2",
+            U,
+            "orders never against never",
+        ),
         ("all(mask.rate: ticket_train.final_test_acc > 0.995)", F, ""),
         ("all(mask.rate: ticket_train.final_test_acc > 0.5)", U, "is missing"),
         ("any(mask.rate: ticket_train.final_test_acc > 0.5)", H, ""),

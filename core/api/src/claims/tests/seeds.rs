@@ -60,6 +60,20 @@ fn explanations_name_seeds_reasons_and_nevers() {
         j.explanation,
         "fails on seed 1 (1 of 3 seeds); never: ticket_train[mask.rate=0.6].t_gen (seed 1)"
     );
+    // A reference never on several seeds is named once, with its seeds.
+    let t = runs(&[Fact::Never, v(1500.0), Fact::Never]);
+    let j = judge(&Claim::new("sooner", SOONER, SeedRule::All, &schema()).unwrap(), &t);
+    assert_eq!(
+        j.explanation,
+        "fails on seed 0, 2 (2 of 3 seeds); never: ticket_train[mask.rate=0.6].t_gen (seeds 0, 2)"
+    );
+    let t = runs(&[Fact::Never, Fact::Never, Fact::Never]);
+    let j = judge(&Claim::new("sooner", SOONER, SeedRule::All, &schema()).unwrap(), &t);
+    assert!(
+        j.explanation.ends_with("; never: ticket_train[mask.rate=0.6].t_gen (every seed)"),
+        "{}",
+        j.explanation
+    );
     let t = runs(&[v(1500.0), v(1500.0), missing()]);
     let j = judge(&Claim::new("sooner", SOONER, SeedRule::All, &schema()).unwrap(), &t);
     assert_eq!(

@@ -1,5 +1,6 @@
 //! `ticketlab reproduce`: every experiment file of a folder over one store, then the generated
-//! part of its RESULTS.md, the same from the same runs, with the hand-written text kept.
+//! part of its RESULTS.md, the same from the same runs, with the hand-written text kept, and
+//! the sections of experiments whose runs are not at hand kept as they were.
 
 use std::path::Path;
 
@@ -76,6 +77,20 @@ fn reproduce_runs_every_file_over_one_store_and_writes_the_page() {
     let svg = read(&exp.join("figures").join(linked[0]));
     ticketlab(&["reproduce", "exp", "--runs", "runs", "--no-run"], cwd);
     assert_eq!(read(&exp.join("figures").join(linked[0])), svg);
+
+    // An experiment whose run directory is not here (run elsewhere, or removed) keeps its
+    // section and verdicts as the page had them: regenerating drops nothing computed.
+    std::fs::rename(cwd.join("runs/a"), cwd.join("a-elsewhere")).unwrap();
+    let without_a = ticketlab(&["reproduce", "exp", "--runs", "runs", "--no-run"], cwd);
+    assert_eq!(without_a.status.code(), Some(0), "{}", stderr(&without_a));
+    assert!(
+        stdout(&without_a)
+            .contains("kept as the page had them (no finished run directory here): a"),
+        "{}",
+        stdout(&without_a)
+    );
+    assert_eq!(read(&exp.join("RESULTS.md")), regenerated);
+    std::fs::rename(cwd.join("a-elsewhere"), cwd.join("runs/a")).unwrap();
 
     // A file that cannot run fails the command (exit 1) after the others ran and the page
     // was written; an unknown --only is refused before anything runs.

@@ -1,5 +1,6 @@
 //! `ticketlab reproduce [DIR]`: every experiment file of a folder run over one shared store,
-//! then the generated part of the folder's `RESULTS.md` written from their run directories.
+//! then the generated part of the folder's `RESULTS.md` written from their run directories
+//! (an experiment without one here keeps the section the page has for it).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,7 +21,8 @@ pub struct Args {
     /// `NAME.tlx` without a YAML twin (a twin is the same experiment).
     pub dir: Option<PathBuf>,
     /// Run only this experiment (a file name without its extension); repeatable. The results
-    /// page still covers every experiment that has a run directory under `--runs`.
+    /// page still covers every experiment that has a run directory under `--runs`, and keeps
+    /// the sections it already has for the others.
     #[arg(long, value_name = "NAME")]
     pub only: Vec<String>,
     /// Repeat every experiment with N root seeds; replaces each file's `seeds`.
@@ -101,9 +103,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             Ok(Reproduced { file: file.display().to_string(), run })
         })
         .collect::<Result<_, Failure>>()?;
-    write_page(&page, &reproduced)?;
     let missing: Vec<&str> = missing.iter().map(|(name, _)| name.as_str()).collect();
-    print(&closing(&reproduced, &missing, &page, started.elapsed().as_secs_f64(), args.no_run))?;
+    let kept = write_page(&page, &reproduced, &missing)?;
+    let missing: Vec<&str> = missing.into_iter().filter(|m| !kept.contains(m)).collect();
+    let seconds = started.elapsed().as_secs_f64();
+    print(&closing(&reproduced, &kept, &missing, &page, seconds, args.no_run))?;
     if failed.is_empty() { Ok(()) } else { Err(Failure::Failed(failed.join("\n"))) }
 }
 
@@ -195,23 +199,32 @@ fn run_args(args: &Args, file: &Path, out: &Path) -> run::Args {
     }
 }
 
-/// Rewrites the generated part of `page` (created when missing) and its figures.
-fn write_page(page: &Path, runs: &[Reproduced]) -> Result<(), Failure> {
+/// Rewrites the generated part of `page` (created when missing) and its figures, keeping what
+/// it held for the `missing` experiments (no run directory here); returns those it kept.
+fn write_page<'a>(
+    page: &Path,
+    runs: &[Reproduced],
+    missing: &[&'a str],
+) -> Result<Vec<&'a str>, Failure> {
     let folder = page.parent().unwrap_or(Path::new("."));
-    let generated =
-        results::generate(runs, &folder.join("figures"), "figures").map_err(Failure::input)?;
     let existing = match std::fs::read_to_string(page) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Failure::input(format!("cannot read {} ({e})", page.display()))),
     };
+    let kept = existing.as_deref().map_or(Vec::new(), |p| results::kept_sections(p, missing));
+    let generated = results::generate(runs, &kept, &folder.join("figures"), "figures")
+        .map_err(Failure::input)?;
     let text = results::splice(page, existing.as_deref(), &generated).map_err(Failure::input)?;
-    ticketlab_output::files::write(page, text).map_err(Failure::input)
+    ticketlab_output::files::write(page, text).map_err(Failure::input)?;
+    Ok(missing.iter().copied().filter(|m| kept.iter().any(|k| k.stem == *m)).collect())
 }
 
-/// What was reproduced: experiments, trainings computed and loaded, wall time, the page.
+/// What was reproduced: experiments, trainings computed and loaded, wall time, the page; the
+/// sections kept from the page and the experiments it does not show.
 fn closing(
     runs: &[Reproduced],
+    kept: &[&str],
     missing: &[&str],
     page: &Path,
     seconds: f64,
@@ -229,6 +242,12 @@ fn closing(
         seconds,
         if no_run { " (--no-run: nothing ran)" } else { "" }
     );
+    if !kept.is_empty() {
+        out.push_str(&format!(
+            "kept as the page had them (no finished run directory here): {}\n",
+            kept.join(", ")
+        ));
+    }
     if !missing.is_empty() {
         out.push_str(&format!(
             "not on the page (no finished run directory): {}\n",

@@ -301,6 +301,31 @@ fn md_cell(c: &str) -> String {
     c.replace('|', "\\|")
 }
 
+/// The cells of one row of a Markdown table as [`Doc::body_markdown`] writes it (`| a | b |`),
+/// `\|` read back as `|`; `None` for a line that is not such a row.
+pub fn md_row_cells(line: &str) -> Option<Vec<String>> {
+    let inner = line.strip_prefix("| ")?.strip_suffix(" |")?;
+    let mut cells = vec![String::new()];
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                cells.last_mut()?.push('|');
+                chars.next();
+            }
+            ' ' if chars.peek() == Some(&'|') => {
+                chars.next();
+                if chars.next() != Some(' ') {
+                    return None;
+                }
+                cells.push(String::new());
+            }
+            c => cells.last_mut()?.push(c),
+        }
+    }
+    Some(cells)
+}
+
 /// The HTML of a table cell: text between backticks becomes `<code>`.
 fn html_cell(c: &str) -> String {
     let parts: Vec<&str> = c.split('`').collect();
@@ -350,6 +375,24 @@ mod tests {
         });
         d.push(Block::Code { lang: "sh".into(), text: "ticketlab run 'a b'\n".into() });
         d
+    }
+
+    #[test]
+    fn table_rows_read_back_as_written() {
+        let rows = vec![
+            vec!["`a`".to_string(), "x | y".into(), String::new(), "**holds** (all)".into()],
+            vec!["1,500 (all 3)".to_string(), "b".into(), "c".into(), "d".into()],
+        ];
+        let columns = ["w", "x", "y", "z"].map(|h| Column { header: h.into(), numeric: false });
+        let table = Doc {
+            title: String::new(),
+            blocks: vec![Block::Table { columns: columns.to_vec(), rows: rows.clone() }],
+        };
+        let read: Vec<Vec<String>> =
+            table.body_markdown().lines().skip(3).filter_map(md_row_cells).collect();
+        assert_eq!(read, rows);
+        assert_eq!(md_row_cells("## heading"), None);
+        assert_eq!(md_row_cells("| a |b |"), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
 use super::strided::BinaryKind;
-use super::views::{Row, axes_of, coalesce, for_each_row, read, vec_of};
+use super::views::{Axis, Row, axes_of, coalesce, for_each_row, read, vec_of};
 use ticketlab_api::tensor::graph::{is_plain, tracker, view_dims};
 
 /// Elements evaluated at a time: small enough that every register of a program stays in cache.
@@ -191,10 +191,11 @@ impl FusedElementwise {
     }
 }
 
-/// Runs `program` over the first `len` elements of `inputs`, appending its result to `out`.
-fn evaluate(
+/// Runs `program` over `len` elements, reading input `k` from `input(k)`, appending its result
+/// to `out`.
+fn evaluate<'a>(
     program: &[Instr],
-    inputs: &[Vec<f32>],
+    input: impl Fn(usize) -> &'a [f32],
     regs: &mut [Vec<f32>],
     len: usize,
     out: &mut Vec<f32>,
@@ -202,13 +203,26 @@ fn evaluate(
     for (i, ins) in program.iter().enumerate() {
         let (done, rest) = regs.split_at_mut(i);
         let operand = |s: Src| match s {
-            Src::Input(k) => Chunk::Values(&inputs[k][..len]),
+            Src::Input(k) => Chunk::Values(&input(k)[..len]),
             Src::Reg(r) => Chunk::Values(&done[r][..len]),
             Src::Imm(v) => Chunk::Scalar(v),
         };
         run(ins.code, operand(ins.a), operand(ins.b), &mut rest[0][..len]);
     }
     out.extend_from_slice(&regs[program.len() - 1][..len]);
+}
+
+/// Whether `axes` read a buffer in the row-major order of `shape` from its start, so that the
+/// element at flat position `i` is the buffer's `i`-th.
+fn row_major(shape: &[usize], axes: &[Axis]) -> bool {
+    let mut stride = 1isize;
+    for (&size, axis) in shape.iter().zip(axes).rev() {
+        if axis.checked || axis.offset != 0 || (size > 1 && axis.stride != stride) {
+            return false;
+        }
+        stride *= size as isize;
+    }
+    true
 }
 
 impl Operator for FusedElementwise {
@@ -220,6 +234,10 @@ impl Operator for FusedElementwise {
         let n = *cshape.last().expect("rank >= 1");
         // Rows come in order, so the output is appended to (never zeroed first).
         let mut out: Vec<f32> = Vec::with_capacity(total);
+        // Inputs laid out as the output is are read in place; the others are gathered into a
+        // chunk buffer each.
+        let in_place: Vec<bool> =
+            operands.iter().map(|axes| row_major(&self.shape, axes)).collect();
         let mut inputs = vec![vec![0.0f32; CHUNK]; data.len()];
         let mut regs = vec![vec![0.0f32; CHUNK]; self.program.len()];
         let program = &self.program;
@@ -230,20 +248,27 @@ impl Operator for FusedElementwise {
             let mut from = 0;
             while from < n {
                 let len = (CHUNK - filled).min(n - from);
-                for ((buf, d), row) in inputs.iter_mut().zip(&data).zip(rows) {
+                for (((buf, d), row), _) in
+                    inputs.iter_mut().zip(&data).zip(rows).zip(&in_place).filter(|(_, i)| !**i)
+                {
                     load(d, row, from, &mut buf[filled..filled + len]);
                 }
                 filled += len;
                 from += len;
                 if filled == CHUNK {
                     debug_assert_eq!(out.len() + CHUNK, start + from);
-                    evaluate(program, &inputs, &mut regs, CHUNK, &mut out);
+                    let at = out.len();
+                    let input =
+                        |k: usize| if in_place[k] { &data[k][at..] } else { &inputs[k][..] };
+                    evaluate(program, input, &mut regs, CHUNK, &mut out);
                     filled = 0;
                 }
             }
         });
         if filled > 0 {
-            evaluate(program, &inputs, &mut regs, filled, &mut out);
+            let at = out.len();
+            let input = |k: usize| if in_place[k] { &data[k][at..] } else { &inputs[k][..] };
+            evaluate(program, input, &mut regs, filled, &mut out);
         }
         debug_assert_eq!(out.len(), total);
         vec![Tensor::new(out)]

@@ -5,8 +5,9 @@
 //! virtual machine: longer than half of most of the paper's products, so splitting them made
 //! steps slower. The helpers here wait for work by spinning, giving their core to any other
 //! runnable thread, for a while after each job before they sleep, and the calling thread runs
-//! the first part itself. No crate offers that trade (rayon's sleep is not configurable), so it
-//! is written here.
+//! the first part itself, then every part a helper has not started yet: on a busy machine a
+//! helper may wait milliseconds for a core, and the caller would otherwise wait for it. No crate
+//! offers that trade (rayon's sleep is not configurable), so it is written here.
 //!
 //! One caller at a time uses the team; another caller meanwhile runs its parts itself, in the
 //! same order, with the same results.
@@ -30,7 +31,8 @@ type Work<'a> = dyn Fn(usize) + Sync + 'a;
 
 /// Runs `work(p)` once for each part `p` in `0..parts`: part 0 on the calling thread, the others
 /// on helpers (at most `threads - 1` of them), or all on the calling thread when `threads` is 1
-/// or another thread is using the helpers. A part that panics is re-raised here once every part
+/// or another thread is using the helpers. A helper's part that it has not started by the time
+/// the caller is done with its own runs on the caller. A part that panics is re-raised here once every part
 /// has finished.
 pub(super) fn split(threads: usize, parts: usize, work: &Work<'_>) {
     let helpers = parts.min(threads).saturating_sub(1);
@@ -58,6 +60,13 @@ pub(super) fn split(threads: usize, parts: usize, work: &Work<'_>) {
     }
     work(0);
     (helpers + 1..parts).for_each(work);
+    // A part whose helper has not started it yet (asleep, or waiting for a core on a busy
+    // machine) runs here rather than be waited for.
+    for helper in posted.0 {
+        if let Some((job, part)) = helper.reclaim() {
+            job(part);
+        }
+    }
     drop(posted);
     if let Some(panic) = team[..helpers].iter().find_map(Helper::take_panic) {
         std::panic::resume_unwind(panic);
@@ -71,7 +80,8 @@ static TEAM: Mutex<Vec<Arc<Helper>>> = Mutex::new(Vec::new());
 struct Helper {
     /// The posted job and part; taken by the helper.
     job: Mutex<Option<(&'static Work<'static>, usize)>>,
-    /// Whether a job waits in `job`.
+    /// Whether a job waits in `job`: whoever turns it off (the helper, or the caller taking the
+    /// part back) runs the job.
     posted: AtomicBool,
     /// Whether the last job posted is done.
     done: AtomicBool,
@@ -118,8 +128,8 @@ impl Helper {
         }
     }
 
-    /// The helper thread's loop: wait for a job (spinning for [`SPIN`], then asleep), run it,
-    /// keep its panic if it panics, say it is done.
+    /// The helper thread's loop: wait for a job (spinning for [`SPIN`], then asleep), claim it
+    /// (unless the caller took it back), run it, keep its panic if it panics, say it is done.
     fn serve(&self) {
         loop {
             let idle = Instant::now();
@@ -136,16 +146,28 @@ impl Helper {
                 }
                 self.asleep.store(false, Ordering::SeqCst);
             }
-            self.posted.store(false, Ordering::SeqCst);
-            let job = self.job.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some((work, part)) = job
-                && let Err(panic) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(part)))
+            let Some((work, part)) = self.claim() else { continue };
+            if let Err(panic) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(part)))
             {
                 *self.panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(panic);
             }
             self.done.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// The posted job and part, if this call is the one that claims them.
+    fn claim(&self) -> Option<(&'static Work<'static>, usize)> {
+        self.posted.compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst).ok()?;
+        self.job.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The caller's side of [`Helper::claim`]: the job and part to run on the calling thread
+    /// when the helper has not claimed them yet, which then counts as done.
+    fn reclaim(&self) -> Option<(&'static Work<'static>, usize)> {
+        let job = self.claim()?;
+        self.done.store(true, Ordering::SeqCst);
+        Some(job)
     }
 
     /// The panic of the last job, once.
@@ -233,6 +255,35 @@ mod tests {
         .take_while(|_| Instant::now() < deadline)
         .any(|helped| helped);
         assert!(on_a_helper);
+    }
+
+    /// A posted part is claimed once: by the caller taking it back (then it counts as done) or
+    /// by the helper, never both.
+    #[test]
+    fn a_posted_part_is_claimed_once() {
+        let helper = Helper {
+            job: Mutex::new(None),
+            posted: AtomicBool::new(false),
+            done: AtomicBool::new(true),
+            asleep: AtomicBool::new(false),
+            panic: Mutex::new(None),
+            thread: std::thread::current(),
+        };
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let work: &'static Work<'static> = &|p| {
+            RUNS.fetch_add(p, Ordering::SeqCst);
+        };
+        assert!(helper.reclaim().is_none(), "nothing posted");
+        helper.post(work, 3);
+        assert!(!helper.done.load(Ordering::SeqCst));
+        let (job, part) = helper.reclaim().expect("the caller takes it back");
+        assert!(helper.done.load(Ordering::SeqCst));
+        assert!(helper.claim().is_none() && helper.reclaim().is_none());
+        job(part);
+        assert_eq!(RUNS.load(Ordering::SeqCst), 3);
+        helper.post(work, 1);
+        assert!(helper.claim().is_some());
+        assert!(helper.reclaim().is_none(), "claimed by the helper");
     }
 
     /// Callers on several threads at once each get all their parts run (one of them by the

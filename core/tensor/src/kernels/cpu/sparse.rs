@@ -111,28 +111,82 @@ pub(super) fn product(
     })
 }
 
+/// The lines a matrix is stored in: its rows when its columns are adjacent, else its columns.
+#[derive(Debug, Clone, Copy)]
+struct Lines {
+    by_rows: bool,
+    view: Strided,
+    count: usize,
+    len: usize,
+    /// From one element of a line to the next.
+    step: isize,
+}
+
+impl Lines {
+    /// `None` for an empty matrix or lines too long to index with `u32`.
+    fn of(view: Strided, rows: usize, cols: usize) -> Option<Lines> {
+        let by_rows = view.cols.unsigned_abs() <= view.rows.unsigned_abs();
+        let (count, len) = if by_rows { (rows, cols) } else { (cols, rows) };
+        let step = if by_rows { view.cols } else { view.rows };
+        (u32::try_from(len).is_ok() && count * len > 0).then_some(Lines {
+            by_rows,
+            view,
+            count,
+            len,
+            step,
+        })
+    }
+
+    /// The buffer index of line `l`'s first element.
+    fn first(&self, l: usize) -> usize {
+        if self.by_rows { self.view.at(l, 0) } else { self.view.at(0, l) }
+    }
+
+    /// Whether at most [`MAX_DENSITY`] of the elements are non-zero. Lines are counted in order,
+    /// and the count gives up as soon as the answer is no, or once the lines read are half as
+    /// dense again as allowed: a dense operand costs a glance. Counting only (the non-zeros are
+    /// gathered by [`NonZeros::scan`] once the answer is yes) keeps the glance at every
+    /// product with a dense operand a vectorised comparison.
+    fn mostly_zeros(&self, buffer: &[f32]) -> bool {
+        let budget = (MAX_DENSITY * (self.count * self.len) as f64) as usize;
+        let mut count = 0;
+        for line in 0..self.count {
+            let first = self.first(line);
+            count += if self.step == 1 {
+                buffer[first..][..self.len].iter().filter(|&&v| v != 0.0).count()
+            } else {
+                (0..self.len)
+                    .filter(|&e| buffer[(first as isize + e as isize * self.step) as usize] != 0.0)
+                    .count()
+            };
+            let scanned = (line + 1) * self.len;
+            if count > budget
+                || (scanned >= 4096 && count as f64 > 1.5 * MAX_DENSITY * scanned as f64)
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 impl NonZeros {
     /// Fills `self` with the non-zeros of the `rows x cols` matrix `view` of `buffer` along the
     /// lines it is stored in (rows when its columns are adjacent, else columns): `None` when
-    /// more than [`MAX_DENSITY`] of its elements are non-zero, else whether the lines are rows.
-    /// The scan gives up as soon as that is certain, or once the lines read are half as dense
-    /// again as allowed: a dense operand costs a glance, not a scan.
+    /// [`mostly_zeros`] refuses it, else whether the lines are rows.
     fn scan(&mut self, buffer: &[f32], view: Strided, rows: usize, cols: usize) -> Option<bool> {
-        let by_rows = view.cols.unsigned_abs() <= view.rows.unsigned_abs();
-        let (lines, len) = if by_rows { (rows, cols) } else { (cols, rows) };
-        let step = if by_rows { view.cols } else { view.rows };
-        if u32::try_from(len).is_err() || lines * len == 0 {
+        let lines = Lines::of(view, rows, cols)?;
+        if !lines.mostly_zeros(buffer) {
             return None;
         }
-        let budget = (MAX_DENSITY * (lines * len) as f64) as usize;
         self.at.clear();
         self.values.clear();
         self.starts.clear();
         self.starts.push(0);
-        for line in 0..lines {
-            let first = if by_rows { view.at(line, 0) } else { view.at(0, line) };
-            if step == 1 {
-                for (c, chunk) in buffer[first..][..len].chunks(32).enumerate() {
+        for line in 0..lines.count {
+            let first = lines.first(line);
+            if lines.step == 1 {
+                for (c, chunk) in buffer[first..][..lines.len].chunks(32).enumerate() {
                     // One bit per non-zero: a blank stretch (a digit's margins) costs one
                     // comparison of 32 elements.
                     let mut bits = chunk
@@ -147,23 +201,17 @@ impl NonZeros {
                     }
                 }
             } else {
-                for e in 0..len {
-                    let v = buffer[(first as isize + e as isize * step) as usize];
+                for e in 0..lines.len {
+                    let v = buffer[(first as isize + e as isize * lines.step) as usize];
                     if v != 0.0 {
                         self.at.push(e as u32);
                         self.values.push(v);
                     }
                 }
             }
-            let (count, scanned) = (self.values.len(), (line + 1) * len);
-            if count > budget
-                || (scanned >= 4096 && count as f64 > 1.5 * MAX_DENSITY * scanned as f64)
-            {
-                return None;
-            }
-            self.starts.push(count);
+            self.starts.push(self.values.len());
         }
-        Some(by_rows)
+        Some(lines.by_rows)
     }
 
     /// `self` (lines are the columns of a matrix of `rows` rows) into `out` by rows, each row's

@@ -31,9 +31,9 @@ type Work<'a> = dyn Fn(usize) + Sync + 'a;
 
 /// Runs `work(p)` once for each part `p` in `0..parts`: part 0 on the calling thread, the others
 /// on helpers (at most `threads - 1` of them), or all on the calling thread when `threads` is 1
-/// or another thread is using the helpers. A helper's part that it has not started by the time
-/// the caller is done with its own runs on the caller. A part that panics is re-raised here once every part
-/// has finished.
+/// or another thread is using the helpers. Once done with its own parts, the caller also runs
+/// each part its helper has not started yet. A part that panics is re-raised here once every
+/// part has finished.
 pub(super) fn split(threads: usize, parts: usize, work: &Work<'_>) {
     let helpers = parts.min(threads).saturating_sub(1);
     if helpers == 0 {
@@ -236,13 +236,24 @@ mod tests {
         assert_eq!(finished.load(Ordering::SeqCst), 2);
         // Part 1 runs on a helper again. Other tests of this process use the helpers too (a
         // caller that finds them busy runs every part itself), so keep trying for a while: a
-        // count of tries can all fall inside another test's use on a busy machine.
+        // count of tries can all fall inside another test's use on a busy machine. Part 0 waits
+        // a little for part 1 to start, since a caller done with its own part takes back a part
+        // its helper has not started.
         let deadline = Instant::now() + Duration::from_secs(30);
         let on_a_helper = std::iter::repeat_with(|| {
             let name = Mutex::new(None);
+            let started = AtomicBool::new(false);
             split(2, 2, &|p| {
                 if p == 1 {
+                    started.store(true, Ordering::SeqCst);
                     *name.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+                } else {
+                    let wait = Instant::now();
+                    while !started.load(Ordering::SeqCst)
+                        && wait.elapsed() < Duration::from_millis(100)
+                    {
+                        std::thread::yield_now();
+                    }
                 }
             });
             let helped =

@@ -225,6 +225,17 @@ fn row_major(shape: &[usize], axes: &[Axis]) -> bool {
     true
 }
 
+/// Where a chunk starting at flat position `at` reads input `k`: in place, or from its chunk
+/// buffer.
+fn chunk_inputs<'a>(
+    in_place: &'a [bool],
+    data: &'a [&'a [f32]],
+    buffers: &'a [Vec<f32>],
+    at: usize,
+) -> impl Fn(usize) -> &'a [f32] {
+    move |k| if in_place[k] { &data[k][at..] } else { &buffers[k] }
+}
+
 impl Operator for FusedElementwise {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let total: usize = self.shape.iter().product();
@@ -248,26 +259,25 @@ impl Operator for FusedElementwise {
             let mut from = 0;
             while from < n {
                 let len = (CHUNK - filled).min(n - from);
-                for (((buf, d), row), _) in
-                    inputs.iter_mut().zip(&data).zip(rows).zip(&in_place).filter(|(_, i)| !**i)
+                for (((buf, d), row), &in_place) in
+                    inputs.iter_mut().zip(&data).zip(rows).zip(&in_place)
                 {
-                    load(d, row, from, &mut buf[filled..filled + len]);
+                    if !in_place {
+                        load(d, row, from, &mut buf[filled..filled + len]);
+                    }
                 }
                 filled += len;
                 from += len;
                 if filled == CHUNK {
                     debug_assert_eq!(out.len() + CHUNK, start + from);
-                    let at = out.len();
-                    let input =
-                        |k: usize| if in_place[k] { &data[k][at..] } else { &inputs[k][..] };
+                    let input = chunk_inputs(&in_place, &data, &inputs, out.len());
                     evaluate(program, input, &mut regs, CHUNK, &mut out);
                     filled = 0;
                 }
             }
         });
         if filled > 0 {
-            let at = out.len();
-            let input = |k: usize| if in_place[k] { &data[k][at..] } else { &inputs[k][..] };
+            let input = chunk_inputs(&in_place, &data, &inputs, out.len());
             evaluate(program, input, &mut regs, filled, &mut out);
         }
         debug_assert_eq!(out.len(), total);

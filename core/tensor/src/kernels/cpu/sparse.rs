@@ -142,6 +142,11 @@ impl Lines {
         if self.by_rows { self.view.at(l, 0) } else { self.view.at(0, l) }
     }
 
+    /// Element `e` of the line starting at buffer index `first`.
+    fn element(&self, buffer: &[f32], first: usize, e: usize) -> f32 {
+        buffer[(first as isize + e as isize * self.step) as usize]
+    }
+
     /// Whether at most [`MAX_DENSITY`] of the elements are non-zero. Lines are counted in order,
     /// and the count gives up as soon as the answer is no, or once the lines read are half as
     /// dense again as allowed: a dense operand costs a glance. Counting only (the non-zeros are
@@ -155,9 +160,7 @@ impl Lines {
             count += if self.step == 1 {
                 buffer[first..][..self.len].iter().filter(|&&v| v != 0.0).count()
             } else {
-                (0..self.len)
-                    .filter(|&e| buffer[(first as isize + e as isize * self.step) as usize] != 0.0)
-                    .count()
+                (0..self.len).filter(|&e| self.element(buffer, first, e) != 0.0).count()
             };
             let scanned = (line + 1) * self.len;
             if count > budget
@@ -173,7 +176,7 @@ impl Lines {
 impl NonZeros {
     /// Fills `self` with the non-zeros of the `rows x cols` matrix `view` of `buffer` along the
     /// lines it is stored in (rows when its columns are adjacent, else columns): `None` when
-    /// [`mostly_zeros`] refuses it, else whether the lines are rows.
+    /// [`Lines::mostly_zeros`] refuses it, else whether the lines are rows.
     fn scan(&mut self, buffer: &[f32], view: Strided, rows: usize, cols: usize) -> Option<bool> {
         let lines = Lines::of(view, rows, cols)?;
         if !lines.mostly_zeros(buffer) {
@@ -202,7 +205,7 @@ impl NonZeros {
                 }
             } else {
                 for e in 0..lines.len {
-                    let v = buffer[(first as isize + e as isize * lines.step) as usize];
+                    let v = lines.element(buffer, first, e);
                     if v != 0.0 {
                         self.at.push(e as u32);
                         self.values.push(v);

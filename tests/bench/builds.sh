@@ -11,6 +11,9 @@
 set -euo pipefail
 : "${BEFORE:?give BEFORE=<path of the build before the change>}"
 : "${AFTER:?give AFTER=<path of the build after the change>}"
+for side in BEFORE AFTER; do
+    [ -x "${!side}" ] || { echo "$side=${!side}: not an executable file; give the path of a ticketlab build (such as target/release/ticketlab)" >&2; exit 2; }
+done
 threads=("$@")
 [ ${#threads[@]} -gt 0 ] || threads=(1 2)
 read -r -a models <<< "${MODELS:-mlp transformer mnist}"

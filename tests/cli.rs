@@ -843,3 +843,34 @@ fn bench_profile_accounts_for_the_step() {
     assert!(profile["peak"]["sgemm_gflops"].as_f64().unwrap() > 0.0, "{profile}");
     assert!(profile["peak"]["copy_gb_per_s"].as_f64().unwrap() > 0.0, "{profile}");
 }
+
+#[test]
+fn a_device_this_build_or_machine_cannot_use_is_refused_with_the_fix() {
+    let bench = |backend: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ticketlab"))
+            .args(["bench", "--model", "mlp", "--steps", "1", "--warmup", "0"])
+            .current_dir(root())
+            .env("TICKETLAB_BACKEND", backend)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("ticketlab runs")
+    };
+    let unknown = bench("tpu");
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("TICKETLAB_BACKEND=tpu: unknown device; use cpu or cuda"));
+    // Without the `cuda` feature the fix is to build with it; with it, on a machine without a
+    // GPU, the driver's answer (never a panic inside luminal_cuda).
+    let cuda = bench("cuda");
+    let err = stderr(&cuda);
+    if cfg!(feature = "cuda") {
+        assert!(
+            cuda.status.code() == Some(0)
+                || err.contains("TICKETLAB_BACKEND=cuda: the CUDA driver"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(cuda.status.code(), Some(2), "{err}");
+        assert!(err.contains("built without CUDA") && err.contains("--features cuda"), "{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -179,18 +179,15 @@ pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failu
 }
 
 /// The device `TICKETLAB_BACKEND` names (`cpu`, the default, or `cuda` in a build with the
-/// `cuda` feature), read once here and passed down with the runtime.
+/// `cuda` feature and a GPU), read and checked once here and passed down with the runtime.
 pub fn device() -> Result<Device, Failure> {
     let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Ok(Device::Cpu) };
-    match Device::parse(&name) {
-        Some(Device::Cuda) if !ticketlab_tensor::kernels::CUDA => Err(Failure::input(
-            "TICKETLAB_BACKEND=cuda: this ticketlab was built without CUDA; build it with `cargo build --release -p ticketlab --features cuda`",
-        )),
-        Some(device) => Ok(device),
-        None => Err(Failure::input(format!(
-            "TICKETLAB_BACKEND={name}: unknown device; use cpu or cuda"
-        ))),
-    }
+    let device = Device::parse(&name).ok_or_else(|| {
+        Failure::input(format!("TICKETLAB_BACKEND={name}: unknown device; use cpu or cuda"))
+    })?;
+    ticketlab_tensor::kernels::check(device)
+        .map_err(|why| Failure::input(format!("TICKETLAB_BACKEND={name}: {why}")))?;
+    Ok(device)
 }
 
 /// The most threads the matrix kernels use.

@@ -1,6 +1,9 @@
-"""The peer side of `ticketlab bench`: the same training step in PyTorch on the CPU.
+"""The peer side of `ticketlab bench`: the same training step in PyTorch.
 
-    BENCH_THREADS=T python torch_step.py MODEL STEPS WARMUP
+    BENCH_THREADS=T [BENCH_DEVICE=cuda] python torch_step.py MODEL STEPS WARMUP
+
+BENCH_DEVICE is a torch device (default `cpu`): with `cuda` every tensor lives on the GPU and
+each timed step ends when its loss is back on the host, as `ticketlab bench`'s steps do.
 
 MODEL is one of `ticketlab bench --model`'s:
 - mlp: the paper's MLP on (a+b) mod 67 (embedding 500, 48 ReLU neurons, output projection,
@@ -89,8 +92,9 @@ def read_idx(path):
 
 def mnist():
     root = os.path.join(HERE, "..", "..", "data", "mnist-10k")
-    x = read_idx(os.path.join(root, "images-idx3-ubyte.gz"))[:1000].reshape(1000, 784).float() / 255.0
-    labels = read_idx(os.path.join(root, "labels-idx1-ubyte.gz"))[:1000].long()
+    digits = read_idx(os.path.join(root, "images-idx3-ubyte.gz"))[:1000].to(torch.get_default_device())
+    x = digits.reshape(1000, 784).float() / 255.0
+    labels = read_idx(os.path.join(root, "labels-idx1-ubyte.gz"))[:1000].long().to(torch.get_default_device())
     targets = torch.nn.functional.one_hot(labels, 10).float()
     w1, w2, w3 = normal(200, 784, fan_in=784, scale=8.0), normal(200, 200, fan_in=200, scale=8.0), normal(10, 200, fan_in=200, scale=8.0)
 
@@ -106,7 +110,10 @@ def main() -> None:
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 50
     warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 10
     threads = int(os.environ.get("BENCH_THREADS", "2"))
+    device = os.environ.get("BENCH_DEVICE", "cpu")
     torch.set_num_threads(threads)
+    # Every tensor the models make, data and weights, is made on this device.
+    torch.set_default_device(device)
     torch.manual_seed(0)
     params, loss_fn, weight_decay = {"mlp": mlp, "transformer": transformer, "mnist": mnist}[model]()
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=weight_decay, betas=(0.9, 0.98))
@@ -131,6 +138,7 @@ def main() -> None:
         "peer": f"pytorch {torch.__version__}",
         "model": model,
         "threads": threads,
+        "device": torch.cuda.get_device_name() if device.startswith("cuda") else device,
         "steps": steps,
         "ms_per_step_median": times[len(times) // 2],
         "ms_per_step_min": times[0],

@@ -24,8 +24,19 @@ pub(super) fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     (0..shape.iter().product::<usize>()).map(|_| r.gen_range(lo..hi)).collect()
 }
 
+/// The device the compiled side of these tests runs on: `TICKETLAB_BACKEND` (`cpu`, the
+/// default, or `cuda` in a build with the `cuda` feature), so that one test binary checks the
+/// gradients of either backend against the same references.
+fn device() -> Device {
+    let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Device::Cpu };
+    let device =
+        Device::parse(&name).unwrap_or_else(|| panic!("TICKETLAB_BACKEND={name}: use cpu or cuda"));
+    kernels::check(device).unwrap_or_else(|why| panic!("TICKETLAB_BACKEND={name}: {why}"));
+    device
+}
+
 /// Evaluates `build` (a scalar function of the inputs) and its gradients, either through the
-/// uncompiled luminal graph or compiled with our kernels.
+/// uncompiled luminal graph or compiled with the kernels of [`device`].
 fn run_graph(
     build: &dyn Fn(&mut GraphBuilder, &[Var]) -> Var,
     inputs: &[(Vec<usize>, Vec<f32>)],
@@ -45,7 +56,7 @@ fn run_graph(
         g.cx.no_delete.insert(id);
     }
     if compiled {
-        kernels::compile(&mut g.cx, &mut ids, None, Device::Cpu);
+        kernels::compile(&mut g.cx, &mut ids, None, device());
     }
     for (leaf, (_, data)) in leaves.iter().zip(inputs) {
         g.cx.set_tensor(leaf.node, 0, Tensor::new(data.clone()));
@@ -576,7 +587,7 @@ fn hessian_vector_product_matches_finite_differences_of_gradients() {
         .map(|(k, t)| (k.clone(), HostTensor::new(t.shape.clone(), random(&t.shape, 5, -1.0, 1.0))))
         .collect();
     let obj = Objective::CrossEntropy { temperature: 1.0 };
-    let hv = hessian_gradient_product(&Tiny, &params, None, &split, obj, &v, Device::Cpu).unwrap();
+    let hv = hessian_gradient_product(&Tiny, &params, None, &split, obj, &v, device()).unwrap();
     // Central differences of the f64 gradient along v.
     let grad64 = |p: &NamedTensors| {
         let w1: Vec<f64> = p["w1"].data.iter().map(|&x| f64::from(x)).collect();
@@ -636,7 +647,7 @@ fn gradients_match_f64_reference() {
         None,
         &split,
         Objective::CrossEntropy { temperature: 1.0 },
-        Device::Cpu,
+        device(),
     )
     .unwrap();
     let w1: Vec<f64> = params["w1"].data.iter().map(|&x| f64::from(x)).collect();
@@ -755,7 +766,7 @@ fn masked_weights_stay_exactly_zero_for_100_steps() {
             precision: LossPrecision::F32,
             optimizer: cfg,
             batch_size: 32,
-            device: Device::Cpu,
+            device: device(),
         },
         &split,
     )
@@ -1007,7 +1018,7 @@ fn session_is_deterministic_and_matches_one_off_evaluation() {
                 precision: LossPrecision::F32,
                 optimizer: OptimizerConfig::paper_adamw(),
                 batch_size: 16,
-                device: Device::Cpu,
+                device: device(),
             },
             &split,
         )
@@ -1018,7 +1029,7 @@ fn session_is_deterministic_and_matches_one_off_evaluation() {
         }
         let e = s.evaluate(&split).unwrap();
         let p = s.params().unwrap();
-        let e2 = evaluate(&Tiny, &p, None, &split, LossKind::CrossEntropy, Device::Cpu).unwrap();
+        let e2 = evaluate(&Tiny, &p, None, &split, LossKind::CrossEntropy, device()).unwrap();
         assert_eq!(e.loss.to_bits(), e2.loss.to_bits());
         (p, e.loss)
     };
@@ -1026,6 +1037,37 @@ fn session_is_deterministic_and_matches_one_off_evaluation() {
     let (b, lb) = run();
     assert_eq!(a, b);
     assert_eq!(la.to_bits(), lb.to_bits());
+}
+
+/// Each step computes its loss with the weights the previous step wrote: a backend that kept
+/// stale weights on its device (or had host copies overwrite the updated ones) would report
+/// the first step's loss again and again while `params` moved.
+#[test]
+fn each_step_reads_the_weights_the_last_one_wrote() {
+    let split = tiny_split(16, 53);
+    let spec = StepSpec { device: device(), ..StepSpec::paper(16) };
+    let mut s = TrainingSession::new(&Tiny, init_params(&Tiny, 52), None, &spec, &split).unwrap();
+    s.set_batch(&split).unwrap();
+    let mut last = f64::NAN;
+    for step in 0..10 {
+        let before = evaluate(
+            &Tiny,
+            &s.params().unwrap(),
+            None,
+            &split,
+            LossKind::CrossEntropy,
+            spec.device,
+        )
+        .unwrap()
+        .loss;
+        let loss = s.step().unwrap();
+        assert!(
+            (loss - before).abs() <= 1e-5 * before.abs(),
+            "step {step}: the step's loss {loss}, the loss of the weights it started from {before}"
+        );
+        assert_ne!(loss.to_bits(), last.to_bits(), "step {step}: the loss did not move");
+        last = loss;
+    }
 }
 
 /// luminal's own lowerings of argmax, gather and arange, which its stock CPU compiler breaks:

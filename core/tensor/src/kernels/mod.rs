@@ -57,8 +57,18 @@ pub fn threads() -> usize {
     HERE.get().max(1)
 }
 
-/// Whether this build can compile for [`Device::Cuda`] (the `cuda` feature).
-pub const CUDA: bool = cfg!(feature = "cuda");
+/// Whether graphs compiled for `device` can run here; the error says why not and what to do.
+pub fn check(device: Device) -> Result<(), String> {
+    match device {
+        Device::Cpu => Ok(()),
+        #[cfg(feature = "cuda")]
+        Device::Cuda => cuda::check(),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => Err("this ticketlab was built without CUDA; build it with \
+             `cargo build --release -p ticketlab --features cuda`"
+            .into()),
+    }
+}
 
 /// Runs every kernel pass of `device` on `graph`, keeping `remap`'s node ids valid.
 ///

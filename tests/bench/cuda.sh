@@ -112,6 +112,13 @@ run() {
         done
         # The real folders too: nvrtc loads its builtins from beside itself.
         export LD_LIBRARY_PATH="$path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        # luminal_cuda's kernels include cuda_fp16.h from /usr/local/cuda/include, a fixed path.
+        if [ ! -f /usr/local/cuda/include/cuda_fp16.h ]; then
+            local header
+            header=$(find /usr /opt -name cuda_fp16.h -path '*include*' 2>/dev/null | head -1)
+            echo "/usr/local/cuda/include has no cuda_fp16.h; linking the folder of ${header:-none found}"
+            [ -n "$header" ] && mkdir -p /usr/local/cuda && ln -sfn "$(dirname "$header")" /usr/local/cuda/include
+        fi
         step 30 "unresolved symbols (none expected)" bash -c 'ldd -r .device/ticketlab 2>&1 | grep -i "undefined\|not found"'
         export TICKETLAB_BACKEND=cuda RUST_BACKTRACE=1
         step 150 "gradient, optimizer and session tests on CUDA" .device/tensor-tests --test-threads 1 \

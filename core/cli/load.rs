@@ -178,16 +178,10 @@ pub fn experiment(source: Source, args: &ExperimentArgs) -> Result<Loaded, Failu
     Ok(Loaded { registry, ir, source, runtime })
 }
 
-/// The device `TICKETLAB_BACKEND` names (`cpu`, the default, or `cuda` in a build with the
-/// `cuda` feature and a GPU), read and checked once here and passed down with the runtime.
+/// The device `TICKETLAB_BACKEND` names ([`ticketlab_tensor::kernels::requested_device`]), read
+/// and checked once here and passed down with the runtime.
 pub fn device() -> Result<Device, Failure> {
-    let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Ok(Device::Cpu) };
-    let device = Device::parse(&name).ok_or_else(|| {
-        Failure::input(format!("TICKETLAB_BACKEND={name}: unknown device; use cpu or cuda"))
-    })?;
-    ticketlab_tensor::kernels::check(device)
-        .map_err(|why| Failure::input(format!("TICKETLAB_BACKEND={name}: {why}")))?;
-    Ok(device)
+    ticketlab_tensor::kernels::requested_device().map_err(Failure::input)
 }
 
 /// The most threads the matrix kernels use.

@@ -24,15 +24,11 @@ pub(super) fn random(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     (0..shape.iter().product::<usize>()).map(|_| r.gen_range(lo..hi)).collect()
 }
 
-/// The device the compiled side of these tests runs on: `TICKETLAB_BACKEND` (`cpu`, the
-/// default, or `cuda` in a build with the `cuda` feature), so that one test binary checks the
-/// gradients of either backend against the same references.
+/// The device the compiled side of these tests runs on, as `TICKETLAB_BACKEND` names it
+/// ([`kernels::requested_device`]), so that one test binary checks the gradients of either
+/// backend against the same references.
 fn device() -> Device {
-    let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Device::Cpu };
-    let device =
-        Device::parse(&name).unwrap_or_else(|| panic!("TICKETLAB_BACKEND={name}: use cpu or cuda"));
-    kernels::check(device).unwrap_or_else(|why| panic!("TICKETLAB_BACKEND={name}: {why}"));
-    device
+    kernels::requested_device().unwrap_or_else(|why| panic!("{why}"))
 }
 
 /// Evaluates `build` (a scalar function of the inputs) and its gradients, either through the

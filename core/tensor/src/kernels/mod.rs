@@ -57,8 +57,19 @@ pub fn threads() -> usize {
     HERE.get().max(1)
 }
 
+/// The device `TICKETLAB_BACKEND` names (`cpu`, the default, or `cuda` in a build with the
+/// `cuda` feature and a GPU), checked to run here; the error names the variable, its value and
+/// the fix.
+pub fn requested_device() -> Result<Device, String> {
+    let Ok(name) = std::env::var("TICKETLAB_BACKEND") else { return Ok(Device::Cpu) };
+    let device = Device::parse(&name)
+        .ok_or_else(|| format!("TICKETLAB_BACKEND={name}: unknown device; use cpu or cuda"))?;
+    check(device).map_err(|why| format!("TICKETLAB_BACKEND={name}: {why}"))?;
+    Ok(device)
+}
+
 /// Whether graphs compiled for `device` can run here; the error says why not and what to do.
-pub fn check(device: Device) -> Result<(), String> {
+fn check(device: Device) -> Result<(), String> {
     match device {
         Device::Cpu => Ok(()),
         #[cfg(feature = "cuda")]

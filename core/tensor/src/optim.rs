@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::{self, cpu};
 use ticketlab_api::tensor::{HostTensor, NamedTensors, ParamDef};
 use ticketlab_api::{Error, Result};
 
@@ -97,8 +98,8 @@ impl OptimizerState {
     /// Updates parameter number `index` (in the order given to [`OptimizerState::new`]) in
     /// place for the step being taken; masked entries end at exactly +0.0.
     ///
-    /// One pass over the parameter with no allocation, written as zipped slices so the
-    /// compiler vectorises it. The arithmetic follows PyTorch's single-tensor implementations
+    /// One pass over the parameter (in pieces on the kernel threads when it is large), written
+    /// as zipped slices so the compiler vectorises it. The arithmetic follows PyTorch's single-tensor implementations
     /// operation by operation:
     /// AdamW: `p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g;
     /// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`.
@@ -114,6 +115,11 @@ impl OptimizerState {
         let m = &mut self.first[range.clone()];
         // Assign rather than multiply: a masked weight is +0.0, never -0.0.
         let keep = |w: f32, k: f32| if k == 0.0 { 0.0 } else { w };
+        // Large parameters are updated in pieces on the kernel threads; each element's update
+        // reads only its own state, so the bits are those of one thread.
+        let threads = kernels::threads();
+        let chunk = p.len().div_ceil(cpu::parts(threads, 5 * p.len(), p.len())).max(1);
+        let masks = |i: usize, len: usize| mask.map(|k| &k[i * chunk..][..len]);
         match c.kind {
             OptimizerKind::AdamW => {
                 let v = &mut self.second[range];
@@ -131,14 +137,23 @@ impl OptimizerState {
                     let denom = v.sqrt() / bias2_sqrt + eps;
                     *p += -step_size * (*m / denom);
                 };
-                let state = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
-                match mask {
-                    Some(mask) => state.zip(mask).for_each(|(((p, &g), (m, v)), &k)| {
-                        adamw(p, g, m, v);
-                        *p = keep(*p, k);
-                    }),
-                    None => state.for_each(|((p, &g), (m, v))| adamw(p, g, m, v)),
-                }
+                let pieces: Vec<_> = p
+                    .chunks_mut(chunk)
+                    .zip(g.chunks(chunk))
+                    .zip(m.chunks_mut(chunk).zip(v.chunks_mut(chunk)))
+                    .enumerate()
+                    .map(|(i, ((p, g), (m, v)))| (masks(i, p.len()), p, g, m, v))
+                    .collect();
+                cpu::split_pieces(threads, pieces, &|(mask, p, g, m, v)| {
+                    let state = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
+                    match mask {
+                        Some(mask) => state.zip(mask).for_each(|(((p, &g), (m, v)), &k)| {
+                            adamw(p, g, m, v);
+                            *p = keep(*p, k);
+                        }),
+                        None => state.for_each(|((p, &g), (m, v))| adamw(p, g, m, v)),
+                    }
+                });
             }
             OptimizerKind::Sgd => {
                 let (lr, wd, mu) = (c.lr as f32, c.weight_decay as f32, c.beta1 as f32);
@@ -152,14 +167,23 @@ impl OptimizerState {
                     };
                     *p -= lr * d;
                 };
-                let state = p.iter_mut().zip(g).zip(m.iter_mut());
-                match mask {
-                    Some(mask) => state.zip(mask).for_each(|(((p, &g), m), &k)| {
-                        sgd(p, g, m);
-                        *p = keep(*p, k);
-                    }),
-                    None => state.for_each(|((p, &g), m)| sgd(p, g, m)),
-                }
+                let pieces: Vec<_> = p
+                    .chunks_mut(chunk)
+                    .zip(g.chunks(chunk))
+                    .zip(m.chunks_mut(chunk))
+                    .enumerate()
+                    .map(|(i, ((p, g), m))| (masks(i, p.len()), p, g, m))
+                    .collect();
+                cpu::split_pieces(threads, pieces, &|(mask, p, g, m)| {
+                    let state = p.iter_mut().zip(g).zip(m.iter_mut());
+                    match mask {
+                        Some(mask) => state.zip(mask).for_each(|(((p, &g), m), &k)| {
+                            sgd(p, g, m);
+                            *p = keep(*p, k);
+                        }),
+                        None => state.for_each(|((p, &g), m)| sgd(p, g, m)),
+                    }
+                });
             }
         }
     }

@@ -33,11 +33,14 @@ struct Evaluated {
     ops: Vec<String>,
 }
 
+/// A model built over its input leaves.
+type Build = dyn Fn(&mut GraphBuilder, &[Var]) -> Var;
+
 /// Builds `build` over leaves with `inputs`, differentiates the weighted sum of its output,
 /// optionally reassociating (before and after autograd, as sessions do), compiles with our
 /// kernels and runs it.
 fn evaluate(
-    build: &dyn Fn(&mut GraphBuilder, &[Var]) -> Var,
+    build: &Build,
     inputs: &[(Vec<usize>, Vec<f32>)],
     passes: bool,
     tokens: Option<(usize, usize)>,
@@ -114,7 +117,7 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 /// returns both evaluations (with passes first).
 fn compare(
     name: &str,
-    build: &dyn Fn(&mut GraphBuilder, &[Var]) -> Var,
+    build: &Build,
     inputs: &[(Vec<usize>, Vec<f32>)],
     tokens: Option<(usize, usize)>,
 ) -> (Evaluated, Evaluated) {
@@ -229,9 +232,7 @@ fn a_relu_between_or_a_shared_intermediate_stops_the_chain() {
         let total = g.add(ps, ys).unwrap();
         g.reshape(total, &[1, 1]).unwrap()
     };
-    for (name, build) in
-        [("relu", &through_relu as &dyn Fn(&mut GraphBuilder, &[Var]) -> Var), ("shared", &shared)]
-    {
+    for (name, build) in [("relu", &through_relu as &Build), ("shared", &shared)] {
         let (on, off) = compare(name, build, &inputs, None);
         assert_eq!(on.rewrites, 0, "{name}: nothing to reassociate");
         assert_eq!(on.structure, off.structure, "{name}: the graph is unchanged");
@@ -288,32 +289,9 @@ fn count_ops(ops: &[String], name: &str) -> usize {
 #[test]
 fn token_products_become_gathers_and_scatter_adds() {
     let (n, n_ctx, vocab, d) = (13, 3, 9, 5);
-    // Summed embeddings (the MLP's token counts) and per-token embeddings (the transformer's).
-    let counts = |g: &mut GraphBuilder, x: &[Var]| {
-        let c = g.sum_reduce(x[0], 1).unwrap();
-        let we = g.transpose(x[1]).unwrap();
-        let e = g.matmul(c, we).unwrap();
-        g.mul(e, e).unwrap()
-    };
-    let per_token = |g: &mut GraphBuilder, x: &[Var]| {
-        let flat = g.reshape(x[0], &[n * n_ctx, vocab]).unwrap();
-        let e = g.matmul(flat, x[2]).unwrap();
-        // Read transposed by the next product, so the gather writes its output transposed.
-        let et = g.transpose(e).unwrap();
-        let y = g.matmul(et, x[3]).unwrap();
-        g.mul(y, y).unwrap()
-    };
-    let inputs = [
-        one_hot(n, n_ctx, vocab, 30),
-        matrix(d, vocab, 31),
-        matrix(vocab, d, 32),
-        matrix(n * n_ctx, 4, 33),
-    ];
-    for (name, build) in [
-        ("counts", &counts as &dyn Fn(&mut GraphBuilder, &[Var]) -> Var),
-        ("per token", &per_token),
-    ] {
-        let (on, off) = compare(name, build, &inputs, Some((n_ctx, vocab)));
+    for (name, build) in token_models(n, n_ctx) {
+        let (on, off) =
+            compare(name, &*build, &token_inputs(n, n_ctx, vocab, d), Some((n_ctx, vocab)));
         assert!(count_ops(&on.ops, "GatherRows") >= 1, "{name}: the forward product is a gather");
         assert!(
             count_ops(&on.ops, "ScatterAddRows") >= 1,
@@ -325,6 +303,60 @@ fn token_products_become_gathers_and_scatter_adds() {
             "{name}: no token leaves, no gathers"
         );
     }
+}
+
+/// Gathers and scatter-adds large enough to split over the kernel threads (by rows, and by
+/// columns for a transposed output) give the bits of one thread.
+#[test]
+fn token_gathers_split_over_threads_change_no_bit() {
+    let (n, n_ctx, vocab, d) = (400, 3, 40, 64);
+    let inputs = token_inputs(n, n_ctx, vocab, d);
+    for (name, build) in token_models(n, n_ctx) {
+        let bits = |e: &Evaluated| -> Vec<Vec<u32>> {
+            std::iter::once(vec![e.loss])
+                .chain(e.grads.iter().cloned())
+                .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        let one = evaluate(&*build, &inputs, true, Some((n_ctx, vocab)));
+        let splits = kernels::cpu::splits_on_this_thread();
+        let three =
+            kernels::with_threads(3, || evaluate(&*build, &inputs, true, Some((n_ctx, vocab))));
+        assert!(kernels::cpu::splits_on_this_thread() > splits, "{name}: nothing was split");
+        assert!(bits(&three) == bits(&one), "{name}: three threads changed a result");
+    }
+}
+
+/// Two models whose embeddings are products with one-hot tokens `[n, n_ctx, vocab]`: summed
+/// over the context (the MLP's token counts) and per token (the transformer's, its output read
+/// transposed), over the inputs of [`token_inputs`].
+fn token_models(n: usize, n_ctx: usize) -> Vec<(&'static str, Box<Build>)> {
+    let counts = |g: &mut GraphBuilder, x: &[Var]| {
+        let c = g.sum_reduce(x[0], 1).unwrap();
+        let we = g.transpose(x[1]).unwrap();
+        let e = g.matmul(c, we).unwrap();
+        g.mul(e, e).unwrap()
+    };
+    let per_token = move |g: &mut GraphBuilder, x: &[Var]| {
+        let vocab = x[0].shape()[2];
+        let flat = g.reshape(x[0], &[n * n_ctx, vocab]).unwrap();
+        let e = g.matmul(flat, x[2]).unwrap();
+        // Read transposed by the next product, so the gather writes its output transposed.
+        let et = g.transpose(e).unwrap();
+        let y = g.matmul(et, x[3]).unwrap();
+        g.mul(y, y).unwrap()
+    };
+    vec![("counts", Box::new(counts)), ("per token", Box::new(per_token))]
+}
+
+/// One-hot tokens, the two tables and the matrix [`token_models`] read.
+fn token_inputs(n: usize, n_ctx: usize, vocab: usize, d: usize) -> Vec<(Vec<usize>, Vec<f32>)> {
+    vec![
+        one_hot(n, n_ctx, vocab, 30),
+        matrix(d, vocab, 31),
+        matrix(vocab, d, 32),
+        matrix(n * n_ctx, 4, 33),
+    ]
 }
 
 /// A prunable parameter of the test architectures, drawn from N(0, 0.5²).

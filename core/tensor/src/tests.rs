@@ -746,6 +746,38 @@ fn sgd_momentum_matches_pytorch_rule() {
     assert!((f64::from(p[0]) - pr).abs() < 1e-6);
 }
 
+/// A parameter large enough to be updated in pieces on the kernel threads (of a length no
+/// thread count divides evenly, every third weight masked) gets the bits of one thread, with
+/// AdamW and with SGD.
+#[test]
+fn the_optimizer_split_over_threads_changes_no_bit() {
+    let n = 20_011;
+    let defs =
+        vec![ParamDef { name: "p".into(), shape: vec![n], init: Init::Zeros, prunable: true }];
+    let mask: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();
+    let train = |threads: usize, kind: OptimizerKind| -> Vec<u32> {
+        let cfg = OptimizerConfig { kind, lr: 1e-2, ..OptimizerConfig::paper_adamw() };
+        let mut state = optim::OptimizerState::new(cfg, &defs);
+        let mut p = random(&[n], 50, -1.0, 1.0);
+        kernels::with_threads(threads, || {
+            for s in 0..3 {
+                let g = random(&[n], 60 + s, -1.0, 1.0);
+                state.update(0, &mut p, &g, Some(&mask));
+                state.finish_step();
+            }
+        });
+        p.iter().map(|x| x.to_bits()).collect()
+    };
+    for kind in [OptimizerKind::AdamW, OptimizerKind::Sgd] {
+        let one = train(1, kind);
+        let splits = kernels::cpu::splits_on_this_thread();
+        for threads in [2, 3] {
+            assert!(train(threads, kind) == one, "{kind:?} on {threads} threads");
+        }
+        assert!(kernels::cpu::splits_on_this_thread() >= splits + 6, "{kind:?}: not split");
+    }
+}
+
 #[test]
 fn masked_weights_stay_exactly_zero_for_100_steps() {
     let params = init_params(&Tiny, 40);
@@ -1110,12 +1142,31 @@ fn kernel_passes_agree_with_uncompiled_luminal_on_argmax_gather_arange() {
 #[test]
 fn fused_elementwise_chains_change_no_bit() {
     for (rows, cols) in [(4, 5), (37, 67), (3, 300)] {
-        fused_and_unfused_agree(rows, cols);
+        fused_and_unfused_agree(rows, cols, 1);
     }
 }
 
-fn fused_and_unfused_agree(rows: usize, cols: usize) {
-    let run = |fuse: bool| -> (Vec<Vec<u32>>, usize) {
+/// The elementwise kernels, fused or not, copies and reductions split large outputs over the
+/// kernel threads (at rows, or inside a row when the whole output is one); every thread count
+/// gives the bits of one thread.
+#[test]
+fn elementwise_kernels_split_over_threads_change_no_bit() {
+    for (rows, cols) in [(300, 301), (2, 20_000)] {
+        let splits = kernels::cpu::splits_on_this_thread();
+        for threads in [2, 3] {
+            fused_and_unfused_agree(rows, cols, threads);
+        }
+        assert!(
+            kernels::cpu::splits_on_this_thread() >= splits + 20,
+            "outputs of {rows} x {cols} were split"
+        );
+    }
+}
+
+/// Asserts that the graph of [`fused_elementwise_chains_change_no_bit`] gives, at `threads`
+/// kernel threads, fused and unfused, the bits it gives unfused at one.
+fn fused_and_unfused_agree(rows: usize, cols: usize, threads: usize) {
+    let run = |fuse: bool, threads: usize| -> (Vec<Vec<u32>>, usize) {
         let mut g = GraphBuilder::new();
         let x = g.input("x", &[rows, 6]);
         let w = g.input("w", &[6, cols]);
@@ -1171,7 +1222,7 @@ fn fused_and_unfused_agree(rows: usize, cols: usize) {
             g.cx.set_tensor(leaf.node, 0, Tensor::new(data));
             g.cx.no_delete.insert(leaf.node);
         }
-        g.cx.execute();
+        kernels::with_threads(threads, || g.cx.execute());
         let bits = ids
             .iter()
             .map(|&id| {
@@ -1188,14 +1239,16 @@ fn fused_and_unfused_agree(rows: usize, cols: usize) {
             .collect();
         (bits, fused)
     };
-    let (plain, none) = run(false);
-    let (fused, groups) = run(true);
+    let (plain, none) = run(false, 1);
+    let (fused, groups) = run(true, threads);
     assert_eq!(none, 0);
     assert!(
         groups >= 4,
         "ReLU, log-softmax, the chains above and their gradients fuse: {groups} groups"
     );
-    assert_eq!(fused, plain, "fusion changed a result at {rows} x {cols}");
+    assert!(fused == plain, "fusion changed a result at {rows} x {cols}, {threads} threads");
+    let (unfused, _) = run(false, threads);
+    assert!(unfused == plain, "{threads} threads changed a result at {rows} x {cols}");
 }
 
 #[test]

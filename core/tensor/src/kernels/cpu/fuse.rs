@@ -14,6 +14,8 @@
 //! so fused and unfused graphs give bit-identical results.
 
 use std::collections::{HashMap, HashSet};
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
 use luminal::graph::{Graph, NodeIndex};
@@ -24,8 +26,10 @@ use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::pool::fresh_out;
 use super::strided::BinaryKind;
 use super::views::{Axis, Row, axes_of, coalesce, for_each_row, read, vec_of};
+use crate::kernels::threads;
 use ticketlab_api::tensor::graph::{is_plain, tracker, view_dims};
 
 /// Elements evaluated at a time: small enough that every register of a program stays in cache.
@@ -191,15 +195,15 @@ impl FusedElementwise {
     }
 }
 
-/// Runs `program` over `len` elements, reading input `k` from `input(k)`, appending its result
-/// to `out`.
+/// Runs `program` over `out.len()` elements, reading input `k` from `input(k)`, writing its
+/// result to every element of `out`.
 fn evaluate<'a>(
     program: &[Instr],
     input: impl Fn(usize) -> &'a [f32],
     regs: &mut [Vec<f32>],
-    len: usize,
-    out: &mut Vec<f32>,
+    out: &mut [MaybeUninit<f32>],
 ) {
+    let len = out.len();
     for (i, ins) in program.iter().enumerate() {
         let (done, rest) = regs.split_at_mut(i);
         let operand = |s: Src| match s {
@@ -209,7 +213,9 @@ fn evaluate<'a>(
         };
         run(ins.code, operand(ins.a), operand(ins.b), &mut rest[0][..len]);
     }
-    out.extend_from_slice(&regs[program.len() - 1][..len]);
+    for (o, &v) in out.iter_mut().zip(&regs[program.len() - 1][..len]) {
+        o.write(v);
+    }
 }
 
 /// Whether `axes` read a buffer in the row-major order of `shape` from its start, so that the
@@ -242,25 +248,55 @@ impl Operator for FusedElementwise {
         let operands: Vec<_> = inp.iter().map(|(_, v)| axes_of(v)).collect();
         let data: Vec<&[f32]> = inp.iter().map(|(t, _)| vec_of(t)).collect();
         let (cshape, cops) = coalesce(&self.shape, &operands);
-        let n = *cshape.last().expect("rank >= 1");
-        // Rows come in order, so the output is appended to (never zeroed first).
-        let mut out: Vec<f32> = Vec::with_capacity(total);
         // Inputs laid out as the output is are read in place; the others are gathered into a
         // chunk buffer each.
         let in_place: Vec<bool> =
             operands.iter().map(|axes| row_major(&self.shape, axes)).collect();
-        let mut inputs = vec![vec![0.0f32; CHUNK]; data.len()];
+        let group = Group { program: &self.program, shape: &cshape, operands: &cops, data: &data };
+        let work = total * (data.len() + 1);
+        let out = fresh_out(threads(), work, total, &|elements, block| {
+            group.fill(&in_place, elements, block)
+        });
+        vec![Tensor::new(out)]
+    }
+}
+
+/// A fused group's program over one call's inputs.
+struct Group<'a> {
+    program: &'a [Instr],
+    /// The coalesced output shape and each input's axes over it.
+    shape: &'a [usize],
+    operands: &'a [Vec<Axis>],
+    data: &'a [&'a [f32]],
+}
+
+impl Group<'_> {
+    /// Writes the output's `elements` (flat positions) into `block`, chunk by chunk; returns
+    /// how many it wrote.
+    fn fill(
+        &self,
+        in_place: &[bool],
+        elements: Range<usize>,
+        block: &mut [MaybeUninit<f32>],
+    ) -> usize {
+        let first = elements.start;
+        let mut inputs = vec![vec![0.0f32; CHUNK]; self.data.len()];
         let mut regs = vec![vec![0.0f32; CHUNK]; self.program.len()];
-        let program = &self.program;
+        // Elements of `block` written, and elements gathered into the chunk buffers since.
+        let (mut written, mut filled) = (0, 0);
+        let mut flush = |inputs: &[Vec<f32>], written: &mut usize, len: usize| {
+            let input = chunk_inputs(in_place, self.data, inputs, first + *written);
+            evaluate(self.program, input, &mut regs, &mut block[*written..*written + len]);
+            *written += len;
+        };
         // A chunk is filled from as many rows as it takes: short rows (a softmax's 67 logits
         // beside their broadcast maximum) would otherwise pay the program's dispatch per row.
-        let mut filled = 0;
-        for_each_row(&cshape, &cops, |start, rows| {
-            let mut from = 0;
-            while from < n {
-                let len = (CHUNK - filled).min(n - from);
+        for_each_row(self.shape, self.operands, elements, |_, row_views, columns| {
+            let mut from = columns.start;
+            while from < columns.end {
+                let len = (CHUNK - filled).min(columns.end - from);
                 for (((buf, d), row), &in_place) in
-                    inputs.iter_mut().zip(&data).zip(rows).zip(&in_place)
+                    inputs.iter_mut().zip(self.data).zip(row_views).zip(in_place)
                 {
                     if !in_place {
                         load(d, row, from, &mut buf[filled..filled + len]);
@@ -269,19 +305,15 @@ impl Operator for FusedElementwise {
                 filled += len;
                 from += len;
                 if filled == CHUNK {
-                    debug_assert_eq!(out.len() + CHUNK, start + from);
-                    let input = chunk_inputs(&in_place, &data, &inputs, out.len());
-                    evaluate(program, input, &mut regs, CHUNK, &mut out);
+                    flush(&inputs, &mut written, CHUNK);
                     filled = 0;
                 }
             }
         });
         if filled > 0 {
-            let input = chunk_inputs(&in_place, &data, &inputs, out.len());
-            evaluate(program, input, &mut regs, filled, &mut out);
+            flush(&inputs, &mut written, filled);
         }
-        debug_assert_eq!(out.len(), total);
-        vec![Tensor::new(out)]
+        written
     }
 }
 

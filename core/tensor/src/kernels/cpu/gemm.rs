@@ -51,13 +51,13 @@ pub(super) struct Gemm {
 /// operands for sgemm costs more than the product itself.
 pub(super) const SMALL_PRODUCT: usize = 4096;
 
-/// Products of at least this many multiply-adds (about 60 µs of sgemm) are split over the kernel
+/// Products of at least this many multiply-adds (about 30 µs of sgemm) are split over the kernel
 /// threads. With helpers that stay awake between products ([`super::pool`]) a split costs a few
 /// µs; while they slept between products (about 100 µs to wake), splitting the transformer's
 /// 15M and 30M products made its step slower. The paper MLP's 2.9M products (911 x 48 x 67)
-/// gain nothing from a split either: its step took longer at two threads than at one while
-/// they were split (tests/bench/BENCHMARKS.md).
-pub(super) const PARALLEL_PRODUCT: usize = 4 << 20;
+/// gained nothing from a split until the elementwise kernels around them were split too; since,
+/// its step at two threads is about 10% shorter with them split (tests/bench/BENCHMARKS.md).
+pub(super) const PARALLEL_PRODUCT: usize = 2 << 20;
 
 /// A contraction of small products splits its batch entries over the threads from this many
 /// multiply-adds in all.

@@ -36,9 +36,17 @@ use luminal::graph::{Graph, NodeIndex};
 use luminal::op::{self, Operator};
 
 pub use fuse::FusionPass;
+pub(crate) use pool::{parts, split_pieces};
 pub use products::ContractionPass;
 #[cfg(test)]
 pub(crate) use sparse::SPARSE_PRODUCTS;
+
+/// Pieces of work (outputs of elementwise kernels, copies, reductions, gathers, the optimizer's
+/// state) split over the kernel threads on this thread so far, so tests can tell that they were.
+#[cfg(test)]
+pub(crate) fn splits_on_this_thread() -> usize {
+    pool::SPLITS.get()
+}
 pub use strided::StridedPass;
 pub use tokens::{TokenLeaves, TokenPass};
 

@@ -17,6 +17,8 @@
 #![allow(unsafe_code)]
 
 use std::any::Any;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::thread::Thread;
@@ -71,6 +73,85 @@ pub(super) fn split(threads: usize, parts: usize, work: &Work<'_>) {
     if let Some(panic) = team[..helpers].iter().find_map(Helper::take_panic) {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Elementwise work (a fused group, a binary op, a copy, a reduction, the optimizer) that reads
+/// or writes at least this many elements is split over the kernel threads: about 10 µs of work
+/// or more, against a few µs to hand a part to a helper that is awake.
+pub(super) const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// How many parts work over `units` units (rows, elements) that reads or writes `work`
+/// elements in all is split into: one below [`PARALLEL_ELEMENTS`], else one per kernel thread
+/// (at most one per unit).
+pub(crate) fn parts(threads: usize, work: usize, units: usize) -> usize {
+    if work >= PARALLEL_ELEMENTS { threads.clamp(1, units.max(1)) } else { 1 }
+}
+
+/// Runs `f(piece)` once for each of `pieces` (disjoint parts of the work: blocks of an output,
+/// slices of state), on the kernel threads as [`split`] runs its parts.
+pub(crate) fn split_pieces<S: Send>(threads: usize, pieces: Vec<S>, f: &(dyn Fn(S) + Sync)) {
+    #[cfg(test)]
+    SPLITS.set(SPLITS.get() + usize::from(pieces.len() > 1));
+    // Each part takes its own piece (a lock nobody else takes, so never waited for).
+    let pieces: Vec<Mutex<Option<S>>> = pieces.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    split(threads, pieces.len(), &|p| {
+        let piece = pieces[p].lock().unwrap_or_else(PoisonError::into_inner).take();
+        f(piece.expect("each part runs once"));
+    });
+}
+
+/// Cuts `out` into blocks of whole units (`unit` elements each: an element, a row), as many as
+/// [`parts`] says, and calls `fill(units, block)` for each, `units` being the block's units,
+/// numbered from 0, on the kernel threads ([`split_pieces`]). Each element is computed as it
+/// would be alone, so every thread count gives the same bits.
+pub(super) fn split_out<T: Send>(
+    threads: usize,
+    work: usize,
+    out: &mut [T],
+    unit: usize,
+    fill: &(dyn Fn(Range<usize>, &mut [T]) + Sync),
+) {
+    let units = out.len().checked_div(unit).unwrap_or(0);
+    let parts = parts(threads, work, units);
+    if parts == 1 {
+        return fill(0..units, out);
+    }
+    let cut = |p: usize| p * units / parts;
+    let mut rest = out;
+    let blocks: Vec<(Range<usize>, &mut [T])> = (0..parts)
+        .map(|p| {
+            let (block, tail) =
+                std::mem::take(&mut rest).split_at_mut((cut(p + 1) - cut(p)) * unit);
+            rest = tail;
+            (cut(p)..cut(p + 1), block)
+        })
+        .collect();
+    split_pieces(threads, blocks, &|(units, block)| fill(units, block));
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Work [`split_pieces`] split on this thread, so tests can tell that it did.
+    pub(crate) static SPLITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// What fills a block of a fresh output ([`fresh_out`]).
+type Fill<'a> = dyn Fn(Range<usize>, &mut [MaybeUninit<f32>]) -> usize + Sync + 'a;
+
+/// A fresh output of `len` elements, cut and filled as by [`split_out`] with units of one
+/// element: `fill(elements, block)` writes every element of its block and returns how many it
+/// wrote. Nothing is zeroed first.
+pub(super) fn fresh_out(threads: usize, work: usize, len: usize, fill: &Fill<'_>) -> Vec<f32> {
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    split_out(threads, work, &mut out.spare_capacity_mut()[..len], 1, &|elements, block| {
+        let written = fill(elements, block);
+        assert_eq!(written, block.len(), "a block's fill writes each of its elements");
+    });
+    // SAFETY: the blocks of `split_out` cover the `len` elements, each handed to one `fill`
+    // that wrote every element of it (checked above), or panicked, and a panic is re-raised by
+    // `split` before this line.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The helpers, made on first use.

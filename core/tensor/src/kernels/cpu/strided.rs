@@ -6,7 +6,9 @@ use luminal::op::{self, InputTensor, Operator};
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::pool::split_out;
 use super::views::{Row, axes_of, coalesce, for_each_row, logical_shape, read, vec_of};
+use crate::kernels::threads;
 
 /// Binary operations.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,39 +44,43 @@ impl Operator for StridedBinary {
         let mut out = vec![0.0f32; total];
         let kind = self.0;
         let n = *cshape.last().expect("rank >= 1");
-        for_each_row(&cshape, &ops, |start, rows| {
-            let dst = &mut out[start..start + n];
-            let (ra, rb) = (rows[0], rows[1]);
-            let full = |r: &Row| r.lo == 0 && r.hi == n;
-            if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 1 {
-                let (sa, sb) = (&a[ra.base as usize..][..n], &b[rb.base as usize..][..n]);
-                match kind {
-                    BinaryKind::Add => {
-                        dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x + y)
+        split_out(threads(), 3 * total, &mut out, 1, &|elements, block| {
+            let first = elements.start;
+            for_each_row(&cshape, &ops, elements, |start, rows, columns| {
+                let dst = &mut block[start + columns.start - first..][..columns.len()];
+                let (ra, rb) = (rows[0], rows[1]);
+                let full = |r: &Row| r.lo == 0 && r.hi == n;
+                let from = |r: &Row| (r.base + (columns.start as isize) * r.stride) as usize;
+                if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 1 {
+                    let (sa, sb) = (&a[from(&ra)..][..dst.len()], &b[from(&rb)..][..dst.len()]);
+                    match kind {
+                        BinaryKind::Add => {
+                            dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x + y)
+                        }
+                        BinaryKind::Mul => {
+                            dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x * y)
+                        }
+                        _ => dst
+                            .iter_mut()
+                            .zip(sa.iter().zip(sb))
+                            .for_each(|(d, (x, y))| *d = kind.apply(*x, *y)),
                     }
-                    BinaryKind::Mul => {
-                        dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x * y)
+                } else if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 0 {
+                    let (sa, y) = (&a[from(&ra)..][..dst.len()], b[rb.base as usize]);
+                    match kind {
+                        BinaryKind::Add => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x + y),
+                        BinaryKind::Mul => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x * y),
+                        _ => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = kind.apply(*x, y)),
                     }
-                    _ => dst
-                        .iter_mut()
-                        .zip(sa.iter().zip(sb))
-                        .for_each(|(d, (x, y))| *d = kind.apply(*x, *y)),
+                } else if full(&ra) && full(&rb) && ra.stride == 0 && rb.stride == 1 {
+                    let (x, sb) = (a[ra.base as usize], &b[from(&rb)..][..dst.len()]);
+                    dst.iter_mut().zip(sb).for_each(|(d, y)| *d = kind.apply(x, *y));
+                } else {
+                    for (d, j) in dst.iter_mut().zip(columns) {
+                        *d = kind.apply(read(a, &ra, j), read(b, &rb, j));
+                    }
                 }
-            } else if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 0 {
-                let (sa, y) = (&a[ra.base as usize..][..n], b[rb.base as usize]);
-                match kind {
-                    BinaryKind::Add => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x + y),
-                    BinaryKind::Mul => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x * y),
-                    _ => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = kind.apply(*x, y)),
-                }
-            } else if full(&ra) && full(&rb) && ra.stride == 0 && rb.stride == 1 {
-                let (x, sb) = (a[ra.base as usize], &b[rb.base as usize..][..n]);
-                dst.iter_mut().zip(sb).for_each(|(d, y)| *d = kind.apply(x, *y));
-            } else {
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = kind.apply(read(a, &ra, j), read(b, &rb, j));
-                }
-            }
+            });
         });
         vec![Tensor::new(out)]
     }
@@ -100,16 +106,19 @@ pub(super) fn gather(data: &[f32], view: &ShapeTracker) -> Vec<f32> {
     let (cshape, ops) = coalesce(&shape, &[axes_of(view)]);
     let n = *cshape.last().expect("rank >= 1");
     let mut out = vec![0.0f32; total];
-    for_each_row(&cshape, &ops, |start, rows| {
-        let r = rows[0];
-        let dst = &mut out[start..start + n];
-        if r.lo == 0 && r.hi == n && r.stride == 1 {
-            dst.copy_from_slice(&data[r.base as usize..][..n]);
-        } else {
-            for (j, d) in dst.iter_mut().enumerate() {
-                *d = read(data, &r, j);
+    split_out(threads(), 2 * total, &mut out, 1, &|elements, block| {
+        let first = elements.start;
+        for_each_row(&cshape, &ops, elements, |start, rows, columns| {
+            let r = rows[0];
+            let dst = &mut block[start + columns.start - first..][..columns.len()];
+            if r.lo == 0 && r.hi == n && r.stride == 1 {
+                dst.copy_from_slice(&data[r.base as usize + columns.start..][..dst.len()]);
+            } else {
+                for (d, j) in dst.iter_mut().zip(columns) {
+                    *d = read(data, &r, j);
+                }
             }
-        }
+        });
     });
     out
 }
@@ -140,25 +149,28 @@ impl Operator for StridedReduce {
         let post: usize = shape[self.axis + 1..].iter().product();
         let init = if self.max { f32::NEG_INFINITY } else { 0.0 };
         let mut out = vec![init; pre * post];
-        for i in 0..pre {
-            let dst = &mut out[i * post..(i + 1) * post];
-            let block = &src[i * len * post..(i + 1) * len * post];
-            if post == 1 {
-                dst[0] = if self.max {
-                    block.iter().copied().fold(init, f32::max)
-                } else {
-                    block.iter().sum()
-                };
-                continue;
-            }
-            for row in block.chunks_exact(post) {
-                if self.max {
-                    dst.iter_mut().zip(row).for_each(|(d, x)| *d = d.max(*x));
-                } else {
-                    dst.iter_mut().zip(row).for_each(|(d, x)| *d += x);
+        // Each output row `i` (the `post` elements after index `i` of the leading axes) is its
+        // own sum, so rows split over the threads sum as they would alone.
+        split_out(threads(), src.len(), &mut out, post, &|rows, block| {
+            for (i, dst) in rows.zip(block.chunks_exact_mut(post)) {
+                let input = &src[i * len * post..(i + 1) * len * post];
+                if post == 1 {
+                    dst[0] = if self.max {
+                        input.iter().copied().fold(init, f32::max)
+                    } else {
+                        input.iter().sum()
+                    };
+                    continue;
+                }
+                for row in input.chunks_exact(post) {
+                    if self.max {
+                        dst.iter_mut().zip(row).for_each(|(d, x)| *d = d.max(*x));
+                    } else {
+                        dst.iter_mut().zip(row).for_each(|(d, x)| *d += x);
+                    }
                 }
             }
-        }
+        });
         vec![Tensor::new(out)]
     }
 }

@@ -5,8 +5,8 @@
 //! one-hot matrix only selects rows, so the forward product becomes a gather of table rows and
 //! the weight gradient (the transposed one-hot times the output gradient) a scatter-add, read
 //! from the token indices the session feeds beside the one-hot leaf. Sums run over the tokens
-//! of an example in context order, and over examples in order, on one thread: the same numbers
-//! at every thread count.
+//! of an example in context order, and over examples in order; threads split the output's rows
+//! (or columns), never a sum: the same numbers at every thread count.
 
 use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
 use luminal::graph::{Graph, NodeIndex};
@@ -14,8 +14,10 @@ use luminal::op::{self, InputTensor, Operator};
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::pool::split_out;
 use super::views::vec_of;
 use crate::contraction::{Operand, data_inputs, product};
+use crate::kernels::threads;
 use ticketlab_api::tensor::graph::{is_plain, view_dims};
 
 /// A one-hot input leaf and the leaf that holds its token indices (`n * n_ctx` values, as
@@ -81,18 +83,60 @@ fn token(value: f32, vocab: usize) -> usize {
     t
 }
 
+/// How an output of `rows x width` elements, laid out by `out`, is cut into blocks for the
+/// threads: by rows when it is row-major (units of `width` elements), else by columns (it is
+/// then column-major: units of `rows` elements).
+#[derive(Clone, Copy)]
+struct Cut {
+    by_rows: bool,
+    unit: usize,
+}
+
+impl Cut {
+    fn of(out: Strides, rows: usize, width: usize) -> Cut {
+        if out.cols == 1 {
+            Cut { by_rows: true, unit: width }
+        } else {
+            Cut { by_rows: false, unit: rows }
+        }
+    }
+}
+
 impl Operator for GatherRows {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let (indices, table) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
         let mut out = vec![0.0f32; self.rows * self.width];
-        for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
-            for &t in tokens {
-                let base = token(t, self.vocab) * self.table.rows;
-                for j in 0..self.width {
-                    out[r * self.out.rows + j * self.out.cols] += table[base + j * self.table.cols];
+        let cut = Cut::of(self.out, self.rows, self.width);
+        let work = self.rows * self.per_row * self.width;
+        let tokens = |r: usize| &indices[r * self.per_row..][..self.per_row];
+        split_out(threads(), work, &mut out, cut.unit, &|units, block| {
+            if cut.by_rows {
+                for (r, row) in units.zip(block.chunks_exact_mut(self.width)) {
+                    for &t in tokens(r) {
+                        let base = token(t, self.vocab) * self.table.rows;
+                        if self.table.cols == 1 {
+                            row.iter_mut()
+                                .zip(&table[base..][..self.width])
+                                .for_each(|(o, x)| *o += x);
+                        } else {
+                            for (j, o) in row.iter_mut().enumerate() {
+                                *o += table[base + j * self.table.cols];
+                            }
+                        }
+                    }
+                }
+            } else {
+                for r in 0..self.rows {
+                    for &t in tokens(r) {
+                        let base = token(t, self.vocab) * self.table.rows;
+                        for j in units.clone() {
+                            block[(j - units.start) * cut.unit + r] +=
+                                table[base + j * self.table.cols];
+                        }
+                    }
                 }
             }
-        }
+        });
         vec![Tensor::new(out)]
     }
 }
@@ -101,14 +145,35 @@ impl Operator for ScatterAddRows {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let (indices, src) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
         let mut out = vec![0.0f32; self.vocab * self.width];
-        for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
-            for &t in tokens {
-                let base = token(t, self.vocab) * self.out.rows;
-                for j in 0..self.width {
-                    out[base + j * self.out.cols] += src[r * self.src.rows + j * self.src.cols];
+        let cut = Cut::of(self.out, self.vocab, self.width);
+        let work = self.rows * self.per_row * self.width;
+        // Each block scans every example, in order, and adds those of its own rows (or columns)
+        // of the table's gradient: every element sums its terms in order of examples, as alone.
+        split_out(threads(), work, &mut out, cut.unit, &|units, block| {
+            for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
+                let src_row = |j: usize| src[r * self.src.rows + j * self.src.cols];
+                for &t in tokens {
+                    let v = token(t, self.vocab);
+                    if cut.by_rows {
+                        if !units.contains(&v) {
+                            continue;
+                        }
+                        let row = &mut block[(v - units.start) * cut.unit..][..self.width];
+                        if self.src.cols == 1 {
+                            row.iter_mut()
+                                .zip(&src[r * self.src.rows..][..self.width])
+                                .for_each(|(o, x)| *o += x);
+                        } else {
+                            row.iter_mut().enumerate().for_each(|(j, o)| *o += src_row(j));
+                        }
+                    } else {
+                        for j in units.clone() {
+                            block[(j - units.start) * cut.unit + v] += src_row(j);
+                        }
+                    }
                 }
             }
-        }
+        });
         vec![Tensor::new(out)]
     }
 }

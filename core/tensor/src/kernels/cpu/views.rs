@@ -1,6 +1,8 @@
 //! Views as strided accesses: the logical axes of a luminal `ShapeTracker` as (size, stride,
 //! offset, bound) and row-by-row iteration over several operands at once.
 
+use std::ops::Range;
+
 use luminal::op::InputTensor;
 use luminal::shape::ShapeTracker;
 
@@ -105,19 +107,31 @@ pub(super) struct Row {
     pub(super) hi: usize,
 }
 
-/// Calls `f` once per innermost row of `shape` with each operand's [`Row`].
+/// Calls `f` once per innermost row of `shape` that holds elements of `elements` (flat
+/// positions in row-major order), in order, with the row's first flat position, each operand's
+/// [`Row`] and the row's columns inside `elements`.
 pub(super) fn for_each_row(
     shape: &[usize],
     operands: &[Vec<Axis>],
-    mut f: impl FnMut(usize, &[Row]),
+    elements: Range<usize>,
+    mut f: impl FnMut(usize, &[Row], Range<usize>),
 ) {
+    if elements.is_empty() {
+        return;
+    }
     let rank = shape.len();
     let inner = rank - 1;
     let n = shape[inner];
-    let rows: usize = shape[..inner].iter().product();
+    let rows = elements.start / n..elements.end.div_ceil(n);
+    // The outer index of the first row, last axis fastest.
     let mut idx = vec![0usize; inner];
+    let mut rest = rows.start;
+    for d in (0..inner).rev() {
+        idx[d] = rest % shape[d];
+        rest /= shape[d];
+    }
     let mut row_buf: Vec<Row> = Vec::with_capacity(operands.len());
-    for r in 0..rows {
+    for r in rows {
         row_buf.clear();
         for o in operands {
             let mut base = 0isize;
@@ -141,7 +155,8 @@ pub(super) fn for_each_row(
             };
             row_buf.push(Row { base: base + a.offset * a.stride, stride: a.stride, lo, hi });
         }
-        f(r * n, &row_buf);
+        let columns = elements.start.max(r * n) - r * n..elements.end.min((r + 1) * n) - r * n;
+        f(r * n, &row_buf, columns);
         for d in (0..inner).rev() {
             idx[d] += 1;
             if idx[d] < shape[d] {

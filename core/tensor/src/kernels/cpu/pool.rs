@@ -216,8 +216,14 @@ impl Helper {
             let idle = Instant::now();
             let mut rounds = 0u32;
             while !self.posted.load(Ordering::SeqCst) {
-                rounds += 1;
-                if !rounds.is_multiple_of(64) || idle.elapsed() < SPIN {
+                rounds = rounds.wrapping_add(1);
+                // Spinning on `pause` (not on a system call) tells a virtual machine's host that
+                // this core only waits, so the host can run the caller's core meanwhile.
+                if !rounds.is_multiple_of(64) {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                if idle.elapsed() < SPIN {
                     std::thread::yield_now();
                     continue;
                 }

@@ -34,11 +34,12 @@ thread_local! {
     static HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` with this thread's matrix products split over `n` threads (rows or columns of the
-/// result, never a sum, so every count gives the same numbers). The executor runs each stage
-/// with the runtime's threads (a batch of arms with those of every worker it holds); the shares
-/// of a batch, already split over the threads, keep their products on their own thread (`n` =
-/// 1), where splitting each product again would only make the threads wait for each other.
+/// Runs `f` with this thread's large kernels (products, elementwise kernels, copies,
+/// reductions, gathers, optimizer updates) split over `n` threads (blocks of the result, never a
+/// sum, so every count gives the same numbers). The executor runs each stage with the runtime's
+/// threads (a batch of arms with those of every worker it holds); the shares of a batch, already
+/// split over the threads, keep their kernels on their own thread (`n` = 1), where splitting
+/// each kernel again would only make the threads wait for each other.
 pub fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
     /// Restores the count, also when `f` unwinds.
     struct Restore(usize);
@@ -51,8 +52,7 @@ pub fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// The threads a large matrix product on this thread is split over: as [`with_threads`] said,
-/// else 1.
+/// The threads a large kernel on this thread is split over: as [`with_threads`] said, else 1.
 pub fn threads() -> usize {
     HERE.get().max(1)
 }

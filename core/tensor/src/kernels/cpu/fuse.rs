@@ -252,11 +252,15 @@ impl Operator for FusedElementwise {
         // chunk buffer each.
         let in_place: Vec<bool> =
             operands.iter().map(|axes| row_major(&self.shape, axes)).collect();
-        let group = Group { program: &self.program, shape: &cshape, operands: &cops, data: &data };
+        let group = Group {
+            program: &self.program,
+            shape: &cshape,
+            operands: &cops,
+            data: &data,
+            in_place: &in_place,
+        };
         let work = total * (data.len() + 1);
-        let out = fresh_out(threads(), work, total, &|elements, block| {
-            group.fill(&in_place, elements, block)
-        });
+        let out = fresh_out(threads(), work, total, &|elements, block| group.fill(elements, block));
         vec![Tensor::new(out)]
     }
 }
@@ -268,24 +272,21 @@ struct Group<'a> {
     shape: &'a [usize],
     operands: &'a [Vec<Axis>],
     data: &'a [&'a [f32]],
+    /// Whether each input is read where it lies (laid out as the output) rather than gathered.
+    in_place: &'a [bool],
 }
 
 impl Group<'_> {
     /// Writes the output's `elements` (flat positions) into `block`, chunk by chunk; returns
     /// how many it wrote.
-    fn fill(
-        &self,
-        in_place: &[bool],
-        elements: Range<usize>,
-        block: &mut [MaybeUninit<f32>],
-    ) -> usize {
+    fn fill(&self, elements: Range<usize>, block: &mut [MaybeUninit<f32>]) -> usize {
         let first = elements.start;
         let mut inputs = vec![vec![0.0f32; CHUNK]; self.data.len()];
         let mut regs = vec![vec![0.0f32; CHUNK]; self.program.len()];
         // Elements of `block` written, and elements gathered into the chunk buffers since.
         let (mut written, mut filled) = (0, 0);
         let mut flush = |inputs: &[Vec<f32>], written: &mut usize, len: usize| {
-            let input = chunk_inputs(in_place, self.data, inputs, first + *written);
+            let input = chunk_inputs(self.in_place, self.data, inputs, first + *written);
             evaluate(self.program, input, &mut regs, &mut block[*written..*written + len]);
             *written += len;
         };
@@ -296,7 +297,7 @@ impl Group<'_> {
             while from < columns.end {
                 let len = (CHUNK - filled).min(columns.end - from);
                 for (((buf, d), row), &in_place) in
-                    inputs.iter_mut().zip(self.data).zip(row_views).zip(in_place)
+                    inputs.iter_mut().zip(self.data).zip(row_views).zip(self.in_place)
                 {
                     if !in_place {
                         load(d, row, from, &mut buf[filled..filled + len]);

@@ -4,8 +4,7 @@
 //!   column axis (forward and backward layouts, any batch axes, transposes as strides) becomes
 //!   one strided `matrixmultiply::sgemm` call per batch entry ([`gemm`]), or a loop over the
 //!   non-zeros when one operand is mostly zeros ([`sparse`]: one-hot inputs, MNIST's digits,
-//!   and their transposes). Large products are split over the kernel threads, on helpers that
-//!   stay awake between the products of a step ([`pool`]).
+//!   and their transposes).
 //! - [`FusionPass`] ([`fuse`]): connected elementwise ops whose intermediates nobody else reads
 //!   (a ReLU, the log-softmax chain, a mask multiply and its gradient) become one node that
 //!   evaluates them chunk by chunk without allocating the intermediates.
@@ -15,6 +14,9 @@
 //!   contiguous.
 //! - [`TokenPass`] ([`tokens`]): products with one-hot token inputs become gathers and
 //!   scatter-adds.
+//!
+//! Every kernel but luminal's splits large work over the kernel threads, by blocks of its
+//! output, on helpers that stay awake between the kernels of a step ([`pool`]).
 //!
 //! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
 //! contiguous, and luminal maps the buffer in place. [`denormals`] sets flush-to-zero, for
@@ -40,6 +42,11 @@ pub(crate) use pool::{parts, split_pieces};
 pub use products::ContractionPass;
 #[cfg(test)]
 pub(crate) use sparse::SPARSE_PRODUCTS;
+pub use strided::StridedPass;
+pub use tokens::{TokenLeaves, TokenPass};
+
+use super::RemoveDeadNodes;
+use crate::profile::{Part, Peak};
 
 /// Pieces of work (outputs of elementwise kernels, copies, reductions, gathers, the optimizer's
 /// state) split over the kernel threads on this thread so far, so tests can tell that they were.
@@ -47,11 +54,6 @@ pub(crate) use sparse::SPARSE_PRODUCTS;
 pub(crate) fn splits_on_this_thread() -> usize {
     pool::SPLITS.get()
 }
-pub use strided::StridedPass;
-pub use tokens::{TokenLeaves, TokenPass};
-
-use super::RemoveDeadNodes;
-use crate::profile::{Part, Peak};
 
 /// Runs the CPU passes on `graph`: token gathers first (with `tokens`), then products, fusion
 /// and strided loops. Dead-node removal runs again after fusion, for the constants fusion folded

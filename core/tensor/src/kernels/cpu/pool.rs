@@ -1,13 +1,18 @@
-//! Helper threads that stay awake between the products of a training step.
+//! Helper threads that stay awake between the kernels of a training step, and the ways a
+//! kernel splits its work over them ([`split_out`], [`fresh_out`], [`split_pieces`]).
 //!
-//! Splitting a product over threads pays only if the other threads start at once. A pooled
-//! thread that sleeps between products (rayon's workers do) takes about 100 µs to wake on a
+//! Splitting a kernel over threads pays only if the other threads start at once. A pooled
+//! thread that sleeps between kernels (rayon's workers do) takes about 100 µs to wake on a
 //! virtual machine: longer than half of most of the paper's products, so splitting them made
-//! steps slower. The helpers here wait for work by spinning, giving their core to any other
-//! runnable thread, for a while after each job before they sleep, and the calling thread runs
-//! the first part itself, then every part a helper has not started yet: on a busy machine a
-//! helper may wait milliseconds for a core, and the caller would otherwise wait for it. No crate
-//! offers that trade (rayon's sleep is not configurable), so it is written here.
+//! steps slower. The helpers here wait for work by spinning (on `pause`, yielding their core to
+//! any other runnable thread now and then) for a while after each job before they sleep, and
+//! the calling thread runs the first part itself, then every part a helper has not started
+//! yet: on a busy machine a helper may wait milliseconds for a core, and the caller would
+//! otherwise wait for it. No crate offers that trade (rayon's sleep is not configurable), so it
+//! is written here.
+//!
+//! Work is split into blocks of its output, never into parts of a sum: every thread count
+//! gives the same bits.
 //!
 //! One caller at a time uses the team; another caller meanwhile runs its parts itself, in the
 //! same order, with the same results.

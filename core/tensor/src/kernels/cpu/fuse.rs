@@ -26,6 +26,7 @@ use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::exp2::{exp2, exp2_slice};
 use super::pool::fresh_out;
 use super::strided::BinaryKind;
 use super::views::{Axis, Row, axes_of, coalesce, for_each_row, read, vec_of};
@@ -84,7 +85,7 @@ impl Code {
     fn apply(self, a: f32, b: f32) -> f32 {
         match self {
             Code::Binary(kind) => kind.apply(a, b),
-            Code::Exp2 => a.exp2(),
+            Code::Exp2 => exp2(a),
             Code::Log2 => a.log2(),
             Code::Sin => a.sin(),
             Code::Sqrt => a.sqrt(),
@@ -155,7 +156,7 @@ fn run(code: Code, a: Chunk<'_>, b: Chunk<'_>, out: &mut [f32]) {
         (Code::Binary(k), Scalar(x), Values(y)) => {
             out.iter_mut().zip(y).for_each(|(o, y)| *o = k.apply(x, *y))
         }
-        (Code::Exp2, Values(x), _) => unary(f32::exp2, x, out),
+        (Code::Exp2, Values(x), _) => exp2_slice(x, out),
         (Code::Log2, Values(x), _) => unary(f32::log2, x, out),
         (Code::Sin, Values(x), _) => unary(f32::sin, x, out),
         (Code::Sqrt, Values(x), _) => unary(f32::sqrt, x, out),

@@ -11,18 +11,19 @@
 //! - [`StridedPass`] ([`strided`]): the remaining binary ops, reductions and copies become
 //!   strided loops that read views directly ([`views`]: broadcasts as stride 0, slices and pads
 //!   as bounds), with adjacent axes coalesced and a plain slice loop whenever every operand is
-//!   contiguous.
+//!   contiguous; an unfused `exp2` becomes [`exp2`]'s vectorised loop, as a fused one is.
 //! - [`TokenPass`] ([`tokens`]): products with one-hot token inputs become gathers and
 //!   scatter-adds.
 //!
 //! Every kernel but luminal's splits large work over the kernel threads, by blocks of its
 //! output, on helpers that stay awake between the kernels of a step ([`pool`]).
 //!
-//! Unary ops left unfused keep luminal's implementation: the builder guarantees their inputs are
-//! contiguous, and luminal maps the buffer in place. [`denormals`] sets flush-to-zero, for
+//! Other unary ops left unfused keep luminal's implementation: the builder guarantees their
+//! inputs are contiguous, and luminal maps the buffer in place. [`denormals`] sets flush-to-zero, for
 //! measuring what subnormal floats cost.
 
 pub mod denormals;
+mod exp2;
 mod fuse;
 mod gemm;
 mod pool;

@@ -175,7 +175,8 @@ impl Operator for StridedReduce {
     }
 }
 
-/// Swaps luminal's interpreted binary ops, reductions and copies for strided kernels.
+/// Swaps luminal's interpreted binary ops, reductions and copies for strided kernels, and its
+/// `exp2` for [`super::exp2`]'s.
 #[derive(Debug, Default)]
 pub struct StridedPass;
 
@@ -198,6 +199,8 @@ impl Compiler for StridedPass {
                 Some(Box::new(StridedReduce { axis: *axis, max: true }))
             } else if any.is::<op::Contiguous>() {
                 Some(Box::new(StridedCopy))
+            } else if any.is::<op::Exp2>() {
+                Some(Box::new(super::exp2::Exp2))
             } else {
                 None
             };

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use luminal::graph::NodeIndex;
 use luminal::tensor::Tensor;
 
+use super::executor::Schedule;
 use crate::kernels;
 use crate::narrow::narrow;
 use crate::reassociate::reassociate;
@@ -33,6 +34,16 @@ pub(super) struct ForwardGraph {
     pub(super) arms: usize,
     /// Where it runs once compiled.
     pub(super) device: Device,
+    /// The order it runs in, made when it first runs (after it is compiled).
+    schedule: Option<Schedule>,
+}
+
+impl ForwardGraph {
+    /// Runs the compiled graph.
+    pub(super) fn execute(&mut self) {
+        let schedule = self.schedule.get_or_insert_with(|| Schedule::of(&self.g.cx));
+        schedule.run(&mut self.g.cx);
+    }
 }
 
 /// The token indices of one-hot inputs `[n, n_ctx, vocab]` (exactly one 1.0 per row, zeros
@@ -92,7 +103,7 @@ pub(super) fn build_forward(
             format!("expected [batch={expected_batch}, outputs], got {out_shape:?}"),
         ));
     }
-    Ok(ForwardGraph { g, params, x, tokens, outputs, arms: 1, device })
+    Ok(ForwardGraph { g, params, x, tokens, outputs, arms: 1, device, schedule: None })
 }
 
 pub(super) fn set_leaf(g: &mut GraphBuilder, leaf: Var, data: Vec<f32>) {

@@ -14,6 +14,7 @@
 //! max-subtraction routes the other classes' gradients back to the label (both are tested
 //! against an f64 reference in that regime).
 
+mod executor;
 mod graph;
 mod loss;
 mod oneoff;

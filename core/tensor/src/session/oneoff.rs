@@ -40,7 +40,7 @@ pub fn forward(
         compile(&mut fw, &mut ids)?;
         load_params(&mut fw, &[params], &[mask]);
         feed_input(&mut fw, x, indices)?;
-        fw.g.cx.execute();
+        fw.execute();
         Ok(HostTensor::new(shape, take(&mut fw.g, ids[0])?))
     })
 }
@@ -110,7 +110,7 @@ fn grad_graph(
 
 fn run_grad_graph(mut gg: GradGraph, params: &NamedTensors) -> Result<NamedTensors> {
     let _ = gg.targets;
-    gg.fw.g.cx.execute();
+    gg.fw.execute();
     let mut out = BTreeMap::new();
     for (p, node) in gg.fw.params.iter().zip(gg.outputs.clone()) {
         let data = take(&mut gg.fw.g, node)?;

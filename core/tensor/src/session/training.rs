@@ -304,7 +304,7 @@ impl<'a> TrainingSession<'a> {
             }
         };
         let fw = &mut self.step_graph;
-        profile::time(Part::GraphOverhead, || fw.g.cx.execute());
+        profile::time(Part::GraphOverhead, || fw.execute());
         let _read_out = profile::Span::new(Part::ReadOut);
         let graph_losses = take_arms(fw, self.loss_node)?;
         let mut grads: Vec<Vec<Vec<f32>>> =
@@ -392,7 +392,7 @@ impl<'a> TrainingSession<'a> {
         let unmasked = vec![None; params.len()];
         load_params(&mut eg.fw, &params.iter().collect::<Vec<_>>(), &unmasked);
         feed_input(&mut eg.fw, &split.x, indices)?;
-        profile::time(Part::GraphOverhead, || eg.fw.g.cx.execute());
+        profile::time(Part::GraphOverhead, || eg.fw.execute());
         Ok((take_arms(&mut eg.fw, eg.output)?, eg.width))
     }
 

@@ -126,15 +126,19 @@ impl Operator for GatherRows {
                     }
                 }
             } else {
-                for r in 0..self.rows {
+                // Columns of a column-major output: summed along rows of a row-major buffer
+                // (contiguous), then written out transposed. The same terms in the same order.
+                let w = units.len();
+                let mut rows = vec![0.0f32; self.rows * w];
+                for (r, row) in rows.chunks_exact_mut(w).enumerate() {
                     for &t in tokens(r) {
                         let base = token(t, self.vocab) * self.table.rows;
-                        for j in units.clone() {
-                            block[(j - units.start) * cut.unit + r] +=
-                                table[base + j * self.table.cols];
+                        for (o, j) in row.iter_mut().zip(units.clone()) {
+                            *o += table[base + j * self.table.cols];
                         }
                     }
                 }
+                transpose_into(&rows, w, block);
             }
         });
         vec![Tensor::new(out)]
@@ -150,11 +154,11 @@ impl Operator for ScatterAddRows {
         // Each block scans every example, in order, and adds those of its own rows (or columns)
         // of the table's gradient: every element sums its terms in order of examples, as alone.
         split_out(threads(), work, &mut out, cut.unit, &|units, block| {
-            for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
-                let src_row = |j: usize| src[r * self.src.rows + j * self.src.cols];
-                for &t in tokens {
-                    let v = token(t, self.vocab);
-                    if cut.by_rows {
+            let examples = indices.chunks_exact(self.per_row).enumerate().take(self.rows);
+            if cut.by_rows {
+                for (r, tokens) in examples {
+                    for &t in tokens {
+                        let v = token(t, self.vocab);
                         if !units.contains(&v) {
                             continue;
                         }
@@ -164,17 +168,46 @@ impl Operator for ScatterAddRows {
                                 .zip(&src[r * self.src.rows..][..self.width])
                                 .for_each(|(o, x)| *o += x);
                         } else {
-                            row.iter_mut().enumerate().for_each(|(j, o)| *o += src_row(j));
-                        }
-                    } else {
-                        for j in units.clone() {
-                            block[(j - units.start) * cut.unit + v] += src_row(j);
+                            for (j, o) in row.iter_mut().enumerate() {
+                                *o += src[r * self.src.rows + j * self.src.cols];
+                            }
                         }
                     }
                 }
+            } else {
+                // Columns of a column-major output: summed along rows of a row-major buffer
+                // (contiguous), then written out transposed. The same terms in the same order.
+                let w = units.len();
+                let mut rows = vec![0.0f32; self.vocab * w];
+                for (r, tokens) in examples {
+                    for &t in tokens {
+                        let row = &mut rows[token(t, self.vocab) * w..][..w];
+                        if self.src.cols == 1 {
+                            row.iter_mut()
+                                .zip(&src[r * self.src.rows + units.start..][..w])
+                                .for_each(|(o, x)| *o += x);
+                        } else {
+                            for (o, j) in row.iter_mut().zip(units.clone()) {
+                                *o += src[r * self.src.rows + j * self.src.cols];
+                            }
+                        }
+                    }
+                }
+                transpose_into(&rows, w, block);
             }
         });
         vec![Tensor::new(out)]
+    }
+}
+
+/// Writes the row-major `rows` (rows of `w`) into `block` transposed: column `j` of `rows` is
+/// row `j` of `block`.
+fn transpose_into(rows: &[f32], w: usize, block: &mut [f32]) {
+    let height = rows.len().checked_div(w).unwrap_or(0);
+    for (j, column) in block.chunks_exact_mut(height.max(1)).enumerate().take(w) {
+        for (o, row) in column.iter_mut().zip(rows.chunks_exact(w)) {
+            *o = row[j];
+        }
     }
 }
 

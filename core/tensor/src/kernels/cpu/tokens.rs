@@ -8,6 +8,8 @@
 //! of an example in context order, and over examples in order; threads split the output's rows
 //! (or columns), never a sum: the same numbers at every thread count.
 
+use std::ops::Range;
+
 use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
 use luminal::graph::{Graph, NodeIndex};
 use luminal::op::{self, InputTensor, Operator};
@@ -100,6 +102,32 @@ impl Cut {
             Cut { by_rows: false, unit: rows }
         }
     }
+
+    /// The rows and columns of the whole output that a block of `units` holds.
+    fn rows_and_columns(
+        self,
+        units: Range<usize>,
+        rows: usize,
+        width: usize,
+    ) -> (Range<usize>, Range<usize>) {
+        if self.by_rows { (units, 0..width) } else { (0..rows, units) }
+    }
+
+    /// Fills `block` through `sum`, which adds into a row-major buffer of the block's rows,
+    /// `columns` wide: the block itself when it is cut by rows; else a buffer written into the
+    /// block transposed, so that the sums run along contiguous rows either way.
+    fn fill(self, block: &mut [f32], columns: usize, sum: impl FnOnce(&mut [f32])) {
+        if columns == 0 {
+            return;
+        }
+        if self.by_rows {
+            sum(block);
+        } else {
+            let mut buffer = vec![0.0f32; block.len()];
+            sum(&mut buffer);
+            transpose_into(&buffer, columns, block);
+        }
+    }
 }
 
 impl Operator for GatherRows {
@@ -108,38 +136,21 @@ impl Operator for GatherRows {
         let mut out = vec![0.0f32; self.rows * self.width];
         let cut = Cut::of(self.out, self.rows, self.width);
         let work = self.rows * self.per_row * self.width;
-        let tokens = |r: usize| &indices[r * self.per_row..][..self.per_row];
         split_out(threads(), work, &mut out, cut.unit, &|units, block| {
-            if cut.by_rows {
-                for (r, row) in units.zip(block.chunks_exact_mut(self.width)) {
-                    for &t in tokens(r) {
-                        let base = token(t, self.vocab) * self.table.rows;
-                        if self.table.cols == 1 {
-                            row.iter_mut()
-                                .zip(&table[base..][..self.width])
-                                .for_each(|(o, x)| *o += x);
-                        } else {
-                            for (j, o) in row.iter_mut().enumerate() {
-                                *o += table[base + j * self.table.cols];
-                            }
-                        }
+            let (rows, columns) = cut.rows_and_columns(units, self.rows, self.width);
+            cut.fill(block, columns.len(), |buffer| {
+                for (r, row) in rows.zip(buffer.chunks_exact_mut(columns.len())) {
+                    for &t in &indices[r * self.per_row..][..self.per_row] {
+                        let first = token(t, self.vocab) * self.table.rows;
+                        add_strided(
+                            row,
+                            table,
+                            first + columns.start * self.table.cols,
+                            self.table.cols,
+                        );
                     }
                 }
-            } else {
-                // Columns of a column-major output: summed along rows of a row-major buffer
-                // (contiguous), then written out transposed. The same terms in the same order.
-                let w = units.len();
-                let mut rows = vec![0.0f32; self.rows * w];
-                for (r, row) in rows.chunks_exact_mut(w).enumerate() {
-                    for &t in tokens(r) {
-                        let base = token(t, self.vocab) * self.table.rows;
-                        for (o, j) in row.iter_mut().zip(units.clone()) {
-                            *o += table[base + j * self.table.cols];
-                        }
-                    }
-                }
-                transpose_into(&rows, w, block);
-            }
+            });
         });
         vec![Tensor::new(out)]
     }
@@ -154,49 +165,35 @@ impl Operator for ScatterAddRows {
         // Each block scans every example, in order, and adds those of its own rows (or columns)
         // of the table's gradient: every element sums its terms in order of examples, as alone.
         split_out(threads(), work, &mut out, cut.unit, &|units, block| {
-            let examples = indices.chunks_exact(self.per_row).enumerate().take(self.rows);
-            if cut.by_rows {
-                for (r, tokens) in examples {
+            let (rows, columns) = cut.rows_and_columns(units, self.vocab, self.width);
+            cut.fill(block, columns.len(), |buffer| {
+                for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {
+                    let first = r * self.src.rows + columns.start * self.src.cols;
                     for &t in tokens {
                         let v = token(t, self.vocab);
-                        if !units.contains(&v) {
-                            continue;
-                        }
-                        let row = &mut block[(v - units.start) * cut.unit..][..self.width];
-                        if self.src.cols == 1 {
-                            row.iter_mut()
-                                .zip(&src[r * self.src.rows..][..self.width])
-                                .for_each(|(o, x)| *o += x);
-                        } else {
-                            for (j, o) in row.iter_mut().enumerate() {
-                                *o += src[r * self.src.rows + j * self.src.cols];
-                            }
+                        if rows.contains(&v) {
+                            let at = (v - rows.start) * columns.len();
+                            let row = &mut buffer[at..][..columns.len()];
+                            add_strided(row, src, first, self.src.cols);
                         }
                     }
                 }
-            } else {
-                // Columns of a column-major output: summed along rows of a row-major buffer
-                // (contiguous), then written out transposed. The same terms in the same order.
-                let w = units.len();
-                let mut rows = vec![0.0f32; self.vocab * w];
-                for (r, tokens) in examples {
-                    for &t in tokens {
-                        let row = &mut rows[token(t, self.vocab) * w..][..w];
-                        if self.src.cols == 1 {
-                            row.iter_mut()
-                                .zip(&src[r * self.src.rows + units.start..][..w])
-                                .for_each(|(o, x)| *o += x);
-                        } else {
-                            for (o, j) in row.iter_mut().zip(units.clone()) {
-                                *o += src[r * self.src.rows + j * self.src.cols];
-                            }
-                        }
-                    }
-                }
-                transpose_into(&rows, w, block);
-            }
+            });
         });
         vec![Tensor::new(out)]
+    }
+}
+
+/// `row[k] += data[first + k * stride]` for every `k`: a contiguous, vectorised loop when
+/// `stride` is 1.
+fn add_strided(row: &mut [f32], data: &[f32], first: usize, stride: usize) {
+    if stride == 1 {
+        let len = row.len();
+        row.iter_mut().zip(&data[first..][..len]).for_each(|(o, x)| *o += x);
+    } else {
+        for (k, o) in row.iter_mut().enumerate() {
+            *o += data[first + k * stride];
+        }
     }
 }
 

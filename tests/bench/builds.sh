@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Times two builds of ticketlab against each other: `ticketlab bench` for each model and thread
 # count, the two builds alternately, REPEATS times; prints every run, then per model and thread
-# count the medians, their ratio, and whether both builds ended on the same loss bit for bit.
+# count the ratio of the medians, the median of the ratios of each pair of runs side by side
+# (which a change of the machine's speed between pairs moves less), and whether both builds
+# ended on the same loss bit for bit.
 #
 # With BUSY=1 the machine is kept busy meanwhile: one endless loop per core at the lowest
 # priority (`nice -n 19`), as a sweep's other jobs or another user's would be.
@@ -46,6 +48,8 @@ print(json.dumps({
     "model": model, "threads": threads,
     "before_ms": [round(x, 3) for x in ms["BEFORE"]], "after_ms": [round(x, 3) for x in ms["AFTER"]],
     "speedup": round(statistics.median(ms["BEFORE"]) / statistics.median(ms["AFTER"]), 3),
+    # Each run against the one beside it: robust to the machine changing speed between pairs.
+    "pair_speedup_median": round(statistics.median(b / a for b, a in zip(ms["BEFORE"], ms["AFTER"])), 3),
     "same_final_loss": len(losses) == 1,
 }))' "$model" "$t"
     done

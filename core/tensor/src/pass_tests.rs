@@ -355,7 +355,7 @@ fn token_inputs(n: usize, n_ctx: usize, vocab: usize, d: usize) -> Vec<(Vec<usiz
         one_hot(n, n_ctx, vocab, 30),
         matrix(d, vocab, 31),
         matrix(vocab, d, 32),
-        matrix(n * n_ctx, 4, 33),
+        matrix(n * n_ctx, d, 33),
     ]
 }
 

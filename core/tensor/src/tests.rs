@@ -1251,6 +1251,60 @@ fn fused_and_unfused_agree(rows: usize, cols: usize, threads: usize) {
     assert!(unfused == plain, "{threads} threads changed a result at {rows} x {cols}");
 }
 
+/// A product read only by a copy into another axis order (the gradient of `x @ w` with
+/// respect to `w`, made contiguous) writes that order itself: the copy is gone, and every
+/// element has the bits it had through the copy, for the plain-loop, sgemm and split products.
+#[test]
+fn products_write_the_layout_their_copy_wanted_with_the_same_bits() {
+    for (m, k, n) in [(4, 3, 5), (37, 67, 20), (300, 40, 90)] {
+        let run = |layout: bool, threads: usize| -> (Vec<Vec<u32>>, usize) {
+            let mut g = GraphBuilder::new();
+            let x = g.input("x", &[m, k]);
+            let w = g.input("w", &[k, n]);
+            let y = g.matmul(x, w).unwrap();
+            let loss = weighted_sum(&mut g, y, 5);
+            let grads = autograd::backward(&mut g, loss, &[x, w]).unwrap();
+            let mut ids = vec![loss.node];
+            ids.extend(grads.into_iter().map(|gr| g.contiguous_if_needed(gr).node));
+            for &id in &ids {
+                g.cx.no_delete.insert(id);
+                g.cx.to_retrieve.insert(id);
+            }
+            if layout {
+                kernels::compile(&mut g.cx, &mut ids, None, Device::Cpu);
+            } else {
+                kernels::compile_unfused(&mut g.cx, &mut ids);
+            }
+            let copies = g.cx.graph.node_weights().filter(|op| format!("{op:?}") == "StridedCopy");
+            let copies = copies.count();
+            for (leaf, shape, seed) in [(x, [m, k], 6), (w, [k, n], 7)] {
+                g.cx.set_tensor(leaf.node, 0, Tensor::new(random(&shape, seed, -1.0, 1.0)));
+                g.cx.no_delete.insert(leaf.node);
+            }
+            kernels::with_threads(threads, || g.cx.execute());
+            let bits = ids
+                .iter()
+                .map(|&id| {
+                    let data = &g.cx.get_tensor_ref(id, 0).unwrap().data;
+                    let values = data.as_any().downcast_ref::<Vec<f32>>().unwrap();
+                    values.iter().map(|v| v.to_bits()).collect()
+                })
+                .collect();
+            (bits, copies)
+        };
+        let (through_copy, copies) = run(false, 1);
+        assert!(copies >= 1, "the gradient of w is copied into place at {m} x {k} x {n}");
+        for threads in [1, 2] {
+            let (in_place, left) = run(true, threads);
+            assert!(left < copies, "the copy was absorbed at {m} x {k} x {n}: {left} left");
+            assert!(
+                in_place == through_copy,
+                "{m} x {k} x {n} at {threads} threads: a product in its copy's layout changed a bit"
+            );
+        }
+    }
+}
+
 #[test]
 fn shape_mismatch_is_an_error_naming_layer_and_shapes() {
     let mut g = GraphBuilder::new();

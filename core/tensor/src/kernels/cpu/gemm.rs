@@ -57,7 +57,7 @@ pub(super) const SMALL_PRODUCT: usize = 4096;
 /// 15M and 30M products made its step slower. The paper MLP's 2.9M products (911 x 48 x 67)
 /// gained nothing from a split until the elementwise kernels around them were split too; since,
 /// its step at two threads is about 10% shorter with them split (tests/bench/BENCHMARKS.md).
-pub(super) const PARALLEL_PRODUCT: usize = 2 << 20;
+pub(super) const PARALLEL_PRODUCT: usize = 1 << 20;
 
 /// A contraction of small products splits its batch entries over the threads from this many
 /// multiply-adds in all.
@@ -179,9 +179,11 @@ impl Gemm {
     /// One `matrixmultiply::sgemm` call writing C through `c`.
     fn sgemm(&self, a: &[f32], b: &[f32], c: SharedOut) {
         // SAFETY: every index sgemm touches, offset + (i < m) * rows + (j < k) * cols, lies
-        // inside its buffer: the strides come from views whose extents luminal checked against
-        // these buffers, no axis is padded, and a slice only moves the offset within the buffer.
-        // Blocks of one product running at once write disjoint rows (or columns) of C.
+        // inside its buffer: A's and B's strides come from views whose extents luminal checked
+        // against these buffers, no axis is padded, and a slice only moves the offset within the
+        // buffer; C's are those of a row-major buffer of the output's shape, or a permutation of
+        // them (`ProductLayoutPass`), over a buffer of that many elements. Blocks of one product
+        // running at once write disjoint rows (or columns) of C.
         unsafe {
             matrixmultiply::sgemm(
                 self.m,

@@ -40,7 +40,7 @@ use luminal::op::{self, Operator};
 
 pub use fuse::FusionPass;
 pub(crate) use pool::{parts, split_pieces};
-pub use products::ContractionPass;
+pub use products::{ContractionPass, ProductLayoutPass};
 #[cfg(test)]
 pub(crate) use sparse::SPARSE_PRODUCTS;
 pub use strided::StridedPass;
@@ -68,7 +68,14 @@ pub(super) fn compile(
         graph.compile(TokenPass(t), &mut *ids);
     }
     graph.compile(
-        (RemoveDeadNodes, ContractionPass, FusionPass, RemoveDeadNodes, StridedPass),
+        (
+            RemoveDeadNodes,
+            ContractionPass,
+            ProductLayoutPass,
+            FusionPass,
+            RemoveDeadNodes,
+            StridedPass,
+        ),
         &mut *ids,
     )
 }

@@ -1,6 +1,8 @@
 //! Contractions (`Mul -> SumReduce`) as products: strided GEMM calls ([`super::gemm`]), or loops
 //! over the non-zeros of a mostly-zero operand ([`super::sparse`]).
 
+use std::collections::HashSet;
+
 use luminal::compiler_utils::{Compiler, ToIdsMut, move_outgoing_edge, move_references};
 use luminal::graph::{Graph, NodeIndex};
 use luminal::op::{self, InputTensor, Operator};
@@ -14,12 +16,16 @@ use crate::profile::{self, Part};
 use super::gemm::{Gemm, SMALL_PRODUCT, SharedOut, Strided, small_batch};
 use super::sparse;
 use super::views::{Axis, axes_of, logical_shape, vec_of};
+use ticketlab_api::tensor::graph::view_dims;
 
 /// `C[.., M, N] = sum_K A[.., M, K] B[.., K, N]` over arbitrary strided views of the Mul's
 /// operands, where `axis` is the contracted axis of the Mul's logical shape.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Sgemm {
     axis: usize,
+    /// Where each element of the output lies: a stride per output axis (the logical shape
+    /// without `axis`), or `None` for row-major ([`ProductLayoutPass`]).
+    out_strides: Option<Vec<isize>>,
 }
 
 /// Axis roles in a contraction.
@@ -52,15 +58,16 @@ impl Operator for Sgemm {
         let shape = logical_shape(&inp[0].1);
         let plan = plan_contraction(&va, &vb, self.axis).expect("checked when compiled");
         let (a, b) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
-        // Output: the logical shape without the contracted axis, row-major.
+        // Output: the logical shape without the contracted axis, row-major unless the product
+        // writes another layout.
         let out_axes: Vec<usize> = (0..shape.len()).filter(|&i| i != self.axis).collect();
+        let out_shape: Vec<usize> = out_axes.iter().map(|&i| shape[i]).collect();
         let mut out_strides = vec![0isize; shape.len()];
-        let mut acc = 1isize;
-        for &i in out_axes.iter().rev() {
-            out_strides[i] = acc;
-            acc *= shape[i] as isize;
+        let layout = self.out_strides.clone().unwrap_or_else(|| row_major_strides(&out_shape));
+        for (&i, stride) in out_axes.iter().zip(layout) {
+            out_strides[i] = stride;
         }
-        let total = acc as usize;
+        let total: usize = out_shape.iter().product();
         let size = |ax: Option<usize>| ax.map_or(1, |i| shape[i]);
         let stride = |v: &[Axis], ax: Option<usize>| ax.map_or(0, |i| v[i].stride);
         let (m, n, k) = (size(plan.m), size(plan.n), shape[self.axis]);
@@ -179,7 +186,7 @@ impl Compiler for ContractionPass {
                 continue;
             }
             let fused = graph
-                .add_op(Sgemm { axis })
+                .add_op(Sgemm { axis, out_strides: None })
                 .input(inputs[0].1, inputs[0].2, inputs[0].3)
                 .input(inputs[1].1, inputs[1].2, inputs[1].3)
                 .finish();
@@ -189,4 +196,98 @@ impl Compiler for ContractionPass {
             graph.graph.remove_node(mul);
         }
     }
+}
+
+/// The strides of a row-major buffer of `shape`.
+fn row_major_strides(shape: &[usize]) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut acc = 1isize;
+    for (stride, &size) in strides.iter_mut().zip(shape).rev() {
+        *stride = acc;
+        acc *= size as isize;
+    }
+    strides
+}
+
+/// Makes a product whose only reader is a copy into another axis order (a weight's gradient,
+/// computed as `dW^T` and made contiguous as `dW` for the optimizer) write that order itself,
+/// and removes the copy. Each element is the same sum as before (sgemm and the other product
+/// loops take any output strides), written where the copy would have put it.
+#[derive(Debug, Default)]
+pub struct ProductLayoutPass;
+
+impl Compiler for ProductLayoutPass {
+    fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
+        let mut held: HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
+        held.extend(graph.no_delete.iter().chain(&graph.to_retrieve).copied());
+        let copies: Vec<NodeIndex> = graph
+            .graph
+            .node_indices()
+            .filter(|&n| graph.graph[n].as_any().is::<op::Contiguous>())
+            .collect();
+        for copy in copies {
+            let Some((product, strides)) = permuted_product(graph, copy, &held) else { continue };
+            let sgemm = graph.graph[product]
+                .as_any_mut()
+                .downcast_mut::<Sgemm>()
+                .expect("checked by permuted_product");
+            sgemm.out_strides = Some(strides);
+            move_outgoing_edge(copy, product, &mut graph.graph);
+            move_references(
+                &mut remap,
+                &mut graph.no_delete,
+                &mut graph.to_retrieve,
+                copy,
+                product,
+            );
+            graph.graph.remove_node(copy);
+        }
+    }
+}
+
+/// The product `copy` reads and the strides that write it in the copy's order, when the copy
+/// is the product's only reader and reads all of it, in another order, without broadcasts.
+fn permuted_product(
+    graph: &Graph,
+    copy: NodeIndex,
+    held: &HashSet<NodeIndex>,
+) -> Option<(NodeIndex, Vec<isize>)> {
+    let mut inputs = graph.graph.edges_directed(copy, Direction::Incoming);
+    let edge = inputs.next()?;
+    let (_, 0, view) = edge.weight().as_data()? else { return None };
+    let product = edge.source();
+    let sgemm = graph.graph[product].as_any().downcast_ref::<Sgemm>()?;
+    let only_reader = graph.graph.edges_directed(product, Direction::Outgoing).count() == 1;
+    let ordered = graph
+        .graph
+        .edges_directed(product, Direction::Incoming)
+        .all(|e| e.weight().as_data().is_some());
+    if inputs.next().is_some()
+        || !only_reader
+        || !ordered
+        || held.contains(&product)
+        || sgemm.out_strides.is_some()
+        || view.fake.iter().any(|&fake| fake)
+        || view.is_padded()
+        || view.is_sliced()
+    {
+        return None;
+    }
+    let (_, _, mul_view) = graph
+        .graph
+        .edges_directed(product, Direction::Incoming)
+        .find_map(|e| e.weight().as_data().filter(|(i, _, _)| *i == 0))?;
+    let mut out_shape = logical_shape(&mul_view);
+    out_shape.remove(sgemm.axis);
+    let dims: Vec<usize> = view.dims.iter().map(|d| d.to_usize()).collect::<Option<_>>()?;
+    if dims != out_shape {
+        return None;
+    }
+    // Logical axis q of the copy is the product's axis `indexes[q]`.
+    let copy_strides = row_major_strides(&view_dims(&view));
+    let mut strides = vec![0isize; dims.len()];
+    for (&axis, stride) in view.indexes.iter().zip(copy_strides) {
+        strides[axis] = stride;
+    }
+    Some((product, strides))
 }

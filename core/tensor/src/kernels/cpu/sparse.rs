@@ -583,22 +583,25 @@ mod tests {
     }
 
     /// The vectorised loops give the plain loop's bits, for widths with and without a partial
-    /// last vector.
+    /// last vector, a row without non-zeros, and from a first row past 0.
     #[test]
     fn vectorised_loops_give_the_plain_loops_bits() {
         for n in [1, 15, 16, 70, 128, 200, 300] {
             let (m, k) = (20, 50);
-            let a = sparse_matrix(m, k, 0.2, 3);
+            let mut a = sparse_matrix(m, k, 0.2, 3);
+            a[4 * k..5 * k].fill(0.0);
             let b = sparse_matrix(k, n, 1.0, 4);
             let mut nonzeros = NonZeros::default();
             assert_eq!(nonzeros.scan(&a, row_major(k), m, k), Some(true));
             let rows_b = Rows { data: &b, width: n };
             let mut plain = vec![f32::NAN; m * n];
             gather_plain(&nonzeros, 0, rows_b, &mut plain);
-            let mut dispatched = vec![f32::NAN; m * n];
-            gather(&nonzeros, 0, rows_b, &mut dispatched);
-            assert_eq!(bits(&plain), bits(&dispatched), "width {n}");
             assert!(plain.iter().all(|x| x.is_finite()));
+            for first in [0, 3] {
+                let mut dispatched = vec![f32::NAN; (m - first) * n];
+                gather(&nonzeros, first, rows_b, &mut dispatched);
+                assert_eq!(bits(&plain[first * n..]), bits(&dispatched), "width {n}, from {first}");
+            }
         }
     }
 

@@ -5,8 +5,9 @@
 //! per arm ([`PerArm`]) and runs the node's own kernel once per arm, on that arm's inputs and on
 //! the inputs every arm shares (the data, the targets and whatever is computed from them alone,
 //! which is computed once). Each arm therefore does exactly the arithmetic of a graph compiled
-//! for it alone, in the same order, and gets the same bits; the graph is compiled, scheduled and
-//! walked once for all of them.
+//! for it alone, in the same order, and gets the same bits; the graph is compiled and scheduled
+//! once for all of them. A session walks it one arm at a time ([`per_arm_kernel`],
+//! `session::executor`); luminal's own executor runs each node for every arm in turn.
 
 use std::collections::HashSet;
 
@@ -91,6 +92,18 @@ impl Operator for Armed {
         }
         outputs.into_iter().map(|arms| Tensor::new(PerArm(arms))).collect()
     }
+}
+
+/// The kernel an armed node runs once per arm, for a walk of the graph that runs one arm at a
+/// time (`session::executor`); `None` for a node every arm shares.
+pub fn per_arm_kernel(op: &mut dyn Operator) -> Option<&mut (dyn Operator + 'static)> {
+    op.as_any_mut().downcast_mut::<Armed>().map(|armed| armed.kernel.as_mut())
+}
+
+/// For an armed node: how many arms it runs, and per input whether that input holds one value
+/// per arm ([`PerArm`]) rather than one every arm shares; `None` for a shared node.
+pub fn armed_inputs(op: &dyn Operator) -> Option<(usize, Vec<bool>)> {
+    op.as_any().downcast_ref::<Armed>().map(|armed| (armed.arms, armed.armed_inputs.clone()))
 }
 
 /// An input of an armed node.

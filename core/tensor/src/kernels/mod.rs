@@ -24,7 +24,7 @@ use luminal::graph::{Graph, NodeIndex};
 use luminal::prelude::petgraph::Direction;
 use ticketlab_api::runtime::Device;
 
-pub use arms::{ArmPass, PerArm};
+pub use arms::{ArmPass, PerArm, armed_inputs, per_arm_kernel};
 pub use cpu::{TokenLeaves, TokenPass};
 #[cfg(any(feature = "cuda", test))]
 pub use cuda::CanonicalProducts;

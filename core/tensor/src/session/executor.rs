@@ -7,6 +7,14 @@
 //! the first time a graph runs; a step then only copies the evaluated views. The order, which
 //! inputs a kernel is handed (read last, kept by nobody) or lent, and what is dropped at the end
 //! are luminal's.
+//!
+//! A graph of several arms ([`crate::kernels::ArmPass`]) is walked one arm at a time: the nodes
+//! every arm shares run with the first arm, and each armed node runs its kernel on one arm's
+//! inputs, so that only one arm's intermediate values are in the caches at a time, as when the
+//! arm trains alone. Run by luminal's executor, an armed node runs its kernel for every arm
+//! before the next node starts, so every arm's values pass through the caches at once: the
+//! quickstart's six arms took about 8% more CPU time that way than trained one by one, and a
+//! batch of the paper MLP's sparse tickets about 20% more wall time (tests/bench/BENCHMARKS.md).
 
 use std::collections::HashMap;
 
@@ -16,6 +24,9 @@ use luminal::prelude::petgraph::Direction;
 use luminal::prelude::petgraph::algo::toposort;
 use luminal::prelude::petgraph::visit::EdgeRef;
 use luminal::shape::ShapeTracker;
+use luminal::tensor::Tensor;
+
+use crate::kernels::{self, PerArm};
 
 /// An output of a node: the node and the output's index.
 type Output = (NodeIndex, u8);
@@ -26,6 +37,10 @@ pub(super) struct Schedule {
     steps: Vec<Step>,
     /// How many inputs read each output, by the output's slot.
     readers: Vec<usize>,
+    /// How many of those inputs belong to armed nodes, by the output's slot.
+    armed_readers: Vec<usize>,
+    /// How many arms the graph runs (1 without armed nodes).
+    arms: usize,
 }
 
 /// One node and, in input order, each input's output, that output's slot and its view.
@@ -33,6 +48,8 @@ pub(super) struct Schedule {
 struct Step {
     node: NodeIndex,
     inputs: Vec<(Output, usize, ShapeTracker)>,
+    /// For an armed node, per input: whether it holds one value per arm.
+    per_arm: Option<Vec<bool>>,
 }
 
 impl Schedule {
@@ -66,28 +83,55 @@ impl Schedule {
                         (output, slot, view)
                     })
                     .collect();
-                Step { node, inputs }
+                Step { node, inputs, per_arm: None }
             })
-            .collect();
-        Schedule { steps, readers }
+            .collect::<Vec<_>>();
+        let mut schedule =
+            Schedule { steps, armed_readers: vec![0; readers.len()], readers, arms: 1 };
+        for step in &mut schedule.steps {
+            let op = cx.graph.node_weight(step.node).expect("a scheduled node is in the graph");
+            if let Some((arms, per_arm)) = kernels::armed_inputs(op.as_ref()) {
+                schedule.arms = arms;
+                step.per_arm = Some(per_arm);
+                for (_, slot, _) in &step.inputs {
+                    schedule.armed_readers[*slot] += 1;
+                }
+            }
+        }
+        schedule
     }
 
-    /// Runs every node of `cx` whose output is not set yet, in order, then drops every tensor
-    /// not kept (`no_delete`), as `Graph::execute` does.
+    /// Runs every node of `cx` whose output is not set yet, in order (one arm at a time in a
+    /// graph of several arms), then drops every tensor not kept (`no_delete`), as
+    /// `Graph::execute` does.
     pub(super) fn run(&self, cx: &mut Graph) {
-        let mut unread = self.readers.clone();
-        for step in &self.steps {
-            if cx.tensors.contains_key(&(step.node, 0)) {
-                continue;
+        if self.arms > 1 {
+            self.run_by_arm(cx);
+        } else {
+            let mut unread = self.readers.clone();
+            for step in &self.steps {
+                self.run_shared(cx, step, &mut unread);
             }
-            // An input this node reads last, and nobody keeps, is handed over; the rest are lent.
+        }
+        cx.reset();
+    }
+
+    /// Runs `step`, a node every arm shares, unless its output is set: an input it reads last,
+    /// that nobody keeps and no armed node reads, is handed over; the rest are lent.
+    fn run_shared(&self, cx: &mut Graph, step: &Step, unread: &mut [usize]) {
+        if cx.tensors.contains_key(&(step.node, 0)) {
+            return;
+        }
+        {
             let mut handed: Vec<_> = step
                 .inputs
                 .iter()
                 .map(|(output, slot, _)| {
-                    (unread[*slot] == 1 && !cx.no_delete.contains(&output.0))
-                        .then(|| cx.tensors.remove(output))
-                        .flatten()
+                    (unread[*slot] == 1
+                        && self.armed_readers[*slot] == 0
+                        && !cx.no_delete.contains(&output.0))
+                    .then(|| cx.tensors.remove(output))
+                    .flatten()
                 })
                 .collect();
             let sources = step
@@ -113,8 +157,89 @@ impl Schedule {
                 unread[*slot] -= 1;
             }
         }
-        cx.reset();
     }
+
+    /// Walks the graph once per arm. The shared nodes run with the first arm; an armed node runs
+    /// its kernel on this arm's inputs: its own values ([`PerArm`] leaves, or what this arm's
+    /// nodes computed) and the shared ones, which are only lent, since later arms read them too.
+    /// The kept outputs of armed nodes are gathered into one [`PerArm`] value each.
+    fn run_by_arm(&self, cx: &mut Graph) {
+        let mut shared_unread = self.readers.clone();
+        let mut kept: HashMap<Output, Vec<Tensor>> = HashMap::new();
+        for arm in 0..self.arms {
+            let mut unread = self.readers.clone();
+            let mut values: HashMap<Output, Tensor> = HashMap::new();
+            for step in &self.steps {
+                let Some(per_arm) = &step.per_arm else {
+                    if arm == 0 {
+                        self.run_shared(cx, step, &mut shared_unread);
+                    }
+                    continue;
+                };
+                if cx.tensors.contains_key(&(step.node, 0)) {
+                    continue;
+                }
+                // This arm's value read last by this node, and not kept, is handed over.
+                let mut handed: Vec<Option<Tensor>> = step
+                    .inputs
+                    .iter()
+                    .zip(per_arm)
+                    .map(|((output, slot, _), &armed)| {
+                        (armed && unread[*slot] == 1 && !cx.no_delete.contains(&output.0))
+                            .then(|| values.remove(output))
+                            .flatten()
+                    })
+                    .collect();
+                let sources = step
+                    .inputs
+                    .iter()
+                    .zip(per_arm)
+                    .zip(&mut handed)
+                    .map(|(((output, _, view), &armed), handed)| {
+                        let tensor = match (handed.take(), values.get(output)) {
+                            (Some(tensor), _) => InputTensor::Owned(tensor),
+                            (None, Some(tensor)) if armed => InputTensor::Borrowed(tensor),
+                            _ => {
+                                let stored = cx.tensors.get(output);
+                                let tensor = stored.expect("an input runs before its readers");
+                                InputTensor::Borrowed(if armed {
+                                    arm_of(tensor, arm)
+                                } else {
+                                    tensor
+                                })
+                            }
+                        };
+                        (tensor, *view)
+                    })
+                    .collect();
+                let op =
+                    cx.graph.node_weight_mut(step.node).expect("a scheduled node is in the graph");
+                let kernel = kernels::per_arm_kernel(op.as_mut()).expect("scheduled as armed");
+                for (i, tensor) in kernel.process(sources).into_iter().enumerate() {
+                    values.insert((step.node, i as u8), tensor);
+                }
+                for (_, slot, _) in &step.inputs {
+                    unread[*slot] -= 1;
+                }
+            }
+            for (output, tensor) in values {
+                if cx.no_delete.contains(&output.0) {
+                    kept.entry(output)
+                        .or_insert_with(|| Vec::with_capacity(self.arms))
+                        .push(tensor);
+                }
+            }
+        }
+        for (output, arms) in kept {
+            cx.tensors.insert(output, Tensor::new(PerArm(arms)));
+        }
+    }
+}
+
+/// Arm `arm`'s value of a tensor that holds one per arm.
+fn arm_of(tensor: &Tensor, arm: usize) -> &Tensor {
+    let arms = tensor.data.as_any().downcast_ref::<PerArm>();
+    &arms.expect("an armed input holds one value per arm").0[arm]
 }
 
 #[cfg(test)]
@@ -163,6 +288,59 @@ mod tests {
                 v.iter().map(|x| x.to_bits()).collect()
             })
             .collect()
+    }
+
+    /// [`compiled`] for three arms of `w` (`x` shared): each arm's `w` as a [`PerArm`] leaf.
+    fn armed() -> (GraphBuilder, Vec<NodeIndex>) {
+        let (mut g, mut kept) = compiled();
+        let w = g.cx.graph.node_indices().find(|&n| format!("{:?}", g.cx.graph[n]) == "w Load");
+        let w = w.expect("the w leaf");
+        kernels::arm(&mut g.cx, &mut kept, vec![w], 3);
+        let arms = (0..3).map(|arm| Tensor::new(random(&[6, 9], 10 + arm, -1.0, 1.0))).collect();
+        g.cx.set_tensor(w, 0, Tensor::new(PerArm(arms)));
+        (g, kept)
+    }
+
+    /// Each arm's kept outputs, arm by arm.
+    fn arm_values(g: &mut GraphBuilder, kept: &[NodeIndex]) -> Vec<Vec<Vec<u32>>> {
+        kept.iter()
+            .map(|&id| {
+                let t = g.cx.get_tensor_ref(id, 0).expect("kept");
+                let arms = t.data.as_any().downcast_ref::<PerArm>().expect("one value per arm");
+                let bits = |t: &Tensor| {
+                    let v = t.data.as_any().downcast_ref::<Vec<f32>>().expect("CPU tensors");
+                    v.iter().map(|x| x.to_bits()).collect()
+                };
+                arms.0.iter().map(bits).collect()
+            })
+            .collect()
+    }
+
+    /// A graph of several arms, walked one arm at a time, gives every arm the bits luminal's
+    /// walk (each node for every arm in turn) gives it, and leaves the same tensors.
+    #[test]
+    fn a_graph_of_arms_walked_arm_by_arm_gives_each_arm_its_bits() {
+        let (mut theirs, kept) = armed();
+        theirs.cx.execute();
+        let (mut ours, ours_kept) = armed();
+        let schedule = Schedule::of(&ours.cx);
+        assert_eq!(schedule.arms, 3);
+        assert!(schedule.steps.iter().any(|s| s.per_arm.is_none()), "x's nodes are shared");
+        for _ in 0..2 {
+            schedule.run(&mut ours.cx);
+            let expected = arm_values(&mut theirs, &kept);
+            assert!(arm_values(&mut ours, &ours_kept) == expected, "other values");
+            let arms = &expected[0];
+            assert!(arms[0] != arms[1], "the arms differ");
+            let mut left: Vec<NodeIndex> = ours.cx.tensors.keys().map(|(n, _)| *n).collect();
+            left.sort();
+            left.dedup();
+            assert!(left.iter().all(|n| ours.cx.no_delete.contains(n)), "an intermediate was kept");
+            assert_eq!(left.len(), ours.cx.no_delete.len(), "a kept tensor was dropped");
+            for &id in &ours_kept {
+                ours.cx.tensors.remove(&(id, 0));
+            }
+        }
     }
 
     /// A schedule computes what luminal's executor computes, run after run, and leaves only the

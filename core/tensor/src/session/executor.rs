@@ -37,8 +37,6 @@ pub(super) struct Schedule {
     steps: Vec<Step>,
     /// How many inputs read each output, by the output's slot.
     readers: Vec<usize>,
-    /// How many of those inputs belong to armed nodes, by the output's slot.
-    armed_readers: Vec<usize>,
     /// How many arms the graph runs (1 without armed nodes).
     arms: usize,
 }
@@ -86,16 +84,13 @@ impl Schedule {
                 Step { node, inputs, per_arm: None }
             })
             .collect::<Vec<_>>();
-        let mut schedule =
-            Schedule { steps, armed_readers: vec![0; readers.len()], readers, arms: 1 };
+        let mut schedule = Schedule { steps, readers, arms: 1 };
         for step in &mut schedule.steps {
             let op = cx.graph.node_weight(step.node).expect("a scheduled node is in the graph");
             if let Some((arms, per_arm)) = kernels::armed_inputs(op.as_ref()) {
+                debug_assert!(schedule.arms == 1 || schedule.arms == arms, "one arm count");
                 schedule.arms = arms;
                 step.per_arm = Some(per_arm);
-                for (_, slot, _) in &step.inputs {
-                    schedule.armed_readers[*slot] += 1;
-                }
             }
         }
         schedule
@@ -110,53 +105,48 @@ impl Schedule {
         } else {
             let mut unread = self.readers.clone();
             for step in &self.steps {
-                self.run_shared(cx, step, &mut unread);
+                Self::run_shared(cx, step, &mut unread);
             }
         }
         cx.reset();
     }
 
-    /// Runs `step`, a node every arm shares, unless its output is set: an input it reads last,
-    /// that nobody keeps and no armed node reads, is handed over; the rest are lent.
-    fn run_shared(&self, cx: &mut Graph, step: &Step, unread: &mut [usize]) {
+    /// Runs `step`, a node every arm shares, unless its output is set: an input it reads last
+    /// (`unread` counts the readers still to run) and nobody keeps is handed over; the rest are
+    /// lent.
+    fn run_shared(cx: &mut Graph, step: &Step, unread: &mut [usize]) {
         if cx.tensors.contains_key(&(step.node, 0)) {
             return;
         }
-        {
-            let mut handed: Vec<_> = step
-                .inputs
-                .iter()
-                .map(|(output, slot, _)| {
-                    (unread[*slot] == 1
-                        && self.armed_readers[*slot] == 0
-                        && !cx.no_delete.contains(&output.0))
+        let mut handed: Vec<_> = step
+            .inputs
+            .iter()
+            .map(|(output, slot, _)| {
+                (unread[*slot] == 1 && !cx.no_delete.contains(&output.0))
                     .then(|| cx.tensors.remove(output))
                     .flatten()
-                })
-                .collect();
-            let sources = step
-                .inputs
-                .iter()
-                .zip(&mut handed)
-                .map(|((output, _, view), handed)| {
-                    let tensor = match handed.take() {
-                        Some(tensor) => InputTensor::Owned(tensor),
-                        None => InputTensor::Borrowed(
-                            cx.tensors.get(output).expect("an input runs before its readers"),
-                        ),
-                    };
-                    (tensor, *view)
-                })
-                .collect();
-            let op = cx.graph.node_weight_mut(step.node).expect("a scheduled node is in the graph");
-            let outputs = op.process(sources);
-            for (i, tensor) in outputs.into_iter().enumerate() {
-                cx.tensors.insert((step.node, i as u8), tensor);
-            }
-            for (_, slot, _) in &step.inputs {
-                unread[*slot] -= 1;
-            }
+            })
+            .collect();
+        let sources = step
+            .inputs
+            .iter()
+            .zip(&mut handed)
+            .map(|((output, _, view), handed)| {
+                let tensor = match handed.take() {
+                    Some(tensor) => InputTensor::Owned(tensor),
+                    None => InputTensor::Borrowed(
+                        cx.tensors.get(output).expect("an input runs before its readers"),
+                    ),
+                };
+                (tensor, *view)
+            })
+            .collect();
+        let op = cx.graph.node_weight_mut(step.node).expect("a scheduled node is in the graph");
+        let outputs = op.process(sources);
+        for (i, tensor) in outputs.into_iter().enumerate() {
+            cx.tensors.insert((step.node, i as u8), tensor);
         }
+        step.read(unread);
     }
 
     /// Walks the graph once per arm. The shared nodes run with the first arm; an armed node runs
@@ -164,6 +154,8 @@ impl Schedule {
     /// nodes computed) and the shared ones, which are only lent, since later arms read them too.
     /// The kept outputs of armed nodes are gathered into one [`PerArm`] value each.
     fn run_by_arm(&self, cx: &mut Graph) {
+        // Counts only the shared readers' runs: an output an armed node also reads never gets
+        // to its last reader here, so it is never handed over.
         let mut shared_unread = self.readers.clone();
         let mut kept: HashMap<Output, Vec<Tensor>> = HashMap::new();
         for arm in 0..self.arms {
@@ -172,7 +164,7 @@ impl Schedule {
             for step in &self.steps {
                 let Some(per_arm) = &step.per_arm else {
                     if arm == 0 {
-                        self.run_shared(cx, step, &mut shared_unread);
+                        Self::run_shared(cx, step, &mut shared_unread);
                     }
                     continue;
                 };
@@ -218,9 +210,7 @@ impl Schedule {
                 for (i, tensor) in kernel.process(sources).into_iter().enumerate() {
                     values.insert((step.node, i as u8), tensor);
                 }
-                for (_, slot, _) in &step.inputs {
-                    unread[*slot] -= 1;
-                }
+                step.read(&mut unread);
             }
             for (output, tensor) in values {
                 if cx.no_delete.contains(&output.0) {
@@ -232,6 +222,15 @@ impl Schedule {
         }
         for (output, arms) in kept {
             cx.tensors.insert(output, Tensor::new(PerArm(arms)));
+        }
+    }
+}
+
+impl Step {
+    /// Counts this step's inputs as read.
+    fn read(&self, unread: &mut [usize]) {
+        for (_, slot, _) in &self.inputs {
+            unread[*slot] -= 1;
         }
     }
 }
@@ -253,9 +252,10 @@ mod tests {
     use ticketlab_api::runtime::Device;
     use ticketlab_api::tensor::graph::GraphBuilder;
 
-    /// A compiled graph (products, a fused ReLU and log-softmax, a reduction, their gradients)
-    /// over set inputs, and the nodes it keeps: its loss and gradients.
-    fn compiled() -> (GraphBuilder, Vec<NodeIndex>) {
+    /// A compiled graph (products, a fused ReLU and log-softmax, reductions, their gradients)
+    /// over set inputs, the nodes it keeps (its loss and gradients), and its weight leaf `w`.
+    /// `x * x` is read both by a node that depends on `x` alone and by one that depends on `w`.
+    fn compiled() -> (GraphBuilder, Vec<NodeIndex>, NodeIndex) {
         let mut g = GraphBuilder::new();
         let x = g.input("x", &[40, 6]);
         let w = g.input("w", &[6, 9]);
@@ -263,7 +263,11 @@ mod tests {
         let r = g.relu(h).unwrap();
         let lp = g.log_softmax(r).unwrap();
         let sq = g.mul(lp, h).unwrap();
-        let loss = g.sum_all(sq).unwrap();
+        let xx = g.mul(x, x).unwrap();
+        let xw = g.matmul(xx, w).unwrap();
+        let terms = [g.sum_all(sq).unwrap(), g.sum_all(xw).unwrap(), g.sum_all(xx).unwrap()];
+        let partial = g.add(terms[0], terms[1]).unwrap();
+        let loss = g.add(partial, terms[2]).unwrap();
         let grads = autograd::backward(&mut g, loss, &[x, w]).unwrap();
         let mut kept = vec![loss.node];
         kept.extend(grads.into_iter().map(|gr| g.contiguous_if_needed(gr).node));
@@ -277,7 +281,7 @@ mod tests {
             g.cx.set_tensor(leaf.node, 0, Tensor::new(data));
             g.cx.no_delete.insert(leaf.node);
         }
-        (g, kept)
+        (g, kept, w.node)
     }
 
     fn values(g: &GraphBuilder, kept: &[NodeIndex]) -> Vec<Vec<u32>> {
@@ -292,9 +296,7 @@ mod tests {
 
     /// [`compiled`] for three arms of `w` (`x` shared): each arm's `w` as a [`PerArm`] leaf.
     fn armed() -> (GraphBuilder, Vec<NodeIndex>) {
-        let (mut g, mut kept) = compiled();
-        let w = g.cx.graph.node_indices().find(|&n| format!("{:?}", g.cx.graph[n]) == "w Load");
-        let w = w.expect("the w leaf");
+        let (mut g, mut kept, w) = compiled();
         kernels::arm(&mut g.cx, &mut kept, vec![w], 3);
         let arms = (0..3).map(|arm| Tensor::new(random(&[6, 9], 10 + arm, -1.0, 1.0))).collect();
         g.cx.set_tensor(w, 0, Tensor::new(PerArm(arms)));
@@ -325,7 +327,20 @@ mod tests {
         let (mut ours, ours_kept) = armed();
         let schedule = Schedule::of(&ours.cx);
         assert_eq!(schedule.arms, 3);
-        assert!(schedule.steps.iter().any(|s| s.per_arm.is_none()), "x's nodes are shared");
+        // Some computed output (`x * x`'s) is read by a shared node and an armed one.
+        let shared_and_armed =
+            schedule.steps.iter().filter(|s| s.per_arm.is_none()).any(|shared| {
+                let (read_by_shared, read_by_armed) =
+                    schedule.steps.iter().fold((false, false), |seen, s| {
+                        let reads = s.inputs.iter().any(|(output, _, _)| output.0 == shared.node);
+                        (
+                            seen.0 || reads && s.per_arm.is_none(),
+                            seen.1 || reads && s.per_arm.is_some(),
+                        )
+                    });
+                !shared.inputs.is_empty() && read_by_shared && read_by_armed
+            });
+        assert!(shared_and_armed, "a shared output feeds both kinds of node");
         for _ in 0..2 {
             schedule.run(&mut ours.cx);
             let expected = arm_values(&mut theirs, &kept);
@@ -347,9 +362,9 @@ mod tests {
     /// kept tensors (the inputs and outputs) behind, as it does.
     #[test]
     fn a_schedule_runs_a_graph_as_luminal_does() {
-        let (mut theirs, kept) = compiled();
+        let (mut theirs, kept, _) = compiled();
         theirs.cx.execute();
-        let (mut ours, ours_kept) = compiled();
+        let (mut ours, ours_kept, _) = compiled();
         let schedule = Schedule::of(&ours.cx);
         for _ in 0..3 {
             schedule.run(&mut ours.cx);

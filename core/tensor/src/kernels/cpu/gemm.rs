@@ -51,12 +51,13 @@ pub(super) struct Gemm {
 /// operands for sgemm costs more than the product itself.
 pub(super) const SMALL_PRODUCT: usize = 4096;
 
-/// Products of at least this many multiply-adds (about 30 µs of sgemm) are split over the kernel
+/// Products of at least this many multiply-adds (about 15 µs of sgemm) are split over the kernel
 /// threads. With helpers that stay awake between products ([`super::pool`]) a split costs a few
 /// µs; while they slept between products (about 100 µs to wake), splitting the transformer's
 /// 15M and 30M products made its step slower. The paper MLP's 2.9M products (911 x 48 x 67)
 /// gained nothing from a split until the elementwise kernels around them were split too; since,
-/// its step at two threads is about 10% shorter with them split (tests/bench/BENCHMARKS.md).
+/// its step at two threads is about 10% shorter with them split, and about 12% shorter again
+/// with its 1.6M products (67 x 500 x 48) split as well (tests/bench/BENCHMARKS.md).
 pub(super) const PARALLEL_PRODUCT: usize = 1 << 20;
 
 /// A contraction of small products splits its batch entries over the threads from this many
@@ -142,8 +143,8 @@ impl Gemm {
         let mut out: Vec<f32> = Vec::with_capacity(total);
         self.dense_on(threads, a, b, SharedOut(out.as_mut_ptr()));
         // SAFETY: with beta = 0, sgemm writes every element of C without reading it ("If beta
-        // is zero, then C does not need to be initialized"), and C, the row-major `m x n` output
-        // of the only batch entry, is all `total` elements.
+        // is zero, then C does not need to be initialized"), and C, the `m x n` output of the
+        // only batch entry (row-major or a permutation of it), is all `total` elements.
         unsafe { out.set_len(total) };
         out
     }

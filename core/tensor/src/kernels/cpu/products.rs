@@ -12,11 +12,11 @@ use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
 use crate::profile::{self, Part};
+use ticketlab_api::tensor::graph::view_dims;
 
 use super::gemm::{Gemm, SMALL_PRODUCT, SharedOut, Strided, small_batch};
 use super::sparse;
 use super::views::{Axis, axes_of, logical_shape, vec_of};
-use ticketlab_api::tensor::graph::view_dims;
 
 /// `C[.., M, N] = sum_K A[.., M, K] B[.., K, N]` over arbitrary strided views of the Mul's
 /// operands, where `axis` is the contracted axis of the Mul's logical shape.
@@ -64,6 +64,7 @@ impl Operator for Sgemm {
         let out_shape: Vec<usize> = out_axes.iter().map(|&i| shape[i]).collect();
         let mut out_strides = vec![0isize; shape.len()];
         let layout = self.out_strides.clone().unwrap_or_else(|| row_major_strides(&out_shape));
+        debug_assert_eq!(layout.len(), out_axes.len(), "a stride per output axis");
         for (&i, stride) in out_axes.iter().zip(layout) {
             out_strides[i] = stride;
         }
@@ -246,7 +247,8 @@ impl Compiler for ProductLayoutPass {
 }
 
 /// The product `copy` reads and the strides that write it in the copy's order, when the copy
-/// is the product's only reader and reads all of it, in another order, without broadcasts.
+/// is the product's only reader and reads all of it, in any order of its axes (the identity
+/// too: the copy is then only removed), without broadcasts.
 fn permuted_product(
     graph: &Graph,
     copy: NodeIndex,
@@ -258,13 +260,14 @@ fn permuted_product(
     let product = edge.source();
     let sgemm = graph.graph[product].as_any().downcast_ref::<Sgemm>()?;
     let only_reader = graph.graph.edges_directed(product, Direction::Outgoing).count() == 1;
-    let ordered = graph
+    // A schedule (ordering) edge into the product is left alone, as the other passes do.
+    let only_data_inputs = graph
         .graph
         .edges_directed(product, Direction::Incoming)
         .all(|e| e.weight().as_data().is_some());
     if inputs.next().is_some()
         || !only_reader
-        || !ordered
+        || !only_data_inputs
         || held.contains(&product)
         || sgemm.out_strides.is_some()
         || view.fake.iter().any(|&fake| fake)

@@ -1163,6 +1163,35 @@ fn elementwise_kernels_split_over_threads_change_no_bit() {
     }
 }
 
+/// Keeps and retrieves `loss` and the contiguous `grads`, and compiles the graph with every
+/// CPU pass (`all`) or with products and strided loops only ([`kernels::compile_unfused`]);
+/// returns the kept nodes, loss first.
+fn compile_kept(g: &mut GraphBuilder, loss: Var, grads: Vec<Var>, all: bool) -> Vec<NodeIndex> {
+    let mut ids = vec![loss.node];
+    ids.extend(grads.into_iter().map(|gr| g.contiguous_if_needed(gr).node));
+    for &id in &ids {
+        g.cx.no_delete.insert(id);
+        g.cx.to_retrieve.insert(id);
+    }
+    if all {
+        kernels::compile(&mut g.cx, &mut ids, None, Device::Cpu);
+    } else {
+        kernels::compile_unfused(&mut g.cx, &mut ids);
+    }
+    ids
+}
+
+/// The bits of each of `ids`' values (host `f32` buffers).
+pub(crate) fn bits_of(g: &GraphBuilder, ids: &[NodeIndex]) -> Vec<Vec<u32>> {
+    ids.iter()
+        .map(|&id| {
+            let data = &g.cx.get_tensor_ref(id, 0).expect("a kept value").data;
+            let values = data.as_any().downcast_ref::<Vec<f32>>().expect("CPU tensors");
+            values.iter().map(|v| v.to_bits()).collect()
+        })
+        .collect()
+}
+
 /// Asserts that the graph of [`fused_elementwise_chains_change_no_bit`] gives, at `threads`
 /// kernel threads, fused and unfused, the bits it gives unfused at one.
 fn fused_and_unfused_agree(rows: usize, cols: usize, threads: usize) {
@@ -1192,19 +1221,7 @@ fn fused_and_unfused_agree(rows: usize, cols: usize, threads: usize) {
         let extra = g.sum_all(mix).unwrap();
         let loss = g.add(ce, extra).unwrap();
         let grads = autograd::backward(&mut g, loss, &[x, w]).unwrap();
-        let mut ids = vec![loss.node];
-        for gr in grads {
-            ids.push(g.contiguous_if_needed(gr).node);
-        }
-        for &id in &ids {
-            g.cx.no_delete.insert(id);
-            g.cx.to_retrieve.insert(id);
-        }
-        if fuse {
-            kernels::compile(&mut g.cx, &mut ids, None, Device::Cpu);
-        } else {
-            kernels::compile_unfused(&mut g.cx, &mut ids);
-        }
+        let ids = compile_kept(&mut g, loss, grads, fuse);
         let fused =
             g.cx.graph
                 .node_weights()
@@ -1223,21 +1240,7 @@ fn fused_and_unfused_agree(rows: usize, cols: usize, threads: usize) {
             g.cx.no_delete.insert(leaf.node);
         }
         kernels::with_threads(threads, || g.cx.execute());
-        let bits = ids
-            .iter()
-            .map(|&id| {
-                g.cx.get_tensor_ref(id, 0)
-                    .unwrap()
-                    .data
-                    .as_any()
-                    .downcast_ref::<Vec<f32>>()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect()
-            })
-            .collect();
-        (bits, fused)
+        (bits_of(&g, &ids), fused)
     };
     let (plain, none) = run(false, 1);
     let (fused, groups) = run(true, threads);
@@ -1265,17 +1268,7 @@ fn products_write_the_layout_their_copy_wanted_with_the_same_bits() {
             let y = g.matmul(x, w).unwrap();
             let loss = weighted_sum(&mut g, y, 5);
             let grads = autograd::backward(&mut g, loss, &[x, w]).unwrap();
-            let mut ids = vec![loss.node];
-            ids.extend(grads.into_iter().map(|gr| g.contiguous_if_needed(gr).node));
-            for &id in &ids {
-                g.cx.no_delete.insert(id);
-                g.cx.to_retrieve.insert(id);
-            }
-            if layout {
-                kernels::compile(&mut g.cx, &mut ids, None, Device::Cpu);
-            } else {
-                kernels::compile_unfused(&mut g.cx, &mut ids);
-            }
+            let ids = compile_kept(&mut g, loss, grads, layout);
             // Copies that read a product's output.
             let name = |n: NodeIndex| format!("{:?}", g.cx.graph[n]);
             let copies = g.cx.graph.node_indices().filter(|&n| name(n) == "StridedCopy");
@@ -1289,15 +1282,7 @@ fn products_write_the_layout_their_copy_wanted_with_the_same_bits() {
                 g.cx.no_delete.insert(leaf.node);
             }
             kernels::with_threads(threads, || g.cx.execute());
-            let bits = ids
-                .iter()
-                .map(|&id| {
-                    let data = &g.cx.get_tensor_ref(id, 0).unwrap().data;
-                    let values = data.as_any().downcast_ref::<Vec<f32>>().unwrap();
-                    values.iter().map(|v| v.to_bits()).collect()
-                })
-                .collect();
-            (bits, copies)
+            (bits_of(&g, &ids), copies)
         };
         let (through_copy, copies) = run(false, 1);
         assert!(copies >= 1, "the gradient of w is copied into place at {m} x {k} x {n}");

@@ -118,29 +118,14 @@ impl Schedule {
         if cx.tensors.contains_key(&(step.node, 0)) {
             return;
         }
-        let mut handed: Vec<_> = step
-            .inputs
-            .iter()
-            .map(|(output, slot, _)| {
-                (unread[*slot] == 1 && !cx.no_delete.contains(&output.0))
-                    .then(|| cx.tensors.remove(output))
-                    .flatten()
-            })
-            .collect();
-        let sources = step
-            .inputs
-            .iter()
-            .zip(&mut handed)
-            .map(|((output, _, view), handed)| {
-                let tensor = match handed.take() {
-                    Some(tensor) => InputTensor::Owned(tensor),
-                    None => InputTensor::Borrowed(
-                        cx.tensors.get(output).expect("an input runs before its readers"),
-                    ),
-                };
-                (tensor, *view)
-            })
-            .collect();
+        let handed = step.handed(
+            unread,
+            |_, output| !cx.no_delete.contains(&output.0),
+            |output| cx.tensors.remove(output),
+        );
+        let sources = step.sources(handed, |_, output| {
+            cx.tensors.get(output).expect("an input runs before its readers")
+        });
         let op = cx.graph.node_weight_mut(step.node).expect("a scheduled node is in the graph");
         let outputs = op.process(sources);
         for (i, tensor) in outputs.into_iter().enumerate() {
@@ -172,38 +157,19 @@ impl Schedule {
                     continue;
                 }
                 // This arm's value read last by this node, and not kept, is handed over.
-                let mut handed: Vec<Option<Tensor>> = step
-                    .inputs
-                    .iter()
-                    .zip(per_arm)
-                    .map(|((output, slot, _), &armed)| {
-                        (armed && unread[*slot] == 1 && !cx.no_delete.contains(&output.0))
-                            .then(|| values.remove(output))
-                            .flatten()
-                    })
-                    .collect();
-                let sources = step
-                    .inputs
-                    .iter()
-                    .zip(per_arm)
-                    .zip(&mut handed)
-                    .map(|(((output, _, view), &armed), handed)| {
-                        let tensor = match (handed.take(), values.get(output)) {
-                            (Some(tensor), _) => InputTensor::Owned(tensor),
-                            (None, Some(tensor)) if armed => InputTensor::Borrowed(tensor),
-                            _ => {
-                                let stored = cx.tensors.get(output);
-                                let tensor = stored.expect("an input runs before its readers");
-                                InputTensor::Borrowed(if armed {
-                                    arm_of(tensor, arm)
-                                } else {
-                                    tensor
-                                })
-                            }
-                        };
-                        (tensor, *view)
-                    })
-                    .collect();
+                let handed = step.handed(
+                    &unread,
+                    |input, output| per_arm[input] && !cx.no_delete.contains(&output.0),
+                    |output| values.remove(output),
+                );
+                let sources = step.sources(handed, |input, output| match values.get(output) {
+                    Some(tensor) if per_arm[input] => tensor,
+                    _ => {
+                        let stored = cx.tensors.get(output);
+                        let tensor = stored.expect("an input runs before its readers");
+                        if per_arm[input] { arm_of(tensor, arm) } else { tensor }
+                    }
+                });
                 let op =
                     cx.graph.node_weight_mut(step.node).expect("a scheduled node is in the graph");
                 let kernel = kernels::per_arm_kernel(op.as_mut()).expect("scheduled as armed");
@@ -227,6 +193,43 @@ impl Schedule {
 }
 
 impl Step {
+    /// Per input, the tensor handed over to this step (taken by `take`): one it reads last
+    /// (`unread` counts the readers still to run) where `may_hand(input, output)` allows;
+    /// `None` for the others, which are lent.
+    fn handed(
+        &self,
+        unread: &[usize],
+        may_hand: impl Fn(usize, &Output) -> bool,
+        mut take: impl FnMut(&Output) -> Option<Tensor>,
+    ) -> Vec<Option<Tensor>> {
+        let last = |input: usize, output: &Output, slot: usize| {
+            unread[slot] == 1 && may_hand(input, output)
+        };
+        (self.inputs.iter().enumerate())
+            .map(|(input, (output, slot, _))| {
+                last(input, output, *slot).then(|| take(output)).flatten()
+            })
+            .collect()
+    }
+
+    /// The step's kernel inputs with their views: the `handed` tensors as its own, the others
+    /// lent by `lend(input, output)`.
+    fn sources<'a>(
+        &self,
+        handed: Vec<Option<Tensor>>,
+        lend: impl Fn(usize, &Output) -> &'a Tensor,
+    ) -> Vec<(InputTensor<'a>, ShapeTracker)> {
+        (self.inputs.iter().enumerate().zip(handed))
+            .map(|((input, (output, _, view)), handed)| {
+                let tensor = match handed {
+                    Some(tensor) => InputTensor::Owned(tensor),
+                    None => InputTensor::Borrowed(lend(input, output)),
+                };
+                (tensor, *view)
+            })
+            .collect()
+    }
+
     /// Counts this step's inputs as read.
     fn read(&self, unread: &mut [usize]) {
         for (_, slot, _) in &self.inputs {
@@ -248,7 +251,7 @@ mod tests {
     use super::*;
     use crate::autograd;
     use crate::kernels;
-    use crate::tests::random;
+    use crate::tests::{bits_of, random};
     use ticketlab_api::runtime::Device;
     use ticketlab_api::tensor::graph::GraphBuilder;
 
@@ -282,16 +285,6 @@ mod tests {
             g.cx.no_delete.insert(leaf.node);
         }
         (g, kept, w.node)
-    }
-
-    fn values(g: &GraphBuilder, kept: &[NodeIndex]) -> Vec<Vec<u32>> {
-        kept.iter()
-            .map(|&id| {
-                let t = g.cx.get_tensor_ref(id, 0).expect("kept");
-                let v = t.data.as_any().downcast_ref::<Vec<f32>>().expect("CPU tensors");
-                v.iter().map(|x| x.to_bits()).collect()
-            })
-            .collect()
     }
 
     /// [`compiled`] for three arms of `w` (`x` shared): each arm's `w` as a [`PerArm`] leaf.
@@ -347,15 +340,20 @@ mod tests {
             assert!(arm_values(&mut ours, &ours_kept) == expected, "other values");
             let arms = &expected[0];
             assert!(arms[0] != arms[1], "the arms differ");
-            let mut left: Vec<NodeIndex> = ours.cx.tensors.keys().map(|(n, _)| *n).collect();
-            left.sort();
-            left.dedup();
-            assert!(left.iter().all(|n| ours.cx.no_delete.contains(n)), "an intermediate was kept");
-            assert_eq!(left.len(), ours.cx.no_delete.len(), "a kept tensor was dropped");
+            assert_only_kept_left(&ours.cx);
             for &id in &ours_kept {
                 ours.cx.tensors.remove(&(id, 0));
             }
         }
+    }
+
+    /// Asserts that `cx` holds a tensor for every kept node and for nothing else.
+    fn assert_only_kept_left(cx: &Graph) {
+        let mut left: Vec<NodeIndex> = cx.tensors.keys().map(|(n, _)| *n).collect();
+        left.sort();
+        left.dedup();
+        assert!(left.iter().all(|n| cx.no_delete.contains(n)), "an intermediate was kept");
+        assert_eq!(left.len(), cx.no_delete.len(), "a kept tensor was dropped");
     }
 
     /// A schedule computes what luminal's executor computes, run after run, and leaves only the
@@ -368,12 +366,8 @@ mod tests {
         let schedule = Schedule::of(&ours.cx);
         for _ in 0..3 {
             schedule.run(&mut ours.cx);
-            assert!(values(&ours, &ours_kept) == values(&theirs, &kept), "other values");
-            let mut left: Vec<NodeIndex> = ours.cx.tensors.keys().map(|(n, _)| *n).collect();
-            left.sort();
-            left.dedup();
-            assert!(left.iter().all(|n| ours.cx.no_delete.contains(n)), "an intermediate was kept");
-            assert_eq!(left.len(), ours.cx.no_delete.len(), "a kept tensor was dropped");
+            assert!(bits_of(&ours, &ours_kept) == bits_of(&theirs, &kept), "other values");
+            assert_only_kept_left(&ours.cx);
             // The next run recomputes every output (the kept outputs are dropped first, as a
             // session does before it runs a step again).
             for &id in &ours_kept {

@@ -365,9 +365,7 @@ fn folded_constant(graph: &Graph, source: NodeIndex, view: &ShapeTracker) -> Opt
 
 impl Compiler for FusionPass {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
-        let mut held: HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
-        held.extend(graph.no_delete.iter().copied());
-        held.extend(graph.to_retrieve.iter().copied());
+        let held = super::held(graph, &mut remap);
         let Ok(order) = toposort(&graph.graph, None) else { return };
         let position: HashMap<NodeIndex, usize> =
             order.iter().enumerate().map(|(i, n)| (*n, i)).collect();

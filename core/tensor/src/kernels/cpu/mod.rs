@@ -33,8 +33,10 @@ mod strided;
 mod tokens;
 pub(crate) mod views;
 
+use std::collections::HashSet;
 use std::time::Instant;
 
+use luminal::compiler_utils::ToIdsMut;
 use luminal::graph::{Graph, NodeIndex};
 use luminal::op::{self, Operator};
 
@@ -78,6 +80,13 @@ pub(super) fn compile(
         ),
         &mut *ids,
     )
+}
+
+/// The nodes a pass must leave in place: those `remap` names, and the kept and retrieved ones.
+fn held<T: ToIdsMut>(graph: &Graph, remap: &mut T) -> HashSet<NodeIndex> {
+    let mut held: HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
+    held.extend(graph.no_delete.iter().chain(&graph.to_retrieve).copied());
+    held
 }
 
 /// The [`Part`] of a profile a compiled CPU kernel's time belongs to (a product names its own

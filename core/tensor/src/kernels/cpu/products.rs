@@ -219,8 +219,7 @@ pub struct ProductLayoutPass;
 
 impl Compiler for ProductLayoutPass {
     fn compile<T: ToIdsMut>(&self, graph: &mut Graph, mut remap: T) {
-        let mut held: HashSet<NodeIndex> = remap.to_ids_mut().into_iter().map(|id| *id).collect();
-        held.extend(graph.no_delete.iter().chain(&graph.to_retrieve).copied());
+        let held = super::held(graph, &mut remap);
         let copies: Vec<NodeIndex> = graph
             .graph
             .node_indices()

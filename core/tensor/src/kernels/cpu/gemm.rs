@@ -6,18 +6,32 @@
 #![allow(unsafe_code)]
 
 /// The small products of a contraction (one per batch entry, e.g. attention's per-example
-/// products), their batch entries split over `threads` when there are enough of them
-/// (each entry writes its own elements of `out`).
-pub(super) fn small_batch(threads: usize, gemms: &[Gemm], a: &[f32], b: &[f32], out: &mut [f32]) {
+/// products) as a fresh output of `total` elements, their batch entries split over `threads`
+/// when there are enough of them (each entry writes its own elements of the output, and the
+/// entries together write all of them, so nothing is zeroed first).
+pub(super) fn small_batch(
+    threads: usize,
+    gemms: &[Gemm],
+    a: &[f32],
+    b: &[f32],
+    total: usize,
+) -> Vec<f32> {
+    debug_assert_eq!(gemms.iter().map(|g| g.m * g.n).sum::<usize>(), total, "entries cover C");
     let work: usize = gemms.iter().map(|g| g.m * g.n * g.k).sum();
     let parts = if work >= SMALL_BATCH_PARALLEL { threads.min(gemms.len()) } else { 1 };
-    let out = SharedOut(out.as_mut_ptr());
+    let mut out: Vec<f32> = Vec::with_capacity(total);
+    let c = SharedOut(out.as_mut_ptr());
     let run = |lo: usize, hi: usize| {
         let mut scratch = Scratch::default();
-        gemms[lo..hi].iter().for_each(|g| g.small(a, b, out, &mut scratch));
+        gemms[lo..hi].iter().for_each(|g| g.small(a, b, c, &mut scratch));
     };
     let cut = |p: usize| p * gemms.len() / parts;
     super::pool::split(threads, parts, &|p| run(cut(p), cut(p + 1)));
+    // SAFETY: the entries' outputs are the disjoint `m x n` blocks of C, `total` elements in
+    // all, and `small` writes every element of its entry's (or panicked, re-raised by `split`
+    // before this line).
+    unsafe { out.set_len(total) };
+    out
 }
 
 /// Where a matrix's elements lie in its buffer: `(i, j)` at `offset + i * rows + j * cols`.
@@ -117,8 +131,9 @@ impl Gemm {
         for (i, row) in rows_c.chunks_exact(n).enumerate() {
             if self.c.cols == 1 {
                 // SAFETY: row i of C lies inside the output buffer (its strides come from the
-                // output's own shape) and belongs to this product alone.
-                unsafe { c.slice(self.c.at(i, 0), n) }.copy_from_slice(row);
+                // output's own shape) and belongs to this product alone; it may not have been
+                // written yet, so it is written through a pointer, never read.
+                unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), c.0.add(self.c.at(i, 0)), n) };
             } else {
                 for (l, v) in row.iter().enumerate() {
                     // SAFETY: as above, for element (i, l).
@@ -323,11 +338,7 @@ mod tests {
             })
             .collect();
         assert!(batch * m * n * k >= SMALL_BATCH_PARALLEL);
-        let run = |threads| {
-            let mut out = vec![0.0f32; batch * m * n];
-            small_batch(threads, &gemms, &a, &b, &mut out);
-            out
-        };
+        let run = |threads| small_batch(threads, &gemms, &a, &b, batch * m * n);
         let one = run(1);
         assert!(one.iter().all(|v| v.is_finite()) && one.iter().any(|&v| v != 0.0));
         for threads in [2, 3] {

@@ -1,5 +1,6 @@
 //! Helper threads that stay awake between the kernels of a training step, and the ways a
-//! kernel splits its work over them ([`split_out`], [`fresh_out`], [`split_pieces`]).
+//! kernel splits its work over them ([`split_out`], [`fresh_out`], [`filled_out`],
+//! [`split_pieces`]).
 //!
 //! Splitting a kernel over threads pays only if the other threads start at once. A pooled
 //! thread that sleeps between kernels (rayon's workers do) takes about 100 µs to wake on a
@@ -155,6 +156,32 @@ pub(super) fn fresh_out(threads: usize, work: usize, len: usize, fill: &Fill<'_>
     // SAFETY: the blocks of `split_out` cover the `len` elements, each handed to one `fill`
     // that wrote every element of it (checked above), or panicked, and a panic is re-raised by
     // `split` before this line.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// A fresh output of `len` elements (whole units of `unit` elements), cut as by [`split_out`],
+/// each block first set to `init` by the thread that then fills it: kernels that add into their
+/// output write its memory while it is in that thread's cache, rather than wait for the
+/// calling thread to zero all of it.
+pub(super) fn filled_out(
+    threads: usize,
+    work: usize,
+    len: usize,
+    unit: usize,
+    init: f32,
+    fill: &(dyn Fn(Range<usize>, &mut [f32]) + Sync),
+) -> Vec<f32> {
+    assert!(len.checked_rem(unit).is_none_or(|rest| rest == 0), "whole units");
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    split_out(threads, work, &mut out.spare_capacity_mut()[..len], unit, &|units, block| {
+        block.fill(MaybeUninit::new(init));
+        // SAFETY: every element of the block was just initialised.
+        let block = unsafe { &mut *(std::ptr::from_mut(block) as *mut [f32]) };
+        fill(units, block);
+    });
+    // SAFETY: the blocks of `split_out` cover the `len` elements (whole units), each set to
+    // `init` above, or a block panicked, re-raised by `split` before this line.
     unsafe { out.set_len(len) };
     out
 }

@@ -111,9 +111,7 @@ impl Operator for Sgemm {
         let dense_flops = 2.0 * (m * n * k) as f64;
         if m * n * k <= SMALL_PRODUCT {
             profile::note_product(Part::SmallProducts, dense_flops * batches as f64);
-            let mut out = vec![0.0f32; total];
-            small_batch(threads, &gemms, a, b, &mut out);
-            return vec![Tensor::new(out)];
+            return vec![Tensor::new(small_batch(threads, &gemms, a, b, total))];
         }
         if let [g] = gemms[..] {
             let mut out: Vec<f32> = Vec::new();

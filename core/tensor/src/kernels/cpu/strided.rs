@@ -6,7 +6,7 @@ use luminal::op::{self, InputTensor, Operator};
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
-use super::pool::split_out;
+use super::pool::{filled_out, fresh_out};
 use super::views::{Row, axes_of, coalesce, for_each_row, logical_shape, read, vec_of};
 use crate::kernels::threads;
 
@@ -41,46 +41,42 @@ impl Operator for StridedBinary {
         let (cshape, ops) = coalesce(&shape, &[axes_of(&inp[0].1), axes_of(&inp[1].1)]);
         let (a, b) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
         let total: usize = shape.iter().product();
-        let mut out = vec![0.0f32; total];
         let kind = self.0;
         let n = *cshape.last().expect("rank >= 1");
-        split_out(threads(), 3 * total, &mut out, 1, &|elements, block| {
-            let first = elements.start;
+        let out = fresh_out(threads(), 3 * total, total, &|elements, block| {
+            let (first, mut written) = (elements.start, 0);
             for_each_row(&cshape, &ops, elements, |start, rows, columns| {
                 let dst = &mut block[start + columns.start - first..][..columns.len()];
+                written += dst.len();
                 let (ra, rb) = (rows[0], rows[1]);
                 let full = |r: &Row| r.lo == 0 && r.hi == n;
                 let from = |r: &Row| (r.base + (columns.start as isize) * r.stride) as usize;
                 if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 1 {
                     let (sa, sb) = (&a[from(&ra)..][..dst.len()], &b[from(&rb)..][..dst.len()]);
+                    let pairs = dst.iter_mut().zip(sa.iter().zip(sb));
                     match kind {
-                        BinaryKind::Add => {
-                            dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x + y)
-                        }
-                        BinaryKind::Mul => {
-                            dst.iter_mut().zip(sa.iter().zip(sb)).for_each(|(d, (x, y))| *d = x * y)
-                        }
-                        _ => dst
-                            .iter_mut()
-                            .zip(sa.iter().zip(sb))
-                            .for_each(|(d, (x, y))| *d = kind.apply(*x, *y)),
+                        BinaryKind::Add => pairs.for_each(|(d, (x, y))| _ = d.write(x + y)),
+                        BinaryKind::Mul => pairs.for_each(|(d, (x, y))| _ = d.write(x * y)),
+                        _ => pairs.for_each(|(d, (x, y))| _ = d.write(kind.apply(*x, *y))),
                     }
                 } else if full(&ra) && full(&rb) && ra.stride == 1 && rb.stride == 0 {
                     let (sa, y) = (&a[from(&ra)..][..dst.len()], b[rb.base as usize]);
+                    let pairs = dst.iter_mut().zip(sa);
                     match kind {
-                        BinaryKind::Add => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x + y),
-                        BinaryKind::Mul => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = x * y),
-                        _ => dst.iter_mut().zip(sa).for_each(|(d, x)| *d = kind.apply(*x, y)),
+                        BinaryKind::Add => pairs.for_each(|(d, x)| _ = d.write(x + y)),
+                        BinaryKind::Mul => pairs.for_each(|(d, x)| _ = d.write(x * y)),
+                        _ => pairs.for_each(|(d, x)| _ = d.write(kind.apply(*x, y))),
                     }
                 } else if full(&ra) && full(&rb) && ra.stride == 0 && rb.stride == 1 {
                     let (x, sb) = (a[ra.base as usize], &b[from(&rb)..][..dst.len()]);
-                    dst.iter_mut().zip(sb).for_each(|(d, y)| *d = kind.apply(x, *y));
+                    dst.iter_mut().zip(sb).for_each(|(d, y)| _ = d.write(kind.apply(x, *y)));
                 } else {
                     for (d, j) in dst.iter_mut().zip(columns) {
-                        *d = kind.apply(read(a, &ra, j), read(b, &rb, j));
+                        d.write(kind.apply(read(a, &ra, j), read(b, &rb, j)));
                     }
                 }
             });
+            written
         });
         vec![Tensor::new(out)]
     }
@@ -105,22 +101,22 @@ pub(super) fn gather(data: &[f32], view: &ShapeTracker) -> Vec<f32> {
     }
     let (cshape, ops) = coalesce(&shape, &[axes_of(view)]);
     let n = *cshape.last().expect("rank >= 1");
-    let mut out = vec![0.0f32; total];
-    split_out(threads(), 2 * total, &mut out, 1, &|elements, block| {
-        let first = elements.start;
+    fresh_out(threads(), 2 * total, total, &|elements, block| {
+        let (first, mut written) = (elements.start, 0);
         for_each_row(&cshape, &ops, elements, |start, rows, columns| {
             let r = rows[0];
             let dst = &mut block[start + columns.start - first..][..columns.len()];
+            written += dst.len();
             if r.lo == 0 && r.hi == n && r.stride == 1 {
-                dst.copy_from_slice(&data[r.base as usize + columns.start..][..dst.len()]);
+                dst.write_copy_of_slice(&data[r.base as usize + columns.start..][..dst.len()]);
             } else {
                 for (d, j) in dst.iter_mut().zip(columns) {
-                    *d = read(data, &r, j);
+                    d.write(read(data, &r, j));
                 }
             }
         });
-    });
-    out
+        written
+    })
 }
 
 /// Sum or max over one axis of a view.
@@ -148,10 +144,9 @@ impl Operator for StridedReduce {
         let len = shape[self.axis];
         let post: usize = shape[self.axis + 1..].iter().product();
         let init = if self.max { f32::NEG_INFINITY } else { 0.0 };
-        let mut out = vec![init; pre * post];
         // Each output row `i` (the `post` elements after index `i` of the leading axes) is its
         // own sum, so rows split over the threads sum as they would alone.
-        split_out(threads(), src.len(), &mut out, post, &|rows, block| {
+        let out = filled_out(threads(), src.len(), pre * post, post, init, &|rows, block| {
             for (i, dst) in rows.zip(block.chunks_exact_mut(post)) {
                 let input = &src[i * len * post..(i + 1) * len * post];
                 if post == 1 {

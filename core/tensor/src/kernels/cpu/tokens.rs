@@ -16,7 +16,7 @@ use luminal::op::{self, InputTensor, Operator};
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
-use super::pool::split_out;
+use super::pool::filled_out;
 use super::views::vec_of;
 use crate::contraction::{Operand, data_inputs, product};
 use crate::kernels::threads;
@@ -133,10 +133,10 @@ impl Cut {
 impl Operator for GatherRows {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let (indices, table) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
-        let mut out = vec![0.0f32; self.rows * self.width];
         let cut = Cut::of(self.out, self.rows, self.width);
         let work = self.rows * self.per_row * self.width;
-        split_out(threads(), work, &mut out, cut.unit, &|units, block| {
+        let len = self.rows * self.width;
+        let out = filled_out(threads(), work, len, cut.unit, 0.0, &|units, block| {
             let (rows, columns) = cut.rows_and_columns(units, self.rows, self.width);
             cut.fill(block, columns.len(), |buffer| {
                 for (r, row) in rows.zip(buffer.chunks_exact_mut(columns.len())) {
@@ -159,12 +159,12 @@ impl Operator for GatherRows {
 impl Operator for ScatterAddRows {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let (indices, src) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
-        let mut out = vec![0.0f32; self.vocab * self.width];
         let cut = Cut::of(self.out, self.vocab, self.width);
         let work = self.rows * self.per_row * self.width;
+        let len = self.vocab * self.width;
         // Each block scans every example, in order, and adds those of its own rows (or columns)
         // of the table's gradient: every element sums its terms in order of examples, as alone.
-        split_out(threads(), work, &mut out, cut.unit, &|units, block| {
+        let out = filled_out(threads(), work, len, cut.unit, 0.0, &|units, block| {
             let (rows, columns) = cut.rows_and_columns(units, self.vocab, self.width);
             cut.fill(block, columns.len(), |buffer| {
                 for (r, tokens) in indices.chunks_exact(self.per_row).enumerate().take(self.rows) {

@@ -70,6 +70,9 @@ pub struct BenchReport {
     pub flops_per_step: f64,
     /// Threads of the matrix kernels.
     pub threads: String,
+    /// Timed steps that ran on one thread because timing found that faster here
+    /// (`ticketlab_tensor::kernels::ThreadTuner`); 0 with fixed threads.
+    pub single_thread_steps: u64,
     /// Training loss after the timed steps (a sanity check that work was done).
     pub final_loss: f64,
     /// Where the loss was computed (`f32` in the graph, `f64` on the host).
@@ -83,6 +86,8 @@ pub struct BenchReport {
 pub struct StepProfile {
     /// Profiled steps (after warm-up).
     pub steps: usize,
+    /// Profiled steps that ran on one thread, found faster here (as [`BenchReport`]'s).
+    pub single_thread_steps: u64,
     /// Median milliseconds per profiled step, timers included.
     pub ms_per_step_median: f64,
     /// Mean milliseconds per profiled step, timers included: what the parts add up to.
@@ -235,28 +240,41 @@ pub fn setup(registry: &Registry, model: BenchModel) -> Result<BenchSetup> {
     Ok(BenchSetup { data, arch, loss, optimizer, flops_per_step: flops, workload })
 }
 
-/// Times `steps` training steps of `model` after `warmup` untimed ones, with the runtime's
+/// How [`train_step`] times a model's steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps before them.
+    pub warmup: usize,
+    /// Where the loss is computed.
+    pub precision: LossPrecision,
+    /// Split every step over the runtime's threads, never one thread instead.
+    pub fixed_threads: bool,
+    /// Also run a [`StepProfile`].
+    pub profile: bool,
+}
+
+/// Times `timing.steps` training steps of `model` after the warm-up, with the runtime's
 /// device and kernel threads.
 ///
-/// With `profile`, a second session of the same model, compiled with timed kernels, then runs
-/// as many steps again for [`StepProfile`]: the timers stay out of the first measurement.
+/// With `timing.profile`, a second session of the same model, compiled with timed kernels,
+/// then runs as many steps again for [`StepProfile`]: the timers stay out of the first
+/// measurement.
 pub fn train_step(
     registry: &Registry,
     model: BenchModel,
-    steps: usize,
-    warmup: usize,
-    precision: LossPrecision,
+    timing: Timing,
     runtime: &Runtime,
-    profile: bool,
 ) -> Result<BenchReport> {
     kernels::with_threads(runtime.threads, || {
         let s = setup(registry, model)?;
-        let run = || timed_steps(&s, steps, warmup, precision, runtime.device);
-        let (times, loss) = run()?;
-        let profile = if profile {
+        let run = || timed_steps(&s, timing, runtime.device);
+        let (times, loss, single_thread_steps) = run()?;
+        let profile = if timing.profile {
             let (profiled, parts) = profile::record(run);
-            let (times, _) = profiled?;
-            Some(step_profile(&times, parts, runtime.threads))
+            let (times, _, single) = profiled?;
+            Some(step_profile(&times, single, parts, runtime.threads))
         } else {
             None
         };
@@ -264,15 +282,16 @@ pub fn train_step(
         Ok(BenchReport {
             model,
             workload: s.workload.clone(),
-            steps,
+            steps: timing.steps,
             ms_per_step_median: median,
             ms_per_step_mean: mean(&times),
             ms_per_step_min: times.iter().copied().fold(f64::NAN, f64::min),
             gflops: s.flops_per_step / (median * 1e6),
             flops_per_step: s.flops_per_step,
             threads: kernels::threads().to_string(),
+            single_thread_steps,
             final_loss: loss,
-            loss_precision: precision,
+            loss_precision: timing.precision,
             profile,
         })
     })
@@ -281,21 +300,20 @@ pub fn train_step(
 /// Trains `steps` steps after `warmup` untimed ones from the model's seed-0 initialisation:
 /// each step's milliseconds and the last loss. While a profile records, the warm-up is
 /// dropped from it.
-fn timed_steps(
-    s: &BenchSetup,
-    steps: usize,
-    warmup: usize,
-    precision: LossPrecision,
-    device: Device,
-) -> Result<(Vec<f64>, f64)> {
+fn timed_steps(s: &BenchSetup, timing: Timing, device: Device) -> Result<(Vec<f64>, f64, u64)> {
+    let Timing { steps, warmup, precision, fixed_threads, .. } = timing;
     let params = init_params(s.arch.as_ref(), 0);
     let n = s.data.train.len();
     let spec = StepSpec { loss: s.loss, precision, optimizer: s.optimizer, batch_size: n, device };
     let mut session = TrainingSession::new(s.arch.as_ref(), params, None, &spec, &s.data.train)?;
     session.set_batch(&s.data.train)?;
+    if fixed_threads {
+        session.fix_threads();
+    }
     for _ in 0..warmup {
         session.step()?;
     }
+    let single_before = session.single_thread_steps();
     profile::restart();
     let mut times = Vec::with_capacity(steps);
     let mut loss = f64::NAN;
@@ -304,7 +322,7 @@ fn timed_steps(
         loss = session.step()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok((times, loss))
+    Ok((times, loss, session.single_thread_steps() - single_before))
 }
 
 fn mean(times: &[f64]) -> f64 {
@@ -318,7 +336,7 @@ fn median(times: &[f64]) -> f64 {
 }
 
 /// `profile`'s tallies per step, largest first, with the machine's peak at `threads`.
-fn step_profile(times: &[f64], profile: Profile, threads: usize) -> StepProfile {
+fn step_profile(times: &[f64], single: u64, profile: Profile, threads: usize) -> StepProfile {
     let steps = times.len() as f64;
     let per_step = |part: Part, name: String, t: Tally| PartPerStep {
         part,
@@ -334,6 +352,7 @@ fn step_profile(times: &[f64], profile: Profile, threads: usize) -> StepProfile 
     };
     StepProfile {
         steps: times.len(),
+        single_thread_steps: single,
         ms_per_step_median: median(times),
         ms_per_step_mean: mean(times),
         parts: largest_first(

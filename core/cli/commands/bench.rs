@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::bench::{BenchModel, PartPerStep, StepProfile};
+use crate::bench::{BenchModel, PartPerStep, StepProfile, Timing};
 use ticketlab_api::runtime::Runtime;
 use ticketlab_tensor::LossPrecision;
 
@@ -22,9 +22,14 @@ pub struct Args {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
-    /// Threads of the matrix kernels.
+    /// Threads of the matrix kernels. As in training, a step runs on one thread instead where
+    /// timing both ways finds that faster on this machine (see `--fixed-threads`).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Split every step's kernels over `--threads`, never one thread instead: to time the
+    /// split itself.
+    #[arg(long)]
+    pub fixed_threads: bool,
     /// Compute the loss on the host in f64 (as `loss_precision: f64` in a trainer does).
     #[arg(long)]
     pub f64_loss: bool,
@@ -56,16 +61,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let model = BenchModel::parse(&args.model).ok_or_else(|| {
         Failure::input(format!("unknown --model `{}`: use mlp, transformer or mnist", args.model))
     })?;
-    let r = crate::bench::train_step(
-        &registry,
-        model,
-        args.steps,
-        args.warmup,
+    let timing = Timing {
+        steps: args.steps,
+        warmup: args.warmup,
         precision,
-        &runtime,
-        args.profile,
-    )
-    .map_err(Failure::failed)?;
+        fixed_threads: args.fixed_threads,
+        profile: args.profile,
+    };
+    let r =
+        crate::bench::train_step(&registry, model, timing, &runtime).map_err(Failure::failed)?;
     if args.json {
         let text = serde_json::to_string_pretty(&r).map_err(Failure::failed)?;
         return print(&format!("{text}\n"));
@@ -78,6 +82,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let _ = writeln!(out, "  ms/step min      {:.3}", r.ms_per_step_min);
     let _ = writeln!(out, "  GFLOP/s          {:.2}", r.gflops);
     let _ = writeln!(out, "  threads          {}", r.threads);
+    let _ = writeln!(out, "  on one thread    {} of {} steps", r.single_thread_steps, r.steps);
     let _ = writeln!(out, "  final loss       {:.5}", r.final_loss);
     let _ = writeln!(out, "  loss precision   {:?}", r.loss_precision);
     let _ = writeln!(out, "  flush denormals  {}", args.flush_denormals);
@@ -101,6 +106,12 @@ fn write_profile(out: &mut String, p: &StepProfile) {
         p.peak.copy_bytes >> 20,
         n = p.peak.sgemm_n,
     );
+    if p.single_thread_steps > 0 {
+        let _ = writeln!(out, "  {} of the steps ran on one thread", p.single_thread_steps);
+    }
+    if let Some(ns) = p.peak.handoff_round_trip_ns {
+        let _ = writeln!(out, "  a value from one kernel thread to another and back: {ns:.0} ns");
+    }
     write_rows(out, "part", &p.parts, p.peak.sgemm_gflops);
     let _ =
         writeln!(out, "\nkernels, the {} slowest of {}:", p.kernels.len().min(12), p.kernels.len());

@@ -233,6 +233,10 @@ pub struct Peak {
     pub copy_gb_per_s: f64,
     /// The copy's size in bytes.
     pub copy_bytes: usize,
+    /// How long two threads take to hand a value to each other and back (a cache line's round
+    /// trip between their cores), ns; `None` with one kernel thread. Every split kernel whose
+    /// output the other thread reads pays for such trips.
+    pub handoff_round_trip_ns: Option<f64>,
 }
 
 #[cfg(test)]

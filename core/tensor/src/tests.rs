@@ -778,6 +778,45 @@ fn the_optimizer_split_over_threads_changes_no_bit() {
     }
 }
 
+/// A session on several kernel threads may run steps on one thread instead where that is
+/// faster ([`kernels::ThreadTuner`]): its first trial runs steps both ways, and every step gives
+/// the bits it gets on one thread, as does a session whose threads are fixed.
+#[test]
+fn steps_tuned_between_one_thread_and_several_change_no_bit() {
+    // Hidden activations of 20,000 x 4 elements: the elementwise kernels split.
+    let split = tiny_split(20_000, 77);
+    let spec = StepSpec::paper(20_000);
+    let train = |threads: usize, fixed: bool| {
+        kernels::with_threads(threads, || {
+            let params = init_params(&Tiny, 78);
+            let mut s = TrainingSession::new(&Tiny, params, None, &spec, &split).unwrap();
+            if fixed {
+                s.fix_threads();
+            }
+            s.set_batch(&split).unwrap();
+            for _ in 0..30 {
+                s.step().unwrap();
+            }
+            let bits: Vec<u32> = s
+                .params()
+                .unwrap()
+                .values()
+                .flat_map(|t| t.data.iter().map(|x| x.to_bits()))
+                .collect();
+            (bits, s.single_thread_steps())
+        })
+    };
+    let (one, _) = train(1, true);
+    let splits = kernels::cpu::splits_on_this_thread();
+    let (fixed, none) = train(2, true);
+    assert!(kernels::cpu::splits_on_this_thread() > splits, "the kernels split");
+    let (tuned, single) = train(2, false);
+    assert_eq!(none, 0, "fixed threads never run a step on one");
+    assert!(single >= 8, "the trial ran steps on one thread: {single}");
+    assert!(fixed == one, "split steps");
+    assert!(tuned == one, "tuned steps");
+}
+
 #[test]
 fn masked_weights_stay_exactly_zero_for_100_steps() {
     let params = init_params(&Tiny, 40);

@@ -18,6 +18,7 @@ pub mod cpu;
 #[cfg(any(feature = "cuda", test))]
 mod cuda;
 mod timed;
+mod tuner;
 
 use luminal::compiler_utils::{Compiler, ToIdsMut};
 use luminal::graph::{Graph, NodeIndex};
@@ -28,6 +29,7 @@ pub use arms::{ArmPass, PerArm, armed_inputs, per_arm_kernel};
 pub use cpu::{TokenLeaves, TokenPass};
 #[cfg(any(feature = "cuda", test))]
 pub use cuda::CanonicalProducts;
+pub use tuner::ThreadTuner;
 
 thread_local! {
     /// This thread's kernel thread count ([`with_threads`]); 0 when none was set.

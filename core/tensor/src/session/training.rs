@@ -2,6 +2,7 @@
 //! network or several arms of the same shapes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use luminal::graph::NodeIndex;
 
@@ -14,6 +15,7 @@ use super::loss::{
     EvalResult, LossKind, LossPrecision, dense_targets, host_loss, objective_node, score_outputs,
 };
 use crate::autograd;
+use crate::kernels::{self, ThreadTuner};
 use crate::optim::{OptimizerConfig, OptimizerState};
 use crate::profile::{self, Part};
 use ticketlab_api::data::Split;
@@ -105,6 +107,9 @@ pub struct TrainingSession<'a> {
     eval_graphs: HashMap<(usize, bool), EvalGraph>,
     /// The current batch, kept for the extra forward pass of an f64 loss.
     batch: Option<Split>,
+    /// Whether each step splits its kernels over the kernel threads or runs on one; `None`
+    /// when every step uses all of them ([`TrainingSession::fix_threads`]).
+    tuner: Option<ThreadTuner>,
 }
 
 impl<'a> TrainingSession<'a> {
@@ -197,6 +202,7 @@ impl<'a> TrainingSession<'a> {
                 grad_nodes: ids[1..].to_vec(),
                 eval_graphs: HashMap::new(),
                 batch: None,
+                tuner: Some(ThreadTuner::new()),
             })
         })
     }
@@ -243,7 +249,35 @@ impl<'a> TrainingSession<'a> {
     /// One optimizer step of every arm on the current batch; returns each arm's batch loss
     /// before the update. An arm whose loss is not finite has diverged; the others are not
     /// affected by it, so the caller decides what to do with it.
+    ///
+    /// The step's kernels split over the kernel threads ([`kernels::threads`]) or, where timing
+    /// both says that one thread is faster here, run on one ([`ThreadTuner`]): the same bits
+    /// either way.
     pub fn step_arms(&mut self) -> Result<Vec<f64>> {
+        let available = kernels::threads();
+        let Some(tuner) = &self.tuner else { return self.step_on_threads() };
+        let threads = tuner.threads(available);
+        let started = Instant::now();
+        let losses = kernels::with_threads(threads, || self.step_on_threads());
+        if let Some(tuner) = &mut self.tuner {
+            tuner.record(available, threads, started.elapsed());
+        }
+        losses
+    }
+
+    /// Every step from now on splits its kernels over all the kernel threads, as a benchmark
+    /// of the split itself needs (the same bits as tuned steps).
+    pub fn fix_threads(&mut self) {
+        self.tuner = None;
+    }
+
+    /// How many steps so far ran on one thread while more were available ([`ThreadTuner`]).
+    pub fn single_thread_steps(&self) -> u64 {
+        self.tuner.as_ref().map_or(0, ThreadTuner::single_steps)
+    }
+
+    /// [`Self::step_arms`] on the current kernel threads.
+    fn step_on_threads(&mut self) -> Result<Vec<f64>> {
         catch_panic("training step", || {
             let (losses, grads) = self.loss_and_gradients()?;
             let _optimizer = profile::Span::new(Part::Optimizer);
@@ -364,8 +398,10 @@ impl<'a> TrainingSession<'a> {
 
     /// Each arm's loss and accuracy on a split with its current weights.
     pub fn evaluate_arms(&mut self, split: &Split) -> Result<Vec<EvalResult>> {
+        let threads =
+            self.tuner.as_ref().map_or(kernels::threads(), |t| t.chosen(kernels::threads()));
         catch_panic("evaluation", || {
-            let (outputs, width) = self.outputs(split)?;
+            let (outputs, width) = kernels::with_threads(threads, || self.outputs(split))?;
             outputs.iter().map(|out| score_outputs(out, width, &split.y, self.spec.loss)).collect()
         })
     }

@@ -118,8 +118,8 @@ pub(super) fn describe(kernel: &dyn Operator) -> (Part, String) {
 }
 
 /// Measures this machine's [`Peak`] with `threads` kernel threads: the best of four runs of a
-/// `1024 x 1024` by `1024 x 1024` product through the engine's dense product kernel, and of a
-/// 256 MiB memory copy.
+/// `1024 x 1024` by `1024 x 1024` product through the engine's dense product kernel, of a
+/// 256 MiB memory copy, and (with more than one thread) of 10,000 hand-offs between two threads.
 pub fn machine_peak(threads: usize) -> Peak {
     const N: usize = 1024;
     const COPY_FLOATS: usize = 1 << 26;
@@ -144,7 +144,49 @@ pub fn machine_peak(threads: usize) -> Peak {
         sgemm_n: N,
         copy_gb_per_s: 2.0 * copy_bytes as f64 / copy / 1e9,
         copy_bytes,
+        handoff_round_trip_ns: (threads > 1).then(handoff_round_trip_ns),
     }
+}
+
+/// The fewest nanoseconds, in four runs of 10,000, that a value takes from this thread to
+/// another and back, each side spinning on one atomic counter (yielding its core now and then,
+/// in case the other side waits for it).
+fn handoff_round_trip_ns() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const TRIPS: u64 = 10_000;
+    let counter = AtomicU64::new(0);
+    // Waits until the counter holds `value`.
+    let wait = |value: u64| {
+        let mut spins = 0u32;
+        while counter.load(Ordering::Acquire) != value {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(1 << 12) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    };
+    let mut best = f64::MAX;
+    for run in 0..4 {
+        let first = run * 2 * TRIPS;
+        counter.store(first, Ordering::Release);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for trip in 0..TRIPS {
+                    wait(first + 2 * trip + 1);
+                    counter.store(first + 2 * trip + 2, Ordering::Release);
+                }
+            });
+            let start = Instant::now();
+            for trip in 0..TRIPS {
+                counter.store(first + 2 * trip + 1, Ordering::Release);
+                wait(first + 2 * trip + 2);
+            }
+            best = best.min(start.elapsed().as_secs_f64() * 1e9 / TRIPS as f64);
+        });
+    }
+    best
 }
 
 /// The fewest seconds `work` took in four runs.

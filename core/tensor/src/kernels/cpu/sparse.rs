@@ -17,6 +17,8 @@
 // threads write their own rows of one output.
 #![allow(unsafe_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::gemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided};
 
 /// An operand with at most this fraction of non-zeros is multiplied by its non-zeros. Measured
@@ -95,9 +97,9 @@ pub(super) fn product(
 ) -> Option<f64> {
     BUFFERS.with_borrow_mut(|buffers| {
         let t = g.transposed();
-        let (g, dense) = if buffers.compress(a, g.a, g.m, g.k) {
+        let (g, dense) = if buffers.compress(threads, a, g.a, g.m, g.k) {
             (g, b)
-        } else if buffers.compress(b, t.a, t.m, t.k) {
+        } else if buffers.compress(threads, b, t.a, t.m, t.k) {
             (&t, a)
         } else {
             return None;
@@ -254,7 +256,14 @@ impl Buffers {
     /// Leaves the non-zeros of the `rows x cols` matrix `view` of `buffer` by rows in
     /// `self.seen[0]`; `false` when it is not mostly zeros. An operand equal to one seen before,
     /// element for element, is not scanned again: full-batch data is compressed once a run.
-    fn compress(&mut self, buffer: &[f32], view: Strided, rows: usize, cols: usize) -> bool {
+    fn compress(
+        &mut self,
+        threads: usize,
+        buffer: &[f32],
+        view: Strided,
+        rows: usize,
+        cols: usize,
+    ) -> bool {
         // Its shape and elements, when it is small enough to remember.
         let known = (view.rows >= 0 && view.cols >= 0)
             .then(|| view.at(0, 0)..view.at(rows - 1, cols - 1) + 1)
@@ -262,9 +271,9 @@ impl Buffers {
             .map(|span| ((rows, cols, view.rows, view.cols), &buffer[span]));
         let (shape, elements) = (known.map(|(shape, _)| shape), known.map(|(_, e)| e));
         if let Some(found) = known.and_then(|(shape, elements)| {
-            self.seen
-                .iter()
-                .position(|seen| seen.shape == Some(shape) && same_bits(&seen.elements, elements))
+            self.seen.iter().position(|seen| {
+                seen.shape == Some(shape) && same_bits(threads, &seen.elements, elements)
+            })
         }) {
             self.seen[found].hits = self.seen[found].hits.saturating_add(1);
             self.seen[..=found].rotate_right(1);
@@ -331,8 +340,28 @@ impl Buffers {
     }
 }
 
-/// Whether `a` and `b` hold the same bits.
-fn same_bits(a: &[f32], b: &[f32]) -> bool {
+/// Elements from which [`same_bits`] compares on every thread: a copy of MNIST's digits
+/// (784 K elements, compared at every product) is read at twice one core's rate.
+const PARALLEL_COMPARE: usize = 1 << 18;
+
+/// Whether `a` and `b` hold the same bits, compared in blocks on up to `threads` threads.
+fn same_bits(threads: usize, a: &[f32], b: &[f32]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let parts = if a.len() >= PARALLEL_COMPARE { threads.max(1) } else { 1 };
+    let same = AtomicBool::new(true);
+    super::pool::split(threads, parts, &|p| {
+        let range = p * a.len() / parts..(p + 1) * a.len() / parts;
+        if !same_bits_on_thread(&a[range.clone()], &b[range]) {
+            same.store(false, Ordering::Relaxed);
+        }
+    });
+    same.into_inner()
+}
+
+/// [`same_bits`] of two slices of one length on this thread.
+fn same_bits_on_thread(a: &[f32], b: &[f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked above.
@@ -455,12 +484,20 @@ impl Block<'_> {
     #[target_feature(enable = "avx512f")]
     fn add<const V: usize>(self, mask: impl Fn(usize) -> u16) {
         use std::arch::x86_64::{
-            _mm512_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps,
-            _mm512_set1_ps, _mm512_setzero_ps,
+            _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps,
+            _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
         };
+        const AHEAD: usize = 8;
         let masks: [u16; V] = std::array::from_fn(&mask);
         let mut acc = [_mm512_setzero_ps(); V];
-        for (&j, &v) in self.at.iter().zip(self.values) {
+        for (e, (&j, &v)) in self.at.iter().zip(self.values).enumerate() {
+            if let Some(&ahead) = self.at.get(e + AHEAD) {
+                let row = self.rows_b.row(ahead as usize)[self.col..].as_ptr();
+                for q in 0..V {
+                    // SAFETY: a prefetch reads nothing; the address lies inside row `ahead`.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(row.add(16 * q).cast()) };
+                }
+            }
             let row_b = &self.rows_b.row(j as usize)[self.col..];
             let v = _mm512_set1_ps(v);
             for (q, acc) in acc.iter_mut().enumerate() {
@@ -657,8 +694,23 @@ mod tests {
         let last = sparse_matrix(m, k, 0.15, 100 + 2 * SEEN as u64 - 1);
         BUFFERS.with_borrow(|buffers| {
             assert_eq!(buffers.seen.len(), SEEN);
-            assert!(same_bits(&buffers.seen[0].elements, &last));
-            assert!(buffers.seen.iter().any(|seen| same_bits(&seen.elements, &a)));
+            assert!(same_bits(1, &buffers.seen[0].elements, &last));
+            assert!(buffers.seen.iter().any(|seen| same_bits(2, &seen.elements, &a)));
         });
+    }
+
+    /// A comparison split over the threads finds one changed bit in any of their blocks.
+    #[test]
+    fn a_changed_bit_is_found_on_every_thread_count() {
+        let a = sparse_matrix(1, 2 * PARALLEL_COMPARE + 3, 0.2, 11);
+        for threads in 1..=3 {
+            assert!(same_bits(threads, &a, &a.clone()));
+            assert!(!same_bits(threads, &a, &a[1..]));
+            for at in [0, a.len() / 3, a.len() / 2 + 1, a.len() - 1] {
+                let mut b = a.clone();
+                b[at] = f32::from_bits(b[at].to_bits() ^ 1);
+                assert!(!same_bits(threads, &a, &b), "element {at} at {threads} threads");
+            }
+        }
     }
 }

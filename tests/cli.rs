@@ -842,6 +842,30 @@ fn bench_profile_accounts_for_the_step() {
     assert!((kernels - kernel_parts).abs() < 1e-6, "{kernels} vs {kernel_parts}");
     assert!(profile["peak"]["sgemm_gflops"].as_f64().unwrap() > 0.0, "{profile}");
     assert!(profile["peak"]["copy_gb_per_s"].as_f64().unwrap() > 0.0, "{profile}");
+    assert!(profile["peak"]["handoff_round_trip_ns"].is_null(), "one thread: {profile}");
+    assert_eq!(report["single_thread_steps"].as_u64(), Some(0), "one thread: {report}");
+}
+
+/// `bench` at two threads: the timed steps include the tuner's first trial, half of whose steps
+/// run on one thread, unless `--fixed-threads` splits every step; `--profile` times the round
+/// trip between the two kernel threads.
+#[test]
+fn bench_reports_the_steps_on_one_thread_and_the_round_trip() {
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--steps", "30", "--warmup", "1", "--threads", "2", "--json"];
+        args.extend_from_slice(extra);
+        let out = ticketlab(&args, &root());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let tuned = bench(&["--profile"]);
+    let single = tuned["single_thread_steps"].as_u64().unwrap();
+    assert!((8..=30).contains(&single), "{tuned}");
+    let round_trip = tuned["profile"]["peak"]["handoff_round_trip_ns"].as_f64().unwrap();
+    assert!(round_trip > 0.0 && round_trip < 1e6, "{round_trip} ns");
+    let fixed = bench(&["--fixed-threads"]);
+    assert_eq!(fixed["single_thread_steps"].as_u64(), Some(0), "{fixed}");
+    assert_eq!(fixed["final_loss"], tuned["final_loss"], "the same bits either way");
 }
 
 #[test]

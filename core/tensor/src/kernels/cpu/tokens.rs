@@ -133,6 +133,19 @@ impl Cut {
 impl Operator for GatherRows {
     fn process(&mut self, inp: Vec<(InputTensor, ShapeTracker)>) -> Vec<Tensor> {
         let (indices, table) = (vec_of(&inp[0].0), vec_of(&inp[1].0));
+        // A table whose rows are strided (the transformer's `d_model x vocab` embedding, read
+        // by columns) is read many times over: copied once into contiguous rows, each lookup
+        // adds a contiguous row. The same values in the same order, so the same bits.
+        let contiguous;
+        let (table, strides) = if self.table.cols != 1 && self.rows * self.per_row > self.vocab {
+            contiguous = (0..self.vocab)
+                .flat_map(|t| (0..self.width).map(move |j| (t, j)))
+                .map(|(t, j)| table[t * self.table.rows + j * self.table.cols])
+                .collect::<Vec<f32>>();
+            (&contiguous[..], Strides { rows: self.width, cols: 1 })
+        } else {
+            (table, self.table)
+        };
         let cut = Cut::of(self.out, self.rows, self.width);
         let work = self.rows * self.per_row * self.width;
         let len = self.rows * self.width;
@@ -141,13 +154,8 @@ impl Operator for GatherRows {
             cut.fill(block, columns.len(), |buffer| {
                 for (r, row) in rows.zip(buffer.chunks_exact_mut(columns.len())) {
                     for &t in &indices[r * self.per_row..][..self.per_row] {
-                        let first = token(t, self.vocab) * self.table.rows;
-                        add_strided(
-                            row,
-                            table,
-                            first + columns.start * self.table.cols,
-                            self.table.cols,
-                        );
+                        let first = token(t, self.vocab) * strides.rows;
+                        add_strided(row, table, first + columns.start * strides.cols, strides.cols);
                     }
                 }
             });

@@ -100,11 +100,6 @@ impl ThreadTuner {
         }
     }
 
-    /// Whether steps outside trials now run on one thread.
-    pub fn single(&self) -> bool {
-        self.single
-    }
-
     /// The kernel threads for work between steps (evaluations), given the `available` ones:
     /// the current choice.
     pub fn chosen(&self, available: usize) -> usize {
@@ -155,13 +150,13 @@ mod tests {
         let trial = &threads[WARMUP as usize..(WARMUP + TRIAL) as usize];
         assert_eq!(trial.iter().filter(|&&t| t == 1).count(), TRIAL as usize / 2, "{trial:?}");
         assert!(threads[(WARMUP + TRIAL) as usize..].iter().all(|&t| t == 1));
-        assert!(tuner.single());
+        assert!(tuner.single);
 
         for (split, single) in [(800, 1100), (1000, 980)] {
             let mut tuner = ThreadTuner::new();
             let threads = run(&mut tuner, WARMUP + TRIAL + 100, 2, split, single);
             assert!(threads[(WARMUP + TRIAL) as usize..].iter().all(|&t| t == 2));
-            assert!(!tuner.single());
+            assert!(!tuner.single);
         }
     }
 
@@ -171,9 +166,9 @@ mod tests {
     fn each_period_tries_again() {
         let mut tuner = ThreadTuner::new();
         run(&mut tuner, WARMUP + TRIAL, 2, 1400, 1100);
-        assert!(tuner.single());
+        assert!(tuner.single);
         let threads = run(&mut tuner, PERIOD, 2, 700, 1100);
-        assert!(!tuner.single(), "the second trial chose the split");
+        assert!(!tuner.single, "the second trial chose the split");
         assert!(threads[..(PERIOD - TRIAL) as usize].iter().all(|&t| t == 1));
         assert!(threads[(PERIOD - TRIAL) as usize..].contains(&2));
     }
@@ -184,7 +179,7 @@ mod tests {
         let mut tuner = ThreadTuner::new();
         let threads = run(&mut tuner, WARMUP + 3 * TRIAL, 1, 1400, 1100);
         assert!(threads.iter().all(|&t| t == 1));
-        assert!(!tuner.single());
+        assert!(!tuner.single);
         assert!(tuner.split_times.is_empty() && tuner.single_times.is_empty());
     }
 }

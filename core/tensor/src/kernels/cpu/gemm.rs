@@ -49,6 +49,28 @@ impl Strided {
     }
 }
 
+/// The `rows x cols` matrix `view` of `buffer` copied row-major into `out`, in tiles so that a
+/// transposed view is read a cache line at a time.
+pub(super) fn copy_rows(
+    buffer: &[f32],
+    view: Strided,
+    rows: usize,
+    cols: usize,
+    out: &mut Vec<f32>,
+) {
+    const TILE: usize = 32;
+    out.resize(rows * cols, 0.0);
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(cols) {
+                for i in i0..(i0 + TILE).min(rows) {
+                    out[i * cols + j] = buffer[view.at(i, j)];
+                }
+            }
+        }
+    }
+}
+
 /// One `C[m, n] = A[m, k] B[k, n]` of a contraction (one batch entry).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Gemm {

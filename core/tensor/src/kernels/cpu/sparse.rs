@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::gemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided};
+use super::gemm::{Gemm, PARALLEL_PRODUCT, SharedOut, Strided, copy_rows};
 
 /// An operand with at most this fraction of non-zeros is multiplied by its non-zeros. Measured
 /// on the MNIST MLP (tests/bench/BENCHMARKS.md): its digits, 19% non-zero, run faster this way
@@ -340,20 +340,18 @@ impl Buffers {
     }
 }
 
-/// Elements from which [`same_bits`] compares on every thread: a copy of MNIST's digits
-/// (784 K elements, compared at every product) is read at twice one core's rate.
-const PARALLEL_COMPARE: usize = 1 << 18;
-
-/// Whether `a` and `b` hold the same bits, compared in blocks on up to `threads` threads.
+/// Whether `a` and `b` hold the same bits, compared in blocks on the kernel threads when they
+/// are large (a copy of MNIST's digits, 784 K elements, is compared at every product), as the
+/// other kernels split their work ([`super::pool::parts`]).
 fn same_bits(threads: usize, a: &[f32], b: &[f32]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let parts = if a.len() >= PARALLEL_COMPARE { threads.max(1) } else { 1 };
+    let chunk = a.len().div_ceil(super::pool::parts(threads, 2 * a.len(), a.len())).max(1);
+    let pieces: Vec<_> = a.chunks(chunk).zip(b.chunks(chunk)).collect();
     let same = AtomicBool::new(true);
-    super::pool::split(threads, parts, &|p| {
-        let range = p * a.len() / parts..(p + 1) * a.len() / parts;
-        if !same_bits_on_thread(&a[range.clone()], &b[range]) {
+    super::pool::split_pieces(threads, pieces, &|(a, b)| {
+        if !same_bits_on_thread(a, b) {
             same.store(false, Ordering::Relaxed);
         }
     });
@@ -395,22 +393,6 @@ struct Rows<'a> {
 impl Rows<'_> {
     fn row(&self, j: usize) -> &[f32] {
         &self.data[j * self.width..][..self.width]
-    }
-}
-
-/// The `rows x cols` matrix `view` of `buffer` copied row-major into `out`, in tiles so that a
-/// transposed view is read a cache line at a time.
-fn copy_rows(buffer: &[f32], view: Strided, rows: usize, cols: usize, out: &mut Vec<f32>) {
-    const TILE: usize = 32;
-    out.resize(rows * cols, 0.0);
-    for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..cols).step_by(TILE) {
-            for j in j0..(j0 + TILE).min(cols) {
-                for i in i0..(i0 + TILE).min(rows) {
-                    out[i * cols + j] = buffer[view.at(i, j)];
-                }
-            }
-        }
     }
 }
 
@@ -702,9 +684,12 @@ mod tests {
     /// A comparison split over the threads finds one changed bit in any of their blocks.
     #[test]
     fn a_changed_bit_is_found_on_every_thread_count() {
-        let a = sparse_matrix(1, 2 * PARALLEL_COMPARE + 3, 0.2, 11);
+        let a = sparse_matrix(1, 100_003, 0.2, 11);
         for threads in 1..=3 {
+            let splits = crate::kernels::cpu::splits_on_this_thread();
             assert!(same_bits(threads, &a, &a.clone()));
+            let split = crate::kernels::cpu::splits_on_this_thread() > splits;
+            assert_eq!(split, threads > 1, "split at {threads} threads");
             assert!(!same_bits(threads, &a, &a[1..]));
             for at in [0, a.len() / 3, a.len() / 2 + 1, a.len() - 1] {
                 let mut b = a.clone();

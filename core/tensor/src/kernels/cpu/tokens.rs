@@ -16,6 +16,7 @@ use luminal::op::{self, InputTensor, Operator};
 use luminal::shape::ShapeTracker;
 use luminal::tensor::Tensor;
 
+use super::gemm::{Strided, copy_rows};
 use super::pool::filled_out;
 use super::views::vec_of;
 use crate::contraction::{Operand, data_inputs, product};
@@ -136,12 +137,14 @@ impl Operator for GatherRows {
         // A table whose rows are strided (the transformer's `d_model x vocab` embedding, read
         // by columns) is read many times over: copied once into contiguous rows, each lookup
         // adds a contiguous row. The same values in the same order, so the same bits.
-        let contiguous;
+        let mut contiguous = Vec::new();
         let (table, strides) = if self.table.cols != 1 && self.rows * self.per_row > self.vocab {
-            contiguous = (0..self.vocab)
-                .flat_map(|t| (0..self.width).map(move |j| (t, j)))
-                .map(|(t, j)| table[t * self.table.rows + j * self.table.cols])
-                .collect::<Vec<f32>>();
+            let view = Strided {
+                offset: 0,
+                rows: self.table.rows as isize,
+                cols: self.table.cols as isize,
+            };
+            copy_rows(table, view, self.vocab, self.width, &mut contiguous);
             (&contiguous[..], Strides { rows: self.width, cols: 1 })
         } else {
             (table, self.table)
